@@ -1,0 +1,254 @@
+//! The job description: a RON file read into typed values with defaults.
+//!
+//! Only the three paths are required; every other field has a default
+//! documented here and in `config/default.ron`. Unknown fields are an error
+//! that names the field, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::io::PlyEncoding;
+
+/// Which points are projected.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub enum Particles {
+    /// Particles read from a point file (PLY or text).
+    File(PathBuf),
+    /// The cloud's own points: MLS smoothing of the cloud.
+    Cloud,
+}
+
+/// How the neighbourhood of a centre and the support radius `h` are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub enum Support {
+    /// All cloud points within `h` of the centre.
+    Radius(f64),
+    /// The `k` nearest cloud points; `h` is the distance to the k-th one
+    /// times `nearest_scale`.
+    Nearest(usize),
+    /// At most the `k` nearest inside `radius`; `h = radius`.
+    RadiusNearest { radius: f64, k: usize },
+}
+
+/// The weight kernel θ(r), r = distance / h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Weight {
+    /// `exp(-d² / s)` with `s = (gaussian_width · h)²`, cut at `h`: what
+    /// PCL's MovingLeastSquares computes. Jumps where a point enters the
+    /// support (weight `exp(-1/gaussian_width²)` at r = 1).
+    Gaussian,
+    /// `(1 − r²)⁴`: Wendland-like, smooth and narrow (averages few points).
+    Wendland,
+    /// `(1 − r²)²`: the biweight, smooth, wider than Wendland.
+    Biweight,
+    /// `(1 − r⁴)²`: smooth at r = 1 and flat near the centre, so that it
+    /// averages about as many points as PCL's Gaussian. The default.
+    #[default]
+    Plateau,
+}
+
+/// Where the surface point is taken on the local fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Projection {
+    /// Straight along the fit's frame normal (PCL's SIMPLE).
+    #[default]
+    Simple,
+    /// The closest point of the fitted patch (PCL's ORTHOGONAL).
+    Orthogonal,
+}
+
+/// How PCA normals, which have no sign, are oriented.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Default)]
+pub enum Orientation {
+    /// By the cloud's normals when it has them, else away from the cloud's
+    /// centroid.
+    #[default]
+    Auto,
+    /// Away from the cloud's centroid (closed, roughly convex objects).
+    AwayFromCentroid,
+    /// Toward a viewpoint, e.g. the scanner position.
+    Viewpoint(f64, f64, f64),
+}
+
+/// Output PLY body encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Encoding {
+    #[default]
+    Binary,
+    Ascii,
+}
+
+impl From<Encoding> for PlyEncoding {
+    fn from(encoding: Encoding) -> Self {
+        match encoding {
+            Encoding::Binary => PlyEncoding::BinaryLittleEndian,
+            Encoding::Ascii => PlyEncoding::Ascii,
+        }
+    }
+}
+
+fn default_support() -> Support {
+    Support::Nearest(64)
+}
+fn default_degree() -> u8 {
+    2
+}
+fn default_iterations() -> u32 {
+    1
+}
+fn default_tolerance() -> f64 {
+    1e-4
+}
+fn default_one() -> f64 {
+    1.0
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A whole job. Paths are relative to the config file's folder.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The scanned cloud that defines the surface.
+    pub cloud: PathBuf,
+    /// The points to project.
+    pub particles: Particles,
+    /// The output PLY (never one of the inputs).
+    pub output: PathBuf,
+    /// Neighbourhood rule. Default `Nearest(64)`.
+    #[serde(default = "default_support")]
+    pub support: Support,
+    /// Weight kernel. Default `Plateau`.
+    #[serde(default)]
+    pub weight: Weight,
+    /// Width of the Gaussian relative to `h`: `s = (gaussian_width·h)²`.
+    /// Default 1 (PCL's default `s = h²`).
+    #[serde(default = "default_one")]
+    pub gaussian_width: f64,
+    /// For `Nearest(k)`: `h` = distance to the k-th neighbour × this.
+    /// Default 1.
+    #[serde(default = "default_one")]
+    pub nearest_scale: f64,
+    /// Polynomial degree of the local fit: 0 plane, 1 linear, 2 quadratic.
+    #[serde(default = "default_degree")]
+    pub degree: u8,
+    /// Simple or orthogonal projection onto the fit. Default `Simple`.
+    #[serde(default)]
+    pub projection: Projection,
+    /// Maximum projection steps; with more than one, a step shorter than
+    /// `tolerance · h` ends the iteration. Default 1 (as PCL).
+    #[serde(default = "default_iterations")]
+    pub iterations: u32,
+    /// Convergence tolerance, as a fraction of `h`. Default 1e-4.
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    /// Normal orientation rule. Default `Auto`.
+    #[serde(default)]
+    pub orientation: Orientation,
+    /// Average the cloud's colours onto particles that have none of their
+    /// own. Default true.
+    #[serde(default = "default_true")]
+    pub colours: bool,
+    /// Output body encoding. Default `Binary` (little-endian).
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// Worker threads; 0 uses every core. Default 0.
+    #[serde(default)]
+    pub threads: usize,
+}
+
+impl Config {
+    /// Reads and validates a config file; relative paths inside it are
+    /// resolved against the file's folder.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut config = Config::parse(&text).map_err(|message| Error::Config {
+            path: path.to_owned(),
+            message,
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.resolve_paths(base);
+        config.validate().map_err(|message| Error::Config {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses RON text (paths left as written).
+    pub fn parse(text: &str) -> std::result::Result<Config, String> {
+        ron::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.cloud);
+        join(&mut self.output);
+        if let Particles::File(p) = &mut self.particles {
+            join(p);
+        }
+    }
+
+    /// Checks values that the types alone cannot: positive radii, degree
+    /// range, an output that is not an input.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} must be a positive number, got {v}"))
+            }
+        };
+        match self.support {
+            Support::Radius(radius) => positive("support radius", radius)?,
+            Support::Nearest(k) if k < 3 => {
+                return Err(format!("support: Nearest({k}) needs k ≥ 3"));
+            }
+            Support::Nearest(_) => {}
+            Support::RadiusNearest { radius, k } => {
+                positive("support radius", radius)?;
+                if k < 3 {
+                    return Err(format!("support: RadiusNearest k = {k} needs k ≥ 3"));
+                }
+            }
+        }
+        positive("gaussian_width", self.gaussian_width)?;
+        positive("nearest_scale", self.nearest_scale)?;
+        positive("tolerance", self.tolerance)?;
+        if self.degree > 2 {
+            return Err(format!("degree must be 0, 1 or 2, got {}", self.degree));
+        }
+        if self.iterations == 0 {
+            return Err("iterations must be at least 1".into());
+        }
+        let mut inputs = vec![&self.cloud];
+        if let Particles::File(p) = &self.particles {
+            inputs.push(p);
+        }
+        for input in inputs {
+            if same_file(input, &self.output) {
+                return Err(format!(
+                    "output {} is an input: refusing to overwrite it",
+                    self.output.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// True when two paths name the same file (also through `..` or links,
+/// when the file exists).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}

@@ -1,0 +1,77 @@
+//! Typed errors of the library. Every variant names the file (and, where it
+//! applies, the line or element) so that a user can find what was wrong.
+
+use std::path::PathBuf;
+
+/// Where in a file a read failed: a text line or a PLY element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The whole file (e.g. it is empty or truncated as a whole).
+    File,
+    /// A 1-based line of a text file or of a PLY header / ascii body.
+    Line(usize),
+    /// A 0-based element of a PLY body, e.g. `vertex 1234`.
+    Element { element: String, index: usize },
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File => Ok(()),
+            Location::Line(line) => write!(f, ": line {line}"),
+            Location::Element { element, index } => write!(f, ": {element} {index}"),
+        }
+    }
+}
+
+/// Everything that can go wrong in mlsproj's library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The operating system refused to open, read, write or rename a file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A point file is malformed (bad header, truncated body, bad number, …).
+    #[error("{}{location}: {message}", path.display())]
+    Format {
+        path: PathBuf,
+        location: Location,
+        message: String,
+    },
+    /// The configuration is malformed or inconsistent.
+    #[error("{}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+    /// A request that cannot be carried out, independent of any one file
+    /// (e.g. a batched system whose offsets do not match its arrays).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result alias of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A format error at `location` of `path`.
+    pub fn format(
+        path: impl Into<PathBuf>,
+        location: Location,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Format {
+            path: path.into(),
+            location,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The local fit of one neighbourhood: the weighted PCA frame, then the
+//! weighted quadratic height field over it, accumulated one neighbour at a
+//! time into the normal equations (21 + 6 sums), never forming the (N, 6)
+//! matrix of the seed question.
+
+use nalgebra::{Matrix3, SymmetricEigen, Vector3};
+
+/// Number of monomials `φ = (1, u, v, u², uv, v²)` of a degree-2 fit.
+pub const MONOMIALS: usize = 6;
+/// Packed size of the symmetric 6×6 normal matrix (upper triangle).
+const PACKED: usize = MONOMIALS * (MONOMIALS + 1) / 2;
+
+/// Number of unknowns of a fit of `degree` (0 plane, 1 linear, 2 quadratic).
+pub const fn unknowns(degree: u8) -> usize {
+    match degree {
+        0 => 0,
+        1 => 3,
+        _ => MONOMIALS,
+    }
+}
+
+/// Highest degree that `count` neighbours determine: 6 for a quadric, 3 for
+/// a linear function; fewer give the plane alone.
+pub fn supported_degree(count: usize) -> u8 {
+    match count {
+        c if c >= MONOMIALS => 2,
+        c if c >= 3 => 1,
+        _ => 0,
+    }
+}
+
+/// Weighted first and second moments of a neighbourhood, relative to the
+/// query centre (small numbers, whatever the cloud's origin).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Moments {
+    weight_sum: f64,
+    first: Vector3<f64>,
+    second: Matrix3<f64>,
+}
+
+impl Moments {
+    /// Adds one neighbour at `offset` from the centre with weight `w`.
+    #[inline]
+    pub fn add(&mut self, offset: &Vector3<f64>, w: f64) {
+        self.weight_sum += w;
+        self.first += w * offset;
+        // Only the upper triangle; `frame` mirrors it.
+        let wo = w * offset;
+        self.second[(0, 0)] += wo.x * offset.x;
+        self.second[(0, 1)] += wo.x * offset.y;
+        self.second[(0, 2)] += wo.x * offset.z;
+        self.second[(1, 1)] += wo.y * offset.y;
+        self.second[(1, 2)] += wo.y * offset.z;
+        self.second[(2, 2)] += wo.z * offset.z;
+    }
+
+    /// Sum of the weights.
+    pub fn weight_sum(&self) -> f64 {
+        self.weight_sum
+    }
+
+    /// The weighted centroid and an orthonormal frame whose third axis is
+    /// the eigenvector of the smallest eigenvalue of the weighted
+    /// covariance. `None` when the weights sum to zero. The normal's sign is
+    /// arbitrary here; the caller orients it.
+    pub fn frame(&self) -> Option<Frame> {
+        if self.weight_sum <= 0.0 || !self.weight_sum.is_finite() {
+            return None;
+        }
+        let centroid = self.first / self.weight_sum;
+        let mut covariance = self.second / self.weight_sum - centroid * centroid.transpose();
+        covariance.fill_lower_triangle_with_upper_triangle();
+        let eigen = SymmetricEigen::new(covariance);
+        let mut order = [0usize, 1, 2];
+        order.sort_by(|&a, &b| eigen.eigenvalues[a].total_cmp(&eigen.eigenvalues[b]));
+        let normal = eigen.eigenvectors.column(order[0]).into_owned();
+        let e1 = eigen.eigenvectors.column(order[2]).into_owned();
+        let e2 = normal.cross(&e1);
+        let spread = [
+            eigen.eigenvalues[order[0]].max(0.0),
+            eigen.eigenvalues[order[1]].max(0.0),
+            eigen.eigenvalues[order[2]].max(0.0),
+        ];
+        Some(Frame {
+            centroid,
+            e1,
+            e2,
+            normal,
+            spread,
+        })
+    }
+}
+
+/// A local frame: origin at the weighted centroid, `e1, e2` spanning the
+/// tangent plane, `normal` the least-variance direction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Frame {
+    /// Weighted centroid, relative to the query centre.
+    pub centroid: Vector3<f64>,
+    /// First tangent axis (largest variance).
+    pub e1: Vector3<f64>,
+    /// Second tangent axis, `normal × e1`.
+    pub e2: Vector3<f64>,
+    /// Unit normal of the PCA plane.
+    pub normal: Vector3<f64>,
+    /// Covariance eigenvalues, ascending: normal, e2, e1 directions.
+    pub spread: [f64; 3],
+}
+
+impl Frame {
+    /// Flips the normal (and `e2`, to stay right-handed).
+    pub fn flip(&mut self) {
+        self.normal = -self.normal;
+        self.e2 = -self.e2;
+    }
+
+    /// True when the neighbourhood is (nearly) a line: the tangent plane is
+    /// then undetermined and no fit can be trusted.
+    pub fn is_collinear(&self) -> bool {
+        self.spread[1] <= 1e-8 * self.spread[2]
+    }
+
+    /// Local coordinates `(e1·d, e2·d, n·d)` of an offset `d` from the centroid.
+    #[inline]
+    pub fn local(&self, from_centroid: &Vector3<f64>) -> Vector3<f64> {
+        Vector3::new(
+            self.e1.dot(from_centroid),
+            self.e2.dot(from_centroid),
+            self.normal.dot(from_centroid),
+        )
+    }
+}
+
+/// The weighted least-squares system of the height field
+/// `g(u, v) = a0 + a1 u + a2 v + a3 u² + a4 uv + a5 v²`, as its normal
+/// equations `M a = r`: `M = Σ w φ φᵀ` (packed upper triangle, 21 sums),
+/// `r = Σ w f φ` (6 sums), plus `Σ w f²` for the residual.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NormalEquations {
+    matrix: [f64; PACKED],
+    rhs: [f64; MONOMIALS],
+    weight_sum: f64,
+    height_squares: f64,
+}
+
+/// Index of `(row, col)`, `row ≤ col`, in the packed upper triangle.
+const fn packed(row: usize, col: usize) -> usize {
+    row * MONOMIALS - row * (row + 1) / 2 + col
+}
+
+impl NormalEquations {
+    /// Adds one sample: scaled tangent coordinates `(u, v)`, height `f`,
+    /// weight `w`.
+    #[inline]
+    pub fn add(&mut self, u: f64, v: f64, f: f64, w: f64) {
+        let phi = [1.0, u, v, u * u, u * v, v * v];
+        self.add_row(&phi, f, w);
+    }
+
+    /// Adds one row `φ` of the design matrix with target `f` and weight `w`.
+    #[inline]
+    pub fn add_row(&mut self, phi: &[f64; MONOMIALS], f: f64, w: f64) {
+        let mut k = 0;
+        for row in 0..MONOMIALS {
+            let wp = w * phi[row];
+            for col in &phi[row..] {
+                self.matrix[k] += wp * col;
+                k += 1;
+            }
+            self.rhs[row] += wp * f;
+        }
+        self.weight_sum += w;
+        self.height_squares += w * f * f;
+    }
+
+    /// Solves the leading `unknowns(degree)` equations by a packed LDLᵀ
+    /// (Cholesky without square roots). Returns the coefficients (zero
+    /// beyond the degree) and the weighted RMS residual, or `None` when a
+    /// pivot falls below `1e-10 · Σw`: the neighbourhood does not determine
+    /// that degree (collinear points, a scan line), so the caller lowers it.
+    pub fn solve(&self, degree: u8) -> Option<([f64; MONOMIALS], f64)> {
+        let n = unknowns(degree);
+        let mut coefficients = [0.0; MONOMIALS];
+        if self.weight_sum <= 0.0 {
+            return None;
+        }
+        if n > 0 {
+            let threshold = 1e-10 * self.weight_sum;
+            // L (unit lower, stored row-major in a full 6×6) and D.
+            let mut lower = [[0.0f64; MONOMIALS]; MONOMIALS];
+            let mut diagonal = [0.0f64; MONOMIALS];
+            for j in 0..n {
+                let mut d = self.matrix[packed(j, j)];
+                for k in 0..j {
+                    d -= lower[j][k] * lower[j][k] * diagonal[k];
+                }
+                // Also refuses NaN pivots.
+                if d.is_nan() || d <= threshold {
+                    return None;
+                }
+                diagonal[j] = d;
+                for i in j + 1..n {
+                    let mut s = self.matrix[packed(j, i)];
+                    for k in 0..j {
+                        s -= lower[i][k] * lower[j][k] * diagonal[k];
+                    }
+                    lower[i][j] = s / d;
+                }
+            }
+            // Forward, diagonal, backward substitution.
+            let mut y = [0.0f64; MONOMIALS];
+            for i in 0..n {
+                let mut s = self.rhs[i];
+                for k in 0..i {
+                    s -= lower[i][k] * y[k];
+                }
+                y[i] = s;
+            }
+            for i in 0..n {
+                y[i] /= diagonal[i];
+            }
+            for i in (0..n).rev() {
+                let mut s = y[i];
+                for k in i + 1..n {
+                    s -= lower[k][i] * coefficients[k];
+                }
+                coefficients[i] = s;
+            }
+        }
+        // At the optimum Σw(g − f)² = Σwf² − aᵀr.
+        let explained: f64 = (0..n).map(|i| coefficients[i] * self.rhs[i]).sum();
+        let residual = ((self.height_squares - explained).max(0.0) / self.weight_sum).sqrt();
+        Some((coefficients, residual))
+    }
+}
+
+/// The fitted height field over a frame, in unscaled tangent coordinates:
+/// `G(U, V) = g(U/h, V/h)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeightField {
+    /// Coefficients of `g` over scaled coordinates.
+    pub coefficients: [f64; MONOMIALS],
+    /// The support radius the coordinates were scaled by.
+    pub support_radius: f64,
+}
+
+/// `G` and its first and second derivatives at one point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Jet {
+    pub height: f64,
+    pub du: f64,
+    pub dv: f64,
+    pub duu: f64,
+    pub duv: f64,
+    pub dvv: f64,
+}
+
+impl HeightField {
+    /// `G` and its derivatives at `(U, V)`.
+    #[inline]
+    pub fn jet(&self, u_unscaled: f64, v_unscaled: f64) -> Jet {
+        let [a0, a1, a2, a3, a4, a5] = self.coefficients;
+        let inv_h = 1.0 / self.support_radius;
+        let (u, v) = (u_unscaled * inv_h, v_unscaled * inv_h);
+        Jet {
+            height: a0 + a1 * u + a2 * v + a3 * u * u + a4 * u * v + a5 * v * v,
+            du: (a1 + 2.0 * a3 * u + a4 * v) * inv_h,
+            dv: (a2 + a4 * u + 2.0 * a5 * v) * inv_h,
+            duu: 2.0 * a3 * inv_h * inv_h,
+            duv: a4 * inv_h * inv_h,
+            dvv: 2.0 * a5 * inv_h * inv_h,
+        }
+    }
+}
+
+impl Jet {
+    /// Unit normal of the graph in frame coordinates `(−G_U, −G_V, 1)/W`.
+    pub fn normal(&self) -> Vector3<f64> {
+        Vector3::new(-self.du, -self.dv, 1.0).normalize()
+    }
+
+    /// Mean and Gaussian curvature of the graph, signed relative to
+    /// [`Jet::normal`] (a sphere with outward normals has H = −1/R).
+    pub fn curvatures(&self) -> (f64, f64) {
+        let w2 = 1.0 + self.du * self.du + self.dv * self.dv;
+        let w = w2.sqrt();
+        let gaussian = (self.duu * self.dvv - self.duv * self.duv) / (w2 * w2);
+        let mean = ((1.0 + self.dv * self.dv) * self.duu - 2.0 * self.du * self.dv * self.duv
+            + (1.0 + self.du * self.du) * self.dvv)
+            / (2.0 * w2 * w);
+        (mean, gaussian)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quadratic_is_reproduced_exactly() {
+        let a = [0.1, -0.2, 0.3, 0.5, -0.7, 0.25];
+        let mut eq = NormalEquations::default();
+        for i in 0..7 {
+            for j in 0..7 {
+                let (u, v) = (i as f64 / 3.0 - 1.0, j as f64 / 3.0 - 1.0);
+                let f = a[0] + a[1] * u + a[2] * v + a[3] * u * u + a[4] * u * v + a[5] * v * v;
+                eq.add(u, v, f, 1.0 + 0.1 * i as f64);
+            }
+        }
+        let (solved, residual) = eq.solve(2).unwrap();
+        for (s, t) in solved.iter().zip(a) {
+            assert!((s - t).abs() < 1e-12, "{solved:?}");
+        }
+        assert!(residual < 1e-6);
+    }
+
+    #[test]
+    fn collinear_samples_are_refused_above_degree_zero() {
+        let mut eq = NormalEquations::default();
+        for i in 0..20 {
+            eq.add(i as f64 / 10.0 - 1.0, 0.0, 0.1, 1.0);
+        }
+        assert!(eq.solve(2).is_none());
+        assert!(eq.solve(1).is_none());
+        assert!(eq.solve(0).is_some());
+    }
+
+    #[test]
+    fn curvature_of_a_paraboloid_apex() {
+        // z = (U² + V²) / (2R) has H = 1/R, K = 1/R² at the apex, normal up.
+        let r = 2.0;
+        let h = 0.5;
+        let field = HeightField {
+            coefficients: [0.0, 0.0, 0.0, h * h / (2.0 * r), 0.0, h * h / (2.0 * r)],
+            support_radius: h,
+        };
+        let (mean, gaussian) = field.jet(0.0, 0.0).curvatures();
+        assert!((mean - 1.0 / r).abs() < 1e-12);
+        assert!((gaussian - 1.0 / (r * r)).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,99 @@
+//! Reading and writing point files: PLY (ascii, binary little- and
+//! big-endian) and text clouds (`.xyz`, `.pts`, `.txt`, `.csv`).
+//!
+//! PLY headers are parsed and written with ply-rs-bw; bodies are decoded and
+//! encoded here, a property at a time over large blocks, because per-element
+//! property maps are far too slow for clouds of many millions of points.
+//! Outputs are written atomically (see [`write_ply`]).
+
+mod atomic;
+mod ply_read;
+mod ply_write;
+mod scalar;
+mod xyz;
+
+pub use ply_read::PlyVertexReader;
+pub use ply_write::{PlyVertexWriter, write_ply};
+
+use crate::cloud::PointCloud;
+use crate::error::{Error, Location, Result};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+/// Bytes of body encoded or decoded at once: large enough to make the
+/// per-property dispatch negligible, small enough to stay in cache.
+const BLOCK_BYTES: usize = 1 << 21;
+
+/// PLY body encodings for output: binary for size and speed, ascii for
+/// inspection and for tools that read nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlyEncoding {
+    /// `binary_little_endian`, the native order of nearly all machines.
+    #[default]
+    BinaryLittleEndian,
+    /// `ascii`, values as text; floats written in their shortest exact form.
+    Ascii,
+}
+
+/// Reads a point file, choosing the reader by content so that a PLY file is
+/// recognised whatever its name.
+///
+/// A file starting with the line `ply` is read as PLY (see
+/// [`PlyVertexReader`]). Otherwise the extensions `.xyz`, `.pts`, `.txt` and
+/// `.csv` (any case) are text clouds; anything else is an error.
+///
+/// # Text clouds
+///
+/// One point per line, values separated by whitespace, commas or both.
+/// Blank lines and lines starting with `#` or `//` are ignored. Lines before
+/// the first point that are not all numbers (column names such as `X Y Z`)
+/// or that are a single non-negative integer (the point count of `.pts`)
+/// are skipped; after the first point, every line must have the same number
+/// of values, all numbers (`nan` and `inf` are kept). Positions are kept as
+/// `f64` ([`crate::Precision::Double`]). The columns are read by their count:
+///
+/// | count | columns |
+/// |-------|---------|
+/// | 3 | `x y z` |
+/// | 4 | `x y z intensity` |
+/// | 6 | `x y z red green blue` if columns 4–6 are all integers in 0..=255 (and not all unit axis vectors such as `0 0 1`, which are normals); else `x y z nx ny nz` |
+/// | 7 | `x y z intensity red green blue` (the PTS convention) |
+/// | 9 | `x y z red green blue nx ny nz` if columns 4–6 are colours by the rule for 6; else `x y z nx ny nz red green blue` |
+/// | other ≥ 3 | `x y z`, then `f64` attributes `field_3`, `field_4`, … (0-based column numbers) |
+/// | < 3 | error |
+///
+/// Intensity becomes an `f32` attribute `intensity`, normals `f32`. Colour
+/// columns of the 7- and 9-column layouts that are not integers in 0..=255
+/// are scaled by 255 when all lie in 0..=1, else kept as `f64` attributes
+/// `red green blue`.
+pub fn read_points(path: &Path) -> Result<PointCloud> {
+    let mut start = Vec::with_capacity(4);
+    File::open(path)
+        .and_then(|file| file.take(4).read_to_end(&mut start))
+        .map_err(|error| Error::io(path, error))?;
+    if start.is_empty() {
+        return Err(Error::format(path, Location::File, "empty file"));
+    }
+    if start.starts_with(b"ply\n") || start.starts_with(b"ply\r") {
+        let mut reader = PlyVertexReader::open(path)?;
+        return reader.read_chunk(reader.len());
+    }
+    let extension = path
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("xyz" | "pts" | "txt" | "csv") => xyz::read_text(path),
+        Some("ply") => Err(Error::format(
+            path,
+            Location::Line(1),
+            "not a PLY file: the first line is not 'ply'",
+        )),
+        _ => Err(Error::format(
+            path,
+            Location::File,
+            "unsupported format: expected a PLY file or a text cloud (.xyz, .pts, .txt, .csv)",
+        )),
+    }
+}

@@ -1,0 +1,340 @@
+//! Writing PLY files with one `vertex` element, streamed chunk by chunk and
+//! committed atomically, so that huge results need not be held in memory and
+//! an interrupted run never leaves a plausible-looking partial file.
+
+use super::atomic::AtomicFile;
+use super::scalar::{ply_type, put_fields, size_of_kind};
+use super::{BLOCK_BYTES, PlyEncoding};
+use crate::cloud::{Attribute, ScalarKind};
+use crate::error::{Error, Result};
+use crate::with_column;
+use ply_rs_bw::ply::{DefaultElement, ElementDef, Encoding, Header, PropertyDef, PropertyType};
+use ply_rs_bw::writer::Writer;
+use std::io::Write;
+use std::path::Path;
+
+/// True for names the PLY header grammar reads back as one property name.
+fn is_property_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Streams a PLY file with a single `vertex` element: the header (with the
+/// final count) is written at creation, then rows chunk by chunk.
+///
+/// The file is written beside its target and renamed over it by
+/// [`PlyVertexWriter::finish`] only when exactly the declared number of
+/// vertices was written; dropping the writer earlier leaves no file.
+#[derive(Debug)]
+pub struct PlyVertexWriter {
+    file: AtomicFile,
+    schema: Vec<(String, ScalarKind)>,
+    /// Byte offset of each property in a binary record.
+    offsets: Vec<usize>,
+    /// Bytes of a binary record.
+    stride: usize,
+    encoding: PlyEncoding,
+    count: usize,
+    written: usize,
+    /// Reused buffer of encoded rows.
+    buffer: Vec<u8>,
+    /// True after a failed write: the file's content is then unknown.
+    broken: bool,
+}
+
+impl PlyVertexWriter {
+    /// Starts writing `count` vertices with the properties of `schema` (in
+    /// order) to `path`. Fails when a name cannot appear in a PLY header
+    /// or appears twice, when a comment has a line break, or when the
+    /// output folder does not exist.
+    pub fn create(
+        path: &Path,
+        schema: &[(String, ScalarKind)],
+        count: usize,
+        encoding: PlyEncoding,
+        comments: &[String],
+    ) -> Result<Self> {
+        let invalid = |message: String| Error::Invalid(format!("{}: {message}", path.display()));
+        for (index, (name, _)) in schema.iter().enumerate() {
+            if !is_property_name(name) {
+                return Err(invalid(format!(
+                    "'{name}' is not a valid PLY property name"
+                )));
+            }
+            if schema[..index].iter().any(|(earlier, _)| earlier == name) {
+                return Err(invalid(format!("property '{name}' is given twice")));
+            }
+        }
+        if let Some(comment) = comments.iter().find(|c| c.contains(['\n', '\r'])) {
+            return Err(invalid(format!("comment {comment:?} has a line break")));
+        }
+
+        let mut vertex = ElementDef::new("vertex".to_string());
+        vertex.count = count;
+        for (name, kind) in schema {
+            let property = PropertyDef::new(name.clone(), PropertyType::Scalar(ply_type(*kind)));
+            vertex.properties.insert(name.clone(), property);
+        }
+        let mut header = Header::new();
+        header.encoding = match encoding {
+            PlyEncoding::BinaryLittleEndian => Encoding::BinaryLittleEndian,
+            PlyEncoding::Ascii => Encoding::Ascii,
+        };
+        header.comments = comments.to_vec();
+        header.elements.insert(vertex.name.clone(), vertex);
+        let mut bytes = Vec::new();
+        Writer::<DefaultElement>::new()
+            .write_header(&mut bytes, &header)
+            .map_err(|error| Error::io(path, error))?;
+
+        let mut file = AtomicFile::create(path)?;
+        file.write_all(&bytes)?;
+        let mut offsets = Vec::with_capacity(schema.len());
+        let mut stride = 0;
+        for (_, kind) in schema {
+            offsets.push(stride);
+            stride += size_of_kind(*kind);
+        }
+        Ok(PlyVertexWriter {
+            file,
+            schema: schema.to_vec(),
+            offsets,
+            stride,
+            encoding,
+            count,
+            written: 0,
+            buffer: Vec::new(),
+            broken: false,
+        })
+    }
+
+    fn invalid(&self, message: impl std::fmt::Display) -> Error {
+        Error::Invalid(format!("{}: {message}", self.file.path().display()))
+    }
+
+    /// Appends the rows of `columns`, which must follow the schema (same
+    /// names and types, in order) and have equal lengths; more rows than the
+    /// declared count is an error.
+    pub fn write_chunk(&mut self, columns: &[Attribute]) -> Result<()> {
+        if self.broken {
+            return Err(self.invalid("writing stopped at an earlier error"));
+        }
+        let rows = self.check_chunk(columns)?;
+        let result = match self.encoding {
+            PlyEncoding::BinaryLittleEndian => self.write_binary(columns, rows),
+            PlyEncoding::Ascii => self.write_ascii(columns, rows),
+        };
+        self.broken = result.is_err();
+        result?;
+        self.written += rows;
+        Ok(())
+    }
+
+    /// Checks `columns` against the schema and the count; returns the rows.
+    fn check_chunk(&self, columns: &[Attribute]) -> Result<usize> {
+        if columns.len() != self.schema.len() {
+            return Err(self.invalid(format!(
+                "{} columns given for {} properties",
+                columns.len(),
+                self.schema.len()
+            )));
+        }
+        for (column, (name, kind)) in columns.iter().zip(&self.schema) {
+            if column.name != *name || column.values.kind() != *kind {
+                return Err(self.invalid(format!(
+                    "column '{}' ({:?}) given where the schema has '{name}' ({kind:?})",
+                    column.name,
+                    column.values.kind()
+                )));
+            }
+        }
+        let Some(first) = columns.first() else {
+            return Ok(0);
+        };
+        let rows = first.values.len();
+        if let Some(column) = columns.iter().find(|column| column.values.len() != rows) {
+            return Err(self.invalid(format!(
+                "column '{}' has {} values, column '{}' has {rows}",
+                column.name,
+                column.values.len(),
+                first.name
+            )));
+        }
+        if rows > self.count - self.written {
+            return Err(self.invalid(format!(
+                "{} vertices given, the header declares {}",
+                self.written + rows,
+                self.count
+            )));
+        }
+        Ok(rows)
+    }
+
+    /// Encodes the rows block by block, each property at its offset.
+    fn write_binary(&mut self, columns: &[Attribute], rows: usize) -> Result<()> {
+        let block_rows = (BLOCK_BYTES / self.stride.max(1)).max(1);
+        let mut start = 0;
+        while start < rows {
+            let end = rows.min(start + block_rows);
+            // Every byte is overwritten: the properties tile the record.
+            self.buffer.resize((end - start) * self.stride, 0);
+            for (column, &offset) in columns.iter().zip(&self.offsets) {
+                with_column!(&column.values, values => {
+                    put_fields(&mut self.buffer, self.stride, offset, &values[start..end])
+                });
+            }
+            self.file.write_all(&self.buffer)?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Writes the rows as text, values separated by spaces; floats in their
+    /// shortest exact form, so that reading them back gives the same bits.
+    fn write_ascii(&mut self, columns: &[Attribute], rows: usize) -> Result<()> {
+        self.buffer.clear();
+        for row in 0..rows {
+            for (index, column) in columns.iter().enumerate() {
+                if index > 0 {
+                    self.buffer.push(b' ');
+                }
+                with_column!(&column.values, values => write!(self.buffer, "{:?}", values[row]))
+                    .map_err(|error| Error::io(self.file.path(), error))?;
+            }
+            self.buffer.push(b'\n');
+            if self.buffer.len() >= BLOCK_BYTES {
+                self.file.write_all(&self.buffer)?;
+                self.buffer.clear();
+            }
+        }
+        self.file.write_all(&self.buffer)
+    }
+
+    /// Checks that the declared number of vertices was written, then
+    /// replaces the target with the finished file.
+    pub fn finish(self) -> Result<()> {
+        if self.broken {
+            return Err(self.invalid("writing stopped at an earlier error"));
+        }
+        if self.written != self.count {
+            return Err(self.invalid(format!(
+                "{} vertices written, the header declares {}",
+                self.written, self.count
+            )));
+        }
+        self.file.commit()
+    }
+}
+
+/// Writes `columns` as the properties (in order, names as given, types from
+/// the column variants) of a single `vertex` element to `path`, atomically:
+/// on any error, e.g. columns of different lengths, no file is left behind.
+pub fn write_ply(
+    path: &Path,
+    columns: &[Attribute],
+    encoding: PlyEncoding,
+    comments: &[String],
+) -> Result<()> {
+    let schema: Vec<_> = columns
+        .iter()
+        .map(|column| (column.name.clone(), column.values.kind()))
+        .collect();
+    let count = columns.first().map_or(0, |column| column.values.len());
+    let mut writer = PlyVertexWriter::create(path, &schema, count, encoding, comments)?;
+    writer.write_chunk(columns)?;
+    writer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::Column;
+
+    fn column(name: &str, values: Column) -> Attribute {
+        Attribute {
+            name: name.to_string(),
+            values,
+        }
+    }
+
+    #[test]
+    fn property_names_follow_the_header_grammar() {
+        assert!(is_property_name("x"));
+        assert!(is_property_name("_scalar-1"));
+        assert!(!is_property_name(""));
+        assert!(!is_property_name("1x"));
+        assert!(!is_property_name("a b"));
+    }
+
+    #[test]
+    fn binary_rows_are_packed_little_endian() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ply");
+        let columns = [
+            column("x", Column::F32(vec![1.0, 2.0])),
+            column("label", Column::I16(vec![-2, 3])),
+        ];
+        write_ply(&path, &columns, PlyEncoding::BinaryLittleEndian, &[]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let header = "ply\nformat binary_little_endian 1.0\nelement vertex 2\n\
+                      property float x\nproperty short label\nend_header\n";
+        let (head, body) = bytes.split_at(header.len());
+        assert_eq!(head, header.as_bytes());
+        let mut expected = Vec::new();
+        for (x, label) in [(1.0f32, -2i16), (2.0, 3)] {
+            expected.extend(x.to_le_bytes());
+            expected.extend(label.to_le_bytes());
+        }
+        assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn chunks_must_match_schema_and_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ply");
+        let schema = [("x".to_string(), ScalarKind::F64)];
+        let mut writer =
+            PlyVertexWriter::create(&path, &schema, 2, PlyEncoding::Ascii, &[]).unwrap();
+        assert!(
+            writer
+                .write_chunk(&[column("y", Column::F64(vec![1.0]))])
+                .is_err()
+        );
+        assert!(
+            writer
+                .write_chunk(&[column("x", Column::F32(vec![1.0]))])
+                .is_err()
+        );
+        assert!(
+            writer
+                .write_chunk(&[column("x", Column::F64(vec![1.0; 3]))])
+                .is_err()
+        );
+        writer
+            .write_chunk(&[column("x", Column::F64(vec![1.5]))])
+            .unwrap();
+        let err = writer.finish().unwrap_err();
+        assert!(err.to_string().contains("1 vertices written"), "{err}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn bad_names_and_comments_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ply");
+        let twice = [
+            ("x".to_string(), ScalarKind::F32),
+            ("x".to_string(), ScalarKind::F32),
+        ];
+        let create = |schema: &[(String, ScalarKind)], comments: &[String]| {
+            PlyVertexWriter::create(&path, schema, 0, PlyEncoding::Ascii, comments)
+        };
+        assert!(create(&twice, &[]).is_err());
+        assert!(create(&[("a b".to_string(), ScalarKind::U8)], &[]).is_err());
+        assert!(create(&twice[..1], &["two\nlines".to_string()]).is_err());
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,250 @@
+//! Reading text point clouds (`.xyz`, `.pts`, `.txt`, `.csv`): one point per
+//! line. The column rule is documented on [`super::read_points`].
+
+use crate::cloud::{Attribute, Column, PointCloud, Precision};
+use crate::error::{Error, Location, Result};
+use nalgebra::{Point3, Vector3};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+/// The values of a line: separated by whitespace, commas or both.
+fn tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| c == ',' || c.is_ascii_whitespace())
+        .filter(|token| !token.is_empty())
+}
+
+/// Reads a text cloud by the column rule of [`super::read_points`].
+pub(crate) fn read_text(path: &Path) -> Result<PointCloud> {
+    let file = File::open(path).map_err(|error| Error::io(path, error))?;
+    let mut source = BufReader::with_capacity(1 << 16, file);
+    let mut line = Vec::new();
+    let mut number = 0;
+    let mut row = Vec::new();
+    let mut columns: Vec<Vec<f64>> = Vec::new();
+    let mut first_row = 0;
+    loop {
+        line.clear();
+        let read = source
+            .read_until(b'\n', &mut line)
+            .map_err(|error| Error::io(path, error))?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        let at_line = |message: String| Error::format(path, Location::Line(number), message);
+        let text = std::str::from_utf8(line.trim_ascii())
+            .map_err(|_| at_line("the line is not text".to_string()))?;
+        if text.is_empty() || text.starts_with('#') || text.starts_with("//") {
+            continue;
+        }
+        row.clear();
+        let bad = tokens(text).find(|token| match token.parse::<f64>() {
+            Ok(value) => {
+                row.push(value);
+                false
+            }
+            Err(_) => true,
+        });
+        if columns.is_empty() {
+            // Header lines: column names, or a point count as in `.pts`.
+            let is_count = |value: f64| value >= 0.0 && value.fract() == 0.0;
+            match (bad, row.as_slice()) {
+                (Some(_), _) => continue,
+                (None, [count]) if is_count(*count) => continue,
+                (None, values) if values.len() < 3 => {
+                    return Err(at_line(format!(
+                        "{} values; a point needs at least 3 (x y z)",
+                        values.len()
+                    )));
+                }
+                (None, values) => {
+                    columns = vec![Vec::new(); values.len()];
+                    first_row = number;
+                }
+            }
+        }
+        if let Some(token) = bad {
+            return Err(at_line(format!("'{token}' is not a number")));
+        }
+        if row.len() != columns.len() {
+            return Err(at_line(format!(
+                "{} values, but line {first_row} has {}",
+                row.len(),
+                columns.len()
+            )));
+        }
+        for (column, value) in columns.iter_mut().zip(&row) {
+            column.push(*value);
+        }
+    }
+    Ok(cloud_from_columns(columns))
+}
+
+/// Rows of three equally long columns.
+fn triples<'a>([a, b, c]: [&'a [f64]; 3]) -> impl Iterator<Item = [f64; 3]> + 'a {
+    a.iter().zip(b).zip(c).map(|((a, b), c)| [*a, *b, *c])
+}
+
+/// The columns as colours when every value is an integer in 0..=255.
+fn byte_colours(columns: [&[f64]; 3]) -> Option<Vec<[u8; 3]>> {
+    let byte = |value: f64| {
+        (value.fract() == 0.0 && (0.0..=255.0).contains(&value)).then_some(value as u8)
+    };
+    triples(columns)
+        .map(|row| {
+            let [r, g, b] = row.map(byte);
+            Some([r?, g?, b?])
+        })
+        .collect()
+}
+
+/// The columns as colours scaled from 0..1 when every value is in 0..=1 and
+/// some value is not an integer (so 0/1-only columns stay unscaled).
+fn unit_colours(columns: [&[f64]; 3]) -> Option<Vec<[u8; 3]>> {
+    let unit = columns
+        .iter()
+        .all(|column| column.iter().all(|value| (0.0..=1.0).contains(value)));
+    let fractional = columns
+        .iter()
+        .any(|column| column.iter().any(|value| value.fract() != 0.0));
+    (unit && fractional).then(|| {
+        triples(columns)
+            .map(|row| row.map(|value| (value * 255.0).round() as u8))
+            .collect()
+    })
+}
+
+/// Byte colours that are not all unit axis vectors: `0 0 1` rows read as
+/// normals of an axis-aligned surface, since such colours would be black.
+fn colours_not_normals(columns: [&[f64]; 3]) -> Option<Vec<[u8; 3]>> {
+    let axis_aligned = triples(columns).all(|[a, b, c]| a * a + b * b + c * c == 1.0);
+    byte_colours(columns).filter(|_| !axis_aligned)
+}
+
+fn normals(columns: [&[f64]; 3]) -> Vec<Vector3<f32>> {
+    triples(columns)
+        .map(|[a, b, c]| Vector3::new(a as f32, b as f32, c as f32))
+        .collect()
+}
+
+fn intensity(values: &[f64]) -> Attribute {
+    Attribute {
+        name: "intensity".to_string(),
+        values: Column::F32(values.iter().map(|value| *value as f32).collect()),
+    }
+}
+
+/// Sets columns known to be colours: bytes, or 0..1 floats scaled, else
+/// kept as `f64` attributes `red green blue`.
+fn set_colours(cloud: &mut PointCloud, columns: [&[f64]; 3]) {
+    match byte_colours(columns).or_else(|| unit_colours(columns)) {
+        Some(colours) => cloud.colours = Some(colours),
+        None => {
+            for (name, values) in ["red", "green", "blue"].into_iter().zip(columns) {
+                cloud.attributes.push(Attribute {
+                    name: name.to_string(),
+                    values: Column::F64(values.to_vec()),
+                });
+            }
+        }
+    }
+}
+
+/// Maps the columns of a text cloud to a [`PointCloud`] by their count.
+fn cloud_from_columns(columns: Vec<Vec<f64>>) -> PointCloud {
+    let mut cloud = PointCloud {
+        precision: Precision::Double,
+        ..PointCloud::default()
+    };
+    let [x, y, z, rest @ ..] = columns.as_slice() else {
+        return cloud;
+    };
+    cloud.positions = triples([x, y, z]).map(Point3::from).collect();
+    match rest {
+        [] => {}
+        [i] => cloud.attributes.push(intensity(i)),
+        [a, b, c] => match colours_not_normals([a, b, c]) {
+            Some(colours) => cloud.colours = Some(colours),
+            None => cloud.normals = Some(normals([a, b, c])),
+        },
+        [i, r, g, b] => {
+            cloud.attributes.push(intensity(i));
+            set_colours(&mut cloud, [r, g, b]);
+        }
+        [a, b, c, d, e, f] => match colours_not_normals([a, b, c]) {
+            Some(colours) => {
+                cloud.colours = Some(colours);
+                cloud.normals = Some(normals([d, e, f]));
+            }
+            None => {
+                cloud.normals = Some(normals([a, b, c]));
+                set_colours(&mut cloud, [d, e, f]);
+            }
+        },
+        fields => {
+            cloud.attributes = fields
+                .iter()
+                .zip(3..)
+                .map(|(values, index)| Attribute {
+                    name: format!("field_{index}"),
+                    values: Column::F64(values.clone()),
+                })
+                .collect();
+        }
+    }
+    cloud
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cloud(columns: &[&[f64]]) -> PointCloud {
+        cloud_from_columns(columns.iter().map(|c| c.to_vec()).collect())
+    }
+
+    #[test]
+    fn six_columns_are_colours_only_when_bytes_and_not_axis_normals() {
+        let xyz: [&[f64]; 3] = [&[0.0, 1.0], &[0.0, 1.0], &[0.0, 1.0]];
+        let with =
+            |extra: [&[f64]; 3]| cloud(&[xyz[0], xyz[1], xyz[2], extra[0], extra[1], extra[2]]);
+        let coloured = with([&[255.0, 0.0], &[10.0, 0.0], &[0.0, 0.0]]);
+        assert_eq!(coloured.colours, Some(vec![[255, 10, 0], [0, 0, 0]]));
+        assert!(coloured.normals.is_none());
+        let axis = with([&[0.0, 1.0], &[0.0, 0.0], &[1.0, 0.0]]);
+        assert!(axis.colours.is_none());
+        assert_eq!(axis.normals.unwrap()[1], Vector3::new(1.0, 0.0, 0.0));
+        let unit = with([&[0.5, 0.0], &[0.5, 0.6], &[0.7071, 0.8]]);
+        assert!(unit.normals.is_some() && unit.colours.is_none());
+    }
+
+    #[test]
+    fn seven_columns_scale_unit_colours_and_keep_others() {
+        let c = |v: f64| vec![v];
+        let scaled =
+            cloud_from_columns(vec![c(1.0), c(2.0), c(3.0), c(9.0), c(0.5), c(1.0), c(0.0)]);
+        assert_eq!(scaled.colours, Some(vec![[128, 255, 0]]));
+        let odd = cloud_from_columns(vec![
+            c(1.0),
+            c(2.0),
+            c(3.0),
+            c(9.0),
+            c(300.0),
+            c(1.0),
+            c(0.0),
+        ]);
+        assert!(odd.colours.is_none());
+        let names: Vec<_> = odd.attributes.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["intensity", "red", "green", "blue"]);
+    }
+
+    #[test]
+    fn other_counts_become_numbered_fields() {
+        let c = |v: f64| vec![v];
+        let five = cloud_from_columns(vec![c(1.0), c(2.0), c(3.0), c(4.0), c(5.0)]);
+        let names: Vec<_> = five.attributes.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["field_3", "field_4"]);
+        assert_eq!(five.attributes[1].values, Column::F64(vec![5.0]));
+    }
+}

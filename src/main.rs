@@ -1,0 +1,153 @@
+//! The `mlsproj` command: parse the command line, call the library, report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use mlsproj::Status;
+use mlsproj::config::Config;
+use mlsproj::survey::Spread;
+
+/// Project particles onto the Moving Least Squares surface of a point cloud.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the job of a RON config: read, project every particle, write the
+    /// output PLY, and print counts per status and time per stage.
+    Run {
+        /// The job's RON config; paths inside are relative to its folder.
+        config: PathBuf,
+    },
+    /// Validate a config and its inputs and say what would run (counts,
+    /// support, neighbour counts on a sample) without writing anything.
+    Check {
+        /// The job's RON config.
+        config: PathBuf,
+    },
+    /// Describe a point file: point count, bounding box, properties, mean
+    /// nearest-neighbour spacing and support radii for about 30/100/300
+    /// neighbours.
+    Info {
+        /// A PLY or text (.xyz .pts .txt .csv) point file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match try_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mlsproj: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Run { config } => run(&load(&config)?),
+        Command::Check { config } => check(&load(&config)?),
+        Command::Info { file } => info(&file),
+    }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).context("invalid config")
+}
+
+fn run(config: &Config) -> anyhow::Result<()> {
+    let summary = mlsproj::run(config)?;
+    println!(
+        "cloud: {} points{}",
+        summary.cloud_points,
+        skipped_note(summary.skipped_cloud_points)
+    );
+    println!("particles: {}", summary.particles);
+    for status in Status::ALL {
+        println!(
+            "  {:<20} {}",
+            status.name(),
+            summary.status_counts[status.code() as usize]
+        );
+    }
+    println!("normals oriented {}", summary.orientation);
+    let t = summary.timings;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "time: load {:.1} ms, tree {:.1} ms, project {:.1} ms, write {:.1} ms, total {:.1} ms",
+        ms(t.load),
+        ms(t.tree),
+        ms(t.project),
+        ms(t.write),
+        ms(t.load + t.tree + t.project + t.write)
+    );
+    println!("wrote {}", summary.output.display());
+    Ok(())
+}
+
+fn skipped_note(skipped: usize) -> String {
+    if skipped == 0 {
+        String::new()
+    } else {
+        format!(" ({skipped} with non-finite coordinates skipped)")
+    }
+}
+
+fn check(config: &Config) -> anyhow::Result<()> {
+    let report = mlsproj::pipeline::check(config)?;
+    println!("config ok");
+    println!(
+        "cloud: {} ({} points{})",
+        config.cloud.display(),
+        report.cloud_points,
+        skipped_note(report.skipped_cloud_points)
+    );
+    println!(
+        "particles: {} ({} invalid)",
+        report.particles, report.invalid_particles
+    );
+    println!(
+        "support: {:?}, weight {:?}, degree {}, {:?} projection, up to {} step(s)",
+        config.support, config.weight, config.degree, config.projection, config.iterations
+    );
+    if let (Some(counts), Some(radii)) = (report.neighbour_counts, report.support_radii) {
+        let Spread { min, median, max } = counts;
+        println!("neighbours on a sample of particles: min {min}, median {median}, max {max}");
+        let Spread { min, median, max } = radii;
+        println!("support radius h: min {min:.6}, median {median:.6}, max {max:.6}");
+    }
+    println!("normals would be oriented {}", report.orientation);
+    println!("would write {}", config.output.display());
+    Ok(())
+}
+
+fn info(path: &std::path::Path) -> anyhow::Result<()> {
+    let cloud = mlsproj::io::read_points(path)?;
+    let d = mlsproj::survey::describe(&cloud)?;
+    println!("{}: {} points", path.display(), d.points);
+    if d.non_finite > 0 {
+        println!("non-finite points: {}", d.non_finite);
+    }
+    if let Some((lo, hi)) = d.bounding_box {
+        println!(
+            "bounding box: [{}, {}, {}] .. [{}, {}, {}]",
+            lo.x, lo.y, lo.z, hi.x, hi.y, hi.z
+        );
+    }
+    println!("properties: {}", d.attributes.join(", "));
+    if let Some(spacing) = d.mean_spacing {
+        println!("mean nearest-neighbour spacing: {spacing:.6}");
+    }
+    for (k, radius) in d.suggested_radii {
+        println!("support for about {k} neighbours: Radius({radius:.6})");
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! Neighbour search over the cloud: one small type, built once, queried by
+//! radius, by count, or both. The rest of the crate does not know which tree
+//! is behind it.
+//!
+//! Points are stored relative to an `origin` (the centre of the cloud's
+//! bounding box): scanned clouds sit at 10⁵..10⁶ m, and every later step
+//! works with small offsets `p − q`, never with raw coordinates.
+
+use std::num::NonZeroUsize;
+
+use kiddo::{ImmutableKdTree, SquaredEuclidean};
+use nalgebra::{Point3, Vector3};
+
+use crate::config::Support;
+use crate::error::{Error, Result};
+
+/// One neighbour of a query centre.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbour {
+    /// Index into the point slice the search was built from.
+    pub index: u32,
+    /// `p − centre`, in the cloud's units.
+    pub offset: Vector3<f64>,
+    /// `|p − centre|²`.
+    pub distance_squared: f64,
+}
+
+/// A k-d tree over a point set, with positions kept relative to `origin`.
+pub struct NeighbourSearch {
+    tree: ImmutableKdTree<f64, 3>,
+    local: Vec<[f64; 3]>,
+    origin: Point3<f64>,
+}
+
+impl NeighbourSearch {
+    /// Builds the tree. `positions` must be finite (the pipeline drops
+    /// non-finite cloud points before this) and not empty.
+    pub fn new(positions: &[Point3<f64>]) -> Result<Self> {
+        if positions.is_empty() {
+            return Err(Error::Invalid("cannot search an empty cloud".into()));
+        }
+        let (lo, hi) = bounding_box(positions);
+        let origin = nalgebra::center(&lo, &hi);
+        let local: Vec<[f64; 3]> = positions.iter().map(|p| (p - origin).into()).collect();
+        let tree = ImmutableKdTree::new_from_slice(&local)
+            .map_err(|e| Error::Invalid(format!("k-d tree construction failed: {e:?}")))?;
+        Ok(NeighbourSearch {
+            tree,
+            local,
+            origin,
+        })
+    }
+
+    /// The centre of the cloud's bounding box, subtracted from every point.
+    pub fn origin(&self) -> Point3<f64> {
+        self.origin
+    }
+
+    /// Number of points in the tree.
+    pub fn len(&self) -> usize {
+        self.local.len()
+    }
+
+    /// True when the tree holds no point (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.local.is_empty()
+    }
+
+    /// A point of the tree, relative to `origin`.
+    pub fn local_point(&self, index: u32) -> Vector3<f64> {
+        Vector3::from(self.local[index as usize])
+    }
+
+    /// The nearest point to `centre` (relative to `origin`): its index and
+    /// squared distance.
+    pub fn nearest(&self, centre: &Vector3<f64>) -> (u32, f64) {
+        let found = self
+            .tree
+            .query(&(*centre).into())
+            .nearest_one::<SquaredEuclidean<f64>>()
+            .execute();
+        (found.item, found.distance)
+    }
+
+    /// The `k` nearest points to `centre` (relative to `origin`), nearest
+    /// first.
+    pub fn nearest_n(&self, centre: &Vector3<f64>, k: NonZeroUsize) -> Vec<Neighbour> {
+        let query: [f64; 3] = (*centre).into();
+        self.tree
+            .query(&query)
+            .nearest_n::<SquaredEuclidean<f64>>(k)
+            .execute()
+            .into_iter()
+            .map(|found| self.neighbour(centre, found.item, found.distance))
+            .collect()
+    }
+
+    fn neighbour(&self, centre: &Vector3<f64>, index: u32, distance_squared: f64) -> Neighbour {
+        Neighbour {
+            index,
+            offset: self.local_point(index) - centre,
+            distance_squared,
+        }
+    }
+
+    /// Fills `out` with the neighbourhood of `centre` (relative to `origin`)
+    /// under `support`, and returns the support radius `h` to weight it
+    /// with. `nearest_scale` widens `h` for `Support::Nearest`.
+    pub fn gather(
+        &self,
+        centre: &Vector3<f64>,
+        support: Support,
+        nearest_scale: f64,
+        out: &mut Vec<Neighbour>,
+    ) -> f64 {
+        out.clear();
+        let query: [f64; 3] = (*centre).into();
+        let neighbour =
+            |item: u32, distance_squared: f64| self.neighbour(centre, item, distance_squared);
+        match support {
+            Support::Radius(radius) => {
+                self.tree
+                    .query(&query)
+                    .within::<SquaredEuclidean<f64>>(radius * radius)
+                    .unsorted()
+                    .visit(|found| out.push(neighbour(found.item, found.distance)));
+                radius
+            }
+            Support::Nearest(k) => {
+                let Some(k) = NonZeroUsize::new(k) else {
+                    return 0.0;
+                };
+                let mut farthest: f64 = 0.0;
+                for found in self
+                    .tree
+                    .query(&query)
+                    .nearest_n::<SquaredEuclidean<f64>>(k)
+                    .execute()
+                {
+                    farthest = farthest.max(found.distance);
+                    out.push(neighbour(found.item, found.distance));
+                }
+                farthest.sqrt() * nearest_scale
+            }
+            Support::RadiusNearest { radius, k } => {
+                let Some(k) = NonZeroUsize::new(k) else {
+                    return radius;
+                };
+                for found in self
+                    .tree
+                    .query(&query)
+                    .nearest_n::<SquaredEuclidean<f64>>(k)
+                    .within(radius * radius)
+                    .execute()
+                {
+                    out.push(neighbour(found.item, found.distance));
+                }
+                radius
+            }
+        }
+    }
+}
+
+/// Axis-aligned bounding box `(min, max)` of a non-empty point slice.
+pub fn bounding_box(positions: &[Point3<f64>]) -> (Point3<f64>, Point3<f64>) {
+    positions.iter().fold(
+        (
+            Point3::from([f64::INFINITY; 3]),
+            Point3::from([f64::NEG_INFINITY; 3]),
+        ),
+        |(lo, hi), p| (lo.inf(p), hi.sup(p)),
+    )
+}

@@ -1,0 +1,128 @@
+//! A cloud made ready for projection: its finite points in a neighbour
+//! search, with the normals and colours that go with them.
+
+use nalgebra::{Point3, Vector3};
+
+use crate::cloud::PointCloud;
+use crate::config::Orientation;
+use crate::error::Result;
+use crate::neighbours::NeighbourSearch;
+use crate::projection::{Method, NormalSign, Projector};
+
+/// The MLS surface of a cloud, ready to project particles onto.
+pub struct MlsSurface {
+    search: NeighbourSearch,
+    normals: Option<Vec<Vector3<f32>>>,
+    colours: Option<Vec<[u8; 3]>>,
+    centroid: Vector3<f64>,
+    skipped: usize,
+}
+
+impl MlsSurface {
+    /// Builds the search over the cloud's finite points; points with a NaN
+    /// or infinite coordinate are left out and counted in [`Self::skipped`].
+    /// Errors when no finite point remains.
+    pub fn new(cloud: &PointCloud) -> Result<Self> {
+        let finite: Vec<usize> = (0..cloud.len())
+            .filter(|&i| cloud.positions[i].iter().all(|c| c.is_finite()))
+            .collect();
+        let skipped = cloud.len() - finite.len();
+        let (positions, normals, colours) = if skipped == 0 {
+            (
+                cloud.positions.clone(),
+                cloud.normals.clone(),
+                cloud.colours.clone(),
+            )
+        } else {
+            (
+                pick(&cloud.positions, &finite),
+                cloud.normals.as_deref().map(|n| pick(n, &finite)),
+                cloud.colours.as_deref().map(|c| pick(c, &finite)),
+            )
+        };
+        let search = NeighbourSearch::new(&positions)?;
+        let centroid = positions
+            .iter()
+            .fold(Vector3::zeros(), |sum, p| sum + (p - search.origin()))
+            / positions.len() as f64;
+        Ok(MlsSurface {
+            search,
+            normals,
+            colours,
+            centroid,
+            skipped,
+        })
+    }
+
+    /// Cloud points left out for a non-finite coordinate.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// Number of points the surface is made of.
+    pub fn len(&self) -> usize {
+        self.search.len()
+    }
+
+    /// True when the surface has no point (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.search.is_empty()
+    }
+
+    /// True when colours can be averaged onto particles.
+    pub fn has_colours(&self) -> bool {
+        self.colours.is_some()
+    }
+
+    /// The neighbour search (for statistics such as neighbour counts).
+    pub fn search(&self) -> &NeighbourSearch {
+        &self.search
+    }
+
+    /// The cloud's centroid in its own coordinates.
+    pub fn centroid(&self) -> Point3<f64> {
+        self.search.origin() + self.centroid
+    }
+
+    /// How normals will be oriented under `orientation`, in words.
+    pub fn orientation_rule(&self, orientation: Orientation) -> &'static str {
+        match self.sign(orientation) {
+            NormalSign::CloudNormals(_) => "by the cloud's normals",
+            NormalSign::AwayFrom(_) => "away from the cloud's centroid",
+            NormalSign::Toward(_) => "toward the viewpoint",
+        }
+    }
+
+    fn sign(&self, orientation: Orientation) -> NormalSign<'_> {
+        match (orientation, &self.normals) {
+            (Orientation::Auto, Some(normals)) => NormalSign::CloudNormals(normals),
+            (Orientation::Auto | Orientation::AwayFromCentroid, _) => {
+                NormalSign::AwayFrom(self.centroid)
+            }
+            (Orientation::Viewpoint(x, y, z), _) => {
+                NormalSign::Toward(Point3::new(x, y, z) - self.search.origin())
+            }
+        }
+    }
+
+    /// A projector with `method`, orienting normals by `orientation`, and
+    /// averaging colours when `colours` is set and the cloud has them.
+    pub fn projector(
+        &self,
+        method: Method,
+        orientation: Orientation,
+        colours: bool,
+    ) -> Projector<'_> {
+        Projector::new(
+            &self.search,
+            method,
+            self.sign(orientation),
+            self.colours.as_deref().filter(|_| colours),
+        )
+    }
+}
+
+/// The values at `indices`.
+fn pick<T: Copy>(values: &[T], indices: &[usize]) -> Vec<T> {
+    indices.iter().map(|&i| values[i]).collect()
+}

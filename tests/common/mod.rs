@@ -1,0 +1,217 @@
+//! Seeded synthetic surfaces for the tests: points with Gaussian noise
+//! along the true normal, and particles offset from the surface.
+#![allow(dead_code)] // each test binary uses a different part
+
+use mlsproj::PointCloud;
+use nalgebra::{Point3, Vector3};
+
+/// SplitMix64: a small, seeded, reproducible generator (no dependency).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// A surface with a known closest point and normal.
+pub trait Truth {
+    /// A point uniformly distributed over the surface (by area).
+    fn sample(&self, rng: &mut Rng) -> Point3<f64>;
+    /// Unit normal at a surface point.
+    fn normal(&self, on_surface: &Point3<f64>) -> Vector3<f64>;
+    /// Distance from any point to the surface.
+    fn distance(&self, p: &Point3<f64>) -> f64;
+    /// Normal at the surface point closest to `p`.
+    fn normal_near(&self, p: &Point3<f64>) -> Vector3<f64>;
+}
+
+pub struct Plane;
+impl Truth for Plane {
+    fn sample(&self, rng: &mut Rng) -> Point3<f64> {
+        Point3::new(rng.range(-1.0, 1.0), rng.range(-1.0, 1.0), 0.0)
+    }
+    fn normal(&self, _: &Point3<f64>) -> Vector3<f64> {
+        Vector3::z()
+    }
+    fn distance(&self, p: &Point3<f64>) -> f64 {
+        p.z.abs()
+    }
+    fn normal_near(&self, _: &Point3<f64>) -> Vector3<f64> {
+        Vector3::z()
+    }
+}
+
+pub struct Sphere {
+    pub centre: Point3<f64>,
+    pub radius: f64,
+}
+impl Truth for Sphere {
+    fn sample(&self, rng: &mut Rng) -> Point3<f64> {
+        let d = Vector3::new(rng.normal(), rng.normal(), rng.normal()).normalize();
+        self.centre + self.radius * d
+    }
+    fn normal(&self, p: &Point3<f64>) -> Vector3<f64> {
+        (p - self.centre).normalize()
+    }
+    fn distance(&self, p: &Point3<f64>) -> f64 {
+        ((p - self.centre).norm() - self.radius).abs()
+    }
+    fn normal_near(&self, p: &Point3<f64>) -> Vector3<f64> {
+        self.normal(p)
+    }
+}
+
+/// Torus around the z axis.
+pub struct Torus {
+    pub major: f64,
+    pub minor: f64,
+}
+impl Torus {
+    fn tube_centre(&self, p: &Point3<f64>) -> Point3<f64> {
+        let radial = Vector3::new(p.x, p.y, 0.0).normalize();
+        Point3::from(self.major * radial)
+    }
+}
+impl Truth for Torus {
+    fn sample(&self, rng: &mut Rng) -> Point3<f64> {
+        // Area element ∝ (R + r cos v): rejection sampling on v.
+        loop {
+            let u = rng.range(0.0, std::f64::consts::TAU);
+            let v = rng.range(0.0, std::f64::consts::TAU);
+            let density = (self.major + self.minor * v.cos()) / (self.major + self.minor);
+            if rng.uniform() < density {
+                let ring = self.major + self.minor * v.cos();
+                return Point3::new(ring * u.cos(), ring * u.sin(), self.minor * v.sin());
+            }
+        }
+    }
+    fn normal(&self, p: &Point3<f64>) -> Vector3<f64> {
+        (p - self.tube_centre(p)).normalize()
+    }
+    fn distance(&self, p: &Point3<f64>) -> f64 {
+        ((p - self.tube_centre(p)).norm() - self.minor).abs()
+    }
+    fn normal_near(&self, p: &Point3<f64>) -> Vector3<f64> {
+        self.normal(p)
+    }
+}
+
+/// The height field z = c (x² − y²) over [-1, 1]².
+pub struct Saddle {
+    pub c: f64,
+}
+impl Saddle {
+    fn height(&self, x: f64, y: f64) -> f64 {
+        self.c * (x * x - y * y)
+    }
+    /// Closest surface point by Newton iterations on (x, y).
+    fn closest(&self, p: &Point3<f64>) -> Point3<f64> {
+        let (mut x, mut y) = (p.x, p.y);
+        for _ in 0..30 {
+            let z = self.height(x, y);
+            let (fx, fy) = (2.0 * self.c * x, -2.0 * self.c * y);
+            let gap = z - p.z;
+            let gx = (x - p.x) + gap * fx;
+            let gy = (y - p.y) + gap * fy;
+            let hxx = 1.0 + fx * fx + gap * 2.0 * self.c;
+            let hyy = 1.0 + fy * fy - gap * 2.0 * self.c;
+            let hxy = fx * fy;
+            let det = hxx * hyy - hxy * hxy;
+            x -= (hyy * gx - hxy * gy) / det;
+            y -= (hxx * gy - hxy * gx) / det;
+        }
+        Point3::new(x, y, self.height(x, y))
+    }
+}
+impl Truth for Saddle {
+    fn sample(&self, rng: &mut Rng) -> Point3<f64> {
+        // Uniform in (x, y); the density varies by at most √(1 + 4·0.3²·2).
+        let (x, y) = (rng.range(-1.0, 1.0), rng.range(-1.0, 1.0));
+        Point3::new(x, y, self.height(x, y))
+    }
+    fn normal(&self, p: &Point3<f64>) -> Vector3<f64> {
+        Vector3::new(-2.0 * self.c * p.x, 2.0 * self.c * p.y, 1.0).normalize()
+    }
+    fn distance(&self, p: &Point3<f64>) -> f64 {
+        (p - self.closest(p)).norm()
+    }
+    fn normal_near(&self, p: &Point3<f64>) -> Vector3<f64> {
+        self.normal(&self.closest(p))
+    }
+}
+
+/// `count` surface samples moved by N(0, σ²) along the true normal, with
+/// the true normals attached.
+pub fn noisy_cloud(truth: &dyn Truth, count: usize, sigma: f64, seed: u64) -> PointCloud {
+    let mut rng = Rng::new(seed);
+    let mut cloud = PointCloud::default();
+    let mut normals = Vec::with_capacity(count);
+    for _ in 0..count {
+        let p = truth.sample(&mut rng);
+        let n = truth.normal(&p);
+        cloud.positions.push(p + sigma * rng.normal() * n);
+        normals.push(n.cast::<f32>());
+    }
+    cloud.normals = Some(normals);
+    cloud
+}
+
+/// `count` particles placed uniformly within `offset` of the surface along
+/// its normal, drawn where `keep` accepts the surface point.
+pub fn particles(
+    truth: &dyn Truth,
+    count: usize,
+    offset: f64,
+    seed: u64,
+    keep: impl Fn(&Point3<f64>) -> bool,
+) -> Vec<Point3<f64>> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let p = truth.sample(&mut rng);
+        if keep(&p) {
+            out.push(p + rng.range(-offset, offset) * truth.normal(&p));
+        }
+    }
+    out
+}
+
+/// Root mean square of a sample.
+pub fn rms(values: impl IntoIterator<Item = f64>) -> f64 {
+    let (sum, n) = values
+        .into_iter()
+        .fold((0.0, 0usize), |(s, n), v| (s + v * v, n + 1));
+    (sum / n.max(1) as f64).sqrt()
+}
+
+/// Angle in degrees between two directions, sign ignored when `unsigned`.
+pub fn angle_deg(a: &Vector3<f64>, b: &Vector3<f64>) -> f64 {
+    let c = (a.dot(b) / (a.norm() * b.norm())).clamp(-1.0, 1.0);
+    c.acos().to_degrees()
+}
