@@ -27,6 +27,22 @@ pub enum ScalarKind {
     F64,
 }
 
+impl ScalarKind {
+    /// The PLY type name (`uchar`, `float`, …).
+    pub fn ply_name(self) -> &'static str {
+        match self {
+            ScalarKind::I8 => "char",
+            ScalarKind::U8 => "uchar",
+            ScalarKind::I16 => "short",
+            ScalarKind::U16 => "ushort",
+            ScalarKind::I32 => "int",
+            ScalarKind::U32 => "uint",
+            ScalarKind::F32 => "float",
+            ScalarKind::F64 => "double",
+        }
+    }
+}
+
 /// One per-point property, values in file order, with the file's type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Column {
@@ -110,6 +126,15 @@ pub struct PointCloud {
 }
 
 impl PointCloud {
+    /// A cloud of bare positions (single precision on output, no normals,
+    /// colours or attributes).
+    pub fn from_positions(positions: Vec<Point3<f64>>) -> Self {
+        PointCloud {
+            positions,
+            ..PointCloud::default()
+        }
+    }
+
     /// Number of points.
     pub fn len(&self) -> usize {
         self.positions.len()

@@ -31,7 +31,8 @@ pub enum Error {
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
+        // Shown in the message, so not chained as a `#[source]` (it would
+        // print twice).
         source: std::io::Error,
     },
     /// A point file is malformed (bad header, truncated body, bad number, …).

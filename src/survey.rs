@@ -125,7 +125,7 @@ pub fn describe(cloud: &crate::cloud::PointCloud) -> crate::error::Result<Descri
         cloud
             .attributes
             .iter()
-            .map(|a| format!("{} ({:?})", a.name, a.values.kind())),
+            .map(|a| format!("{} ({})", a.name, a.values.kind().ply_name())),
     );
     let mut description = Description {
         points: cloud.len(),

@@ -332,10 +332,11 @@ fn each_status_comes_from_the_input_built_to_cause_it() {
     assert_eq!(invalid[0].position.y, f64::INFINITY);
 
     // A single scan line: the tangent plane is undetermined.
-    let mut line = PointCloud::default();
-    line.positions = (0..50)
-        .map(|i| Point3::new(i as f64 * 0.01, 0.0, 0.0))
-        .collect();
+    let line = PointCloud::from_positions(
+        (0..50)
+            .map(|i| Point3::new(i as f64 * 0.01, 0.0, 0.0))
+            .collect(),
+    );
     let rejected = project(
         &line,
         &[Point3::new(0.25, 0.01, 0.0)],
@@ -354,16 +355,17 @@ fn a_particle_a_whole_support_off_is_not_flung_away() {
     // Few, lopsided neighbours around a particle far off the data: the fit
     // would extrapolate; the step never moves it farther than h.
     let mut rng = Rng::new(16);
-    let mut cloud = PointCloud::default();
-    cloud.positions = (0..8)
-        .map(|_| {
-            Point3::new(
-                rng.range(0.0, 0.3),
-                rng.range(0.0, 0.05),
-                rng.range(-0.01, 0.01),
-            )
-        })
-        .collect();
+    let cloud = PointCloud::from_positions(
+        (0..8)
+            .map(|_| {
+                Point3::new(
+                    rng.range(0.0, 0.3),
+                    rng.range(0.0, 0.05),
+                    rng.range(-0.01, 0.01),
+                )
+            })
+            .collect(),
+    );
     let h = 0.5;
     let particle = Point3::new(0.45, 0.0, 0.45);
     let projected = project(&cloud, &[particle], &format!("support: Radius({h})"));

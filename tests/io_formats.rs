@@ -45,16 +45,18 @@ fn assert_contains(message: &str, parts: &[&str]) {
     }
 }
 
+/// Positions in three different types, with extreme values.
+const X: [f64; 4] = [1.5, -2.25e10, 0.0, 6_378_137.123_456_789];
+const Y: [f32; 4] = [0.1, -0.0, f32::MAX, 1e-45];
+const Z: [i16; 4] = [i16::MIN, -1, 0, i16::MAX];
+
 /// Columns of every scalar type, with their extreme values: positions of
 /// three different types, normals, colours and one attribute per type.
 fn every_type() -> Vec<Attribute> {
     vec![
-        attribute(
-            "x",
-            Column::F64(vec![1.5, -2.25e10, 0.0, 6_378_137.123_456_789]),
-        ),
-        attribute("y", Column::F32(vec![0.1, -0.0, f32::MAX, 1e-45])),
-        attribute("z", Column::I16(vec![i16::MIN, -1, 0, i16::MAX])),
+        attribute("x", Column::F64(X.to_vec())),
+        attribute("y", Column::F32(Y.to_vec())),
+        attribute("z", Column::I16(Z.to_vec())),
         attribute("nx", Column::F32(vec![1.0, 0.0, 0.6, -1.0])),
         attribute("ny", Column::F32(vec![0.0, 1.0, 0.8, 0.0])),
         attribute("nz", Column::F32(vec![0.0, 0.0, 0.0, 0.0])),
@@ -80,14 +82,9 @@ fn every_type() -> Vec<Attribute> {
 
 /// What reading the columns of [`every_type`] back must give.
 fn check_every_type(cloud: &PointCloud) {
-    let columns = every_type();
-    let as_f64 = |index: usize| -> Vec<f64> {
-        mlsproj::with_column!(&columns[index].values, values => {
-            values.iter().map(|v| f64::from(*v)).collect()
-        })
-    };
-    let (x, y, z) = (as_f64(0), as_f64(1), as_f64(2));
-    let positions: Vec<_> = (0..4).map(|i| Point3::new(x[i], y[i], z[i])).collect();
+    let positions: Vec<_> = (0..4)
+        .map(|i| Point3::new(X[i], f64::from(Y[i]), f64::from(Z[i])))
+        .collect();
     assert_eq!(cloud.positions, positions);
     assert_eq!(cloud.precision, Precision::Double);
     let normals = cloud.normals.as_ref().expect("normals");
@@ -96,7 +93,7 @@ fn check_every_type(cloud: &PointCloud) {
         cloud.colours.as_deref(),
         Some(&[[0, 1, 9], [255, 2, 8], [7, 3, 7], [128, 4, 6]][..])
     );
-    assert_eq!(cloud.attributes, columns[9..]);
+    assert_eq!(cloud.attributes, every_type()[9..]);
 }
 
 #[test]
@@ -559,7 +556,7 @@ fn text_clouds_by_column_count() {
     assert_eq!(colours.colours, Some(vec![[255, 0, 10], [1, 2, 3]]));
     assert!(colours.normals.is_none());
 
-    let pts = read("scan.pts", "2\n1 2 3 -5 10 20 30\n4 5 6 7 40 50 60\n").unwrap();
+    let pts = read("scan.pts", "1\n1 2 3 -5 10 20 30\n1\n4 5 6 7 40 50 60\n").unwrap();
     assert_eq!(
         pts.attributes,
         [attribute("intensity", Column::F32(vec![-5.0, 7.0]))]
@@ -596,7 +593,7 @@ fn text_clouds_by_column_count() {
 #[test]
 fn text_cloud_errors_name_the_line() {
     let dir = TempDir::new().unwrap();
-    let cases: [(&str, &[u8], &str, &str); 4] = [
+    let cases: [(&str, &[u8], &str, &str); 5] = [
         ("bad.xyz", b"x y z\n1 2 3\n4 five 6\n", "line 3", "'five'"),
         (
             "count.xyz",
@@ -605,6 +602,7 @@ fn text_cloud_errors_name_the_line() {
             "line 1 has 3",
         ),
         ("narrow.xyz", b"# two\n1 2\n", "line 2", "at least 3"),
+        ("lone.xyz", b"1 2 3\n1\n", "line 2", "1 values"),
         ("binary.xyz", b"1 2 3\n\x00\xff\n", "line 2", "not text"),
     ];
     for (name, text, location, what) in cases {
@@ -689,38 +687,55 @@ fn mutate(rng: &mut XorShift, bytes: &mut Vec<u8>) {
             bytes.splice(start..start, line);
         }
         6 => {
-            // Change a count in the header.
-            let text = String::from_utf8_lossy(bytes).into_owned();
-            let counts: Vec<_> = text.match_indices("element ").map(|(i, _)| i).collect();
-            if let Some(&element) = counts.get(rng.below(counts.len())) {
-                let line_end = text[element..]
-                    .find('\n')
-                    .map_or(text.len(), |i| element + i);
-                if let Some(space) = text[element..line_end].rfind(' ') {
-                    let old: usize = text[element + space + 1..line_end]
-                        .trim()
-                        .parse()
-                        .unwrap_or(1);
+            // Change the count of an element.
+            let elements = positions(bytes, b"element ");
+            if let Some(&element) = elements.get(rng.below(elements.len())) {
+                let line = line_end(bytes, element);
+                if let Some(space) = bytes[element..line].iter().rposition(|b| *b == b' ') {
+                    let count = String::from_utf8_lossy(&bytes[element + space + 1..line]);
+                    let old: usize = count.trim().parse().unwrap_or(1);
                     let new =
                         [0, old.saturating_sub(1), old + 1, 1 << 40, rng.below(1000)][rng.below(5)];
-                    let replacement = format!(" {new}");
-                    bytes.splice(element + space..line_end, replacement.into_bytes());
+                    bytes.splice(element + space + 1..line, new.to_string().into_bytes());
                 }
             }
         }
         _ => {
-            // Swap the body encoding.
-            let text = String::from_utf8_lossy(bytes).into_owned();
-            for (from, to) in [
-                ("ascii", "binary_big_endian"),
-                ("binary_", "ascii 1.0 binary_"),
-            ] {
-                if let Some(at) = text.find(from) {
-                    bytes.splice(at..at + from.len(), to.bytes());
-                    break;
-                }
+            // Change the body encoding.
+            if let Some(&format) = positions(bytes, b"format ").first() {
+                let line = line_end(bytes, format);
+                let encodings = [
+                    "ascii 1.0",
+                    "binary_little_endian 1.0",
+                    "binary_big_endian 1.0",
+                ];
+                let encoding = encodings[rng.below(encodings.len())];
+                bytes.splice(format + 7..line, encoding.bytes());
             }
         }
+    }
+}
+
+/// Where `needle` starts in `bytes`.
+fn positions(bytes: &[u8], needle: &[u8]) -> Vec<usize> {
+    bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, window)| *window == needle)
+        .map(|(at, _)| at)
+        .collect()
+}
+
+/// The end of the line at `at` (before its `\r\n` or `\n`).
+fn line_end(bytes: &[u8], at: usize) -> usize {
+    let end = bytes[at..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(bytes.len(), |i| at + i);
+    if end > at && bytes[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
     }
 }
 
@@ -787,18 +802,37 @@ fn binary_throughput() {
     ];
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("big.ply");
+    let schema: Vec<_> = columns
+        .iter()
+        .map(|c| (c.name.clone(), c.values.kind()))
+        .collect();
     let start = std::time::Instant::now();
-    write_ply(&path, &columns, PlyEncoding::BinaryLittleEndian, &[]).unwrap();
+    let mut writer =
+        PlyVertexWriter::create(&path, &schema, n, PlyEncoding::BinaryLittleEndian, &[]).unwrap();
+    writer.write_chunk(&columns).unwrap();
+    let encoded = start.elapsed().as_secs_f64();
+    writer.finish().unwrap();
     let written = start.elapsed().as_secs_f64();
     let megabytes = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
     let start = std::time::Instant::now();
+    let raw = std::fs::read(&path).unwrap().len();
+    let plain = start.elapsed().as_secs_f64();
+    let start = std::time::Instant::now();
     let cloud = read_points(&path).unwrap();
     let read = start.elapsed().as_secs_f64();
-    assert_eq!(cloud.len(), n);
+    assert_eq!((cloud.len(), raw as f64 / 1e6), (n, megabytes));
+    let start = std::time::Instant::now();
+    let mut reader = PlyVertexReader::open(&path).unwrap();
+    while !reader.read_chunk(1 << 20).unwrap().is_empty() {}
+    let streamed = start.elapsed().as_secs_f64();
     println!(
-        "{megabytes:.0} MB: write {:.0} MB/s (with sync), read {:.0} MB/s",
+        "{megabytes:.0} MB: write {:.0} MB/s ({:.0} MB/s before the final sync), read {:.0} MB/s, \
+         read in chunks of 2^20 {:.0} MB/s (plain std::fs::read {:.0} MB/s)",
         megabytes / written,
-        megabytes / read
+        megabytes / encoded,
+        megabytes / read,
+        megabytes / streamed,
+        megabytes / plain,
     );
 }
 

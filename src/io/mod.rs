@@ -49,8 +49,10 @@ pub enum PlyEncoding {
 /// Blank lines and lines starting with `#` or `//` are ignored. Lines before
 /// the first point that are not all numbers (column names such as `X Y Z`)
 /// or that are a single non-negative integer (the point count of `.pts`)
-/// are skipped; after the first point, every line must have the same number
-/// of values, all numbers (`nan` and `inf` are kept). Positions are kept as
+/// are skipped, as are such count lines between the scans of a `.pts`;
+/// after the first point, every line must have the same number of values,
+/// all numbers (`nan` and `inf` are kept). Empty values between commas are
+/// ignored (`1,,2,3` is `1 2 3`). Positions are kept as
 /// `f64` ([`crate::Precision::Double`]). The columns are read by their count:
 ///
 /// | count | columns |

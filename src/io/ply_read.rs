@@ -10,8 +10,8 @@
 
 use super::BLOCK_BYTES;
 use super::scalar::{
-    BigEndian, ByteOrder, LittleEndian, decode_f64, empty_column, extend_fields, fields, is_float,
-    kind_of, parse_f64, parse_into, size_of_kind, with_scalar_type,
+    BigEndian, ByteOrder, LittleEndian, Scalar, decode_f64, empty_column, extend_fields, fields,
+    is_float, kind_of, parse_f64, parse_into, size_of_kind, with_scalar_type,
 };
 use crate::cloud::{Attribute, PointCloud, Precision, ScalarKind};
 use crate::error::{Error, Location, Result};
@@ -270,7 +270,7 @@ impl VertexLayout {
                 Slot::Position(axis) => with_scalar_type!(kind, T => {
                     let values = fields::<T, O>(block, stride, offset);
                     for (position, value) in cloud.positions[start..].iter_mut().zip(values) {
-                        position[axis] = value.into();
+                        position[axis] = value.to_f64();
                     }
                 }),
                 Slot::Normal(axis) => {
@@ -278,8 +278,7 @@ impl VertexLayout {
                         with_scalar_type!(kind, T => {
                             let values = fields::<T, O>(block, stride, offset);
                             for (normal, value) in normals[start..].iter_mut().zip(values) {
-                                let value: f64 = value.into();
-                                normal[axis] = value as f32;
+                                normal[axis] = value.to_f64() as f32;
                             }
                         })
                     }
@@ -316,6 +315,7 @@ struct Body {
 }
 
 impl Body {
+    /// An I/O error on this file.
     fn io_error(&self, error: io::Error) -> Error {
         Error::io(&self.path, error)
     }
@@ -703,7 +703,7 @@ impl PlyVertexReader {
     }
 
     /// Reads the next `max` vertices (fewer at the end of the element); an
-    /// empty cloud means all were read. Once the last vertex is read, the
+    /// empty cloud for `max > 0` means all were read. Once the last vertex is read, the
     /// rest of the file is checked against the header, so an error about
     /// extra or missing data comes at the latest with the last chunk.
     pub fn read_chunk(&mut self, max: usize) -> Result<PointCloud> {
@@ -719,6 +719,7 @@ impl PlyVertexReader {
         result
     }
 
+    /// [`PlyVertexReader::read_chunk`] without the poisoning after errors.
     fn read_next(&mut self, max: usize) -> Result<PointCloud> {
         let rows = max.min(self.vertex.count - self.next);
         let mut cloud = self.layout.empty_cloud(rows.min(self.capacity_limit));
@@ -823,5 +824,47 @@ impl PlyVertexReader {
                 ),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn properties() -> Vec<Property> {
+        let property = |name: &str, shape| Property {
+            name: name.to_string(),
+            shape,
+        };
+        vec![
+            property("x", Shape::Scalar(ScalarKind::F32)),
+            property(
+                "list",
+                Shape::List {
+                    len: ScalarKind::U8,
+                    item: ScalarKind::I32,
+                },
+            ),
+            property("label", Shape::Scalar(ScalarKind::U16)),
+        ]
+    }
+
+    #[test]
+    fn parse_row_packs_scalars_and_walks_lists() {
+        let mut packed = [0u8; 6];
+        parse_row(&properties(), "1.5 2 -7 8 513", &mut packed).unwrap();
+        assert_eq!(packed[..4], 1.5f32.to_le_bytes());
+        assert_eq!(packed[4..], 513u16.to_le_bytes());
+    }
+
+    #[test]
+    fn parse_row_says_what_is_wrong() {
+        let mut packed = [0u8; 6];
+        let mut error = |row| parse_row(&properties(), row, &mut packed).unwrap_err();
+        assert!(error("1.5 2 -7").contains("too few"));
+        assert!(error("1.5 0 1 2").contains("more than"));
+        assert!(error("1.5 1 x 2").contains("'x'"));
+        assert!(error("1.5 -1 2").contains("'-1'"));
+        assert!(error("1.5 0 70000").contains("'70000'"));
     }
 }

@@ -111,6 +111,7 @@ impl PlyVertexWriter {
         })
     }
 
+    /// A refused request, naming the output file.
     fn invalid(&self, message: impl std::fmt::Display) -> Error {
         Error::Invalid(format!("{}: {message}", self.file.path().display()))
     }

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 /// A PLY scalar type: its byte encodings, its ascii spelling and the
 /// [`Column`] variant that holds it.
-pub(crate) trait Scalar: Copy + Debug + FromStr + Into<f64> {
+pub(crate) trait Scalar: Copy + Debug + FromStr {
     /// The value's bytes in a fixed-size array.
     type Bytes: AsRef<[u8]>;
     /// Decodes little-endian bytes; `bytes` has exactly the type's size.
@@ -18,6 +18,8 @@ pub(crate) trait Scalar: Copy + Debug + FromStr + Into<f64> {
     fn from_be_slice(bytes: &[u8]) -> Self;
     /// Encodes as little-endian bytes (the only binary encoding we write).
     fn to_le_array(self) -> Self::Bytes;
+    /// The value as `f64`, which holds every value of every type exactly.
+    fn to_f64(self) -> f64;
     /// Wraps values of this type in their [`Column`] variant.
     fn into_column(values: Vec<Self>) -> Column;
 }
@@ -34,6 +36,10 @@ macro_rules! impl_scalar {
             }
             fn to_le_array(self) -> Self::Bytes {
                 self.to_le_bytes()
+            }
+            #[allow(clippy::useless_conversion, reason = "the identity for f64")]
+            fn to_f64(self) -> f64 {
+                f64::from(self)
             }
             fn into_column(values: Vec<Self>) -> Column {
                 Column::$variant(values)
@@ -191,12 +197,12 @@ pub(crate) fn parse_into(kind: ScalarKind, token: &str, slot: &mut [u8]) -> bool
 
 /// Parses an ascii token as `kind` and returns it as `f64` (list lengths).
 pub(crate) fn parse_f64(kind: ScalarKind, token: &str) -> Option<f64> {
-    with_scalar_type!(kind, T => token.parse::<T>().ok().map(Into::into))
+    with_scalar_type!(kind, T => token.parse::<T>().ok().map(T::to_f64))
 }
 
 /// Decodes one value of `kind` in byte order `O` as `f64` (list lengths).
 pub(crate) fn decode_f64<O: ByteOrder>(kind: ScalarKind, bytes: &[u8]) -> f64 {
-    with_scalar_type!(kind, T => O::read::<T>(bytes).into())
+    with_scalar_type!(kind, T => O::read::<T>(bytes).to_f64())
 }
 
 /// An empty column of `kind` with room for `capacity` values.

@@ -16,6 +16,9 @@ fn tokens(text: &str) -> impl Iterator<Item = &str> {
 
 /// Reads a text cloud by the column rule of [`super::read_points`].
 pub(crate) fn read_text(path: &Path) -> Result<PointCloud> {
+    let pts = path
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("pts"));
     let file = File::open(path).map_err(|error| Error::io(path, error))?;
     let mut source = BufReader::with_capacity(1 << 16, file);
     let mut line = Vec::new();
@@ -46,23 +49,24 @@ pub(crate) fn read_text(path: &Path) -> Result<PointCloud> {
             }
             Err(_) => true,
         });
+        let count_line = bad.is_none()
+            && matches!(row.as_slice(), [count] if *count >= 0.0 && count.fract() == 0.0);
         if columns.is_empty() {
             // Header lines: column names, or a point count as in `.pts`.
-            let is_count = |value: f64| value >= 0.0 && value.fract() == 0.0;
-            match (bad, row.as_slice()) {
-                (Some(_), _) => continue,
-                (None, [count]) if is_count(*count) => continue,
-                (None, values) if values.len() < 3 => {
-                    return Err(at_line(format!(
-                        "{} values; a point needs at least 3 (x y z)",
-                        values.len()
-                    )));
-                }
-                (None, values) => {
-                    columns = vec![Vec::new(); values.len()];
-                    first_row = number;
-                }
+            if bad.is_some() || count_line {
+                continue;
             }
+            if row.len() < 3 {
+                return Err(at_line(format!(
+                    "{} values; a point needs at least 3 (x y z)",
+                    row.len()
+                )));
+            }
+            columns = vec![Vec::new(); row.len()];
+            first_row = number;
+        } else if count_line && pts {
+            // The point count of the next scan of a multi-scan `.pts`.
+            continue;
         }
         if let Some(token) = bad {
             return Err(at_line(format!("'{token}' is not a number")));
@@ -122,12 +126,14 @@ fn colours_not_normals(columns: [&[f64]; 3]) -> Option<Vec<[u8; 3]>> {
     byte_colours(columns).filter(|_| !axis_aligned)
 }
 
+/// The columns as `f32` normals.
 fn normals(columns: [&[f64]; 3]) -> Vec<Vector3<f32>> {
     triples(columns)
         .map(|[a, b, c]| Vector3::new(a as f32, b as f32, c as f32))
         .collect()
 }
 
+/// The column as the `f32` attribute `intensity`.
 fn intensity(values: &[f64]) -> Attribute {
     Attribute {
         name: "intensity".to_string(),
@@ -215,7 +221,7 @@ mod tests {
         let axis = with([&[0.0, 1.0], &[0.0, 0.0], &[1.0, 0.0]]);
         assert!(axis.colours.is_none());
         assert_eq!(axis.normals.unwrap()[1], Vector3::new(1.0, 0.0, 0.0));
-        let unit = with([&[0.5, 0.0], &[0.5, 0.6], &[0.7071, 0.8]]);
+        let unit = with([&[0.5, 0.0], &[0.5, 0.6], &[0.75, 0.8]]);
         assert!(unit.normals.is_some() && unit.colours.is_none());
     }
 
