@@ -33,6 +33,7 @@ pub mod error;
 pub mod fit;
 pub mod io;
 pub mod neighbours;
+pub mod order;
 pub mod pipeline;
 pub mod projection;
 pub mod status;

@@ -42,7 +42,7 @@ impl NeighbourSearch {
         let (lo, hi) = bounding_box(positions);
         let origin = nalgebra::center(&lo, &hi);
         let local: Vec<[f64; 3]> = positions.iter().map(|p| (p - origin).into()).collect();
-        let tree = ImmutableKdTree::new_from_slice(&local)
+        let tree = ImmutableKdTree::new_from_slice_parallel(&local)
             .map_err(|e| Error::Invalid(format!("k-d tree construction failed: {e:?}")))?;
         Ok(NeighbourSearch {
             tree,
@@ -123,7 +123,14 @@ impl NeighbourSearch {
                     .query(&query)
                     .within::<SquaredEuclidean<f64>>(radius * radius)
                     .unsorted()
-                    .visit(|found| out.push(neighbour(found.item, found.distance)));
+                    .with_points()
+                    .visit(|found| {
+                        out.push(Neighbour {
+                            index: found.item,
+                            offset: Vector3::from(found.point) - centre,
+                            distance_squared: found.distance,
+                        })
+                    });
                 radius
             }
             Support::Nearest(k) => {

@@ -6,7 +6,7 @@
 use nalgebra::{Point3, Vector3};
 
 use crate::config::{Config, Projection, Support, Weight};
-use crate::fit::{Frame, HeightField, Jet, Moments, NormalEquations, supported_degree};
+use crate::fit::{Frame, HeightField, HeightMoments, Jet, Moments, supported_degree};
 use crate::neighbours::{Neighbour, NeighbourSearch};
 use crate::status::Status;
 use crate::weight::Kernel;
@@ -237,15 +237,16 @@ impl<'a> Projector<'a> {
         }
         self.orient(&mut frame, centre, scratch);
 
-        let mut equations = NormalEquations::default();
+        let mut moments = HeightMoments::default();
         let inverse_h = 1.0 / support_radius;
         for (neighbour, &w) in scratch.neighbours.iter().zip(&scratch.weights) {
             if w > 0.0 {
                 let local = frame.local(&(neighbour.offset - frame.centroid));
-                equations.add(local.x * inverse_h, local.y * inverse_h, local.z, w);
+                moments.add(local.x * inverse_h, local.y * inverse_h, local.z, w);
             }
         }
 
+        let equations = moments.equations();
         let start_degree = method.degree.min(supported_degree(count as usize));
         let particle_local = frame.local(&(target - centre - frame.centroid));
         for degree in (0..=start_degree).rev() {

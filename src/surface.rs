@@ -7,6 +7,7 @@ use crate::cloud::PointCloud;
 use crate::config::Orientation;
 use crate::error::Result;
 use crate::neighbours::NeighbourSearch;
+use crate::order::morton_order;
 use crate::projection::{Method, NormalSign, Projector};
 
 /// The MLS surface of a cloud, ready to project particles onto.
@@ -22,24 +23,19 @@ impl MlsSurface {
     /// Builds the search over the cloud's finite points; points with a NaN
     /// or infinite coordinate are left out and counted in [`Self::skipped`].
     /// Errors when no finite point remains.
+    ///
+    /// The points are stored in Morton order, so that the normals and
+    /// colours of one neighbourhood sit together in memory.
     pub fn new(cloud: &PointCloud) -> Result<Self> {
-        let finite: Vec<usize> = (0..cloud.len())
-            .filter(|&i| cloud.positions[i].iter().all(|c| c.is_finite()))
+        let order = morton_order(&cloud.positions);
+        let finite: Vec<u32> = order
+            .into_iter()
+            .filter(|&i| cloud.positions[i as usize].iter().all(|c| c.is_finite()))
             .collect();
         let skipped = cloud.len() - finite.len();
-        let (positions, normals, colours) = if skipped == 0 {
-            (
-                cloud.positions.clone(),
-                cloud.normals.clone(),
-                cloud.colours.clone(),
-            )
-        } else {
-            (
-                pick(&cloud.positions, &finite),
-                cloud.normals.as_deref().map(|n| pick(n, &finite)),
-                cloud.colours.as_deref().map(|c| pick(c, &finite)),
-            )
-        };
+        let positions = pick(&cloud.positions, &finite);
+        let normals = cloud.normals.as_deref().map(|n| pick(n, &finite));
+        let colours = cloud.colours.as_deref().map(|c| pick(c, &finite));
         let search = NeighbourSearch::new(&positions)?;
         let centroid = positions
             .iter()
@@ -123,6 +119,6 @@ impl MlsSurface {
 }
 
 /// The values at `indices`.
-fn pick<T: Copy>(values: &[T], indices: &[usize]) -> Vec<T> {
-    indices.iter().map(|&i| values[i]).collect()
+fn pick<T: Copy>(values: &[T], indices: &[u32]) -> Vec<T> {
+    indices.iter().map(|&i| values[i as usize]).collect()
 }
