@@ -149,9 +149,16 @@ pub struct Config {
     #[serde(default)]
     pub orientation: Orientation,
     /// Average the cloud's colours onto particles that have none of their
-    /// own. Default true.
+    /// own. Particles with their own colours (`red green blue` as uchar)
+    /// keep them whatever this says. Default true.
     #[serde(default = "default_true")]
     pub colours: bool,
+    /// Pass the particle file's other per-vertex properties (labels,
+    /// intensity, …) through to the output with their types, so that
+    /// nothing a scan carries is lost; false writes only what mlsproj
+    /// computes (and the colours). Default true.
+    #[serde(default = "default_true")]
+    pub attributes: bool,
     /// Output body encoding. Default `Binary` (little-endian).
     #[serde(default)]
     pub encoding: Encoding,

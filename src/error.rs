@@ -28,12 +28,12 @@ impl std::fmt::Display for Location {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The operating system refused to open, read, write or rename a file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {reason}", path.display())]
     Io {
         path: PathBuf,
-        // Shown in the message, so not chained as a `#[source]` (it would
-        // print twice).
-        source: std::io::Error,
+        /// Shown in the message, so deliberately not named `source`
+        /// (thiserror would chain it and it would print twice).
+        reason: std::io::Error,
     },
     /// A point file is malformed (bad header, truncated body, bad number, …).
     #[error("{}{location}: {message}", path.display())]
@@ -56,10 +56,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// An I/O error on `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, reason: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            reason,
         }
     }
 

@@ -250,8 +250,8 @@ impl NormalEquations {
         // Constant bounds: the loops unroll and the packed indices fold.
         for row in 0..MONOMIALS {
             let wp = w * phi[row];
-            for col in row..MONOMIALS {
-                self.matrix[packed(row, col)] += wp * phi[col];
+            for (col, p) in phi.iter().enumerate().skip(row) {
+                self.matrix[packed(row, col)] += wp * p;
             }
             self.rhs[row] += wp * f;
         }

@@ -68,7 +68,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
     println!(
         "cloud: {} points{}",
         summary.cloud_points,
-        skipped_note(summary.skipped_cloud_points)
+        cloud_note(summary.skipped_cloud_points, summary.duplicate_cloud_points)
     );
     println!("particles: {}", summary.particles);
     for status in Status::ALL {
@@ -93,11 +93,19 @@ fn run(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn skipped_note(skipped: usize) -> String {
-    if skipped == 0 {
+/// What was left out of the cloud, if anything, for the summary line.
+fn cloud_note(skipped: usize, duplicates: usize) -> String {
+    let mut notes = Vec::new();
+    if skipped > 0 {
+        notes.push(format!("{skipped} with non-finite coordinates skipped"));
+    }
+    if duplicates > 0 {
+        notes.push(format!("{duplicates} duplicates merged"));
+    }
+    if notes.is_empty() {
         String::new()
     } else {
-        format!(" ({skipped} with non-finite coordinates skipped)")
+        format!(" ({})", notes.join(", "))
     }
 }
 
@@ -108,7 +116,7 @@ fn check(config: &Config) -> anyhow::Result<()> {
         "cloud: {} ({} points{})",
         config.cloud.display(),
         report.cloud_points,
-        skipped_note(report.skipped_cloud_points)
+        cloud_note(report.skipped_cloud_points, report.duplicate_cloud_points)
     );
     println!(
         "particles: {} ({} invalid)",

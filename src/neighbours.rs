@@ -106,6 +106,13 @@ impl NeighbourSearch {
     /// Fills `out` with the neighbourhood of `centre` (relative to `origin`)
     /// under `support`, and returns the support radius `h` to weight it
     /// with. `nearest_scale` widens `h` for `Support::Nearest`.
+    ///
+    /// For `Nearest(k)` the k nearest are found by radius queries, starting
+    /// from the radius of the neighbourhood `out` held before the call (the
+    /// last one gathered with this buffer, usually a particle close by when
+    /// particles come in Morton order) and doubling until k are inside,
+    /// then keeping the k closest: much cheaper than a sorted k-nearest
+    /// query, with the same result.
     pub fn gather(
         &self,
         centre: &Vector3<f64>,
@@ -113,58 +120,69 @@ impl NeighbourSearch {
         nearest_scale: f64,
         out: &mut Vec<Neighbour>,
     ) -> f64 {
-        out.clear();
-        let query: [f64; 3] = (*centre).into();
-        let neighbour =
-            |item: u32, distance_squared: f64| self.neighbour(centre, item, distance_squared);
         match support {
             Support::Radius(radius) => {
-                self.tree
-                    .query(&query)
-                    .within::<SquaredEuclidean<f64>>(radius * radius)
-                    .unsorted()
-                    .with_points()
-                    .visit(|found| {
-                        out.push(Neighbour {
-                            index: found.item,
-                            offset: Vector3::from(found.point) - centre,
-                            distance_squared: found.distance,
-                        })
-                    });
+                self.within(centre, radius * radius, out);
                 radius
             }
             Support::Nearest(k) => {
-                let Some(k) = NonZeroUsize::new(k) else {
-                    return 0.0;
+                let k = k.min(self.len());
+                let previous = out.iter().map(|n| n.distance_squared).fold(0.0, f64::max);
+                let mut radius_squared = if previous > 0.0 {
+                    previous * 1.5
+                } else {
+                    // No hint: one exact query sets the scale.
+                    let nearest = NonZeroUsize::new(k).map(|k| self.nearest_n(centre, k));
+                    nearest
+                        .and_then(|n| n.last().map(|n| n.distance_squared))
+                        .unwrap_or(0.0)
+                        * (1.0 + 1e-9)
+                        + f64::MIN_POSITIVE
                 };
-                let mut farthest: f64 = 0.0;
-                for found in self
-                    .tree
-                    .query(&query)
-                    .nearest_n::<SquaredEuclidean<f64>>(k)
-                    .execute()
-                {
-                    farthest = farthest.max(found.distance);
-                    out.push(neighbour(found.item, found.distance));
+                loop {
+                    self.within(centre, radius_squared, out);
+                    if out.len() >= k {
+                        break;
+                    }
+                    radius_squared *= 4.0;
                 }
+                keep_nearest(out, k);
+                let farthest = out.iter().map(|n| n.distance_squared).fold(0.0, f64::max);
                 farthest.sqrt() * nearest_scale
             }
             Support::RadiusNearest { radius, k } => {
-                let Some(k) = NonZeroUsize::new(k) else {
-                    return radius;
-                };
-                for found in self
-                    .tree
-                    .query(&query)
-                    .nearest_n::<SquaredEuclidean<f64>>(k)
-                    .within(radius * radius)
-                    .execute()
-                {
-                    out.push(neighbour(found.item, found.distance));
-                }
+                self.within(centre, radius * radius, out);
+                keep_nearest(out, k);
                 radius
             }
         }
+    }
+
+    /// Every point within `sqrt(radius_squared)` of `centre`, into `out`.
+    fn within(&self, centre: &Vector3<f64>, radius_squared: f64, out: &mut Vec<Neighbour>) {
+        out.clear();
+        self.tree
+            .query(&(*centre).into())
+            .within::<SquaredEuclidean<f64>>(radius_squared)
+            .unsorted()
+            .with_points()
+            .visit(|found| {
+                out.push(Neighbour {
+                    index: found.item,
+                    offset: Vector3::from(found.point) - centre,
+                    distance_squared: found.distance,
+                })
+            });
+    }
+}
+
+/// Keeps the `k` nearest of `neighbours` (in no particular order).
+fn keep_nearest(neighbours: &mut Vec<Neighbour>, k: usize) {
+    if neighbours.len() > k && k > 0 {
+        neighbours.select_nth_unstable_by(k - 1, |a, b| {
+            a.distance_squared.total_cmp(&b.distance_squared)
+        });
+        neighbours.truncate(k);
     }
 }
 

@@ -4,6 +4,7 @@
 //! in input order.
 
 use nalgebra::Point3;
+use rayon::prelude::*;
 
 /// Bits per axis of the Morton code (3 × 21 = 63 bits).
 const BITS: u32 = 21;
@@ -11,6 +12,19 @@ const BITS: u32 = 21;
 /// Indices of `points` sorted along a Z-curve over their bounding box;
 /// non-finite points come last, in input order.
 pub fn morton_order(points: &[Point3<f64>]) -> Vec<u32> {
+    morton_keys(points)
+        .into_par_iter()
+        .map(|(_, i)| i)
+        .collect()
+}
+
+/// Key given to non-finite points by [`morton_keys`]: larger than any
+/// Morton code.
+pub const NON_FINITE_KEY: u64 = u64::MAX;
+
+/// `(Morton code, index)` of every point, sorted; equal positions have
+/// equal codes, so they sit in one run of equal keys.
+pub fn morton_keys(points: &[Point3<f64>]) -> Vec<(u64, u32)> {
     let finite = |p: &&Point3<f64>| p.iter().all(|c| c.is_finite());
     let (lo, hi) = points.iter().filter(finite).fold(
         (
@@ -23,20 +37,20 @@ pub fn morton_order(points: &[Point3<f64>]) -> Vec<u32> {
     let extent = (hi - lo).max().max(f64::MIN_POSITIVE);
     let scale = cells / extent;
     let mut keyed: Vec<(u64, u32)> = points
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(i, p)| {
             let key = if finite(&p) {
                 let cell = |axis: usize| ((p[axis] - lo[axis]) * scale).clamp(0.0, cells) as u64;
                 spread(cell(0)) | spread(cell(1)) << 1 | spread(cell(2)) << 2
             } else {
-                u64::MAX
+                NON_FINITE_KEY
             };
             (key, i as u32)
         })
         .collect();
-    keyed.sort_unstable();
-    keyed.into_iter().map(|(_, i)| i).collect()
+    keyed.par_sort_unstable();
+    keyed
 }
 
 /// Spreads the low 21 bits of `x` to every third bit.

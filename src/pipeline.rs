@@ -11,6 +11,7 @@ use crate::cloud::{Attribute, Column, PointCloud, Precision};
 use crate::config::{Config, Particles};
 use crate::error::{Error, Result};
 use crate::io;
+use crate::order::morton_order;
 use crate::projection::{Method, Projected, Projector, Scratch};
 use crate::status::Status;
 use crate::surface::MlsSurface;
@@ -35,6 +36,8 @@ pub struct Summary {
     pub cloud_points: usize,
     /// Cloud points left out for a non-finite coordinate.
     pub skipped_cloud_points: usize,
+    /// Cloud points merged into another at the same position.
+    pub duplicate_cloud_points: usize,
     /// Particles projected (every one is written).
     pub particles: usize,
     /// Particles per status, indexed by status code.
@@ -47,15 +50,22 @@ pub struct Summary {
     pub output: PathBuf,
 }
 
-/// Projects every particle, in parallel, in input order. Each worker
-/// thread owns one [`Scratch`].
+/// Projects every particle, in parallel, and returns the results in input
+/// order. Particles are visited in Morton order for cache locality; each
+/// worker thread owns one [`Scratch`].
 pub fn project_all(projector: &Projector, particles: &[Point3<f64>]) -> Vec<Projected> {
-    particles
+    let order = morton_order(particles);
+    let visited: Vec<Projected> = order
         .par_iter()
-        .map_init(Scratch::default, |scratch, particle| {
-            projector.project(particle, scratch)
+        .map_init(Scratch::default, |scratch, &i| {
+            projector.project(&particles[i as usize], scratch)
         })
-        .collect()
+        .collect();
+    let mut rank = vec![0u32; particles.len()];
+    for (position, &i) in order.iter().enumerate() {
+        rank[i as usize] = position as u32;
+    }
+    rank.par_iter().map(|&r| visited[r as usize]).collect()
 }
 
 /// Reads the particle set of `config` (or reuses the cloud for smoothing).
@@ -115,7 +125,13 @@ fn run_in_pool(config: &Config) -> Result<Summary> {
         } else {
             Precision::Single
         };
-    let columns = output_columns(&particles, &projected, precision, average_colours);
+    let columns = output_columns(
+        &particles,
+        &projected,
+        precision,
+        average_colours,
+        config.attributes,
+    );
     let comments = vec![format!("mlsproj {}", env!("CARGO_PKG_VERSION"))];
     io::write_ply(&config.output, &columns, config.encoding.into(), &comments)?;
     let write = started.elapsed();
@@ -127,6 +143,7 @@ fn run_in_pool(config: &Config) -> Result<Summary> {
     Ok(Summary {
         cloud_points: cloud.len(),
         skipped_cloud_points: surface.skipped(),
+        duplicate_cloud_points: surface.duplicates(),
         particles: projected.len(),
         status_counts,
         orientation: surface.orientation_rule(config.orientation),
@@ -140,9 +157,11 @@ fn run_in_pool(config: &Config) -> Result<Summary> {
     })
 }
 
-/// Names of the properties mlsproj computes; a particle attribute with one
-/// of these names is renamed `input_<name>` on output.
-const COMPUTED: [&str; 17] = [
+/// Names of the properties mlsproj computes (colours included, whether or
+/// not they are written, so that an attribute's output name does not depend
+/// on the cloud); a particle attribute with one of these names is renamed
+/// (see [`output_columns`]).
+const COMPUTED: [&str; 16] = [
     "x",
     "y",
     "z",
@@ -159,17 +178,23 @@ const COMPUTED: [&str; 17] = [
     "red",
     "green",
     "blue",
-    "input_index",
 ];
 
 /// The output's vertex properties, in order: position, normal, curvatures,
 /// residual, neighbours, steps, status, index, colours (the particles' own,
-/// or averaged from the cloud), then the particles' other attributes.
+/// or averaged from the cloud when `average_colours`), then, when
+/// `attributes` is set, the particles' other attributes with their types.
+///
+/// An attribute named like a computed property is renamed `input_<name>`,
+/// prefixed again while that clashes with another attribute (a float `red`
+/// beside an `input_red` becomes `input_input_red`), so that every name
+/// written is unique and nothing is dropped.
 pub fn output_columns(
     particles: &PointCloud,
     projected: &[Projected],
     precision: Precision,
     average_colours: bool,
+    attributes: bool,
 ) -> Vec<Attribute> {
     let column = |name: &str, values: Column| Attribute {
         name: name.to_owned(),
@@ -224,12 +249,23 @@ pub fn output_columns(
             ));
         }
     }
-    for attribute in &particles.attributes {
-        let name = if COMPUTED.contains(&attribute.name.as_str()) {
-            format!("input_{}", attribute.name)
-        } else {
-            attribute.name.clone()
-        };
+    let passed = if attributes {
+        &particles.attributes[..]
+    } else {
+        &[]
+    };
+    let taken = |name: &str, columns: &[Attribute]| {
+        COMPUTED.contains(&name)
+            || passed.iter().any(|a| a.name == name)
+            || columns.iter().any(|c| c.name == name)
+    };
+    for attribute in passed {
+        let mut name = attribute.name.clone();
+        if COMPUTED.contains(&name.as_str()) {
+            while taken(&name, &columns) {
+                name.insert_str(0, "input_");
+            }
+        }
         columns.push(Attribute {
             name,
             values: attribute.values.clone(),
@@ -245,6 +281,8 @@ pub struct CheckReport {
     pub cloud_points: usize,
     /// Cloud points that would be left out (non-finite).
     pub skipped_cloud_points: usize,
+    /// Cloud points merged into another at the same position.
+    pub duplicate_cloud_points: usize,
     /// Particles that would be projected.
     pub particles: usize,
     /// Particles that are not finite (would get `invalid_input`).
@@ -277,6 +315,7 @@ pub fn check(config: &Config) -> Result<CheckReport> {
     Ok(CheckReport {
         cloud_points: cloud.len(),
         skipped_cloud_points: surface.skipped(),
+        duplicate_cloud_points: surface.duplicates(),
         particles: particles.len(),
         invalid_particles,
         neighbour_counts: spreads.map(|s| s.0),

@@ -7,7 +7,7 @@ use crate::cloud::PointCloud;
 use crate::config::Orientation;
 use crate::error::Result;
 use crate::neighbours::NeighbourSearch;
-use crate::order::morton_order;
+use crate::order::{NON_FINITE_KEY, morton_keys};
 use crate::projection::{Method, NormalSign, Projector};
 
 /// The MLS surface of a cloud, ready to project particles onto.
@@ -17,6 +17,7 @@ pub struct MlsSurface {
     colours: Option<Vec<[u8; 3]>>,
     centroid: Vector3<f64>,
     skipped: usize,
+    duplicates: usize,
 }
 
 impl MlsSurface {
@@ -26,13 +27,14 @@ impl MlsSurface {
     ///
     /// The points are stored in Morton order, so that the normals and
     /// colours of one neighbourhood sit together in memory.
+    ///
+    /// Exact duplicates of a point are merged into it (the first one's
+    /// normal and colour kept) and counted in [`Self::duplicates`]: a stack
+    /// of coincident points adds no shape, and with a `Nearest(k)` support
+    /// it would fill the k nearest with one position.
     pub fn new(cloud: &PointCloud) -> Result<Self> {
-        let order = morton_order(&cloud.positions);
-        let finite: Vec<u32> = order
-            .into_iter()
-            .filter(|&i| cloud.positions[i as usize].iter().all(|c| c.is_finite()))
-            .collect();
-        let skipped = cloud.len() - finite.len();
+        let (finite, duplicates) = distinct_finite(cloud);
+        let skipped = cloud.len() - finite.len() - duplicates;
         let positions = pick(&cloud.positions, &finite);
         let normals = cloud.normals.as_deref().map(|n| pick(n, &finite));
         let colours = cloud.colours.as_deref().map(|c| pick(c, &finite));
@@ -47,12 +49,18 @@ impl MlsSurface {
             colours,
             centroid,
             skipped,
+            duplicates,
         })
     }
 
     /// Cloud points left out for a non-finite coordinate.
     pub fn skipped(&self) -> usize {
         self.skipped
+    }
+
+    /// Cloud points merged into an earlier point at the same position.
+    pub fn duplicates(&self) -> usize {
+        self.duplicates
     }
 
     /// Number of points the surface is made of.
@@ -116,6 +124,39 @@ impl MlsSurface {
             self.colours.as_deref().filter(|_| colours),
         )
     }
+}
+
+/// Longest stretch of one Morton cell searched for an equal position: keeps
+/// the merge linear even when a huge extent puts many points in one cell
+/// (a duplicate farther apart in such a cell is kept; it only costs time).
+const DUPLICATE_WINDOW: usize = 64;
+
+/// Indices of the finite points in Morton order, exact duplicates left
+/// out, and the number of duplicates.
+fn distinct_finite(cloud: &PointCloud) -> (Vec<u32>, usize) {
+    let keyed = morton_keys(&cloud.positions);
+    let mut kept: Vec<u32> = Vec::with_capacity(keyed.len());
+    let mut duplicates = 0;
+    let mut run = (NON_FINITE_KEY, 0);
+    for (key, index) in keyed {
+        if key == NON_FINITE_KEY {
+            break; // sorted last
+        }
+        if key != run.0 {
+            run = (key, kept.len());
+        }
+        let position = cloud.positions[index as usize];
+        let window = run.1.max(kept.len().saturating_sub(DUPLICATE_WINDOW));
+        if kept[window..]
+            .iter()
+            .any(|&k| cloud.positions[k as usize] == position)
+        {
+            duplicates += 1;
+        } else {
+            kept.push(index);
+        }
+    }
+    (kept, duplicates)
 }
 
 /// The values at `indices`.

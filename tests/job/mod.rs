@@ -1,0 +1,150 @@
+//! Running the `mlsproj` binary on a job in a temporary folder: input files
+//! written there, a config naming them, the run's output read back, and the
+//! checks every refusal must pass.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mlsproj::io::{PlyEncoding, write_ply};
+use mlsproj::{Attribute, Column, PointCloud};
+use nalgebra::Point3;
+use tempfile::TempDir;
+
+/// The name of every job's output, inside the job's folder.
+pub const OUTPUT: &str = "out.ply";
+
+/// A scratch folder holding a job's inputs, config and output.
+pub struct Job {
+    dir: TempDir,
+}
+
+/// What a run printed and whether it succeeded.
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        Run {
+            success: output.status.success(),
+            stdout: text(&output.stdout),
+            stderr: text(&output.stderr),
+        }
+    }
+}
+
+impl Job {
+    pub fn new() -> Self {
+        Job {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A path inside the job's folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `bytes` to `name` in the job's folder.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Writes `columns` as a binary PLY `name` in the job's folder.
+    pub fn write_ply(&self, name: &str, columns: &[Attribute]) -> PathBuf {
+        let path = self.path(name);
+        write_ply(&path, columns, PlyEncoding::BinaryLittleEndian, &[]).unwrap();
+        path
+    }
+
+    /// Runs `mlsproj run` on a config with `fields` (RON, without the
+    /// parentheses) plus `output: "out.ply"`.
+    pub fn run(&self, fields: &str) -> Run {
+        let config = self.write(
+            "job.ron",
+            format!("({fields}, output: {OUTPUT:?})").as_bytes(),
+        );
+        Command::new(env!("CARGO_BIN_EXE_mlsproj"))
+            .arg("run")
+            .arg(config)
+            .output()
+            .expect("the binary runs")
+            .into()
+    }
+
+    /// Runs a job expected to succeed and reads its output back.
+    pub fn output(&self, fields: &str) -> (Run, PointCloud) {
+        let run = self.run(fields);
+        assert!(run.success, "the run fails: {}", run.stderr);
+        let output = mlsproj::io::read_points(&self.path(OUTPUT)).unwrap();
+        (run, output)
+    }
+
+    /// Runs a job expected to be refused and checks the refusal: non-zero
+    /// exit, one line on stderr naming `file`, no panic, and neither the
+    /// output nor its temporary file left behind. Returns that line.
+    pub fn refused(&self, fields: &str, file: &Path) -> String {
+        let run = self.run(fields);
+        let line = run.stderr.trim_end();
+        assert!(!run.success, "should be refused: {}", run.stdout);
+        assert_eq!(line.lines().count(), 1, "one line: {line}");
+        assert!(!line.contains("panicked"), "{line}");
+        assert!(
+            line.contains(&*file.to_string_lossy()),
+            "names {file:?}: {line}"
+        );
+        let left: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(OUTPUT) || name.contains(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        line.to_owned()
+    }
+}
+
+/// A `x y z` float column triple of `points`.
+pub fn xyz_columns(points: &[Point3<f64>]) -> Vec<Attribute> {
+    ["x", "y", "z"]
+        .into_iter()
+        .enumerate()
+        .map(|(axis, name)| {
+            attribute(
+                name,
+                Column::F32(points.iter().map(|p| p[axis] as f32).collect()),
+            )
+        })
+        .collect()
+}
+
+/// A named column.
+pub fn attribute(name: &str, values: Column) -> Attribute {
+    Attribute {
+        name: name.to_owned(),
+        values,
+    }
+}
+
+/// The values of the output property `name`.
+pub fn column<'a>(cloud: &'a PointCloud, name: &str) -> &'a Column {
+    &cloud
+        .attributes
+        .iter()
+        .find(|a| a.name == name)
+        .unwrap_or_else(|| panic!("the output has no {name}"))
+        .values
+}
+
+/// The `status` column.
+pub fn statuses(cloud: &PointCloud) -> &[u8] {
+    match column(cloud, "status") {
+        Column::U8(codes) => codes,
+        other => panic!("status is uchar, not {:?}", other.kind()),
+    }
+}

@@ -1,0 +1,366 @@
+//! What real scans come with besides a surface: non-finite values,
+//! duplicated and coincident points, files that cannot be read or are
+//! malformed. None may give a NaN, a panic, a message that does not say
+//! where, or a half-written output.
+
+mod common;
+mod job;
+
+use common::{Sphere, Truth, noisy_cloud, particles};
+use job::{Job, OUTPUT, statuses, xyz_columns};
+use mlsproj::config::Orientation;
+use mlsproj::{Config, Method, MlsSurface, PointCloud, Projected, Status};
+use nalgebra::{Point3, Vector3};
+
+/// The unit sphere at the origin.
+fn sphere() -> Sphere {
+    Sphere {
+        centre: Point3::origin(),
+        radius: 1.0,
+    }
+}
+
+/// A noisy unit sphere of `count` points (σ = 0.01).
+fn sphere_cloud(count: usize) -> Vec<Point3<f64>> {
+    noisy_cloud(&sphere(), count, 0.01, 1).positions
+}
+
+/// Particles within 0.05 of the unit sphere.
+fn sphere_particles(count: usize) -> Vec<Point3<f64>> {
+    particles(&sphere(), count, 0.05, 2, |_| true)
+}
+
+/// True when `a` and `b` are the same value, NaN matching NaN.
+fn same(a: f64, b: f64) -> bool {
+    a == b || (a.is_nan() && b.is_nan())
+}
+
+/// The summary must say how many cloud points were skipped, and leaving
+/// them out must change nothing: the surface is built from the finite
+/// points, so the output is byte for byte that of the cloud without them.
+#[test]
+fn non_finite_cloud_points_are_skipped_counted_and_change_nothing() {
+    let job = Job::new();
+    let clean = sphere_cloud(2000);
+    let mut dirty = clean.clone();
+    for (at, point) in [
+        (0, [f64::NAN, 0.0, 0.0]),
+        (700, [0.0, f64::INFINITY, 0.0]),
+        (1400, [0.0, 0.0, f64::NEG_INFINITY]),
+        (2003, [f64::NAN; 3]),
+    ] {
+        dirty.insert(at, Point3::from(point));
+    }
+    job.write_ply("clean.ply", &xyz_columns(&clean));
+    job.write_ply("dirty.ply", &xyz_columns(&dirty));
+    job.write_ply("particles.ply", &xyz_columns(&sphere_particles(300)));
+    let mut outputs = Vec::new();
+    for (cloud, summary) in [
+        ("clean.ply", "cloud: 2000 points"),
+        (
+            "dirty.ply",
+            "cloud: 2004 points (4 with non-finite coordinates skipped)",
+        ),
+    ] {
+        let (run, output) = job.output(&format!(
+            "cloud: {cloud:?}, particles: File(\"particles.ply\")"
+        ));
+        assert!(run.stdout.lines().any(|l| l == summary), "{}", run.stdout);
+        assert!(statuses(&output).iter().all(|&s| s == Status::Ok.code()));
+        outputs.push(std::fs::read(job.path(OUTPUT)).unwrap());
+    }
+    assert!(
+        outputs[0] == outputs[1],
+        "the skipped points changed the output"
+    );
+}
+
+/// A non-finite particle is not dropped (the output stays aligned with the
+/// input) and not invented: it is written as read, with status
+/// `invalid_input` and no normal, while its neighbours are projected.
+#[test]
+fn non_finite_particles_are_kept_as_read_with_status_invalid_input() {
+    let job = Job::new();
+    job.write_ply("cloud.ply", &xyz_columns(&sphere_cloud(2000)));
+    let mut particles = sphere_particles(100);
+    let invalid = [3, 40, 41, 99];
+    for (at, point) in invalid.into_iter().zip([
+        [f64::NAN, 0.5, 0.5],
+        [0.25, f64::INFINITY, -0.5],
+        [f64::NEG_INFINITY, 0.0, 1.0],
+        [f64::NAN; 3],
+    ]) {
+        particles.insert(at, Point3::from(point));
+    }
+    let input = job.write_ply("particles.ply", &xyz_columns(&particles));
+    let input = mlsproj::io::read_points(&input).unwrap();
+    let (run, output) = job.output(r#"cloud: "cloud.ply", particles: File("particles.ply")"#);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.split_whitespace().eq(["invalid_input", "4"])),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(output.len(), input.len());
+    let normals = output.normals.as_ref().unwrap();
+    for (i, &code) in statuses(&output).iter().enumerate() {
+        if invalid.contains(&i) {
+            assert_eq!(code, Status::InvalidInput.code(), "particle {i}");
+            let (read, written) = (input.positions[i], output.positions[i]);
+            assert!((0..3).all(|axis| same(read[axis], written[axis])), "{i}");
+            assert_eq!(normals[i], Vector3::zeros(), "particle {i}");
+        } else {
+            assert_eq!(code, Status::Ok.code(), "particle {i}");
+        }
+    }
+}
+
+/// Projects `particles` onto the MLS surface of `cloud` with `support`
+/// (RON) and every other setting at its default.
+fn project(cloud: &[Point3<f64>], support: &str, particles: &[Point3<f64>]) -> Vec<Projected> {
+    let config = Config::parse(&format!(
+        r#"(cloud: "c.ply", particles: Cloud, output: "o.ply", support: {support})"#
+    ))
+    .unwrap();
+    let surface = MlsSurface::new(&PointCloud::from_positions(cloud.to_vec())).unwrap();
+    let projector = surface.projector(Method::from(&config), Orientation::Auto, false);
+    mlsproj::project_all(&projector, particles)
+}
+
+/// Every particle projected with status `ok` and finite values.
+fn assert_all_ok(projected: &[Projected]) {
+    for (i, p) in projected.iter().enumerate() {
+        assert_eq!(p.status, Status::Ok, "particle {i}");
+        assert!(
+            p.position
+                .iter()
+                .chain(p.normal.iter())
+                .all(|c| c.is_finite())
+                && p.mean_curvature.is_finite()
+                && p.gaussian_curvature.is_finite(),
+            "particle {i}: {p:?}"
+        );
+    }
+}
+
+/// Exact duplicates are merged when the surface is built, so a cloud with
+/// every point repeated three times is the original cloud: the fit, hence
+/// the projection, must be the same up to rounding, with the same support
+/// (also `Nearest(k)`, which would otherwise gather k/3 positions).
+#[test]
+fn tripled_points_give_the_fit_of_the_original_cloud() {
+    let cloud = sphere_cloud(3000);
+    let tripled: Vec<_> = cloud.iter().flat_map(|p| [*p; 3]).collect();
+    let particles = sphere_particles(300);
+    for support in ["Radius(0.25)", "Nearest(40)"] {
+        let once = project(&cloud, support, &particles);
+        let thrice = project(&tripled, support, &particles);
+        assert_all_ok(&once);
+        assert_all_ok(&thrice);
+        for (i, (a, b)) in once.iter().zip(&thrice).enumerate() {
+            assert!(
+                (a.position - b.position).norm() < 1e-9 && (a.normal - b.normal).norm() < 1e-9,
+                "{support}, particle {i}: {a:?} vs {b:?}"
+            );
+        }
+    }
+}
+
+/// Projects particles at and near a spot of the unit sphere, where the
+/// cloud has a cluster of 50 coincident points (a scanner dwelling on one
+/// spot), with `support`. The fit must not break: every particle `ok` and
+/// finite. The cluster lies on the surface and adds no noise, so the
+/// accuracy must stay that of the cloud without it: the RMS distance to
+/// the sphere within 10% of the cluster-free one (it may improve, and does
+/// with a radius support; a broken fit leaves particles 0.01 off).
+fn check_cluster(support: &str) {
+    let spot = Point3::new(0.0, 0.0, 1.0);
+    let plain = sphere_cloud(3000);
+    let mut cloud = plain.clone();
+    cloud.extend([spot; 50]);
+    let mut particles: Vec<_> = (0..20)
+        .map(|i| spot + Vector3::new(i as f64 * 0.005, 0.0, 0.01))
+        .collect();
+    particles.push(spot);
+    let rms = |projected: &[Projected]| {
+        common::rms(projected.iter().map(|p| sphere().distance(&p.position)))
+    };
+    let with_cluster = project(&cloud, support, &particles);
+    assert_all_ok(&with_cluster);
+    let (with, without) = (
+        rms(&with_cluster),
+        rms(&project(&plain, support, &particles)),
+    );
+    assert!(
+        with <= 1.1 * without,
+        "{support}: RMS {with} with the cluster, {without} without"
+    );
+}
+
+#[test]
+fn a_cluster_of_coincident_points_does_not_break_a_fit() {
+    check_cluster("Radius(0.25)");
+    check_cluster("Nearest(80)");
+}
+
+/// With `Nearest(k)` and more than k coincident points, h is the distance
+/// to the cluster and every neighbour sits at r = 1, weight 0 (or at
+/// h = 0): particles near the cluster come out `too_few_neighbours`,
+/// `rejected` or `lower_degree`.
+#[test]
+fn a_cluster_of_more_than_k_coincident_points_does_not_break_a_nearest_fit() {
+    check_cluster("Nearest(40)");
+}
+
+/// A PLY file from its header lines (without `ply` and `end_header`) and
+/// body.
+fn ply(header: &str, body: &[u8]) -> Vec<u8> {
+    [format!("ply\n{header}end_header\n").as_bytes(), body].concat()
+}
+
+/// The header lines of `count` float `x y z` vertices in `format`.
+fn xyz_header(format: &str, count: usize) -> String {
+    format!(
+        "format {format} 1.0\nelement vertex {count}\nproperty float x\n\
+         property float y\nproperty float z\n"
+    )
+}
+
+/// One malformed point file: its name, content, the parts its refusal
+/// must contain (the place, where there is one, and the reason), and
+/// whether it is acceptable as particles (an empty particle set is).
+struct Malformed {
+    name: &'static str,
+    bytes: Vec<u8>,
+    says: &'static [&'static str],
+    refused_as_particles: bool,
+}
+
+/// Every malformed input of issue 4 that tests/cli.rs does not already
+/// run through the binary.
+fn malformed() -> Vec<Malformed> {
+    let binary = "binary_little_endian";
+    let case = |name, bytes, says| Malformed {
+        name,
+        bytes,
+        says,
+        refused_as_particles: true,
+    };
+    vec![
+        Malformed {
+            refused_as_particles: false,
+            ..case(
+                "empty.ply",
+                ply(&xyz_header(binary, 0), b""),
+                &["no points"],
+            )
+        },
+        case("blank.xyz", Vec::new(), &["empty file"]),
+        case(
+            "garbage.ply",
+            ply(
+                &format!("{}what is this\n", xyz_header("ascii", 1)),
+                b"1 2 3\n",
+            ),
+            &["line 7", "header"],
+        ),
+        case(
+            "scan.las",
+            b"LASF\0\0\x01\x02".to_vec(),
+            &["unsupported format"],
+        ),
+        case(
+            "truncated.ply",
+            ply(&xyz_header(binary, 5), &[0; 3 * 12 + 5]),
+            &["vertex 3"],
+        ),
+        case(
+            "no_z.ply",
+            ply(
+                "format ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\n",
+                b"1 2\n",
+            ),
+            &["'z'"],
+        ),
+        case(
+            "fewer_rows.ply",
+            ply(&xyz_header("ascii", 3), b"1 2 3\n4 5 6\n"),
+            &["vertex 2", "does not match"],
+        ),
+        case(
+            "more_bytes.ply",
+            ply(&xyz_header(binary, 2), &[0; 2 * 12 + 7]),
+            &["does not match"],
+        ),
+        case(
+            "two_columns.xyz",
+            b"# x y\n1 2\n3 4\n".to_vec(),
+            &["line 2"],
+        ),
+    ]
+}
+
+/// Each malformed file, as the cloud and as the particles, is refused by
+/// `mlsproj run` with one line naming the file and saying where and why,
+/// a non-zero exit, no panic and no output.
+#[test]
+fn malformed_inputs_are_refused_with_one_line_naming_file_and_place() {
+    let job = Job::new();
+    job.write_ply("cloud.ply", &xyz_columns(&sphere_cloud(500)));
+    for case in malformed() {
+        let path = job.write(case.name, &case.bytes);
+        let mut roles = vec![format!("cloud: {:?}, particles: Cloud", case.name)];
+        if case.refused_as_particles {
+            roles.push(format!(
+                "cloud: \"cloud.ply\", particles: File({:?})",
+                case.name
+            ));
+        }
+        for fields in roles {
+            let line = job.refused(&fields, &path);
+            for part in case.says {
+                assert!(
+                    line.contains(part),
+                    "{}: {line:?} lacks {part:?}",
+                    case.name
+                );
+            }
+        }
+    }
+}
+
+/// A folder where a file is expected: refused naming it, as the OS says.
+#[test]
+fn a_folder_given_as_the_cloud_is_refused_naming_it() {
+    let job = Job::new();
+    let folder = job.path("scan.ply");
+    std::fs::create_dir(&folder).unwrap();
+    job.refused(r#"cloud: "scan.ply", particles: Cloud"#, &folder);
+}
+
+/// The operating system's reason is stated once, not once per level of
+/// the error chain.
+#[test]
+fn an_unreadable_input_is_refused_stating_the_reason_once() {
+    let job = Job::new();
+    let missing = job.path("nowhere.ply");
+    let line = job.refused(r#"cloud: "nowhere.ply", particles: Cloud"#, &missing);
+    assert_eq!(line.matches("(os error").count(), 1, "{line}");
+}
+
+/// A file without read permission: refused naming it. Skipped where the
+/// test may read it anyway (as root).
+#[cfg(unix)]
+#[test]
+fn a_file_without_read_permission_is_refused_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let job = Job::new();
+    let path = job.write_ply("locked.ply", &xyz_columns(&sphere_cloud(100)));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::File::open(&path).is_ok() {
+        println!("note: mode 000 does not stop this user from reading, test skipped");
+        return;
+    }
+    job.refused(r#"cloud: "locked.ply", particles: Cloud"#, &path);
+}
