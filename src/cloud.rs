@@ -74,7 +74,51 @@ macro_rules! with_column {
     };
 }
 
+/// Builds a column of the same type as `$column` from `$body`, with
+/// `$values` bound to its inner `Vec`.
+macro_rules! map_column {
+    ($column:expr, $values:ident => $body:expr) => {
+        match $column {
+            Column::I8($values) => Column::I8($body),
+            Column::U8($values) => Column::U8($body),
+            Column::I16($values) => Column::I16($body),
+            Column::U16($values) => Column::U16($body),
+            Column::I32($values) => Column::I32($body),
+            Column::U32($values) => Column::U32($body),
+            Column::F32($values) => Column::F32($body),
+            Column::F64($values) => Column::F64($body),
+        }
+    };
+}
+
 impl Column {
+    /// A copy of the values in `range`.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Column {
+        map_column!(self, values => values[range.clone()].to_vec())
+    }
+
+    /// The values where `keep` holds.
+    pub fn filter(&self, keep: &[bool]) -> Column {
+        map_column!(self, values => pick_where(values, keep))
+    }
+
+    /// Appends `other[range]`; false (and nothing appended) when the types
+    /// differ.
+    pub fn extend_from(&mut self, other: &Column, range: std::ops::Range<usize>) -> bool {
+        macro_rules! same {
+            ($($variant:ident),*) => {
+                match (self, other) {
+                    $((Column::$variant(to), Column::$variant(from)) => {
+                        to.extend_from_slice(&from[range]);
+                        true
+                    })*
+                    _ => false,
+                }
+            };
+        }
+        same!(I8, U8, I16, U16, I32, U32, F32, F64)
+    }
+
     /// The scalar type of the values.
     pub fn kind(&self) -> ScalarKind {
         match self {
@@ -144,4 +188,77 @@ impl PointCloud {
     pub fn is_empty(&self) -> bool {
         self.positions.is_empty()
     }
+
+    /// A copy of the points in `range`, with every property.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> PointCloud {
+        PointCloud {
+            positions: self.positions[range.clone()].to_vec(),
+            normals: self.normals.as_ref().map(|n| n[range.clone()].to_vec()),
+            colours: self.colours.as_ref().map(|c| c[range.clone()].to_vec()),
+            attributes: self
+                .attributes
+                .iter()
+                .map(|a| Attribute {
+                    name: a.name.clone(),
+                    values: a.values.slice(range.clone()),
+                })
+                .collect(),
+            precision: self.precision,
+        }
+    }
+
+    /// Appends the points of `other`, which must come from the same file
+    /// (the same properties); false, and nothing appended, otherwise.
+    pub fn append(&mut self, other: &PointCloud) -> bool {
+        let same_properties = self.normals.is_some() == other.normals.is_some()
+            && self.colours.is_some() == other.colours.is_some()
+            && self.attributes.len() == other.attributes.len()
+            && self
+                .attributes
+                .iter()
+                .zip(&other.attributes)
+                .all(|(a, b)| a.name == b.name && a.values.kind() == b.values.kind());
+        if !same_properties {
+            return false;
+        }
+        self.positions.extend_from_slice(&other.positions);
+        if let (Some(to), Some(from)) = (&mut self.normals, &other.normals) {
+            to.extend_from_slice(from);
+        }
+        if let (Some(to), Some(from)) = (&mut self.colours, &other.colours) {
+            to.extend_from_slice(from);
+        }
+        for (to, from) in self.attributes.iter_mut().zip(&other.attributes) {
+            to.values.extend_from(&from.values, 0..from.values.len());
+        }
+        true
+    }
+
+    /// The points for which `keep` holds, with every property.
+    pub fn filter(&self, keep: &[bool]) -> PointCloud {
+        PointCloud {
+            positions: pick_where(&self.positions, keep),
+            normals: self.normals.as_deref().map(|n| pick_where(n, keep)),
+            colours: self.colours.as_deref().map(|c| pick_where(c, keep)),
+            attributes: self
+                .attributes
+                .iter()
+                .map(|a| Attribute {
+                    name: a.name.clone(),
+                    values: a.values.filter(keep),
+                })
+                .collect(),
+            precision: self.precision,
+        }
+    }
+}
+
+/// The values where `keep` holds.
+fn pick_where<T: Copy>(values: &[T], keep: &[bool]) -> Vec<T> {
+    values
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| **k)
+        .map(|(v, _)| *v)
+        .collect()
 }

@@ -39,12 +39,13 @@ pub mod projection;
 pub mod status;
 pub mod surface;
 pub mod survey;
+pub mod tiles;
 pub mod weight;
 
 pub use cloud::{Attribute, Column, PointCloud, Precision, ScalarKind};
 pub use config::Config;
 pub use error::{Error, Location, Result};
-pub use pipeline::{Summary, project_all, run};
+pub use pipeline::{RunOptions, Summary, project_all, run, run_with};
 pub use projection::{Method, Projected, Projector};
 pub use status::Status;
 pub use surface::MlsSurface;

@@ -1,14 +1,16 @@
 //! The `mlsproj` command: parse the command line, call the library, report.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use mlsproj::Status;
 use mlsproj::config::Config;
 use mlsproj::survey::Spread;
+use mlsproj::tiles::Tile;
+use mlsproj::{RunOptions, Status};
 
 /// Project particles onto the Moving Least Squares surface of a point cloud.
 #[derive(Parser)]
@@ -25,6 +27,30 @@ enum Command {
     Run {
         /// The job's RON config; paths inside are relative to its folder.
         config: PathBuf,
+        /// Project only tile I of N (0-based): the particles in the I-th of
+        /// N equal slabs along the longest axis of their bounding box, with
+        /// only the part of the cloud they need. Writes OUTPUT with
+        /// `.tile-IIII-of-NNNN` before its extension; `mlsproj merge` joins
+        /// the tiles. Each tile is an independent job (Slurm array, GNU
+        /// parallel, Kubernetes Jobs).
+        #[arg(long, value_name = "I/N")]
+        tile: Option<Tile>,
+        /// No progress bars (they are also off when stderr is not a
+        /// terminal).
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Join the outputs of `run --tile 0/N` … `run --tile N-1/N` into the
+    /// config's output, in input order.
+    Merge {
+        /// The job's RON config (the same one the tiles ran).
+        config: PathBuf,
+        /// Number of tiles N.
+        #[arg(long)]
+        tiles: usize,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Validate a config and its inputs and say what would run (counts,
     /// support, neighbour counts on a sample) without writing anything.
@@ -53,7 +79,31 @@ fn main() -> ExitCode {
 
 fn try_main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run { config } => run(&load(&config)?),
+        Command::Run {
+            config,
+            tile,
+            quiet,
+        } => run(
+            &load(&config)?,
+            &RunOptions {
+                progress: show_progress(quiet),
+                tile,
+            },
+        ),
+        Command::Merge {
+            config,
+            tiles,
+            quiet,
+        } => {
+            let summary = mlsproj::pipeline::merge(&load(&config)?, tiles, show_progress(quiet))?;
+            println!(
+                "merged {} tiles, {} particles, into {}",
+                summary.tiles,
+                summary.particles,
+                summary.output.display()
+            );
+            Ok(())
+        }
         Command::Check { config } => check(&load(&config)?),
         Command::Info { file } => info(&file),
     }
@@ -63,8 +113,13 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).context("invalid config")
 }
 
-fn run(config: &Config) -> anyhow::Result<()> {
-    let summary = mlsproj::run(config)?;
+/// Progress bars unless asked for quiet or stderr is not a terminal.
+fn show_progress(quiet: bool) -> bool {
+    !quiet && std::io::stderr().is_terminal()
+}
+
+fn run(config: &Config, options: &RunOptions) -> anyhow::Result<()> {
+    let summary = mlsproj::run_with(config, options)?;
     println!(
         "cloud: {} points{}",
         summary.cloud_points,

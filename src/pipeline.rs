@@ -1,20 +1,24 @@
 //! The whole job: read → build the search → project every particle in
 //! parallel → write. The one place that strings the stages together.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nalgebra::Point3;
 use rayon::prelude::*;
 
-use crate::cloud::{Attribute, Column, PointCloud, Precision};
-use crate::config::{Config, Particles};
-use crate::error::{Error, Result};
-use crate::io;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cloud::{Attribute, Column, PointCloud, Precision, ScalarKind};
+use crate::config::{Config, Particles, Support};
+use crate::error::{Error, Location, Result};
+use crate::io::{self, PlyVertexWriter, PointReader};
+use crate::neighbours::bounding_box;
 use crate::order::morton_order;
 use crate::projection::{Method, Projected, Projector, Scratch};
 use crate::status::Status;
 use crate::surface::MlsSurface;
+use crate::tiles::{Slabs, Tile};
 
 /// Wall-clock time of each stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -68,31 +72,67 @@ pub fn project_all(projector: &Projector, particles: &[Point3<f64>]) -> Vec<Proj
     rank.par_iter().map(|&r| visited[r as usize]).collect()
 }
 
-/// Reads the particle set of `config` (or reuses the cloud for smoothing).
-fn read_particles(config: &Config, cloud: &PointCloud) -> Result<PointCloud> {
+/// Particles per chunk when streaming: bounds the memory of the particle
+/// side (positions, results and output columns of one chunk) whatever the
+/// file size, and is large enough to keep every core busy.
+pub const CHUNK: usize = 1 << 20;
+
+/// What the command line adds to a config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Show progress bars on stderr.
+    pub progress: bool,
+    /// Run only this spatial tile of the job.
+    pub tile: Option<Tile>,
+}
+
+/// Opens the particles of `config`: a particle file, or the cloud itself
+/// (already in memory) for smoothing.
+fn open_particles(config: &Config, cloud: PointCloud) -> Result<PointReader> {
     match &config.particles {
-        Particles::File(path) => io::read_points(path),
-        Particles::Cloud => Ok(cloud.clone()),
+        Particles::File(path) => PointReader::open(path),
+        Particles::Cloud => Ok(PointReader::from_cloud(cloud)),
+    }
+}
+
+/// The file the particles come from.
+fn particle_path(config: &Config) -> &Path {
+    match &config.particles {
+        Particles::File(path) => path,
+        Particles::Cloud => &config.cloud,
     }
 }
 
 /// Reads the cloud, refusing an empty one.
 pub fn read_cloud(config: &Config) -> Result<PointCloud> {
     let cloud = io::read_points(&config.cloud)?;
-    if cloud.is_empty() {
-        return Err(Error::format(
-            &config.cloud,
-            crate::error::Location::File,
-            "the cloud has no points",
-        ));
-    }
+    refuse_empty(&config.cloud, cloud.len())?;
     Ok(cloud)
 }
 
-/// Runs a whole job as `config` describes it.
+fn refuse_empty(path: &Path, points: usize) -> Result<()> {
+    if points == 0 {
+        return Err(Error::format(
+            path,
+            Location::File,
+            "the cloud has no points",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a whole job as `config` describes it, quietly.
 pub fn run(config: &Config) -> Result<Summary> {
+    run_with(config, &RunOptions::default())
+}
+
+/// Runs a job, or one tile of it, with progress bars if asked.
+pub fn run_with(config: &Config, options: &RunOptions) -> Result<Summary> {
     let pool = thread_pool(config.threads)?;
-    pool.install(|| run_in_pool(config))
+    pool.install(|| match options.tile {
+        None => run_whole(config, options.progress),
+        Some(tile) => run_tile(config, tile, options.progress),
+    })
 }
 
 fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
@@ -102,57 +142,563 @@ fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::Invalid(format!("cannot start {threads} worker threads: {e}")))
 }
 
-fn run_in_pool(config: &Config) -> Result<Summary> {
-    let started = Instant::now();
-    let cloud = read_cloud(config)?;
-    let particles = read_particles(config, &cloud)?;
-    let load = started.elapsed();
+/// A spinner (no total) or bar on stderr, or a hidden one.
+fn progress_bar(show: bool, message: &'static str, total: Option<usize>) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = match total {
+        Some(total) => ProgressBar::new(total as u64).with_style(
+            ProgressStyle::with_template(
+                "{msg:>12} [{bar:30}] {human_pos}/{human_len} {per_sec} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
 
+/// Times `work` into `slot`.
+fn timed<T>(slot: &mut Duration, work: impl FnOnce() -> T) -> T {
     let started = Instant::now();
-    let surface = MlsSurface::new(&cloud)?;
-    let tree = started.elapsed();
+    let value = work();
+    *slot += started.elapsed();
+    value
+}
 
-    let started = Instant::now();
-    let projector = surface.projector(Method::from(config), config.orientation, config.colours);
-    let projected = project_all(&projector, &particles.positions);
-    let project = started.elapsed();
+fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
+    let mut timings = Timings::default();
+    let reading = progress_bar(progress, "reading cloud", None);
+    let cloud = timed(&mut timings.load, || read_cloud(config))?;
+    reading.finish_and_clear();
+    let building = progress_bar(progress, "building tree", None);
+    let surface = timed(&mut timings.tree, || MlsSurface::new(&cloud))?;
+    building.finish_and_clear();
+    let cloud_points = cloud.len();
+    let cloud_precision = cloud.precision;
+    let particles = timed(&mut timings.load, || open_particles(config, cloud))?;
+    let projection = project_stream(
+        config,
+        &surface,
+        particles,
+        cloud_precision,
+        None,
+        &config.output,
+        progress,
+        &mut timings,
+    )?;
+    Ok(Summary {
+        cloud_points,
+        skipped_cloud_points: surface.skipped(),
+        duplicate_cloud_points: surface.duplicates(),
+        particles: projection.particles,
+        status_counts: projection.status_counts,
+        orientation: surface.orientation_rule(config.orientation),
+        timings,
+        output: config.output.clone(),
+    })
+}
 
-    let started = Instant::now();
-    let average_colours = config.colours && surface.has_colours() && particles.colours.is_none();
+/// Counts of one projection pass.
+struct StreamCounts {
+    particles: usize,
+    status_counts: [usize; Status::ALL.len()],
+}
+
+/// Projects `particles` chunk by chunk onto `surface` and writes them to
+/// `output` as they come: read, project, write, so memory holds one chunk.
+/// `indices` gives the particles' input positions (`None`: 0, 1, 2, …).
+#[allow(clippy::too_many_arguments)]
+fn project_stream(
+    config: &Config,
+    surface: &MlsSurface,
+    mut particles: PointReader,
+    cloud_precision: Precision,
+    indices: Option<&[u32]>,
+    output: &Path,
+    progress: bool,
+    timings: &mut Timings,
+) -> Result<StreamCounts> {
+    let total = particles.len();
     let precision =
-        if cloud.precision == Precision::Double || particles.precision == Precision::Double {
+        if cloud_precision == Precision::Double || particles.precision() == Precision::Double {
             Precision::Double
         } else {
             Precision::Single
         };
-    let columns = output_columns(
-        &particles,
-        &projected,
-        precision,
-        average_colours,
-        config.attributes,
-    );
+    let projector = surface.projector(Method::from(config), config.orientation, config.colours);
     let comments = vec![format!("mlsproj {}", env!("CARGO_PKG_VERSION"))];
-    io::write_ply(&config.output, &columns, config.encoding.into(), &comments)?;
-    let write = started.elapsed();
-
-    let mut status_counts = [0usize; Status::ALL.len()];
-    for p in &projected {
-        status_counts[p.status.code() as usize] += 1;
+    let bar = progress_bar(progress, "projecting", Some(total));
+    let mut writer: Option<PlyVertexWriter> = None;
+    let mut counts = StreamCounts {
+        particles: 0,
+        status_counts: [0; Status::ALL.len()],
+    };
+    loop {
+        let chunk = timed(&mut timings.load, || particles.read_chunk(CHUNK))?;
+        let projected = timed(&mut timings.project, || {
+            project_all(&projector, &chunk.positions)
+        });
+        for p in &projected {
+            counts.status_counts[p.status.code() as usize] += 1;
+        }
+        let first = counts.particles;
+        counts.particles += chunk.len();
+        let index: Vec<u32> = match indices {
+            Some(indices) => indices[first..counts.particles].to_vec(),
+            None => (first as u32..counts.particles as u32).collect(),
+        };
+        timed(&mut timings.write, || {
+            let average_colours =
+                config.colours && surface.has_colours() && chunk.colours.is_none();
+            let columns = output_columns(
+                &chunk,
+                &projected,
+                precision,
+                average_colours,
+                config.attributes,
+                index,
+            );
+            let writer = match &mut writer {
+                Some(writer) => writer,
+                None => writer.insert(PlyVertexWriter::create(
+                    output,
+                    &schema(&columns),
+                    total,
+                    config.encoding.into(),
+                    &comments,
+                )?),
+            };
+            writer.write_chunk(&columns)
+        })?;
+        bar.inc(chunk.len() as u64);
+        if chunk.is_empty() || counts.particles >= total {
+            break;
+        }
     }
+    bar.finish_and_clear();
+    if let Some(writer) = writer {
+        timed(&mut timings.write, || writer.finish())?;
+    }
+    Ok(counts)
+}
+
+/// Names and types of `columns`, for a writer's header.
+fn schema(columns: &[Attribute]) -> Vec<(String, ScalarKind)> {
+    columns
+        .iter()
+        .map(|c| (c.name.clone(), c.values.kind()))
+        .collect()
+}
+
+/// Bounding box of the finite positions in a point file, read in chunks.
+fn streamed_bounds(path: &Path) -> Result<(Point3<f64>, Point3<f64>)> {
+    let mut reader = PointReader::open(path)?;
+    let mut finite = Vec::new();
+    let mut bounds: Option<(Point3<f64>, Point3<f64>)> = None;
+    loop {
+        let chunk = reader.read_chunk(CHUNK)?;
+        if chunk.is_empty() {
+            break;
+        }
+        finite.clear();
+        finite.extend(
+            chunk
+                .positions
+                .iter()
+                .filter(|p| p.iter().all(|c| c.is_finite())),
+        );
+        if !finite.is_empty() {
+            let (lo, hi) = bounding_box(&finite);
+            bounds = Some(match bounds {
+                Some((l, h)) => (l.inf(&lo), h.sup(&hi)),
+                None => (lo, hi),
+            });
+        }
+    }
+    Ok(bounds.unwrap_or((Point3::origin(), Point3::origin())))
+}
+
+/// The particles of one tile, with their input positions.
+fn tile_particles(path: &Path, slabs: &Slabs, tile: Tile) -> Result<(PointCloud, Vec<u32>)> {
+    let mut reader = PointReader::open(path)?;
+    let mut kept: Option<PointCloud> = None;
+    let mut indices = Vec::new();
+    let mut first = 0usize;
+    loop {
+        let chunk = reader.read_chunk(CHUNK)?;
+        let keep: Vec<bool> = chunk
+            .positions
+            .iter()
+            .map(|p| slabs.of(p) == tile.index)
+            .collect();
+        indices.extend(
+            keep.iter()
+                .enumerate()
+                .filter(|(_, k)| **k)
+                .map(|(i, _)| (first + i) as u32),
+        );
+        first += chunk.len();
+        let part = chunk.filter(&keep);
+        match &mut kept {
+            Some(kept) => {
+                kept.append(&part);
+            }
+            None => kept = Some(part),
+        }
+        if chunk.is_empty() {
+            break;
+        }
+    }
+    Ok((kept.unwrap_or_default(), indices))
+}
+
+/// The cloud points whose coordinate on `axis` lies in `[from, to]`, read in
+/// chunks, with the count of points in the file and the centroid of all its
+/// finite points.
+fn cloud_slab(
+    path: &Path,
+    axis: usize,
+    from: f64,
+    to: f64,
+) -> Result<(PointCloud, usize, Point3<f64>)> {
+    let mut reader = PointReader::open(path)?;
+    let total = reader.len();
+    let mut kept: Option<PointCloud> = None;
+    let (mut sum, mut finite) = (nalgebra::Vector3::zeros(), 0usize);
+    loop {
+        let chunk = reader.read_chunk(CHUNK)?;
+        for p in chunk
+            .positions
+            .iter()
+            .filter(|p| p.iter().all(|c| c.is_finite()))
+        {
+            sum += p.coords;
+            finite += 1;
+        }
+        // Non-finite points are kept too: the surface counts them as skipped.
+        let keep: Vec<bool> = chunk
+            .positions
+            .iter()
+            .map(|p| !p.iter().all(|c| c.is_finite()) || (from..=to).contains(&p[axis]))
+            .collect();
+        let part = chunk.filter(&keep);
+        match &mut kept {
+            Some(kept) => {
+                kept.append(&part);
+            }
+            None => kept = Some(part),
+        }
+        if chunk.is_empty() {
+            break;
+        }
+    }
+    let centroid = Point3::from(sum / finite.max(1) as f64);
+    Ok((kept.unwrap_or_default(), total, centroid))
+}
+
+/// How far beyond its slab the cloud must reach so that every particle's
+/// fit sees the points it would see in the whole cloud: each step looks
+/// within its support radius h of a centre that moves less than h per step,
+/// so `iterations · h` around the particle, doubled for `Nearest(k)`, whose
+/// h at a moved centre can grow. Measured on the part loaded so far (where
+/// the k-nearest radius can only be larger than in the whole cloud).
+fn halo_needed(
+    surface: &MlsSurface,
+    particles: &[Point3<f64>],
+    config: &Config,
+    axis: usize,
+    from: f64,
+    to: f64,
+) -> f64 {
+    let reach_factor = f64::from(config.iterations)
+        * match config.support {
+            Support::Nearest(_) => 2.0,
+            _ => 1.0,
+        };
+    let search = surface.search();
+    particles
+        .par_iter()
+        .filter(|p| p.iter().all(|c| c.is_finite()))
+        .map_init(Vec::new, |buffer, p| {
+            let h = search.gather(
+                &(p - search.origin()),
+                config.support,
+                config.nearest_scale,
+                buffer,
+            );
+            let inside = (p[axis] - from).min(to - p[axis]).max(0.0);
+            reach_factor * h - inside
+        })
+        .reduce(|| 0.0, f64::max)
+}
+
+fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
+    let mut timings = Timings::default();
+    let reading = progress_bar(progress, "reading tile", None);
+    let particle_file = particle_path(config);
+    let (lo, hi) = timed(&mut timings.load, || streamed_bounds(particle_file))?;
+    let slabs = Slabs::new(&lo, &hi, tile.count);
+    let (particles, indices) = timed(&mut timings.load, || {
+        tile_particles(particle_file, &slabs, tile)
+    })?;
+    let (from, to) = slabs.bounds(tile.index);
+    let axis = slabs.axis();
+    let mut halo = match config.support {
+        Support::Radius(radius) | Support::RadiusNearest { radius, .. } => {
+            radius * f64::from(config.iterations)
+        }
+        Support::Nearest(_) => 0.0,
+    };
+    let (surface, cloud_points, cloud_precision) = loop {
+        let (part, total, centroid) = timed(&mut timings.load, || {
+            cloud_slab(&config.cloud, axis, from - halo, to + halo)
+        })?;
+        refuse_empty(&config.cloud, total)?;
+        let finite = part
+            .positions
+            .iter()
+            .filter(|p| p.iter().all(|c| c.is_finite()))
+            .count();
+        if finite == 0 {
+            // Nothing near this slab yet: widen until something is.
+            halo = (2.0 * halo).max((hi - lo).max() / tile.count as f64);
+            continue;
+        }
+        let surface = timed(&mut timings.tree, || MlsSurface::new(&part))?.with_centroid(centroid);
+        let needed = halo_needed(&surface, &particles.positions, config, axis, from, to);
+        let whole = part.len() == total;
+        if needed <= halo || whole {
+            break (surface, total, part.precision);
+        }
+        halo = 1.25 * needed;
+    };
+    reading.finish_and_clear();
+    let output = tile.output_path(&config.output);
+    let projection = project_stream(
+        config,
+        &surface,
+        PointReader::from_cloud(particles),
+        cloud_precision,
+        Some(&indices),
+        &output,
+        progress,
+        &mut timings,
+    )?;
     Ok(Summary {
-        cloud_points: cloud.len(),
+        cloud_points,
         skipped_cloud_points: surface.skipped(),
         duplicate_cloud_points: surface.duplicates(),
-        particles: projected.len(),
-        status_counts,
+        particles: projection.particles,
+        status_counts: projection.status_counts,
         orientation: surface.orientation_rule(config.orientation),
-        timings: Timings {
-            load,
-            tree,
-            project,
-            write,
-        },
+        timings,
+        output,
+    })
+}
+
+/// What `mlsproj merge` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeSummary {
+    /// Tile outputs read.
+    pub tiles: usize,
+    /// Particles written.
+    pub particles: usize,
+    /// The merged file.
+    pub output: PathBuf,
+}
+
+/// A point file's properties as output columns, in the order mlsproj
+/// writes them: position, normal, then the other properties, the colours
+/// after `index` (where [`output_columns`] puts them).
+fn file_columns(points: &PointCloud) -> Vec<Attribute> {
+    let mut columns = Vec::with_capacity(points.attributes.len() + 9);
+    let column = |name: &str, values: Column| Attribute {
+        name: name.to_owned(),
+        values,
+    };
+    for (axis, name) in ["x", "y", "z"].into_iter().enumerate() {
+        let values = points.positions.iter().map(|p| p[axis]);
+        columns.push(column(
+            name,
+            match points.precision {
+                Precision::Double => Column::F64(values.collect()),
+                Precision::Single => Column::F32(values.map(|v| v as f32).collect()),
+            },
+        ));
+    }
+    if let Some(normals) = &points.normals {
+        for (axis, name) in ["nx", "ny", "nz"].into_iter().enumerate() {
+            columns.push(column(
+                name,
+                Column::F32(normals.iter().map(|n| n[axis]).collect()),
+            ));
+        }
+    }
+    let colour_columns = |colours: &Vec<[u8; 3]>| {
+        ["red", "green", "blue"]
+            .into_iter()
+            .enumerate()
+            .map(|(channel, name)| {
+                column(
+                    name,
+                    Column::U8(colours.iter().map(|c| c[channel]).collect()),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut colours = points.colours.as_ref().map(colour_columns);
+    for attribute in &points.attributes {
+        columns.push(attribute.clone());
+        if attribute.name == "index" {
+            columns.extend(colours.take().unwrap_or_default());
+        }
+    }
+    columns.extend(colours.unwrap_or_default());
+    columns
+}
+
+/// One tile output being merged: its reader and current chunk.
+struct TileCursor {
+    path: PathBuf,
+    reader: PointReader,
+    columns: Vec<Attribute>,
+    index: Vec<u32>,
+    next: usize,
+}
+
+impl TileCursor {
+    fn open(path: PathBuf) -> Result<Self> {
+        let reader = PointReader::open(&path)?;
+        let mut cursor = TileCursor {
+            path,
+            reader,
+            columns: Vec::new(),
+            index: Vec::new(),
+            next: 0,
+        };
+        cursor.refill()?;
+        Ok(cursor)
+    }
+
+    /// Reads the next chunk when the current one is used up.
+    fn refill(&mut self) -> Result<()> {
+        if self.next < self.index.len() {
+            return Ok(());
+        }
+        let chunk = self.reader.read_chunk(CHUNK)?;
+        self.columns = file_columns(&chunk);
+        self.index = match chunk
+            .attributes
+            .iter()
+            .find(|a| a.name == "index")
+            .map(|a| &a.values)
+        {
+            Some(Column::U32(index)) => index.clone(),
+            _ => {
+                return Err(Error::format(
+                    &self.path,
+                    Location::File,
+                    "no uint 'index' property: not an mlsproj tile output",
+                ));
+            }
+        };
+        self.next = 0;
+        Ok(())
+    }
+
+    /// The input position of the next particle, if any.
+    fn head(&self) -> Option<u32> {
+        self.index.get(self.next).copied()
+    }
+}
+
+/// Joins the outputs of `--tile 0/N` … `--tile N-1/N` into `config.output`,
+/// in input order, streaming: memory holds one chunk per tile.
+pub fn merge(config: &Config, tiles: usize, progress: bool) -> Result<MergeSummary> {
+    if tiles == 0 {
+        return Err(Error::Invalid("merge needs at least one tile".into()));
+    }
+    let mut cursors = (0..tiles)
+        .map(|index| {
+            TileCursor::open(
+                Tile {
+                    index,
+                    count: tiles,
+                }
+                .output_path(&config.output),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let total: usize = cursors.iter().map(|c| c.reader.len()).sum();
+    let schema = schema(&cursors[0].columns);
+    if let Some(odd) = cursors.iter().find(|c| self::schema(&c.columns) != schema) {
+        return Err(Error::format(
+            &odd.path,
+            Location::File,
+            "its properties differ from the first tile's",
+        ));
+    }
+    let comments = vec![format!(
+        "mlsproj {} merge of {tiles} tiles",
+        env!("CARGO_PKG_VERSION")
+    )];
+    let mut writer = PlyVertexWriter::create(
+        &config.output,
+        &schema,
+        total,
+        config.encoding.into(),
+        &comments,
+    )?;
+    let bar = progress_bar(progress, "merging", Some(total));
+    let empty = |columns: &[Attribute]| -> Vec<Attribute> {
+        columns
+            .iter()
+            .map(|c| Attribute {
+                name: c.name.clone(),
+                values: c.values.slice(0..0),
+            })
+            .collect()
+    };
+    let mut pending = empty(&cursors[0].columns);
+    let mut pending_rows = 0;
+    let mut next_index = 0u32;
+    while (next_index as usize) < total {
+        let Some(cursor) = cursors.iter_mut().find(|c| c.head() == Some(next_index)) else {
+            return Err(Error::Invalid(format!(
+                "merge: particle {next_index} is in no tile output (were all {tiles} tiles run on the same particles?)"
+            )));
+        };
+        // The run of consecutive input positions this tile holds here.
+        let start = cursor.next;
+        let mut end = start + 1;
+        while cursor.index.get(end) == Some(&(next_index + (end - start) as u32)) {
+            end += 1;
+        }
+        for (to, from) in pending.iter_mut().zip(&cursor.columns) {
+            to.values.extend_from(&from.values, start..end);
+        }
+        pending_rows += end - start;
+        next_index += (end - start) as u32;
+        cursor.next = end;
+        cursor.refill()?;
+        if pending_rows >= CHUNK {
+            writer.write_chunk(&pending)?;
+            bar.inc(pending_rows as u64);
+            pending = empty(&pending);
+            pending_rows = 0;
+        }
+    }
+    writer.write_chunk(&pending)?;
+    bar.finish_and_clear();
+    writer.finish()?;
+    Ok(MergeSummary {
+        tiles,
+        particles: total,
         output: config.output.clone(),
     })
 }
@@ -195,6 +741,7 @@ pub fn output_columns(
     precision: Precision,
     average_colours: bool,
     attributes: bool,
+    index: Vec<u32>,
 ) -> Vec<Attribute> {
     let column = |name: &str, values: Column| Attribute {
         name: name.to_owned(),
@@ -232,10 +779,7 @@ pub fn output_columns(
         "status",
         Column::U8(projected.iter().map(|p| p.status.code()).collect()),
     ));
-    columns.push(column(
-        "index",
-        Column::U32((0..projected.len() as u32).collect()),
-    ));
+    columns.push(column("index", Column::U32(index)));
     let colours: Option<Vec<[u8; 3]>> = match (&particles.colours, average_colours) {
         (Some(own), _) => Some(own.clone()),
         (None, true) => Some(projected.iter().map(|p| p.colour).collect()),
@@ -299,8 +843,10 @@ pub struct CheckReport {
 /// without projecting or writing anything.
 pub fn check(config: &Config) -> Result<CheckReport> {
     let cloud = read_cloud(config)?;
-    let particles = read_particles(config, &cloud)?;
     let surface = MlsSurface::new(&cloud)?;
+    let cloud_points = cloud.len();
+    let mut reader = open_particles(config, cloud)?;
+    let particles = reader.read_chunk(reader.len())?;
     let invalid_particles = particles
         .positions
         .iter()
@@ -313,7 +859,7 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         config.nearest_scale,
     );
     Ok(CheckReport {
-        cloud_points: cloud.len(),
+        cloud_points,
         skipped_cloud_points: surface.skipped(),
         duplicate_cloud_points: surface.duplicates(),
         particles: particles.len(),

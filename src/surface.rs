@@ -53,6 +53,13 @@ impl MlsSurface {
         })
     }
 
+    /// The same surface with the cloud's centroid given: a tile holds part
+    /// of the cloud, but orients normals by the whole cloud's centroid.
+    pub fn with_centroid(mut self, centroid: Point3<f64>) -> Self {
+        self.centroid = centroid - self.search.origin();
+        self
+    }
+
     /// Cloud points left out for a non-finite coordinate.
     pub fn skipped(&self) -> usize {
         self.skipped

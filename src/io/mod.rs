@@ -70,6 +70,77 @@ pub enum PlyEncoding {
 /// are scaled by 255 when all lie in 0..=1, else kept as `f64` attributes
 /// `red green blue`.
 pub fn read_points(path: &Path) -> Result<PointCloud> {
+    let mut reader = PointReader::open(path)?;
+    reader.read_chunk(reader.len())
+}
+
+/// A point file read chunk by chunk: PLY is streamed from disk, so the
+/// number of points is bounded by the disk, not by memory; a text cloud is
+/// parsed whole (its rule for columns needs every row) and handed out in
+/// chunks.
+#[derive(Debug)]
+pub enum PointReader {
+    /// A PLY file, streamed.
+    Ply(PlyVertexReader),
+    /// A cloud in memory (a parsed text file, or points already read);
+    /// `next` is the first point not yet handed out.
+    Memory { cloud: PointCloud, next: usize },
+}
+
+impl PointReader {
+    /// Opens a point file, choosing the reader as [`read_points`] does.
+    pub fn open(path: &Path) -> Result<Self> {
+        if is_ply(path)? {
+            Ok(PointReader::Ply(PlyVertexReader::open(path)?))
+        } else {
+            Ok(PointReader::from_cloud(read_text(path)?))
+        }
+    }
+
+    /// Hands out the points of a cloud already in memory.
+    pub fn from_cloud(cloud: PointCloud) -> Self {
+        PointReader::Memory { cloud, next: 0 }
+    }
+
+    /// Number of points in the file.
+    pub fn len(&self) -> usize {
+        match self {
+            PointReader::Ply(reader) => reader.len(),
+            PointReader::Memory { cloud, .. } => cloud.len(),
+        }
+    }
+
+    /// True when the file has no point.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Precision of the positions in the file.
+    pub fn precision(&self) -> crate::cloud::Precision {
+        match self {
+            PointReader::Ply(reader) => reader.precision(),
+            PointReader::Memory { cloud, .. } => cloud.precision,
+        }
+    }
+
+    /// The next up to `max` points, with every property of the file (an
+    /// empty cloud, properties still named, at the end).
+    pub fn read_chunk(&mut self, max: usize) -> Result<PointCloud> {
+        match self {
+            PointReader::Ply(reader) => reader.read_chunk(max),
+            PointReader::Memory { cloud, next } => {
+                let end = cloud.len().min(*next + max);
+                let chunk = cloud.slice(*next..end);
+                *next = end;
+                Ok(chunk)
+            }
+        }
+    }
+}
+
+/// True when `path` starts with the line `ply`; an empty or unreadable
+/// file is an error naming it.
+fn is_ply(path: &Path) -> Result<bool> {
     let mut start = Vec::with_capacity(4);
     File::open(path)
         .and_then(|file| file.take(4).read_to_end(&mut start))
@@ -77,10 +148,11 @@ pub fn read_points(path: &Path) -> Result<PointCloud> {
     if start.is_empty() {
         return Err(Error::format(path, Location::File, "empty file"));
     }
-    if start.starts_with(b"ply\n") || start.starts_with(b"ply\r") {
-        let mut reader = PlyVertexReader::open(path)?;
-        return reader.read_chunk(reader.len());
-    }
+    Ok(start.starts_with(b"ply\n") || start.starts_with(b"ply\r"))
+}
+
+/// Reads a text cloud, or refuses a file that is neither PLY nor text.
+fn read_text(path: &Path) -> Result<PointCloud> {
     let extension = path
         .extension()
         .and_then(|extension| extension.to_str())

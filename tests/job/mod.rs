@@ -66,13 +66,20 @@ impl Job {
     /// Runs `mlsproj run` on a config with `fields` (RON, without the
     /// parentheses) plus `output: "out.ply"`.
     pub fn run(&self, fields: &str) -> Run {
+        self.command("run", fields, &[])
+    }
+
+    /// Runs `mlsproj COMMAND job.ron ARGS…` on a config with `fields` plus
+    /// `output: "out.ply"`.
+    pub fn command(&self, command: &str, fields: &str, args: &[&str]) -> Run {
         let config = self.write(
             "job.ron",
             format!("({fields}, output: {OUTPUT:?})").as_bytes(),
         );
         Command::new(env!("CARGO_BIN_EXE_mlsproj"))
-            .arg("run")
+            .arg(command)
             .arg(config)
+            .args(args)
             .output()
             .expect("the binary runs")
             .into()

@@ -1,0 +1,126 @@
+//! Tiles: a job split with `--tile I/N` and joined with `merge` gives the
+//! result of the whole job, particle for particle, in input order.
+
+mod common;
+mod job;
+
+use common::{Sphere, noisy_cloud, particles};
+use job::{Job, OUTPUT, attribute, column, xyz_columns};
+use mlsproj::{Column, PointCloud};
+use nalgebra::Point3;
+
+/// Runs the job whole, then as `tiles` tiles merged, and returns both outputs.
+fn whole_and_tiled(job: &Job, fields: &str, tiles: usize) -> (PointCloud, PointCloud) {
+    let (_, whole) = job.output(fields);
+    std::fs::remove_file(job.path(OUTPUT)).unwrap();
+    for index in 0..tiles {
+        let tile = format!("{index}/{tiles}");
+        let run = job.command("run", fields, &["--tile", &tile, "--quiet"]);
+        assert!(run.success, "tile {tile}: {}", run.stderr);
+    }
+    let merged = job.command("merge", fields, &["--tiles", &tiles.to_string()]);
+    assert!(merged.success, "merge: {}", merged.stderr);
+    let tiled = mlsproj::io::read_points(&job.path(OUTPUT)).unwrap();
+    (whole, tiled)
+}
+
+/// Equal but for rounding: a tile's tree holds its points in another
+/// order relative to another origin, so sums run in another order
+/// (differences of order 1e-15). The neighbour counts are not compared: a
+/// `Nearest(k)` neighbourhood's farthest point sits exactly on the support
+/// radius, where rounding decides between weight 0 and a weight of 1e-30.
+fn assert_same_result(whole: &PointCloud, tiled: &PointCloud) {
+    assert_eq!(whole.len(), tiled.len());
+    assert!(
+        column(whole, "index") == column(tiled, "index"),
+        "input order"
+    );
+    assert!(
+        column(whole, "status") == column(tiled, "status"),
+        "statuses"
+    );
+    for (i, (a, b)) in whole.positions.iter().zip(&tiled.positions).enumerate() {
+        assert!(
+            (a - b).norm() <= 1e-9
+                || (a.iter().any(|c| c.is_nan()) && b.iter().any(|c| c.is_nan())),
+            "particle {i}: {a} vs {b}"
+        );
+    }
+    let (Some(a), Some(b)) = (&whole.normals, &tiled.normals) else {
+        panic!("both have normals")
+    };
+    // Normals are written as float: equal to a unit in the last place.
+    assert!(
+        a.iter().zip(b).all(|(a, b)| (a - b).norm() <= 1e-6),
+        "normals"
+    );
+    assert_eq!(
+        whole.attributes.len(),
+        tiled.attributes.len(),
+        "same properties"
+    );
+}
+
+fn sphere_job() -> Job {
+    let sphere = Sphere {
+        centre: Point3::new(3.0, -1.0, 2.0),
+        radius: 1.0,
+    };
+    let cloud = noisy_cloud(&sphere, 30_000, 0.002, 21);
+    let mut points = particles(&sphere, 3_000, 0.03, 22, |_| true);
+    points[17] = Point3::new(f64::NAN, 0.0, 0.0);
+    let job = Job::new();
+    job.write_ply("cloud.ply", &xyz_columns(&cloud.positions));
+    let mut columns = xyz_columns(&points);
+    columns.push(attribute(
+        "label",
+        Column::I32((0..points.len() as i32).collect()),
+    ));
+    job.write_ply("particles.ply", &columns);
+    job
+}
+
+#[test]
+fn tiles_merged_equal_the_whole_job_with_a_radius_support() {
+    let job = sphere_job();
+    let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Radius(0.15)"#;
+    let (whole, tiled) = whole_and_tiled(&job, fields, 4);
+    assert_same_result(&whole, &tiled);
+    assert_eq!(
+        column(&whole, "label"),
+        column(&tiled, "label"),
+        "attributes follow"
+    );
+}
+
+#[test]
+fn tiles_merged_equal_the_whole_job_with_a_nearest_support_and_iterations() {
+    let job = sphere_job();
+    let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Nearest(40), iterations: 3"#;
+    let (whole, tiled) = whole_and_tiled(&job, fields, 3);
+    assert_same_result(&whole, &tiled);
+}
+
+#[test]
+fn smoothing_the_cloud_in_tiles_equals_smoothing_it_whole() {
+    let job = sphere_job();
+    let fields = r#"cloud: "cloud.ply", particles: Cloud, support: Nearest(30)"#;
+    let (whole, tiled) = whole_and_tiled(&job, fields, 5);
+    assert_same_result(&whole, &tiled);
+}
+
+#[test]
+fn merge_refuses_a_missing_tile() {
+    let job = sphere_job();
+    let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Radius(0.15)"#;
+    let run = job.command("run", fields, &["--tile", "0/2", "--quiet"]);
+    assert!(run.success, "{}", run.stderr);
+    let merged = job.command("merge", fields, &["--tiles", "2"]);
+    assert!(!merged.success);
+    assert!(
+        merged.stderr.contains("tile-0001-of-0002"),
+        "{}",
+        merged.stderr
+    );
+    assert!(!job.path(OUTPUT).exists());
+}
