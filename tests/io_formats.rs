@@ -786,56 +786,6 @@ fn mutated_files_never_panic_long() {
     mutation_run(100_000);
 }
 
-#[test]
-#[ignore = "long: cargo test --release --test io_formats -- --ignored"]
-fn binary_throughput() {
-    let n = 10_000_000;
-    let coordinate = |k: usize| (0..n).map(|i| (i * k) as f64 * 1e-3).collect::<Vec<_>>();
-    let columns = [
-        attribute("x", Column::F64(coordinate(1))),
-        attribute("y", Column::F64(coordinate(2))),
-        attribute("z", Column::F64(coordinate(3))),
-        attribute("nx", Column::F32(vec![0.0; n])),
-        attribute("ny", Column::F32(vec![0.0; n])),
-        attribute("nz", Column::F32(vec![1.0; n])),
-        attribute("label", Column::I32(vec![7; n])),
-    ];
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("big.ply");
-    let schema: Vec<_> = columns
-        .iter()
-        .map(|c| (c.name.clone(), c.values.kind()))
-        .collect();
-    let start = std::time::Instant::now();
-    let mut writer =
-        PlyVertexWriter::create(&path, &schema, n, PlyEncoding::BinaryLittleEndian, &[]).unwrap();
-    writer.write_chunk(&columns).unwrap();
-    let encoded = start.elapsed().as_secs_f64();
-    writer.finish().unwrap();
-    let written = start.elapsed().as_secs_f64();
-    let megabytes = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
-    let start = std::time::Instant::now();
-    let raw = std::fs::read(&path).unwrap().len();
-    let plain = start.elapsed().as_secs_f64();
-    let start = std::time::Instant::now();
-    let cloud = read_points(&path).unwrap();
-    let read = start.elapsed().as_secs_f64();
-    assert_eq!((cloud.len(), raw as f64 / 1e6), (n, megabytes));
-    let start = std::time::Instant::now();
-    let mut reader = PlyVertexReader::open(&path).unwrap();
-    while !reader.read_chunk(1 << 20).unwrap().is_empty() {}
-    let streamed = start.elapsed().as_secs_f64();
-    println!(
-        "{megabytes:.0} MB: write {:.0} MB/s ({:.0} MB/s before the final sync), read {:.0} MB/s, \
-         read in chunks of 2^20 {:.0} MB/s (plain std::fs::read {:.0} MB/s)",
-        megabytes / written,
-        megabytes / encoded,
-        megabytes / read,
-        megabytes / streamed,
-        megabytes / plain,
-    );
-}
-
 /// The sample files, or `None` (with a note) when `../shared` is absent.
 fn real(name: &str) -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -59,10 +59,13 @@ impl AtomicFile {
             .map_err(|e| Error::io(&self.path, e))
     }
 
-    /// Flushes the data to disk and renames the file over its target.
+    /// Renames the complete file over its target. No other process ever
+    /// sees a partial output. There is deliberately no fsync: it would
+    /// make every run wait for the disk (halving the write rate of large
+    /// outputs) to guard only against a power cut in the instant after the
+    /// run, which a rerun repairs.
     pub(crate) fn commit(self) -> Result<()> {
         let AtomicFile { path, temp } = self;
-        temp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
         temp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         Ok(())
     }

@@ -81,7 +81,7 @@ pub fn read_points(path: &Path) -> Result<PointCloud> {
 #[derive(Debug)]
 pub enum PointReader {
     /// A PLY file, streamed.
-    Ply(PlyVertexReader),
+    Ply(Box<PlyVertexReader>),
     /// A cloud in memory (a parsed text file, or points already read);
     /// `next` is the first point not yet handed out.
     Memory { cloud: PointCloud, next: usize },
@@ -91,7 +91,7 @@ impl PointReader {
     /// Opens a point file, choosing the reader as [`read_points`] does.
     pub fn open(path: &Path) -> Result<Self> {
         if is_ply(path)? {
-            Ok(PointReader::Ply(PlyVertexReader::open(path)?))
+            Ok(PointReader::Ply(Box::new(PlyVertexReader::open(path)?)))
         } else {
             Ok(PointReader::from_cloud(read_text(path)?))
         }

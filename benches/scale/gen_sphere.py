@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""A large noisy unit sphere for the scale runs of the README (issue 5).
+
+  gen_sphere.py OUTDIR CLOUD_POINTS PARTICLES [--noise 0.001] [--offset 0.01]
+
+Writes OUTDIR/cloud.ply (float x y z) and OUTDIR/particles.ply (float x y z,
+up to --offset off the sphere) as binary little-endian PLY, in blocks, so
+that 20M points need little memory, and OUTDIR/manifest.json for
+../shared/bench/score.py. Needs numpy.
+"""
+import argparse, json, os
+import numpy as np
+
+BLOCK = 1_000_000
+
+
+def write(path, count, rng, spread, uniform):
+    with open(path, "wb") as f:
+        f.write(f"ply\nformat binary_little_endian 1.0\nelement vertex {count}\n"
+                "property float x\nproperty float y\nproperty float z\nend_header\n".encode())
+        left = count
+        while left:
+            n = min(BLOCK, left)
+            p = rng.normal(size=(n, 3))
+            p /= np.linalg.norm(p, axis=1, keepdims=True)
+            r = 1 + (rng.uniform(-spread, spread, n) if uniform else rng.normal(0, spread, n))
+            f.write((p * r[:, None]).astype("<f4").tobytes())
+            left -= n
+
+
+def main():
+    a = argparse.ArgumentParser()
+    a.add_argument("outdir"); a.add_argument("cloud", type=int); a.add_argument("particles", type=int)
+    a.add_argument("--noise", type=float, default=0.001); a.add_argument("--offset", type=float, default=0.01)
+    args = a.parse_args()
+    os.makedirs(args.outdir, exist_ok=True)
+    rng = np.random.default_rng(7)
+    write(os.path.join(args.outdir, "cloud.ply"), args.cloud, rng, args.noise, uniform=False)
+    write(os.path.join(args.outdir, "particles.ply"), args.particles, rng, args.offset, uniform=True)
+    json.dump({"name": "sphere_scale", "cloud_points": args.cloud, "particles": args.particles,
+               "truth": {"kind": "sphere", "center": [0, 0, 0], "radius": 1.0},
+               "noise_sigma": args.noise}, open(os.path.join(args.outdir, "manifest.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
