@@ -7,7 +7,7 @@
 //!
 //! The long runs are ignored by default:
 //! `cargo test --release --test io_formats -- --ignored` runs 100,000
-//! mutations and a throughput measurement of binary read and write.
+//! mutations (throughput is measured by `cargo bench --bench io_throughput`).
 
 use std::path::{Path, PathBuf};
 
