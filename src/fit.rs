@@ -3,7 +3,9 @@
 //! time into the normal equations (21 + 6 sums), never forming the (N, 6)
 //! matrix of the seed question.
 
-use nalgebra::{Matrix3, SymmetricEigen, Vector3};
+use nalgebra::{Matrix3, Vector3};
+
+use crate::eigen::principal_axes;
 
 /// Number of monomials `φ = (1, u, v, u², uv, v²)` of a degree-2 fit.
 pub const MONOMIALS: usize = 6;
@@ -44,7 +46,7 @@ impl Moments {
     pub fn add(&mut self, offset: &Vector3<f64>, w: f64) {
         self.weight_sum += w;
         self.first += w * offset;
-        // Only the upper triangle; `frame` mirrors it.
+        // Only the upper triangle: `principal_axes` reads no more.
         let wo = w * offset;
         self.second[(0, 0)] += wo.x * offset.x;
         self.second[(0, 1)] += wo.x * offset.y;
@@ -59,28 +61,24 @@ impl Moments {
         self.weight_sum
     }
 
+    /// The weighted mean offset, or `None` when the weights sum to zero.
+    pub fn centroid(&self) -> Option<Vector3<f64>> {
+        (self.weight_sum > 0.0 && self.weight_sum.is_finite()).then(|| self.first / self.weight_sum)
+    }
+
     /// The weighted centroid and an orthonormal frame whose third axis is
     /// the eigenvector of the smallest eigenvalue of the weighted
     /// covariance. `None` when the weights sum to zero. The normal's sign is
     /// arbitrary here; the caller orients it.
     pub fn frame(&self) -> Option<Frame> {
-        if self.weight_sum <= 0.0 || !self.weight_sum.is_finite() {
-            return None;
-        }
-        let centroid = self.first / self.weight_sum;
-        let mut covariance = self.second / self.weight_sum - centroid * centroid.transpose();
-        covariance.fill_lower_triangle_with_upper_triangle();
-        let eigen = SymmetricEigen::new(covariance);
-        let mut order = [0usize, 1, 2];
-        order.sort_by(|&a, &b| eigen.eigenvalues[a].total_cmp(&eigen.eigenvalues[b]));
-        let normal = eigen.eigenvectors.column(order[0]).into_owned();
-        let e1 = eigen.eigenvectors.column(order[2]).into_owned();
+        let centroid = self.centroid()?;
+        // Only the upper triangle is filled and read.
+        let covariance = self.second / self.weight_sum - centroid * centroid.transpose();
+        let axes = principal_axes(&covariance);
+        let normal = axes.normal;
+        let e1 = axes.major;
         let e2 = normal.cross(&e1);
-        let spread = [
-            eigen.eigenvalues[order[0]].max(0.0),
-            eigen.eigenvalues[order[1]].max(0.0),
-            eigen.eigenvalues[order[2]].max(0.0),
-        ];
+        let spread = axes.eigenvalues.map(|v| v.max(0.0));
         Some(Frame {
             centroid,
             e1,

@@ -29,6 +29,7 @@
 pub mod batch;
 pub mod cloud;
 pub mod config;
+pub mod eigen;
 pub mod error;
 pub mod fit;
 pub mod io;
