@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nalgebra::Point3;
+use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -191,16 +191,36 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
         progress,
         &mut timings,
     )?;
-    Ok(Summary {
+    Ok(summary(
+        config,
+        &surface,
+        cloud_points,
+        projection,
+        timings,
+        config.output.clone(),
+    ))
+}
+
+/// The summary of a run that read `cloud_points` and projected as
+/// `counts` says.
+fn summary(
+    config: &Config,
+    surface: &MlsSurface,
+    cloud_points: usize,
+    counts: StreamCounts,
+    timings: Timings,
+    output: PathBuf,
+) -> Summary {
+    Summary {
         cloud_points,
         skipped_cloud_points: surface.skipped(),
         duplicate_cloud_points: surface.duplicates(),
-        particles: projection.particles,
-        status_counts: projection.status_counts,
+        particles: counts.particles,
+        status_counts: counts.status_counts,
         orientation: surface.orientation_rule(config.orientation),
         timings,
-        output: config.output.clone(),
-    })
+        output,
+    }
 }
 
 /// Counts of one projection pass.
@@ -489,16 +509,14 @@ fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
         progress,
         &mut timings,
     )?;
-    Ok(Summary {
+    Ok(summary(
+        config,
+        &surface,
         cloud_points,
-        skipped_cloud_points: surface.skipped(),
-        duplicate_cloud_points: surface.duplicates(),
-        particles: projection.particles,
-        status_counts: projection.status_counts,
-        orientation: surface.orientation_rule(config.orientation),
+        projection,
         timings,
         output,
-    })
+    ))
 }
 
 /// What `mlsproj merge` did.
@@ -512,46 +530,72 @@ pub struct MergeSummary {
     pub output: PathBuf,
 }
 
+/// An output column.
+fn named(name: &str, values: Column) -> Attribute {
+    Attribute {
+        name: name.to_owned(),
+        values,
+    }
+}
+
+/// `x y z`, as double or float.
+fn position_columns(
+    positions: impl Iterator<Item = Point3<f64>> + Clone,
+    precision: Precision,
+) -> Vec<Attribute> {
+    ["x", "y", "z"]
+        .into_iter()
+        .enumerate()
+        .map(|(axis, name)| {
+            let values = positions.clone().map(|p| p[axis]);
+            named(
+                name,
+                match precision {
+                    Precision::Double => Column::F64(values.collect()),
+                    Precision::Single => Column::F32(values.map(|v| v as f32).collect()),
+                },
+            )
+        })
+        .collect()
+}
+
+/// `nx ny nz` as float.
+fn normal_columns(normals: impl Iterator<Item = Vector3<f64>> + Clone) -> Vec<Attribute> {
+    ["nx", "ny", "nz"]
+        .into_iter()
+        .enumerate()
+        .map(|(axis, name)| {
+            named(
+                name,
+                Column::F32(normals.clone().map(|n| n[axis] as f32).collect()),
+            )
+        })
+        .collect()
+}
+
+/// `red green blue` as uchar.
+fn colour_columns(colours: &[[u8; 3]]) -> Vec<Attribute> {
+    ["red", "green", "blue"]
+        .into_iter()
+        .enumerate()
+        .map(|(channel, name)| {
+            named(
+                name,
+                Column::U8(colours.iter().map(|c| c[channel]).collect()),
+            )
+        })
+        .collect()
+}
+
 /// A point file's properties as output columns, in the order mlsproj
 /// writes them: position, normal, then the other properties, the colours
 /// after `index` (where [`output_columns`] puts them).
 fn file_columns(points: &PointCloud) -> Vec<Attribute> {
-    let mut columns = Vec::with_capacity(points.attributes.len() + 9);
-    let column = |name: &str, values: Column| Attribute {
-        name: name.to_owned(),
-        values,
-    };
-    for (axis, name) in ["x", "y", "z"].into_iter().enumerate() {
-        let values = points.positions.iter().map(|p| p[axis]);
-        columns.push(column(
-            name,
-            match points.precision {
-                Precision::Double => Column::F64(values.collect()),
-                Precision::Single => Column::F32(values.map(|v| v as f32).collect()),
-            },
-        ));
-    }
+    let mut columns = position_columns(points.positions.iter().copied(), points.precision);
     if let Some(normals) = &points.normals {
-        for (axis, name) in ["nx", "ny", "nz"].into_iter().enumerate() {
-            columns.push(column(
-                name,
-                Column::F32(normals.iter().map(|n| n[axis]).collect()),
-            ));
-        }
+        columns.extend(normal_columns(normals.iter().map(|n| n.cast::<f64>())));
     }
-    let colour_columns = |colours: &Vec<[u8; 3]>| {
-        ["red", "green", "blue"]
-            .into_iter()
-            .enumerate()
-            .map(|(channel, name)| {
-                column(
-                    name,
-                    Column::U8(colours.iter().map(|c| c[channel]).collect()),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    let mut colours = points.colours.as_ref().map(colour_columns);
+    let mut colours = points.colours.as_deref().map(colour_columns);
     for attribute in &points.attributes {
         columns.push(attribute.clone());
         if attribute.name == "index" {
@@ -743,24 +787,12 @@ pub fn output_columns(
     attributes: bool,
     index: Vec<u32>,
 ) -> Vec<Attribute> {
-    let column = |name: &str, values: Column| Attribute {
-        name: name.to_owned(),
-        values,
-    };
+    let column = named;
     let float = |f: &dyn Fn(&Projected) -> f64| {
         Column::F32(projected.iter().map(|p| f(p) as f32).collect())
     };
-    let mut columns = Vec::with_capacity(16 + particles.attributes.len());
-    for axis in 0..3 {
-        let values = match precision {
-            Precision::Double => Column::F64(projected.iter().map(|p| p.position[axis]).collect()),
-            Precision::Single => float(&|p| p.position[axis]),
-        };
-        columns.push(column(["x", "y", "z"][axis], values));
-    }
-    for (axis, name) in ["nx", "ny", "nz"].into_iter().enumerate() {
-        columns.push(column(name, float(&|p| p.normal[axis])));
-    }
+    let mut columns = position_columns(projected.iter().map(|p| p.position), precision);
+    columns.extend(normal_columns(projected.iter().map(|p| p.normal)));
     columns.push(column("mean_curvature", float(&|p| p.mean_curvature)));
     columns.push(column(
         "gaussian_curvature",
@@ -786,12 +818,7 @@ pub fn output_columns(
         (None, false) => None,
     };
     if let Some(colours) = colours {
-        for (channel, name) in ["red", "green", "blue"].into_iter().enumerate() {
-            columns.push(column(
-                name,
-                Column::U8(colours.iter().map(|c| c[channel]).collect()),
-            ));
-        }
+        columns.extend(colour_columns(&colours));
     }
     let passed = if attributes {
         &particles.attributes[..]
