@@ -59,6 +59,39 @@ pub enum Projection {
     Orthogonal,
 }
 
+/// Where the first projection step centres its fit (and its weights).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Start {
+    /// The particle itself. A particle far off the surface (say half the
+    /// support radius) then sees a lopsided, thinned-out neighbourhood.
+    Particle,
+    /// The cloud point nearest to the particle, as PCL does: the fit sits
+    /// on the data whatever the particle's offset. The default: with a
+    /// second step, re-centred on the first one's surface point, the most
+    /// accurate start on the truth sets (benches/truth).
+    #[default]
+    NearestPoint,
+    /// The weighted centroid of the particle's neighbourhood: on the data
+    /// and smoothed, at the cost of one more neighbour search.
+    Centroid,
+}
+
+/// Robust reweighting of each local fit, against outliers and across sharp
+/// features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Robust {
+    /// One weighted least-squares fit per step.
+    #[default]
+    None,
+    /// Refits in the manner of robust implicit MLS (Öztireli, Guennebaud,
+    /// Gross 2009): each neighbour's weight is multiplied by a Welsch term
+    /// of its residual to the last fit and, when the cloud has normals, a
+    /// term of the angle between its normal and the fit's normal there. A
+    /// fit straddling a sharp edge locks onto one face, outliers lose their
+    /// pull, and the far face of a thin sheet drops out.
+    Rimls,
+}
+
 /// How PCA normals, which have no sign, are oriented.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Default)]
 pub enum Orientation {
@@ -96,10 +129,10 @@ fn default_degree() -> u8 {
     2
 }
 fn default_iterations() -> u32 {
-    1
+    2
 }
 fn default_tolerance() -> f64 {
-    1e-4
+    0.2
 }
 fn default_one() -> f64 {
     1.0
@@ -139,12 +172,26 @@ pub struct Config {
     #[serde(default)]
     pub projection: Projection,
     /// Maximum projection steps; with more than one, a step shorter than
-    /// `tolerance · h` ends the iteration. Default 1 (as PCL).
+    /// `tolerance · h` ends the iteration. Default 2: the second step,
+    /// centred on the first one's surface point, lowers the RMS error by
+    /// 7-10% on the truth sets; a third changes nothing measurable.
     #[serde(default = "default_iterations")]
     pub iterations: u32,
-    /// Convergence tolerance, as a fraction of `h`. Default 1e-4.
+    /// Convergence tolerance, as a fraction of `h`. Default 0.2: the steps
+    /// contract by about 10× each (measured), so a second step shorter
+    /// than 0.2·h leaves the iterate within about 0.02·h of the stationary
+    /// point, well below a scan's noise; `not_converged` then marks the
+    /// 0.3-2% of particles (far off, on thin or sparse parts) whose second
+    /// step still moved more. 1e-6 with 20 or more steps reaches the
+    /// stationary point itself.
     #[serde(default = "default_tolerance")]
     pub tolerance: f64,
+    /// Centre of the first step's fit. Default `NearestPoint`.
+    #[serde(default)]
+    pub start: Start,
+    /// Robust reweighting of the local fits. Default `None`.
+    #[serde(default)]
+    pub robust: Robust,
     /// Normal orientation rule. Default `Auto`.
     #[serde(default)]
     pub orientation: Orientation,

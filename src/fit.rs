@@ -118,6 +118,14 @@ impl Frame {
         self.spread[1] <= 1e-8 * self.spread[2]
     }
 
+    /// Distance of the foot of `local` (frame coordinates) from the
+    /// centroid, in standard deviations of the neighbourhood's spread along
+    /// `e1` and `e2` (a Mahalanobis distance in the tangent plane). A
+    /// uniform disc's rim lies at 2; farther out, a fit extrapolates.
+    pub fn tangential_deviations(&self, local: &Vector3<f64>) -> f64 {
+        (local.x * local.x / self.spread[2] + local.y * local.y / self.spread[1]).sqrt()
+    }
+
     /// Local coordinates `(e1·d, e2·d, n·d)` of an offset `d` from the centroid.
     #[inline]
     pub fn local(&self, from_centroid: &Vector3<f64>) -> Vector3<f64> {

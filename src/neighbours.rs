@@ -147,6 +147,10 @@ impl NeighbourSearch {
                     radius_squared *= 4.0;
                 }
                 keep_nearest(out, k);
+                // The candidates' order depends on the hint, hence on which
+                // particle this thread did before: sort, so that sums run
+                // in one order and the result does not depend on threads.
+                out.sort_unstable_by_key(|n| n.index);
                 let farthest = out.iter().map(|n| n.distance_squared).fold(0.0, f64::max);
                 farthest.sqrt() * nearest_scale
             }

@@ -5,11 +5,13 @@
 
 use nalgebra::{Point3, Vector3};
 
-use crate::config::{Config, Projection, Support, Weight};
-use crate::fit::{Frame, HeightField, HeightMoments, Jet, Moments, supported_degree};
+use crate::config::{Config, Projection, Robust, Start, Support, Weight};
+use crate::fit::{
+    Frame, HeightField, HeightMoments, Jet, Moments, NormalEquations, supported_degree,
+};
 use crate::neighbours::{Neighbour, NeighbourSearch};
 use crate::status::Status;
-use crate::weight::Kernel;
+use crate::weight::{Kernel, RefitWeight};
 
 /// What one projection computes: the fields of the config that shape it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +24,8 @@ pub struct Method {
     pub projection: Projection,
     pub iterations: u32,
     pub tolerance: f64,
+    pub start: Start,
+    pub robust: Robust,
 }
 
 impl From<&Config> for Method {
@@ -35,6 +39,8 @@ impl From<&Config> for Method {
             projection: config.projection,
             iterations: config.iterations,
             tolerance: config.tolerance,
+            start: config.start,
+            robust: config.robust,
         }
     }
 }
@@ -95,7 +101,35 @@ impl Projected {
 #[derive(Debug, Default)]
 pub struct Scratch {
     neighbours: Vec<Neighbour>,
+    /// Weight of each neighbour in the current fit.
     weights: Vec<f64>,
+    /// Robust refits: each neighbour's residual to the last fit, the cosine
+    /// between its normal and the fit's, and room to find the median.
+    residuals: Vec<f64>,
+    normal_cosines: Vec<f64>,
+    spread: Vec<f64>,
+}
+
+/// Reweighted fits after the first with `robust: Rimls`.
+const REFITS: usize = 3;
+/// `σ_r` in units of the robust (MAD) estimate of the residuals' σ.
+const REFIT_RESIDUAL_SCALE: f64 = 2.5;
+/// `σ_n`, as in MeshLab's RIMLS: a 90° edge's other face keeps e⁻³·⁶ of
+/// its weight per refit, a neighbour whose normal is 10° off keeps 0.95.
+/// Narrower (0.5) locks edges faster but follows the rough normals of real
+/// scans onto wrong patches (measured on the bunny and armadillo meshes,
+/// whose face normals scatter by 30°).
+const REFIT_NORMAL_SCALE: f64 = 0.75;
+/// How far (in standard deviations of the tangential spread of the refit's
+/// data) the particle's foot may lie from their centroid for the refit to
+/// be used; see [`Projector::refit`].
+const EXTRAPOLATION_LIMIT: f64 = 2.0;
+
+/// The frame and normal equations of one neighbourhood under its weights.
+#[derive(Debug, Clone, Copy)]
+struct LocalFit {
+    frame: Frame,
+    equations: NormalEquations,
 }
 
 /// One fitted step, relative to the search origin.
@@ -121,6 +155,7 @@ pub struct Projector<'a> {
     method: Method,
     sign: NormalSign<'a>,
     colours: Option<&'a [[u8; 3]]>,
+    normals: Option<&'a [Vector3<f32>]>,
 }
 
 impl<'a> Projector<'a> {
@@ -137,7 +172,16 @@ impl<'a> Projector<'a> {
             method,
             sign,
             colours,
+            normals: None,
         }
+    }
+
+    /// The cloud's unit normals (indexed like the search's points), for the
+    /// normal term of robust refits; without them the refits weigh
+    /// residuals alone.
+    pub fn with_normals(mut self, normals: Option<&'a [Vector3<f32>]>) -> Self {
+        self.normals = normals;
+        self
     }
 
     /// Projects one particle.
@@ -147,7 +191,9 @@ impl<'a> Projector<'a> {
         }
         let origin = self.search.origin();
         let target = particle - origin;
-        let mut centre = target;
+        let Some(mut centre) = self.start(&target, scratch) else {
+            return Projected::unprojected(*particle, Status::TooFewNeighbours, 0);
+        };
         let mut last: Option<Step> = None;
         let mut steps = 0u8;
         let mut converged = self.method.iterations <= 1;
@@ -196,6 +242,42 @@ impl<'a> Projector<'a> {
         }
     }
 
+    /// The centre of the first step for a particle at `target`, or `None`
+    /// when the particle has no neighbour within its support (no start
+    /// could then speak for it).
+    fn start(&self, target: &Vector3<f64>, scratch: &mut Scratch) -> Option<Vector3<f64>> {
+        let method = &self.method;
+        match method.start {
+            Start::Particle => Some(*target),
+            Start::NearestPoint => {
+                let (index, distance_squared) = self.search.nearest(target);
+                let reach = match method.support {
+                    Support::Radius(radius) | Support::RadiusNearest { radius, .. } => radius,
+                    // The k nearest always exist.
+                    Support::Nearest(_) => f64::INFINITY,
+                };
+                (distance_squared < reach * reach).then(|| self.search.local_point(index))
+            }
+            Start::Centroid => {
+                let support_radius = self.search.gather(
+                    target,
+                    method.support,
+                    method.nearest_scale,
+                    &mut scratch.neighbours,
+                );
+                if support_radius.is_nan() || support_radius <= 0.0 {
+                    return None;
+                }
+                let kernel = Kernel::new(method.weight, support_radius, method.gaussian_width);
+                let mut moments = Moments::default();
+                for neighbour in &scratch.neighbours {
+                    moments.add(&neighbour.offset, kernel.at(neighbour.distance_squared));
+                }
+                moments.centroid().map(|centroid| target + centroid)
+            }
+        }
+    }
+
     /// One MLS step: the fit around `centre`, onto which `target` is
     /// projected.
     fn step(
@@ -216,38 +298,27 @@ impl<'a> Projector<'a> {
         }
         let kernel = Kernel::new(method.weight, support_radius, method.gaussian_width);
         scratch.weights.clear();
-        let mut moments = Moments::default();
-        let mut count = 0u32;
-        for neighbour in &scratch.neighbours {
-            let w = kernel.at(neighbour.distance_squared);
-            scratch.weights.push(w);
-            if w > 0.0 {
-                count += 1;
-                moments.add(&neighbour.offset, w);
-            }
-        }
+        scratch.weights.extend(
+            scratch
+                .neighbours
+                .iter()
+                .map(|n| kernel.at(n.distance_squared)),
+        );
+        let count = scratch.weights.iter().filter(|&&w| w > 0.0).count() as u32;
         if count < 3 {
             return StepOutcome::Failed(Status::TooFewNeighbours, count);
         }
-        let Some(mut frame) = moments.frame() else {
-            return StepOutcome::Failed(Status::TooFewNeighbours, count);
-        };
-        if frame.is_collinear() {
-            return StepOutcome::Failed(Status::Rejected, count);
-        }
-        self.orient(&mut frame, centre, scratch);
-
-        let mut moments = HeightMoments::default();
-        let inverse_h = 1.0 / support_radius;
-        for (neighbour, &w) in scratch.neighbours.iter().zip(&scratch.weights) {
-            if w > 0.0 {
-                let local = frame.local(&(neighbour.offset - frame.centroid));
-                moments.add(local.x * inverse_h, local.y * inverse_h, local.z, w);
-            }
-        }
-
-        let equations = moments.equations();
         let start_degree = method.degree.min(supported_degree(count as usize));
+        let plain = match self.local_fit(centre, support_radius, scratch) {
+            Ok(fit) => fit,
+            Err(status) => return StepOutcome::Failed(status, count),
+        };
+        let fit = match method.robust {
+            Robust::None => plain,
+            Robust::Rimls => self.refit(plain, centre, target, start_degree, &kernel, scratch),
+        };
+
+        let LocalFit { frame, equations } = fit;
         let particle_local = frame.local(&(target - centre - frame.centroid));
         for degree in (0..=start_degree).rev() {
             let Some((coefficients, residual)) = equations.solve(degree) else {
@@ -264,8 +335,13 @@ impl<'a> Projector<'a> {
             let jet = field.jet(u, v);
             let surface_local = Vector3::new(u, v, jet.height);
             let surface = centre + frame.centroid + to_world(&frame, &surface_local);
-            if (surface - target).norm() > support_radius {
-                // Extrapolating far off the data: a lower degree, or reject.
+            if (surface - centre).norm() > support_radius {
+                // Outside the support ball the fit was made from: the fit
+                // extrapolates past its data (PCL issue #5753). A lower
+                // degree, or reject. Measured from the fit's centre, not
+                // from the particle: from the nearest cloud point with
+                // `Nearest(k)`, a particle may lie farther off than h and
+                // still have its foot well inside the data.
                 continue;
             }
             return StepOutcome::Fitted(Step {
@@ -279,6 +355,160 @@ impl<'a> Projector<'a> {
             });
         }
         StepOutcome::Failed(Status::Rejected, count)
+    }
+
+    /// The oriented frame and the height field's normal equations of the
+    /// neighbourhood in `scratch`, under its current weights.
+    fn local_fit(
+        &self,
+        centre: &Vector3<f64>,
+        support_radius: f64,
+        scratch: &Scratch,
+    ) -> Result<LocalFit, Status> {
+        let mut moments = Moments::default();
+        for (neighbour, &w) in scratch.neighbours.iter().zip(&scratch.weights) {
+            if w > 0.0 {
+                moments.add(&neighbour.offset, w);
+            }
+        }
+        let mut frame = moments.frame().ok_or(Status::TooFewNeighbours)?;
+        if frame.is_collinear() {
+            return Err(Status::Rejected);
+        }
+        self.orient(&mut frame, centre, scratch);
+
+        let mut moments = HeightMoments::default();
+        let inverse_h = 1.0 / support_radius;
+        for (neighbour, &w) in scratch.neighbours.iter().zip(&scratch.weights) {
+            if w > 0.0 {
+                let local = frame.local(&(neighbour.offset - frame.centroid));
+                moments.add(local.x * inverse_h, local.y * inverse_h, local.z, w);
+            }
+        }
+        Ok(LocalFit {
+            frame,
+            equations: moments.equations(),
+        })
+    }
+
+    /// The robust refits of `plain` (see [`Robust::Rimls`]): reweight, fit
+    /// again, `REFITS` times.
+    ///
+    /// The refit is kept only where the particle's foot lies within the data
+    /// that carry it, at most `EXTRAPOLATION_LIMIT` standard deviations of
+    /// their tangential spread from their centroid. Beyond that, the refit
+    /// has locked onto a face the particle is not over (a particle off a
+    /// convex edge, a patch of rough normals on a curved surface) and
+    /// extrapolates it; the plain fit, rounded but centred on the particle,
+    /// is then the better surface (measured on the truth sets: the largest
+    /// errors on the CAD parts fall from 3.9σ to 1.5σ).
+    fn refit(
+        &self,
+        plain: LocalFit,
+        centre: &Vector3<f64>,
+        target: &Vector3<f64>,
+        degree: u8,
+        kernel: &Kernel,
+        scratch: &mut Scratch,
+    ) -> LocalFit {
+        let mut fit = plain;
+        for _ in 0..REFITS {
+            if !self.reweight(&fit, degree, kernel, scratch) {
+                break;
+            }
+            match self.local_fit(centre, kernel.support_radius(), scratch) {
+                Ok(refit) => fit = refit,
+                // The reweighted neighbourhood no longer spans a plane:
+                // keep the last fit that did.
+                Err(_) => break,
+            }
+        }
+        let foot = fit.frame.local(&(target - centre - fit.frame.centroid));
+        if fit.frame.tangential_deviations(&foot) > EXTRAPOLATION_LIMIT {
+            plain
+        } else {
+            fit
+        }
+    }
+
+    /// Sets each neighbour's weight to its kernel weight times the refit
+    /// factor of its agreement with the plane of `fit`: the residual to the
+    /// linear height field (degree ≤ 1), and the angle between the
+    /// neighbour's normal and that plane's. False, weights left alone, when
+    /// no plane can be solved.
+    ///
+    /// The reference is a plane, not the quadric, because a quadric bends
+    /// around an edge: both faces then fit it about as well, and the
+    /// reweighting stalls halfway (measured on a noisy 90° wedge). A plane
+    /// cannot bend, so the face that carries more weight wins and the other
+    /// drops out within a few refits; the final fit is still of the full
+    /// degree, under the refit weights.
+    ///
+    /// The residual scale is robust: `σ_r = REFIT_RESIDUAL_SCALE · 1.4826 ·
+    /// median |r|` (the MAD, σ for Gaussian noise), so that it follows the
+    /// majority of the neighbourhood, not the misfit of an edge's other face
+    /// or of outliers, and needs no noise level from the user.
+    fn reweight(&self, fit: &LocalFit, degree: u8, kernel: &Kernel, scratch: &mut Scratch) -> bool {
+        let Some(coefficients) = (0..=degree.min(1))
+            .rev()
+            .find_map(|d| fit.equations.solve(d).map(|(c, _)| c))
+        else {
+            return false;
+        };
+        let plane = HeightField {
+            coefficients,
+            support_radius: kernel.support_radius(),
+        };
+        let frame = &fit.frame;
+        // A linear height field has one normal everywhere.
+        let plane_normal = to_world(frame, &plane.jet(0.0, 0.0).normal());
+        scratch.residuals.clear();
+        scratch.normal_cosines.clear();
+        let mut agreement = 0.0;
+        for (neighbour, &w) in scratch.neighbours.iter().zip(&scratch.weights) {
+            let local = frame.local(&(neighbour.offset - frame.centroid));
+            scratch
+                .residuals
+                .push(local.z - plane.jet(local.x, local.y).height);
+            if let Some(normals) = self.normals {
+                let own = normals[neighbour.index as usize].cast::<f64>();
+                let length = own.norm();
+                // A zero normal says nothing: no penalty.
+                let cosine = if length > 0.0 {
+                    plane_normal.dot(&own) / length
+                } else {
+                    1.0
+                };
+                agreement += w * cosine;
+                scratch.normal_cosines.push(cosine);
+            }
+        }
+        // The fit's normal has the sign of the output rule; compare with
+        // the cloud's normals as the neighbourhood orients them.
+        let sign = if agreement < 0.0 { -1.0 } else { 1.0 };
+
+        scratch.spread.clear();
+        scratch
+            .spread
+            .extend(scratch.residuals.iter().map(|r| r.abs()));
+        let middle = scratch.spread.len() / 2;
+        let (_, median, _) = scratch
+            .spread
+            .select_nth_unstable_by(middle, f64::total_cmp);
+        // A floor keeps noise-free data (median 0) finite.
+        let residual_scale =
+            (REFIT_RESIDUAL_SCALE * 1.4826 * *median).max(1e-9 * kernel.support_radius());
+        let refit = RefitWeight::new(residual_scale, REFIT_NORMAL_SCALE);
+        for (i, (neighbour, w)) in scratch
+            .neighbours
+            .iter()
+            .zip(scratch.weights.iter_mut())
+            .enumerate()
+        {
+            let cosine = scratch.normal_cosines.get(i).map(|c| sign * c);
+            *w = kernel.at(neighbour.distance_squared) * refit.at(scratch.residuals[i], cosine);
+        }
+        true
     }
 
     /// Gives the frame's normal its sign by the configured rule.

@@ -130,6 +130,7 @@ impl MlsSurface {
             self.sign(orientation),
             self.colours.as_deref().filter(|_| colours),
         )
+        .with_normals(self.normals.as_deref())
     }
 }
 

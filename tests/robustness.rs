@@ -7,9 +7,9 @@ mod common;
 mod job;
 
 use common::{Sphere, Truth, noisy_cloud, particles};
-use job::{Job, OUTPUT, statuses, xyz_columns};
+use job::{Job, OUTPUT, attribute, statuses, xyz_columns};
 use mlsproj::config::Orientation;
-use mlsproj::{Config, Method, MlsSurface, PointCloud, Projected, Status};
+use mlsproj::{Column, Config, Method, MlsSurface, PointCloud, Projected, Status};
 use nalgebra::{Point3, Vector3};
 
 /// The unit sphere at the origin.
@@ -73,6 +73,38 @@ fn non_finite_cloud_points_are_skipped_counted_and_change_nothing() {
         outputs[0] == outputs[1],
         "the skipped points changed the output"
     );
+}
+
+/// Work is split among threads differently with 1 and 2 threads, and a
+/// thread's k-nearest search starts from its previous particle's radius:
+/// the output must still be the same, byte for byte.
+#[test]
+fn the_output_does_not_depend_on_the_thread_count() {
+    let job = Job::new();
+    job.write_ply("cloud.ply", &xyz_columns(&sphere_cloud(20_000)));
+    // Double particles give double output: every bit of the sums shows.
+    let particles = sphere_particles(5_000);
+    let doubles: Vec<_> = ["x", "y", "z"]
+        .into_iter()
+        .enumerate()
+        .map(|(axis, name)| {
+            attribute(
+                name,
+                Column::F64(particles.iter().map(|p| p[axis]).collect()),
+            )
+        })
+        .collect();
+    job.write_ply("particles.ply", &doubles);
+    let outputs: Vec<Vec<u8>> = [1, 2]
+        .iter()
+        .map(|threads| {
+            job.output(&format!(
+                "cloud: \"cloud.ply\", particles: File(\"particles.ply\"), support: Nearest(30), threads: {threads}"
+            ));
+            std::fs::read(job.path(OUTPUT)).unwrap()
+        })
+        .collect();
+    assert!(outputs[0] == outputs[1], "1 and 2 threads differ");
 }
 
 /// A non-finite particle is not dropped (the output stays aligned with the
