@@ -6,6 +6,7 @@
 //! bounding box): scanned clouds sit at 10⁵..10⁶ m, and every later step
 //! works with small offsets `p − q`, never with raw coordinates.
 
+use std::cell::RefCell;
 use std::num::NonZeroUsize;
 
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
@@ -147,10 +148,6 @@ impl NeighbourSearch {
                     radius_squared *= 4.0;
                 }
                 keep_nearest(out, k);
-                // The candidates' order depends on the hint, hence on which
-                // particle this thread did before: sort, so that sums run
-                // in one order and the result does not depend on threads.
-                out.sort_unstable_by_key(|n| n.index);
                 let farthest = out.iter().map(|n| n.distance_squared).fold(0.0, f64::max);
                 farthest.sqrt() * nearest_scale
             }
@@ -180,14 +177,41 @@ impl NeighbourSearch {
     }
 }
 
-/// Keeps the `k` nearest of `neighbours` (in no particular order).
+thread_local! {
+    /// Per-thread scratch of [`keep_nearest`]: no allocation per query.
+    static DISTANCES: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Keeps the `k` nearest of `neighbours`, in the order they came.
+///
+/// The order matters: the fit sums over the neighbours in this order, and
+/// the tree hands out the points of a query in one order whatever its
+/// radius (its traversal order depends on the centre only). Keeping that
+/// order, rather than the order a selection leaves behind, makes the
+/// result independent of the radius the search started from, hence of the
+/// particle a thread did before, hence of the number of threads.
 fn keep_nearest(neighbours: &mut Vec<Neighbour>, k: usize) {
-    if neighbours.len() > k && k > 0 {
-        neighbours.select_nth_unstable_by(k - 1, |a, b| {
-            a.distance_squared.total_cmp(&b.distance_squared)
-        });
-        neighbours.truncate(k);
+    if neighbours.len() <= k || k == 0 {
+        return;
     }
+    let kth = DISTANCES.with_borrow_mut(|distances| {
+        distances.clear();
+        distances.extend(neighbours.iter().map(|n| n.distance_squared));
+        *distances.select_nth_unstable_by(k - 1, f64::total_cmp).1
+    });
+    let closer = neighbours
+        .iter()
+        .filter(|n| n.distance_squared < kth)
+        .count();
+    // Ties at the k-th distance: the first ones in order fill up to k.
+    let mut ties = k - closer;
+    neighbours.retain(|n| {
+        n.distance_squared < kth
+            || (n.distance_squared == kth && ties > 0 && {
+                ties -= 1;
+                true
+            })
+    });
 }
 
 /// Axis-aligned bounding box `(min, max)` of a non-empty point slice.
