@@ -136,9 +136,7 @@ fn solve_one(
     targets: &[f64],
 ) -> ([f64; MONOMIALS], SystemStatus) {
     let mut equations = NormalEquations::default();
-    for ((row, &w), &b) in design.iter().zip(weights).zip(targets) {
-        equations.add_row(row, b, w);
-    }
+    equations.add_rows(design, weights, targets);
     match equations.solve(2) {
         Some((a, _)) => (a, SystemStatus::Solved),
         None => ([0.0; MONOMIALS], SystemStatus::Singular),
