@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cloud::{Attribute, Column, PointCloud, Precision, ScalarKind};
-use crate::config::{Config, Particles, Support};
+use crate::config::{Config, Particles, Start, Support};
 use crate::error::{Error, Location, Result};
 use crate::io::{self, PlyVertexWriter, PointReader};
 use crate::neighbours::bounding_box;
@@ -421,12 +421,23 @@ fn cloud_slab(
     Ok((kept.unwrap_or_default(), total, centroid))
 }
 
+/// Support radii around a particle that its steps can read: each step
+/// looks within h of a centre that moves less than h per step, and a start
+/// other than the particle itself (its nearest point, its neighbours'
+/// centroid) already lies up to h away.
+fn reach_in_radii(config: &Config) -> f64 {
+    let start = match config.start {
+        Start::Particle => 0.0,
+        Start::NearestPoint | Start::Centroid => 1.0,
+    };
+    f64::from(config.iterations) + start
+}
+
 /// How far beyond its slab the cloud must reach so that every particle's
-/// fit sees the points it would see in the whole cloud: each step looks
-/// within its support radius h of a centre that moves less than h per step,
-/// so `iterations · h` around the particle, doubled for `Nearest(k)`, whose
-/// h at a moved centre can grow. Measured on the part loaded so far (where
-/// the k-nearest radius can only be larger than in the whole cloud).
+/// fit sees the points it would see in the whole cloud: [`reach_in_radii`]
+/// support radii around the particle, doubled for `Nearest(k)`, whose h at
+/// a moved centre can grow. Measured on the part loaded so far (where the
+/// k-nearest radius can only be larger than in the whole cloud).
 fn halo_needed(
     surface: &MlsSurface,
     particles: &[Point3<f64>],
@@ -435,7 +446,7 @@ fn halo_needed(
     from: f64,
     to: f64,
 ) -> f64 {
-    let reach_factor = f64::from(config.iterations)
+    let reach_factor = reach_in_radii(config)
         * match config.support {
             Support::Nearest(_) => 2.0,
             _ => 1.0,
@@ -470,7 +481,7 @@ fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
     let axis = slabs.axis();
     let mut halo = match config.support {
         Support::Radius(radius) | Support::RadiusNearest { radius, .. } => {
-            radius * f64::from(config.iterations)
+            radius * reach_in_radii(config)
         }
         Support::Nearest(_) => 0.0,
     };
