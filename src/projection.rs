@@ -197,7 +197,8 @@ impl<'a> Projector<'a> {
         let mut last: Option<Step> = None;
         let mut steps = 0u8;
         let mut converged = self.method.iterations <= 1;
-        for _ in 0..self.method.iterations {
+        // `steps` counts fitted steps only: the one retry below is free.
+        while u32::from(steps) < self.method.iterations.min(u32::from(u8::MAX)) {
             match self.step(&centre, &target, scratch) {
                 StepOutcome::Fitted(step) => {
                     steps = steps.saturating_add(1);
@@ -208,6 +209,13 @@ impl<'a> Projector<'a> {
                         break;
                     }
                     centre = step.surface;
+                }
+                StepOutcome::Failed(Status::Rejected, _) if last.is_none() && centre != target => {
+                    // The fit at the start point does not reach the
+                    // particle's foot (its nearest point is no guide, e.g.
+                    // far off a curved surface): start again from the
+                    // particle itself, whose own neighbourhood does.
+                    centre = target;
                 }
                 StepOutcome::Failed(status, count) => {
                     if last.is_none() {

@@ -358,6 +358,41 @@ fn particles_a_full_support_off_are_projected_or_kept_never_flung() {
 }
 
 #[test]
+fn a_particle_whose_nearest_point_misleads_starts_again_from_itself() {
+    // A plane z = 0 sampled every 0.02 but for a gap |x| < 0.2, and a
+    // particle over the gap. Its nearest point sits at the gap's edge, whose
+    // 30 nearest reach about 0.06: the particle's foot, 0.2 away, is outside
+    // that fit, so the step from there is refused. The step is retried from
+    // the particle itself, whose 30 nearest span the gap: it lands on the
+    // plane instead of staying where it was (`rejected`).
+    let cloud = PointCloud::from_positions(
+        (-50..=50)
+            .flat_map(|i| (-50..=50).map(move |j| (i, j)))
+            .map(|(i, j)| Point3::new(f64::from(i) * 0.02, f64::from(j) * 0.02, 0.0))
+            .filter(|p| p.x.abs() >= 0.2)
+            .collect(),
+    );
+    let particle = Point3::new(0.0, 0.0, 0.05);
+    for iterations in [1, 2] {
+        let projected = project(
+            &cloud,
+            &[particle],
+            &format!("support: Nearest(30), start: NearestPoint, iterations: {iterations}"),
+        );
+        assert!(
+            projected[0].status.is_projected(),
+            "{:?}",
+            projected[0].status
+        );
+        assert!(
+            projected[0].position.z.abs() < 1e-9,
+            "{}",
+            projected[0].position
+        );
+    }
+}
+
+#[test]
 fn six_to_ten_lopsided_neighbours_never_fling_a_particle() {
     // A few points on a small cap of a sphere of radius 2h, particles all
     // around and beyond them: the quadric through so few points
