@@ -58,12 +58,31 @@ pub struct Summary {
 /// order. Particles are visited in Morton order for cache locality; each
 /// worker thread owns one [`Scratch`].
 pub fn project_all(projector: &Projector, particles: &[Point3<f64>]) -> Vec<Projected> {
+    project_all_reporting(projector, particles, &|_| {})
+}
+
+/// Particles between two progress reports.
+const PROGRESS_STEP: usize = 4096;
+
+/// [`project_all`], calling `done(n)` as each batch of `n` particles is
+/// projected (for progress bars).
+pub fn project_all_reporting(
+    projector: &Projector,
+    particles: &[Point3<f64>],
+    done: &(dyn Fn(usize) + Sync),
+) -> Vec<Projected> {
     let order = morton_order(particles);
     let visited: Vec<Projected> = order
-        .par_iter()
-        .map_init(Scratch::default, |scratch, &i| {
-            projector.project(&particles[i as usize], scratch)
+        .par_chunks(PROGRESS_STEP)
+        .map_init(Scratch::default, |scratch, batch| {
+            let projected: Vec<Projected> = batch
+                .iter()
+                .map(|&i| projector.project(&particles[i as usize], scratch))
+                .collect();
+            done(batch.len());
+            projected
         })
+        .flat_map_iter(|batch| batch)
         .collect();
     let mut rank = vec![0u32; particles.len()];
     for (position, &i) in order.iter().enumerate() {
@@ -150,7 +169,7 @@ fn progress_bar(show: bool, message: &'static str, total: Option<usize>) -> Prog
     let bar = match total {
         Some(total) => ProgressBar::new(total as u64).with_style(
             ProgressStyle::with_template(
-                "{msg:>12} [{bar:30}] {human_pos}/{human_len} {per_sec} ETA {eta}",
+                "{msg:>12} [{bar:30}] {human_pos}/{human_len} {per_sec:0} ETA {eta}",
             )
             .expect("valid template")
             .progress_chars("=> "),
@@ -261,7 +280,7 @@ fn project_stream(
     loop {
         let chunk = timed(&mut timings.load, || particles.read_chunk(CHUNK))?;
         let projected = timed(&mut timings.project, || {
-            project_all(&projector, &chunk.positions)
+            project_all_reporting(&projector, &chunk.positions, &|n| bar.inc(n as u64))
         });
         for p in &projected {
             counts.status_counts[p.status.code() as usize] += 1;
@@ -295,7 +314,6 @@ fn project_stream(
             };
             writer.write_chunk(&columns)
         })?;
-        bar.inc(chunk.len() as u64);
         if chunk.is_empty() || counts.particles >= total {
             break;
         }
