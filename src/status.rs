@@ -38,11 +38,6 @@ impl Status {
         self as u8
     }
 
-    /// The status for an output code, if it is one.
-    pub fn from_code(code: u8) -> Option<Status> {
-        Status::ALL.get(code as usize).copied()
-    }
-
     /// The name used in summaries and docs.
     pub fn name(self) -> &'static str {
         match self {
