@@ -12,31 +12,12 @@
 
 mod common;
 
-use common::{Rng, Sphere, Truth, noisy_cloud, rms};
-use mlsproj::config::Orientation;
-use mlsproj::{Config, Method, MlsSurface, PointCloud, Projected, Status, project_all};
+use common::{
+    ALLOWANCE, KAPPA_HEIGHT, Rng, Sphere, Truth, median_neighbours, noisy_cloud, project, rms,
+};
+use mlsproj::{PointCloud, Projected, Status};
 use nalgebra::{Point3, Vector3};
 
-const KAPPA_HEIGHT: f64 = 5.2;
-const ALLOWANCE: f64 = 1.5;
-
-fn project(cloud: &PointCloud, particles: &[Point3<f64>], fields: &str) -> Vec<Projected> {
-    let text = format!(r#"(cloud: "c.ply", particles: Cloud, output: "o.ply", {fields})"#);
-    let method = Method::from(&Config::parse(&text).expect("test config parses"));
-    let surface = MlsSurface::new(cloud).expect("cloud builds");
-    project_all(
-        &surface.projector(method, Orientation::Auto, false),
-        particles,
-    )
-}
-
-fn median_neighbours(projected: &[Projected]) -> f64 {
-    let mut counts: Vec<u32> = projected.iter().map(|p| p.neighbour_count).collect();
-    counts.sort_unstable();
-    f64::from(counts[counts.len() / 2])
-}
-
-/// The allowed RMS height error for noise `sigma` over `neighbours`.
 fn noise_limit(sigma: f64, neighbours: f64) -> f64 {
     ALLOWANCE * sigma * (KAPPA_HEIGHT / neighbours).sqrt()
 }

@@ -17,33 +17,15 @@
 
 mod common;
 
-use common::{Plane, Rng, Saddle, Sphere, Torus, Truth, angle_deg, noisy_cloud, particles, rms};
-use mlsproj::config::Orientation;
-use mlsproj::{Config, Method, MlsSurface, PointCloud, Projected, Status, project_all};
+use common::{
+    ALLOWANCE, KAPPA_HEIGHT, Plane, Rng, Saddle, Sphere, Torus, Truth, angle_deg,
+    median_neighbours, noisy_cloud, particles, project, rms,
+};
+use mlsproj::{PointCloud, Projected, Status};
 use nalgebra::{Point3, Vector3};
 
-const KAPPA_HEIGHT: f64 = 5.2;
 const KAPPA_SLOPE: f64 = 7.3;
 const KAPPA_MEAN_CURVATURE: f64 = 98.0;
-const ALLOWANCE: f64 = 1.5;
-
-/// A method from the config fields given (RON), defaults for the rest.
-fn method(fields: &str) -> Method {
-    let text = format!(r#"(cloud: "c.ply", particles: Cloud, output: "o.ply", {fields})"#);
-    Method::from(&Config::parse(&text).expect("test config parses"))
-}
-
-fn project(cloud: &PointCloud, particles: &[Point3<f64>], fields: &str) -> Vec<Projected> {
-    let surface = MlsSurface::new(cloud).expect("cloud builds");
-    let projector = surface.projector(method(fields), Orientation::Auto, false);
-    project_all(&projector, particles)
-}
-
-fn median_neighbours(projected: &[Projected]) -> f64 {
-    let mut counts: Vec<u32> = projected.iter().map(|p| p.neighbour_count).collect();
-    counts.sort_unstable();
-    f64::from(counts[counts.len() / 2])
-}
 
 /// Predicted RMS height error and mean normal error (degrees) from the
 /// noise, support radius and neighbour count.

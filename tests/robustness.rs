@@ -8,8 +8,7 @@ mod job;
 
 use common::{Sphere, Truth, noisy_cloud, particles};
 use job::{Job, OUTPUT, attribute, statuses, xyz_columns};
-use mlsproj::config::Orientation;
-use mlsproj::{Column, Config, Method, MlsSurface, PointCloud, Projected, Status};
+use mlsproj::{Column, PointCloud, Projected, Status};
 use nalgebra::{Point3, Vector3};
 
 /// The unit sphere at the origin.
@@ -151,13 +150,11 @@ fn non_finite_particles_are_kept_as_read_with_status_invalid_input() {
 /// Projects `particles` onto the MLS surface of `cloud` with `support`
 /// (RON) and every other setting at its default.
 fn project(cloud: &[Point3<f64>], support: &str, particles: &[Point3<f64>]) -> Vec<Projected> {
-    let config = Config::parse(&format!(
-        r#"(cloud: "c.ply", particles: Cloud, output: "o.ply", support: {support})"#
-    ))
-    .unwrap();
-    let surface = MlsSurface::new(&PointCloud::from_positions(cloud.to_vec())).unwrap();
-    let projector = surface.projector(Method::from(&config), Orientation::Auto, false);
-    mlsproj::project_all(&projector, particles)
+    common::project(
+        &PointCloud::from_positions(cloud.to_vec()),
+        particles,
+        &format!("support: {support}"),
+    )
 }
 
 /// Every particle projected with status `ok` and finite values.

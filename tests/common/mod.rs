@@ -2,8 +2,36 @@
 //! along the true normal, and particles offset from the surface.
 #![allow(dead_code)] // each test binary uses a different part
 
-use mlsproj::PointCloud;
+use mlsproj::config::Orientation;
+use mlsproj::{Config, Method, MlsSurface, PointCloud, Projected, project_all};
 use nalgebra::{Point3, Vector3};
+
+/// Variance factor of the fitted height at the centre of a weighted
+/// quadratic fit over N evenly spread neighbours with the default kernel:
+/// the height's standard error is σ·√(κ₀/N) (see tests/geometry.rs).
+pub const KAPPA_HEIGHT: f64 = 5.2;
+/// The factor tests allow over a predicted error (density not uniform,
+/// particles off the centroid).
+pub const ALLOWANCE: f64 = 1.5;
+
+/// Projects `particles` onto `cloud` with the config fields given (RON,
+/// e.g. `support: Radius(0.1), weight: Gaussian`), defaults for the rest.
+pub fn project(cloud: &PointCloud, particles: &[Point3<f64>], fields: &str) -> Vec<Projected> {
+    let text = format!(r#"(cloud: "c.ply", particles: Cloud, output: "o.ply", {fields})"#);
+    let method = Method::from(&Config::parse(&text).expect("test config parses"));
+    let surface = MlsSurface::new(cloud).expect("cloud builds");
+    project_all(
+        &surface.projector(method, Orientation::Auto, false),
+        particles,
+    )
+}
+
+/// The median neighbour count of a projection.
+pub fn median_neighbours(projected: &[Projected]) -> f64 {
+    let mut counts: Vec<u32> = projected.iter().map(|p| p.neighbour_count).collect();
+    counts.sort_unstable();
+    f64::from(counts[counts.len() / 2])
+}
 
 /// SplitMix64: a small, seeded, reproducible generator (no dependency).
 pub struct Rng(u64);
