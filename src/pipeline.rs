@@ -197,55 +197,28 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
     let building = progress_bar(progress, "building tree", None);
     let surface = timed(&mut timings.tree, || MlsSurface::new(&cloud))?;
     building.finish_and_clear();
-    let cloud_points = cloud.len();
-    let cloud_precision = cloud.precision;
+    let read = CloudRead {
+        points: cloud.len(),
+        precision: cloud.precision,
+    };
     let particles = timed(&mut timings.load, || open_particles(config, cloud))?;
-    let projection = project_stream(
+    project_stream(
         config,
         &surface,
+        read,
         particles,
-        cloud_precision,
         None,
-        &config.output,
-        progress,
-        &mut timings,
-    )?;
-    Ok(summary(
-        config,
-        &surface,
-        cloud_points,
-        projection,
-        timings,
         config.output.clone(),
-    ))
-}
-
-/// The summary of a run that read `cloud_points` and projected as
-/// `counts` says.
-fn summary(
-    config: &Config,
-    surface: &MlsSurface,
-    cloud_points: usize,
-    counts: StreamCounts,
-    timings: Timings,
-    output: PathBuf,
-) -> Summary {
-    Summary {
-        cloud_points,
-        skipped_cloud_points: surface.skipped(),
-        duplicate_cloud_points: surface.duplicates(),
-        particles: counts.particles,
-        status_counts: counts.status_counts,
-        orientation: surface.orientation_rule(config.orientation),
+        progress,
         timings,
-        output,
-    }
+    )
 }
 
-/// Counts of one projection pass.
-struct StreamCounts {
-    particles: usize,
-    status_counts: [usize; Status::ALL.len()],
+/// What the summary says of the cloud: points read, and the precision
+/// the output keeps if the particles' is lower.
+struct CloudRead {
+    points: usize,
+    precision: Precision,
 }
 
 /// Projects `particles` chunk by chunk onto `surface` and writes them to
@@ -255,16 +228,16 @@ struct StreamCounts {
 fn project_stream(
     config: &Config,
     surface: &MlsSurface,
+    cloud: CloudRead,
     mut particles: PointReader,
-    cloud_precision: Precision,
     indices: Option<&[u32]>,
-    output: &Path,
+    output: PathBuf,
     progress: bool,
-    timings: &mut Timings,
-) -> Result<StreamCounts> {
+    mut timings: Timings,
+) -> Result<Summary> {
     let total = particles.len();
     let precision =
-        if cloud_precision == Precision::Double || particles.precision() == Precision::Double {
+        if cloud.precision == Precision::Double || particles.precision() == Precision::Double {
             Precision::Double
         } else {
             Precision::Single
@@ -273,23 +246,21 @@ fn project_stream(
     let comments = vec![format!("mlsproj {}", env!("CARGO_PKG_VERSION"))];
     let bar = progress_bar(progress, "projecting", Some(total));
     let mut writer: Option<PlyVertexWriter> = None;
-    let mut counts = StreamCounts {
-        particles: 0,
-        status_counts: [0; Status::ALL.len()],
-    };
+    let mut status_counts = [0usize; Status::ALL.len()];
+    let mut done = 0usize;
     loop {
         let chunk = timed(&mut timings.load, || particles.read_chunk(CHUNK))?;
         let projected = timed(&mut timings.project, || {
             project_all_reporting(&projector, &chunk.positions, &|n| bar.inc(n as u64))
         });
         for p in &projected {
-            counts.status_counts[p.status.code() as usize] += 1;
+            status_counts[p.status.code() as usize] += 1;
         }
-        let first = counts.particles;
-        counts.particles += chunk.len();
+        let first = done;
+        done += chunk.len();
         let index: Vec<u32> = match indices {
-            Some(indices) => indices[first..counts.particles].to_vec(),
-            None => (first as u32..counts.particles as u32).collect(),
+            Some(indices) => indices[first..done].to_vec(),
+            None => (first as u32..done as u32).collect(),
         };
         timed(&mut timings.write, || {
             let average_colours =
@@ -305,7 +276,7 @@ fn project_stream(
             let writer = match &mut writer {
                 Some(writer) => writer,
                 None => writer.insert(PlyVertexWriter::create(
-                    output,
+                    &output,
                     &schema(&columns),
                     total,
                     config.encoding.into(),
@@ -314,7 +285,7 @@ fn project_stream(
             };
             writer.write_chunk(&columns)
         })?;
-        if chunk.is_empty() || counts.particles >= total {
+        if chunk.is_empty() || done >= total {
             break;
         }
     }
@@ -322,7 +293,16 @@ fn project_stream(
     if let Some(writer) = writer {
         timed(&mut timings.write, || writer.finish())?;
     }
-    Ok(counts)
+    Ok(Summary {
+        cloud_points: cloud.points,
+        skipped_cloud_points: surface.skipped(),
+        duplicate_cloud_points: surface.duplicates(),
+        particles: done,
+        status_counts,
+        orientation: surface.orientation_rule(config.orientation),
+        timings,
+        output,
+    })
 }
 
 /// Names and types of `columns`, for a writer's header.
@@ -527,25 +507,19 @@ fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
         halo = 1.25 * needed;
     };
     reading.finish_and_clear();
-    let output = tile.output_path(&config.output);
-    let projection = project_stream(
+    project_stream(
         config,
         &surface,
+        CloudRead {
+            points: cloud_points,
+            precision: cloud_precision,
+        },
         PointReader::from_cloud(particles),
-        cloud_precision,
         Some(&indices),
-        &output,
+        tile.output_path(&config.output),
         progress,
-        &mut timings,
-    )?;
-    Ok(summary(
-        config,
-        &surface,
-        cloud_points,
-        projection,
         timings,
-        output,
-    ))
+    )
 }
 
 /// What `mlsproj merge` did.

@@ -13,7 +13,8 @@
 mod common;
 
 use common::{
-    ALLOWANCE, KAPPA_HEIGHT, Rng, Sphere, Truth, median_neighbours, noisy_cloud, project, rms,
+    ALLOWANCE, KAPPA_HEIGHT, Rng, Sphere, Truth, all_finite, median_neighbours, noisy_cloud,
+    project, rms,
 };
 use mlsproj::{PointCloud, Projected, Status};
 use nalgebra::{Point3, Vector3};
@@ -414,13 +415,8 @@ fn six_to_ten_lopsided_neighbours_never_fling_a_particle() {
                         .iter()
                         .map(|c| (p.position - c).norm())
                         .fold(f64::INFINITY, f64::min);
-                    let values = [p.mean_curvature, p.gaussian_curvature, p.residual];
                     assert!(
-                        p.position
-                            .iter()
-                            .chain(p.normal.iter())
-                            .chain(&values)
-                            .all(|v| v.is_finite()),
+                        all_finite(p),
                         "{count} points, trial {trial}, {start}: not finite"
                     );
                     assert!(

@@ -18,7 +18,7 @@
 mod common;
 
 use common::{
-    ALLOWANCE, KAPPA_HEIGHT, Plane, Rng, Saddle, Sphere, Torus, Truth, angle_deg,
+    ALLOWANCE, KAPPA_HEIGHT, Plane, Rng, Saddle, Sphere, Torus, Truth, all_finite, angle_deg,
     median_neighbours, noisy_cloud, particles, project, rms,
 };
 use mlsproj::{PointCloud, Projected, Status};
@@ -235,15 +235,7 @@ fn count_and_order_are_kept_and_nothing_is_nan() {
             assert_eq!(i, 7);
             continue;
         }
-        let values = [p.mean_curvature, p.gaussian_curvature, p.residual];
-        assert!(
-            p.position
-                .iter()
-                .chain(p.normal.iter())
-                .chain(&values)
-                .all(|v| v.is_finite()),
-            "particle {i}"
-        );
+        assert!(all_finite(p), "particle {i}");
         // In input order: each output is the projection of its own input.
         assert!(
             (p.position - input).norm() <= 0.2,

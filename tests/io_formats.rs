@@ -9,6 +9,9 @@
 //! `cargo test --release --test io_formats -- --ignored` runs 100,000
 //! mutations (throughput is measured by `cargo bench --bench io_throughput`).
 
+mod common;
+
+use common::real;
 use std::path::{Path, PathBuf};
 
 use mlsproj::io::{PlyEncoding, PlyVertexReader, PlyVertexWriter, read_points, write_ply};
@@ -784,19 +787,6 @@ fn mutated_files_never_panic() {
 #[ignore = "long: cargo test --release --test io_formats -- --ignored"]
 fn mutated_files_never_panic_long() {
     mutation_run(100_000);
-}
-
-/// The sample files, or `None` (with a note) when `../shared` is absent.
-fn real(name: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/real")
-        .join(name);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("note: {} is absent, test skipped", path.display());
-        None
-    }
 }
 
 #[test]

@@ -5,26 +5,10 @@
 mod common;
 mod job;
 
-use std::path::{Path, PathBuf};
-
-use common::{Sphere, noisy_cloud, particles};
+use common::{Sphere, noisy_cloud, particles, real};
 use job::{Job, attribute, column, statuses, xyz_columns};
 use mlsproj::{Attribute, Column, PointCloud, Status};
 use nalgebra::Point3;
-
-/// The sample scan `name`, or `None` (with a note) when `../shared/real`
-/// is absent, as on a machine without the workspace.
-fn real(name: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/real")
-        .join(name);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("note: {} is absent, test skipped", path.display());
-        None
-    }
-}
 
 /// Smooths the sample scan `name` (`particles: Cloud`, `Nearest(30)`) with
 /// the binary and checks what must hold on any scan: exit 0, every point

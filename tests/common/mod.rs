@@ -26,6 +26,30 @@ pub fn project(cloud: &PointCloud, particles: &[Point3<f64>], fields: &str) -> V
     )
 }
 
+/// True when everything computed for `p` is finite.
+pub fn all_finite(p: &Projected) -> bool {
+    let values = [p.mean_curvature, p.gaussian_curvature, p.residual];
+    p.position
+        .iter()
+        .chain(p.normal.iter())
+        .chain(&values)
+        .all(|v| v.is_finite())
+}
+
+/// The sample scan `name` in `../shared/real`, or `None` (with a note) when
+/// it is absent, as on a machine without the workspace.
+pub fn real(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/real")
+        .join(name);
+    if path.exists() {
+        Some(path)
+    } else {
+        println!("note: {} is absent, test skipped", path.display());
+        None
+    }
+}
+
 /// The median neighbour count of a projection.
 pub fn median_neighbours(projected: &[Projected]) -> f64 {
     let mut counts: Vec<u32> = projected.iter().map(|p| p.neighbour_count).collect();
