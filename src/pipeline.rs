@@ -129,6 +129,23 @@ pub fn read_cloud(config: &Config) -> Result<PointCloud> {
     Ok(cloud)
 }
 
+/// The MLS surface of `cloud` read from `path`; a cloud without one finite
+/// point is refused naming the file.
+fn surface_of(path: &Path, cloud: &PointCloud) -> Result<MlsSurface> {
+    if !cloud
+        .positions
+        .iter()
+        .any(|p| p.iter().all(|c| c.is_finite()))
+    {
+        return Err(Error::format(
+            path,
+            Location::File,
+            "the cloud has no point with finite coordinates",
+        ));
+    }
+    MlsSurface::new(cloud)
+}
+
 fn refuse_empty(path: &Path, points: usize) -> Result<()> {
     if points == 0 {
         return Err(Error::format(
@@ -195,7 +212,7 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
     let cloud = timed(&mut timings.load, || read_cloud(config))?;
     reading.finish_and_clear();
     let building = progress_bar(progress, "building tree", None);
-    let surface = timed(&mut timings.tree, || MlsSurface::new(&cloud))?;
+    let surface = timed(&mut timings.tree, || surface_of(&config.cloud, &cloud))?;
     building.finish_and_clear();
     let read = CloudRead {
         points: cloud.len(),
@@ -493,14 +510,16 @@ fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
             .iter()
             .filter(|p| p.iter().all(|c| c.is_finite()))
             .count();
-        if finite == 0 {
-            // Nothing near this slab yet: widen until something is.
-            halo = (2.0 * halo).max((hi - lo).max() / tile.count as f64);
+        let whole = part.len() == total;
+        if finite == 0 && !whole {
+            // Nothing near this slab: the whole cloud it is (the surface
+            // then refuses a cloud without a finite point).
+            halo = f64::INFINITY;
             continue;
         }
-        let surface = timed(&mut timings.tree, || MlsSurface::new(&part))?.with_centroid(centroid);
+        let surface =
+            timed(&mut timings.tree, || surface_of(&config.cloud, &part))?.with_centroid(centroid);
         let needed = halo_needed(&surface, &particles.positions, config, axis, from, to);
-        let whole = part.len() == total;
         if needed <= halo || whole {
             break (surface, total, part.precision);
         }
@@ -873,7 +892,7 @@ pub struct CheckReport {
 /// without projecting or writing anything.
 pub fn check(config: &Config) -> Result<CheckReport> {
     let cloud = read_cloud(config)?;
-    let surface = MlsSurface::new(&cloud)?;
+    let surface = surface_of(&config.cloud, &cloud)?;
     let cloud_points = cloud.len();
     let mut reader = open_particles(config, cloud)?;
     let particles = reader.read_chunk(reader.len())?;

@@ -368,6 +368,25 @@ fn a_folder_given_as_the_cloud_is_refused_naming_it() {
     job.refused(r#"cloud: "scan.ply", particles: Cloud"#, &folder);
 }
 
+/// A cloud whose every point is NaN/Inf has no surface: refused naming
+/// the file (not an internal "empty tree"), also for a tile.
+#[test]
+fn a_cloud_without_a_finite_point_is_refused_naming_it() {
+    let job = Job::new();
+    let nan = Point3::new(f64::NAN, 0.0, 0.0);
+    let cloud = job.write_ply("cloud.ply", &xyz_columns(&[nan, nan, nan]));
+    job.write_ply("particles.ply", &xyz_columns(&sphere_particles(10)));
+    let fields = r#"cloud: "cloud.ply", particles: File("particles.ply")"#;
+    let line = job.refused(fields, &cloud);
+    assert!(line.contains("finite"), "{line}");
+    let tile = job.command("run", fields, &["--tile", "0/2", "--quiet"]);
+    assert!(
+        !tile.success && tile.stderr.contains(&*cloud.to_string_lossy()),
+        "{}",
+        tile.stderr
+    );
+}
+
 /// The operating system's reason is stated once, not once per level of
 /// the error chain.
 #[test]
