@@ -358,14 +358,38 @@ fn streamed_bounds(path: &Path) -> Result<(Point3<f64>, Point3<f64>)> {
     Ok(bounds.unwrap_or((Point3::origin(), Point3::origin())))
 }
 
-/// The particles of one tile, with their input positions.
-fn tile_particles(path: &Path, slabs: &Slabs, tile: Tile) -> Result<(PointCloud, Vec<u32>)> {
+/// Reads a point file in chunks, keeping the points `keep` picks (one flag
+/// per point of each chunk it is shown); returns them and the file's point
+/// count. Memory holds one chunk plus what is kept.
+fn select_points(
+    path: &Path,
+    mut keep: impl FnMut(&PointCloud) -> Vec<bool>,
+) -> Result<(PointCloud, usize)> {
     let mut reader = PointReader::open(path)?;
+    let total = reader.len();
     let mut kept: Option<PointCloud> = None;
-    let mut indices = Vec::new();
-    let mut first = 0usize;
     loop {
         let chunk = reader.read_chunk(CHUNK)?;
+        let part = chunk.filter(&keep(&chunk));
+        match &mut kept {
+            // One file, so one set of properties: append cannot refuse.
+            Some(kept) => {
+                kept.append(&part);
+            }
+            None => kept = Some(part),
+        }
+        if chunk.is_empty() {
+            break;
+        }
+    }
+    Ok((kept.unwrap_or_default(), total))
+}
+
+/// The particles of one tile, with their input positions.
+fn tile_particles(path: &Path, slabs: &Slabs, tile: Tile) -> Result<(PointCloud, Vec<u32>)> {
+    let mut indices = Vec::new();
+    let mut first = 0usize;
+    let (particles, _) = select_points(path, |chunk| {
         let keep: Vec<bool> = chunk
             .positions
             .iter()
@@ -378,18 +402,9 @@ fn tile_particles(path: &Path, slabs: &Slabs, tile: Tile) -> Result<(PointCloud,
                 .map(|(i, _)| (first + i) as u32),
         );
         first += chunk.len();
-        let part = chunk.filter(&keep);
-        match &mut kept {
-            Some(kept) => {
-                kept.append(&part);
-            }
-            None => kept = Some(part),
-        }
-        if chunk.is_empty() {
-            break;
-        }
-    }
-    Ok((kept.unwrap_or_default(), indices))
+        keep
+    })?;
+    Ok((particles, indices))
 }
 
 /// The cloud points whose coordinate on `axis` lies in `[from, to]`, read in
@@ -401,39 +416,23 @@ fn cloud_slab(
     from: f64,
     to: f64,
 ) -> Result<(PointCloud, usize, Point3<f64>)> {
-    let mut reader = PointReader::open(path)?;
-    let total = reader.len();
-    let mut kept: Option<PointCloud> = None;
-    let (mut sum, mut finite) = (nalgebra::Vector3::zeros(), 0usize);
-    loop {
-        let chunk = reader.read_chunk(CHUNK)?;
-        for p in chunk
+    let (mut sum, mut finite) = (Vector3::zeros(), 0usize);
+    let (part, total) = select_points(path, |chunk| {
+        chunk
             .positions
             .iter()
-            .filter(|p| p.iter().all(|c| c.is_finite()))
-        {
-            sum += p.coords;
-            finite += 1;
-        }
-        // Non-finite points are kept too: the surface counts them as skipped.
-        let keep: Vec<bool> = chunk
-            .positions
-            .iter()
-            .map(|p| !p.iter().all(|c| c.is_finite()) || (from..=to).contains(&p[axis]))
-            .collect();
-        let part = chunk.filter(&keep);
-        match &mut kept {
-            Some(kept) => {
-                kept.append(&part);
-            }
-            None => kept = Some(part),
-        }
-        if chunk.is_empty() {
-            break;
-        }
-    }
-    let centroid = Point3::from(sum / finite.max(1) as f64);
-    Ok((kept.unwrap_or_default(), total, centroid))
+            .map(|p| {
+                let is_finite = p.iter().all(|c| c.is_finite());
+                if is_finite {
+                    sum += p.coords;
+                    finite += 1;
+                }
+                // Non-finite points are kept: the surface counts them.
+                !is_finite || (from..=to).contains(&p[axis])
+            })
+            .collect()
+    })?;
+    Ok((part, total, Point3::from(sum / finite.max(1) as f64)))
 }
 
 /// Support radii around a particle that its steps can read: each step
