@@ -267,23 +267,39 @@ impl<'a> Projector<'a> {
                 (distance_squared < reach * reach).then(|| self.search.local_point(index))
             }
             Start::Centroid => {
-                let support_radius = self.search.gather(
-                    target,
-                    method.support,
-                    method.nearest_scale,
-                    &mut scratch.neighbours,
-                );
-                if support_radius.is_nan() || support_radius <= 0.0 {
-                    return None;
-                }
-                let kernel = Kernel::new(method.weight, support_radius, method.gaussian_width);
+                self.weigh_neighbourhood(target, scratch)?;
                 let mut moments = Moments::default();
-                for neighbour in &scratch.neighbours {
-                    moments.add(&neighbour.offset, kernel.at(neighbour.distance_squared));
+                for (neighbour, &w) in scratch.neighbours.iter().zip(&scratch.weights) {
+                    moments.add(&neighbour.offset, w);
                 }
                 moments.centroid().map(|centroid| target + centroid)
             }
         }
+    }
+
+    /// Gathers the neighbourhood of `centre` into `scratch` with its
+    /// weights, and returns the kernel (bound to the support radius), or
+    /// `None` when the support is empty.
+    fn weigh_neighbourhood(&self, centre: &Vector3<f64>, scratch: &mut Scratch) -> Option<Kernel> {
+        let method = &self.method;
+        let support_radius = self.search.gather(
+            centre,
+            method.support,
+            method.nearest_scale,
+            &mut scratch.neighbours,
+        );
+        if support_radius.is_nan() || support_radius <= 0.0 {
+            return None;
+        }
+        let kernel = Kernel::new(method.weight, support_radius, method.gaussian_width);
+        scratch.weights.clear();
+        scratch.weights.extend(
+            scratch
+                .neighbours
+                .iter()
+                .map(|n| kernel.at(n.distance_squared)),
+        );
+        Some(kernel)
     }
 
     /// One MLS step: the fit around `centre`, onto which `target` is
@@ -295,23 +311,10 @@ impl<'a> Projector<'a> {
         scratch: &mut Scratch,
     ) -> StepOutcome {
         let method = &self.method;
-        let support_radius = self.search.gather(
-            centre,
-            method.support,
-            method.nearest_scale,
-            &mut scratch.neighbours,
-        );
-        if support_radius.is_nan() || support_radius <= 0.0 {
+        let Some(kernel) = self.weigh_neighbourhood(centre, scratch) else {
             return StepOutcome::Failed(Status::TooFewNeighbours, scratch.neighbours.len() as u32);
-        }
-        let kernel = Kernel::new(method.weight, support_radius, method.gaussian_width);
-        scratch.weights.clear();
-        scratch.weights.extend(
-            scratch
-                .neighbours
-                .iter()
-                .map(|n| kernel.at(n.distance_squared)),
-        );
+        };
+        let support_radius = kernel.support_radius();
         let count = scratch.weights.iter().filter(|&&w| w > 0.0).count() as u32;
         if count < 3 {
             return StepOutcome::Failed(Status::TooFewNeighbours, count);
