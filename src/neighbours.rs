@@ -11,6 +11,7 @@ use std::num::NonZeroUsize;
 
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use nalgebra::{Point3, Vector3};
+use rayon::prelude::*;
 
 use crate::config::Support;
 use crate::error::{Error, Result};
@@ -42,7 +43,7 @@ impl NeighbourSearch {
         }
         let (lo, hi) = bounding_box(positions);
         let origin = nalgebra::center(&lo, &hi);
-        let local: Vec<[f64; 3]> = positions.iter().map(|p| (p - origin).into()).collect();
+        let local: Vec<[f64; 3]> = positions.par_iter().map(|p| (p - origin).into()).collect();
         let tree = ImmutableKdTree::new_from_slice_parallel(&local)
             .map_err(|e| Error::Invalid(format!("k-d tree construction failed: {e:?}")))?;
         Ok(NeighbourSearch {

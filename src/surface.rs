@@ -2,6 +2,7 @@
 //! search, with the normals and colours that go with them.
 
 use nalgebra::{Point3, Vector3};
+use rayon::prelude::*;
 
 use crate::cloud::PointCloud;
 use crate::config::Orientation;
@@ -168,6 +169,7 @@ fn distinct_finite(cloud: &PointCloud) -> (Vec<u32>, usize) {
 }
 
 /// The values at `indices`.
-fn pick<T: Copy>(values: &[T], indices: &[u32]) -> Vec<T> {
-    indices.iter().map(|&i| values[i as usize]).collect()
+fn pick<T: Copy + Send + Sync>(values: &[T], indices: &[u32]) -> Vec<T> {
+    // A gather in Morton order: random reads, so worth both cores.
+    indices.par_iter().map(|&i| values[i as usize]).collect()
 }
