@@ -171,19 +171,23 @@ pub struct Config {
     /// Simple or orthogonal projection onto the fit. Default `Simple`.
     #[serde(default)]
     pub projection: Projection,
-    /// Maximum projection steps; with more than one, a step shorter than
-    /// `tolerance · h` ends the iteration. Default 2: the second step,
-    /// centred on the first one's surface point, lowers the RMS error by
-    /// 7-10% on the truth sets; a third changes nothing measurable.
+    /// Maximum projection steps; with more than one, a step that moves the
+    /// fit's centre less than `tolerance · h` ends the iteration. Default 2:
+    /// the second step, centred on the first one's surface point, lowers
+    /// the RMS error by 7-11% on the truth sets where the first moved the
+    /// centre far; a third changes nothing measurable.
     #[serde(default = "default_iterations")]
     pub iterations: u32,
-    /// Convergence tolerance, as a fraction of `h`. Default 0.2: the steps
-    /// contract by about 10× each (measured), so a second step shorter
-    /// than 0.2·h leaves the iterate within about 0.02·h of the stationary
-    /// point, well below a scan's noise; `not_converged` then marks the
-    /// 0.3-2% of particles (far off, on thin or sparse parts) whose second
-    /// step still moved more. 1e-6 with 20 or more steps reaches the
-    /// stationary point itself.
+    /// Convergence tolerance, as a fraction of `h`. A step's length is how
+    /// far it moves the fit's centre (the first step: from the start point
+    /// to its surface point). Default 0.2: the steps contract by about 10×
+    /// each (measured), so a step shorter than 0.2·h leaves the iterate
+    /// within about 0.02·h of the stationary point, well below a scan's
+    /// noise, and a particle whose nearest point is already at its foot
+    /// takes one step (same accuracy on every truth set, half the time on
+    /// ../shared/bench); `not_converged` marks the 0.3-2% of particles (far
+    /// off, on thin or sparse parts) whose last step still moved more.
+    /// 1e-6 with 20 or more steps reaches the stationary point itself.
     #[serde(default = "default_tolerance")]
     pub tolerance: f64,
     /// Centre of the first step's fit. Default `NearestPoint`.

@@ -202,9 +202,10 @@ impl<'a> Projector<'a> {
             match self.step(&centre, &target, scratch) {
                 StepOutcome::Fitted(step) => {
                     steps = steps.saturating_add(1);
-                    let moved = last.map(|previous| (step.surface - previous.surface).norm());
+                    // The step's length: how far the centre moves.
+                    let moved = (step.surface - centre).norm();
                     last = Some(step);
-                    if moved.is_some_and(|m| m < self.method.tolerance * step.support_radius) {
+                    if moved < self.method.tolerance * step.support_radius {
                         converged = true;
                         break;
                     }

@@ -375,6 +375,34 @@ fn a_particle_whose_nearest_point_misleads_starts_again_from_itself() {
 }
 
 #[test]
+fn iteration_stops_when_a_step_barely_moves_the_centre() {
+    // A step's length is how far it moves the fit's centre. Smoothing a
+    // plane from each point's nearest point (itself): the surface point is
+    // the point, the first step is of length 0, and no second step is
+    // taken. From a particle 0.4·h off, the first step moves the centre by
+    // 0.4·h > tolerance·h: a second step follows.
+    let cloud = PointCloud::from_positions(
+        (-20..=20)
+            .flat_map(|i| (-20..=20).map(move |j| (i, j)))
+            .map(|(i, j)| Point3::new(f64::from(i) * 0.05, f64::from(j) * 0.05, 0.0))
+            .collect(),
+    );
+    let on_plane: Vec<Point3<f64>> = cloud.positions.iter().take(50).copied().collect();
+    let smoothed = project(&cloud, &on_plane, "support: Radius(0.25), iterations: 2");
+    assert!(
+        smoothed
+            .iter()
+            .all(|p| p.steps == 1 && p.status == Status::Ok)
+    );
+    let off = project(
+        &cloud,
+        &[Point3::new(0.0, 0.0, 0.1)],
+        "support: Radius(0.25), iterations: 2, start: Particle",
+    );
+    assert_eq!(off[0].steps, 2);
+}
+
+#[test]
 fn six_to_ten_lopsided_neighbours_never_fling_a_particle() {
     // A few points on a small cap of a sphere of radius 2h, particles all
     // around and beyond them: the quadric through so few points
