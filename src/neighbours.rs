@@ -112,7 +112,7 @@ impl NeighbourSearch {
     /// For `Nearest(k)` the k nearest are found by radius queries, starting
     /// from the radius of the neighbourhood `out` held before the call (the
     /// last one gathered with this buffer, usually a particle close by when
-    /// particles come in Morton order) and doubling until k are inside,
+    /// particles come in Morton order) and growing until k are inside,
     /// then keeping the k closest: much cheaper than a sorted k-nearest
     /// query, with the same result.
     pub fn gather(
@@ -130,8 +130,11 @@ impl NeighbourSearch {
             Support::Nearest(k) => {
                 let k = k.min(self.len());
                 let previous = out.iter().map(|n| n.distance_squared).fold(0.0, f64::max);
+                // A quarter more area than the last neighbourhood, and twice
+                // the area on a miss: measured on sphere_large (k = 30), 7%
+                // faster than half more and four times.
                 let mut radius_squared = if previous > 0.0 {
-                    previous * 1.5
+                    previous * 1.25
                 } else {
                     // No hint: one exact query sets the scale.
                     let nearest = NonZeroUsize::new(k).map(|k| self.nearest_n(centre, k));
@@ -146,7 +149,7 @@ impl NeighbourSearch {
                     if out.len() >= k {
                         break;
                     }
-                    radius_squared *= 4.0;
+                    radius_squared *= 2.0;
                 }
                 keep_nearest(out, k);
                 let farthest = out.iter().map(|n| n.distance_squared).fold(0.0, f64::max);
