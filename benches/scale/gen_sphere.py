@@ -7,6 +7,11 @@ Writes OUTDIR/cloud.ply (float x y z) and OUTDIR/particles.ply (float x y z,
 up to --offset off the sphere) as binary little-endian PLY, in blocks, so
 that 20M points need little memory, and OUTDIR/manifest.json for
 ../shared/bench/score.py. Needs numpy.
+
+The defaults are sphere_large's (2M points: a 30-neighbour support of about
+0.01). The support shrinks as 1/sqrt(points), so keep the noise and offset
+in proportion for a like-for-like set, e.g. for 20M points:
+  gen_sphere.py target/bench/sphere_20m 20000000 20000000 --noise 0.00025 --offset 0.0025
 """
 import argparse, json, os
 import numpy as np
