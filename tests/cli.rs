@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod job;
+
 use mlsproj::{Column, Status};
 
 fn mlsproj(args: &[&str]) -> Output {
@@ -76,14 +78,7 @@ fn the_sample_job_runs_and_writes_every_particle() {
         "double in, double out"
     );
     assert!(written.normals.is_some());
-    let column = |name: &str| {
-        &written
-            .attributes
-            .iter()
-            .find(|a| a.name == name)
-            .unwrap_or_else(|| panic!("output has {name}"))
-            .values
-    };
+    let column = |name: &str| job::column(&written, name);
     for name in ["mean_curvature", "gaussian_curvature", "residual"] {
         assert!(matches!(column(name), Column::F32(_)), "{name} is float");
     }
