@@ -559,8 +559,9 @@ fn named(name: &str, values: Column) -> Attribute {
     }
 }
 
-/// `x y z`, as double or float.
-fn position_columns(
+/// `x y z` columns of `positions`, as double or float: how mlsproj writes
+/// positions (also for callers writing point files of their own).
+pub fn position_columns(
     positions: impl Iterator<Item = Point3<f64>> + Clone,
     precision: Precision,
 ) -> Vec<Attribute> {
@@ -594,8 +595,8 @@ fn normal_columns(normals: impl Iterator<Item = Vector3<f64>> + Clone) -> Vec<At
         .collect()
 }
 
-/// `red green blue` as uchar.
-fn colour_columns(colours: &[[u8; 3]]) -> Vec<Attribute> {
+/// `red green blue` uchar columns of `colours`, as mlsproj writes them.
+pub fn colour_columns(colours: &[[u8; 3]]) -> Vec<Attribute> {
     ["red", "green", "blue"]
         .into_iter()
         .enumerate()

@@ -7,6 +7,7 @@ mod job;
 
 use common::{Sphere, noisy_cloud, particles, real};
 use job::{Job, attribute, column, statuses, xyz_columns};
+use mlsproj::pipeline::colour_columns;
 use mlsproj::{Attribute, Column, PointCloud, Status};
 use nalgebra::Point3;
 
@@ -116,20 +117,6 @@ fn pass_through_job(extra: &[Attribute]) -> (Job, String) {
     job.write_ply("particles.ply", &columns);
     let fields = r#"cloud: "cloud.ply", particles: File("particles.ply")"#.to_owned();
     (job, fields)
-}
-
-/// `red green blue` uchar columns of `colours`.
-fn colour_columns(colours: &[[u8; 3]]) -> Vec<Attribute> {
-    ["red", "green", "blue"]
-        .into_iter()
-        .enumerate()
-        .map(|(channel, name)| {
-            attribute(
-                name,
-                Column::U8(colours.iter().map(|c| c[channel]).collect()),
-            )
-        })
-        .collect()
 }
 
 /// The particles' own colours: every particle a different one.

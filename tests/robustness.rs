@@ -7,8 +7,9 @@ mod common;
 mod job;
 
 use common::{Sphere, Truth, noisy_cloud, particles};
-use job::{Job, OUTPUT, attribute, statuses, xyz_columns};
-use mlsproj::{Column, PointCloud, Projected, Status};
+use job::{Job, OUTPUT, statuses, xyz_columns};
+use mlsproj::pipeline::position_columns;
+use mlsproj::{PointCloud, Precision, Projected, Status};
 use nalgebra::{Point3, Vector3};
 
 /// The unit sphere at the origin.
@@ -83,16 +84,7 @@ fn the_output_does_not_depend_on_the_thread_count() {
     job.write_ply("cloud.ply", &xyz_columns(&sphere_cloud(20_000)));
     // Double particles give double output: every bit of the sums shows.
     let particles = sphere_particles(5_000);
-    let doubles: Vec<_> = ["x", "y", "z"]
-        .into_iter()
-        .enumerate()
-        .map(|(axis, name)| {
-            attribute(
-                name,
-                Column::F64(particles.iter().map(|p| p[axis]).collect()),
-            )
-        })
-        .collect();
+    let doubles = position_columns(particles.iter().copied(), Precision::Double);
     job.write_ply("particles.ply", &doubles);
     let outputs: Vec<Vec<u8>> = [1, 2]
         .iter()

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mlsproj::io::{PlyEncoding, write_ply};
-use mlsproj::{Attribute, Column, PointCloud};
+use mlsproj::pipeline::position_columns;
+use mlsproj::{Attribute, Column, PointCloud, Precision};
 use nalgebra::Point3;
 use tempfile::TempDir;
 
@@ -118,16 +119,7 @@ impl Job {
 
 /// A `x y z` float column triple of `points`.
 pub fn xyz_columns(points: &[Point3<f64>]) -> Vec<Attribute> {
-    ["x", "y", "z"]
-        .into_iter()
-        .enumerate()
-        .map(|(axis, name)| {
-            attribute(
-                name,
-                Column::F32(points.iter().map(|p| p[axis] as f32).collect()),
-            )
-        })
-        .collect()
+    position_columns(points.iter().copied(), Precision::Single)
 }
 
 /// A named column.
