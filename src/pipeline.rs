@@ -437,12 +437,16 @@ fn cloud_slab(
 
 /// Support radii around a particle that its steps can read: each step
 /// looks within h of a centre that moves less than h per step, and a start
-/// other than the particle itself (its nearest point, its neighbours'
-/// centroid) already lies up to h away.
+/// other than the particle itself lies up to h away (its neighbours'
+/// centroid, its nearest point under `Nearest(k)`) or up to `max_offset`
+/// radii away (its nearest point under a radius support).
 fn reach_in_radii(config: &Config) -> f64 {
-    let start = match config.start {
-        Start::Particle => 0.0,
-        Start::NearestPoint | Start::Centroid => 1.0,
+    let start = match (config.start, config.support) {
+        (Start::Particle, _) => 0.0,
+        (Start::NearestPoint, Support::Radius(_) | Support::RadiusNearest { .. }) => {
+            config.max_offset
+        }
+        (Start::NearestPoint, Support::Nearest(_)) | (Start::Centroid, _) => 1.0,
     };
     f64::from(config.iterations) + start
 }

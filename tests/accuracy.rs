@@ -340,6 +340,54 @@ fn particles_a_full_support_off_are_projected_or_kept_never_flung() {
 }
 
 #[test]
+fn particles_beyond_their_support_reach_the_surface_up_to_max_offset() {
+    // A thin part's h is small against how far particles sit off it (2h on
+    // the truth set blade): with an empty support of their own, they are
+    // projected by their nearest point's fit, as PCL does, up to
+    // max_offset·h away; farther ones stay where they are.
+    let sigma = 0.002;
+    let sphere = unit_sphere();
+    let cloud = noisy_cloud(&sphere, 100_000, sigma, 34);
+    let h: f64 = 0.05;
+    let particles = off_sphere(500, 3.0 * h, 35);
+    let support = format!("support: Radius({h})");
+    let projected = project(&cloud, &particles, &support);
+    assert!(
+        projected
+            .iter()
+            .all(|p| matches!(p.status, Status::Ok | Status::NotConverged)),
+        "every particle 3h off lands"
+    );
+    let limit = noise_limit(sigma, median_neighbours(&projected)) + h.powi(4) / 8.0;
+    let error = rms_distance(&sphere, &projected);
+    assert!(error <= limit, "rms {error:.2e} > {limit:.2e}");
+
+    let bounded = project(&cloud, &particles, &format!("{support}, max_offset: 2.0"));
+    for (p, x) in bounded.iter().zip(&particles) {
+        assert_eq!(p.status, Status::TooFewNeighbours);
+        assert_eq!(p.position, *x);
+    }
+}
+
+#[test]
+fn a_particle_off_the_rim_of_a_part_is_rejected_not_flung() {
+    // A square patch of the plane z = 0 and a particle beyond its edge,
+    // several radii out: its nearest point's fit would have to extrapolate
+    // to reach its foot, and its own support is empty.
+    let mut cloud = PointCloud::default();
+    for i in 0..=50 {
+        for j in 0..=50 {
+            let (x, y) = (f64::from(i) * 0.02, f64::from(j) * 0.02);
+            cloud.positions.push(Point3::new(x, y, 0.0));
+        }
+    }
+    let particle = Point3::new(1.3, 0.5, 0.05);
+    let projected = project(&cloud, &[particle], "support: Radius(0.1)");
+    assert_eq!(projected[0].status, Status::Rejected);
+    assert_eq!(projected[0].position, particle);
+}
+
+#[test]
 fn a_particle_whose_nearest_point_misleads_starts_again_from_itself() {
     // A plane z = 0 sampled every 0.02 but for a gap |x| < 0.2, and a
     // particle over the gap. Its nearest point sits at the gap's edge, whose
