@@ -34,7 +34,7 @@ PEERS = TARGET / "peers"
 MLSPROJ = TARGET / "release" / "mlsproj"
 SETS = ["sphere_seed", "torus", "saddle"]
 SMOOTHED = "sphere_seed"
-# mlsproj's default weight (Plateau), and PCL's own for a like-for-like comparison.
+# mlsproj's default weight (Broad), and PCL's own for a like-for-like comparison.
 WEIGHTS = [None, "Gaussian"]
 THREADS = 2
 PIP = ["numpy", "scipy", "numba", "plyfile"]
@@ -383,7 +383,7 @@ def main():
     NOTES.append("Wall: process time from start to exit, measured from Python; CPU: its user + system time "
                  "(CPU / wall = cores it really had). Solver rows: medians of the in-process runs of "
                  "seed_lstsq.py and `cargo bench --bench seed_batch`.")
-    NOTES.append("mlsproj runs with its default weight (Plateau) and with PCL's Gaussian; every program with "
+    NOTES.append("mlsproj runs with its default weight (Broad) and with PCL's Gaussian; every program with "
                  "the manifest's radius (CGAL: the manifest's k) and order 2. PCL's normals are renamed "
                  "nx/ny/nz for scoring; CGAL writes none.")
     NOTES.append(f"1-minute load average: {load_before} before the measurements, {load_average()} after "

@@ -44,9 +44,15 @@ pub enum Weight {
     /// `(1 − r²)²`: the biweight, smooth, wider than Wendland.
     Biweight,
     /// `(1 − r⁴)²`: smooth at r = 1 and flat near the centre, so that it
-    /// averages about as many points as PCL's Gaussian. The default.
-    #[default]
+    /// averages about as many points as PCL's Gaussian.
     Plateau,
+    /// `(1 − r⁶)²`: flatter still, within 8% of PCL's Gaussian in the
+    /// noise it leaves (`N Σw² / (Σw)²` = 1.29 against the cut Gaussian's
+    /// 1.08 and Plateau's 1.43). The default: once the cloud's normals pin
+    /// the fit's slope and curvature, the height is close to a weighted
+    /// mean, whose noise only the kernel's width sets.
+    #[default]
+    Broad,
 }
 
 /// Where the surface point is taken on the local fit.
@@ -137,6 +143,9 @@ fn default_tolerance() -> f64 {
 fn default_max_offset() -> f64 {
     10.0
 }
+fn default_normal_weight() -> f64 {
+    0.5
+}
 fn default_one() -> f64 {
     1.0
 }
@@ -157,7 +166,7 @@ pub struct Config {
     /// Neighbourhood rule. Default `Nearest(64)`.
     #[serde(default = "default_support")]
     pub support: Support,
-    /// Weight kernel. Default `Plateau`.
+    /// Weight kernel. Default `Broad`.
     #[serde(default)]
     pub weight: Weight,
     /// Width of the Gaussian relative to `h`: `s = (gaussian_width·h)²`.
@@ -206,6 +215,16 @@ pub struct Config {
     /// radius left 8% of the particles unprojected. Default 10.
     #[serde(default = "default_max_offset")]
     pub max_offset: f64,
+    /// Weight of the cloud's normals in the local fit, relative to its
+    /// positions: each neighbour with a normal adds two slope equations
+    /// (see `fit::SlopeMoments`), which pin the fit's slope and curvature
+    /// and leave less noise in its height. 0 ignores the normals. Default
+    /// 0.5: on the truth sets (benches/truth), RMS 9-40% lower with the
+    /// meshes' normals, 6-13% lower with normals estimated by PCA of 30
+    /// noisy neighbours (11-17° off); 1 is a little better with exact
+    /// normals, 0.25 with estimated ones.
+    #[serde(default = "default_normal_weight")]
+    pub normal_weight: f64,
     /// Robust reweighting of the local fits. Default `None`.
     #[serde(default)]
     pub robust: Robust,
@@ -294,6 +313,12 @@ impl Config {
         positive("nearest_scale", self.nearest_scale)?;
         positive("tolerance", self.tolerance)?;
         positive("max_offset", self.max_offset)?;
+        if !(self.normal_weight.is_finite() && self.normal_weight >= 0.0) {
+            return Err(format!(
+                "normal_weight must be 0 or a positive number, got {}",
+                self.normal_weight
+            ));
+        }
         if self.degree > 2 {
             return Err(format!("degree must be 0, 1 or 2, got {}", self.degree));
         }

@@ -150,6 +150,11 @@ pub struct NormalEquations {
     rhs: [f64; MONOMIALS],
     weight_sum: f64,
     height_squares: f64,
+    /// The part of `matrix` and `rhs` from slope equations
+    /// ([`Self::add_slopes`]), kept to report the residual of the heights
+    /// alone.
+    slope_matrix: [f64; PACKED],
+    slope_rhs: [f64; MONOMIALS],
 }
 
 /// Index of `(row, col)`, `row ≤ col`, in the packed upper triangle.
@@ -248,6 +253,53 @@ impl HeightMoments {
             rhs: self.rhs,
             weight_sum: self.moments[0],
             height_squares: self.height_squares,
+            ..NormalEquations::default()
+        }
+    }
+}
+
+/// The slope equations that the cloud's normals add to the height field's
+/// fit ("Hermite data"): a neighbour at `(u, v)` whose normal is
+/// `(n_u, n_v, n_n)` in the frame says `∂g/∂u = −h n_u / n_n` and
+/// `∂g/∂v = −h n_v / n_n` there. Multiplied through by `n_n`, the
+/// equations stay finite and fade out for a normal that lies in the
+/// tangent plane (the far face of a thin part, the other side of an edge),
+/// and they do not depend on the normal's sign. They pin the slope and
+/// curvature terms, which otherwise take most of the fit's variance from
+/// its constant term: for a uniform disc, knowing the quadric's curvature
+/// divides the variance of the height at the centre by four.
+///
+/// Accumulated as 12 moments: `Σ w n_n² uᵃ vᵇ` (a + b ≤ 2), `Σ w n_n n_u
+/// {1, u, v}` and `Σ w n_n n_v {1, u, v}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SlopeMoments {
+    /// `Σ w n_n² {1, u, v, u², uv, v²}`.
+    square: [f64; MONOMIALS],
+    /// `Σ w n_n n_u {1, u, v}`.
+    along_u: [f64; 3],
+    /// `Σ w n_n n_v {1, u, v}`.
+    along_v: [f64; 3],
+}
+
+impl SlopeMoments {
+    /// Adds one neighbour: scaled tangent coordinates `(u, v)`, its unit
+    /// normal in frame coordinates, weight `w`.
+    #[inline(always)]
+    pub fn add(&mut self, u: f64, v: f64, normal: &Vector3<f64>, w: f64) {
+        let wn = w * normal.z;
+        let square = wn * normal.z;
+        let s = &mut self.square;
+        s[0] += square;
+        s[1] += square * u;
+        s[2] += square * v;
+        s[3] += square * u * u;
+        s[4] += square * u * v;
+        s[5] += square * v * v;
+        let (along_u, along_v) = (wn * normal.x, wn * normal.y);
+        for (sums, along) in [(&mut self.along_u, along_u), (&mut self.along_v, along_v)] {
+            sums[0] += along;
+            sums[1] += along * u;
+            sums[2] += along * v;
         }
     }
 }
@@ -308,6 +360,48 @@ impl NormalEquations {
         }
     }
 
+    /// Adds the slope equations of `slopes`, each weighted `weight`
+    /// relative to a height equation of the same kernel weight, for a fit
+    /// with support radius `support_radius` (the scale of `u` and `v`).
+    pub fn add_slopes(&mut self, slopes: &SlopeMoments, weight: f64, support_radius: f64) {
+        let s = slopes.square.map(|m| weight * m);
+        // φ_u = n_n (0, 1, 0, 2u, v, 0), φ_v = n_n (0, 0, 1, 0, u, 2v).
+        let entries = [
+            ((1, 1), s[0]),
+            ((1, 3), 2.0 * s[1]),
+            ((1, 4), s[2]),
+            ((3, 3), 4.0 * s[3]),
+            ((3, 4), 2.0 * s[4]),
+            ((4, 4), s[5] + s[3]),
+            ((2, 2), s[0]),
+            ((2, 4), s[1]),
+            ((2, 5), 2.0 * s[2]),
+            ((4, 5), 2.0 * s[4]),
+            ((5, 5), 4.0 * s[5]),
+        ];
+        for ((row, col), value) in entries {
+            self.slope_matrix[packed(row, col)] += value;
+            self.matrix[packed(row, col)] += value;
+        }
+        // Targets −h n_u / n_n and −h n_v / n_n, times n_n.
+        let scale = -weight * support_radius;
+        let (u, v) = (
+            slopes.along_u.map(|m| scale * m),
+            slopes.along_v.map(|m| scale * m),
+        );
+        let entries = [
+            (1, u[0]),
+            (3, 2.0 * u[1]),
+            (4, u[2] + v[1]),
+            (2, v[0]),
+            (5, 2.0 * v[2]),
+        ];
+        for (row, value) in entries {
+            self.slope_rhs[row] += value;
+            self.rhs[row] += value;
+        }
+    }
+
     /// Solves the leading `unknowns(degree)` equations by a packed LDLᵀ
     /// (Cholesky without square roots). Returns the coefficients (zero
     /// beyond the degree) and the weighted RMS residual, or `None` when a
@@ -362,8 +456,18 @@ impl NormalEquations {
                 coefficients[i] = s;
             }
         }
-        // At the optimum Σw(g − f)² = Σwf² − aᵀr.
-        let explained: f64 = (0..n).map(|i| coefficients[i] * self.rhs[i]).sum();
+        // At the optimum of the heights alone, Σw(g − f)² = Σwf² − aᵀr.
+        // With slope equations (M_s, r_s; r = r_h + r_s), where
+        // (M_h + M_s) a = r: Σw(g − f)² = Σwf² − aᵀr_h + aᵀr_s − aᵀM_s a.
+        let dot =
+            |x: &[f64; MONOMIALS], y: &[f64; MONOMIALS]| (0..n).map(|i| x[i] * y[i]).sum::<f64>();
+        let slope_product: [f64; MONOMIALS] = std::array::from_fn(|i| {
+            (0..n)
+                .map(|j| self.slope_matrix[packed(i.min(j), i.max(j))] * coefficients[j])
+                .sum()
+        });
+        let explained = dot(&coefficients, &self.rhs) - 2.0 * dot(&coefficients, &self.slope_rhs)
+            + dot(&coefficients, &slope_product);
         let residual = ((self.height_squares - explained).max(0.0) / self.weight_sum).sqrt();
         Some((coefficients, residual))
     }
@@ -447,6 +551,81 @@ mod tests {
             assert!((s - t).abs() < 1e-12, "{solved:?}");
         }
         assert!(residual < 1e-6);
+    }
+
+    /// Samples of `g` over a 7 × 7 grid of the unit square around 0 with
+    /// weights, heights offset by `height_noise(i, j)`, and the normals of
+    /// `g` itself (support radius `h`: `∂G/∂U = ∂g/∂u / h`).
+    fn hermite_samples(
+        a: &[f64; MONOMIALS],
+        h: f64,
+        height_noise: impl Fn(usize, usize) -> f64,
+    ) -> Vec<(f64, f64, f64, Vector3<f64>, f64)> {
+        let mut samples = Vec::new();
+        for i in 0..7 {
+            for j in 0..7 {
+                let (u, v) = (i as f64 / 3.0 - 1.0, j as f64 / 3.0 - 1.0);
+                let g = a[0] + a[1] * u + a[2] * v + a[3] * u * u + a[4] * u * v + a[5] * v * v;
+                let (gu, gv) = (
+                    a[1] + 2.0 * a[3] * u + a[4] * v,
+                    a[2] + a[4] * u + 2.0 * a[5] * v,
+                );
+                let normal = Vector3::new(-gu / h, -gv / h, 1.0).normalize();
+                let w = 1.0 + 0.1 * i as f64;
+                samples.push((u, v, g + height_noise(i, j), normal, w));
+            }
+        }
+        samples
+    }
+
+    fn hermite_equations(
+        samples: &[(f64, f64, f64, Vector3<f64>, f64)],
+        h: f64,
+        weight: f64,
+    ) -> NormalEquations {
+        let (mut heights, mut slopes) = (HeightMoments::default(), SlopeMoments::default());
+        for &(u, v, f, normal, w) in samples {
+            heights.add(u, v, f, w);
+            slopes.add(u, v, &normal, w);
+        }
+        let mut equations = heights.equations();
+        equations.add_slopes(&slopes, weight, h);
+        equations
+    }
+
+    #[test]
+    fn heights_and_normals_of_a_quadric_give_it_back() {
+        let a = [0.1, -0.2, 0.3, 0.5, -0.7, 0.25];
+        let h = 0.4;
+        let samples = hermite_samples(&a, h, |_, _| 0.0);
+        let (solved, residual) = hermite_equations(&samples, h, 0.5).solve(2).unwrap();
+        for (s, t) in solved.iter().zip(a) {
+            assert!((s - t).abs() < 1e-12, "{solved:?}");
+        }
+        assert!(residual < 1e-6);
+    }
+
+    #[test]
+    fn slope_equations_leave_the_residual_of_the_heights_alone() {
+        // Exact normals, noisy heights: the reported residual is that of
+        // the heights against the fitted g, whatever the slope weight.
+        let a = [0.1, -0.2, 0.3, 0.5, -0.7, 0.25];
+        let h = 0.4;
+        let samples = hermite_samples(&a, h, |i, j| 0.01 * ((3 * i + 5 * j) as f64).sin());
+        for weight in [0.1, 0.5, 4.0] {
+            let (c, residual) = hermite_equations(&samples, h, weight).solve(2).unwrap();
+            let (mut squares, mut weights) = (0.0, 0.0);
+            for &(u, v, f, _, w) in &samples {
+                let g = c[0] + c[1] * u + c[2] * v + c[3] * u * u + c[4] * u * v + c[5] * v * v;
+                squares += w * (g - f) * (g - f);
+                weights += w;
+            }
+            let direct = (squares / weights).sqrt();
+            assert!(
+                (residual - direct).abs() < 1e-9,
+                "{weight}: {residual} vs {direct}"
+            );
+        }
     }
 
     #[test]

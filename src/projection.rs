@@ -7,7 +7,8 @@ use nalgebra::{Point3, Vector3};
 
 use crate::config::{Config, Projection, Robust, Start, Support, Weight};
 use crate::fit::{
-    Frame, HeightField, HeightMoments, Jet, Moments, NormalEquations, supported_degree,
+    Frame, HeightField, HeightMoments, Jet, Moments, NormalEquations, SlopeMoments,
+    supported_degree,
 };
 use crate::neighbours::{Neighbour, NeighbourSearch};
 use crate::status::Status;
@@ -26,6 +27,7 @@ pub struct Method {
     pub tolerance: f64,
     pub start: Start,
     pub max_offset: f64,
+    pub normal_weight: f64,
     pub robust: Robust,
 }
 
@@ -42,6 +44,7 @@ impl From<&Config> for Method {
             tolerance: config.tolerance,
             start: config.start,
             max_offset: config.max_offset,
+            normal_weight: config.normal_weight,
             robust: config.robust,
         }
     }
@@ -415,17 +418,25 @@ impl<'a> Projector<'a> {
         self.orient(&mut frame, centre, scratch);
 
         let mut moments = HeightMoments::default();
+        let mut slopes = SlopeMoments::default();
         let inverse_h = 1.0 / support_radius;
+        let normals = self.normals.filter(|_| self.method.normal_weight > 0.0);
         for (neighbour, &w) in scratch.neighbours.iter().zip(&scratch.weights) {
             if w > 0.0 {
                 let local = frame.local(&(neighbour.offset - frame.centroid));
-                moments.add(local.x * inverse_h, local.y * inverse_h, local.z, w);
+                let (u, v) = (local.x * inverse_h, local.y * inverse_h);
+                moments.add(u, v, local.z, w);
+                if let Some(normals) = normals {
+                    let normal = frame.local(&normals[neighbour.index as usize].cast::<f64>());
+                    slopes.add(u, v, &normal, w);
+                }
             }
         }
-        Ok(LocalFit {
-            frame,
-            equations: moments.equations(),
-        })
+        let mut equations = moments.equations();
+        if normals.is_some() {
+            equations.add_slopes(&slopes, self.method.normal_weight, support_radius);
+        }
+        Ok(LocalFit { frame, equations })
     }
 
     /// The robust refits of `plain` (see [`Robust::Rimls`]): reweight, fit

@@ -81,6 +81,10 @@ impl Kernel {
                 let t = 1.0 - r2 * r2;
                 t * t
             }
+            Weight::Broad => {
+                let t = 1.0 - r2 * r2 * r2;
+                t * t
+            }
         }
     }
 }

@@ -26,6 +26,13 @@ use nalgebra::{Point3, Vector3};
 
 const KAPPA_SLOPE: f64 = 7.3;
 const KAPPA_MEAN_CURVATURE: f64 = 98.0;
+/// The fit the κ's above describe: heights alone (the cloud's normals left
+/// out), under the Plateau kernel.
+const POSITIONS: &str = "weight: Plateau, normal_weight: 0";
+/// `N Σw² / (Σw)²` of the default kernel (1 − r⁶)² over the unit disc: the
+/// variance factor of a weighted mean of N heights, the floor that a fit
+/// whose slope and curvature are known reaches.
+const KAPPA_MEAN: f64 = 1.29;
 
 /// Predicted RMS height error and mean normal error (degrees) from the
 /// noise, support radius and neighbour count.
@@ -69,26 +76,39 @@ fn plane_particles_land_within_noise() {
     let h = 0.1;
     let inside = |p: &Point3<f64>| p.x.abs() < 1.0 - h && p.y.abs() < 1.0 - h;
     let particles = particles(&Plane, 2_000, 0.03, 2, inside);
-    let projected = project(&cloud, &particles, &format!("support: Radius({h})"));
+    let projected = project(
+        &cloud,
+        &particles,
+        &format!("support: Radius({h}), {POSITIONS}"),
+    );
     // A plane is fitted exactly by the quadric: no bias term.
     assert_on_surface(&Plane, &projected, sigma, h, 0.0);
 }
 
-#[test]
-fn sphere_particles_land_within_noise_with_curvature_one_over_r() {
-    let sigma = 0.002;
+/// Noise σ of [`sphere_scan`].
+const SPHERE_NOISE: f64 = 0.002;
+
+/// The unit sphere, 100k points on it with noise σ = [`SPHERE_NOISE`] (and
+/// their exact normals), and 2,000 particles within 0.03 of it.
+fn sphere_scan() -> (Sphere, PointCloud, Vec<Point3<f64>>) {
     let sphere = Sphere {
         centre: Point3::origin(),
         radius: 1.0,
     };
-    let cloud = noisy_cloud(&sphere, 100_000, sigma, 3);
+    let cloud = noisy_cloud(&sphere, 100_000, SPHERE_NOISE, 3);
     let particles = particles(&sphere, 2_000, 0.03, 4, |_| true);
-    let h: f64 = 0.15;
+    (sphere, cloud, particles)
+}
+
+#[test]
+fn sphere_particles_land_within_noise_with_curvature_one_over_r() {
+    let (sphere, cloud, particles) = sphere_scan();
+    let (sigma, h) = (SPHERE_NOISE, 0.15f64);
     for weight in ["Plateau", "Gaussian"] {
         let projected = project(
             &cloud,
             &particles,
-            &format!("support: Radius({h}), weight: {weight}"),
+            &format!("support: Radius({h}), weight: {weight}, normal_weight: 0"),
         );
         // The quadric misses the sphere's quartic term r⁴/(8R³) at r = h.
         let bias = h.powi(4) / 8.0;
@@ -117,6 +137,40 @@ fn sphere_particles_land_within_noise_with_curvature_one_over_r() {
 }
 
 #[test]
+fn the_clouds_normals_bring_the_height_error_down_to_a_weighted_mean() {
+    // With exact normals the slope equations pin the quadric's slope and
+    // curvature; the height at the centre is then nearly a weighted mean
+    // of N heights, σ·√(κ_mean/N), against σ·√(κ₀/N) from heights alone.
+    let (sphere, cloud, particles) = sphere_scan();
+    let (sigma, h) = (SPHERE_NOISE, 0.15f64);
+    let support = format!("support: Radius({h})");
+    let with_normals = project(&cloud, &particles, &support);
+    let heights_only = project(&cloud, &particles, &format!("{support}, normal_weight: 0"));
+    let error =
+        |projected: &[Projected]| rms(projected.iter().map(|p| sphere.distance(&p.position)));
+    let neighbours = median_neighbours(&with_normals);
+    let floor = sigma * (KAPPA_MEAN / neighbours).sqrt();
+    let (with, without) = (error(&with_normals), error(&heights_only));
+    assert!(
+        with <= ALLOWANCE * floor,
+        "rms {with:.2e} > {:.2e}",
+        ALLOWANCE * floor
+    );
+    // No fit of noisy heights beats their weighted mean: below the floor,
+    // something other than the cloud would be speaking.
+    assert!(
+        with >= floor / ALLOWANCE,
+        "rms {with:.2e} below the floor {floor:.2e}"
+    );
+    // Heights alone leave √(κ₀/κ_mean) ≈ 1.9× more (κ₀ ≈ 4.6 for this
+    // kernel).
+    assert!(
+        without >= 1.5 * with,
+        "heights alone {without:.2e} vs {with:.2e}"
+    );
+}
+
+#[test]
 fn saddle_quadric_is_reproduced_to_the_noise() {
     let sigma = 0.005;
     let saddle = Saddle { c: 0.3 };
@@ -124,7 +178,11 @@ fn saddle_quadric_is_reproduced_to_the_noise() {
     let h: f64 = 0.08;
     let inside = |p: &Point3<f64>| p.x.abs() < 0.85 && p.y.abs() < 0.85;
     let particles = particles(&saddle, 2_000, 0.03, 6, inside);
-    let projected = project(&cloud, &particles, &format!("support: Radius({h})"));
+    let projected = project(
+        &cloud,
+        &particles,
+        &format!("support: Radius({h}), {POSITIONS}"),
+    );
     // A quadric in (x, y) is a quadric in the tilted frame only to second
     // order; the remainder at r = h is about c·slope·h² ≤ 0.3·0.5·h².
     assert_on_surface(&saddle, &projected, sigma, h, 0.15 * h * h * h);
@@ -158,7 +216,11 @@ fn torus_particles_land_within_noise() {
     let cloud = noisy_cloud(&torus, 150_000, sigma, 7);
     let particles = particles(&torus, 2_000, 0.03, 8, |_| true);
     let h: f64 = 0.08;
-    let projected = project(&cloud, &particles, &format!("support: Radius({h})"));
+    let projected = project(
+        &cloud,
+        &particles,
+        &format!("support: Radius({h}), {POSITIONS}"),
+    );
     // Quartic remainder of the tube (radius r): h⁴/(8r³).
     assert_on_surface(
         &torus,
@@ -182,7 +244,10 @@ fn orthogonal_projection_and_iteration_stay_on_the_sphere() {
     let projected = project(
         &cloud,
         &particles,
-        &format!("support: Radius({h}), projection: Orthogonal, iterations: 20, tolerance: 1e-6"),
+        &format!(
+            "support: Radius({h}), projection: Orthogonal, iterations: 20, tolerance: 1e-6, \
+             {POSITIONS}"
+        ),
     );
     assert!(projected.iter().all(|p| p.steps >= 2), "iterated");
     assert_on_surface(&sphere, &projected, sigma, h, h.powi(4) / 8.0);

@@ -10,6 +10,8 @@ target/release/mlsproj (cargo build --release). On each set, at the set's
 support radius h:
 - plain:  mlsproj with the default config and `support: Radius(h)`;
 - robust: the same with `robust: Rimls`;
+- positions: the plain config with `normal_weight: 0`, the cloud's normals
+  left out of the fit (what a cloud without normals gets);
 - PCL:    pcl::MovingLeastSquares, order 2, Gaussian weight, search radius
           h, DISTINCT_CLOUD (each particle projected with the fit of its
           nearest cloud point).
@@ -42,8 +44,9 @@ MLSPROJ = ROOT / "target" / "release" / "mlsproj"
 PCL = ROOT / "target" / "peers" / "mls_project"
 BENCH = SHARED / "bench"
 LARGE = ROOT / "target" / "bench" / "sphere_large"
-SETS = ["bunny", "armadillo", "fandisk", "bracket", "fins", "blade", "bunny_outliers", "fandisk_outliers"]
-VARIANTS = {"plain": "", "robust": "robust: Rimls"}
+SETS = ["bunny", "armadillo", "fandisk", "bracket", "fins", "blade", "bunny_outliers", "fandisk_outliers",
+        "bunny_pca", "armadillo_pca", "fandisk_pca"]
+VARIANTS = {"plain": "", "robust": "robust: Rimls", "positions": "normal_weight: 0"}
 sys.path.insert(0, str(HERE))
 from score import score  # noqa: E402
 

@@ -7,8 +7,10 @@ use mlsproj::{Config, Method, MlsSurface, PointCloud, Projected, project_all};
 use nalgebra::{Point3, Vector3};
 
 /// Variance factor of the fitted height at the centre of a weighted
-/// quadratic fit over N evenly spread neighbours with the default kernel:
-/// the height's standard error is σ·√(κ₀/N) (see tests/geometry.rs).
+/// quadratic fit of heights alone over N evenly spread neighbours with the
+/// Plateau kernel: the height's standard error is σ·√(κ₀/N) (see
+/// tests/geometry.rs). An upper bound for the default fit: its kernel is
+/// wider (κ₀ ≈ 4.6), and the cloud's normals, when given, lower it further.
 pub const KAPPA_HEIGHT: f64 = 5.2;
 /// The factor tests allow over a predicted error (density not uniform,
 /// particles off the centroid).
