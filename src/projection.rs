@@ -418,17 +418,33 @@ impl<'a> Projector<'a> {
         self.orient(&mut frame, centre, scratch);
 
         let mut moments = HeightMoments::default();
-        let mut slopes = SlopeMoments::default();
         let inverse_h = 1.0 / support_radius;
+        let tangent = |neighbour: &Neighbour| {
+            let local = frame.local(&(neighbour.offset - frame.centroid));
+            (local.x * inverse_h, local.y * inverse_h, local.z)
+        };
+        let mut slopes = SlopeMoments::default();
         let normals = self.normals.filter(|_| self.method.normal_weight > 0.0);
-        for (neighbour, &w) in scratch.neighbours.iter().zip(&scratch.weights) {
-            if w > 0.0 {
-                let local = frame.local(&(neighbour.offset - frame.centroid));
-                let (u, v) = (local.x * inverse_h, local.y * inverse_h);
-                moments.add(u, v, local.z, w);
-                if let Some(normals) = normals {
+        // Two loops rather than a test per neighbour: the heights-only one
+        // stays branch-free.
+        let weighted = scratch
+            .neighbours
+            .iter()
+            .zip(&scratch.weights)
+            .filter(|(_, w)| **w > 0.0);
+        match normals {
+            Some(normals) => {
+                for (neighbour, &w) in weighted {
+                    let (u, v, height) = tangent(neighbour);
+                    moments.add(u, v, height, w);
                     let normal = frame.local(&normals[neighbour.index as usize].cast::<f64>());
                     slopes.add(u, v, &normal, w);
+                }
+            }
+            None => {
+                for (neighbour, &w) in weighted {
+                    let (u, v, height) = tangent(neighbour);
+                    moments.add(u, v, height, w);
                 }
             }
         }
