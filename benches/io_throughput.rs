@@ -54,7 +54,8 @@ fn throughput(c: &mut Criterion) {
             }
         })
     });
-    // Includes the fsync before the atomic rename.
+    // Includes the write to a temporary file and the atomic rename (no
+    // fsync: see io/atomic.rs).
     let out = dir.join("out.ply");
     group.bench_function("write", |b| {
         b.iter(|| write_ply(&out, &columns, PlyEncoding::BinaryLittleEndian, &[]).expect("writes"))
