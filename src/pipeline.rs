@@ -259,7 +259,9 @@ fn project_stream(
         } else {
             Precision::Single
         };
-    let projector = surface.projector(Method::from(config), config.orientation, config.colours);
+    let projector = surface
+        .projector(Method::from(config), config.orientation, config.colours)
+        .with_particles_on_cloud(config.particles == Particles::Cloud);
     let comments = vec![format!("mlsproj {}", env!("CARGO_PKG_VERSION"))];
     let bar = progress_bar(progress, "projecting", Some(total));
     let mut writer: Option<PlyVertexWriter> = None;

@@ -163,6 +163,7 @@ pub struct Projector<'a> {
     sign: NormalSign<'a>,
     colours: Option<&'a [[u8; 3]]>,
     normals: Option<&'a [Vector3<f32>]>,
+    particles_on_cloud: bool,
 }
 
 impl<'a> Projector<'a> {
@@ -180,14 +181,25 @@ impl<'a> Projector<'a> {
             sign,
             colours,
             normals: None,
+            particles_on_cloud: false,
         }
     }
 
     /// The cloud's unit normals (indexed like the search's points), for the
-    /// normal term of robust refits; without them the refits weigh
-    /// residuals alone.
+    /// fit's slope equations (`normal_weight`) and the normal term of
+    /// robust refits; without them the fit and the refits use positions
+    /// alone.
     pub fn with_normals(mut self, normals: Option<&'a [Vector3<f32>]>) -> Self {
         self.normals = normals;
+        self
+    }
+
+    /// Says that the particles are the cloud's own points (MLS smoothing):
+    /// each is then its own nearest cloud point, and the nearest-point start
+    /// skips the search for it (the same start, exactly: the search's
+    /// points are the particles' coordinates less the same origin).
+    pub fn with_particles_on_cloud(mut self, particles_on_cloud: bool) -> Self {
+        self.particles_on_cloud = particles_on_cloud;
         self
     }
 
@@ -276,6 +288,7 @@ impl<'a> Projector<'a> {
         let method = &self.method;
         match method.start {
             Start::Particle => Some(*target),
+            Start::NearestPoint if self.particles_on_cloud => Some(*target),
             Start::NearestPoint => {
                 let (index, distance_squared) = self.search.nearest(target);
                 let reach = match method.support {

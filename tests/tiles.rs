@@ -70,7 +70,13 @@ fn sphere_job() -> Job {
     let mut points = particles(&sphere, 3_000, 0.03, 22, |_| true);
     points[17] = Point3::new(f64::NAN, 0.0, 0.0);
     let job = Job::new();
-    job.write_ply("cloud.ply", &xyz_columns(&cloud.positions));
+    let mut cloud_columns = xyz_columns(&cloud.positions);
+    let normals = cloud.normals.as_deref().expect("noisy_cloud gives normals");
+    for (axis, name) in ["nx", "ny", "nz"].into_iter().enumerate() {
+        let values = normals.iter().map(|n| n[axis]).collect();
+        cloud_columns.push(attribute(name, Column::F32(values)));
+    }
+    job.write_ply("cloud.ply", &cloud_columns);
     let mut columns = xyz_columns(&points);
     columns.push(attribute(
         "label",
@@ -107,6 +113,19 @@ fn smoothing_the_cloud_in_tiles_equals_smoothing_it_whole() {
     let fields = r#"cloud: "cloud.ply", particles: Cloud, support: Nearest(30)"#;
     let (whole, tiled) = whole_and_tiled(&job, fields, 5);
     assert_same_result(&whole, &tiled);
+}
+
+#[test]
+fn smoothing_equals_projecting_the_clouds_own_points() {
+    // With `particles: Cloud` each projection starts at the point itself,
+    // without searching for its nearest cloud point: the same start, so
+    // the same result to the bit.
+    let job = sphere_job();
+    let cloud = r#"cloud: "cloud.ply", support: Radius(0.15)"#;
+    let (_, smoothed) = job.output(&format!("{cloud}, particles: Cloud"));
+    let (_, projected) = job.output(&format!(r#"{cloud}, particles: File("cloud.ply")"#));
+    assert_eq!(smoothed.positions, projected.positions);
+    assert_eq!(smoothed.normals, projected.normals);
 }
 
 #[test]
