@@ -134,6 +134,7 @@ fn run(config: &Config, options: &RunOptions) -> anyhow::Result<()> {
         );
     }
     println!("normals oriented {}", summary.orientation);
+    println!("fit: {}", fit_inputs(summary.normals_in_fit, config));
     let t = summary.timings;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     println!(
@@ -188,8 +189,23 @@ fn check(config: &Config) -> anyhow::Result<()> {
         println!("support radius h: min {min:.6}, median {median:.6}, max {max:.6}");
     }
     println!("normals would be oriented {}", report.orientation);
+    println!("fit: {}", fit_inputs(report.normals_in_fit, config));
     println!("would write {}", config.output.display());
     Ok(())
+}
+
+/// What the fits are made from, in words.
+fn fit_inputs(normals_in_fit: bool, config: &Config) -> String {
+    if normals_in_fit {
+        format!(
+            "the cloud's points and normals (normal_weight {})",
+            config.normal_weight
+        )
+    } else if config.normal_weight > 0.0 {
+        "the cloud's points (it has no normals)".into()
+    } else {
+        "the cloud's points (normal_weight 0)".into()
+    }
 }
 
 fn info(path: &std::path::Path) -> anyhow::Result<()> {

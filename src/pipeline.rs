@@ -48,6 +48,8 @@ pub struct Summary {
     pub status_counts: [usize; Status::ALL.len()],
     /// How normals were oriented.
     pub orientation: &'static str,
+    /// True when the cloud's normals entered the fits (`normal_weight`).
+    pub normals_in_fit: bool,
     /// Stage times.
     pub timings: Timings,
     /// The file written.
@@ -319,6 +321,7 @@ fn project_stream(
         particles: done,
         status_counts,
         orientation: surface.orientation_rule(config.orientation),
+        normals_in_fit: surface.has_normals() && config.normal_weight > 0.0,
         timings,
         output,
     })
@@ -892,6 +895,8 @@ pub struct CheckReport {
     pub support_radii: Option<crate::survey::Spread<f64>>,
     /// How normals would be oriented.
     pub orientation: &'static str,
+    /// True when the cloud's normals would enter the fits.
+    pub normals_in_fit: bool,
 }
 
 /// Validates inputs and measures the neighbourhoods the job would see,
@@ -922,5 +927,6 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         neighbour_counts: spreads.map(|s| s.0),
         support_radii: spreads.map(|s| s.1),
         orientation: surface.orientation_rule(config.orientation),
+        normals_in_fit: surface.has_normals() && config.normal_weight > 0.0,
     })
 }

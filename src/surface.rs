@@ -81,6 +81,12 @@ impl MlsSurface {
         self.search.is_empty()
     }
 
+    /// True when the cloud has normals (for orientation and for the fit's
+    /// slope equations).
+    pub fn has_normals(&self) -> bool {
+        self.normals.is_some()
+    }
+
     /// True when colours can be averaged onto particles.
     pub fn has_colours(&self) -> bool {
         self.colours.is_some()

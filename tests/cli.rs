@@ -68,6 +68,10 @@ fn the_sample_job_runs_and_writes_every_particle() {
     for stage in ["load", "tree", "project", "write"] {
         assert!(stdout.contains(stage), "summary times {stage}");
     }
+    assert!(
+        stdout.contains("fit: the cloud's points and normals"),
+        "the sample has normals, and the summary says they enter the fit: {stdout}"
+    );
 
     let input = mlsproj::io::read_points(&sample()).unwrap();
     let written = mlsproj::io::read_points(&output).unwrap();
