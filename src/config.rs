@@ -46,7 +46,7 @@ pub enum Weight {
     /// `(1 − r⁴)²`: smooth at r = 1 and flat near the centre, so that it
     /// averages about as many points as PCL's Gaussian.
     Plateau,
-    /// `(1 − r⁶)²`: flatter still, within 8% of PCL's Gaussian in the
+    /// `(1 − r⁶)²`: flatter still, within 9% of PCL's Gaussian in the
     /// noise it leaves (`N Σw² / (Σw)²` = 1.29 against the cut Gaussian's
     /// 1.08 and Plateau's 1.43). The default: once the cloud's normals pin
     /// the fit's slope and curvature, the height is close to a weighted
@@ -140,6 +140,10 @@ fn default_iterations() -> u32 {
 fn default_tolerance() -> f64 {
     0.2
 }
+/// Largest `normal_weight`: far past the point where the slope equations
+/// are constraints already, and far from overflowing the normal equations.
+const MAX_NORMAL_WEIGHT: f64 = 1e6;
+
 fn default_max_offset() -> f64 {
     10.0
 }
@@ -212,17 +216,17 @@ pub struct Config {
     /// own support is empty, but its nearest point's fit still finds its
     /// foot, as PCL's does: on thin parts, where h is small against the
     /// particles' offsets (2h on the truth set `blade`), a bound of one
-    /// radius left 8% of the particles unprojected. Default 10.
+    /// radius left 8% of the particles unprojected. At least 1; default 10.
     #[serde(default = "default_max_offset")]
     pub max_offset: f64,
     /// Weight of the cloud's normals in the local fit, relative to its
     /// positions: each neighbour with a normal adds two slope equations
     /// (see `fit::SlopeMoments`), which pin the fit's slope and curvature
     /// and leave less noise in its height. 0 ignores the normals. Default
-    /// 0.5: on the truth sets (benches/truth), RMS 9-40% lower with the
-    /// meshes' normals, 6-13% lower with normals estimated by PCA of 30
+    /// 0.5: on the truth sets (benches/truth), RMS 9-42% lower with the
+    /// meshes' normals, 7-14% lower with normals estimated by PCA of 30
     /// noisy neighbours (11-17° off); 1 is a little better with exact
-    /// normals, 0.25 with estimated ones.
+    /// normals, 0.25 with estimated ones. At most 1e6.
     #[serde(default = "default_normal_weight")]
     pub normal_weight: f64,
     /// Robust reweighting of the local fits. Default `None`.
@@ -312,10 +316,17 @@ impl Config {
         positive("gaussian_width", self.gaussian_width)?;
         positive("nearest_scale", self.nearest_scale)?;
         positive("tolerance", self.tolerance)?;
-        positive("max_offset", self.max_offset)?;
-        if !(self.normal_weight.is_finite() && self.normal_weight >= 0.0) {
+        if !(self.max_offset >= 1.0 && self.max_offset.is_finite()) {
+            // Below 1 a particle with a neighbour within h would have no
+            // start.
             return Err(format!(
-                "normal_weight must be 0 or a positive number, got {}",
+                "max_offset must be at least 1 (support radii), got {}",
+                self.max_offset
+            ));
+        }
+        if !(0.0..=MAX_NORMAL_WEIGHT).contains(&self.normal_weight) {
+            return Err(format!(
+                "normal_weight must be between 0 and {MAX_NORMAL_WEIGHT}, got {}",
                 self.normal_weight
             ));
         }
@@ -347,5 +358,42 @@ fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The validation message for a job with `fields`, or `None` if valid.
+    fn refusal(fields: &str) -> Option<String> {
+        let text = format!(r#"(cloud: "c.ply", particles: Cloud, output: "o.ply", {fields})"#);
+        Config::parse(&text).expect("parses").validate().err()
+    }
+
+    #[test]
+    fn values_the_types_allow_but_the_method_does_not_are_refused() {
+        for (fields, names) in [
+            ("support: Radius(0.0)", "support radius"),
+            ("support: Nearest(2)", "k ≥ 3"),
+            ("tolerance: -1.0", "tolerance"),
+            ("max_offset: 0.5", "max_offset"),
+            ("max_offset: inf", "max_offset"),
+            ("normal_weight: -0.1", "normal_weight"),
+            ("normal_weight: 1e300", "normal_weight"),
+            ("normal_weight: NaN", "normal_weight"),
+            ("degree: 3", "degree"),
+            ("iterations: 0", "iterations"),
+        ] {
+            let message = refusal(fields).unwrap_or_else(|| panic!("{fields} accepted"));
+            assert!(message.contains(names), "{fields}: {message}");
+        }
+        for fields in [
+            "max_offset: 1.0",
+            "normal_weight: 0.0",
+            "normal_weight: 4.0",
+        ] {
+            assert_eq!(refusal(fields), None, "{fields}");
+        }
     }
 }

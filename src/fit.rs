@@ -1,7 +1,9 @@
-//! The local fit of one neighbourhood: the weighted PCA frame, then the
-//! weighted quadratic height field over it, accumulated one neighbour at a
-//! time into the normal equations (21 + 6 sums), never forming the (N, 6)
-//! matrix of the seed question.
+//! The local fit of one neighbourhood: the PCA frame, then the weighted
+//! quadratic height field over it, accumulated one neighbour at a time into
+//! the normal equations (15 + 6 + 1 moments of the heights, and 12 of the
+//! slopes when the cloud's normals take part), never forming the (N, 6)
+//! matrix of the seed question; and the seed question's pre-built systems,
+//! summed row by row in SIMD.
 
 use nalgebra::{Matrix3, Vector3};
 
@@ -140,7 +142,9 @@ impl Frame {
 /// The weighted least-squares system of the height field
 /// `g(u, v) = a0 + a1 u + a2 v + a3 u² + a4 uv + a5 v²`, as its normal
 /// equations `M a = r`: `M = Σ w φ φᵀ` (packed upper triangle, 21 sums),
-/// `r = Σ w f φ` (6 sums), plus `Σ w f²` for the residual.
+/// `r = Σ w f φ` (6 sums), plus `Σ w f²` for the residual; and, when the
+/// cloud's normals take part, the slope equations' share of `M` and `r`
+/// ([`Self::add_slopes`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NormalEquations {
     matrix: [f64; PACKED],
@@ -302,10 +306,10 @@ impl SlopeMoments {
 }
 
 impl NormalEquations {
-    /// Adds one row `φ` of the design matrix with target `f` and weight `w`.
-    #[inline(always)]
-    pub fn add_row(&mut self, phi: &[f64; MONOMIALS], f: f64, w: f64) {
-        // Constant bounds: the loops unroll and the packed indices fold.
+    /// Adds one row `φ` of the design matrix with target `f` and weight `w`:
+    /// the plain definition, which the tests hold the faster sums to.
+    #[cfg(test)]
+    fn add_row(&mut self, phi: &[f64; MONOMIALS], f: f64, w: f64) {
         for row in 0..MONOMIALS {
             let wp = w * phi[row];
             for (col, p) in phi.iter().enumerate().skip(row) {
@@ -479,6 +483,8 @@ impl RowSums {
         Self::sum::<false>(design, weights, targets)
     }
 
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn of_avx2(design: &[[f64; MONOMIALS]], weights: &[f64], targets: &[f64]) -> Self {
@@ -537,7 +543,8 @@ impl RowSums {
             (r, 5) if r < 4 => self.head_a5[r],
             (4, 4) => self.tail[0],
             (4, 5) => self.tail[1],
-            _ => self.tail[2],
+            (5, 5) => self.tail[2],
+            _ => unreachable!("({row}, {col}) is not in the upper triangle of a 6 × 6 matrix"),
         }
     }
 
@@ -684,6 +691,29 @@ mod tests {
     }
 
     #[test]
+    fn normals_determine_a_quadric_that_four_heights_cannot() {
+        // Four heights leave a quadric's six coefficients undetermined; with
+        // the normals at the same four points the slope equations pin them.
+        let a = [0.1, -0.2, 0.3, 0.5, -0.7, 0.25];
+        let h = 0.4;
+        let four: Vec<_> = hermite_samples(&a, h, |_, _| 0.0)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| [0, 9, 24, 40].contains(i))
+            .map(|(_, sample)| sample)
+            .collect();
+        let mut heights = HeightMoments::default();
+        for &(u, v, f, _, w) in &four {
+            heights.add(u, v, f, w);
+        }
+        assert!(heights.equations().solve(2).is_none(), "heights alone");
+        let (solved, _) = hermite_equations(&four, h, 0.5).solve(2).unwrap();
+        for (s, t) in solved.iter().zip(a) {
+            assert!((s - t).abs() < 1e-9, "{solved:?}");
+        }
+    }
+
+    #[test]
     fn slope_equations_leave_the_residual_of_the_heights_alone() {
         // Exact normals, noisy heights: the reported residual is that of
         // the heights against the fitted g, whatever the slope weight.
@@ -731,6 +761,19 @@ mod tests {
             assert!((x - y).abs() < 1e-9, "{a:?} vs {b:?}");
         }
         assert!((ra - rb).abs() < 1e-12);
+        // Both loops, whichever one this CPU dispatches to.
+        let fused = RowSums::sum::<true>(&rows, &weights, &targets);
+        let unfused = RowSums::sum::<false>(&rows, &weights, &targets);
+        for sums in [fused, unfused] {
+            for row in 0..MONOMIALS {
+                for col in row..MONOMIALS {
+                    let expected = single.matrix[packed(row, col)];
+                    assert!((sums.matrix(row, col) - expected).abs() < 1e-12);
+                }
+                assert!((sums.rhs(row) - single.rhs[row]).abs() < 1e-12);
+            }
+            assert!((sums.weight_sum - single.weight_sum).abs() < 1e-12);
+        }
     }
 
     #[test]

@@ -321,7 +321,7 @@ fn project_stream(
         particles: done,
         status_counts,
         orientation: surface.orientation_rule(config.orientation),
-        normals_in_fit: surface.has_normals() && config.normal_weight > 0.0,
+        normals_in_fit: surface.normals_in_fit(config.normal_weight),
         timings,
         output,
     })
@@ -440,27 +440,26 @@ fn cloud_slab(
     Ok((part, total, Point3::from(sum / finite.max(1) as f64)))
 }
 
-/// Support radii around a particle that its steps can read: each step
-/// looks within h of a centre that moves less than h per step, and a start
-/// other than the particle itself lies up to h away (its neighbours'
-/// centroid, its nearest point under `Nearest(k)`) or up to `max_offset`
-/// radii away (its nearest point under a radius support).
-fn reach_in_radii(config: &Config) -> f64 {
-    let start = match (config.start, config.support) {
-        (Start::Particle, _) => 0.0,
-        (Start::NearestPoint, Support::Radius(_) | Support::RadiusNearest { .. }) => {
-            config.max_offset
-        }
-        (Start::NearestPoint, Support::Nearest(_)) | (Start::Centroid, _) => 1.0,
-    };
-    f64::from(config.iterations) + start
+/// Support radii between a particle and its start, before any is
+/// measured: none from the particle itself, up to h for its neighbours'
+/// centroid or (under `Nearest(k)`, or a particle near the surface) its
+/// nearest point. [`halo_needed`] measures the nearest point's distance
+/// under a radius support, where it may lie up to `max_offset` radii away.
+fn start_in_radii(config: &Config) -> f64 {
+    match config.start {
+        Start::Particle => 0.0,
+        Start::NearestPoint | Start::Centroid => 1.0,
+    }
 }
 
 /// How far beyond its slab the cloud must reach so that every particle's
-/// fit sees the points it would see in the whole cloud: [`reach_in_radii`]
-/// support radii around the particle, doubled for `Nearest(k)`, whose h at
-/// a moved centre can grow. Measured on the part loaded so far (where the
-/// k-nearest radius can only be larger than in the whole cloud).
+/// fit sees the points it would see in the whole cloud: its start's
+/// distance plus `iterations` support radii (each step looks within h of
+/// a centre that moves less than h per step), doubled for `Nearest(k)`,
+/// whose h at a moved centre can grow. Measured on the part loaded so far,
+/// where a particle's nearest point and k-nearest radius can only be
+/// farther than in the whole cloud: once the halo covers them, they are
+/// the whole cloud's.
 fn halo_needed(
     surface: &MlsSurface,
     particles: &[Point3<f64>],
@@ -469,24 +468,26 @@ fn halo_needed(
     from: f64,
     to: f64,
 ) -> f64 {
-    let reach_factor = reach_in_radii(config)
-        * match config.support {
-            Support::Nearest(_) => 2.0,
-            _ => 1.0,
-        };
+    let growth = match config.support {
+        Support::Nearest(_) => 2.0,
+        _ => 1.0,
+    };
     let search = surface.search();
     particles
         .par_iter()
         .filter(|p| p.iter().all(|c| c.is_finite()))
         .map_init(Vec::new, |buffer, p| {
-            let h = search.gather(
-                &(p - search.origin()),
-                config.support,
-                config.nearest_scale,
-                buffer,
-            );
+            let centre = p - search.origin();
+            let h = search.gather(&centre, config.support, config.nearest_scale, buffer);
+            let start = match (config.start, config.support) {
+                (Start::NearestPoint, Support::Radius(_) | Support::RadiusNearest { .. }) => {
+                    let (_, distance_squared) = search.nearest(&centre);
+                    distance_squared.sqrt().min(config.max_offset * h)
+                }
+                _ => start_in_radii(config) * h,
+            };
             let inside = (p[axis] - from).min(to - p[axis]).max(0.0);
-            reach_factor * h - inside
+            growth * (start + f64::from(config.iterations) * h) - inside
         })
         .reduce(|| 0.0, f64::max)
 }
@@ -504,7 +505,7 @@ fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
     let axis = slabs.axis();
     let mut halo = match config.support {
         Support::Radius(radius) | Support::RadiusNearest { radius, .. } => {
-            radius * reach_in_radii(config)
+            radius * (f64::from(config.iterations) + start_in_radii(config))
         }
         Support::Nearest(_) => 0.0,
     };
@@ -927,6 +928,6 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         neighbour_counts: spreads.map(|s| s.0),
         support_radii: spreads.map(|s| s.1),
         orientation: surface.orientation_rule(config.orientation),
-        normals_in_fit: surface.has_normals() && config.normal_weight > 0.0,
+        normals_in_fit: surface.normals_in_fit(config.normal_weight),
     })
 }

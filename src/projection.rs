@@ -26,7 +26,9 @@ pub struct Method {
     pub iterations: u32,
     pub tolerance: f64,
     pub start: Start,
+    /// See [`Config::max_offset`].
     pub max_offset: f64,
+    /// See [`Config::normal_weight`].
     pub normal_weight: f64,
     pub robust: Robust,
 }

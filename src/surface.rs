@@ -29,6 +29,9 @@ impl MlsSurface {
     /// The points are stored in Morton order, so that the normals and
     /// colours of one neighbourhood sit together in memory.
     ///
+    /// Normals are made unit length; a zero or non-finite one becomes zero
+    /// (it then says nothing to the fit or the orientation).
+    ///
     /// Exact duplicates of a point are merged into it (the first one's
     /// normal and colour kept) and counted in [`Self::duplicates`]: a stack
     /// of coincident points adds no shape, and with a `Nearest(k)` support
@@ -37,7 +40,10 @@ impl MlsSurface {
         let (finite, duplicates) = distinct_finite(cloud);
         let skipped = cloud.len() - finite.len() - duplicates;
         let positions = pick(&cloud.positions, &finite);
-        let normals = cloud.normals.as_deref().map(|n| pick(n, &finite));
+        let normals = cloud
+            .normals
+            .as_deref()
+            .map(|n| pick(n, &finite).into_iter().map(unit_or_zero).collect());
         let colours = cloud.colours.as_deref().map(|c| pick(c, &finite));
         let search = NeighbourSearch::new(&positions)?;
         let centroid = positions
@@ -81,10 +87,10 @@ impl MlsSurface {
         self.search.is_empty()
     }
 
-    /// True when the cloud has normals (for orientation and for the fit's
-    /// slope equations).
-    pub fn has_normals(&self) -> bool {
-        self.normals.is_some()
+    /// True when the cloud's normals enter the fits under `normal_weight`
+    /// (it has normals, and the weight is not 0).
+    pub fn normals_in_fit(&self, normal_weight: f64) -> bool {
+        self.normals.is_some() && normal_weight > 0.0
     }
 
     /// True when colours can be averaged onto particles.
@@ -172,6 +178,18 @@ fn distinct_finite(cloud: &PointCloud) -> (Vec<u32>, usize) {
         }
     }
     (kept, duplicates)
+}
+
+/// A cloud normal as the fit uses it: unit length, or zero (says nothing)
+/// when it is zero or not finite. Files carry normals of any length, and
+/// the fit's slope equations weigh a normal by its squared length.
+fn unit_or_zero(normal: Vector3<f32>) -> Vector3<f32> {
+    let length = normal.norm();
+    if length.is_finite() && length > 0.0 {
+        normal / length
+    } else {
+        Vector3::zeros()
+    }
 }
 
 /// The values at `indices`.

@@ -61,13 +61,15 @@ fn assert_same_result(whole: &PointCloud, tiled: &PointCloud) {
     );
 }
 
-fn sphere_job() -> Job {
+/// A noisy sphere with normals as the cloud, and 3,000 particles up to
+/// `offset` off it (one of them NaN) with a label.
+fn sphere_job_with_offset(offset: f64) -> Job {
     let sphere = Sphere {
         centre: Point3::new(3.0, -1.0, 2.0),
         radius: 1.0,
     };
     let cloud = noisy_cloud(&sphere, 30_000, 0.002, 21);
-    let mut points = particles(&sphere, 3_000, 0.03, 22, |_| true);
+    let mut points = particles(&sphere, 3_000, offset, 22, |_| true);
     points[17] = Point3::new(f64::NAN, 0.0, 0.0);
     let job = Job::new();
     let mut cloud_columns = xyz_columns(&cloud.positions);
@@ -86,6 +88,10 @@ fn sphere_job() -> Job {
     job
 }
 
+fn sphere_job() -> Job {
+    sphere_job_with_offset(0.03)
+}
+
 #[test]
 fn tiles_merged_equal_the_whole_job_with_a_radius_support() {
     let job = sphere_job();
@@ -97,6 +103,16 @@ fn tiles_merged_equal_the_whole_job_with_a_radius_support() {
         column(&tiled, "label"),
         "attributes follow"
     );
+}
+
+#[test]
+fn tiles_merged_equal_the_whole_job_with_particles_beyond_their_support() {
+    // Particles up to 8h off: their nearest points lie farther than the
+    // first halo, (iterations + 1)·h, and the halo must grow to reach them.
+    let job = sphere_job_with_offset(0.4);
+    let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Radius(0.05)"#;
+    let (whole, tiled) = whole_and_tiled(&job, fields, 4);
+    assert_same_result(&whole, &tiled);
 }
 
 #[test]

@@ -29,7 +29,7 @@ Shapes, each of a different character:
 - bunny_pca, armadillo_pca, fandisk_pca: the clean cloud with its normals
   replaced by estimates, as a scanner's software would give them: the least
   principal axis of each point's 30 nearest neighbours, signed to agree with
-  the true normal (10-17° off it on average), same particles and h.
+  the true normal (11-17° off it on average), same particles and h.
 
 Installs what it needs: pip numpy scipy plyfile trimesh manifold3d rtree, and
 (apt, as root) libcgal-demo for the meshes. Seeded: the same sets every run.
