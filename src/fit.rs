@@ -199,6 +199,29 @@ const MOMENT_EXPONENTS: [(u8, u8); 15] = [
 /// `(a, b)` of each monomial of `φ = (1, u, v, u², uv, v²)`.
 const MONOMIAL_EXPONENTS: [(u8, u8); MONOMIALS] = [(0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2)];
 
+/// For each entry of the packed normal matrix, the index of its moment in
+/// [`MOMENT_EXPONENTS`]: entry `(row, col)` is `Σ w φ_row φ_col`, the
+/// moment of the summed exponents. Worked out once, at compile time.
+const MATRIX_MOMENTS: [usize; PACKED] = {
+    let mut table = [0; PACKED];
+    let mut row = 0;
+    while row < MONOMIALS {
+        let mut col = row;
+        while col < MONOMIALS {
+            let a = MONOMIAL_EXPONENTS[row].0 + MONOMIAL_EXPONENTS[col].0;
+            let b = MONOMIAL_EXPONENTS[row].1 + MONOMIAL_EXPONENTS[col].1;
+            let mut k = 0;
+            while MOMENT_EXPONENTS[k].0 != a || MOMENT_EXPONENTS[k].1 != b {
+                k += 1; // past the end: a compile error, not a wrong table
+            }
+            table[packed(row, col)] = k;
+            col += 1;
+        }
+        row += 1;
+    }
+    table
+};
+
 impl HeightMoments {
     /// Adds one sample: scaled tangent coordinates `(u, v)`, height `f`,
     /// weight `w`.
@@ -234,23 +257,8 @@ impl HeightMoments {
 
     /// The normal equations these moments stand for.
     pub fn equations(&self) -> NormalEquations {
-        let moment = |(a, b): (u8, u8)| {
-            let k = MOMENT_EXPONENTS
-                .iter()
-                .position(|&e| e == (a, b))
-                .expect("every product of two monomials of degree ≤ 2 is a moment");
-            self.moments[k]
-        };
-        let mut matrix = [0.0; PACKED];
-        for row in 0..MONOMIALS {
-            for col in row..MONOMIALS {
-                let (ra, rb) = MONOMIAL_EXPONENTS[row];
-                let (ca, cb) = MONOMIAL_EXPONENTS[col];
-                matrix[packed(row, col)] = moment((ra + ca, rb + cb));
-            }
-        }
         NormalEquations {
-            matrix,
+            matrix: MATRIX_MOMENTS.map(|k| self.moments[k]),
             rhs: self.rhs,
             weight_sum: self.moments[0],
             height_squares: self.height_squares,
