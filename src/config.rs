@@ -80,6 +80,14 @@ pub enum Start {
     /// The weighted centroid of the particle's neighbourhood: on the data
     /// and smoothed, at the cost of one more neighbour search.
     Centroid,
+    /// The particle's foot on the tangent plane of its nearest cloud point,
+    /// by that point's normal (the nearest point itself when the cloud has
+    /// no normals): already under the particle, so the first step is short
+    /// and a second one is rarely due. On sphere_large 28% of the particles
+    /// take a second step instead of 75% (projection 22% faster, same
+    /// accuracy); on the truth sets 1-4% more RMS on smooth shapes, 5-16%
+    /// less on the thin ones (fins, blade).
+    Foot,
 }
 
 /// Robust reweighting of each local fit, against outliers and across sharp
@@ -210,7 +218,7 @@ pub struct Config {
     #[serde(default)]
     pub start: Start,
     /// How far off the cloud a particle may be and still be projected, in
-    /// support radii, with `start: NearestPoint` and a radius support: a
+    /// support radii, with `start: NearestPoint` or `Foot` and a radius support: a
     /// particle whose nearest cloud point is farther than
     /// `max_offset · h` is kept where it is (`too_few_neighbours`). Its
     /// own support is empty, but its nearest point's fit still finds its

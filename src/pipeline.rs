@@ -448,7 +448,7 @@ fn cloud_slab(
 fn start_in_radii(config: &Config) -> f64 {
     match config.start {
         Start::Particle => 0.0,
-        Start::NearestPoint | Start::Centroid => 1.0,
+        Start::NearestPoint | Start::Centroid | Start::Foot => 1.0,
     }
 }
 
@@ -480,7 +480,10 @@ fn halo_needed(
             let centre = p - search.origin();
             let h = search.gather(&centre, config.support, config.nearest_scale, buffer);
             let start = match (config.start, config.support) {
-                (Start::NearestPoint, Support::Radius(_) | Support::RadiusNearest { .. }) => {
+                (
+                    Start::NearestPoint | Start::Foot,
+                    Support::Radius(_) | Support::RadiusNearest { .. },
+                ) => {
                     let (_, distance_squared) = search.nearest(&centre);
                     distance_squared.sqrt().min(config.max_offset * h)
                 }

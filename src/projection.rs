@@ -290,8 +290,8 @@ impl<'a> Projector<'a> {
         let method = &self.method;
         match method.start {
             Start::Particle => Some(*target),
-            Start::NearestPoint if self.particles_on_cloud => Some(*target),
-            Start::NearestPoint => {
+            Start::NearestPoint | Start::Foot if self.particles_on_cloud => Some(*target),
+            Start::NearestPoint | Start::Foot => {
                 let (index, distance_squared) = self.search.nearest(target);
                 let reach = match method.support {
                     Support::Radius(radius) | Support::RadiusNearest { radius, .. } => {
@@ -300,7 +300,18 @@ impl<'a> Projector<'a> {
                     // The k nearest always exist.
                     Support::Nearest(_) => f64::INFINITY,
                 };
-                (distance_squared < reach * reach).then(|| self.search.local_point(index))
+                if distance_squared >= reach * reach {
+                    return None;
+                }
+                let nearest = self.search.local_point(index);
+                let normal = match (method.start, self.normals) {
+                    (Start::Foot, Some(normals)) => normals[index as usize].cast::<f64>(),
+                    _ => Vector3::zeros(),
+                };
+                if normal == Vector3::zeros() {
+                    return Some(nearest);
+                }
+                Some(target - normal * normal.dot(&(target - nearest)))
             }
             Start::Centroid => {
                 self.weigh_neighbourhood(target, scratch)?;

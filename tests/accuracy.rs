@@ -19,6 +19,9 @@ use common::{
 use mlsproj::{PointCloud, Projected, Status};
 use nalgebra::{Point3, Vector3};
 
+/// Every `start` of the config.
+const STARTS: [&str; 4] = ["Particle", "NearestPoint", "Centroid", "Foot"];
+
 fn noise_limit(sigma: f64, neighbours: f64) -> f64 {
     ALLOWANCE * sigma * (KAPPA_HEIGHT / neighbours).sqrt()
 }
@@ -85,13 +88,13 @@ fn every_start_iterates_to_the_same_stationary_surface() {
     let cloud = noisy_cloud(&sphere, 100_000, sigma, 23);
     let h: f64 = 0.1;
     let particles = off_sphere(500, 0.3 * h, 24);
-    let runs = ["Particle", "NearestPoint", "Centroid"].map(|start| {
+    let runs = STARTS.map(|start| {
         let fields =
             format!("support: Radius({h}), start: {start}, iterations: 50, tolerance: 1e-7");
         project(&cloud, &particles, &fields)
     });
     let bias = h.powi(4) / 8.0;
-    for (run, start) in runs.iter().zip(["Particle", "NearestPoint", "Centroid"]) {
+    for (run, start) in runs.iter().zip(STARTS) {
         assert!(
             run.iter().all(|p| p.status == Status::Ok && p.steps >= 2),
             "{start}: every particle converges"
@@ -485,7 +488,7 @@ fn six_to_ten_lopsided_neighbours_never_fling_a_particle() {
                     )
                 })
                 .collect();
-            for start in ["Particle", "NearestPoint", "Centroid"] {
+            for start in STARTS {
                 let fields = format!("support: Radius({h}), start: {start}");
                 for (p, x) in project(&cloud, &particles, &fields).iter().zip(&particles) {
                     let to_data = cloud
@@ -525,7 +528,7 @@ fn a_single_scan_line_is_rejected_from_every_start() {
             .collect(),
     );
     let particle = Point3::from(origin + direction * 0.5 + Vector3::new(0.01, -0.01, 0.0));
-    for start in ["Particle", "NearestPoint", "Centroid"] {
+    for start in STARTS {
         for robust in ["None", "Rimls"] {
             let fields = format!("support: Radius(0.1), start: {start}, robust: {robust}");
             let projected = project(&line, &[particle], &fields);
