@@ -285,7 +285,8 @@ impl<'a> Projector<'a> {
 
     /// The centre of the first step for a particle at `target`, or `None`
     /// when no start can speak for it: no neighbour within its support, or
-    /// (nearest-point start) none within `max_offset` support radii.
+    /// (nearest-point and foot starts) none within `max_offset` support
+    /// radii.
     fn start(&self, target: &Vector3<f64>, scratch: &mut Scratch) -> Option<Vector3<f64>> {
         let method = &self.method;
         match method.start {
@@ -306,12 +307,21 @@ impl<'a> Projector<'a> {
                 let nearest = self.search.local_point(index);
                 let normal = match (method.start, self.normals) {
                     (Start::Foot, Some(normals)) => normals[index as usize].cast::<f64>(),
-                    _ => Vector3::zeros(),
+                    _ => return Some(nearest),
                 };
                 if normal == Vector3::zeros() {
                     return Some(nearest);
                 }
-                Some(target - normal * normal.dot(&(target - nearest)))
+                let foot = target - normal * normal.dot(&(target - nearest));
+                // A foot outside the nearest point's support (a particle
+                // far off at a slant) may have no neighbours of its own.
+                let within_support = match method.support {
+                    Support::Radius(radius) | Support::RadiusNearest { radius, .. } => {
+                        (foot - nearest).norm() < radius
+                    }
+                    Support::Nearest(_) => true,
+                };
+                Some(if within_support { foot } else { nearest })
             }
             Start::Centroid => {
                 self.weigh_neighbourhood(target, scratch)?;
