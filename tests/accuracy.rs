@@ -13,8 +13,8 @@
 mod common;
 
 use common::{
-    ALLOWANCE, KAPPA_HEIGHT, Rng, Sphere, Truth, all_finite, median_neighbours, noisy_cloud,
-    project, rms,
+    ALLOWANCE, KAPPA_HEIGHT, Rng, SPHERE_NOISE, Sphere, Truth, all_finite, median_neighbours,
+    noisy_cloud, project, rms, sphere_scan,
 };
 use mlsproj::{PointCloud, Projected, Status};
 use nalgebra::{Point3, Vector3};
@@ -30,17 +30,20 @@ fn rms_distance(truth: &dyn Truth, projected: &[Projected]) -> f64 {
     rms(projected.iter().map(|p| truth.distance(&p.position)))
 }
 
-fn unit_sphere() -> Sphere {
-    Sphere {
-        centre: Point3::origin(),
-        radius: 1.0,
-    }
+/// The RMS distance of `projected` to the unit sphere, asserted within the
+/// noise of [`sphere_scan`] for support radius `h`, plus the quadric's bias
+/// on the unit sphere, h⁴/8; returned for comparisons.
+fn assert_within_noise(projected: &[Projected], h: f64, what: &str) -> f64 {
+    let limit = noise_limit(SPHERE_NOISE, median_neighbours(projected)) + h.powi(4) / 8.0;
+    let error = rms_distance(&Sphere::unit(), projected);
+    assert!(error <= limit, "{what}: rms {error:.2e} > {limit:.2e}");
+    error
 }
 
 /// Particles `offset` (a fraction of the radius) off the unit sphere, on
 /// both sides, spread over it.
 fn off_sphere(count: usize, offset: f64, seed: u64) -> Vec<Point3<f64>> {
-    let sphere = unit_sphere();
+    let sphere = Sphere::unit();
     let mut rng = Rng::new(seed);
     (0..count)
         .map(|i| {
@@ -56,25 +59,20 @@ fn far_off_particles_land_within_noise_from_the_default_start() {
     // Particles half a support radius off: centred at the particle, the
     // weights see a lopsided cap of the neighbourhood; the default starts
     // at the nearest cloud point and re-centres once.
-    let sigma = 0.002;
-    let sphere = unit_sphere();
-    let cloud = noisy_cloud(&sphere, 100_000, sigma, 21);
+    let cloud = sphere_scan(21);
     let h: f64 = 0.1;
     let particles = off_sphere(2_000, 0.5 * h, 22);
     let support = format!("support: Radius({h})");
     let default = project(&cloud, &particles, &support);
     assert!(default.iter().all(|p| p.status == Status::Ok), "all ok");
-    let bias = h.powi(4) / 8.0;
-    let limit = noise_limit(sigma, median_neighbours(&default)) + bias;
-    let error = rms_distance(&sphere, &default);
-    assert!(error <= limit, "default: rms {error:.2e} > {limit:.2e}");
+    let error = assert_within_noise(&default, h, "default");
 
     let at_particle = project(
         &cloud,
         &particles,
         &format!("{support}, start: Particle, iterations: 1"),
     );
-    let old = rms_distance(&sphere, &at_particle);
+    let old = rms_distance(&Sphere::unit(), &at_particle);
     assert!(
         old > error,
         "one step from the particle ({old:.2e}) should be worse than the default ({error:.2e})"
@@ -83,9 +81,7 @@ fn far_off_particles_land_within_noise_from_the_default_start() {
 
 #[test]
 fn every_start_iterates_to_the_same_stationary_surface() {
-    let sigma = 0.002;
-    let sphere = unit_sphere();
-    let cloud = noisy_cloud(&sphere, 100_000, sigma, 23);
+    let cloud = sphere_scan(23);
     let h: f64 = 0.1;
     let particles = off_sphere(500, 0.3 * h, 24);
     let runs = STARTS.map(|start| {
@@ -93,15 +89,12 @@ fn every_start_iterates_to_the_same_stationary_surface() {
             format!("support: Radius({h}), start: {start}, iterations: 50, tolerance: 1e-7");
         project(&cloud, &particles, &fields)
     });
-    let bias = h.powi(4) / 8.0;
     for (run, start) in runs.iter().zip(STARTS) {
         assert!(
             run.iter().all(|p| p.status == Status::Ok && p.steps >= 2),
             "{start}: every particle converges"
         );
-        let limit = noise_limit(sigma, median_neighbours(run)) + bias;
-        let error = rms_distance(&sphere, run);
-        assert!(error <= limit, "{start}: rms {error:.2e} > {limit:.2e}");
+        assert_within_noise(run, h, start);
     }
     // The fixed point depends on the particle, not on where the iteration
     // began: the three agree far below the noise.
@@ -110,7 +103,10 @@ fn every_start_iterates_to_the_same_stationary_surface() {
             .iter()
             .zip(other)
             .map(|(a, b)| (a.position - b.position).norm()));
-        assert!(gap <= 0.05 * sigma, "stationary points differ by {gap:.2e}");
+        assert!(
+            gap <= 0.05 * SPHERE_NOISE,
+            "stationary points differ by {gap:.2e}"
+        );
     }
 }
 
@@ -269,9 +265,8 @@ fn robust_fit_follows_the_near_face_of_a_thin_plate() {
 fn robust_fit_shrugs_off_five_percent_outliers() {
     // Outliers uniform in the bounding box grown by 10%, with random
     // normals: the robust RMS stays within 1.5× that on the clean cloud.
-    let sigma = 0.002;
-    let sphere = unit_sphere();
-    let clean = noisy_cloud(&sphere, 100_000, sigma, 29);
+    let sphere = Sphere::unit();
+    let clean = sphere_scan(29);
     let mut dirty = clean.clone();
     let mut rng = Rng::new(30);
     let normals = dirty.normals.as_mut().expect("noisy_cloud has normals");
@@ -302,9 +297,8 @@ fn particles_a_full_support_off_are_projected_or_kept_never_flung() {
     // (rejected). At 0.9·h nearly all land at full degree, within the
     // noise. Either way nothing ends up away from the data: every surface
     // point lies inside the support ball its fit was made from.
-    let sigma = 0.002;
-    let sphere = unit_sphere();
-    let cloud = noisy_cloud(&sphere, 100_000, sigma, 32);
+    let sphere = Sphere::unit();
+    let cloud = sphere_scan(32);
     let h: f64 = 0.1;
     for robust in ["None", "Rimls"] {
         for (offset, least_landed) in [(h, 300), (0.9 * h, 990)] {
@@ -334,12 +328,7 @@ fn particles_a_full_support_off_are_projected_or_kept_never_flung() {
                 "{robust}, {offset} off: {} landed",
                 landed.len()
             );
-            let limit = noise_limit(sigma, median_neighbours(&landed)) + h.powi(4) / 8.0;
-            let error = rms_distance(&sphere, &landed);
-            assert!(
-                error <= limit,
-                "{robust}, {offset} off: rms {error:.2e} > {limit:.2e}"
-            );
+            assert_within_noise(&landed, h, &format!("{robust}, {offset} off"));
         }
     }
 }
@@ -350,9 +339,7 @@ fn particles_beyond_their_support_reach_the_surface_up_to_max_offset() {
     // the truth set blade): with an empty support of their own, they are
     // projected by their nearest point's fit, as PCL does, up to
     // max_offset·h away; farther ones stay where they are.
-    let sigma = 0.002;
-    let sphere = unit_sphere();
-    let cloud = noisy_cloud(&sphere, 100_000, sigma, 34);
+    let cloud = sphere_scan(34);
     let h: f64 = 0.05;
     let particles = off_sphere(500, 3.0 * h, 35);
     let support = format!("support: Radius({h})");
@@ -363,9 +350,7 @@ fn particles_beyond_their_support_reach_the_surface_up_to_max_offset() {
             .all(|p| matches!(p.status, Status::Ok | Status::NotConverged)),
         "every particle 3h off lands"
     );
-    let limit = noise_limit(sigma, median_neighbours(&projected)) + h.powi(4) / 8.0;
-    let error = rms_distance(&sphere, &projected);
-    assert!(error <= limit, "rms {error:.2e} > {limit:.2e}");
+    assert_within_noise(&projected, h, "3h off");
 
     let bounded = project(&cloud, &particles, &format!("{support}, max_offset: 2.0"));
     for (p, x) in bounded.iter().zip(&particles) {

@@ -18,8 +18,8 @@
 mod common;
 
 use common::{
-    ALLOWANCE, KAPPA_HEIGHT, Plane, Rng, Saddle, Sphere, Torus, Truth, all_finite, angle_deg,
-    median_neighbours, noisy_cloud, particles, project, rms,
+    ALLOWANCE, KAPPA_HEIGHT, Plane, Rng, SPHERE_NOISE, Saddle, Sphere, Torus, Truth, all_finite,
+    angle_deg, median_neighbours, noisy_cloud, particles, project, rms, sphere_scan,
 };
 use mlsproj::{PointCloud, Projected, Status};
 use nalgebra::{Point3, Vector3};
@@ -85,24 +85,17 @@ fn plane_particles_land_within_noise() {
     assert_on_surface(&Plane, &projected, sigma, h, 0.0);
 }
 
-/// Noise σ of [`sphere_scan`].
-const SPHERE_NOISE: f64 = 0.002;
-
-/// The unit sphere, 100k points on it with noise σ = [`SPHERE_NOISE`] (and
-/// their exact normals), and 2,000 particles within 0.03 of it.
-fn sphere_scan() -> (Sphere, PointCloud, Vec<Point3<f64>>) {
-    let sphere = Sphere {
-        centre: Point3::origin(),
-        radius: 1.0,
-    };
-    let cloud = noisy_cloud(&sphere, 100_000, SPHERE_NOISE, 3);
+/// The unit sphere, [`sphere_scan`] of it, and 2,000 particles within 0.03
+/// of it.
+fn sphere_job() -> (Sphere, PointCloud, Vec<Point3<f64>>) {
+    let sphere = Sphere::unit();
     let particles = particles(&sphere, 2_000, 0.03, 4, |_| true);
-    (sphere, cloud, particles)
+    (sphere, sphere_scan(3), particles)
 }
 
 #[test]
 fn sphere_particles_land_within_noise_with_curvature_one_over_r() {
-    let (sphere, cloud, particles) = sphere_scan();
+    let (sphere, cloud, particles) = sphere_job();
     let (sigma, h) = (SPHERE_NOISE, 0.15f64);
     for weight in ["Plateau", "Gaussian"] {
         let projected = project(
@@ -141,7 +134,7 @@ fn the_clouds_normals_bring_the_height_error_down_to_a_weighted_mean() {
     // With exact normals the slope equations pin the quadric's slope and
     // curvature; the height at the centre is then nearly a weighted mean
     // of N heights, σ·√(κ_mean/N), against σ·√(κ₀/N) from heights alone.
-    let (sphere, cloud, particles) = sphere_scan();
+    let (sphere, cloud, particles) = sphere_job();
     let (sigma, h) = (SPHERE_NOISE, 0.15f64);
     let support = format!("support: Radius({h})");
     let with_normals = project(&cloud, &particles, &support);
@@ -234,10 +227,7 @@ fn torus_particles_land_within_noise() {
 #[test]
 fn orthogonal_projection_and_iteration_stay_on_the_sphere() {
     let sigma = 0.002;
-    let sphere = Sphere {
-        centre: Point3::origin(),
-        radius: 1.0,
-    };
+    let sphere = Sphere::unit();
     let cloud = noisy_cloud(&sphere, 100_000, sigma, 9);
     let particles = particles(&sphere, 1_000, 0.03, 10, |_| true);
     let h: f64 = 0.15;
@@ -256,10 +246,7 @@ fn orthogonal_projection_and_iteration_stay_on_the_sphere() {
 #[test]
 fn a_cloud_far_from_the_origin_projects_as_well_as_at_the_origin() {
     let sigma = 0.002;
-    let at_origin = Sphere {
-        centre: Point3::origin(),
-        radius: 1.0,
-    };
+    let at_origin = Sphere::unit();
     let shift = Vector3::new(500_000.0, 4_000_000.0, 100.0);
     let far = Sphere {
         centre: Point3::from(shift),
@@ -285,10 +272,7 @@ fn a_cloud_far_from_the_origin_projects_as_well_as_at_the_origin() {
 
 #[test]
 fn count_and_order_are_kept_and_nothing_is_nan() {
-    let sphere = Sphere {
-        centre: Point3::origin(),
-        radius: 1.0,
-    };
+    let sphere = Sphere::unit();
     let cloud = noisy_cloud(&sphere, 20_000, 0.002, 13);
     let mut particles = particles(&sphere, 500, 0.03, 14, |_| true);
     particles[7] = Point3::new(f64::NAN, 0.0, 0.0);
@@ -327,10 +311,7 @@ fn grid(n: usize, spacing: f64) -> PointCloud {
 
 #[test]
 fn each_status_comes_from_the_input_built_to_cause_it() {
-    let sphere = Sphere {
-        centre: Point3::origin(),
-        radius: 1.0,
-    };
+    let sphere = Sphere::unit();
     let curved = noisy_cloud(&sphere, 20_000, 0.002, 15);
     let on_sphere = Point3::new(0.0, 0.0, 1.02);
 

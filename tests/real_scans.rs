@@ -9,7 +9,6 @@ use common::{Sphere, noisy_cloud, particles, real};
 use job::{Job, attribute, column, statuses, xyz_columns};
 use mlsproj::pipeline::colour_columns;
 use mlsproj::{Attribute, Column, PointCloud, Status};
-use nalgebra::Point3;
 
 /// Smooths the sample scan `name` (`particles: Cloud`, `Nearest(30)`) with
 /// the binary and checks what must hold on any scan: exit 0, every point
@@ -90,14 +89,6 @@ fn b9_training_is_smoothed_keeping_its_colours_and_labels() {
     assert_eq!(column(&output, "label"), label);
 }
 
-/// The unit sphere the pass-through jobs project onto.
-fn sphere() -> Sphere {
-    Sphere {
-        centre: Point3::origin(),
-        radius: 1.0,
-    }
-}
-
 /// Particles in each pass-through job.
 const PARTICLES: usize = 200;
 
@@ -107,12 +98,12 @@ const PARTICLES: usize = 200;
 /// config fields that run it.
 fn pass_through_job(extra: &[Attribute]) -> (Job, String) {
     let job = Job::new();
-    let cloud = noisy_cloud(&sphere(), 3000, 0.005, 1).positions;
+    let cloud = noisy_cloud(&Sphere::unit(), 3000, 0.005, 1).positions;
     let mut columns = xyz_columns(&cloud);
     columns.extend(colour_columns(&vec![[9; 3]; cloud.len()]));
     job.write_ply("cloud.ply", &columns);
 
-    let mut columns = xyz_columns(&particles(&sphere(), PARTICLES, 0.02, 2, |_| true));
+    let mut columns = xyz_columns(&particles(&Sphere::unit(), PARTICLES, 0.02, 2, |_| true));
     columns.extend_from_slice(extra);
     job.write_ply("particles.ply", &columns);
     let fields = r#"cloud: "cloud.ply", particles: File("particles.ply")"#.to_owned();

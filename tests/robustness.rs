@@ -12,22 +12,14 @@ use mlsproj::pipeline::position_columns;
 use mlsproj::{PointCloud, Precision, Projected, Status};
 use nalgebra::{Point3, Vector3};
 
-/// The unit sphere at the origin.
-fn sphere() -> Sphere {
-    Sphere {
-        centre: Point3::origin(),
-        radius: 1.0,
-    }
-}
-
 /// A noisy unit sphere of `count` points (σ = 0.01).
 fn sphere_cloud(count: usize) -> Vec<Point3<f64>> {
-    noisy_cloud(&sphere(), count, 0.01, 1).positions
+    noisy_cloud(&Sphere::unit(), count, 0.01, 1).positions
 }
 
 /// Particles within 0.05 of the unit sphere.
 fn sphere_particles(count: usize) -> Vec<Point3<f64>> {
-    particles(&sphere(), count, 0.05, 2, |_| true)
+    particles(&Sphere::unit(), count, 0.05, 2, |_| true)
 }
 
 /// True when `a` and `b` are the same value, NaN matching NaN.
@@ -171,7 +163,7 @@ fn assert_all_ok(projected: &[Projected]) {
 /// sound, and every particle still lands.
 #[test]
 fn cloud_normals_count_by_direction_and_broken_ones_say_nothing() {
-    let cloud = noisy_cloud(&sphere(), 20_000, 0.002, 5);
+    let cloud = noisy_cloud(&Sphere::unit(), 20_000, 0.002, 5);
     let particles = sphere_particles(300);
     let fields = "support: Radius(0.15)";
     let unit = common::project(&cloud, &particles, fields);
@@ -238,7 +230,11 @@ fn check_cluster(support: &str) {
         .collect();
     particles.push(spot);
     let rms = |projected: &[Projected]| {
-        common::rms(projected.iter().map(|p| sphere().distance(&p.position)))
+        common::rms(
+            projected
+                .iter()
+                .map(|p| Sphere::unit().distance(&p.position)),
+        )
     };
     let with_cluster = project(&cloud, support, &particles);
     assert_all_ok(&with_cluster);

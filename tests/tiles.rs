@@ -9,7 +9,8 @@ use job::{Job, OUTPUT, attribute, column, xyz_columns};
 use mlsproj::{Column, PointCloud};
 use nalgebra::Point3;
 
-/// Runs the job whole, then as `tiles` tiles merged, and returns both outputs.
+/// Runs the job whole, then as `tiles` tiles merged, asserts that both give
+/// the same result ([`assert_same_result`]), and returns both outputs.
 fn whole_and_tiled(job: &Job, fields: &str, tiles: usize) -> (PointCloud, PointCloud) {
     let (_, whole) = job.output(fields);
     std::fs::remove_file(job.path(OUTPUT)).unwrap();
@@ -21,6 +22,7 @@ fn whole_and_tiled(job: &Job, fields: &str, tiles: usize) -> (PointCloud, PointC
     let merged = job.command("merge", fields, &["--tiles", &tiles.to_string()]);
     assert!(merged.success, "merge: {}", merged.stderr);
     let tiled = mlsproj::io::read_points(&job.path(OUTPUT)).unwrap();
+    assert_same_result(&whole, &tiled);
     (whole, tiled)
 }
 
@@ -97,7 +99,6 @@ fn tiles_merged_equal_the_whole_job_with_a_radius_support() {
     let job = sphere_job();
     let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Radius(0.15)"#;
     let (whole, tiled) = whole_and_tiled(&job, fields, 4);
-    assert_same_result(&whole, &tiled);
     assert_eq!(
         column(&whole, "label"),
         column(&tiled, "label"),
@@ -111,24 +112,21 @@ fn tiles_merged_equal_the_whole_job_with_particles_beyond_their_support() {
     // first halo, (iterations + 1)·h, and the halo must grow to reach them.
     let job = sphere_job_with_offset(0.4);
     let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Radius(0.05)"#;
-    let (whole, tiled) = whole_and_tiled(&job, fields, 4);
-    assert_same_result(&whole, &tiled);
+    whole_and_tiled(&job, fields, 4);
 }
 
 #[test]
 fn tiles_merged_equal_the_whole_job_with_a_nearest_support_and_iterations() {
     let job = sphere_job();
     let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Nearest(40), iterations: 3"#;
-    let (whole, tiled) = whole_and_tiled(&job, fields, 3);
-    assert_same_result(&whole, &tiled);
+    whole_and_tiled(&job, fields, 3);
 }
 
 #[test]
 fn smoothing_the_cloud_in_tiles_equals_smoothing_it_whole() {
     let job = sphere_job();
     let fields = r#"cloud: "cloud.ply", particles: Cloud, support: Nearest(30)"#;
-    let (whole, tiled) = whole_and_tiled(&job, fields, 5);
-    assert_same_result(&whole, &tiled);
+    whole_and_tiled(&job, fields, 5);
 }
 
 #[test]

@@ -125,6 +125,15 @@ pub struct Sphere {
     pub centre: Point3<f64>,
     pub radius: f64,
 }
+impl Sphere {
+    /// The unit sphere at the origin.
+    pub fn unit() -> Sphere {
+        Sphere {
+            centre: Point3::origin(),
+            radius: 1.0,
+        }
+    }
+}
 impl Truth for Sphere {
     fn sample(&self, rng: &mut Rng) -> Point3<f64> {
         let d = Vector3::new(rng.normal(), rng.normal(), rng.normal()).normalize();
@@ -234,6 +243,15 @@ pub fn noisy_cloud(truth: &dyn Truth, count: usize, sigma: f64, seed: u64) -> Po
     }
     cloud.normals = Some(normals);
     cloud
+}
+
+/// Noise σ of [`sphere_scan`].
+pub const SPHERE_NOISE: f64 = 0.002;
+
+/// 100,000 points of the unit sphere with noise σ = [`SPHERE_NOISE`] along
+/// the normal, and their exact normals.
+pub fn sphere_scan(seed: u64) -> PointCloud {
+    noisy_cloud(&Sphere::unit(), 100_000, SPHERE_NOISE, seed)
 }
 
 /// `count` particles placed uniformly within `offset` of the surface along
