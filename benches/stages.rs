@@ -84,11 +84,12 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     group
 }
 
-/// Benchmarks the neighbour search alone: every particle's neighbourhood
-/// gathered in parallel, as the projection gathers it, but not fitted.
-/// Particles are visited in the Morton order `project_all` uses, since
-/// cache locality is much of a search's cost: `project` − `search` is then
-/// the time of the fits.
+/// Benchmarks the neighbour search alone: one neighbourhood per particle,
+/// gathered around the particle in parallel, not fitted. Particles are
+/// visited in the Morton order `project_all` uses, since cache locality is
+/// much of a search's cost. A projection searches more than this (the
+/// nearest point first, then one neighbourhood per step), so `search` is
+/// the cost of one search per particle, not `project` less its fits.
 fn bench_search(
     group: &mut BenchmarkGroup<WallTime>,
     surface: &MlsSurface,

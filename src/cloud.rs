@@ -4,6 +4,29 @@
 
 use nalgebra::{Point3, Vector3};
 
+/// True when every coordinate of `p` is finite: scanners write NaN or
+/// infinite coordinates for points they could not measure.
+pub fn is_finite_point(p: &Point3<f64>) -> bool {
+    p.iter().all(|c| c.is_finite())
+}
+
+/// Axis-aligned bounding box `(min, max)` of the finite points among
+/// `positions`, or `None` when there is none.
+pub fn finite_bounds<'a>(
+    positions: impl IntoIterator<Item = &'a Point3<f64>>,
+) -> Option<(Point3<f64>, Point3<f64>)> {
+    positions
+        .into_iter()
+        .filter(|p| is_finite_point(p))
+        .fold(None, |bounds, p| {
+            Some(
+                bounds.map_or((*p, *p), |(lo, hi): (Point3<f64>, Point3<f64>)| {
+                    (lo.inf(p), hi.sup(p))
+                }),
+            )
+        })
+}
+
 /// Precision of the positions as stored in the file; the output keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {

@@ -32,6 +32,17 @@ pub enum Support {
     RadiusNearest { radius: f64, k: usize },
 }
 
+impl Support {
+    /// The fixed support radius h, or `None` for `Nearest(k)`, whose h
+    /// depends on the centre.
+    pub fn radius(self) -> Option<f64> {
+        match self {
+            Support::Radius(radius) | Support::RadiusNearest { radius, .. } => Some(radius),
+            Support::Nearest(_) => None,
+        }
+    }
+}
+
 /// The weight kernel θ(r), r = distance / h.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 pub enum Weight {

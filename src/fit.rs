@@ -58,11 +58,6 @@ impl Moments {
         self.second[(2, 2)] += wo.z * offset.z;
     }
 
-    /// Sum of the weights.
-    pub fn weight_sum(&self) -> f64 {
-        self.weight_sum
-    }
-
     /// The weighted mean offset, or `None` when the weights sum to zero.
     pub fn centroid(&self) -> Option<Vector3<f64>> {
         (self.weight_sum > 0.0 && self.weight_sum.is_finite()).then(|| self.first / self.weight_sum)

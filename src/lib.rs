@@ -18,7 +18,7 @@
 //!     }
 //! }
 //! let config = Config::parse(
-//!     r#"(cloud: "c.ply", particles: Cloud, output: "o.ply", support: Radius(0.35))"#,
+//!     r#"(cloud: "c.ply", particles: File("p.ply"), output: "o.ply", support: Radius(0.35))"#,
 //! ).unwrap();
 //! let surface = MlsSurface::new(&cloud).unwrap();
 //! let projector = surface.projector(Method::from(&config), Orientation::Auto, false);

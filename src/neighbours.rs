@@ -13,6 +13,7 @@ use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
+use crate::cloud::finite_bounds;
 use crate::config::Support;
 use crate::error::{Error, Result};
 
@@ -38,10 +39,9 @@ impl NeighbourSearch {
     /// Builds the tree. `positions` must be finite (the pipeline drops
     /// non-finite cloud points before this) and not empty.
     pub fn new(positions: &[Point3<f64>]) -> Result<Self> {
-        if positions.is_empty() {
+        let Some((lo, hi)) = finite_bounds(positions) else {
             return Err(Error::Invalid("cannot search an empty cloud".into()));
-        }
-        let (lo, hi) = bounding_box(positions);
+        };
         let origin = nalgebra::center(&lo, &hi);
         let local: Vec<[f64; 3]> = positions.par_iter().map(|p| (p - origin).into()).collect();
         let tree = ImmutableKdTree::new_from_slice_parallel(&local)
@@ -216,15 +216,4 @@ fn keep_nearest(neighbours: &mut Vec<Neighbour>, k: usize) {
                 true
             })
     });
-}
-
-/// Axis-aligned bounding box `(min, max)` of a non-empty point slice.
-pub fn bounding_box(positions: &[Point3<f64>]) -> (Point3<f64>, Point3<f64>) {
-    positions.iter().fold(
-        (
-            Point3::from([f64::INFINITY; 3]),
-            Point3::from([f64::NEG_INFINITY; 3]),
-        ),
-        |(lo, hi), p| (lo.inf(p), hi.sup(p)),
-    )
 }

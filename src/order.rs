@@ -4,6 +4,8 @@
 //! in input order.
 
 use nalgebra::Point3;
+
+use crate::cloud::{finite_bounds, is_finite_point};
 use rayon::prelude::*;
 
 /// Bits per axis of the Morton code (3 × 21 = 63 bits).
@@ -25,14 +27,8 @@ pub const NON_FINITE_KEY: u64 = u64::MAX;
 /// `(Morton code, index)` of every point, sorted; equal positions have
 /// equal codes, so they sit in one run of equal keys.
 pub fn morton_keys(points: &[Point3<f64>]) -> Vec<(u64, u32)> {
-    let finite = |p: &&Point3<f64>| p.iter().all(|c| c.is_finite());
-    let (lo, hi) = points.iter().filter(finite).fold(
-        (
-            Point3::from([f64::INFINITY; 3]),
-            Point3::from([f64::NEG_INFINITY; 3]),
-        ),
-        |(lo, hi), p| (lo.inf(p), hi.sup(p)),
-    );
+    // Without a finite point every key is NON_FINITE_KEY: any box will do.
+    let (lo, hi) = finite_bounds(points).unwrap_or((Point3::origin(), Point3::origin()));
     let cells = f64::from((1u32 << BITS) - 1);
     let extent = (hi - lo).max().max(f64::MIN_POSITIVE);
     let scale = cells / extent;
@@ -40,7 +36,7 @@ pub fn morton_keys(points: &[Point3<f64>]) -> Vec<(u64, u32)> {
         .par_iter()
         .enumerate()
         .map(|(i, p)| {
-            let key = if finite(&p) {
+            let key = if is_finite_point(p) {
                 let cell = |axis: usize| ((p[axis] - lo[axis]) * scale).clamp(0.0, cells) as u64;
                 spread(cell(0)) | spread(cell(1)) << 1 | spread(cell(2)) << 2
             } else {

@@ -9,11 +9,12 @@ use rayon::prelude::*;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cloud::{Attribute, Column, PointCloud, Precision, ScalarKind};
-use crate::config::{Config, Particles, Start, Support};
+use crate::cloud::{
+    Attribute, Column, PointCloud, Precision, ScalarKind, finite_bounds, is_finite_point,
+};
+use crate::config::{Config, Particles, Start};
 use crate::error::{Error, Location, Result};
 use crate::io::{self, PlyVertexWriter, PointReader};
-use crate::neighbours::bounding_box;
 use crate::order::morton_order;
 use crate::projection::{Method, Projected, Projector, Scratch};
 use crate::status::Status;
@@ -134,11 +135,7 @@ pub fn read_cloud(config: &Config) -> Result<PointCloud> {
 /// The MLS surface of `cloud` read from `path`; a cloud without one finite
 /// point is refused naming the file.
 fn surface_of(path: &Path, cloud: &PointCloud) -> Result<MlsSurface> {
-    if !cloud
-        .positions
-        .iter()
-        .any(|p| p.iter().all(|c| c.is_finite()))
-    {
+    if !cloud.positions.iter().any(is_finite_point) {
         return Err(Error::format(
             path,
             Location::File,
@@ -261,9 +258,7 @@ fn project_stream(
         } else {
             Precision::Single
         };
-    let projector = surface
-        .projector(Method::from(config), config.orientation, config.colours)
-        .with_particles_on_cloud(config.particles == Particles::Cloud);
+    let projector = surface.projector(Method::from(config), config.orientation, config.colours);
     let comments = vec![format!("mlsproj {}", env!("CARGO_PKG_VERSION"))];
     let bar = progress_bar(progress, "projecting", Some(total));
     let mut writer: Option<PlyVertexWriter> = None;
@@ -338,22 +333,13 @@ fn schema(columns: &[Attribute]) -> Vec<(String, ScalarKind)> {
 /// Bounding box of the finite positions in a point file, read in chunks.
 fn streamed_bounds(path: &Path) -> Result<(Point3<f64>, Point3<f64>)> {
     let mut reader = PointReader::open(path)?;
-    let mut finite = Vec::new();
     let mut bounds: Option<(Point3<f64>, Point3<f64>)> = None;
     loop {
         let chunk = reader.read_chunk(CHUNK)?;
         if chunk.is_empty() {
             break;
         }
-        finite.clear();
-        finite.extend(
-            chunk
-                .positions
-                .iter()
-                .filter(|p| p.iter().all(|c| c.is_finite())),
-        );
-        if !finite.is_empty() {
-            let (lo, hi) = bounding_box(&finite);
+        if let Some((lo, hi)) = finite_bounds(&chunk.positions) {
             bounds = Some(match bounds {
                 Some((l, h)) => (l.inf(&lo), h.sup(&hi)),
                 None => (lo, hi),
@@ -427,7 +413,7 @@ fn cloud_slab(
             .positions
             .iter()
             .map(|p| {
-                let is_finite = p.iter().all(|c| c.is_finite());
+                let is_finite = is_finite_point(p);
                 if is_finite {
                     sum += p.coords;
                     finite += 1;
@@ -468,22 +454,19 @@ fn halo_needed(
     from: f64,
     to: f64,
 ) -> f64 {
-    let growth = match config.support {
-        Support::Nearest(_) => 2.0,
-        _ => 1.0,
-    };
+    let fixed_radius = config.support.radius();
+    let growth = if fixed_radius.is_some() { 1.0 } else { 2.0 };
     let search = surface.search();
     particles
         .par_iter()
-        .filter(|p| p.iter().all(|c| c.is_finite()))
+        .filter(|p| is_finite_point(p))
         .map_init(Vec::new, |buffer, p| {
             let centre = p - search.origin();
-            let h = search.gather(&centre, config.support, config.nearest_scale, buffer);
-            let start = match (config.start, config.support) {
-                (
-                    Start::NearestPoint | Start::Foot,
-                    Support::Radius(_) | Support::RadiusNearest { .. },
-                ) => {
+            let h = fixed_radius.unwrap_or_else(|| {
+                search.gather(&centre, config.support, config.nearest_scale, buffer)
+            });
+            let start = match (config.start, fixed_radius) {
+                (Start::NearestPoint | Start::Foot, Some(_)) => {
                     let (_, distance_squared) = search.nearest(&centre);
                     distance_squared.sqrt().min(config.max_offset * h)
                 }
@@ -506,22 +489,15 @@ fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
     })?;
     let (from, to) = slabs.bounds(tile.index);
     let axis = slabs.axis();
-    let mut halo = match config.support {
-        Support::Radius(radius) | Support::RadiusNearest { radius, .. } => {
-            radius * (f64::from(config.iterations) + start_in_radii(config))
-        }
-        Support::Nearest(_) => 0.0,
-    };
+    let mut halo = config.support.radius().map_or(0.0, |radius| {
+        radius * (f64::from(config.iterations) + start_in_radii(config))
+    });
     let (surface, cloud_points, cloud_precision) = loop {
         let (part, total, centroid) = timed(&mut timings.load, || {
             cloud_slab(&config.cloud, axis, from - halo, to + halo)
         })?;
         refuse_empty(&config.cloud, total)?;
-        let finite = part
-            .positions
-            .iter()
-            .filter(|p| p.iter().all(|c| c.is_finite()))
-            .count();
+        let finite = part.positions.iter().filter(|p| is_finite_point(p)).count();
         let whole = part.len() == total;
         if finite == 0 && !whole {
             // Nothing near this slab: the whole cloud it is (the surface
@@ -914,7 +890,7 @@ pub fn check(config: &Config) -> Result<CheckReport> {
     let invalid_particles = particles
         .positions
         .iter()
-        .filter(|p| !p.iter().all(|c| c.is_finite()))
+        .filter(|p| !is_finite_point(p))
         .count();
     let spreads = crate::survey::neighbourhoods(
         surface.search(),

@@ -5,7 +5,8 @@
 
 use nalgebra::{Point3, Vector3};
 
-use crate::config::{Config, Projection, Robust, Start, Support, Weight};
+use crate::cloud::is_finite_point;
+use crate::config::{Config, Particles, Projection, Robust, Start, Support, Weight};
 use crate::fit::{
     Frame, HeightField, HeightMoments, Jet, Moments, NormalEquations, SlopeMoments,
     supported_degree,
@@ -33,6 +34,9 @@ pub struct Method {
     pub robust: Robust,
 }
 
+/// The method of a job. With `particles: Cloud` the particles are the
+/// cloud's own points, and a nearest-point or foot start is the particle
+/// itself: the method starts there without searching.
 impl From<&Config> for Method {
     fn from(config: &Config) -> Self {
         Method {
@@ -44,7 +48,13 @@ impl From<&Config> for Method {
             projection: config.projection,
             iterations: config.iterations,
             tolerance: config.tolerance,
-            start: config.start,
+            start: match (&config.particles, config.start) {
+                // The cloud's own points (smoothing): each is its own
+                // nearest cloud point, and its own foot; starting at the
+                // particle is the same start without the search.
+                (Particles::Cloud, Start::NearestPoint | Start::Foot) => Start::Particle,
+                (_, start) => start,
+            },
             max_offset: config.max_offset,
             normal_weight: config.normal_weight,
             robust: config.robust,
@@ -165,7 +175,6 @@ pub struct Projector<'a> {
     sign: NormalSign<'a>,
     colours: Option<&'a [[u8; 3]]>,
     normals: Option<&'a [Vector3<f32>]>,
-    particles_on_cloud: bool,
 }
 
 impl<'a> Projector<'a> {
@@ -183,7 +192,6 @@ impl<'a> Projector<'a> {
             sign,
             colours,
             normals: None,
-            particles_on_cloud: false,
         }
     }
 
@@ -196,18 +204,9 @@ impl<'a> Projector<'a> {
         self
     }
 
-    /// Says that the particles are the cloud's own points (MLS smoothing):
-    /// each is then its own nearest cloud point, and the nearest-point start
-    /// skips the search for it (the same start, exactly: the search's
-    /// points are the particles' coordinates less the same origin).
-    pub fn with_particles_on_cloud(mut self, particles_on_cloud: bool) -> Self {
-        self.particles_on_cloud = particles_on_cloud;
-        self
-    }
-
     /// Projects one particle.
     pub fn project(&self, particle: &Point3<f64>, scratch: &mut Scratch) -> Projected {
-        if !particle.iter().all(|c| c.is_finite()) {
+        if !is_finite_point(particle) {
             return Projected::unprojected(*particle, Status::InvalidInput, 0);
         }
         let origin = self.search.origin();
@@ -291,16 +290,13 @@ impl<'a> Projector<'a> {
         let method = &self.method;
         match method.start {
             Start::Particle => Some(*target),
-            Start::NearestPoint | Start::Foot if self.particles_on_cloud => Some(*target),
             Start::NearestPoint | Start::Foot => {
                 let (index, distance_squared) = self.search.nearest(target);
-                let reach = match method.support {
-                    Support::Radius(radius) | Support::RadiusNearest { radius, .. } => {
-                        radius * method.max_offset
-                    }
-                    // The k nearest always exist.
-                    Support::Nearest(_) => f64::INFINITY,
-                };
+                // The k nearest always exist.
+                let reach = method
+                    .support
+                    .radius()
+                    .map_or(f64::INFINITY, |radius| radius * method.max_offset);
                 if distance_squared >= reach * reach {
                     return None;
                 }
@@ -315,12 +311,10 @@ impl<'a> Projector<'a> {
                 let foot = target - normal * normal.dot(&(target - nearest));
                 // A foot outside the nearest point's support (a particle
                 // far off at a slant) may have no neighbours of its own.
-                let within_support = match method.support {
-                    Support::Radius(radius) | Support::RadiusNearest { radius, .. } => {
-                        (foot - nearest).norm() < radius
-                    }
-                    Support::Nearest(_) => true,
-                };
+                let within_support = method
+                    .support
+                    .radius()
+                    .is_none_or(|radius| (foot - nearest).norm() < radius);
                 Some(if within_support { foot } else { nearest })
             }
             Start::Centroid => {

@@ -77,16 +77,6 @@ impl MlsSurface {
         self.duplicates
     }
 
-    /// Number of points the surface is made of.
-    pub fn len(&self) -> usize {
-        self.search.len()
-    }
-
-    /// True when the surface has no point (never, once built).
-    pub fn is_empty(&self) -> bool {
-        self.search.is_empty()
-    }
-
     /// True when the cloud's normals enter the fits under `normal_weight`
     /// (it has normals, and the weight is not 0).
     pub fn normals_in_fit(&self, normal_weight: f64) -> bool {
@@ -101,11 +91,6 @@ impl MlsSurface {
     /// The neighbour search (for statistics such as neighbour counts).
     pub fn search(&self) -> &NeighbourSearch {
         &self.search
-    }
-
-    /// The cloud's centroid in its own coordinates.
-    pub fn centroid(&self) -> Point3<f64> {
-        self.search.origin() + self.centroid
     }
 
     /// How normals will be oriented under `orientation`, in words.

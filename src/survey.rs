@@ -5,6 +5,7 @@ use std::num::NonZeroUsize;
 
 use nalgebra::Point3;
 
+use crate::cloud::{finite_bounds, is_finite_point};
 use crate::config::Support;
 use crate::neighbours::{Neighbour, NeighbourSearch};
 
@@ -73,7 +74,7 @@ pub fn neighbourhoods(
     let mut buffer: Vec<Neighbour> = Vec::new();
     let (mut counts, mut radii): (Vec<usize>, Vec<f64>) = sample(particles.len())
         .map(|i| particles[i])
-        .filter(|p| p.iter().all(|c| c.is_finite()))
+        .filter(is_finite_point)
         .map(|p| {
             let h = search.gather(&(p - search.origin()), support, nearest_scale, &mut buffer);
             (buffer.len(), h)
@@ -108,7 +109,7 @@ pub fn describe(cloud: &crate::cloud::PointCloud) -> crate::error::Result<Descri
         .positions
         .iter()
         .copied()
-        .filter(|p| p.iter().all(|c| c.is_finite()))
+        .filter(is_finite_point)
         .collect();
     let precision = match cloud.precision {
         crate::cloud::Precision::Single => "float",
@@ -137,7 +138,7 @@ pub fn describe(cloud: &crate::cloud::PointCloud) -> crate::error::Result<Descri
     };
     if finite.len() >= 2 {
         let search = NeighbourSearch::new(&finite)?;
-        description.bounding_box = Some(crate::neighbours::bounding_box(&finite));
+        description.bounding_box = Some(finite_bounds(&finite).expect("two finite points"));
         description.mean_spacing = Some(mean_spacing(&search));
         description.suggested_radii = SUGGESTED_COUNTS
             .iter()

@@ -101,7 +101,7 @@ fn the_sample_job_runs_and_writes_every_particle() {
     let ok = status.iter().filter(|&&s| s == Status::Ok.code()).count();
     assert!(ok as f64 >= 0.99 * input.len() as f64, "{ok} ok");
     // Smoothing moves points by about the scan noise, not across the model.
-    let (lo, hi) = mlsproj::neighbours::bounding_box(&input.positions);
+    let (lo, hi) = mlsproj::cloud::finite_bounds(&input.positions).unwrap();
     let diagonal = (hi - lo).norm();
     let moved = input
         .positions

@@ -42,7 +42,7 @@ fn smooth(name: &str) -> Option<(PointCloud, PointCloud)> {
         "{name}: {ok} of {} ok",
         input.len()
     );
-    let (lo, hi) = mlsproj::neighbours::bounding_box(&input.positions);
+    let (lo, hi) = mlsproj::cloud::finite_bounds(&input.positions).unwrap();
     let diagonal = (hi - lo).norm();
     let moves: Vec<f64> = input
         .positions

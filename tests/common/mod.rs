@@ -19,7 +19,10 @@ pub const ALLOWANCE: f64 = 1.5;
 /// Projects `particles` onto `cloud` with the config fields given (RON,
 /// e.g. `support: Radius(0.1), weight: Gaussian`), defaults for the rest.
 pub fn project(cloud: &PointCloud, particles: &[Point3<f64>], fields: &str) -> Vec<Projected> {
-    let text = format!(r#"(cloud: "c.ply", particles: Cloud, output: "o.ply", {fields})"#);
+    // Particles of their own, not the cloud's points (which would start
+    // each projection at the particle).
+    let text =
+        format!(r#"(cloud: "c.ply", particles: File("p.ply"), output: "o.ply", {fields})"#);
     let method = Method::from(&Config::parse(&text).expect("test config parses"));
     let surface = MlsSurface::new(cloud).expect("cloud builds");
     project_all(
