@@ -2,66 +2,25 @@
 //! every refusal (one clear line, non-zero exit, no output left behind).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 mod job;
 
+use job::{Job, OUTPUT, mlsproj, ply};
 use mlsproj::{Column, Status};
-
-fn mlsproj(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlsproj"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/hippo1.ply")
 }
 
-/// Writes a config into `dir` and returns its path.
-fn config(dir: &Path, body: &str) -> PathBuf {
-    let path = dir.join("job.ron");
-    std::fs::write(&path, body).unwrap();
-    path
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs a config expected to fail: returns stderr, checks the exit code,
-/// one line, and that `output` was not created.
-fn refused(dir: &Path, body: &str, output: &Path) -> String {
-    let out = mlsproj(&["run", config(dir, body).to_str().unwrap()]);
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "should fail: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!output.exists(), "no output left behind");
-    let leftovers: Vec<_> = std::fs::read_dir(output.parent().unwrap_or(dir))
-        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(
-        leftovers
-            .iter()
-            .all(|name| !name.to_string_lossy().contains(".tmp")),
-        "no temporary file left: {leftovers:?}"
-    );
-    stderr
-}
-
 #[test]
 fn the_sample_job_runs_and_writes_every_particle() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("out.ply");
-    let body = format!(
-        "(cloud: {:?}, particles: Cloud, output: \"out.ply\", support: Nearest(30))",
+    let job = Job::new();
+    let run = job.run(&format!(
+        "cloud: {:?}, particles: Cloud, support: Nearest(30)",
         sample()
-    );
-    let out = mlsproj(&["run", config(dir.path(), &body).to_str().unwrap()]);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    ));
+    let stdout = run.stdout;
+    assert!(run.success, "{}", run.stderr);
     for status in Status::ALL {
         assert!(stdout.contains(status.name()), "summary lists {status}");
     }
@@ -74,7 +33,7 @@ fn the_sample_job_runs_and_writes_every_particle() {
     );
 
     let input = mlsproj::io::read_points(&sample()).unwrap();
-    let written = mlsproj::io::read_points(&output).unwrap();
+    let written = mlsproj::io::read_points(&job.path(OUTPUT)).unwrap();
     assert_eq!(written.len(), input.len());
     assert_eq!(
         written.precision,
@@ -118,30 +77,30 @@ fn the_sample_job_runs_and_writes_every_particle() {
 #[test]
 fn the_default_config_checks() {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.ron");
-    let out = mlsproj(&["check", config.to_str().unwrap()]);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(stdout.contains("6104 points"), "{stdout}");
-    assert!(stdout.contains("neighbours on a sample"), "{stdout}");
+    let run = mlsproj(&["check", config.to_str().unwrap()]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(run.stdout.contains("6104 points"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("neighbours on a sample"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
 fn check_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let body = format!(
-        "(cloud: {:?}, particles: Cloud, output: \"out.ply\")",
-        sample()
-    );
-    let out = mlsproj(&["check", config(dir.path(), &body).to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(!dir.path().join("out.ply").exists());
+    let job = Job::new();
+    let fields = format!("cloud: {:?}, particles: Cloud", sample());
+    let run = job.command("check", &fields, &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(!job.path(OUTPUT).exists());
 }
 
 #[test]
 fn info_describes_a_file() {
-    let out = mlsproj(&["info", sample().to_str().unwrap()]);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run = mlsproj(&["info", sample().to_str().unwrap()]);
+    let stdout = run.stdout;
+    assert!(run.success, "{}", run.stderr);
     for expected in [
         "6104 points",
         "bounding box",
@@ -156,75 +115,56 @@ fn info_describes_a_file() {
 #[test]
 fn help_explains_every_command() {
     for command in ["run", "check", "info"] {
-        let out = mlsproj(&[command, "--help"]);
-        assert!(out.status.success());
-        assert!(
-            text(&out.stdout).len() > 80,
-            "{command} --help says something"
-        );
+        let run = mlsproj(&[command, "--help"]);
+        assert!(run.success);
+        assert!(run.stdout.len() > 80, "{command} --help says something");
     }
 }
 
 #[test]
 fn a_missing_input_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("out.ply");
-    let stderr = refused(
-        dir.path(),
-        "(cloud: \"nowhere.ply\", particles: Cloud, output: \"out.ply\")",
-        &output,
-    );
+    let stderr = Job::new().refused_as_cloud("nowhere.ply");
     assert!(stderr.contains("nowhere.ply"), "{stderr}");
 }
 
 #[test]
 fn a_missing_config_is_named() {
-    let out = mlsproj(&["run", "/no/such/job.ron"]);
-    assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("/no/such/job.ron"));
+    let run = mlsproj(&["run", "/no/such/job.ron"]);
+    assert!(!run.success);
+    assert!(run.stderr.contains("/no/such/job.ron"));
 }
 
 #[test]
 fn a_malformed_config_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("out.ply");
-    let stderr = refused(
-        dir.path(),
+    let job = Job::new();
+    let stderr = job.refused_config(
         "(cloud: \"a.ply\", particles: Cloud, output: ",
-        &output,
+        &job.path("job.ron"),
     );
     assert!(stderr.contains("job.ron"), "{stderr}");
 }
 
 #[test]
 fn an_unknown_field_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("out.ply");
-    let body = format!(
-        "(cloud: {:?}, particles: Cloud, output: \"out.ply\", suport: Radius(1.0))",
+    let job = Job::new();
+    let fields = format!(
+        "cloud: {:?}, particles: Cloud, suport: Radius(1.0)",
         sample()
     );
-    let stderr = refused(dir.path(), &body, &output);
+    let stderr = job.refused(&fields, &job.path("job.ron"));
     assert!(stderr.contains("suport"), "{stderr}");
 }
 
 #[test]
 fn an_output_equal_to_an_input_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let cloud = dir.path().join("cloud.ply");
+    let job = Job::new();
+    let cloud = job.path("cloud.ply");
     std::fs::copy(sample(), &cloud).unwrap();
     let before = std::fs::read(&cloud).unwrap();
-    let out = mlsproj(&[
-        "run",
-        config(
-            dir.path(),
-            "(cloud: \"cloud.ply\", particles: Cloud, output: \"./cloud.ply\")",
-        )
-        .to_str()
-        .unwrap(),
-    ]);
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = job.refused_config(
+        "(cloud: \"cloud.ply\", particles: Cloud, output: \"./cloud.ply\")",
+        &job.path("./cloud.ply"),
+    );
     assert!(
         stderr.contains("cloud.ply") && stderr.contains("input"),
         "{stderr}"
@@ -234,26 +174,23 @@ fn an_output_equal_to_an_input_is_refused() {
 
 #[test]
 fn a_missing_output_folder_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("absent/out.ply");
-    let body = format!(
+    let job = Job::new();
+    let config = format!(
         "(cloud: {:?}, particles: Cloud, output: \"absent/out.ply\")",
         sample()
     );
-    let stderr = refused(dir.path(), &body, &output);
+    let stderr = job.refused_config(&config, &job.path("absent"));
     assert!(stderr.contains("absent"), "{stderr}");
 }
 
 #[test]
 fn a_broken_particle_file_is_named_and_nothing_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("out.ply");
-    std::fs::write(dir.path().join("p.ply"), "ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\nend_header\n0 0 0\n1 1\n").unwrap();
-    let body = format!(
-        "(cloud: {:?}, particles: File(\"p.ply\"), output: \"out.ply\")",
-        sample()
-    );
-    let stderr = refused(dir.path(), &body, &output);
+    let job = Job::new();
+    let header = "format ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\n\
+                  property float z\n";
+    let particles = job.write("p.ply", &ply(header, b"0 0 0\n1 1\n"));
+    let fields = format!("cloud: {:?}, particles: File(\"p.ply\")", sample());
+    let stderr = job.refused(&fields, &particles);
     assert!(
         stderr.contains("p.ply") && stderr.contains("line"),
         "{stderr}"

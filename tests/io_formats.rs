@@ -10,27 +10,15 @@
 //! mutations (throughput is measured by `cargo bench --bench io_throughput`).
 
 mod common;
+mod job;
 
-use common::real;
+use common::{Rng, real};
+use job::{Job, attribute, ply};
 use std::path::{Path, PathBuf};
 
 use mlsproj::io::{PlyEncoding, PlyVertexReader, PlyVertexWriter, read_points, write_ply};
 use mlsproj::{Attribute, Column, PointCloud, Precision, ScalarKind};
 use nalgebra::{Point3, Vector3};
-use tempfile::TempDir;
-
-fn attribute(name: &str, values: Column) -> Attribute {
-    Attribute {
-        name: name.to_string(),
-        values,
-    }
-}
-
-fn write_file(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.path().join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
 
 /// The error of reading `path`, checked to name the file.
 fn read_error(path: &Path) -> String {
@@ -101,9 +89,9 @@ fn check_every_type(cloud: &PointCloud) {
 
 #[test]
 fn every_scalar_type_round_trips_in_both_encodings() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     for encoding in [PlyEncoding::BinaryLittleEndian, PlyEncoding::Ascii] {
-        let path = dir.path().join(format!("{encoding:?}.ply"));
+        let path = job.path(&format!("{encoding:?}.ply"));
         let comments = ["made by a test".to_string(), String::new()];
         write_ply(&path, &every_type(), encoding, &comments).unwrap();
         check_every_type(&read_points(&path).unwrap());
@@ -114,9 +102,9 @@ fn every_scalar_type_round_trips_in_both_encodings() {
 
 #[test]
 fn nan_survives_both_encodings() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     for encoding in [PlyEncoding::BinaryLittleEndian, PlyEncoding::Ascii] {
-        let path = dir.path().join("nan.ply");
+        let path = job.path("nan.ply");
         let columns = [
             attribute("x", Column::F32(vec![f32::NAN])),
             attribute("y", Column::F64(vec![f64::NAN])),
@@ -175,15 +163,15 @@ fn check_chunks(path: &Path, chunk: usize, whole: &PointCloud) -> usize {
 
 #[test]
 fn streamed_writing_and_reading_match_the_whole_file() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let columns = every_type();
     let schema: Vec<(String, ScalarKind)> = columns
         .iter()
         .map(|c| (c.name.clone(), c.values.kind()))
         .collect();
     for encoding in [PlyEncoding::BinaryLittleEndian, PlyEncoding::Ascii] {
-        let whole = dir.path().join("whole.ply");
-        let streamed = dir.path().join(format!("streamed_{encoding:?}.ply"));
+        let whole = job.path("whole.ply");
+        let streamed = job.path(&format!("streamed_{encoding:?}.ply"));
         write_ply(&whole, &columns, encoding, &[]).unwrap();
         let mut writer = PlyVertexWriter::create(&streamed, &schema, 4, encoding, &[]).unwrap();
         for range in [0..1, 1..1, 1..4] {
@@ -212,8 +200,8 @@ fn streamed_writing_and_reading_match_the_whole_file() {
 
 #[test]
 fn writing_is_atomic() {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("out.ply");
+    let job = Job::new();
+    let path = job.path("out.ply");
     let uneven = [
         attribute("x", Column::F32(vec![1.0, 2.0])),
         attribute("y", Column::F32(vec![1.0])),
@@ -231,12 +219,12 @@ fn writing_is_atomic() {
         .unwrap();
     drop(writer);
     assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
+        std::fs::read_dir(job.folder()).unwrap().count(),
         0,
         "files left behind"
     );
 
-    let missing = dir.path().join("no such folder");
+    let missing = job.path("no such folder");
     let message = write_ply(
         &missing.join("out.ply"),
         &uneven[..1],
@@ -246,13 +234,6 @@ fn writing_is_atomic() {
     .unwrap_err()
     .to_string();
     assert_contains(&message, &[&missing.to_string_lossy()]);
-}
-
-/// A PLY file from header lines (without `ply` and `end_header`) and a body.
-fn ply(header: &str, body: &[u8]) -> Vec<u8> {
-    let mut bytes = format!("ply\n{header}end_header\n").into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
 }
 
 /// Appends values in little- or big-endian order.
@@ -268,13 +249,13 @@ macro_rules! put {
 
 #[test]
 fn big_endian_file_is_decoded() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let header = "format binary_big_endian 1.0\nelement vertex 2\nproperty double x\n\
                   property float y\nproperty short z\nproperty uint label\n";
     let mut body = Vec::new();
     put!(body, true, 1.25f64, -2.5f32, -3i16, 70_000u32);
     put!(body, true, 1e10f64, 0.5f32, 300i16, 1u32);
-    let path = write_file(&dir, "be.ply", &ply(header, &body));
+    let path = job.write("be.ply", &ply(header, &body));
     let cloud = read_points(&path).unwrap();
     assert_eq!(
         cloud.positions,
@@ -289,13 +270,12 @@ fn big_endian_file_is_decoded() {
 
 #[test]
 fn both_type_spellings_are_read() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let header = "format ascii 1.0\nelement vertex 1\nproperty float32 x\nproperty float32 y\n\
                   property float32 z\nproperty int8 a\nproperty uint8 b\nproperty int16 c\n\
                   property uint16 d\nproperty int32 e\nproperty uint32 f\nproperty float64 g\n\
                   property char h\nproperty ushort i\n";
-    let path = write_file(
-        &dir,
+    let path = job.write(
         "spellings.ply",
         &ply(header, b"1 2 3 -4 5 -6 7 -8 9 1.5 -1 2\n"),
     );
@@ -336,9 +316,9 @@ const FORMATS: [&str; 3] = ["ascii", "binary_little_endian", "binary_big_endian"
 
 #[test]
 fn mesh_vertices_are_read_and_other_elements_skipped() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     for format in FORMATS {
-        let path = write_file(&dir, "mesh.ply", &mesh(format));
+        let path = job.write("mesh.ply", &mesh(format));
         let cloud = read_points(&path).unwrap();
         let expected: Vec<_> = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]
             .into_iter()
@@ -356,11 +336,11 @@ fn mesh_vertices_are_read_and_other_elements_skipped() {
 
 #[test]
 fn crlf_headers_and_bodies_are_accepted() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let text = "ply\r\nformat ascii 1.0\r\ncomment crlf\r\nelement vertex 2\r\n\
                 property float x\r\nproperty float y\r\nproperty float z\r\nend_header\r\n\
                 1 2 3\r\n\r\n4 5 6\r\n";
-    let path = write_file(&dir, "crlf.ply", text.as_bytes());
+    let path = job.write("crlf.ply", text.as_bytes());
     assert_eq!(read_points(&path).unwrap().len(), 2);
 
     let mut binary = b"ply\r\nformat binary_little_endian 1.0\r\nelement vertex 1\r\n\
@@ -368,7 +348,7 @@ fn crlf_headers_and_bodies_are_accepted() {
                        end_header\r\n"
         .to_vec();
     put!(binary, false, 13.0f64, 10.0f64, 0.5f64);
-    let path = write_file(&dir, "crlf_binary.ply", &binary);
+    let path = job.write("crlf_binary.ply", &binary);
     assert_eq!(
         read_points(&path).unwrap().positions,
         [Point3::new(13.0, 10.0, 0.5)]
@@ -377,13 +357,12 @@ fn crlf_headers_and_bodies_are_accepted() {
 
 #[test]
 fn diffuse_colours_and_non_byte_colours() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let header = "format ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\n\
                   property float z\nproperty uchar diffuse_red\nproperty uchar diffuse_green\n\
                   property uchar diffuse_blue\nproperty float red\nproperty float green\n\
                   property float blue\nproperty float nx\nproperty float ny\n";
-    let path = write_file(
-        &dir,
+    let path = job.write(
         "colours.ply",
         &ply(header, b"0 0 0 1 2 3 0.1 0.2 0.3 0 1\n"),
     );
@@ -399,13 +378,13 @@ const XYZ_HEADER: &str = "format ascii 1.0\nelement vertex 3\nproperty float x\n
 
 /// An ascii PLY of three vertices with `rows` as body; the body starts at
 /// line 8.
-fn ascii_ply(dir: &TempDir, rows: &str) -> PathBuf {
-    write_file(dir, "ascii.ply", &ply(XYZ_HEADER, rows.as_bytes()))
+fn ascii_ply(job: &Job, rows: &str) -> PathBuf {
+    job.write("ascii.ply", &ply(XYZ_HEADER, rows.as_bytes()))
 }
 
 #[test]
 fn ascii_body_errors_name_the_line() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let cases = [
         ("1 2 3\n4 5\n7 8 9\n", "line 9", "too few"),
         ("1 2 3\n\n4 5 6\n7 8 9 10\n", "line 11", "more than"),
@@ -418,25 +397,25 @@ fn ascii_body_errors_name_the_line() {
         ("1 2 3\n4 5 6\n", "vertex 2", "does not match"),
     ];
     for (rows, location, what) in cases {
-        let message = read_error(&ascii_ply(&dir, rows));
+        let message = read_error(&ascii_ply(&job, rows));
         assert_contains(&message, &[location, what]);
     }
-    let path = ascii_ply(&dir, "1 2 3\n4 5 6\n7 8 9\n\n  \r\n");
+    let path = ascii_ply(&job, "1 2 3\n4 5 6\n7 8 9\n\n  \r\n");
     assert_eq!(read_points(&path).unwrap().len(), 3, "trailing blank lines");
 }
 
 #[test]
 fn binary_body_errors_name_the_element() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let header = "format binary_little_endian 1.0\nelement vertex 5\nproperty float x\n\
                   property float y\nproperty float z\n";
     let record = [0u8; 12];
     let truncated = ply(header, &[&record[..]; 4].concat()[..3 * 12 + 5]);
-    let message = read_error(&write_file(&dir, "short.ply", &truncated));
+    let message = read_error(&job.write("short.ply", &truncated));
     assert_contains(&message, &["vertex 3", "does not match"]);
 
     let extra = ply(header, &[&[0u8; 5 * 12][..], b"\n"].concat());
-    let message = read_error(&write_file(&dir, "long.ply", &extra));
+    let message = read_error(&job.write("long.ply", &extra));
     assert_contains(&message, &["1 bytes after", "5 vertex", "does not match"]);
 
     // A face list cut short before the vertices.
@@ -445,7 +424,7 @@ fn binary_body_errors_name_the_element() {
     let header = "format binary_little_endian 1.0\nelement face 1\n\
                   property list uchar int vertex_indices\nelement vertex 0\n\
                   property float x\nproperty float y\nproperty float z\n";
-    let message = read_error(&write_file(&dir, "face.ply", &ply(header, &body)));
+    let message = read_error(&job.write("face.ply", &ply(header, &body)));
     assert_contains(&message, &["face 0"]);
 
     // A negative list length.
@@ -453,84 +432,75 @@ fn binary_body_errors_name_the_element() {
     put!(body, false, 1f32, 2f32, 3f32, -1i8);
     let header = "format binary_little_endian 1.0\nelement vertex 1\nproperty float x\n\
                   property float y\nproperty float z\nproperty list char int l\n";
-    let message = read_error(&write_file(&dir, "negative.ply", &ply(header, &body)));
+    let message = read_error(&job.write("negative.ply", &ply(header, &body)));
     assert_contains(&message, &["vertex 0", "negative"]);
 }
 
 #[test]
 fn header_errors_name_the_line() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let garbage = ply(&format!("{XYZ_HEADER}what is this\n"), b"1 2 3\n");
-    let message = read_error(&write_file(&dir, "garbage.ply", &garbage));
+    let message = read_error(&job.write("garbage.ply", &garbage));
     assert_contains(&message, &["line 7", "header"]);
 
     let no_end = format!("ply\n{XYZ_HEADER}");
-    let message = read_error(&write_file(&dir, "no_end.ply", no_end.as_bytes()));
+    let message = read_error(&job.write("no_end.ply", no_end.as_bytes()));
     assert_contains(&message, &["line 7", "end_header"]);
 
-    let path = write_file(&dir, "magic.ply", b"plx\nformat ascii 1.0\n");
+    let path = job.write("magic.ply", b"plx\nformat ascii 1.0\n");
     assert_contains(&read_error(&path), &["line 1", "'ply'"]);
     let message = PlyVertexReader::open(&path).unwrap_err().to_string();
     assert_contains(&message, &["magic.ply: line 1"]);
 
     for bytes in [&b""[..], b"ply\n"] {
-        let path = write_file(&dir, "empty.ply", bytes);
+        let path = job.write("empty.ply", bytes);
         read_error(&path);
     }
-    assert_contains(
-        &read_error(&write_file(&dir, "empty.xyz", b"")),
-        &["empty file"],
-    );
+    assert_contains(&read_error(&job.write("empty.xyz", b"")), &["empty file"]);
 
     let twice = ply(&format!("{XYZ_HEADER}property float x\n"), b"");
-    assert_contains(
-        &read_error(&write_file(&dir, "twice.ply", &twice)),
-        &["twice"],
-    );
+    assert_contains(&read_error(&job.write("twice.ply", &twice)), &["twice"]);
 
     let no_vertex = ply(
         "format ascii 1.0\nelement point 1\nproperty float x\n",
         b"1\n",
     );
-    assert_contains(
-        &read_error(&write_file(&dir, "nv.ply", &no_vertex)),
-        &["'vertex'"],
-    );
+    assert_contains(&read_error(&job.write("nv.ply", &no_vertex)), &["'vertex'"]);
 
     let no_z = ply(
         "format ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\n",
         b"1 2\n",
     );
-    assert_contains(&read_error(&write_file(&dir, "no_z.ply", &no_z)), &["'z'"]);
+    assert_contains(&read_error(&job.write("no_z.ply", &no_z)), &["'z'"]);
 
     let float_length = ply(
         &format!("{XYZ_HEADER}property list float int l\n"),
         b"1 2 3 0\n",
     );
-    read_error(&write_file(&dir, "float_length.ply", &float_length));
+    read_error(&job.write("float_length.ply", &float_length));
 }
 
 #[test]
 fn zero_vertices_give_an_empty_cloud() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let header = "format binary_little_endian 1.0\nelement vertex 0\nproperty double x\n\
                   property double y\nproperty double z\n";
-    let cloud = read_points(&write_file(&dir, "none.ply", &ply(header, b""))).unwrap();
+    let cloud = read_points(&job.write("none.ply", &ply(header, b""))).unwrap();
     assert!(cloud.is_empty());
     assert_eq!(cloud.precision, Precision::Double);
 }
 
 #[test]
 fn unknown_formats_are_refused() {
-    let dir = TempDir::new().unwrap();
-    let message = read_error(&write_file(&dir, "cloud.las", b"LASF"));
+    let job = Job::new();
+    let message = read_error(&job.write("cloud.las", b"LASF"));
     assert_contains(&message, &["unsupported format"]);
 }
 
 #[test]
 fn text_clouds_by_column_count() {
-    let dir = TempDir::new().unwrap();
-    let read = |name: &str, text: &str| read_points(&write_file(&dir, name, text.as_bytes()));
+    let job = Job::new();
+    let read = |name: &str, text: &str| read_points(&job.write(name, text.as_bytes()));
 
     let three = read(
         "three.XYZ",
@@ -595,7 +565,7 @@ fn text_clouds_by_column_count() {
 
 #[test]
 fn text_cloud_errors_name_the_line() {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let cases: [(&str, &[u8], &str, &str); 5] = [
         ("bad.xyz", b"x y z\n1 2 3\n4 five 6\n", "line 3", "'five'"),
         (
@@ -609,37 +579,21 @@ fn text_cloud_errors_name_the_line() {
         ("binary.xyz", b"1 2 3\n\x00\xff\n", "line 2", "not text"),
     ];
     for (name, text, location, what) in cases {
-        let message = read_error(&write_file(&dir, name, text));
+        let message = read_error(&job.write(name, text));
         assert_contains(&message, &[location, what]);
-    }
-}
-
-/// A xorshift generator: deterministic, no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
 }
 
 /// Valid inputs to mutate: (file name, content).
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let columns = every_type();
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let mut seeds = Vec::new();
     for (name, encoding) in [
         ("le.ply", PlyEncoding::BinaryLittleEndian),
         ("ascii.ply", PlyEncoding::Ascii),
     ] {
-        let path = dir.path().join(name);
+        let path = job.path(name);
         write_ply(&path, &columns, encoding, &["seed".to_string()]).unwrap();
         seeds.push((name, std::fs::read(&path).unwrap()));
     }
@@ -662,11 +616,11 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// Applies one random corruption to `bytes`.
-fn mutate(rng: &mut XorShift, bytes: &mut Vec<u8>) {
+fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
     let at = rng.below(bytes.len() + 1);
     match rng.below(8) {
         0 if at < bytes.len() => bytes[at] ^= 1 << rng.below(8),
-        1 if at < bytes.len() => bytes[at] = rng.next() as u8,
+        1 if at < bytes.len() => bytes[at] = rng.next_u64() as u8,
         2 => {
             let interesting = [b'\n', b'\r', b' ', b'-', b'9', 0, 0xff, b'e'];
             bytes.insert(at, interesting[rng.below(interesting.len())]);
@@ -745,9 +699,9 @@ fn line_end(bytes: &[u8], at: usize) -> usize {
 /// Runs `cases` random mutations of the seeds through `read_points` and
 /// the streaming reader: each must give `Ok` or `Err`, never panic.
 fn mutation_run(cases: usize) {
-    let dir = TempDir::new().unwrap();
+    let job = Job::new();
     let seeds = seeds();
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let (mut ok, mut err) = (0, 0);
     for case in 0..cases {
         let (name, seed) = &seeds[rng.below(seeds.len())];
@@ -755,7 +709,7 @@ fn mutation_run(cases: usize) {
         for _ in 0..1 + rng.below(3) {
             mutate(&mut rng, &mut bytes);
         }
-        let path = write_file(&dir, name, &bytes);
+        let path = job.write(name, &bytes);
         let chunk = 1 + rng.below(3);
         let outcome = std::panic::catch_unwind(|| {
             let whole = read_points(&path);

@@ -5,8 +5,8 @@ mod common;
 mod job;
 
 use common::{Sphere, noisy_cloud, particles};
-use job::{Job, OUTPUT, attribute, column, xyz_columns};
-use mlsproj::{Column, PointCloud};
+use job::{Job, OUTPUT, attribute, column, statuses, xyz_columns};
+use mlsproj::{Column, PointCloud, Status};
 use nalgebra::Point3;
 
 /// Runs the job whole, then as `tiles` tiles merged, asserts that both give
@@ -112,7 +112,15 @@ fn tiles_merged_equal_the_whole_job_with_particles_beyond_their_support() {
     // first halo, (iterations + 1)·h, and the halo must grow to reach them.
     let job = sphere_job_with_offset(0.4);
     let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Radius(0.05)"#;
-    whole_and_tiled(&job, fields, 4);
+    let (whole, _) = whole_and_tiled(&job, fields, 4);
+    // The far particles are projected (most more than h off, which a
+    // one-radius reach would leave), not merely equally unprojected.
+    let moved = [Status::Ok, Status::LowerDegree, Status::NotConverged].map(Status::code);
+    let projected = statuses(&whole)
+        .iter()
+        .filter(|s| moved.contains(s))
+        .count();
+    assert!(projected >= 2_900, "{projected} of 3,000 projected");
 }
 
 #[test]

@@ -21,8 +21,7 @@ pub const ALLOWANCE: f64 = 1.5;
 pub fn project(cloud: &PointCloud, particles: &[Point3<f64>], fields: &str) -> Vec<Projected> {
     // Particles of their own, not the cloud's points (which would start
     // each projection at the particle).
-    let text =
-        format!(r#"(cloud: "c.ply", particles: File("p.ply"), output: "o.ply", {fields})"#);
+    let text = format!(r#"(cloud: "c.ply", particles: File("p.ply"), output: "o.ply", {fields})"#);
     let method = Method::from(&Config::parse(&text).expect("test config parses"));
     let surface = MlsSurface::new(cloud).expect("cloud builds");
     project_all(
@@ -76,6 +75,11 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..n (0 when n is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 
     /// Uniform in [0, 1).

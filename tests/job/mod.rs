@@ -45,6 +45,11 @@ impl Job {
         }
     }
 
+    /// The job's folder.
+    pub fn folder(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// A path inside the job's folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -73,17 +78,16 @@ impl Job {
     /// Runs `mlsproj COMMAND job.ron ARGS…` on a config with `fields` plus
     /// `output: "out.ply"`.
     pub fn command(&self, command: &str, fields: &str, args: &[&str]) -> Run {
-        let config = self.write(
-            "job.ron",
-            format!("({fields}, output: {OUTPUT:?})").as_bytes(),
-        );
-        Command::new(env!("CARGO_BIN_EXE_mlsproj"))
-            .arg(command)
-            .arg(config)
-            .args(args)
-            .output()
-            .expect("the binary runs")
-            .into()
+        self.command_with_config(command, &with_output(fields), args)
+    }
+
+    /// Runs `mlsproj COMMAND job.ron ARGS…` with `config` as job.ron,
+    /// written as given (for configs that are malformed or name another
+    /// output).
+    pub fn command_with_config(&self, command: &str, config: &str, args: &[&str]) -> Run {
+        let config = self.write("job.ron", config.as_bytes());
+        let config = config.to_str().expect("a UTF-8 temporary path");
+        mlsproj(&[&[command, config], args].concat())
     }
 
     /// Runs a job expected to succeed and reads its output back.
@@ -94,11 +98,27 @@ impl Job {
         (run, output)
     }
 
-    /// Runs a job expected to be refused and checks the refusal: non-zero
-    /// exit, one line on stderr naming `file`, no panic, and neither the
-    /// output nor its temporary file left behind. Returns that line.
+    /// [`Self::refused`] for the file `name` of the job's folder as the
+    /// cloud, smoothed onto itself: the one config that reads nothing else.
+    pub fn refused_as_cloud(&self, name: &str) -> String {
+        self.refused(
+            &format!("cloud: {name:?}, particles: Cloud"),
+            &self.path(name),
+        )
+    }
+
+    /// Runs a job with `fields` expected to be refused, and checks the
+    /// refusal as [`Self::refused_config`] does. Returns the line.
     pub fn refused(&self, fields: &str, file: &Path) -> String {
-        let run = self.run(fields);
+        self.refused_config(&with_output(fields), file)
+    }
+
+    /// Runs `mlsproj run` with `config` as job.ron, expected to be refused,
+    /// and checks the refusal: non-zero exit, one line on stderr naming
+    /// `file`, no panic, and neither the output nor its temporary file left
+    /// behind. Returns that line.
+    pub fn refused_config(&self, config: &str, file: &Path) -> String {
+        let run = self.command_with_config("run", config, &[]);
         let line = run.stderr.trim_end();
         assert!(!run.success, "should be refused: {}", run.stdout);
         assert_eq!(line.lines().count(), 1, "one line: {line}");
@@ -107,7 +127,7 @@ impl Job {
             line.contains(&*file.to_string_lossy()),
             "names {file:?}: {line}"
         );
-        let left: Vec<_> = std::fs::read_dir(self.dir.path())
+        let left: Vec<_> = std::fs::read_dir(self.folder())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|name| name.starts_with(OUTPUT) || name.contains(".tmp"))
@@ -115,6 +135,26 @@ impl Job {
         assert!(left.is_empty(), "left behind: {left:?}");
         line.to_owned()
     }
+}
+
+/// A job's config text: `fields` plus `output: "out.ply"`.
+fn with_output(fields: &str) -> String {
+    format!("({fields}, output: {OUTPUT:?})")
+}
+
+/// Runs the `mlsproj` binary with `args`.
+pub fn mlsproj(args: &[&str]) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_mlsproj"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+        .into()
+}
+
+/// A PLY file from its header lines (without `ply` and `end_header`) and
+/// body.
+pub fn ply(header: &str, body: &[u8]) -> Vec<u8> {
+    [format!("ply\n{header}end_header\n").as_bytes(), body].concat()
 }
 
 /// A `x y z` float column triple of `points`.
