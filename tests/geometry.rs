@@ -6,7 +6,7 @@
 //! fit over N neighbours spread evenly over the support disc of radius h,
 //! the fitted height at the centre has variance κ₀ σ² / N, the slope
 //! κ₁ σ² / (N h²), and the mean curvature (a₃ + a₅)/h² has variance
-//! κ_H σ² / (N h⁴). For the default kernel (1 − r⁴)² these factors are
+//! κ_H σ² / (N h⁴). For the Plateau kernel (1 − r⁴)² these factors are
 //! κ₀ = 5.1, κ₁ = 7.2, κ_H = 97 (for PCL's Gaussian 4.2, 4.3, 51; computed
 //! by integrating the weighted moments of φ = (1, u, v, u², uv, v²) over the
 //! unit disc). Each test predicts its error from these and the neighbour
@@ -18,8 +18,8 @@
 mod common;
 
 use common::{
-    ALLOWANCE, KAPPA_HEIGHT, Plane, Rng, SPHERE_NOISE, Saddle, Sphere, Torus, Truth, all_finite,
-    angle_deg, median_neighbours, noisy_cloud, particles, project, rms, sphere_scan,
+    ALLOWANCE, KAPPA_HEIGHT, KAPPA_MEAN, Plane, Rng, SPHERE_NOISE, Saddle, Sphere, Torus, Truth,
+    all_finite, angle_deg, median_neighbours, noisy_cloud, particles, project, rms, sphere_scan,
 };
 use mlsproj::{PointCloud, Projected, Status};
 use nalgebra::{Point3, Vector3};
@@ -29,10 +29,6 @@ const KAPPA_MEAN_CURVATURE: f64 = 98.0;
 /// The fit the κ's above describe: heights alone (the cloud's normals left
 /// out), under the Plateau kernel.
 const POSITIONS: &str = "weight: Plateau, normal_weight: 0";
-/// `N Σw² / (Σw)²` of the default kernel (1 − r⁶)² over the unit disc: the
-/// variance factor of a weighted mean of N heights, the floor that a fit
-/// whose slope and curvature are known reaches.
-const KAPPA_MEAN: f64 = 1.29;
 
 /// Predicted RMS height error and mean normal error (degrees) from the
 /// noise, support radius and neighbour count.

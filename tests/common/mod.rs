@@ -9,9 +9,14 @@ use nalgebra::{Point3, Vector3};
 /// Variance factor of the fitted height at the centre of a weighted
 /// quadratic fit of heights alone over N evenly spread neighbours with the
 /// Plateau kernel: the height's standard error is σ·√(κ₀/N) (see
-/// tests/geometry.rs). An upper bound for the default fit: its kernel is
-/// wider (κ₀ ≈ 4.6), and the cloud's normals, when given, lower it further.
+/// tests/geometry.rs). For fits made with `weight: Plateau,
+/// normal_weight: 0`, or as a bound that the fit must beat.
 pub const KAPPA_HEIGHT: f64 = 5.2;
+/// `N Σw² / (Σw)²` of the default kernel (1 − r⁶)² over the unit disc: the
+/// variance factor of a weighted mean of N heights, which the default fit
+/// approaches when the cloud's exact normals pin its slope and curvature
+/// (tests/geometry.rs measures it within 6%).
+pub const KAPPA_MEAN: f64 = 1.29;
 /// The factor tests allow over a predicted error (density not uniform,
 /// particles off the centroid).
 pub const ALLOWANCE: f64 = 1.5;
