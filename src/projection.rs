@@ -161,6 +161,8 @@ struct Step {
     neighbour_count: u32,
     support_radius: f64,
     lowered: bool,
+    /// The neighbourhood's weighted colour (black without colours).
+    colour: [u8; 3],
 }
 
 enum StepOutcome {
@@ -278,7 +280,7 @@ impl<'a> Projector<'a> {
             neighbour_count: step.neighbour_count,
             steps,
             status,
-            colour: self.average_colour(scratch),
+            colour: step.colour,
         }
     }
 
@@ -415,6 +417,9 @@ impl<'a> Projector<'a> {
                 neighbour_count: count,
                 support_radius,
                 lowered: degree < method.degree,
+                // Here, while `scratch` holds this step's neighbourhood: a
+                // later step that fails leaves its own behind.
+                colour: self.average_colour(scratch),
             });
         }
         StepOutcome::Failed(Status::Rejected, count)
