@@ -2,8 +2,7 @@
 //! quadratic height field over it, accumulated one neighbour at a time into
 //! the normal equations (15 + 6 + 1 moments of the heights, and 12 of the
 //! slopes when the cloud's normals take part), never forming the (N, 6)
-//! matrix of the seed question; and the seed question's pre-built systems,
-//! summed row by row in SIMD.
+//! matrix of the seed question.
 
 use nalgebra::{Matrix3, Vector3};
 
@@ -324,23 +323,27 @@ impl NormalEquations {
         self.height_squares += w * f * f;
     }
 
-    /// Adds many rows: `design[i]` with target `targets[i]` and weight
-    /// `weights[i]` (the seed question's pre-built systems, see `batch`).
-    ///
-    /// The rows are summed in the SIMD layout of `RowSums`, with AVX2 and
-    /// FMA when the CPU has them (detected at run time; the results then
-    /// differ from a CPU without in the last bits).
-    pub fn add_rows(&mut self, design: &[[f64; MONOMIALS]], weights: &[f64], targets: &[f64]) {
-        let rows = design.len().min(weights.len()).min(targets.len());
-        let sums = RowSums::of(&design[..rows], &weights[..rows], &targets[..rows]);
+    /// The equations of a system summed elsewhere (the seed question's
+    /// pre-built rows, see `batch`): `M` by entry `(row, col)`, `row ≤ col`,
+    /// `r`, `Σ w` and `Σ w f²`.
+    pub fn from_sums(
+        matrix: impl Fn(usize, usize) -> f64,
+        rhs: [f64; MONOMIALS],
+        weight_sum: f64,
+        target_squares: f64,
+    ) -> Self {
+        let mut equations = NormalEquations {
+            rhs,
+            weight_sum,
+            height_squares: target_squares,
+            ..NormalEquations::default()
+        };
         for row in 0..MONOMIALS {
             for col in row..MONOMIALS {
-                self.matrix[packed(row, col)] += sums.matrix(row, col);
+                equations.matrix[packed(row, col)] = matrix(row, col);
             }
-            self.rhs[row] += sums.rhs(row);
         }
-        self.weight_sum += sums.weight_sum;
-        self.height_squares += sums.target_squares;
+        equations
     }
 
     /// Adds the slope equations of `slopes`, each weighted `weight`
@@ -453,111 +456,6 @@ impl NormalEquations {
             + dot(&coefficients, &slope_product);
         let residual = ((self.height_squares - explained).max(0.0) / self.weight_sum).sqrt();
         Some((coefficients, residual))
-    }
-}
-
-/// The sums of [`NormalEquations::add_rows`], laid out for SIMD: a row
-/// `a` of the design matrix splits into a head `a[0..4]` (one AVX2 vector)
-/// and a tail `(a4, a5)`, and `M = Σ w a aᵀ` into the head's 4 × 4 block
-/// (four vector multiply-adds per row), the head against `a4` and `a5`
-/// (two more), and the tail's three products.
-#[derive(Default)]
-struct RowSums {
-    head: [[f64; 4]; 4],
-    head_a4: [f64; 4],
-    head_a5: [f64; 4],
-    /// `Σ w a4², Σ w a4 a5, Σ w a5²`.
-    tail: [f64; 3],
-    rhs_head: [f64; 4],
-    rhs_tail: [f64; 2],
-    weight_sum: f64,
-    target_squares: f64,
-}
-
-impl RowSums {
-    /// The sums over the rows, with fused multiply-adds where the CPU has
-    /// them.
-    fn of(design: &[[f64; MONOMIALS]], weights: &[f64], targets: &[f64]) -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA, checked just above.
-            return unsafe { Self::of_avx2(design, weights, targets) };
-        }
-        Self::sum::<false>(design, weights, targets)
-    }
-
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn of_avx2(design: &[[f64; MONOMIALS]], weights: &[f64], targets: &[f64]) -> Self {
-        Self::sum::<true>(design, weights, targets)
-    }
-
-    /// The loop itself, inlined into each caller so that it is compiled
-    /// for that caller's target features. `FUSED`: `mul_add` (one rounding,
-    /// one instruction with FMA; a slow library call without it).
-    #[inline(always)]
-    fn sum<const FUSED: bool>(
-        design: &[[f64; MONOMIALS]],
-        weights: &[f64],
-        targets: &[f64],
-    ) -> Self {
-        let multiply_add = |a: f64, b: f64, sum: f64| {
-            if FUSED {
-                a.mul_add(b, sum)
-            } else {
-                sum + a * b
-            }
-        };
-        let add_scaled = |sum: &mut [f64; 4], scale: f64, x: &[f64; 4]| {
-            for (s, &x) in sum.iter_mut().zip(x) {
-                *s = multiply_add(scale, x, *s);
-            }
-        };
-        let mut sums = RowSums::default();
-        for ((a, &w), &f) in design.iter().zip(weights).zip(targets) {
-            let head = [a[0], a[1], a[2], a[3]];
-            let weighted = head.map(|x| w * x);
-            for (row, &scale) in sums.head.iter_mut().zip(&weighted) {
-                add_scaled(row, scale, &head);
-            }
-            add_scaled(&mut sums.head_a4, a[4], &weighted);
-            add_scaled(&mut sums.head_a5, a[5], &weighted);
-            let wf = w * f;
-            add_scaled(&mut sums.rhs_head, wf, &head);
-            let (wa4, wa5) = (w * a[4], w * a[5]);
-            sums.tail[0] = multiply_add(wa4, a[4], sums.tail[0]);
-            sums.tail[1] = multiply_add(wa4, a[5], sums.tail[1]);
-            sums.tail[2] = multiply_add(wa5, a[5], sums.tail[2]);
-            sums.rhs_tail[0] = multiply_add(wf, a[4], sums.rhs_tail[0]);
-            sums.rhs_tail[1] = multiply_add(wf, a[5], sums.rhs_tail[1]);
-            sums.weight_sum += w;
-            sums.target_squares = multiply_add(wf, f, sums.target_squares);
-        }
-        sums
-    }
-
-    /// `M[row][col]` for `row ≤ col`.
-    fn matrix(&self, row: usize, col: usize) -> f64 {
-        match (row, col) {
-            (r, c) if c < 4 => self.head[r][c],
-            (r, 4) if r < 4 => self.head_a4[r],
-            (r, 5) if r < 4 => self.head_a5[r],
-            (4, 4) => self.tail[0],
-            (4, 5) => self.tail[1],
-            (5, 5) => self.tail[2],
-            _ => unreachable!("({row}, {col}) is not in the upper triangle of a 6 × 6 matrix"),
-        }
-    }
-
-    /// `r[row]`.
-    fn rhs(&self, row: usize) -> f64 {
-        if row < 4 {
-            self.rhs_head[row]
-        } else {
-            self.rhs_tail[row - 4]
-        }
     }
 }
 
@@ -736,46 +634,6 @@ mod tests {
                 (residual - direct).abs() < 1e-9,
                 "{weight}: {residual} vs {direct}"
             );
-        }
-    }
-
-    #[test]
-    fn rows_summed_in_simd_layout_equal_rows_added_one_by_one() {
-        let mut seed = 7u64;
-        let rows: Vec<[f64; 6]> = (0..11)
-            .map(|_| {
-                std::array::from_fn(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-                })
-            })
-            .collect();
-        let weights: Vec<f64> = (0..11).map(|i| 1.0 + i as f64 * 0.1).collect();
-        let targets: Vec<f64> = (0..11).map(|i| (i as f64).cos()).collect();
-        let mut together = NormalEquations::default();
-        together.add_rows(&rows, &weights, &targets);
-        let mut single = NormalEquations::default();
-        for i in 0..rows.len() {
-            single.add_row(&rows[i], targets[i], weights[i]);
-        }
-        let (a, ra) = together.solve(2).unwrap();
-        let (b, rb) = single.solve(2).unwrap();
-        for (x, y) in a.iter().zip(&b) {
-            assert!((x - y).abs() < 1e-9, "{a:?} vs {b:?}");
-        }
-        assert!((ra - rb).abs() < 1e-12);
-        // Both loops, whichever one this CPU dispatches to.
-        let fused = RowSums::sum::<true>(&rows, &weights, &targets);
-        let unfused = RowSums::sum::<false>(&rows, &weights, &targets);
-        for sums in [fused, unfused] {
-            for row in 0..MONOMIALS {
-                for col in row..MONOMIALS {
-                    let expected = single.matrix[packed(row, col)];
-                    assert!((sums.matrix(row, col) - expected).abs() < 1e-12);
-                }
-                assert!((sums.rhs(row) - single.rhs[row]).abs() < 1e-12);
-            }
-            assert!((sums.weight_sum - single.weight_sum).abs() < 1e-12);
         }
     }
 
