@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use mlsproj::config::Particles;
 use mlsproj::io::{self, PlyEncoding};
+use mlsproj::neighbours::Neighbourhood;
 use mlsproj::order::morton_order;
 use mlsproj::projection::Method;
 use mlsproj::{Config, MlsSurface, PointCloud, Projected, project_all};
@@ -105,9 +106,9 @@ fn bench_search(
         b.iter(|| {
             centres
                 .par_iter()
-                .map_init(Vec::new, |out, centre| {
-                    search.gather(centre, config.support, config.nearest_scale, out);
-                    out.len()
+                .map_init(Neighbourhood::default, |hood, centre| {
+                    search.gather(centre, config.support, config.nearest_scale, hood);
+                    hood.neighbours.len()
                 })
                 .sum::<usize>()
         })

@@ -10,6 +10,32 @@ pub fn is_finite_point(p: &Point3<f64>) -> bool {
     p.iter().all(|c| c.is_finite())
 }
 
+/// The centroid of the finite points of a cloud, summed point by point in
+/// file order, so that a cloud read whole and one read in chunks (a tile's
+/// pass over the file) get the same value to the last bit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CentroidSum {
+    sum: Vector3<f64>,
+    count: usize,
+}
+
+impl CentroidSum {
+    /// Adds `p` when it is finite; returns whether it was.
+    pub fn add(&mut self, p: &Point3<f64>) -> bool {
+        let finite = is_finite_point(p);
+        if finite {
+            self.sum += p.coords;
+            self.count += 1;
+        }
+        finite
+    }
+
+    /// The centroid of the finite points added, the origin when none was.
+    pub fn centroid(&self) -> Point3<f64> {
+        Point3::from(self.sum / self.count.max(1) as f64)
+    }
+}
+
 /// Axis-aligned bounding box `(min, max)` of the finite points among
 /// `positions`, or `None` when there is none.
 pub fn finite_bounds<'a>(
@@ -284,4 +310,25 @@ fn pick_where<T: Copy>(values: &[T], keep: &[bool]) -> Vec<T> {
         .filter(|(_, k)| **k)
         .map(|(v, _)| *v)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_centroid_counts_finite_points_duplicates_included() {
+        let mut sum = CentroidSum::default();
+        let points = [
+            Point3::new(0.0, 0.0, 0.0),
+            Point3::new(f64::NAN, 0.0, 0.0),
+            Point3::new(3.0, 0.0, 0.0),
+            Point3::new(3.0, 0.0, 0.0),
+            Point3::new(0.0, f64::INFINITY, 0.0),
+        ];
+        let finite: Vec<bool> = points.iter().map(|p| sum.add(p)).collect();
+        assert_eq!(finite, [true, false, true, true, false]);
+        assert_eq!(sum.centroid(), Point3::new(2.0, 0.0, 0.0));
+        assert_eq!(CentroidSum::default().centroid(), Point3::origin());
+    }
 }

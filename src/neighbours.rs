@@ -6,7 +6,6 @@
 //! bounding box): scanned clouds sit at 10⁵..10⁶ m, and every later step
 //! works with small offsets `p − q`, never with raw coordinates.
 
-use std::cell::RefCell;
 use std::num::NonZeroUsize;
 
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
@@ -105,13 +104,13 @@ impl NeighbourSearch {
         }
     }
 
-    /// Fills `out` with the neighbourhood of `centre` (relative to `origin`)
-    /// under `support`, and returns the support radius `h` to weight it
-    /// with. `nearest_scale` widens `h` for `Support::Nearest`.
+    /// Fills `hood` with the neighbourhood of `centre` (relative to
+    /// `origin`) under `support`, and returns the support radius `h` to
+    /// weight it with. `nearest_scale` widens `h` for `Support::Nearest`.
     ///
     /// For `Nearest(k)` the k nearest are found by radius queries, starting
-    /// from the radius of the neighbourhood `out` held before the call (the
-    /// last one gathered with this buffer, usually a particle close by when
+    /// from the radius of the neighbourhood `hood` held before the call (the
+    /// last one gathered with it, usually a particle close by when
     /// particles come in Morton order) and growing until k are inside,
     /// then keeping the k closest: much cheaper than a sorted k-nearest
     /// query, with the same result.
@@ -120,16 +119,16 @@ impl NeighbourSearch {
         centre: &Vector3<f64>,
         support: Support,
         nearest_scale: f64,
-        out: &mut Vec<Neighbour>,
+        hood: &mut Neighbourhood,
     ) -> f64 {
         match support {
             Support::Radius(radius) => {
-                self.within(centre, radius * radius, out);
+                self.within(centre, radius * radius, &mut hood.neighbours);
                 radius
             }
             Support::Nearest(k) => {
                 let k = k.min(self.len());
-                let previous = out.iter().map(|n| n.distance_squared).fold(0.0, f64::max);
+                let previous = hood.farthest_squared();
                 // A quarter more area than the last neighbourhood, and twice
                 // the area on a miss: measured on sphere_large (k = 30), 7%
                 // faster than half more and four times.
@@ -145,19 +144,18 @@ impl NeighbourSearch {
                         + f64::MIN_POSITIVE
                 };
                 loop {
-                    self.within(centre, radius_squared, out);
-                    if out.len() >= k {
+                    self.within(centre, radius_squared, &mut hood.neighbours);
+                    if hood.neighbours.len() >= k {
                         break;
                     }
                     radius_squared *= 2.0;
                 }
-                keep_nearest(out, k);
-                let farthest = out.iter().map(|n| n.distance_squared).fold(0.0, f64::max);
-                farthest.sqrt() * nearest_scale
+                hood.keep_nearest(k);
+                hood.farthest_squared().sqrt() * nearest_scale
             }
             Support::RadiusNearest { radius, k } => {
-                self.within(centre, radius * radius, out);
-                keep_nearest(out, k);
+                self.within(centre, radius * radius, &mut hood.neighbours);
+                hood.keep_nearest(k);
                 radius
             }
         }
@@ -181,39 +179,58 @@ impl NeighbourSearch {
     }
 }
 
-thread_local! {
-    /// Per-thread scratch of [`keep_nearest`]: no allocation per query.
-    static DISTANCES: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+/// A neighbourhood, and the buffers that gathering it needs: one per
+/// thread, reused for every query (no allocation per query once grown).
+#[derive(Debug, Default)]
+pub struct Neighbourhood {
+    /// The neighbours of the last gather.
+    pub neighbours: Vec<Neighbour>,
+    /// Room to select the k-th distance in.
+    distances: Vec<f64>,
 }
 
-/// Keeps the `k` nearest of `neighbours`, in the order they came.
-///
-/// The order matters: the fit sums over the neighbours in this order, and
-/// the tree hands out the points of a query in one order whatever its
-/// radius (its traversal order depends on the centre only). Keeping that
-/// order, rather than the order a selection leaves behind, makes the
-/// result independent of the radius the search started from, hence of the
-/// particle a thread did before, hence of the number of threads.
-fn keep_nearest(neighbours: &mut Vec<Neighbour>, k: usize) {
-    if neighbours.len() <= k || k == 0 {
-        return;
+impl Neighbourhood {
+    /// The largest squared distance of a neighbour, 0 without one.
+    fn farthest_squared(&self) -> f64 {
+        self.neighbours
+            .iter()
+            .map(|n| n.distance_squared)
+            .fold(0.0, f64::max)
     }
-    let kth = DISTANCES.with_borrow_mut(|distances| {
-        distances.clear();
-        distances.extend(neighbours.iter().map(|n| n.distance_squared));
-        *distances.select_nth_unstable_by(k - 1, f64::total_cmp).1
-    });
-    let closer = neighbours
-        .iter()
-        .filter(|n| n.distance_squared < kth)
-        .count();
-    // Ties at the k-th distance: the first ones in order fill up to k.
-    let mut ties = k - closer;
-    neighbours.retain(|n| {
-        n.distance_squared < kth
-            || (n.distance_squared == kth && ties > 0 && {
-                ties -= 1;
-                true
-            })
-    });
+
+    /// Keeps the `k` nearest neighbours, in the order they came.
+    ///
+    /// The order matters: the fit sums over the neighbours in this order,
+    /// and the tree hands out the points of a query in one order whatever
+    /// its radius (its traversal order depends on the centre only).
+    /// Keeping that order, rather than the order a selection leaves behind,
+    /// makes the result independent of the radius the search started from,
+    /// hence of the particle a thread did before, hence of the number of
+    /// threads.
+    fn keep_nearest(&mut self, k: usize) {
+        if self.neighbours.len() <= k || k == 0 {
+            return;
+        }
+        self.distances.clear();
+        self.distances
+            .extend(self.neighbours.iter().map(|n| n.distance_squared));
+        let kth = *self
+            .distances
+            .select_nth_unstable_by(k - 1, f64::total_cmp)
+            .1;
+        let closer = self
+            .neighbours
+            .iter()
+            .filter(|n| n.distance_squared < kth)
+            .count();
+        // Ties at the k-th distance: the first ones in order fill up to k.
+        let mut ties = k - closer;
+        self.neighbours.retain(|n| {
+            n.distance_squared < kth
+                || (n.distance_squared == kth && ties > 0 && {
+                    ties -= 1;
+                    true
+                })
+        });
+    }
 }

@@ -10,11 +10,13 @@ use rayon::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cloud::{
-    Attribute, Column, PointCloud, Precision, ScalarKind, finite_bounds, is_finite_point,
+    Attribute, CentroidSum, Column, PointCloud, Precision, ScalarKind, finite_bounds,
+    is_finite_point,
 };
 use crate::config::{Config, Particles, Start};
 use crate::error::{Error, Location, Result};
 use crate::io::{self, PlyVertexWriter, PointReader};
+use crate::neighbours::Neighbourhood;
 use crate::order::morton_order;
 use crate::projection::{Method, Projected, Projector, Scratch};
 use crate::status::Status;
@@ -407,23 +409,16 @@ fn cloud_slab(
     from: f64,
     to: f64,
 ) -> Result<(PointCloud, usize, Point3<f64>)> {
-    let (mut sum, mut finite) = (Vector3::zeros(), 0usize);
+    let mut centroid = CentroidSum::default();
     let (part, total) = select_points(path, |chunk| {
         chunk
             .positions
             .iter()
-            .map(|p| {
-                let is_finite = is_finite_point(p);
-                if is_finite {
-                    sum += p.coords;
-                    finite += 1;
-                }
-                // Non-finite points are kept: the surface counts them.
-                !is_finite || (from..=to).contains(&p[axis])
-            })
+            // Non-finite points are kept: the surface counts them.
+            .map(|p| !centroid.add(p) || (from..=to).contains(&p[axis]))
             .collect()
     })?;
-    Ok((part, total, Point3::from(sum / finite.max(1) as f64)))
+    Ok((part, total, centroid.centroid()))
 }
 
 /// Support radii between a particle and its start, before any is
@@ -460,10 +455,10 @@ fn halo_needed(
     particles
         .par_iter()
         .filter(|p| is_finite_point(p))
-        .map_init(Vec::new, |buffer, p| {
+        .map_init(Neighbourhood::default, |hood, p| {
             let centre = p - search.origin();
             let h = fixed_radius.unwrap_or_else(|| {
-                search.gather(&centre, config.support, config.nearest_scale, buffer)
+                search.gather(&centre, config.support, config.nearest_scale, hood)
             });
             let start = match (config.start, fixed_radius) {
                 (Start::NearestPoint | Start::Foot, Some(_)) => {

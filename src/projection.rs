@@ -11,7 +11,7 @@ use crate::fit::{
     Frame, HeightField, HeightMoments, Jet, Moments, NormalEquations, SlopeMoments,
     supported_degree,
 };
-use crate::neighbours::{Neighbour, NeighbourSearch};
+use crate::neighbours::{Neighbour, NeighbourSearch, Neighbourhood};
 use crate::status::Status;
 use crate::weight::{Kernel, RefitWeight};
 
@@ -117,7 +117,7 @@ impl Projected {
 /// particle once they have grown to the largest neighbourhood).
 #[derive(Debug, Default)]
 pub struct Scratch {
-    neighbours: Vec<Neighbour>,
+    hood: Neighbourhood,
     /// Weight of each neighbour in the current fit.
     weights: Vec<f64>,
     /// Weight of each neighbour in the current fit's frame.
@@ -322,7 +322,7 @@ impl<'a> Projector<'a> {
             Start::Centroid => {
                 self.weigh_neighbourhood(target, scratch)?;
                 let mut moments = Moments::default();
-                for (neighbour, &w) in scratch.neighbours.iter().zip(&scratch.weights) {
+                for (neighbour, &w) in scratch.hood.neighbours.iter().zip(&scratch.weights) {
                     moments.add(&neighbour.offset, w);
                 }
                 moments.centroid().map(|centroid| target + centroid)
@@ -339,7 +339,7 @@ impl<'a> Projector<'a> {
             centre,
             method.support,
             method.nearest_scale,
-            &mut scratch.neighbours,
+            &mut scratch.hood,
         );
         if support_radius.is_nan() || support_radius <= 0.0 {
             return None;
@@ -347,7 +347,7 @@ impl<'a> Projector<'a> {
         let kernel = Kernel::new(method.weight, support_radius, method.gaussian_width);
         scratch.weights.clear();
         scratch.frame_weights.clear();
-        for neighbour in &scratch.neighbours {
+        for neighbour in &scratch.hood.neighbours {
             scratch.weights.push(kernel.at(neighbour.distance_squared));
             scratch
                 .frame_weights
@@ -366,7 +366,10 @@ impl<'a> Projector<'a> {
     ) -> StepOutcome {
         let method = &self.method;
         let Some(kernel) = self.weigh_neighbourhood(centre, scratch) else {
-            return StepOutcome::Failed(Status::TooFewNeighbours, scratch.neighbours.len() as u32);
+            return StepOutcome::Failed(
+                Status::TooFewNeighbours,
+                scratch.hood.neighbours.len() as u32,
+            );
         };
         let support_radius = kernel.support_radius();
         let count = scratch.weights.iter().filter(|&&w| w > 0.0).count() as u32;
@@ -441,7 +444,7 @@ impl<'a> Projector<'a> {
         // the kernel-weighted plane left 1.41σ RMS against 1.09σ with the
         // flat one; the other truth sets moved by less than 0.005σ.
         let mut moments = Moments::default();
-        for (neighbour, &w) in scratch.neighbours.iter().zip(&scratch.frame_weights) {
+        for (neighbour, &w) in scratch.hood.neighbours.iter().zip(&scratch.frame_weights) {
             if w > 0.0 {
                 moments.add(&neighbour.offset, w);
             }
@@ -463,6 +466,7 @@ impl<'a> Projector<'a> {
         // Two loops rather than a test per neighbour: the heights-only one
         // stays branch-free.
         let weighted = scratch
+            .hood
             .neighbours
             .iter()
             .zip(&scratch.weights)
@@ -564,7 +568,7 @@ impl<'a> Projector<'a> {
         scratch.residuals.clear();
         scratch.normal_cosines.clear();
         let mut agreement = 0.0;
-        for (neighbour, &w) in scratch.neighbours.iter().zip(&scratch.weights) {
+        for (neighbour, &w) in scratch.hood.neighbours.iter().zip(&scratch.weights) {
             let local = frame.local(&(neighbour.offset - frame.centroid));
             scratch
                 .residuals
@@ -599,6 +603,7 @@ impl<'a> Projector<'a> {
             (REFIT_RESIDUAL_SCALE * 1.4826 * *median).max(1e-9 * kernel.support_radius());
         let refit = RefitWeight::new(residual_scale, REFIT_NORMAL_SCALE);
         for (i, ((neighbour, w), frame_w)) in scratch
+            .hood
             .neighbours
             .iter()
             .zip(scratch.weights.iter_mut())
@@ -617,6 +622,7 @@ impl<'a> Projector<'a> {
     fn orient(&self, frame: &mut Frame, centre: &Vector3<f64>, scratch: &Scratch) {
         let agreement = match self.sign {
             NormalSign::CloudNormals(normals) => scratch
+                .hood
                 .neighbours
                 .iter()
                 .zip(&scratch.weights)
@@ -637,7 +643,7 @@ impl<'a> Projector<'a> {
         };
         let mut sum = [0.0f64; 3];
         let mut weight_sum = 0.0;
-        for (n, &w) in scratch.neighbours.iter().zip(&scratch.weights) {
+        for (n, &w) in scratch.hood.neighbours.iter().zip(&scratch.weights) {
             let c = colours[n.index as usize];
             for (s, c) in sum.iter_mut().zip(c) {
                 *s += w * f64::from(c);

@@ -4,7 +4,7 @@
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
-use crate::cloud::PointCloud;
+use crate::cloud::{CentroidSum, PointCloud};
 use crate::config::Orientation;
 use crate::error::Result;
 use crate::neighbours::NeighbourSearch;
@@ -46,10 +46,13 @@ impl MlsSurface {
             .map(|n| pick(n, &finite).into_iter().map(unit_or_zero).collect());
         let colours = cloud.colours.as_deref().map(|c| pick(c, &finite));
         let search = NeighbourSearch::new(&positions)?;
-        let centroid = positions
-            .iter()
-            .fold(Vector3::zeros(), |sum, p| sum + (p - search.origin()))
-            / positions.len() as f64;
+        // Over every finite point, duplicates included, as a tile's pass
+        // over the file sums it.
+        let mut centroid = CentroidSum::default();
+        for p in &cloud.positions {
+            centroid.add(p);
+        }
+        let centroid = centroid.centroid() - search.origin();
         Ok(MlsSurface {
             search,
             normals,

@@ -7,7 +7,7 @@ use nalgebra::Point3;
 
 use crate::cloud::{finite_bounds, is_finite_point};
 use crate::config::Support;
-use crate::neighbours::{Neighbour, NeighbourSearch};
+use crate::neighbours::{NeighbourSearch, Neighbourhood};
 
 /// Points sampled for the statistics (evenly spaced in input order).
 pub const SAMPLE_SIZE: usize = 1000;
@@ -71,13 +71,13 @@ pub fn neighbourhoods(
     support: Support,
     nearest_scale: f64,
 ) -> Option<(Spread<usize>, Spread<f64>)> {
-    let mut buffer: Vec<Neighbour> = Vec::new();
+    let mut hood = Neighbourhood::default();
     let (mut counts, mut radii): (Vec<usize>, Vec<f64>) = sample(particles.len())
         .map(|i| particles[i])
         .filter(is_finite_point)
         .map(|p| {
-            let h = search.gather(&(p - search.origin()), support, nearest_scale, &mut buffer);
-            (buffer.len(), h)
+            let h = search.gather(&(p - search.origin()), support, nearest_scale, &mut hood);
+            (hood.neighbours.len(), h)
         })
         .unzip();
     Some((Spread::of(&mut counts)?, Spread::of(&mut radii)?))
