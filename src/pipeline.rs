@@ -360,57 +360,95 @@ fn select_points(
 ) -> Result<(PointCloud, usize)> {
     let mut reader = PointReader::open(path)?;
     let total = reader.len();
-    let mut kept: Option<PointCloud> = None;
+    let mut kept = Kept::default();
     loop {
         let chunk = reader.read_chunk(CHUNK)?;
-        let part = chunk.filter(&keep(&chunk));
-        match &mut kept {
-            // One file, so one set of properties: append cannot refuse.
-            Some(kept) => {
-                kept.append(&part);
-            }
-            None => kept = Some(part),
-        }
+        kept.add(chunk.filter(&keep(&chunk)));
         if chunk.is_empty() {
             break;
         }
     }
-    Ok((kept.unwrap_or_default(), total))
+    Ok((kept.0.unwrap_or_default(), total))
+}
+
+/// Points kept from the chunks of one file.
+#[derive(Default)]
+struct Kept(Option<PointCloud>);
+
+impl Kept {
+    fn add(&mut self, part: PointCloud) {
+        match &mut self.0 {
+            // One file, so one set of properties: append cannot refuse.
+            Some(kept) => {
+                kept.append(&part);
+            }
+            None => self.0 = Some(part),
+        }
+    }
+}
+
+/// The particles of one tile, picked from the chunks of their file in
+/// order, with their positions in it.
+struct TileParticles<'a> {
+    slabs: &'a Slabs,
+    tile: Tile,
+    /// Position in the file of the next chunk's first point.
+    first: usize,
+    indices: Vec<u32>,
+}
+
+impl<'a> TileParticles<'a> {
+    fn new(slabs: &'a Slabs, tile: Tile) -> Self {
+        TileParticles {
+            slabs,
+            tile,
+            first: 0,
+            indices: Vec::new(),
+        }
+    }
+
+    /// Which points of the next chunk are the tile's particles.
+    fn pick(&mut self, chunk: &PointCloud) -> Vec<bool> {
+        let keep: Vec<bool> = chunk
+            .positions
+            .iter()
+            .map(|p| self.slabs.of(p) == self.tile.index)
+            .collect();
+        self.indices.extend(
+            keep.iter()
+                .enumerate()
+                .filter(|(_, k)| **k)
+                .map(|(i, _)| (self.first + i) as u32),
+        );
+        self.first += chunk.len();
+        keep
+    }
 }
 
 /// The particles of one tile, with their input positions.
 fn tile_particles(path: &Path, slabs: &Slabs, tile: Tile) -> Result<(PointCloud, Vec<u32>)> {
-    let mut indices = Vec::new();
-    let mut first = 0usize;
-    let (particles, _) = select_points(path, |chunk| {
-        let keep: Vec<bool> = chunk
-            .positions
-            .iter()
-            .map(|p| slabs.of(p) == tile.index)
-            .collect();
-        indices.extend(
-            keep.iter()
-                .enumerate()
-                .filter(|(_, k)| **k)
-                .map(|(i, _)| (first + i) as u32),
-        );
-        first += chunk.len();
-        keep
-    })?;
-    Ok((particles, indices))
+    let mut picker = TileParticles::new(slabs, tile);
+    let (particles, _) = select_points(path, |chunk| picker.pick(chunk))?;
+    Ok((particles, picker.indices))
 }
 
-/// The cloud points whose coordinate on `axis` lies in `[from, to]`, read in
-/// chunks, with the count of points in the file and the centroid of all its
-/// finite points.
+/// One pass over the cloud for a tile: the points whose coordinate on
+/// `axis` lies in `[from, to]`, the count of points in the file, the
+/// centroid of all its finite points, and, when `particles` is given (the
+/// cloud's own points are the particles), the tile's particles with their
+/// positions in the file.
 fn cloud_slab(
     path: &Path,
     axis: usize,
-    from: f64,
-    to: f64,
-) -> Result<(PointCloud, usize, Point3<f64>)> {
+    (from, to): (f64, f64),
+    mut particles: Option<TileParticles>,
+) -> Result<CloudSlab> {
     let mut centroid = CentroidSum::default();
+    let mut picked = Kept::default();
     let (part, total) = select_points(path, |chunk| {
+        if let Some(picker) = &mut particles {
+            picked.add(chunk.filter(&picker.pick(chunk)));
+        }
         chunk
             .positions
             .iter()
@@ -418,7 +456,20 @@ fn cloud_slab(
             .map(|p| !centroid.add(p) || (from..=to).contains(&p[axis]))
             .collect()
     })?;
-    Ok((part, total, centroid.centroid()))
+    Ok(CloudSlab {
+        part,
+        total,
+        centroid: centroid.centroid(),
+        particles: particles.map(|picker| (picked.0.unwrap_or_default(), picker.indices)),
+    })
+}
+
+/// What [`cloud_slab`] read.
+struct CloudSlab {
+    part: PointCloud,
+    total: usize,
+    centroid: Point3<f64>,
+    particles: Option<(PointCloud, Vec<u32>)>,
 }
 
 /// Support radii between a particle and its start, before any is
@@ -479,19 +530,29 @@ fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
     let particle_file = particle_path(config);
     let (lo, hi) = timed(&mut timings.load, || streamed_bounds(particle_file))?;
     let slabs = Slabs::new(&lo, &hi, tile.count);
-    let (particles, indices) = timed(&mut timings.load, || {
-        tile_particles(particle_file, &slabs, tile)
-    })?;
+    // Particles from their own file; the cloud's own points are picked in
+    // the first pass over the cloud.
+    let mut particles = match config.particles {
+        Particles::File(_) => Some(timed(&mut timings.load, || {
+            tile_particles(particle_file, &slabs, tile)
+        })?),
+        Particles::Cloud => None,
+    };
     let (from, to) = slabs.bounds(tile.index);
     let axis = slabs.axis();
     let mut halo = config.support.radius().map_or(0.0, |radius| {
         radius * (f64::from(config.iterations) + start_in_radii(config))
     });
     let (surface, cloud_points, cloud_precision) = loop {
-        let (part, total, centroid) = timed(&mut timings.load, || {
-            cloud_slab(&config.cloud, axis, from - halo, to + halo)
+        let picker = particles
+            .is_none()
+            .then(|| TileParticles::new(&slabs, tile));
+        let slab = timed(&mut timings.load, || {
+            cloud_slab(&config.cloud, axis, (from - halo, to + halo), picker)
         })?;
-        refuse_empty(&config.cloud, total)?;
+        refuse_empty(&config.cloud, slab.total)?;
+        let (part, total) = (slab.part, slab.total);
+        let (picked, _) = particles.get_or_insert_with(|| slab.particles.unwrap_or_default());
         let finite = part.positions.iter().filter(|p| is_finite_point(p)).count();
         let whole = part.len() == total;
         if finite == 0 && !whole {
@@ -500,14 +561,15 @@ fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
             halo = f64::INFINITY;
             continue;
         }
-        let surface =
-            timed(&mut timings.tree, || surface_of(&config.cloud, &part))?.with_centroid(centroid);
-        let needed = halo_needed(&surface, &particles.positions, config, axis, from, to);
+        let surface = timed(&mut timings.tree, || surface_of(&config.cloud, &part))?
+            .with_centroid(slab.centroid);
+        let needed = halo_needed(&surface, &picked.positions, config, axis, from, to);
         if needed <= halo || whole {
             break (surface, total, part.precision);
         }
         halo = 1.25 * needed;
     };
+    let (particles, indices) = particles.unwrap_or_default();
     reading.finish_and_clear();
     project_stream(
         config,
