@@ -43,7 +43,9 @@ impl NeighbourSearch {
         };
         let origin = nalgebra::center(&lo, &hi);
         let local: Vec<[f64; 3]> = positions.par_iter().map(|p| (p - origin).into()).collect();
-        let tree = ImmutableKdTree::new_from_slice_parallel(&local)
+        let tree = ImmutableKdTree::builder()
+            .with_parallel_construction_threshold(PARALLEL_BUILD_THRESHOLD)
+            .build_from_slice(&local)
             .map_err(|e| Error::Invalid(format!("k-d tree construction failed: {e:?}")))?;
         Ok(NeighbourSearch {
             tree,
@@ -234,3 +236,7 @@ impl Neighbourhood {
         });
     }
 }
+
+/// Subtrees of at least this many points are built in parallel. Kiddo's
+/// default (2¹⁸) builds a cloud of 200k points on one thread.
+const PARALLEL_BUILD_THRESHOLD: usize = 1 << 15;
