@@ -12,9 +12,12 @@ pub fn is_finite_point(p: &Point3<f64>) -> bool {
 
 /// The centroid of the finite points of a cloud, summed point by point in
 /// file order, so that a cloud read whole and one read in chunks (a tile's
-/// pass over the file) get the same value to the last bit.
+/// pass over the file) get the same value to the last bit. The sum runs
+/// over offsets from the first finite point: a scan at 10⁶ m keeps its
+/// millimetres.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CentroidSum {
+    reference: Option<Point3<f64>>,
     sum: Vector3<f64>,
     count: usize,
 }
@@ -24,7 +27,8 @@ impl CentroidSum {
     pub fn add(&mut self, p: &Point3<f64>) -> bool {
         let finite = is_finite_point(p);
         if finite {
-            self.sum += p.coords;
+            let reference = *self.reference.get_or_insert(*p);
+            self.sum += p - reference;
             self.count += 1;
         }
         finite
@@ -32,7 +36,7 @@ impl CentroidSum {
 
     /// The centroid of the finite points added, the origin when none was.
     pub fn centroid(&self) -> Point3<f64> {
-        Point3::from(self.sum / self.count.max(1) as f64)
+        self.reference.unwrap_or_else(Point3::origin) + self.sum / self.count.max(1) as f64
     }
 }
 
@@ -330,5 +334,12 @@ mod tests {
         assert_eq!(finite, [true, false, true, true, false]);
         assert_eq!(sum.centroid(), Point3::new(2.0, 0.0, 0.0));
         assert_eq!(CentroidSum::default().centroid(), Point3::origin());
+        // Far from the origin, offsets keep what a raw sum rounds away
+        // (4e15 · 3 + 3 is not a double; the offsets 0 + 1 + 2 are exact).
+        let mut far = CentroidSum::default();
+        for x in [4e15, 4e15 + 1.0, 4e15 + 2.0] {
+            far.add(&Point3::new(x, 0.0, 0.0));
+        }
+        assert_eq!(far.centroid().x, 4e15 + 1.0);
     }
 }

@@ -389,8 +389,8 @@ impl Kept {
     }
 }
 
-/// The particles of one tile, picked from the chunks of their file in
-/// order, with their positions in it.
+/// Picks the particles of one tile from the chunks of their file, in
+/// order, recording their positions in it.
 struct TileParticles<'a> {
     slabs: &'a Slabs,
     tile: Tile,
@@ -571,7 +571,7 @@ fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
         }
         halo = 1.25 * needed;
     };
-    let (particles, indices) = particles.unwrap_or_default();
+    let (particles, indices) = particles.expect("picked in the first pass over the cloud");
     reading.finish_and_clear();
     project_stream(
         config,
@@ -968,4 +968,29 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         orientation: surface.orientation_rule(config.orientation),
         normals_in_fit: surface.normals_in_fit(config.normal_weight),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tiles_particles_keep_their_positions_in_the_file_across_chunks() {
+        let slabs = Slabs::new(&Point3::origin(), &Point3::new(4.0, 1.0, 1.0), 4);
+        let tile = Tile { index: 1, count: 4 };
+        let at = |x: f64| Point3::new(x, 0.5, 0.5);
+        let chunks = [
+            vec![at(0.5), at(1.5), at(3.5)],
+            vec![at(1.2), at(f64::NAN), at(2.5), at(1.9)],
+            vec![],
+        ];
+        let mut picker = TileParticles::new(&slabs, tile);
+        let picked: Vec<Vec<bool>> = chunks
+            .into_iter()
+            .map(|chunk| picker.pick(&PointCloud::from_positions(chunk)))
+            .collect();
+        assert_eq!(picked[0], [false, true, false]);
+        assert_eq!(picked[1], [true, false, false, true]);
+        assert_eq!(picker.indices, [1, 3, 6]);
+    }
 }

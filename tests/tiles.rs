@@ -165,3 +165,35 @@ fn merge_refuses_a_missing_tile() {
     );
     assert!(!job.path(OUTPUT).exists());
 }
+
+#[test]
+fn tiles_and_the_whole_job_orient_by_one_centroid_when_the_cloud_has_duplicates() {
+    // A plane with no normals, so normals point away from the cloud's
+    // centroid; far from the particles, ten points above it and one point
+    // below it written a thousand times. The distinct points' centroid
+    // lies above the plane, that of every finite point below it: the
+    // normals point up, in the whole job as in its tiles.
+    // n × n points from (from, from), `step` apart, at height z.
+    let grid = |n: usize, from: f64, step: f64, z: f64| -> Vec<Point3<f64>> {
+        (0..n * n)
+            .map(|i| {
+                Point3::new(
+                    from + (i % n) as f64 * step,
+                    from + (i / n) as f64 * step,
+                    z,
+                )
+            })
+            .collect()
+    };
+    let mut cloud = grid(60, -1.0, 1.0 / 30.0, 0.0);
+    cloud.extend((0..10).map(|i| Point3::new(5.0 + 0.01 * i as f64, 5.0, 1.0)));
+    cloud.extend(std::iter::repeat_n(Point3::new(-5.0, -5.0, -1.0), 1_000));
+    let particles = grid(20, -0.8, 0.08, 0.05);
+    let job = Job::new();
+    job.write_ply("cloud.ply", &xyz_columns(&cloud));
+    job.write_ply("particles.ply", &xyz_columns(&particles));
+    let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Radius(0.15)"#;
+    let (whole, _) = whole_and_tiled(&job, fields, 2);
+    let normals = whole.normals.as_deref().expect("normals written");
+    assert!(normals.iter().all(|n| n.z > 0.99), "normals point up");
+}
