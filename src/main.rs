@@ -28,7 +28,8 @@ enum Command {
         /// The job's RON config; paths inside are relative to its folder.
         config: PathBuf,
         /// Project only tile I of N (0-based): the particles in the I-th of
-        /// N equal slabs along the longest axis of their bounding box, with
+        /// N slabs along the longest axis of their bounding box, cut to hold
+        /// about equal numbers of particles, with
         /// only the part of the cloud they need. Writes OUTPUT with
         /// `.tile-IIII-of-NNNN` before its extension; `mlsproj merge` joins
         /// the tiles. Each tile is an independent job (Slurm array, GNU

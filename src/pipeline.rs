@@ -10,8 +10,7 @@ use rayon::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cloud::{
-    Attribute, CentroidSum, Column, PointCloud, Precision, ScalarKind, finite_bounds,
-    is_finite_point,
+    Attribute, CentroidSum, Column, PointCloud, Precision, ScalarKind, is_finite_point,
 };
 use crate::config::{Config, Particles, Start};
 use crate::error::{Error, Location, Result};
@@ -21,7 +20,7 @@ use crate::order::morton_order;
 use crate::projection::{Method, Projected, Projector, Scratch};
 use crate::status::Status;
 use crate::surface::MlsSurface;
-use crate::tiles::{Slabs, Tile};
+use crate::tiles::{SlabSample, Slabs, Tile};
 
 /// Wall-clock time of each stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -334,23 +333,19 @@ fn schema(columns: &[Attribute]) -> Vec<(String, ScalarKind)> {
         .collect()
 }
 
-/// Bounding box of the finite positions in a point file, read in chunks.
-fn streamed_bounds(path: &Path) -> Result<(Point3<f64>, Point3<f64>)> {
+/// The slabs of a job split into `count` tiles, from one pass over its
+/// particle file in chunks.
+fn particle_slabs(path: &Path, count: usize) -> Result<Slabs> {
     let mut reader = PointReader::open(path)?;
-    let mut bounds: Option<(Point3<f64>, Point3<f64>)> = None;
+    let mut sample = SlabSample::new(reader.len());
     loop {
         let chunk = reader.read_chunk(CHUNK)?;
         if chunk.is_empty() {
             break;
         }
-        if let Some((lo, hi)) = finite_bounds(&chunk.positions) {
-            bounds = Some(match bounds {
-                Some((l, h)) => (l.inf(&lo), h.sup(&hi)),
-                None => (lo, hi),
-            });
-        }
+        sample.add(&chunk.positions);
     }
-    Ok(bounds.unwrap_or((Point3::origin(), Point3::origin())))
+    Ok(sample.slabs(count))
 }
 
 /// Reads a point file in chunks, keeping the points `keep` picks (one flag
@@ -530,8 +525,9 @@ fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
     let mut timings = Timings::default();
     let reading = progress_bar(progress, "reading tile", None);
     let particle_file = particle_path(config);
-    let (lo, hi) = timed(&mut timings.load, || streamed_bounds(particle_file))?;
-    let slabs = Slabs::new(&lo, &hi, tile.count);
+    let slabs = timed(&mut timings.load, || {
+        particle_slabs(particle_file, tile.count)
+    })?;
     // Particles from their own file; the cloud's own points are picked in
     // the first pass over the cloud.
     let mut particles = match config.particles {
@@ -976,7 +972,9 @@ mod tests {
 
     #[test]
     fn a_tiles_particles_keep_their_positions_in_the_file_across_chunks() {
-        let slabs = Slabs::new(&Point3::origin(), &Point3::new(4.0, 1.0, 1.0), 4);
+        let mut sample = SlabSample::new(4);
+        sample.add(&[0.0, 1.0, 2.0, 3.0].map(|x| Point3::new(x, 0.5, 0.5)));
+        let slabs = sample.slabs(4);
         let tile = Tile { index: 1, count: 4 };
         let at = |x: f64| Point3::new(x, 0.5, 0.5);
         let chunks = [

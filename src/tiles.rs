@@ -2,14 +2,20 @@
 //! batch engine (Slurm array jobs, GNU parallel, Kubernetes Jobs) runs
 //! anywhere, then `merge` joins their outputs in input order.
 //!
-//! Tile `I` of `N` holds the particles in the `I`-th of `N` equal slabs of
-//! the particles' bounding box along its longest axis. Every tile job reads
-//! the same particle file, so every job draws the same slabs.
+//! Tile `I` of `N` holds the particles in the `I`-th of `N` slabs of the
+//! particles' bounding box along its longest axis, cut so that each holds
+//! about as many particles: a tile's time follows its particle count, and
+//! scans are rarely uniform along an axis. The cuts are quantiles of a
+//! sample drawn by a hash of each particle's position in the file, in the
+//! pass that finds the bounding box; every tile job reads the same file,
+//! so every job draws the same sample and the same slabs.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use nalgebra::Point3;
+
+use crate::cloud::{finite_bounds, is_finite_point};
 
 /// One tile of a job split into `count` tiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,39 +71,105 @@ impl Tile {
     }
 }
 
-/// `count` equal slabs of a bounding box along its longest axis.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Slabs {
-    axis: usize,
-    low: f64,
-    width: f64,
-    count: usize,
+/// Particles drawn for the sample the slabs are cut from: about this many
+/// (the quantiles of 65,536 draws are within 0.5% of a tile's share).
+const SAMPLE_SIZE: u64 = 1 << 16;
+
+/// The bounding box of a particle file and the sample its slabs are cut
+/// from, gathered chunk by chunk in file order.
+#[derive(Debug, Clone)]
+pub struct SlabSample {
+    /// A particle is drawn when the hash of its position in the file is
+    /// below this.
+    draw_below: u64,
+    /// Position in the file of the next chunk's first particle.
+    next: u64,
+    bounds: Option<(Point3<f64>, Point3<f64>)>,
+    drawn: Vec<Point3<f64>>,
 }
 
-impl Slabs {
-    /// Slabs over the box `(low, high)`.
-    pub fn new(low: &Point3<f64>, high: &Point3<f64>, count: usize) -> Self {
-        let extent = high - low;
-        let axis = extent.imax();
-        Slabs {
-            axis,
-            low: low[axis],
-            width: extent[axis] / count as f64,
-            count,
+impl SlabSample {
+    /// An empty sample of a file of `total` particles.
+    pub fn new(total: usize) -> Self {
+        let share = SAMPLE_SIZE as f64 / total.max(1) as f64;
+        SlabSample {
+            draw_below: if share >= 1.0 {
+                u64::MAX
+            } else {
+                (share * u64::MAX as f64) as u64
+            },
+            next: 0,
+            bounds: None,
+            drawn: Vec::new(),
         }
     }
 
+    /// Adds the next chunk of the file (non-finite particles are neither
+    /// drawn nor bounded).
+    pub fn add(&mut self, chunk: &[Point3<f64>]) {
+        if let Some((lo, hi)) = finite_bounds(chunk) {
+            self.bounds = Some(match self.bounds {
+                Some((l, h)) => (l.inf(&lo), h.sup(&hi)),
+                None => (lo, hi),
+            });
+        }
+        for (i, p) in chunk.iter().enumerate() {
+            if is_finite_point(p) && mix(self.next + i as u64) <= self.draw_below {
+                self.drawn.push(*p);
+            }
+        }
+        self.next += chunk.len() as u64;
+    }
+
+    /// `count` slabs along the longest axis of the bounding box, cut at
+    /// the sample's quantiles.
+    pub fn slabs(self, count: usize) -> Slabs {
+        let (lo, hi) = self.bounds.unwrap_or((Point3::origin(), Point3::origin()));
+        let axis = (hi - lo).imax();
+        let mut values: Vec<f64> = self.drawn.iter().map(|p| p[axis]).collect();
+        values.sort_unstable_by(f64::total_cmp);
+        let cuts = (1..count)
+            .map(|j| {
+                values
+                    .get(j * values.len() / count)
+                    .copied()
+                    .unwrap_or(lo[axis])
+            })
+            .collect();
+        Slabs { axis, cuts }
+    }
+}
+
+/// SplitMix64's finaliser: a particle's position in the file to a
+/// well-spread 64-bit number, so that the draw follows no pattern of the
+/// file's order (scan lines, grids).
+fn mix(index: u64) -> u64 {
+    let mut z = index.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Slabs along one axis, between ascending cuts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slabs {
+    axis: usize,
+    /// `count − 1` ascending cuts: slab `i` holds the coordinates in
+    /// `[cuts[i − 1], cuts[i])`, the end slabs reaching to infinity.
+    cuts: Vec<f64>,
+}
+
+impl Slabs {
     /// The coordinate the slabs cut.
     pub fn axis(&self) -> usize {
         self.axis
     }
 
-    /// The slab holding `p` (points outside the box go to the nearest end
-    /// slab; non-finite points to slab 0).
+    /// The slab holding `p` (non-finite points go to slab 0).
     pub fn of(&self, p: &Point3<f64>) -> usize {
-        let t = (p[self.axis] - self.low) / self.width;
-        if t.is_finite() {
-            (t.max(0.0) as usize).min(self.count - 1)
+        let t = p[self.axis];
+        if is_finite_point(p) {
+            self.cuts.partition_point(|&cut| cut <= t)
         } else {
             0
         }
@@ -106,16 +178,10 @@ impl Slabs {
     /// The range `[from, to]` of the axis coordinate that slab `index`
     /// covers (the end slabs reach to infinity).
     pub fn bounds(&self, index: usize) -> (f64, f64) {
-        let from = if index == 0 {
-            f64::NEG_INFINITY
-        } else {
-            self.low + index as f64 * self.width
-        };
-        let to = if index + 1 == self.count {
-            f64::INFINITY
-        } else {
-            self.low + (index + 1) as f64 * self.width
-        };
+        let from = index
+            .checked_sub(1)
+            .map_or(f64::NEG_INFINITY, |i| self.cuts[i]);
+        let to = self.cuts.get(index).copied().unwrap_or(f64::INFINITY);
         (from, to)
     }
 }
@@ -143,14 +209,51 @@ mod tests {
         );
     }
 
+    /// A sample of the particles `points`, read in chunks of 1,000.
+    fn sampled(points: &[Point3<f64>]) -> SlabSample {
+        let mut sample = SlabSample::new(points.len());
+        for chunk in points.chunks(1_000) {
+            sample.add(chunk);
+        }
+        sample
+    }
+
     #[test]
-    fn slabs_cover_the_longest_axis() {
-        let slabs = Slabs::new(&Point3::new(0.0, 0.0, 0.0), &Point3::new(1.0, 4.0, 2.0), 4);
+    fn slabs_hold_about_equal_counts_along_the_longest_axis() {
+        // 200k particles along y in [0, 4], nine in ten of them below 0.4:
+        // equal widths would give the first of four slabs 90% of them.
+        let points: Vec<Point3<f64>> = (0..200_000)
+            .map(|i| {
+                let t = (i % 1_000) as f64 / 1_000.0;
+                let y = if i % 10 == 0 { 0.4 + 3.6 * t } else { 0.4 * t };
+                Point3::new(0.5 * t, y, 0.0)
+            })
+            .collect();
+        let slabs = sampled(&points).slabs(4);
         assert_eq!(slabs.axis(), 1);
-        assert_eq!(slabs.of(&Point3::new(0.5, 0.5, 0.5)), 0);
-        assert_eq!(slabs.of(&Point3::new(0.5, 3.99, 0.5)), 3);
-        assert_eq!(slabs.of(&Point3::new(0.5, 9.0, 0.5)), 3);
-        assert_eq!(slabs.bounds(1), (1.0, 2.0));
+        let mut counts = [0usize; 4];
+        for p in &points {
+            let slab = slabs.of(p);
+            let (from, to) = slabs.bounds(slab);
+            assert!(from <= p.y && p.y <= to, "{p} in slab {slab}: {from}..{to}");
+            counts[slab] += 1;
+        }
+        for count in counts {
+            assert!(count.abs_diff(50_000) < 1_000, "{counts:?}");
+        }
+        assert_eq!(slabs.of(&Point3::new(f64::NAN, 0.0, 0.0)), 0);
+        assert_eq!(slabs.of(&Point3::new(0.0, 9.0, 0.0)), 3);
+        assert_eq!(slabs.bounds(0).0, f64::NEG_INFINITY);
         assert_eq!(slabs.bounds(3).1, f64::INFINITY);
+    }
+
+    #[test]
+    fn a_file_drawn_twice_gives_the_same_slabs_whatever_its_chunks() {
+        let points: Vec<Point3<f64>> = (0..300_000)
+            .map(|i| Point3::new(((i * 7_919) % 300_000) as f64, 0.0, 0.0))
+            .collect();
+        let mut whole = SlabSample::new(points.len());
+        whole.add(&points);
+        assert_eq!(whole.slabs(16), sampled(&points).slabs(16));
     }
 }
