@@ -940,16 +940,32 @@ pub fn check(config: &Config) -> Result<CheckReport> {
     let cloud = read_cloud(config)?;
     let surface = surface_of(&config.cloud, &cloud)?;
     let cloud_points = cloud.len();
+    // The particles in chunks, keeping only the sample the neighbourhoods
+    // are measured on: memory holds one chunk, as in `run`.
     let mut reader = open_particles(config, cloud)?;
-    let particles = reader.read_chunk(reader.len())?;
-    let invalid_particles = particles
-        .positions
-        .iter()
-        .filter(|p| !is_finite_point(p))
-        .count();
+    let particles = reader.len();
+    let (mut sampled, mut invalid_particles, mut first) = (Vec::new(), 0, 0);
+    loop {
+        let chunk = reader.read_chunk(CHUNK)?;
+        if chunk.is_empty() {
+            break;
+        }
+        invalid_particles += chunk
+            .positions
+            .iter()
+            .filter(|p| !is_finite_point(p))
+            .count();
+        sampled.extend(
+            (first..)
+                .zip(&chunk.positions)
+                .filter(|(i, _)| crate::survey::in_sample(*i, particles))
+                .map(|(_, p)| *p),
+        );
+        first += chunk.len();
+    }
     let spreads = crate::survey::neighbourhoods(
         surface.search(),
-        &particles.positions,
+        &sampled,
         config.support,
         config.nearest_scale,
     );
@@ -957,7 +973,7 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         cloud_points,
         skipped_cloud_points: surface.skipped(),
         duplicate_cloud_points: surface.duplicates(),
-        particles: particles.len(),
+        particles,
         invalid_particles,
         neighbour_counts: spreads.map(|s| s.0),
         support_radii: spreads.map(|s| s.1),

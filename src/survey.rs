@@ -34,8 +34,18 @@ impl<T: Copy + PartialOrd> Spread<T> {
 
 /// Indices of at most [`SAMPLE_SIZE`] points spread over `len`.
 fn sample(len: usize) -> impl Iterator<Item = usize> {
-    let step = len.div_ceil(SAMPLE_SIZE).max(1);
-    (0..len).step_by(step)
+    (0..len).step_by(sample_step(len))
+}
+
+/// True when point `index` of `len` is in the sample that
+/// [`neighbourhoods`] and the spacing estimates draw: a caller streaming a
+/// file in chunks can keep just those.
+pub fn in_sample(index: usize, len: usize) -> bool {
+    index.is_multiple_of(sample_step(len))
+}
+
+fn sample_step(len: usize) -> usize {
+    len.div_ceil(SAMPLE_SIZE).max(1)
 }
 
 /// Mean distance from a point to its nearest other point, on a sample.
