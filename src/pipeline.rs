@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cloud::{
     Attribute, CentroidSum, Column, PointCloud, Precision, ScalarKind, is_finite_point,
 };
-use crate::config::{Config, Particles, Start};
+use crate::config::{Config, Particles, Start, Support};
 use crate::error::{Error, Location, Result};
 use crate::io::{self, PlyVertexWriter, PointReader};
 use crate::neighbours::Neighbourhood;
@@ -337,7 +337,7 @@ fn schema(columns: &[Attribute]) -> Vec<(String, ScalarKind)> {
 /// particle file in chunks.
 fn particle_slabs(path: &Path, count: usize) -> Result<Slabs> {
     let mut reader = PointReader::open(path)?;
-    let mut sample = SlabSample::new(reader.len());
+    let mut sample = SlabSample::new(reader.len(), count);
     loop {
         let chunk = reader.read_chunk(CHUNK)?;
         if chunk.is_empty() {
@@ -430,10 +430,11 @@ fn tile_particles(path: &Path, slabs: &Slabs, tile: Tile) -> Result<(PointCloud,
 }
 
 /// One pass over the cloud for a tile: the points whose coordinate on
-/// `axis` lies in `[from, to]`, the count of points in the file, the
-/// centroid of all its finite points, and, when `particles` is given (the
-/// cloud's own points are the particles), the tile's particles with their
-/// positions in the file.
+/// `axis` lies in `[from, to]` (and the file's first finite point, so that
+/// a tile far from the cloud, or with no particle, still has a surface),
+/// the count of points in the file, the centroid of all its finite points,
+/// and, when `particles` is given (the cloud's own points are the
+/// particles), the tile's particles with their positions in the file.
 fn cloud_slab(
     path: &Path,
     axis: usize,
@@ -442,6 +443,7 @@ fn cloud_slab(
 ) -> Result<CloudSlab> {
     let mut centroid = CentroidSum::default();
     let mut picked = Kept::default();
+    let mut seen_finite = false;
     let (part, total) = select_points(path, |chunk| {
         if let Some(picker) = &mut particles {
             picked.add(chunk.filter(&picker.pick(chunk)));
@@ -449,8 +451,13 @@ fn cloud_slab(
         chunk
             .positions
             .iter()
-            // Non-finite points are kept: the surface counts them.
-            .map(|p| !centroid.add(p) || (from..=to).contains(&p[axis]))
+            .map(|p| {
+                let finite = centroid.add(p);
+                let first_finite = finite && !seen_finite;
+                seen_finite |= finite;
+                // Non-finite points are kept: the surface counts them.
+                !finite || first_finite || (from..=to).contains(&p[axis])
+            })
             .collect()
     })?;
     Ok(CloudSlab {
@@ -553,9 +560,15 @@ fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
         let (picked, _) = particles.get_or_insert_with(|| slab.particles.unwrap_or_default());
         let finite = part.positions.iter().filter(|p| is_finite_point(p)).count();
         let whole = part.len() == total;
-        if finite == 0 && !whole {
-            // Nothing near this slab: the whole cloud it is (the surface
-            // then refuses a cloud without a finite point).
+        // Too few cloud points near the slab to measure the halo from (a
+        // `Nearest(k)` gather among fewer than k finds too near a k-th):
+        // the whole cloud it is. A tile without a finite particle needs
+        // no halo.
+        let least = match config.support {
+            Support::Nearest(k) => k,
+            Support::Radius(_) | Support::RadiusNearest { .. } => 1,
+        };
+        if finite < least && !whole && picked.positions.iter().any(is_finite_point) {
             halo = f64::INFINITY;
             continue;
         }
@@ -941,7 +954,7 @@ pub fn check(config: &Config) -> Result<CheckReport> {
     let surface = surface_of(&config.cloud, &cloud)?;
     let cloud_points = cloud.len();
     // The particles in chunks, keeping only the sample the neighbourhoods
-    // are measured on: memory holds one chunk, as in `run`.
+    // are measured on: memory holds one chunk of a PLY file, as in `run`.
     let mut reader = open_particles(config, cloud)?;
     let particles = reader.len();
     let (mut sampled, mut invalid_particles, mut first) = (Vec::new(), 0, 0);
@@ -988,7 +1001,7 @@ mod tests {
 
     #[test]
     fn a_tiles_particles_keep_their_positions_in_the_file_across_chunks() {
-        let mut sample = SlabSample::new(4);
+        let mut sample = SlabSample::new(4, 4);
         sample.add(&[0.0, 1.0, 2.0, 3.0].map(|x| Point3::new(x, 0.5, 0.5)));
         let slabs = sample.slabs(4);
         let tile = Tile { index: 1, count: 4 };

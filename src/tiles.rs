@@ -71,16 +71,19 @@ impl Tile {
     }
 }
 
-/// Particles drawn for the sample the slabs are cut from: about this many
-/// (the quantiles of 65,536 draws are within 0.5% of a tile's share).
-const SAMPLE_SIZE: u64 = 1 << 16;
+/// Particles drawn per tile for the sample the slabs are cut from: a
+/// tile's count is then within about 1/√4096 ≈ 1.6% of its share.
+const SAMPLE_PER_TILE: u64 = 1 << 12;
+/// Bounds on the sample's size: at least 65,536 particles, at most 4M
+/// (100 MB of positions, a thousand tiles).
+const SAMPLE_SIZE: std::ops::RangeInclusive<u64> = (1 << 16)..=(1 << 22);
 
 /// The bounding box of a particle file and the sample its slabs are cut
 /// from, gathered chunk by chunk in file order.
 #[derive(Debug, Clone)]
 pub struct SlabSample {
     /// A particle is drawn when the hash of its position in the file is
-    /// below this.
+    /// at or below this.
     draw_below: u64,
     /// Position in the file of the next chunk's first particle.
     next: u64,
@@ -89,9 +92,11 @@ pub struct SlabSample {
 }
 
 impl SlabSample {
-    /// An empty sample of a file of `total` particles.
-    pub fn new(total: usize) -> Self {
-        let share = SAMPLE_SIZE as f64 / total.max(1) as f64;
+    /// An empty sample of a file of `total` particles, to be cut into
+    /// `tiles` slabs.
+    pub fn new(total: usize, tiles: usize) -> Self {
+        let size = (SAMPLE_PER_TILE * tiles as u64).clamp(*SAMPLE_SIZE.start(), *SAMPLE_SIZE.end());
+        let share = size as f64 / total.max(1) as f64;
         SlabSample {
             draw_below: if share >= 1.0 {
                 u64::MAX
@@ -175,8 +180,8 @@ impl Slabs {
         }
     }
 
-    /// The range `[from, to]` of the axis coordinate that slab `index`
-    /// covers (the end slabs reach to infinity).
+    /// The range `[from, to]` of the axis coordinate that the finite
+    /// points of slab `index` lie in (the end slabs reach to infinity).
     pub fn bounds(&self, index: usize) -> (f64, f64) {
         let from = index
             .checked_sub(1)
@@ -211,7 +216,7 @@ mod tests {
 
     /// A sample of the particles `points`, read in chunks of 1,000.
     fn sampled(points: &[Point3<f64>]) -> SlabSample {
-        let mut sample = SlabSample::new(points.len());
+        let mut sample = SlabSample::new(points.len(), 16);
         for chunk in points.chunks(1_000) {
             sample.add(chunk);
         }
@@ -252,7 +257,7 @@ mod tests {
         let points: Vec<Point3<f64>> = (0..300_000)
             .map(|i| Point3::new(((i * 7_919) % 300_000) as f64, 0.0, 0.0))
             .collect();
-        let mut whole = SlabSample::new(points.len());
+        let mut whole = SlabSample::new(points.len(), 16);
         whole.add(&points);
         assert_eq!(whole.slabs(16), sampled(&points).slabs(16));
     }

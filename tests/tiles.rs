@@ -173,18 +173,6 @@ fn tiles_and_the_whole_job_orient_by_one_centroid_when_the_cloud_has_duplicates(
     // below it written a thousand times. The distinct points' centroid
     // lies above the plane, that of every finite point below it: the
     // normals point up, in the whole job as in its tiles.
-    // n × n points from (from, from), `step` apart, at height z.
-    let grid = |n: usize, from: f64, step: f64, z: f64| -> Vec<Point3<f64>> {
-        (0..n * n)
-            .map(|i| {
-                Point3::new(
-                    from + (i % n) as f64 * step,
-                    from + (i / n) as f64 * step,
-                    z,
-                )
-            })
-            .collect()
-    };
     let mut cloud = grid(60, -1.0, 1.0 / 30.0, 0.0);
     cloud.extend((0..10).map(|i| Point3::new(5.0 + 0.01 * i as f64, 5.0, 1.0)));
     cloud.extend(std::iter::repeat_n(Point3::new(-5.0, -5.0, -1.0), 1_000));
@@ -196,4 +184,52 @@ fn tiles_and_the_whole_job_orient_by_one_centroid_when_the_cloud_has_duplicates(
     let (whole, _) = whole_and_tiled(&job, fields, 2);
     let normals = whole.normals.as_deref().expect("normals written");
     assert!(normals.iter().all(|n| n.z > 0.99), "normals point up");
+}
+
+#[test]
+fn tiles_with_repeated_coordinates_and_empty_tiles_equal_the_whole_job() {
+    // 300 particles on three short lines x = −0.5, 0, 0.5 over a plane,
+    // cut into eight tiles along x (the longest side of their box): the
+    // cuts repeat, five tiles hold no particle, and with `Nearest(k)` their
+    // halo starts at 0.
+    let cloud = grid(60, -1.0, 1.0 / 30.0, 0.0);
+    let particles: Vec<Point3<f64>> = (0..300)
+        .map(|i| {
+            Point3::new(
+                0.5 * ((i % 3) as f64 - 1.0),
+                -0.3 + (i / 3) as f64 * 0.006,
+                0.05,
+            )
+        })
+        .collect();
+    let job = Job::new();
+    job.write_ply("cloud.ply", &xyz_columns(&cloud));
+    job.write_ply("particles.ply", &xyz_columns(&particles));
+    let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Nearest(20)"#;
+    let (whole, _) = whole_and_tiled(&job, fields, 8);
+    let ok = statuses(&whole)
+        .iter()
+        .filter(|&&s| s == Status::Ok.code())
+        .count();
+    assert_eq!(ok, 300, "every particle projected");
+    let sizes: Vec<usize> = (0..8)
+        .map(|i| {
+            let tile = job.path(&format!("out.tile-{i:04}-of-0008.ply"));
+            mlsproj::io::read_points(&tile).unwrap().len()
+        })
+        .collect();
+    assert_eq!(sizes.iter().filter(|&&n| n == 0).count(), 5, "{sizes:?}");
+}
+
+/// n × n points from (from, from), `step` apart, at height z.
+fn grid(n: usize, from: f64, step: f64, z: f64) -> Vec<Point3<f64>> {
+    (0..n * n)
+        .map(|i| {
+            Point3::new(
+                from + (i % n) as f64 * step,
+                from + (i / n) as f64 * step,
+                z,
+            )
+        })
+        .collect()
 }
