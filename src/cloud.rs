@@ -155,17 +155,16 @@ impl Column {
         map_column!(self, values => pick_where(values, keep))
     }
 
-    /// Appends `other[range]`; false (and nothing appended) when the types
-    /// differ.
-    pub fn extend_from(&mut self, other: &Column, range: std::ops::Range<usize>) -> bool {
+    /// Appends `other[range]`, a column of the same type (callers append
+    /// chunks of one file, or files whose schemas they compared).
+    pub fn extend_from(&mut self, other: &Column, range: std::ops::Range<usize>) {
         macro_rules! same {
             ($($variant:ident),*) => {
                 match (self, other) {
                     $((Column::$variant(to), Column::$variant(from)) => {
                         to.extend_from_slice(&from[range]);
-                        true
                     })*
-                    _ => false,
+                    (to, from) => debug_assert!(false, "{:?} extended by {:?}", to.kind(), from.kind()),
                 }
             };
         }
@@ -261,19 +260,19 @@ impl PointCloud {
     }
 
     /// Appends the points of `other`, which must come from the same file
-    /// (the same properties); false, and nothing appended, otherwise.
-    pub fn append(&mut self, other: &PointCloud) -> bool {
-        let same_properties = self.normals.is_some() == other.normals.is_some()
-            && self.colours.is_some() == other.colours.is_some()
-            && self.attributes.len() == other.attributes.len()
-            && self
-                .attributes
-                .iter()
-                .zip(&other.attributes)
-                .all(|(a, b)| a.name == b.name && a.values.kind() == b.values.kind());
-        if !same_properties {
-            return false;
-        }
+    /// (the same properties).
+    pub fn append(&mut self, other: &PointCloud) {
+        debug_assert!(
+            self.normals.is_some() == other.normals.is_some()
+                && self.colours.is_some() == other.colours.is_some()
+                && self.attributes.len() == other.attributes.len()
+                && self
+                    .attributes
+                    .iter()
+                    .zip(&other.attributes)
+                    .all(|(a, b)| a.name == b.name && a.values.kind() == b.values.kind()),
+            "points of another file appended"
+        );
         self.positions.extend_from_slice(&other.positions);
         if let (Some(to), Some(from)) = (&mut self.normals, &other.normals) {
             to.extend_from_slice(from);
@@ -284,7 +283,6 @@ impl PointCloud {
         for (to, from) in self.attributes.iter_mut().zip(&other.attributes) {
             to.values.extend_from(&from.values, 0..from.values.len());
         }
-        true
     }
 
     /// The points for which `keep` holds, with every property.

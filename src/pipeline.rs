@@ -1,6 +1,8 @@
 //! The whole job: read → build the search → project every particle in
 //! parallel → write. The one place that strings the stages together.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -9,9 +11,7 @@ use rayon::prelude::*;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cloud::{
-    Attribute, CentroidSum, Column, PointCloud, Precision, ScalarKind, is_finite_point,
-};
+use crate::cloud::{Attribute, CentroidSum, Column, PointCloud, Precision, is_finite_point};
 use crate::config::{Config, Particles, Start, Support};
 use crate::error::{Error, Location, Result};
 use crate::io::{self, PlyVertexWriter, PointReader};
@@ -241,7 +241,8 @@ struct CloudRead {
 }
 
 /// Projects `particles` chunk by chunk onto `surface` and writes them to
-/// `output` as they come: read, project, write, so memory holds one chunk.
+/// `output` as they come: read, project, write, so memory holds one chunk
+/// of a PLY particle file (a text file, or a tile's particles, are whole).
 /// `indices` gives the particles' input positions (`None`: 0, 1, 2, …).
 #[allow(clippy::too_many_arguments)]
 fn project_stream(
@@ -296,7 +297,7 @@ fn project_stream(
                 Some(writer) => writer,
                 None => writer.insert(PlyVertexWriter::create(
                     &output,
-                    &schema(&columns),
+                    &io::schema_of(&columns),
                     total,
                     config.encoding.into(),
                     &comments,
@@ -325,46 +326,46 @@ fn project_stream(
     })
 }
 
-/// Names and types of `columns`, for a writer's header.
-fn schema(columns: &[Attribute]) -> Vec<(String, ScalarKind)> {
-    columns
-        .iter()
-        .map(|c| (c.name.clone(), c.values.kind()))
-        .collect()
-}
-
 /// The slabs of a job split into `count` tiles, from one pass over its
 /// particle file in chunks.
 fn particle_slabs(path: &Path, count: usize) -> Result<Slabs> {
-    let mut reader = PointReader::open(path)?;
+    let reader = PointReader::open(path)?;
     let mut sample = SlabSample::new(reader.len(), count);
+    for_each_chunk(reader, |_, chunk| sample.add(&chunk.positions))?;
+    Ok(sample.slabs())
+}
+
+/// Hands each chunk of `reader` to `each`, in order, with the position in
+/// the file of its first point, ending with an empty chunk (its properties
+/// still named); returns the file's point count. Memory holds one chunk
+/// of a PLY file (a text file is parsed whole).
+fn for_each_chunk(
+    mut reader: PointReader,
+    mut each: impl FnMut(usize, &PointCloud),
+) -> Result<usize> {
+    let total = reader.len();
+    let mut first = 0;
     loop {
         let chunk = reader.read_chunk(CHUNK)?;
+        each(first, &chunk);
         if chunk.is_empty() {
-            break;
+            return Ok(total);
         }
-        sample.add(&chunk.positions);
+        first += chunk.len();
     }
-    Ok(sample.slabs(count))
 }
 
 /// Reads a point file in chunks, keeping the points `keep` picks (one flag
-/// per point of each chunk it is shown); returns them and the file's point
-/// count. Memory holds one chunk plus what is kept.
+/// per point of each chunk it is shown, with the position in the file of
+/// the chunk's first point); returns them and the file's point count.
 fn select_points(
-    path: &Path,
-    mut keep: impl FnMut(&PointCloud) -> Vec<bool>,
+    reader: PointReader,
+    mut keep: impl FnMut(usize, &PointCloud) -> Vec<bool>,
 ) -> Result<(PointCloud, usize)> {
-    let mut reader = PointReader::open(path)?;
-    let total = reader.len();
     let mut kept = Kept::default();
-    loop {
-        let chunk = reader.read_chunk(CHUNK)?;
-        kept.add(chunk.filter(&keep(&chunk)));
-        if chunk.is_empty() {
-            break;
-        }
-    }
+    let total = for_each_chunk(reader, |first, chunk| {
+        kept.add(chunk.filter(&keep(first, chunk)))
+    })?;
     Ok((kept.0.unwrap_or_default(), total))
 }
 
@@ -375,10 +376,8 @@ struct Kept(Option<PointCloud>);
 impl Kept {
     fn add(&mut self, part: PointCloud) {
         match &mut self.0 {
-            // One file, so one set of properties: append cannot refuse.
-            Some(kept) => {
-                kept.append(&part);
-            }
+            // One file, so one set of properties.
+            Some(kept) => kept.append(&part),
             None => self.0 = Some(part),
         }
     }
@@ -389,8 +388,6 @@ impl Kept {
 struct TileParticles<'a> {
     slabs: &'a Slabs,
     tile: Tile,
-    /// Position in the file of the next chunk's first point.
-    first: usize,
     indices: Vec<u32>,
 }
 
@@ -399,13 +396,13 @@ impl<'a> TileParticles<'a> {
         TileParticles {
             slabs,
             tile,
-            first: 0,
             indices: Vec::new(),
         }
     }
 
-    /// Which points of the next chunk are the tile's particles.
-    fn pick(&mut self, chunk: &PointCloud) -> Vec<bool> {
+    /// Which points of a chunk, whose first point is at `first` in the
+    /// file, are the tile's particles.
+    fn pick(&mut self, first: usize, chunk: &PointCloud) -> Vec<bool> {
         let keep: Vec<bool> = chunk
             .positions
             .iter()
@@ -415,9 +412,8 @@ impl<'a> TileParticles<'a> {
             keep.iter()
                 .enumerate()
                 .filter(|(_, k)| **k)
-                .map(|(i, _)| (self.first + i) as u32),
+                .map(|(i, _)| (first + i) as u32),
         );
-        self.first += chunk.len();
         keep
     }
 }
@@ -425,13 +421,16 @@ impl<'a> TileParticles<'a> {
 /// The particles of one tile, with their input positions.
 fn tile_particles(path: &Path, slabs: &Slabs, tile: Tile) -> Result<(PointCloud, Vec<u32>)> {
     let mut picker = TileParticles::new(slabs, tile);
-    let (particles, _) = select_points(path, |chunk| picker.pick(chunk))?;
+    let (particles, _) = select_points(PointReader::open(path)?, |first, chunk| {
+        picker.pick(first, chunk)
+    })?;
     Ok((particles, picker.indices))
 }
 
 /// One pass over the cloud for a tile: the points whose coordinate on
-/// `axis` lies in `[from, to]` (and the file's first finite point, so that
-/// a tile far from the cloud, or with no particle, still has a surface),
+/// `axis` lies in `[from, to]` (and every non-finite point, which the
+/// surface counts, and the file's first finite point, so that a tile far
+/// from the cloud, or with no particle, still has a surface),
 /// the count of points in the file, the centroid of all its finite points,
 /// and, when `particles` is given (the cloud's own points are the
 /// particles), the tile's particles with their positions in the file.
@@ -444,9 +443,9 @@ fn cloud_slab(
     let mut centroid = CentroidSum::default();
     let mut picked = Kept::default();
     let mut seen_finite = false;
-    let (part, total) = select_points(path, |chunk| {
+    let (part, total) = select_points(PointReader::open(path)?, |first, chunk| {
         if let Some(picker) = &mut particles {
-            picked.add(chunk.filter(&picker.pick(chunk)));
+            picked.add(chunk.filter(&picker.pick(first, chunk)));
         }
         chunk
             .positions
@@ -690,7 +689,8 @@ struct TileCursor {
     path: PathBuf,
     reader: PointReader,
     columns: Vec<Attribute>,
-    index: Vec<u32>,
+    /// Which of `columns` is the input position `index`.
+    index_column: usize,
     next: usize,
 }
 
@@ -701,7 +701,7 @@ impl TileCursor {
             path,
             reader,
             columns: Vec::new(),
-            index: Vec::new(),
+            index_column: 0,
             next: 0,
         };
         cursor.refill()?;
@@ -710,33 +710,37 @@ impl TileCursor {
 
     /// Reads the next chunk when the current one is used up.
     fn refill(&mut self) -> Result<()> {
-        if self.next < self.index.len() {
+        if self.next < self.index().len() {
             return Ok(());
         }
         let chunk = self.reader.read_chunk(CHUNK)?;
         self.columns = file_columns(&chunk);
-        self.index = match chunk
-            .attributes
+        self.index_column = self
+            .columns
             .iter()
-            .find(|a| a.name == "index")
-            .map(|a| &a.values)
-        {
-            Some(Column::U32(index)) => index.clone(),
-            _ => {
-                return Err(Error::format(
+            .position(|c| c.name == "index" && matches!(c.values, Column::U32(_)))
+            .ok_or_else(|| {
+                Error::format(
                     &self.path,
                     Location::File,
                     "no uint 'index' property: not an mlsproj tile output",
-                ));
-            }
-        };
+                )
+            })?;
         self.next = 0;
         Ok(())
     }
 
+    /// The input positions of the current chunk's particles.
+    fn index(&self) -> &[u32] {
+        match self.columns.get(self.index_column).map(|c| &c.values) {
+            Some(Column::U32(index)) => index,
+            _ => &[],
+        }
+    }
+
     /// The input position of the next particle, if any.
     fn head(&self) -> Option<u32> {
-        self.index.get(self.next).copied()
+        self.index().get(self.next).copied()
     }
 }
 
@@ -758,8 +762,8 @@ pub fn merge(config: &Config, tiles: usize, progress: bool) -> Result<MergeSumma
         })
         .collect::<Result<Vec<_>>>()?;
     let total: usize = cursors.iter().map(|c| c.reader.len()).sum();
-    let schema = schema(&cursors[0].columns);
-    if let Some(odd) = cursors.iter().find(|c| self::schema(&c.columns) != schema) {
+    let schema = io::schema_of(&cursors[0].columns);
+    if let Some(odd) = cursors.iter().find(|c| io::schema_of(&c.columns) != schema) {
         return Err(Error::format(
             &odd.path,
             Location::File,
@@ -790,16 +794,24 @@ pub fn merge(config: &Config, tiles: usize, progress: bool) -> Result<MergeSumma
     let mut pending = empty(&cursors[0].columns);
     let mut pending_rows = 0;
     let mut next_index = 0u32;
+    // The tiles by the input position of their next particle: particles in
+    // no spatial order alternate between tiles at every one.
+    let mut heads: BinaryHeap<Reverse<(u32, usize)>> = cursors
+        .iter()
+        .enumerate()
+        .filter_map(|(tile, cursor)| cursor.head().map(|head| Reverse((head, tile))))
+        .collect();
     while (next_index as usize) < total {
-        let Some(cursor) = cursors.iter_mut().find(|c| c.head() == Some(next_index)) else {
+        let Some(Reverse((head, tile))) = heads.pop().filter(|top| top.0.0 == next_index) else {
             return Err(Error::Invalid(format!(
                 "merge: particle {next_index} is in no tile output (were all {tiles} tiles run on the same particles?)"
             )));
         };
+        let cursor = &mut cursors[tile];
         // The run of consecutive input positions this tile holds here.
         let start = cursor.next;
         let mut end = start + 1;
-        while cursor.index.get(end) == Some(&(next_index + (end - start) as u32)) {
+        while cursor.index().get(end) == Some(&(head + (end - start) as u32)) {
             end += 1;
         }
         for (to, from) in pending.iter_mut().zip(&cursor.columns) {
@@ -809,6 +821,9 @@ pub fn merge(config: &Config, tiles: usize, progress: bool) -> Result<MergeSumma
         next_index += (end - start) as u32;
         cursor.next = end;
         cursor.refill()?;
+        if let Some(head) = cursor.head() {
+            heads.push(Reverse((head, tile)));
+        }
         if pending_rows >= CHUNK {
             writer.write_chunk(&pending)?;
             bar.inc(pending_rows as u64);
@@ -866,31 +881,30 @@ pub fn output_columns(
     attributes: bool,
     index: Vec<u32>,
 ) -> Vec<Attribute> {
-    let column = named;
     let float = |f: &dyn Fn(&Projected) -> f64| {
         Column::F32(projected.iter().map(|p| f(p) as f32).collect())
     };
     let mut columns = position_columns(projected.iter().map(|p| p.position), precision);
     columns.extend(normal_columns(projected.iter().map(|p| p.normal)));
-    columns.push(column("mean_curvature", float(&|p| p.mean_curvature)));
-    columns.push(column(
+    columns.push(named("mean_curvature", float(&|p| p.mean_curvature)));
+    columns.push(named(
         "gaussian_curvature",
         float(&|p| p.gaussian_curvature),
     ));
-    columns.push(column("residual", float(&|p| p.residual)));
-    columns.push(column(
+    columns.push(named("residual", float(&|p| p.residual)));
+    columns.push(named(
         "neighbours",
         Column::U32(projected.iter().map(|p| p.neighbour_count).collect()),
     ));
-    columns.push(column(
+    columns.push(named(
         "steps",
         Column::U8(projected.iter().map(|p| p.steps).collect()),
     ));
-    columns.push(column(
+    columns.push(named(
         "status",
         Column::U8(projected.iter().map(|p| p.status.code()).collect()),
     ));
-    columns.push(column("index", Column::U32(index)));
+    columns.push(named("index", Column::U32(index)));
     let colours: Option<Vec<[u8; 3]>> = match (&particles.colours, average_colours) {
         (Some(own), _) => Some(own.clone()),
         (None, true) => Some(projected.iter().map(|p| p.colour).collect()),
@@ -954,31 +968,23 @@ pub fn check(config: &Config) -> Result<CheckReport> {
     let surface = surface_of(&config.cloud, &cloud)?;
     let cloud_points = cloud.len();
     // The particles in chunks, keeping only the sample the neighbourhoods
-    // are measured on: memory holds one chunk of a PLY file, as in `run`.
-    let mut reader = open_particles(config, cloud)?;
+    // are measured on, as `run` streams them.
+    let reader = open_particles(config, cloud)?;
     let particles = reader.len();
-    let (mut sampled, mut invalid_particles, mut first) = (Vec::new(), 0, 0);
-    loop {
-        let chunk = reader.read_chunk(CHUNK)?;
-        if chunk.is_empty() {
-            break;
-        }
+    let mut invalid_particles = 0;
+    let (sample, _) = select_points(reader, |first, chunk| {
         invalid_particles += chunk
             .positions
             .iter()
             .filter(|p| !is_finite_point(p))
             .count();
-        sampled.extend(
-            (first..)
-                .zip(&chunk.positions)
-                .filter(|(i, _)| crate::survey::in_sample(*i, particles))
-                .map(|(_, p)| *p),
-        );
-        first += chunk.len();
-    }
+        (first..first + chunk.len())
+            .map(|i| crate::survey::in_sample(i, particles))
+            .collect()
+    })?;
     let spreads = crate::survey::neighbourhoods(
         surface.search(),
-        &sampled,
+        &sample.positions,
         config.support,
         config.nearest_scale,
     );
@@ -1003,7 +1009,7 @@ mod tests {
     fn a_tiles_particles_keep_their_positions_in_the_file_across_chunks() {
         let mut sample = SlabSample::new(4, 4);
         sample.add(&[0.0, 1.0, 2.0, 3.0].map(|x| Point3::new(x, 0.5, 0.5)));
-        let slabs = sample.slabs(4);
+        let slabs = sample.slabs();
         let tile = Tile { index: 1, count: 4 };
         let at = |x: f64| Point3::new(x, 0.5, 0.5);
         let chunks = [
@@ -1012,9 +1018,14 @@ mod tests {
             vec![],
         ];
         let mut picker = TileParticles::new(&slabs, tile);
+        let mut first = 0;
         let picked: Vec<Vec<bool>> = chunks
             .into_iter()
-            .map(|chunk| picker.pick(&PointCloud::from_positions(chunk)))
+            .map(|chunk| {
+                let flags = picker.pick(first, &PointCloud::from_positions(chunk));
+                first += flags.len();
+                flags
+            })
             .collect();
         assert_eq!(picked[0], [false, true, false]);
         assert_eq!(picked[1], [true, false, false, true]);

@@ -37,9 +37,9 @@ fn sample(len: usize) -> impl Iterator<Item = usize> {
     (0..len).step_by(sample_step(len))
 }
 
-/// True when point `index` of `len` is in the sample that
-/// [`neighbourhoods`] and the spacing estimates draw: a caller streaming a
-/// file in chunks can keep just those.
+/// True when point `index` of `len` is in the sample of at most
+/// [`SAMPLE_SIZE`] spread over them, the one the spacing estimates use: a
+/// caller streaming a file in chunks keeps just those.
 pub fn in_sample(index: usize, len: usize) -> bool {
     index.is_multiple_of(sample_step(len))
 }
@@ -73,18 +73,18 @@ pub fn radius_for(search: &NeighbourSearch, k: usize) -> Option<f64> {
     Spread::of(&mut distances).map(|s| s.median)
 }
 
-/// Neighbour counts and support radii that `support` gives around a sample
-/// of `particles` (non-finite ones skipped).
+/// Neighbour counts and support radii that `support` gives around a
+/// `sample` of particles (drawn with [`in_sample`]; non-finite ones skipped).
 pub fn neighbourhoods(
     search: &NeighbourSearch,
-    particles: &[Point3<f64>],
+    sample: &[Point3<f64>],
     support: Support,
     nearest_scale: f64,
 ) -> Option<(Spread<usize>, Spread<f64>)> {
     let mut hood = Neighbourhood::default();
-    let (mut counts, mut radii): (Vec<usize>, Vec<f64>) = sample(particles.len())
-        .map(|i| particles[i])
-        .filter(is_finite_point)
+    let (mut counts, mut radii): (Vec<usize>, Vec<f64>) = sample
+        .iter()
+        .filter(|p| is_finite_point(p))
         .map(|p| {
             let h = search.gather(&(p - search.origin()), support, nearest_scale, &mut hood);
             (hood.neighbours.len(), h)

@@ -89,6 +89,7 @@ pub struct SlabSample {
     next: u64,
     bounds: Option<(Point3<f64>, Point3<f64>)>,
     drawn: Vec<Point3<f64>>,
+    tiles: usize,
 }
 
 impl SlabSample {
@@ -106,6 +107,7 @@ impl SlabSample {
             next: 0,
             bounds: None,
             drawn: Vec::new(),
+            tiles,
         }
     }
 
@@ -126,9 +128,10 @@ impl SlabSample {
         self.next += chunk.len() as u64;
     }
 
-    /// `count` slabs along the longest axis of the bounding box, cut at
-    /// the sample's quantiles.
-    pub fn slabs(self, count: usize) -> Slabs {
+    /// The slabs along the longest axis of the bounding box, cut at the
+    /// sample's quantiles.
+    pub fn slabs(self) -> Slabs {
+        let count = self.tiles;
         let (lo, hi) = self.bounds.unwrap_or((Point3::origin(), Point3::origin()));
         let axis = (hi - lo).imax();
         let mut values: Vec<f64> = self.drawn.iter().map(|p| p[axis]).collect();
@@ -214,9 +217,10 @@ mod tests {
         );
     }
 
-    /// A sample of the particles `points`, read in chunks of 1,000.
-    fn sampled(points: &[Point3<f64>]) -> SlabSample {
-        let mut sample = SlabSample::new(points.len(), 16);
+    /// A sample of the particles `points` for `tiles` tiles, read in
+    /// chunks of 1,000.
+    fn sampled(points: &[Point3<f64>], tiles: usize) -> SlabSample {
+        let mut sample = SlabSample::new(points.len(), tiles);
         for chunk in points.chunks(1_000) {
             sample.add(chunk);
         }
@@ -234,7 +238,7 @@ mod tests {
                 Point3::new(0.5 * t, y, 0.0)
             })
             .collect();
-        let slabs = sampled(&points).slabs(4);
+        let slabs = sampled(&points, 4).slabs();
         assert_eq!(slabs.axis(), 1);
         let mut counts = [0usize; 4];
         for p in &points {
@@ -259,6 +263,6 @@ mod tests {
             .collect();
         let mut whole = SlabSample::new(points.len(), 16);
         whole.add(&points);
-        assert_eq!(whole.slabs(16), sampled(&points).slabs(16));
+        assert_eq!(whole.slabs(), sampled(&points, 16).slabs());
     }
 }

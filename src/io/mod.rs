@@ -13,7 +13,7 @@ mod scalar;
 mod xyz;
 
 pub use ply_read::PlyVertexReader;
-pub use ply_write::{PlyVertexWriter, write_ply};
+pub use ply_write::{PlyVertexWriter, schema_of, write_ply};
 
 use crate::cloud::PointCloud;
 use crate::error::{Error, Location, Result};
@@ -83,8 +83,12 @@ pub enum PointReader {
     /// A PLY file, streamed.
     Ply(Box<PlyVertexReader>),
     /// A cloud in memory (a parsed text file, or points already read);
-    /// `next` is the first point not yet handed out.
-    Memory { cloud: PointCloud, next: usize },
+    /// `next` is the first point not yet handed out, `total` the count.
+    Memory {
+        cloud: PointCloud,
+        next: usize,
+        total: usize,
+    },
 }
 
 impl PointReader {
@@ -99,14 +103,19 @@ impl PointReader {
 
     /// Hands out the points of a cloud already in memory.
     pub fn from_cloud(cloud: PointCloud) -> Self {
-        PointReader::Memory { cloud, next: 0 }
+        let total = cloud.len();
+        PointReader::Memory {
+            cloud,
+            next: 0,
+            total,
+        }
     }
 
     /// Number of points in the file.
     pub fn len(&self) -> usize {
         match self {
             PointReader::Ply(reader) => reader.len(),
-            PointReader::Memory { cloud, .. } => cloud.len(),
+            PointReader::Memory { total, .. } => *total,
         }
     }
 
@@ -128,9 +137,16 @@ impl PointReader {
     pub fn read_chunk(&mut self, max: usize) -> Result<PointCloud> {
         match self {
             PointReader::Ply(reader) => reader.read_chunk(max),
-            PointReader::Memory { cloud, next } => {
+            PointReader::Memory { cloud, next, .. } => {
+                if *next == 0 && max >= cloud.len() {
+                    // All of it at once: hand the cloud over rather than
+                    // copy it, leaving its properties, empty, for the end.
+                    *next = cloud.len();
+                    let rest = cloud.slice(0..0);
+                    return Ok(std::mem::replace(cloud, rest));
+                }
                 let end = cloud.len().min(*next + max);
-                let chunk = cloud.slice(*next..end);
+                let chunk = cloud.slice((*next).min(end)..end);
                 *next = end;
                 Ok(chunk)
             }

@@ -230,6 +230,14 @@ impl PlyVertexWriter {
     }
 }
 
+/// The PLY properties (name and type) that write `columns`, in order.
+pub fn schema_of(columns: &[Attribute]) -> Vec<(String, ScalarKind)> {
+    columns
+        .iter()
+        .map(|column| (column.name.clone(), column.values.kind()))
+        .collect()
+}
+
 /// Writes `columns` as the properties (in order, names as given, types from
 /// the column variants) of a single `vertex` element to `path`, atomically:
 /// on any error, e.g. columns of different lengths, no file is left behind.
@@ -239,10 +247,7 @@ pub fn write_ply(
     encoding: PlyEncoding,
     comments: &[String],
 ) -> Result<()> {
-    let schema: Vec<_> = columns
-        .iter()
-        .map(|column| (column.name.clone(), column.values.kind()))
-        .collect();
+    let schema = schema_of(columns);
     let count = columns.first().map_or(0, |column| column.values.len());
     let mut writer = PlyVertexWriter::create(path, &schema, count, encoding, comments)?;
     writer.write_chunk(columns)?;
