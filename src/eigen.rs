@@ -5,7 +5,7 @@
 //! as much as the whole fit of a 30-point neighbourhood; this is a few dozen
 //! flops.
 
-use nalgebra::{Matrix2, Matrix3, Vector3};
+use nalgebra::{Matrix3, Vector3};
 
 /// Eigenvalues in ascending order with unit eigenvectors: `normal` for the
 /// smallest, `major` for the largest (orthogonal to `normal`).
@@ -91,13 +91,10 @@ fn in_plane_major(a: &Matrix3<f64>, normal: &Vector3<f64>) -> Vector3<f64> {
     };
     let t1 = normal.cross(&helper).normalize();
     let t2 = normal.cross(&t1);
-    let restricted = Matrix2::new(
-        t1.dot(&(a * t1)),
-        t1.dot(&(a * t2)),
-        t2.dot(&(a * t1)),
-        t2.dot(&(a * t2)),
-    );
-    let angle = 0.5 * (2.0 * restricted[(0, 1)]).atan2(restricted[(0, 0)] - restricted[(1, 1)]);
+    // `a` restricted to the plane (t1, t2): only its three distinct entries.
+    let (a_t1, a_t2) = (a * t1, a * t2);
+    let (a11, a12, a22) = (t1.dot(&a_t1), t1.dot(&a_t2), t2.dot(&a_t2));
+    let angle = 0.5 * (2.0 * a12).atan2(a11 - a22);
     angle.cos() * t1 + angle.sin() * t2
 }
 

@@ -147,9 +147,16 @@ pub struct NormalEquations {
     height_squares: f64,
     /// The part of `matrix` and `rhs` from slope equations
     /// ([`Self::add_slopes`]), kept to report the residual of the heights
-    /// alone.
-    slope_matrix: [f64; PACKED],
-    slope_rhs: [f64; MONOMIALS],
+    /// alone; `None` without them, which [`Self::solve`] then skips.
+    slopes: Option<SlopeShare>,
+}
+
+/// The slope equations' share of a [`NormalEquations`]: `M_s` (packed) and
+/// `r_s`.
+#[derive(Debug, Clone, Copy, Default)]
+struct SlopeShare {
+    matrix: [f64; PACKED],
+    rhs: [f64; MONOMIALS],
 }
 
 /// Index of `(row, col)`, `row ≤ col`, in the packed upper triangle.
@@ -350,6 +357,7 @@ impl NormalEquations {
     /// relative to a height equation of the same kernel weight, for a fit
     /// with support radius `support_radius` (the scale of `u` and `v`).
     pub fn add_slopes(&mut self, slopes: &SlopeMoments, weight: f64, support_radius: f64) {
+        let share = self.slopes.get_or_insert_default();
         let s = slopes.square.map(|m| weight * m);
         // φ_u = n_n (0, 1, 0, 2u, v, 0), φ_v = n_n (0, 0, 1, 0, u, 2v).
         let entries = [
@@ -366,7 +374,7 @@ impl NormalEquations {
             ((5, 5), 4.0 * s[5]),
         ];
         for ((row, col), value) in entries {
-            self.slope_matrix[packed(row, col)] += value;
+            share.matrix[packed(row, col)] += value;
             self.matrix[packed(row, col)] += value;
         }
         // Targets −h n_u / n_n and −h n_v / n_n, times n_n.
@@ -383,7 +391,7 @@ impl NormalEquations {
             (5, 2.0 * v[2]),
         ];
         for (row, value) in entries {
-            self.slope_rhs[row] += value;
+            share.rhs[row] += value;
             self.rhs[row] += value;
         }
     }
@@ -447,13 +455,16 @@ impl NormalEquations {
         // (M_h + M_s) a = r: Σw(g − f)² = Σwf² − aᵀr_h + aᵀr_s − aᵀM_s a.
         let dot =
             |x: &[f64; MONOMIALS], y: &[f64; MONOMIALS]| (0..n).map(|i| x[i] * y[i]).sum::<f64>();
-        let slope_product: [f64; MONOMIALS] = std::array::from_fn(|i| {
-            (0..n)
-                .map(|j| self.slope_matrix[packed(i.min(j), i.max(j))] * coefficients[j])
-                .sum()
-        });
-        let explained = dot(&coefficients, &self.rhs) - 2.0 * dot(&coefficients, &self.slope_rhs)
-            + dot(&coefficients, &slope_product);
+        let mut explained = dot(&coefficients, &self.rhs);
+        if let Some(share) = &self.slopes {
+            let slope_product: [f64; MONOMIALS] = std::array::from_fn(|i| {
+                (0..n)
+                    .map(|j| share.matrix[packed(i.min(j), i.max(j))] * coefficients[j])
+                    .sum()
+            });
+            explained = explained - 2.0 * dot(&coefficients, &share.rhs)
+                + dot(&coefficients, &slope_product);
+        }
         let residual = ((self.height_squares - explained).max(0.0) / self.weight_sum).sqrt();
         Some((coefficients, residual))
     }

@@ -111,9 +111,9 @@ impl NeighbourSearch {
     /// weight it with. `nearest_scale` widens `h` for `Support::Nearest`.
     ///
     /// For `Nearest(k)` the k nearest are found by radius queries, starting
-    /// from the radius of the neighbourhood `hood` held before the call (the
-    /// last one gathered with it, usually a particle close by when
-    /// particles come in Morton order) and growing until k are inside,
+    /// from the radius of the last `Nearest` neighbourhood gathered with
+    /// `hood` (usually a particle close by when particles come in Morton
+    /// order) and growing until k are inside,
     /// then keeping the k closest: much cheaper than a sorted k-nearest
     /// query, with the same result.
     pub fn gather(
@@ -130,7 +130,7 @@ impl NeighbourSearch {
             }
             Support::Nearest(k) => {
                 let k = k.min(self.len());
-                let previous = hood.farthest_squared();
+                let previous = hood.nearest_radius_squared;
                 // A quarter more area than the last neighbourhood, and twice
                 // the area on a miss: measured on sphere_large (k = 30), 7%
                 // faster than half more and four times.
@@ -153,7 +153,12 @@ impl NeighbourSearch {
                     radius_squared *= 2.0;
                 }
                 hood.keep_nearest(k);
-                hood.farthest_squared().sqrt() * nearest_scale
+                hood.nearest_radius_squared = hood
+                    .neighbours
+                    .iter()
+                    .map(|n| n.distance_squared)
+                    .fold(0.0, f64::max);
+                hood.nearest_radius_squared.sqrt() * nearest_scale
             }
             Support::RadiusNearest { radius, k } => {
                 self.within(centre, radius * radius, &mut hood.neighbours);
@@ -189,17 +194,12 @@ pub struct Neighbourhood {
     pub neighbours: Vec<Neighbour>,
     /// Room to select the k-th distance in.
     distances: Vec<f64>,
+    /// Squared radius of the last `Nearest(k)` neighbourhood (0 before
+    /// one): where the next search starts.
+    nearest_radius_squared: f64,
 }
 
 impl Neighbourhood {
-    /// The largest squared distance of a neighbour, 0 without one.
-    fn farthest_squared(&self) -> f64 {
-        self.neighbours
-            .iter()
-            .map(|n| n.distance_squared)
-            .fold(0.0, f64::max)
-    }
-
     /// Keeps the `k` nearest neighbours, in the order they came.
     ///
     /// The order matters: the fit sums over the neighbours in this order,

@@ -60,7 +60,8 @@ pub struct Summary {
 
 /// Projects every particle, in parallel, and returns the results in input
 /// order. Particles are visited in Morton order for cache locality; each
-/// worker thread owns one [`Scratch`].
+/// piece of work rayon splits off (at least [`PROGRESS_STEP`] particles)
+/// makes one [`Scratch`], reused for all its particles.
 pub fn project_all(projector: &Projector, particles: &[Point3<f64>]) -> Vec<Projected> {
     project_all_reporting(projector, particles, &|_| {})
 }

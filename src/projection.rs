@@ -178,33 +178,40 @@ pub struct Projector<'a> {
     sign: NormalSign<'a>,
     colours: Option<&'a [[u8; 3]]>,
     normals: Option<&'a [Vector3<f32>]>,
+    /// `normals` when they enter the fit ([`slope_normals`]).
+    slope_normals: Option<&'a [Vector3<f32>]>,
+}
+
+/// The cloud's normals as the fit's slope equations use them: when it has
+/// some and `normal_weight` is positive.
+pub fn slope_normals(
+    normals: Option<&[Vector3<f32>]>,
+    normal_weight: f64,
+) -> Option<&[Vector3<f32>]> {
+    normals.filter(|_| normal_weight > 0.0)
 }
 
 impl<'a> Projector<'a> {
     /// A projector over `search` (built from the cloud's finite points; the
-    /// normals and colours slices are indexed like those points).
+    /// normals and colours slices are indexed like those points). The
+    /// cloud's unit normals serve the start at a foot, the fit's slope
+    /// equations (`normal_weight`) and the normal term of robust refits;
+    /// without them all three use positions alone.
     pub fn new(
         search: &'a NeighbourSearch,
         method: Method,
         sign: NormalSign<'a>,
         colours: Option<&'a [[u8; 3]]>,
+        normals: Option<&'a [Vector3<f32>]>,
     ) -> Self {
         Projector {
             search,
             method,
             sign,
             colours,
-            normals: None,
+            normals,
+            slope_normals: slope_normals(normals, method.normal_weight),
         }
-    }
-
-    /// The cloud's unit normals (indexed like the search's points), for the
-    /// fit's slope equations (`normal_weight`) and the normal term of
-    /// robust refits; without them the fit and the refits use positions
-    /// alone.
-    pub fn with_normals(mut self, normals: Option<&'a [Vector3<f32>]>) -> Self {
-        self.normals = normals;
-        self
     }
 
     /// Projects one particle.
@@ -295,7 +302,7 @@ impl<'a> Projector<'a> {
             Start::Particle => Some(*target),
             Start::NearestPoint | Start::Foot => {
                 let (index, distance_squared) = self.search.nearest(target);
-                // The k nearest always exist.
+                // Under `Nearest(k)` the k nearest always exist: no reach.
                 let reach = method
                     .support
                     .radius()
@@ -332,9 +339,14 @@ impl<'a> Projector<'a> {
     }
 
     /// Gathers the neighbourhood of `centre` into `scratch` with its
-    /// weights, and returns the kernel (bound to the support radius), or
-    /// `None` when the support is empty.
-    fn weigh_neighbourhood(&self, centre: &Vector3<f64>, scratch: &mut Scratch) -> Option<Kernel> {
+    /// weights, and returns the kernel (bound to the support radius) and
+    /// the number of neighbours of positive weight, or `None` when the
+    /// support is empty.
+    fn weigh_neighbourhood(
+        &self,
+        centre: &Vector3<f64>,
+        scratch: &mut Scratch,
+    ) -> Option<(Kernel, u32)> {
         let method = &self.method;
         let support_radius = self.search.gather(
             centre,
@@ -346,17 +358,14 @@ impl<'a> Projector<'a> {
             return None;
         }
         let kernel = Kernel::new(method.weight, support_radius, method.gaussian_width);
-        scratch.weights.clear();
-        let mut frame_moments = Moments::default();
-        for neighbour in &scratch.hood.neighbours {
-            scratch.weights.push(kernel.at(neighbour.distance_squared));
-            let frame_weight = kernel.frame_at(neighbour.distance_squared);
-            if frame_weight > 0.0 {
-                frame_moments.add(&neighbour.offset, frame_weight);
-            }
-        }
+        let (frame_moments, count) = set_weights(
+            &scratch.hood.neighbours,
+            &kernel,
+            std::iter::repeat(1.0),
+            &mut scratch.weights,
+        );
         scratch.frame_moments = frame_moments;
-        Some(kernel)
+        Some((kernel, count))
     }
 
     /// One MLS step: the fit around `centre`, onto which `target` is
@@ -368,14 +377,13 @@ impl<'a> Projector<'a> {
         scratch: &mut Scratch,
     ) -> StepOutcome {
         let method = &self.method;
-        let Some(kernel) = self.weigh_neighbourhood(centre, scratch) else {
+        let Some((kernel, count)) = self.weigh_neighbourhood(centre, scratch) else {
             return StepOutcome::Failed(
                 Status::TooFewNeighbours,
                 scratch.hood.neighbours.len() as u32,
             );
         };
         let support_radius = kernel.support_radius();
-        let count = scratch.weights.iter().filter(|&&w| w > 0.0).count() as u32;
         if count < 3 {
             return StepOutcome::Failed(Status::TooFewNeighbours, count);
         }
@@ -462,7 +470,7 @@ impl<'a> Projector<'a> {
             (local.x * inverse_h, local.y * inverse_h, local.z)
         };
         let mut slopes = SlopeMoments::default();
-        let normals = self.normals.filter(|_| self.method.normal_weight > 0.0);
+        let normals = self.slope_normals;
         // Two loops rather than a test per neighbour: the heights-only one
         // stays branch-free.
         let weighted = scratch
@@ -603,23 +611,16 @@ impl<'a> Projector<'a> {
         let residual_scale =
             (REFIT_RESIDUAL_SCALE * 1.4826 * *median).max(1e-9 * kernel.support_radius());
         let refit = RefitWeight::new(residual_scale, REFIT_NORMAL_SCALE);
-        let mut frame_moments = Moments::default();
-        for (i, (neighbour, w)) in scratch
-            .hood
-            .neighbours
-            .iter()
-            .zip(scratch.weights.iter_mut())
-            .enumerate()
-        {
+        let factors = scratch.residuals.iter().enumerate().map(|(i, &residual)| {
             let cosine = scratch.normal_cosines.get(i).map(|c| sign * c);
-            let factor = refit.at(scratch.residuals[i], cosine);
-            *w = kernel.at(neighbour.distance_squared) * factor;
-            let frame_weight = kernel.frame_at(neighbour.distance_squared) * factor;
-            if frame_weight > 0.0 {
-                frame_moments.add(&neighbour.offset, frame_weight);
-            }
-        }
-        scratch.frame_moments = frame_moments;
+            refit.at(residual, cosine)
+        });
+        (scratch.frame_moments, _) = set_weights(
+            &scratch.hood.neighbours,
+            kernel,
+            factors,
+            &mut scratch.weights,
+        );
         true
     }
 
@@ -660,6 +661,30 @@ impl<'a> Projector<'a> {
         }
         sum.map(|s| (s / weight_sum).round().clamp(0.0, 255.0) as u8)
     }
+}
+
+/// Sets `weights` to each neighbour's kernel weight times its factor, and
+/// returns the moments under the frame's weights (the kernel's frame weight
+/// times the same factor) and the number of neighbours of positive weight:
+/// summed as the weights are set, in one pass.
+fn set_weights(
+    neighbours: &[Neighbour],
+    kernel: &Kernel,
+    factors: impl Iterator<Item = f64>,
+    weights: &mut Vec<f64>,
+) -> (Moments, u32) {
+    weights.clear();
+    let (mut frame_moments, mut count) = (Moments::default(), 0);
+    for (neighbour, factor) in neighbours.iter().zip(factors) {
+        let weight = kernel.at(neighbour.distance_squared) * factor;
+        weights.push(weight);
+        count += u32::from(weight > 0.0);
+        let frame_weight = kernel.frame_at(neighbour.distance_squared) * factor;
+        if frame_weight > 0.0 {
+            frame_moments.add(&neighbour.offset, frame_weight);
+        }
+    }
+    (frame_moments, count)
 }
 
 /// Frame coordinates `(U, V, W)` to a world offset.

@@ -9,7 +9,7 @@ use crate::config::Orientation;
 use crate::error::Result;
 use crate::neighbours::NeighbourSearch;
 use crate::order::{NON_FINITE_KEY, morton_keys};
-use crate::projection::{Method, NormalSign, Projector};
+use crate::projection::{Method, NormalSign, Projector, slope_normals};
 
 /// The MLS surface of a cloud, ready to project particles onto.
 pub struct MlsSurface {
@@ -83,7 +83,7 @@ impl MlsSurface {
     /// True when the cloud's normals enter the fits under `normal_weight`
     /// (it has normals, and the weight is not 0).
     pub fn normals_in_fit(&self, normal_weight: f64) -> bool {
-        self.normals.is_some() && normal_weight > 0.0
+        slope_normals(self.normals.as_deref(), normal_weight).is_some()
     }
 
     /// True when colours can be averaged onto particles.
@@ -130,8 +130,8 @@ impl MlsSurface {
             method,
             self.sign(orientation),
             self.colours.as_deref().filter(|_| colours),
+            self.normals.as_deref(),
         )
-        .with_normals(self.normals.as_deref())
     }
 }
 
@@ -182,6 +182,6 @@ fn unit_or_zero(normal: Vector3<f32>) -> Vector3<f32> {
 
 /// The values at `indices`.
 fn pick<T: Copy + Send + Sync>(values: &[T], indices: &[u32]) -> Vec<T> {
-    // A gather in Morton order: random reads, so worth both cores.
+    // A gather in Morton order: random reads, so worth every thread.
     indices.par_iter().map(|&i| values[i as usize]).collect()
 }
