@@ -15,7 +15,7 @@ mod common;
 
 use common::{
     ALLOWANCE, KAPPA_HEIGHT, KAPPA_MEAN, Rng, SPHERE_NOISE, Sphere, Truth, all_finite,
-    median_neighbours, noisy_cloud, project, rms, sphere_scan,
+    median_neighbours, noisy_cloud, plane_grid, project, rms, rms_distance, sphere_scan,
 };
 use mlsproj::{PointCloud, Projected, Status};
 use nalgebra::{Point3, Vector3};
@@ -27,10 +27,6 @@ const STARTS: [&str; 4] = ["Particle", "NearestPoint", "Centroid", "Foot"];
 /// `neighbours` points with noise `sigma`.
 fn noise_limit(sigma: f64, neighbours: f64, kappa: f64) -> f64 {
     ALLOWANCE * sigma * (kappa / neighbours).sqrt()
-}
-
-fn rms_distance(truth: &dyn Truth, projected: &[Projected]) -> f64 {
-    rms(projected.iter().map(|p| truth.distance(&p.position)))
 }
 
 /// The RMS distance of `projected` (default fits on [`sphere_scan`], whose
@@ -369,13 +365,7 @@ fn a_particle_off_the_rim_of_a_part_is_rejected_not_flung() {
     // A square patch of the plane z = 0 and a particle beyond its edge,
     // several radii out: its nearest point's fit would have to extrapolate
     // to reach its foot, and its own support is empty.
-    let mut cloud = PointCloud::default();
-    for i in 0..=50 {
-        for j in 0..=50 {
-            let (x, y) = (f64::from(i) * 0.02, f64::from(j) * 0.02);
-            cloud.positions.push(Point3::new(x, y, 0.0));
-        }
-    }
+    let cloud = PointCloud::from_positions(plane_grid(0..=50, 0.02));
     let particle = Point3::new(1.3, 0.5, 0.05);
     let projected = project(&cloud, &[particle], "support: Radius(0.1)");
     assert_eq!(projected[0].status, Status::Rejected);
@@ -391,9 +381,8 @@ fn a_particle_whose_nearest_point_misleads_starts_again_from_itself() {
     // the particle itself, whose 30 nearest span the gap: it lands on the
     // plane instead of staying where it was (`rejected`).
     let cloud = PointCloud::from_positions(
-        (-50..=50)
-            .flat_map(|i| (-50..=50).map(move |j| (i, j)))
-            .map(|(i, j)| Point3::new(f64::from(i) * 0.02, f64::from(j) * 0.02, 0.0))
+        plane_grid(-50..=50, 0.02)
+            .into_iter()
             .filter(|p| p.x.abs() >= 0.2)
             .collect(),
     );
@@ -424,12 +413,7 @@ fn iteration_stops_when_a_step_barely_moves_the_centre() {
     // the point, the first step is of length 0, and no second step is
     // taken. From a particle 0.4·h off, the first step moves the centre by
     // 0.4·h > tolerance·h: a second step follows.
-    let cloud = PointCloud::from_positions(
-        (-20..=20)
-            .flat_map(|i| (-20..=20).map(move |j| (i, j)))
-            .map(|(i, j)| Point3::new(f64::from(i) * 0.05, f64::from(j) * 0.05, 0.0))
-            .collect(),
-    );
+    let cloud = PointCloud::from_positions(plane_grid(-20..=20, 0.05));
     let on_plane: Vec<Point3<f64>> = cloud.positions.iter().take(50).copied().collect();
     let smoothed = project(&cloud, &on_plane, "support: Radius(0.25), iterations: 2");
     assert!(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 mod job;
 
-use job::{Job, OUTPUT, mlsproj, ply};
+use job::{Job, OUTPUT, mlsproj, ply, xyz_header};
 use mlsproj::{Column, Status};
 
 fn sample() -> PathBuf {
@@ -186,9 +186,8 @@ fn a_missing_output_folder_is_named() {
 #[test]
 fn a_broken_particle_file_is_named_and_nothing_is_written() {
     let job = Job::new();
-    let header = "format ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\n\
-                  property float z\n";
-    let particles = job.write("p.ply", &ply(header, b"0 0 0\n1 1\n"));
+    let header = xyz_header("ascii", "float", 2);
+    let particles = job.write("p.ply", &ply(&header, b"0 0 0\n1 1\n"));
     let fields = format!("cloud: {:?}, particles: File(\"p.ply\")", sample());
     let stderr = job.refused(&fields, &particles);
     assert!(

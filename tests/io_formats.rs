@@ -13,7 +13,7 @@ mod common;
 mod job;
 
 use common::{Rng, real};
-use job::{Job, attribute, ply};
+use job::{Job, attribute, ply, xyz_header};
 use std::path::{Path, PathBuf};
 
 use mlsproj::io::{PlyEncoding, PlyVertexReader, PlyVertexWriter, read_points, write_ply};
@@ -373,13 +373,15 @@ fn diffuse_colours_and_non_byte_colours() {
     assert_eq!(names, ["red", "green", "blue", "nx", "ny"]);
 }
 
-const XYZ_HEADER: &str = "format ascii 1.0\nelement vertex 3\nproperty float x\n\
-                          property float y\nproperty float z\n";
+/// The header of three float `x y z` vertices in ascii.
+fn three_vertices() -> String {
+    xyz_header("ascii", "float", 3)
+}
 
 /// An ascii PLY of three vertices with `rows` as body; the body starts at
 /// line 8.
 fn ascii_ply(job: &Job, rows: &str) -> PathBuf {
-    job.write("ascii.ply", &ply(XYZ_HEADER, rows.as_bytes()))
+    job.write("ascii.ply", &ply(&three_vertices(), rows.as_bytes()))
 }
 
 #[test]
@@ -407,14 +409,13 @@ fn ascii_body_errors_name_the_line() {
 #[test]
 fn binary_body_errors_name_the_element() {
     let job = Job::new();
-    let header = "format binary_little_endian 1.0\nelement vertex 5\nproperty float x\n\
-                  property float y\nproperty float z\n";
+    let header = xyz_header("binary_little_endian", "float", 5);
     let record = [0u8; 12];
-    let truncated = ply(header, &[&record[..]; 4].concat()[..3 * 12 + 5]);
+    let truncated = ply(&header, &[&record[..]; 4].concat()[..3 * 12 + 5]);
     let message = read_error(&job.write("short.ply", &truncated));
     assert_contains(&message, &["vertex 3", "does not match"]);
 
-    let extra = ply(header, &[&[0u8; 5 * 12][..], b"\n"].concat());
+    let extra = ply(&header, &[&[0u8; 5 * 12][..], b"\n"].concat());
     let message = read_error(&job.write("long.ply", &extra));
     assert_contains(&message, &["1 bytes after", "5 vertex", "does not match"]);
 
@@ -439,11 +440,11 @@ fn binary_body_errors_name_the_element() {
 #[test]
 fn header_errors_name_the_line() {
     let job = Job::new();
-    let garbage = ply(&format!("{XYZ_HEADER}what is this\n"), b"1 2 3\n");
+    let garbage = ply(&format!("{}what is this\n", three_vertices()), b"1 2 3\n");
     let message = read_error(&job.write("garbage.ply", &garbage));
     assert_contains(&message, &["line 7", "header"]);
 
-    let no_end = format!("ply\n{XYZ_HEADER}");
+    let no_end = format!("ply\n{}", three_vertices());
     let message = read_error(&job.write("no_end.ply", no_end.as_bytes()));
     assert_contains(&message, &["line 7", "end_header"]);
 
@@ -458,7 +459,7 @@ fn header_errors_name_the_line() {
     }
     assert_contains(&read_error(&job.write("empty.xyz", b"")), &["empty file"]);
 
-    let twice = ply(&format!("{XYZ_HEADER}property float x\n"), b"");
+    let twice = ply(&format!("{}property float x\n", three_vertices()), b"");
     assert_contains(&read_error(&job.write("twice.ply", &twice)), &["twice"]);
 
     let no_vertex = ply(
@@ -474,7 +475,7 @@ fn header_errors_name_the_line() {
     assert_contains(&read_error(&job.write("no_z.ply", &no_z)), &["'z'"]);
 
     let float_length = ply(
-        &format!("{XYZ_HEADER}property list float int l\n"),
+        &format!("{}property list float int l\n", three_vertices()),
         b"1 2 3 0\n",
     );
     read_error(&job.write("float_length.ply", &float_length));
@@ -483,9 +484,8 @@ fn header_errors_name_the_line() {
 #[test]
 fn zero_vertices_give_an_empty_cloud() {
     let job = Job::new();
-    let header = "format binary_little_endian 1.0\nelement vertex 0\nproperty double x\n\
-                  property double y\nproperty double z\n";
-    let cloud = read_points(&job.write("none.ply", &ply(header, b""))).unwrap();
+    let header = xyz_header("binary_little_endian", "double", 0);
+    let cloud = read_points(&job.write("none.ply", &ply(&header, b""))).unwrap();
     assert!(cloud.is_empty());
     assert_eq!(cloud.precision, Precision::Double);
 }

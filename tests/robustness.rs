@@ -6,8 +6,8 @@
 mod common;
 mod job;
 
-use common::{Sphere, Truth, all_finite, noisy_cloud, particles};
-use job::{Job, OUTPUT, ply, statuses, xyz_columns};
+use common::{Sphere, all_finite, noisy_cloud, particles};
+use job::{Job, OUTPUT, ply, statuses, xyz_columns, xyz_header};
 use mlsproj::pipeline::position_columns;
 use mlsproj::{MlsSurface, PointCloud, Precision, Projected, Status};
 use nalgebra::{Point3, Vector3};
@@ -228,13 +228,7 @@ fn check_cluster(support: &str) {
         .map(|i| spot + Vector3::new(i as f64 * 0.005, 0.0, 0.01))
         .collect();
     particles.push(spot);
-    let rms = |projected: &[Projected]| {
-        common::rms(
-            projected
-                .iter()
-                .map(|p| Sphere::unit().distance(&p.position)),
-        )
-    };
+    let rms = |projected: &[Projected]| common::rms_distance(&Sphere::unit(), projected);
     let with_cluster = project(&cloud, support, &particles);
     assert_all_ok(&with_cluster);
     let (with, without) = (
@@ -262,14 +256,6 @@ fn a_cluster_of_more_than_k_coincident_points_does_not_break_a_nearest_fit() {
     check_cluster("Nearest(40)");
 }
 
-/// The header lines of `count` float `x y z` vertices in `format`.
-fn xyz_header(format: &str, count: usize) -> String {
-    format!(
-        "format {format} 1.0\nelement vertex {count}\nproperty float x\n\
-         property float y\nproperty float z\n"
-    )
-}
-
 /// One malformed point file: its name, content, the parts its refusal
 /// must contain (the place, where there is one, and the reason), and
 /// whether it is acceptable as particles (an empty particle set is).
@@ -295,7 +281,7 @@ fn malformed() -> Vec<Malformed> {
             refused_as_particles: false,
             ..case(
                 "empty.ply",
-                ply(&xyz_header(binary, 0), b""),
+                ply(&xyz_header(binary, "float", 0), b""),
                 &["no points"],
             )
         },
@@ -303,7 +289,7 @@ fn malformed() -> Vec<Malformed> {
         case(
             "garbage.ply",
             ply(
-                &format!("{}what is this\n", xyz_header("ascii", 1)),
+                &format!("{}what is this\n", xyz_header("ascii", "float", 1)),
                 b"1 2 3\n",
             ),
             &["line 7", "header"],
@@ -315,7 +301,7 @@ fn malformed() -> Vec<Malformed> {
         ),
         case(
             "truncated.ply",
-            ply(&xyz_header(binary, 5), &[0; 3 * 12 + 5]),
+            ply(&xyz_header(binary, "float", 5), &[0; 3 * 12 + 5]),
             &["vertex 3"],
         ),
         case(
@@ -328,12 +314,12 @@ fn malformed() -> Vec<Malformed> {
         ),
         case(
             "fewer_rows.ply",
-            ply(&xyz_header("ascii", 3), b"1 2 3\n4 5 6\n"),
+            ply(&xyz_header("ascii", "float", 3), b"1 2 3\n4 5 6\n"),
             &["vertex 2", "does not match"],
         ),
         case(
             "more_bytes.ply",
-            ply(&xyz_header(binary, 2), &[0; 2 * 12 + 7]),
+            ply(&xyz_header(binary, "float", 2), &[0; 2 * 12 + 7]),
             &["does not match"],
         ),
         case(

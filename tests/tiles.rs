@@ -4,10 +4,10 @@
 mod common;
 mod job;
 
-use common::{Sphere, noisy_cloud, particles};
+use common::{Sphere, noisy_cloud, particles, plane_grid};
 use job::{Job, OUTPUT, attribute, column, statuses, xyz_columns};
 use mlsproj::{Column, PointCloud, Status};
-use nalgebra::Point3;
+use nalgebra::{Point3, Vector3};
 
 /// Runs the job whole, then as `tiles` tiles merged, asserts that both give
 /// the same result ([`assert_same_result`]), and returns both outputs.
@@ -61,6 +61,23 @@ fn assert_same_result(whole: &PointCloud, tiled: &PointCloud) {
         tiled.attributes.len(),
         "same properties"
     );
+    // Every other property, in its type: integers (steps, labels, colours)
+    // exactly, floats (curvatures, residual) to rounding.
+    for (a, b) in whole.attributes.iter().zip(&tiled.attributes) {
+        assert_eq!(a.name, b.name);
+        let close = |x: f32, y: f32| x == y || (x - y).abs() <= 1e-5 * x.abs().max(1.0);
+        match (&a.values, &b.values) {
+            _ if a.name == "neighbours" => {}
+            (Column::F32(x), Column::F32(y)) => assert!(
+                x.iter()
+                    .zip(y)
+                    .all(|(&x, &y)| close(x, y) || (x.is_nan() && y.is_nan())),
+                "{}",
+                a.name
+            ),
+            (x, y) => assert!(x == y, "{}", a.name),
+        }
+    }
 }
 
 /// A noisy sphere with normals as the cloud, and 3,000 particles up to
@@ -173,10 +190,13 @@ fn tiles_and_the_whole_job_orient_by_one_centroid_when_the_cloud_has_duplicates(
     // below it written a thousand times. The distinct points' centroid
     // lies above the plane, that of every finite point below it: the
     // normals point up, in the whole job as in its tiles.
-    let mut cloud = grid(60, -1.0, 1.0 / 30.0, 0.0);
+    let mut cloud = plane_grid(-30..=29, 1.0 / 30.0);
     cloud.extend((0..10).map(|i| Point3::new(5.0 + 0.01 * i as f64, 5.0, 1.0)));
     cloud.extend(std::iter::repeat_n(Point3::new(-5.0, -5.0, -1.0), 1_000));
-    let particles = grid(20, -0.8, 0.08, 0.05);
+    let particles: Vec<Point3<f64>> = plane_grid(-10..=9, 0.08)
+        .into_iter()
+        .map(|p| p + Vector3::new(0.0, 0.0, 0.05))
+        .collect();
     let job = Job::new();
     job.write_ply("cloud.ply", &xyz_columns(&cloud));
     job.write_ply("particles.ply", &xyz_columns(&particles));
@@ -192,7 +212,7 @@ fn tiles_with_repeated_coordinates_and_empty_tiles_equal_the_whole_job() {
     // cut into eight tiles along x (the longest side of their box): the
     // cuts repeat, five tiles hold no particle, and with `Nearest(k)` their
     // halo starts at 0.
-    let cloud = grid(60, -1.0, 1.0 / 30.0, 0.0);
+    let cloud = plane_grid(-30..=29, 1.0 / 30.0);
     let particles: Vec<Point3<f64>> = (0..300)
         .map(|i| {
             Point3::new(
@@ -219,17 +239,4 @@ fn tiles_with_repeated_coordinates_and_empty_tiles_equal_the_whole_job() {
         })
         .collect();
     assert_eq!(sizes.iter().filter(|&&n| n == 0).count(), 5, "{sizes:?}");
-}
-
-/// n × n points from (from, from), `step` apart, at height z.
-fn grid(n: usize, from: f64, step: f64, z: f64) -> Vec<Point3<f64>> {
-    (0..n * n)
-        .map(|i| {
-            Point3::new(
-                from + (i % n) as f64 * step,
-                from + (i / n) as f64 * step,
-                z,
-            )
-        })
-        .collect()
 }

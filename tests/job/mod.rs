@@ -157,6 +157,15 @@ pub fn ply(header: &str, body: &[u8]) -> Vec<u8> {
     [format!("ply\n{header}end_header\n").as_bytes(), body].concat()
 }
 
+/// The header lines (after `ply`, before `end_header`) of `count` vertices
+/// of `x y z` properties of `kind` (`float`, `double`) in `format`.
+pub fn xyz_header(format: &str, kind: &str, count: usize) -> String {
+    format!(
+        "format {format} 1.0\nelement vertex {count}\nproperty {kind} x\n\
+         property {kind} y\nproperty {kind} z\n"
+    )
+}
+
 /// A `x y z` float column triple of `points`.
 pub fn xyz_columns(points: &[Point3<f64>]) -> Vec<Attribute> {
     position_columns(points.iter().copied(), Precision::Single)
