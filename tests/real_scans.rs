@@ -6,7 +6,7 @@ mod common;
 mod job;
 
 use common::{Sphere, noisy_cloud, particles, real};
-use job::{Job, attribute, column, statuses, xyz_columns};
+use job::{Job, attribute, column, count, statuses, xyz_columns};
 use mlsproj::pipeline::colour_columns;
 use mlsproj::{Attribute, Column, PointCloud, Status};
 
@@ -33,10 +33,7 @@ fn smooth(name: &str) -> Option<(PointCloud, PointCloud)> {
         index.iter().enumerate().all(|(i, &v)| v as usize == i),
         "{name}: input order"
     );
-    let ok = statuses(&output)
-        .iter()
-        .filter(|&&code| code == Status::Ok.code())
-        .count();
+    let ok = count(&output, &[Status::Ok]);
     assert!(
         ok as f64 >= 0.99 * input.len() as f64,
         "{name}: {ok} of {} ok",

@@ -131,9 +131,13 @@ fn non_finite_particles_are_kept_as_read_with_status_invalid_input() {
     }
 }
 
-/// Projects `particles` onto the MLS surface of `cloud` with `support`
-/// (RON) and every other setting at its default.
-fn project(cloud: &[Point3<f64>], support: &str, particles: &[Point3<f64>]) -> Vec<Projected> {
+/// Projects `particles` onto the MLS surface of the bare positions `cloud`
+/// with `support` (RON) and every other setting at its default.
+fn project_onto_positions(
+    cloud: &[Point3<f64>],
+    particles: &[Point3<f64>],
+    support: &str,
+) -> Vec<Projected> {
     common::project(
         &PointCloud::from_positions(cloud.to_vec()),
         particles,
@@ -179,7 +183,19 @@ fn cloud_normals_count_by_direction_and_broken_ones_say_nothing() {
             _ => {}
         }
     }
-    assert_all_ok(&common::project(&broken, &particles, fields));
+    let with_broken = common::project(&broken, &particles, fields);
+    assert_all_ok(&with_broken);
+    // Saying nothing is saying what a zero normal says.
+    let mut silent = broken.clone();
+    let normals = silent.normals.as_mut().expect("noisy_cloud gives normals");
+    normals
+        .iter_mut()
+        .filter(|n| !n.iter().all(|c| c.is_finite()))
+        .for_each(|n| *n = Vector3::zeros());
+    let with_zeros = common::project(&silent, &particles, fields);
+    for (a, b) in with_broken.iter().zip(&with_zeros) {
+        assert_eq!(a.position, b.position);
+    }
 }
 
 /// Exact duplicates are merged when the surface is built, so a cloud with
@@ -192,8 +208,8 @@ fn tripled_points_give_the_fit_of_the_original_cloud() {
     let tripled: Vec<_> = cloud.iter().flat_map(|p| [*p; 3]).collect();
     let particles = sphere_particles(300);
     for support in ["Radius(0.25)", "Nearest(40)"] {
-        let once = project(&cloud, support, &particles);
-        let thrice = project(&tripled, support, &particles);
+        let once = project_onto_positions(&cloud, &particles, support);
+        let thrice = project_onto_positions(&tripled, &particles, support);
         assert_all_ok(&once);
         assert_all_ok(&thrice);
         for (i, (a, b)) in once.iter().zip(&thrice).enumerate() {
@@ -229,11 +245,11 @@ fn check_cluster(support: &str) {
         .collect();
     particles.push(spot);
     let rms = |projected: &[Projected]| common::rms_distance(&Sphere::unit(), projected);
-    let with_cluster = project(&cloud, support, &particles);
+    let with_cluster = project_onto_positions(&cloud, &particles, support);
     assert_all_ok(&with_cluster);
     let (with, without) = (
         rms(&with_cluster),
-        rms(&project(&plain, support, &particles)),
+        rms(&project_onto_positions(&plain, &particles, support)),
     );
     assert!(
         with <= 1.1 * without,

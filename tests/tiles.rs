@@ -5,7 +5,7 @@ mod common;
 mod job;
 
 use common::{Sphere, noisy_cloud, particles, plane_grid};
-use job::{Job, OUTPUT, attribute, column, statuses, xyz_columns};
+use job::{Job, OUTPUT, attribute, column, count, xyz_columns};
 use mlsproj::{Column, PointCloud, Status};
 use nalgebra::{Point3, Vector3};
 
@@ -132,11 +132,10 @@ fn tiles_merged_equal_the_whole_job_with_particles_beyond_their_support() {
     let (whole, _) = whole_and_tiled(&job, fields, 4);
     // The far particles are projected (most more than h off, which a
     // one-radius reach would leave), not merely equally unprojected.
-    let moved = [Status::Ok, Status::LowerDegree, Status::NotConverged].map(Status::code);
-    let projected = statuses(&whole)
-        .iter()
-        .filter(|s| moved.contains(s))
-        .count();
+    let projected = count(
+        &whole,
+        &[Status::Ok, Status::LowerDegree, Status::NotConverged],
+    );
     assert!(projected >= 2_900, "{projected} of 3,000 projected");
 }
 
@@ -227,10 +226,7 @@ fn tiles_with_repeated_coordinates_and_empty_tiles_equal_the_whole_job() {
     job.write_ply("particles.ply", &xyz_columns(&particles));
     let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Nearest(20)"#;
     let (whole, _) = whole_and_tiled(&job, fields, 8);
-    let ok = statuses(&whole)
-        .iter()
-        .filter(|&&s| s == Status::Ok.code())
-        .count();
+    let ok = count(&whole, &[Status::Ok]);
     assert_eq!(ok, 300, "every particle projected");
     let sizes: Vec<usize> = (0..8)
         .map(|i| {

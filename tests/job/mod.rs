@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use mlsproj::io::{PlyEncoding, write_ply};
 use mlsproj::pipeline::position_columns;
-use mlsproj::{Attribute, Column, PointCloud, Precision};
+use mlsproj::{Attribute, Column, PointCloud, Precision, Status};
 use nalgebra::Point3;
 use tempfile::TempDir;
 
@@ -195,4 +195,13 @@ pub fn statuses(cloud: &PointCloud) -> &[u8] {
         Column::U8(codes) => codes,
         other => panic!("status is uchar, not {:?}", other.kind()),
     }
+}
+
+/// How many particles of an output have one of `wanted` as status.
+pub fn count(cloud: &PointCloud, wanted: &[Status]) -> usize {
+    let codes: Vec<u8> = wanted.iter().map(|s| s.code()).collect();
+    statuses(cloud)
+        .iter()
+        .filter(|code| codes.contains(code))
+        .count()
 }
