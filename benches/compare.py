@@ -16,22 +16,15 @@ installed or built is skipped with a note there. Progress and step times go to s
 import argparse
 import json
 import os
-import re
-import resource
-import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-BENCH = SHARED / "bench"
-TARGET = ROOT / "target"
+from common import (BENCH, CGAL, MLSPROJ, PCL, ROOT, SHARED, TARGET, install_and_build, mlsproj_config,
+                    run, shared_score, stage_times)
+
 OUT = TARGET / "compare"
-PEERS = TARGET / "peers"
-MLSPROJ = TARGET / "release" / "mlsproj"
 SETS = ["sphere_seed", "torus", "saddle"]
 SMOOTHED = "sphere_seed"
 # mlsproj's default weight (Broad), and PCL's own for a like-for-like comparison.
@@ -42,34 +35,6 @@ MATCH_SCALES = [0.5, 0.6, 0.7, 0.8, 0.9]
 PIP = ["numpy", "scipy", "numba", "plyfile"]
 # A run shorter than this is repeated; longer ones are timed once.
 REPEAT_BELOW_S = 2.0
-
-
-@dataclass
-class Peer:
-    """A C++ peer from ../shared/peers: its apt packages, build script and binary."""
-    name: str
-    packages: list
-    build: Path
-    binary: Path
-    note: str = ""
-
-    def ready(self):
-        return self.binary.is_file() and not self.note
-
-
-PCL = Peer("PCL MovingLeastSquares", ["libpcl-dev"], SHARED / "peers/pcl_mls/build.sh", PEERS / "mls_project")
-CGAL = Peer("CGAL jet_smooth_point_set", ["libcgal-dev", "libtbb-dev", "libeigen3-dev"],
-            SHARED / "peers/cgal_jet/build.sh", PEERS / "jet_smooth")
-
-
-@dataclass
-class Done:
-    """A finished command: wall and CPU seconds (user + system, all its threads), output, exit code."""
-    wall: float
-    cpu: float
-    out: str
-    err: str
-    code: int
 
 
 @dataclass
@@ -101,25 +66,6 @@ def step(name):
     return lambda: STEPS.append((name, time.perf_counter() - started))
 
 
-def last_line(text):
-    lines = text.strip().splitlines()
-    return lines[-1] if lines else "(no message)"
-
-
-def run(cmd, env=None, check=True):
-    """Runs `cmd` to its exit; raises on failure when `check`."""
-    cpu = lambda r: r.ru_utime + r.ru_stime
-    before = cpu(resource.getrusage(resource.RUSAGE_CHILDREN))
-    started = time.perf_counter()
-    done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - started
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({done.returncode}): "
-                           f"{last_line(done.stderr or done.stdout)}")
-    return Done(wall, cpu(resource.getrusage(resource.RUSAGE_CHILDREN)) - before,
-                done.stdout, done.stderr, done.returncode)
-
-
 def timed(cmd, repeats):
     """Runs `cmd` once, or `repeats` times when it is short; returns the median run and the count."""
     runs = [run(cmd)]
@@ -137,8 +83,7 @@ def manifest(name):
 
 
 def score(name, ply):
-    done = run([sys.executable, BENCH / "score.py", BENCH / name / "manifest.json", ply, "--json"])
-    return json.loads(done.out)
+    return shared_score(BENCH / name / "manifest.json", ply)
 
 
 def install_python():
@@ -148,35 +93,6 @@ def install_python():
     except ImportError:
         run([sys.executable, "-m", "pip", "install", "-q", *PIP])
     done()
-
-
-def install_and_build(peers):
-    """Installs the packages of each peer not yet built (apt), then builds it; a failure is a note."""
-    missing = [p for p in peers if not p.binary.is_file()]
-    if missing:
-        done = step("apt-get install " + " ".join(pkg for p in missing for pkg in p.packages))
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        # Waits for a dpkg lock held by another install instead of failing at once.
-        apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
-        status = run([*apt, "update"], env, check=False) if shutil.which("apt-get") else \
-            Done(0, 0, "", "no apt-get on this machine", 1)
-        for peer in missing:
-            if status.code == 0:
-                status = run([*apt, "install", "-y", *peer.packages], env, check=False)
-            if status.code != 0:
-                peer.note = f"{peer.name} skipped: apt-get install {' '.join(peer.packages)} failed: " \
-                            f"{last_line(status.err)}"
-        done()
-    PEERS.mkdir(parents=True, exist_ok=True)
-    for peer in missing:
-        if peer.note:
-            continue
-        done = step(f"build {peer.binary.name}")
-        built = run(["sh", peer.build, peer.binary], check=False)
-        if built.code != 0:
-            peer.note = f"{peer.name} skipped: its build failed: {last_line(built.err)}"
-        done()
-    NOTES.extend(p.note for p in peers if p.note)
 
 
 def seed_baselines():
@@ -221,17 +137,15 @@ def mlsproj_row(name, particles, threads, repeats, weight=None, radius_scale=1.0
     scaled = "" if radius_scale == 1.0 else f"-r{radius_scale}"
     tag = f"{name}-mlsproj-{mode}-{weight or 'default'}{scaled}-t{threads}"
     output = OUT / f"{tag}.ply"
-    quoted = lambda path: json.dumps(str(path))  # a RON string is written as a JSON one
-    part = f'File({quoted(set_dir / "particles.ply")})' if particles == "File" else "Cloud"
-    config = OUT / f"{tag}.ron"
-    config.write_text(f'(cloud: {quoted(set_dir / "cloud.ply")}, particles: {part}, output: {quoted(output)}, '
-                      f'support: Radius({manifest(name)["radius_h"] * radius_scale}), threads: {threads}'
-                      + (f", weight: {weight}" if weight else "") + ")\n")
+    config = mlsproj_config(OUT / f"{tag}.ron", set_dir / "cloud.ply",
+                            set_dir / "particles.ply" if particles == "File" else None, output,
+                            f'support: Radius({manifest(name)["radius_h"] * radius_scale}), threads: {threads}'
+                            + (f", weight: {weight}" if weight else ""))
     result, n = timed([MLSPROJ, "run", config], repeats)
-    stages = re.search(r"^time: (.*)$", result.out, re.M)
+    _, stages = stage_times(result.out)
     weight = (weight or "default weight") + ("" if radius_scale == 1.0 else f", {radius_scale} h")
     return Row(f"mlsproj run ({mode}, {weight})", name, threads, result.wall, result.cpu,
-               (stages.group(1) if stages else "") + repeated(n), score(name, output), weight)
+               stages + repeated(n), score(name, output), weight)
 
 
 MEASURED = {}
@@ -255,13 +169,15 @@ def matched_row(name, particles, peer, repeats):
     return None
 
 
-def peer_row(what, name, threads, cmd, output, repeats):
-    """A C++ peer's run: its wall time and its own stage times (a JSON line on stderr)."""
+def peer_row(what, name, threads, cmd, output, repeats, scored=None):
+    """A C++ peer's run: its wall time and its own stage times (a JSON line on stderr); its output
+    scored from `scored` (a copy readable by score.py) when given."""
     result, n = timed(cmd, repeats)
     seconds = {k[:-2]: v for k, v in json_lines(result.err)[-1].items() if k.endswith("_s")}
     stages = ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in seconds.items())
     return Row(what, name, threads, result.wall, result.cpu,
-               f"{stages}, total {sum(seconds.values()) * 1e3:.0f} ms{repeated(n)}", score(name, output))
+               f"{stages}, total {sum(seconds.values()) * 1e3:.0f} ms{repeated(n)}",
+               score(name, scored(output) if scored else output))
 
 
 def pcl_row(name, mode, repeats):
@@ -270,9 +186,7 @@ def pcl_row(name, mode, repeats):
     particles = set_dir / ("particles.ply" if mode == "distinct" else "cloud.ply")
     cmd = [PCL.binary, set_dir / "cloud.ply", particles, output, "--radius", manifest(name)["radius_h"],
            "--order", 2, "--mode", mode, "--threads", THREADS]
-    row = peer_row(f"PCL `--mode {mode}`", name, THREADS, cmd, output, repeats)
-    row.score = score(name, with_nx(output))
-    return row
+    return peer_row(f"PCL `--mode {mode}`", name, THREADS, cmd, output, repeats, with_nx)
 
 
 def cgal_row(name, k, repeats):
@@ -362,7 +276,9 @@ def main():
     started = time.perf_counter()
 
     install_python()
-    install_and_build([PCL, CGAL])
+    done = step("peers")
+    NOTES.extend(install_and_build([PCL, CGAL], log))
+    done()
     done = step("cargo build --release")
     run(["cargo", "build", "--release", "--manifest-path", ROOT / "Cargo.toml"])
     done()

@@ -1,6 +1,10 @@
-//! The seed question's exact workload through [`mlsproj::batch`], measured
-//! the way `../shared/peers/seed/seed_lstsq.py` measures numba, so that the
-//! two sets of numbers can stand in one table (issue 3):
+//! The seed question's workload (10,000 systems of six unknowns, N rows
+//! each) through [`mlsproj::batch`], measured the way
+//! `../shared/peers/seed/seed_lstsq.py` measures numba, so that the two
+//! sets of numbers can stand in one table (issue 3). Not byte for byte the
+//! same systems: `batch` solves weighted ones (design, weights, targets:
+//! 8 f64 per row) where the seed's are unweighted (`A`, `b`: 7 per row), so
+//! its arrays and read floor are 14% larger; each side prints its `bytes`.
 //!
 //! - `solve_ragged`: 10,000 systems with N uniform in 200..1000 rows, flat
 //!   ragged arrays with offsets;
@@ -154,6 +158,7 @@ fn bench(name: &str, batch: &Batch, solve: impl Fn(&mut [[f64; 6]], &mut [System
     let mut coefficients = vec![[0.0; 6]; SYSTEMS];
     let mut status = vec![SystemStatus::Singular; SYSTEMS];
     let stats = time(|| solve(&mut coefficients, &mut status));
+    black_box(&coefficients);
     let solved = status
         .iter()
         .filter(|s| **s == SystemStatus::Solved)

@@ -8,9 +8,11 @@ up to --offset off the sphere) as binary little-endian PLY, in blocks, so
 that 20M points need little memory, and OUTDIR/manifest.json for
 ../shared/bench/score.py. Needs numpy.
 
-The defaults are sphere_large's (2M points: a 30-neighbour support of about
-0.01). The support shrinks as 1/sqrt(points), so keep the noise and offset
-in proportion for a like-for-like set, e.g. for 20M points:
+The --noise and --offset defaults are sphere_large's (2M points: a
+30-neighbour support of about 0.01; the point counts have no default). No
+normals are written: the fit then uses positions alone. The support
+shrinks as 1/sqrt(points), so keep the noise and offset in proportion for
+a like-for-like set, e.g. for 20M points:
   gen_sphere.py target/bench/sphere_20m 20000000 20000000 --noise 0.00025 --offset 0.0025
 """
 import argparse, json, os
@@ -42,9 +44,10 @@ def main():
     rng = np.random.default_rng(7)
     write(os.path.join(args.outdir, "cloud.ply"), args.cloud, rng, args.noise, uniform=False)
     write(os.path.join(args.outdir, "particles.ply"), args.particles, rng, args.offset, uniform=True)
-    json.dump({"name": "sphere_scale", "cloud_points": args.cloud, "particles": args.particles,
-               "truth": {"kind": "sphere", "center": [0, 0, 0], "radius": 1.0},
-               "noise_sigma": args.noise}, open(os.path.join(args.outdir, "manifest.json"), "w"), indent=1)
+    with open(os.path.join(args.outdir, "manifest.json"), "w") as f:
+        json.dump({"name": "sphere_scale", "cloud_points": args.cloud, "particles": args.particles,
+                   "truth": {"kind": "sphere", "center": [0, 0, 0], "radius": 1.0},
+                   "noise_sigma": args.noise}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -43,8 +43,7 @@ import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PIP = {"numpy": "numpy", "scipy": "scipy", "plyfile": "plyfile", "trimesh": "trimesh",
-       "manifold3d": "manifold3d", "rtree": "rtree"}
+PIP = ["numpy", "scipy", "plyfile", "trimesh", "manifold3d", "rtree"]
 CGAL_DATA = Path("/usr/share/doc/libcgal-dev/data.tar.gz")
 CLOUD_POINTS = 200_000
 PARTICLES = 20_000
@@ -55,7 +54,7 @@ OUTLIERS = 0.05
 
 
 def ensure_python_packages():
-    missing = [pkg for module, pkg in PIP.items() if importlib.util.find_spec(module) is None]
+    missing = [pkg for pkg in PIP if importlib.util.find_spec(pkg) is None]
     if missing:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
 
@@ -121,17 +120,11 @@ PCA_NEIGHBOURS = 30
 
 
 def write_ply(path, points, normals=None):
-    import numpy as np
-    from plyfile import PlyData, PlyElement
+    """Float x y z (and nx ny nz) as binary PLY, as ../shared/bench/gen_data.py writes its sets."""
+    sys.path.insert(0, str(ROOT.parent / "shared" / "bench"))
+    from gen_data import write_ply as shared_write_ply
 
-    fields = [(c, "f4") for c in "xyz"] + ([(c, "f4") for c in ("nx", "ny", "nz")] if normals is not None else [])
-    vertex = np.empty(len(points), dtype=fields)
-    for i, c in enumerate("xyz"):
-        vertex[c] = points[:, i]
-    if normals is not None:
-        for i, c in enumerate(("nx", "ny", "nz")):
-            vertex[c] = normals[:, i]
-    PlyData([PlyElement.describe(vertex, "vertex")], text=False, byte_order="<").write(str(path))
+    shared_write_ply(str(path), points, normals)
 
 
 def support_radius(cloud, particles, rng):

@@ -31,19 +31,17 @@ e.g. --variant "nearest=start: NearestPoint" --variant "two=iterations: 2".
 """
 import argparse
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-SHARED = ROOT.parent / "shared"
-TRUTH = ROOT / "target" / "truth"
-MLSPROJ = ROOT / "target" / "release" / "mlsproj"
-PCL = ROOT / "target" / "peers" / "mls_project"
-BENCH = SHARED / "bench"
-LARGE = ROOT / "target" / "bench" / "sphere_large"
+sys.path.insert(0, str(HERE.parent))
+from common import BENCH, MLSPROJ, PCL, TARGET, install_and_build, mlsproj_config, run, shared_score, \
+    stage_times  # noqa: E402
+
+TRUTH = TARGET / "truth"
+LARGE = TARGET / "bench" / "sphere_large"
 SETS = ["bunny", "armadillo", "fandisk", "bracket", "fins", "blade", "bunny_outliers", "fandisk_outliers",
         "bunny_pca", "armadillo_pca", "fandisk_pca"]
 VARIANTS = {"plain": "", "robust": "robust: Rimls", "positions": "normal_weight: 0"}
@@ -51,30 +49,12 @@ sys.path.insert(0, str(HERE))
 from score import score  # noqa: E402
 
 
-def ensure_pcl():
-    if PCL.exists():
-        return True
-    if subprocess.run(["sh", "-c", "pkg-config --exists pcl_surface-1.13 || test -d /usr/include/pcl-1.13"]).returncode:
-        subprocess.run(["apt-get", "install", "-y", "-q", "libpcl-dev"])
-    PCL.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["sh", str(SHARED / "peers/pcl_mls/build.sh"), str(PCL)])
-    return PCL.exists()
-
-
-def run(command):
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(map(str, command))} failed:\n{done.stderr}{done.stdout}")
-    return done
-
-
 def run_mlsproj(cloud, particles, output, fields, threads):
     """Runs mlsproj; returns the time of its project stage in seconds."""
-    config = output.with_suffix(".ron")
-    config.write_text(f'(cloud: "{cloud}", particles: File("{particles}"), output: "{output}", '
-                      f"threads: {threads}, {fields})\n")
-    project = re.search(r"project ([0-9.]+) (ms|s)", run([MLSPROJ, "run", config]).stdout)
-    return float(project[1]) / (1000 if project[2] == "ms" else 1)
+    config = mlsproj_config(output.with_suffix(".ron"), cloud, particles, output,
+                            f"threads: {threads}, {fields}")
+    stages, _ = stage_times(run([MLSPROJ, "run", config]).out)
+    return stages["project"]
 
 
 def unprojected(result):
@@ -111,7 +91,11 @@ def main():
     missing = [s for s in sets if not (TRUTH / s / "manifest.json").exists()]
     if missing:
         subprocess.run([sys.executable, str(HERE / "make_sets.py"), "--only", ",".join(missing)], check=True)
-    pcl = not args.no_pcl and ensure_pcl()
+    pcl = False
+    if not args.no_pcl:
+        for note in install_and_build([PCL]):
+            print(note, file=sys.stderr)
+        pcl = PCL.ready()
     work = TRUTH / "runs"
     work.mkdir(parents=True, exist_ok=True)
 
@@ -131,8 +115,8 @@ def main():
             print(lines[-1], file=sys.stderr)
         if pcl:
             output = work / f"{name}-pcl.ply"
-            done = run([PCL, cloud, particles, output, "--radius", str(h), "--threads", str(args.threads)])
-            seconds = json.loads(done.stderr.strip().splitlines()[-1])["mls_s"]
+            done = run([PCL.binary, cloud, particles, output, "--radius", h, "--threads", args.threads])
+            seconds = json.loads(done.err.strip().splitlines()[-1])["mls_s"]
             scores[name, "PCL"] = result = score(folder, output)
             lines.append(row(name, "PCL", result, seconds))
             print(lines[-1], file=sys.stderr)
@@ -168,8 +152,7 @@ def main():
             output = work / f"{folder.name}-{method}.ply"
             seconds = run_mlsproj(folder / "cloud.ply", folder / "particles.ply", output,
                                   f"support: {support}, {fields}", args.threads)
-            result = json.loads(run([sys.executable, str(BENCH / "score.py"), str(folder / "manifest.json"),
-                                     str(output), "--json"]).stdout)
+            result = shared_score(folder / "manifest.json", output)
             bench_lines.append(f"| {folder.name} | {method} | {result['rms'] / sigma:.3f} | "
                                f"{result['p95'] / sigma:.3f} | {result['max'] / sigma:.2f} | "
                                f"{result.get('normal_deg_mean', float('nan')):.3f} | {seconds:.2f} |")
