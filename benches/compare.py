@@ -215,11 +215,11 @@ def batch_ratios(seed, ours):
     median = lambda results, name: results.get(name, {}).get("median_s")
     solve = median(ours, "solve_ragged")
     return [
-        ("mlsproj::batch solve_ragged / seed numba_ragged", ratio(solve, median(seed, "numba_ragged")),
+        ("mlsproj::least_squares solve_ragged / seed numba_ragged", ratio(solve, median(seed, "numba_ragged")),
          "≤ 0.5", lambda v: v <= 0.5),
-        ("mlsproj::batch solve_ragged / its read floor", ratio(solve, median(ours, "read_ragged")),
+        ("mlsproj::least_squares solve_ragged / its read floor", ratio(solve, median(ours, "read_ragged")),
          "≤ 1.5", lambda v: v <= 1.5),
-        ("mlsproj::batch solve_dense / seed numba_normal",
+        ("mlsproj::least_squares solve_dense / seed numba_normal",
          ratio(median(ours, "solve_dense"), median(seed, "numba_normal")), "(none)", None),
     ]
 
@@ -287,7 +287,7 @@ def main():
     seed = seed_baselines()
     ours = our_batch()
     rows = solver_rows(seed, ["numba_ragged", "read_ragged", "numba_normal", "read_A_b"], "seed")
-    rows += solver_rows(ours, ["solve_ragged", "read_ragged", "solve_dense", "read_dense"], "mlsproj::batch")
+    rows += solver_rows(ours, ["solve_ragged", "read_ragged", "solve_dense", "read_dense"], "mlsproj::least_squares")
     ratios = batch_ratios(seed, ours)
 
     done = step("distinct particles")

@@ -1,8 +1,8 @@
 //! The seed question's workload (10,000 systems of six unknowns, N rows
-//! each) through [`mlsproj::batch`], measured the way
+//! each) through [`mlsproj::least_squares`], measured the way
 //! `../shared/peers/seed/seed_lstsq.py` measures numba, so that the two
 //! sets of numbers can stand in one table (issue 3). Not byte for byte the
-//! same systems: `batch` solves weighted ones (design, weights, targets:
+//! same systems: `least_squares` solves weighted ones (design, weights, targets:
 //! 8 f64 per row) where the seed's are unweighted (`A`, `b`: 7 per row), so
 //! its arrays and read floor are 14% larger; each side prints its `bytes`.
 //!
@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use mlsproj::batch::{RaggedSystems, SystemStatus, solve_dense, solve_ragged};
+use mlsproj::least_squares::{RaggedSystems, SystemStatus, solve_dense, solve_ragged};
 
 /// Systems per batch, as in the seed question.
 const SYSTEMS: usize = 10_000;

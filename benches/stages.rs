@@ -23,7 +23,7 @@ use serde::Deserialize;
 use mlsproj::config::Particles;
 use mlsproj::io::{self, PlyEncoding};
 use mlsproj::neighbours::Neighbourhood;
-use mlsproj::order::morton_order;
+use mlsproj::neighbours::morton_order;
 use mlsproj::projection::Method;
 use mlsproj::{Config, MlsSurface, PointCloud, Projected, project_all};
 
@@ -106,9 +106,9 @@ fn bench_search(
         b.iter(|| {
             centres
                 .par_iter()
-                .map_init(Neighbourhood::default, |hood, centre| {
-                    search.gather(centre, config.support, config.nearest_scale, hood);
-                    hood.neighbours.len()
+                .map_init(Neighbourhood::default, |neighbourhood, centre| {
+                    search.gather(centre, config.support, config.nearest_scale, neighbourhood);
+                    neighbourhood.neighbours.len()
                 })
                 .sum::<usize>()
         })
@@ -171,7 +171,7 @@ fn bench_set(c: &mut Criterion, dir: &Path, name: &str) {
     let written = out.join(format!("{name}-write.ply"));
     group.bench_function("write", |b| {
         b.iter(|| {
-            let columns = mlsproj::pipeline::output_columns(
+            let columns = mlsproj::io::output_columns(
                 &particles,
                 &projected,
                 particles.precision,

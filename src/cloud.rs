@@ -70,13 +70,21 @@ pub enum Precision {
 /// The scalar types of PLY, named by their Rust types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScalarKind {
+    /// PLY `char`: `i8`.
     I8,
+    /// PLY `uchar`: `u8`.
     U8,
+    /// PLY `short`: `i16`.
     I16,
+    /// PLY `ushort`: `u16`.
     U16,
+    /// PLY `int`: `i32`.
     I32,
+    /// PLY `uint`: `u32`.
     U32,
+    /// PLY `float`: `f32`.
     F32,
+    /// PLY `double`: `f64`.
     F64,
 }
 
@@ -99,19 +107,26 @@ impl ScalarKind {
 /// One per-point property, values in file order, with the file's type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Column {
+    /// `char` values.
     I8(Vec<i8>),
+    /// `uchar` values.
     U8(Vec<u8>),
+    /// `short` values.
     I16(Vec<i16>),
+    /// `ushort` values.
     U16(Vec<u16>),
+    /// `int` values.
     I32(Vec<i32>),
+    /// `uint` values.
     U32(Vec<u32>),
+    /// `float` values.
     F32(Vec<f32>),
+    /// `double` values.
     F64(Vec<f64>),
 }
 
 /// Calls `$body` with `$values` bound to the inner `Vec` of a [`Column`],
 /// whatever its type: the one place that spells out the eight variants.
-#[macro_export]
 macro_rules! with_column {
     ($column:expr, $values:ident => $body:expr) => {
         match $column {
@@ -126,6 +141,7 @@ macro_rules! with_column {
         }
     };
 }
+pub(crate) use with_column;
 
 /// Builds a column of the same type as `$column` from `$body`, with
 /// `$values` bound to its inner `Vec`.

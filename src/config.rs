@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::io::PlyEncoding;
 
 /// Which points are projected.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -29,7 +28,12 @@ pub enum Support {
     /// times `nearest_scale`.
     Nearest(usize),
     /// At most the `k` nearest inside `radius`; `h = radius`.
-    RadiusNearest { radius: f64, k: usize },
+    RadiusNearest {
+        /// The support radius h.
+        radius: f64,
+        /// The most neighbours kept, nearest first.
+        k: usize,
+    },
 }
 
 impl Support {
@@ -95,10 +99,9 @@ pub enum Start {
     /// by that point's normal (the nearest point itself when the cloud has
     /// no normals, or when the foot lies outside that point's radius
     /// support): already under the particle, so the first step is short
-    /// and a second one is rarely due. On sphere_large 28% of the particles
-    /// take a second step instead of 75% (projection 22% faster, same
-    /// accuracy); on the truth sets 1-4% more RMS on smooth shapes, 5-14%
-    /// less on the thin ones (fins, blade).
+    /// and a second one is rarely due: faster on large jobs, a little less
+    /// accurate on smooth shapes and more on thin ones (figures in
+    /// `docs/performance.md`).
     Foot,
 }
 
@@ -134,18 +137,12 @@ pub enum Orientation {
 /// Output PLY body encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 pub enum Encoding {
+    /// `binary_little_endian`: compact and fast to read and write.
     #[default]
     Binary,
+    /// `ascii`: values as text, for inspection and tools that read nothing
+    /// else.
     Ascii,
-}
-
-impl From<Encoding> for PlyEncoding {
-    fn from(encoding: Encoding) -> Self {
-        match encoding {
-            Encoding::Binary => PlyEncoding::BinaryLittleEndian,
-            Encoding::Ascii => PlyEncoding::Ascii,
-        }
-    }
 }
 
 fn default_support() -> Support {

@@ -11,7 +11,12 @@ pub enum Location {
     /// A 1-based line of a text file or of a PLY header / ascii body.
     Line(usize),
     /// A 0-based element of a PLY body, e.g. `vertex 1234`.
-    Element { element: String, index: usize },
+    Element {
+        /// The element's name.
+        element: String,
+        /// Its 0-based index.
+        index: usize,
+    },
 }
 
 impl std::fmt::Display for Location {
@@ -30,6 +35,7 @@ pub enum Error {
     /// The operating system refused to open, read, write or rename a file.
     #[error("{}: {reason}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
         /// Shown in the message, so deliberately not named `source`
         /// (thiserror would chain it and it would print twice).
@@ -38,13 +44,21 @@ pub enum Error {
     /// A point file is malformed (bad header, truncated body, bad number, …).
     #[error("{}{location}: {message}", path.display())]
     Format {
+        /// The file.
         path: PathBuf,
+        /// Where in it.
         location: Location,
+        /// What is wrong there.
         message: String,
     },
     /// The configuration is malformed or inconsistent.
     #[error("{}: {message}", path.display())]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong, naming the field.
+        message: String,
+    },
     /// A request that cannot be carried out, independent of any one file
     /// (e.g. a batched system whose offsets do not match its arrays).
     #[error("{0}")]

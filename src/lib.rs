@@ -1,8 +1,9 @@
+#![warn(missing_docs)]
 //! mlsproj: project particles onto the Moving Least Squares surface of a
 //! scanned point cloud, fast.
 //!
 //! The flow is one way: [`config`] → [`io`] (read) → [`neighbours`] →
-//! [`fit`] → [`projection`] → [`io`] (write), strung together by
+//! `fit` → [`projection`] → [`io`] (write), strung together by
 //! [`pipeline`]. A caller that has points in memory can skip the files:
 //!
 //! ```
@@ -26,22 +27,18 @@
 //! assert!(moved[0].position.z.abs() < 1e-9);
 //! ```
 
-pub mod batch;
 pub mod cloud;
 pub mod config;
-pub mod eigen;
 pub mod error;
-pub mod fit;
+mod fit;
 pub mod io;
+pub mod least_squares;
 pub mod neighbours;
-pub mod order;
+mod order;
 pub mod pipeline;
 pub mod projection;
 pub mod status;
 pub mod surface;
-pub mod survey;
-pub mod tiles;
-pub mod weight;
 
 pub use cloud::{Attribute, Column, PointCloud, Precision, ScalarKind};
 pub use config::Config;

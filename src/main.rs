@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use mlsproj::config::Config;
-use mlsproj::survey::Spread;
-use mlsproj::tiles::Tile;
+use mlsproj::pipeline::Tile;
+use mlsproj::pipeline::inspect::Spread;
 use mlsproj::{RunOptions, Status};
 
 /// Project particles onto the Moving Least Squares surface of a point cloud.
@@ -211,7 +211,7 @@ fn fit_inputs(normals_in_fit: bool, config: &Config) -> String {
 
 fn info(path: &std::path::Path) -> anyhow::Result<()> {
     let cloud = mlsproj::io::read_points(path)?;
-    let d = mlsproj::survey::describe(&cloud)?;
+    let d = mlsproj::pipeline::inspect::describe(&cloud)?;
     println!("{}: {} points", path.display(), d.points);
     if d.non_finite > 0 {
         println!("non-finite points: {}", d.non_finite);

@@ -16,6 +16,10 @@ use crate::cloud::finite_bounds;
 use crate::config::Support;
 use crate::error::{Error, Result};
 
+/// Particles in Morton order, for queries that follow one another in
+/// space (see [`crate::pipeline::project_all`]).
+pub use crate::order::morton_order;
+
 /// One neighbour of a query centre.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Neighbour {

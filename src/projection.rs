@@ -7,36 +7,48 @@ use nalgebra::{Point3, Vector3};
 
 use crate::cloud::is_finite_point;
 use crate::config::{Config, Particles, Projection, Robust, Start, Support, Weight};
-use crate::fit::{
-    Frame, HeightField, HeightMoments, Jet, Moments, NormalEquations, SlopeMoments,
-    supported_degree,
-};
+use crate::fit::robust::{self, RefitScratch, Weighted};
+use crate::fit::{Fit, Frame, HeightField, Jet, Kernel, LocalFit, Moments};
 use crate::neighbours::{Neighbour, NeighbourSearch, Neighbourhood};
 use crate::status::Status;
-use crate::weight::{Kernel, RefitWeight};
 
-/// What one projection computes: the fields of the config that shape it.
+/// What one projection computes: the fields of the config that shape it
+/// (each documented on [`Config`]), and the one rule for how far from a
+/// particle its fits may reach ([`Self::reach`]), which tiles use to load
+/// the cloud a tile's particles need.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Method {
+    /// See [`Config::support`].
     pub support: Support,
+    /// See [`Config::weight`].
     pub weight: Weight,
+    /// See [`Config::gaussian_width`].
     pub gaussian_width: f64,
+    /// See [`Config::nearest_scale`].
     pub nearest_scale: f64,
+    /// See [`Config::degree`].
     pub degree: u8,
+    /// See [`Config::projection`].
     pub projection: Projection,
+    /// See [`Config::iterations`].
     pub iterations: u32,
+    /// See [`Config::tolerance`].
     pub tolerance: f64,
+    /// See [`Config::start`].
     pub start: Start,
+    /// The particles are the cloud's own points (`particles: Cloud`): each
+    /// is its own nearest cloud point, and its own foot, so a nearest-point
+    /// or foot start is the particle itself, found without a search.
+    pub on_cloud: bool,
     /// See [`Config::max_offset`].
     pub max_offset: f64,
     /// See [`Config::normal_weight`].
     pub normal_weight: f64,
+    /// See [`Config::robust`].
     pub robust: Robust,
 }
 
-/// The method of a job. With `particles: Cloud` the particles are the
-/// cloud's own points, and a nearest-point or foot start is the particle
-/// itself: the method starts there without searching.
+/// The method of a job.
 impl From<&Config> for Method {
     fn from(config: &Config) -> Self {
         Method {
@@ -48,17 +60,83 @@ impl From<&Config> for Method {
             projection: config.projection,
             iterations: config.iterations,
             tolerance: config.tolerance,
-            start: match (&config.particles, config.start) {
-                // The cloud's own points (smoothing): each is its own
-                // nearest cloud point, and its own foot; starting at the
-                // particle is the same start without the search.
-                (Particles::Cloud, Start::NearestPoint | Start::Foot) => Start::Particle,
-                (_, start) => start,
-            },
+            start: config.start,
+            on_cloud: config.particles == Particles::Cloud,
             max_offset: config.max_offset,
             normal_weight: config.normal_weight,
             robust: config.robust,
         }
+    }
+}
+
+impl Method {
+    /// Steps a particle may take: `iterations`, up to the 255 that the
+    /// `steps` output property holds.
+    fn max_steps(&self) -> u32 {
+        self.iterations.min(u32::from(u8::MAX))
+    }
+
+    /// How far a start at a nearest cloud point may lie from its particle:
+    /// `max_offset` support radii under a radius support; unbounded under
+    /// `Nearest(k)`, where the k nearest always exist.
+    fn start_limit(&self) -> f64 {
+        self.support
+            .radius()
+            .map_or(f64::INFINITY, |radius| radius * self.max_offset)
+    }
+
+    /// Support radii between a particle and its start, before any is
+    /// measured: none from the particle itself, up to h for its
+    /// neighbours' centroid or (under `Nearest(k)`, or a particle near the
+    /// surface) its nearest point. [`Self::reach`] measures the nearest
+    /// point's distance under a radius support, where it may lie up to
+    /// `max_offset` radii away.
+    fn start_in_radii(&self) -> f64 {
+        match self.start {
+            Start::Particle => 0.0,
+            Start::NearestPoint | Start::Centroid | Start::Foot => 1.0,
+        }
+    }
+
+    /// How far from a particle its fits may reach, when that does not
+    /// depend on the particle: under a radius support, `iterations`
+    /// support radii plus the start's distance (before it is measured).
+    /// `None` under `Nearest(k)`, whose h depends on the centre.
+    pub fn fixed_reach(&self) -> Option<f64> {
+        self.support
+            .radius()
+            .map(|radius| radius * (f64::from(self.iterations) + self.start_in_radii()))
+    }
+
+    /// How far from the particle at `centre` (relative to the search's
+    /// origin) its fits may reach in the cloud of `search`: its start's
+    /// distance plus `iterations` support radii (each step looks within h
+    /// of a centre that moves less than h per step), doubled for
+    /// `Nearest(k)`, whose h at a moved centre can grow.
+    ///
+    /// Measured in a part of the cloud, where a particle's nearest point
+    /// and k-nearest radius can only be farther than in the whole cloud,
+    /// this bounds the reach in the whole cloud too: tiles load that much
+    /// beyond their slab.
+    pub fn reach(
+        &self,
+        search: &NeighbourSearch,
+        centre: &Vector3<f64>,
+        neighbourhood: &mut Neighbourhood,
+    ) -> f64 {
+        let fixed_radius = self.support.radius();
+        let growth = if fixed_radius.is_some() { 1.0 } else { 2.0 };
+        let h = fixed_radius.unwrap_or_else(|| {
+            search.gather(centre, self.support, self.nearest_scale, neighbourhood)
+        });
+        let start = match (self.start, fixed_radius) {
+            (Start::NearestPoint | Start::Foot, Some(_)) => {
+                let (_, distance_squared) = search.nearest(centre);
+                distance_squared.sqrt().min(self.max_offset * h)
+            }
+            _ => self.start_in_radii() * h,
+        };
+        growth * (start + f64::from(self.iterations) * h)
     }
 }
 
@@ -117,39 +195,14 @@ impl Projected {
 /// particle once they have grown to the largest neighbourhood).
 #[derive(Debug, Default)]
 pub struct Scratch {
-    hood: Neighbourhood,
+    neighbourhood: Neighbourhood,
     /// Weight of each neighbour in the current fit.
     weights: Vec<f64>,
     /// The neighbourhood's moments under the frame's weights (see
     /// [`Kernel::frame_at`]), summed as the weights are set.
     frame_moments: Moments,
-    /// Robust refits: each neighbour's residual to the last fit, the cosine
-    /// between its normal and the fit's, and room to find the median.
-    residuals: Vec<f64>,
-    normal_cosines: Vec<f64>,
-    spread: Vec<f64>,
-}
-
-/// Reweighted fits after the first with `robust: Rimls`.
-const REFITS: usize = 3;
-/// `σ_r` in units of the robust (MAD) estimate of the residuals' σ.
-const REFIT_RESIDUAL_SCALE: f64 = 2.5;
-/// `σ_n`, as in MeshLab's RIMLS: a 90° edge's other face keeps e⁻³·⁶ of
-/// its weight per refit, a neighbour whose normal is 10° off keeps 0.95.
-/// Narrower (0.5) locks edges faster but follows the rough normals of real
-/// scans onto wrong patches (measured on the bunny and armadillo meshes,
-/// whose face normals scatter by 30°).
-const REFIT_NORMAL_SCALE: f64 = 0.75;
-/// How far (in standard deviations of the tangential spread of the refit's
-/// data) the particle's foot may lie from their centroid for the refit to
-/// be used; see [`Projector::refit`].
-const EXTRAPOLATION_LIMIT: f64 = 2.0;
-
-/// The frame and normal equations of one neighbourhood under its weights.
-#[derive(Debug, Clone, Copy)]
-struct LocalFit {
-    frame: Frame,
-    equations: NormalEquations,
+    /// The robust refits' buffers.
+    refits: RefitScratch,
 }
 
 /// One fitted step, relative to the search origin.
@@ -229,7 +282,7 @@ impl<'a> Projector<'a> {
         let mut converged = self.method.iterations <= 1;
         let mut rejected_at_start = None;
         // `steps` counts fitted steps only: the one retry below is free.
-        while u32::from(steps) < self.method.iterations.min(u32::from(u8::MAX)) {
+        while u32::from(steps) < self.method.max_steps() {
             match self.step(&centre, &target, scratch) {
                 StepOutcome::Fitted(step) => {
                     steps = steps.saturating_add(1);
@@ -294,20 +347,16 @@ impl<'a> Projector<'a> {
 
     /// The centre of the first step for a particle at `target`, or `None`
     /// when no start can speak for it: no neighbour within its support, or
-    /// (nearest-point and foot starts) none within `max_offset` support
-    /// radii.
+    /// (nearest-point and foot starts) none within [`Method::start_limit`].
     fn start(&self, target: &Vector3<f64>, scratch: &mut Scratch) -> Option<Vector3<f64>> {
         let method = &self.method;
         match method.start {
             Start::Particle => Some(*target),
+            Start::NearestPoint | Start::Foot if method.on_cloud => Some(*target),
             Start::NearestPoint | Start::Foot => {
                 let (index, distance_squared) = self.search.nearest(target);
-                // Under `Nearest(k)` the k nearest always exist: no reach.
-                let reach = method
-                    .support
-                    .radius()
-                    .map_or(f64::INFINITY, |radius| radius * method.max_offset);
-                if distance_squared >= reach * reach {
+                let limit = method.start_limit();
+                if distance_squared >= limit * limit {
                     return None;
                 }
                 let nearest = self.search.local_point(index);
@@ -330,7 +379,12 @@ impl<'a> Projector<'a> {
             Start::Centroid => {
                 self.weigh_neighbourhood(target, scratch)?;
                 let mut moments = Moments::default();
-                for (neighbour, &w) in scratch.hood.neighbours.iter().zip(&scratch.weights) {
+                for (neighbour, &w) in scratch
+                    .neighbourhood
+                    .neighbours
+                    .iter()
+                    .zip(&scratch.weights)
+                {
                     moments.add(&neighbour.offset, w);
                 }
                 moments.centroid().map(|centroid| target + centroid)
@@ -352,15 +406,14 @@ impl<'a> Projector<'a> {
             centre,
             method.support,
             method.nearest_scale,
-            &mut scratch.hood,
+            &mut scratch.neighbourhood,
         );
         if support_radius.is_nan() || support_radius <= 0.0 {
             return None;
         }
         let kernel = Kernel::new(method.weight, support_radius, method.gaussian_width);
-        let (frame_moments, count) = set_weights(
-            &scratch.hood.neighbours,
-            &kernel,
+        let (frame_moments, count) = kernel.weigh(
+            &scratch.neighbourhood.neighbours,
             std::iter::repeat(1.0),
             &mut scratch.weights,
         );
@@ -380,40 +433,56 @@ impl<'a> Projector<'a> {
         let Some((kernel, count)) = self.weigh_neighbourhood(centre, scratch) else {
             return StepOutcome::Failed(
                 Status::TooFewNeighbours,
-                scratch.hood.neighbours.len() as u32,
+                scratch.neighbourhood.neighbours.len() as u32,
             );
         };
         let support_radius = kernel.support_radius();
         if count < 3 {
             return StepOutcome::Failed(Status::TooFewNeighbours, count);
         }
-        let start_degree = method.degree.min(supported_degree(count as usize));
-        let plain = match self.local_fit(centre, support_radius, scratch) {
+        let neighbours = &scratch.neighbourhood.neighbours;
+        let plain = match self.local_fit(
+            centre,
+            support_radius,
+            neighbours,
+            &scratch.weights,
+            &scratch.frame_moments,
+        ) {
             Ok(fit) => fit,
             Err(status) => return StepOutcome::Failed(status, count),
         };
         let fit = match method.robust {
             Robust::None => plain,
-            Robust::Rimls => self.refit(plain, centre, target, start_degree, &kernel, scratch),
+            Robust::Rimls => robust::refit(
+                plain,
+                &(target - centre),
+                method
+                    .degree
+                    .min(crate::fit::height::supported_degree(count as usize)),
+                &kernel,
+                &mut Weighted {
+                    neighbours,
+                    weights: &mut scratch.weights,
+                    frame_moments: &mut scratch.frame_moments,
+                    normals: self.normals,
+                },
+                &mut scratch.refits,
+                |weights, frame_moments| {
+                    self.local_fit(centre, support_radius, neighbours, weights, frame_moments)
+                },
+            ),
         };
 
-        let LocalFit { frame, equations } = fit;
-        let particle_local = frame.local(&(target - centre - frame.centroid));
-        for degree in (0..=start_degree).rev() {
-            let Some((coefficients, residual)) = equations.solve(degree) else {
-                continue;
-            };
-            let field = HeightField {
-                coefficients,
-                support_radius,
-            };
+        let particle_local = fit.frame.local(&(target - centre - fit.frame.centroid));
+        for solution in fit.surfaces(method.degree, count) {
+            let field = solution.field;
             let (u, v) = match method.projection {
                 Projection::Simple => (particle_local.x, particle_local.y),
                 Projection::Orthogonal => closest_point(&field, &particle_local),
             };
             let jet = field.jet(u, v);
             let surface_local = Vector3::new(u, v, jet.height);
-            let surface = centre + frame.centroid + to_world(&frame, &surface_local);
+            let surface = centre + fit.frame.centroid + fit.frame.world_offset(&surface_local);
             if (surface - centre).norm() > support_radius {
                 // Outside the support ball the fit was made from: the fit
                 // extrapolates past its data (PCL issue #5753). A lower
@@ -425,12 +494,12 @@ impl<'a> Projector<'a> {
             }
             return StepOutcome::Fitted(Step {
                 surface,
-                normal: to_world(&frame, &jet.normal()),
+                normal: fit.frame.world_offset(&jet.normal()),
                 jet,
-                residual,
+                residual: solution.residual,
                 neighbour_count: count,
                 support_radius,
-                lowered: degree < method.degree,
+                lowered: solution.degree < method.degree,
                 // Here, while `scratch` holds this step's neighbourhood: a
                 // later step that fails leaves its own behind.
                 colour: self.average_colour(scratch),
@@ -440,13 +509,16 @@ impl<'a> Projector<'a> {
     }
 
     /// The oriented frame and the height field's normal equations of the
-    /// neighbourhood in `scratch`, under its current weights.
+    /// neighbourhood `neighbours` of `centre` under `weights`, over the
+    /// frame of `frame_moments`.
     fn local_fit(
         &self,
         centre: &Vector3<f64>,
         support_radius: f64,
-        scratch: &Scratch,
-    ) -> Result<LocalFit, Status> {
+        neighbours: &[Neighbour],
+        weights: &[f64],
+        frame_moments: &Moments,
+    ) -> Result<Fit, Status> {
         // The frame's plane from every neighbour in the support, nearly
         // unweighted (as PCL's, see `Kernel::frame_at`): the frame only
         // orients the height field, whose own linear terms absorb a tilt,
@@ -454,192 +526,47 @@ impl<'a> Projector<'a> {
         // holds few points across the noise. On the thin blade (h = 2.3σ)
         // the kernel-weighted plane left 1.41σ RMS against 1.09σ with the
         // flat one; the other truth sets moved by less than 0.005σ.
-        let mut frame = scratch
-            .frame_moments
-            .frame()
-            .ok_or(Status::TooFewNeighbours)?;
-        if frame.is_collinear() {
-            return Err(Status::Rejected);
+        let mut fit = LocalFit::new(frame_moments, support_radius)?;
+        if self.wrong_side(fit.frame(), centre, neighbours, weights) {
+            fit.flip();
         }
-        self.orient(&mut frame, centre, scratch);
-
-        let mut moments = HeightMoments::default();
-        let inverse_h = 1.0 / support_radius;
-        let tangent = |neighbour: &Neighbour| {
-            let local = frame.local(&(neighbour.offset - frame.centroid));
-            (local.x * inverse_h, local.y * inverse_h, local.z)
-        };
-        let mut slopes = SlopeMoments::default();
-        let normals = self.slope_normals;
+        let weighted = neighbours.iter().zip(weights).filter(|(_, w)| **w > 0.0);
         // Two loops rather than a test per neighbour: the heights-only one
         // stays branch-free.
-        let weighted = scratch
-            .hood
-            .neighbours
-            .iter()
-            .zip(&scratch.weights)
-            .filter(|(_, w)| **w > 0.0);
-        match normals {
+        match self.slope_normals {
             Some(normals) => {
                 for (neighbour, &w) in weighted {
-                    let (u, v, height) = tangent(neighbour);
-                    moments.add(u, v, height, w);
-                    let normal = frame.local(&normals[neighbour.index as usize].cast::<f64>());
-                    slopes.add(u, v, &normal, w);
+                    let normal = normals[neighbour.index as usize].cast::<f64>();
+                    fit.add_neighbour_with_normal(&neighbour.offset, &normal, w);
                 }
             }
             None => {
                 for (neighbour, &w) in weighted {
-                    let (u, v, height) = tangent(neighbour);
-                    moments.add(u, v, height, w);
+                    fit.add_neighbour(&neighbour.offset, w);
                 }
             }
         }
-        let mut equations = moments.equations();
-        if normals.is_some() {
-            equations.add_slopes(&slopes, self.method.normal_weight, support_radius);
-        }
-        Ok(LocalFit { frame, equations })
+        Ok(fit.finish(self.slope_normals.map(|_| self.method.normal_weight)))
     }
 
-    /// The robust refits of `plain` (see [`Robust::Rimls`]): reweight, fit
-    /// again, `REFITS` times.
-    ///
-    /// The refit is kept only where the particle's foot lies within the data
-    /// that carry it, at most `EXTRAPOLATION_LIMIT` standard deviations of
-    /// their tangential spread from their centroid. Beyond that, the refit
-    /// has locked onto a face the particle is not over (a particle off a
-    /// convex edge, a patch of rough normals on a curved surface) and
-    /// extrapolates it; the plain fit, rounded but centred on the particle,
-    /// is then the better surface (measured on the truth sets: the largest
-    /// errors on the CAD parts fall from 3.9σ to 1.5σ).
-    fn refit(
+    /// True when `frame`'s normal disagrees with the configured sign rule.
+    fn wrong_side(
         &self,
-        plain: LocalFit,
+        frame: &Frame,
         centre: &Vector3<f64>,
-        target: &Vector3<f64>,
-        degree: u8,
-        kernel: &Kernel,
-        scratch: &mut Scratch,
-    ) -> LocalFit {
-        let mut fit = plain;
-        for _ in 0..REFITS {
-            if !self.reweight(&fit, degree, kernel, scratch) {
-                break;
-            }
-            match self.local_fit(centre, kernel.support_radius(), scratch) {
-                Ok(refit) => fit = refit,
-                // The reweighted neighbourhood no longer spans a plane:
-                // keep the last fit that did.
-                Err(_) => break,
-            }
-        }
-        let foot = fit.frame.local(&(target - centre - fit.frame.centroid));
-        if fit.frame.tangential_deviations(&foot) > EXTRAPOLATION_LIMIT {
-            plain
-        } else {
-            fit
-        }
-    }
-
-    /// Sets each neighbour's weight (and frame weight, summing the frame's
-    /// moments anew) to its kernel weight times the refit factor of its
-    /// agreement with the plane of `fit`: the residual to the linear height
-    /// field (degree ≤ 1), and the angle between the neighbour's normal and
-    /// that plane's. False, weights left alone, when no plane can be
-    /// solved.
-    ///
-    /// The reference is a plane, not the quadric, because a quadric bends
-    /// around an edge: both faces then fit it about as well, and the
-    /// reweighting stalls halfway (measured on a noisy 90° wedge). A plane
-    /// cannot bend, so the face that carries more weight wins and the other
-    /// drops out within a few refits; the final fit is still of the full
-    /// degree, under the refit weights.
-    ///
-    /// The residual scale is robust: `σ_r = REFIT_RESIDUAL_SCALE · 1.4826 ·
-    /// median |r|` (the MAD, σ for Gaussian noise), so that it follows the
-    /// majority of the neighbourhood, not the misfit of an edge's other face
-    /// or of outliers, and needs no noise level from the user.
-    fn reweight(&self, fit: &LocalFit, degree: u8, kernel: &Kernel, scratch: &mut Scratch) -> bool {
-        let Some(coefficients) = (0..=degree.min(1))
-            .rev()
-            .find_map(|d| fit.equations.solve(d).map(|(c, _)| c))
-        else {
-            return false;
-        };
-        let plane = HeightField {
-            coefficients,
-            support_radius: kernel.support_radius(),
-        };
-        let frame = &fit.frame;
-        // A linear height field has one normal everywhere.
-        let plane_normal = to_world(frame, &plane.jet(0.0, 0.0).normal());
-        scratch.residuals.clear();
-        scratch.normal_cosines.clear();
-        let mut agreement = 0.0;
-        for (neighbour, &w) in scratch.hood.neighbours.iter().zip(&scratch.weights) {
-            let local = frame.local(&(neighbour.offset - frame.centroid));
-            scratch
-                .residuals
-                .push(local.z - plane.jet(local.x, local.y).height);
-            if let Some(normals) = self.normals {
-                let own = normals[neighbour.index as usize].cast::<f64>();
-                let length = own.norm();
-                // A zero normal says nothing: no penalty.
-                let cosine = if length > 0.0 {
-                    plane_normal.dot(&own) / length
-                } else {
-                    1.0
-                };
-                agreement += w * cosine;
-                scratch.normal_cosines.push(cosine);
-            }
-        }
-        // The fit's normal has the sign of the output rule; compare with
-        // the cloud's normals as the neighbourhood orients them.
-        let sign = if agreement < 0.0 { -1.0 } else { 1.0 };
-
-        scratch.spread.clear();
-        scratch
-            .spread
-            .extend(scratch.residuals.iter().map(|r| r.abs()));
-        let middle = scratch.spread.len() / 2;
-        let (_, median, _) = scratch
-            .spread
-            .select_nth_unstable_by(middle, f64::total_cmp);
-        // A floor keeps noise-free data (median 0) finite.
-        let residual_scale =
-            (REFIT_RESIDUAL_SCALE * 1.4826 * *median).max(1e-9 * kernel.support_radius());
-        let refit = RefitWeight::new(residual_scale, REFIT_NORMAL_SCALE);
-        let factors = scratch.residuals.iter().enumerate().map(|(i, &residual)| {
-            let cosine = scratch.normal_cosines.get(i).map(|c| sign * c);
-            refit.at(residual, cosine)
-        });
-        (scratch.frame_moments, _) = set_weights(
-            &scratch.hood.neighbours,
-            kernel,
-            factors,
-            &mut scratch.weights,
-        );
-        true
-    }
-
-    /// Gives the frame's normal its sign by the configured rule.
-    fn orient(&self, frame: &mut Frame, centre: &Vector3<f64>, scratch: &Scratch) {
+        neighbours: &[Neighbour],
+        weights: &[f64],
+    ) -> bool {
         let agreement = match self.sign {
-            NormalSign::CloudNormals(normals) => scratch
-                .hood
-                .neighbours
+            NormalSign::CloudNormals(normals) => neighbours
                 .iter()
-                .zip(&scratch.weights)
+                .zip(weights)
                 .map(|(n, &w)| w * normals[n.index as usize].cast::<f64>().dot(&frame.normal))
                 .sum::<f64>(),
             NormalSign::AwayFrom(point) => frame.normal.dot(&(centre + frame.centroid - point)),
             NormalSign::Toward(point) => frame.normal.dot(&(point - centre - frame.centroid)),
         };
-        if agreement < 0.0 {
-            frame.flip();
-        }
+        agreement < 0.0
     }
 
     /// Weighted mean of the cloud colours of the neighbourhood in `scratch`.
@@ -649,7 +576,12 @@ impl<'a> Projector<'a> {
         };
         let mut sum = [0.0f64; 3];
         let mut weight_sum = 0.0;
-        for (n, &w) in scratch.hood.neighbours.iter().zip(&scratch.weights) {
+        for (n, &w) in scratch
+            .neighbourhood
+            .neighbours
+            .iter()
+            .zip(&scratch.weights)
+        {
             let c = colours[n.index as usize];
             for (s, c) in sum.iter_mut().zip(c) {
                 *s += w * f64::from(c);
@@ -661,35 +593,6 @@ impl<'a> Projector<'a> {
         }
         sum.map(|s| (s / weight_sum).round().clamp(0.0, 255.0) as u8)
     }
-}
-
-/// Sets `weights` to each neighbour's kernel weight times its factor, and
-/// returns the moments under the frame's weights (the kernel's frame weight
-/// times the same factor) and the number of neighbours of positive weight:
-/// summed as the weights are set, in one pass.
-fn set_weights(
-    neighbours: &[Neighbour],
-    kernel: &Kernel,
-    factors: impl Iterator<Item = f64>,
-    weights: &mut Vec<f64>,
-) -> (Moments, u32) {
-    weights.clear();
-    let (mut frame_moments, mut count) = (Moments::default(), 0);
-    for (neighbour, factor) in neighbours.iter().zip(factors) {
-        let weight = kernel.at(neighbour.distance_squared) * factor;
-        weights.push(weight);
-        count += u32::from(weight > 0.0);
-        let frame_weight = kernel.frame_at(neighbour.distance_squared) * factor;
-        if frame_weight > 0.0 {
-            frame_moments.add(&neighbour.offset, frame_weight);
-        }
-    }
-    (frame_moments, count)
-}
-
-/// Frame coordinates `(U, V, W)` to a world offset.
-fn to_world(frame: &Frame, local: &Vector3<f64>) -> Vector3<f64> {
-    local.x * frame.e1 + local.y * frame.e2 + local.z * frame.normal
 }
 
 /// The `(U, V)` whose patch point is closest to `target` (frame

@@ -121,14 +121,7 @@ fn nan_survives_both_encodings() {
 fn rows(columns: &[Attribute], range: std::ops::Range<usize>) -> Vec<Attribute> {
     columns
         .iter()
-        .map(|column| {
-            let mut values = column.values.clone();
-            mlsproj::with_column!(&mut values, v => {
-                v.truncate(range.end);
-                v.drain(..range.start);
-            });
-            attribute(&column.name, values)
-        })
+        .map(|column| attribute(&column.name, column.values.slice(range.clone())))
         .collect()
 }
 

@@ -7,7 +7,7 @@ mod job;
 
 use common::{Sphere, noisy_cloud, particles, real};
 use job::{Job, attribute, column, count, statuses, xyz_columns};
-use mlsproj::pipeline::colour_columns;
+use mlsproj::io::colour_columns;
 use mlsproj::{Attribute, Column, PointCloud, Status};
 
 /// Smooths the sample scan `name` (`particles: Cloud`, `Nearest(30)`) with

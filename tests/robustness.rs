@@ -8,7 +8,7 @@ mod job;
 
 use common::{Sphere, all_finite, noisy_cloud, particles};
 use job::{Job, OUTPUT, ply, statuses, xyz_columns, xyz_header};
-use mlsproj::pipeline::position_columns;
+use mlsproj::io::position_columns;
 use mlsproj::{MlsSurface, PointCloud, Precision, Projected, Status};
 use nalgebra::{Point3, Vector3};
 

@@ -7,15 +7,21 @@
 //! Outputs are written atomically (see [`write_ply`]).
 
 mod atomic;
+mod ply_layout;
 mod ply_read;
 mod ply_write;
+mod reader;
+mod record;
 mod scalar;
 mod xyz;
 
 pub use ply_read::PlyVertexReader;
 pub use ply_write::{PlyVertexWriter, schema_of, write_ply};
+pub use reader::{CHUNK, Kept, PointReader};
+pub use record::{colour_columns, file_columns, output_columns, position_columns};
 
 use crate::cloud::PointCloud;
+use crate::config::Encoding;
 use crate::error::{Error, Location, Result};
 use std::fs::File;
 use std::io::Read;
@@ -34,6 +40,16 @@ pub enum PlyEncoding {
     BinaryLittleEndian,
     /// `ascii`, values as text; floats written in their shortest exact form.
     Ascii,
+}
+
+/// The config's output encoding.
+impl From<Encoding> for PlyEncoding {
+    fn from(encoding: Encoding) -> Self {
+        match encoding {
+            Encoding::Binary => PlyEncoding::BinaryLittleEndian,
+            Encoding::Ascii => PlyEncoding::Ascii,
+        }
+    }
 }
 
 /// Reads a point file, choosing the reader by content so that a PLY file is
@@ -72,86 +88,6 @@ pub enum PlyEncoding {
 pub fn read_points(path: &Path) -> Result<PointCloud> {
     let mut reader = PointReader::open(path)?;
     reader.read_chunk(reader.len())
-}
-
-/// A point file read chunk by chunk: PLY is streamed from disk, so the
-/// number of points is bounded by the disk, not by memory; a text cloud is
-/// parsed whole (its rule for columns needs every row) and handed out in
-/// chunks.
-#[derive(Debug)]
-pub enum PointReader {
-    /// A PLY file, streamed.
-    Ply(Box<PlyVertexReader>),
-    /// A cloud in memory (a parsed text file, or points already read);
-    /// `next` is the first point not yet handed out, `total` the count.
-    Memory {
-        cloud: PointCloud,
-        next: usize,
-        total: usize,
-    },
-}
-
-impl PointReader {
-    /// Opens a point file, choosing the reader as [`read_points`] does.
-    pub fn open(path: &Path) -> Result<Self> {
-        if is_ply(path)? {
-            Ok(PointReader::Ply(Box::new(PlyVertexReader::open(path)?)))
-        } else {
-            Ok(PointReader::from_cloud(read_text(path)?))
-        }
-    }
-
-    /// Hands out the points of a cloud already in memory.
-    pub fn from_cloud(cloud: PointCloud) -> Self {
-        let total = cloud.len();
-        PointReader::Memory {
-            cloud,
-            next: 0,
-            total,
-        }
-    }
-
-    /// Number of points in the file.
-    pub fn len(&self) -> usize {
-        match self {
-            PointReader::Ply(reader) => reader.len(),
-            PointReader::Memory { total, .. } => *total,
-        }
-    }
-
-    /// True when the file has no point.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Precision of the positions in the file.
-    pub fn precision(&self) -> crate::cloud::Precision {
-        match self {
-            PointReader::Ply(reader) => reader.precision(),
-            PointReader::Memory { cloud, .. } => cloud.precision,
-        }
-    }
-
-    /// The next up to `max` points, with every property of the file (an
-    /// empty cloud, properties still named, at the end).
-    pub fn read_chunk(&mut self, max: usize) -> Result<PointCloud> {
-        match self {
-            PointReader::Ply(reader) => reader.read_chunk(max),
-            PointReader::Memory { cloud, next, .. } => {
-                if *next == 0 && max >= cloud.len() {
-                    // All of it at once: hand the cloud over rather than
-                    // copy it, leaving its properties, empty, for the end.
-                    *next = cloud.len();
-                    let rest = cloud.slice(0..0);
-                    return Ok(std::mem::replace(cloud, rest));
-                }
-                let end = cloud.len().min(*next + max);
-                let chunk = cloud.slice((*next).min(end)..end);
-                *next = end;
-                Ok(chunk)
-            }
-        }
-    }
 }
 
 /// True when `path` starts with the line `ply`; an empty or unreadable

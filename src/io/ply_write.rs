@@ -5,9 +5,9 @@
 use super::atomic::AtomicFile;
 use super::scalar::{ply_type, put_fields, size_of_kind};
 use super::{BLOCK_BYTES, PlyEncoding};
+use crate::cloud::with_column;
 use crate::cloud::{Attribute, ScalarKind};
 use crate::error::{Error, Result};
-use crate::with_column;
 use ply_rs_bw::ply::{DefaultElement, ElementDef, Encoding, Header, PropertyDef, PropertyType};
 use ply_rs_bw::writer::Writer;
 use std::io::Write;

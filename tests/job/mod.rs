@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use mlsproj::io::position_columns;
 use mlsproj::io::{PlyEncoding, write_ply};
-use mlsproj::pipeline::position_columns;
 use mlsproj::{Attribute, Column, PointCloud, Precision, Status};
 use nalgebra::Point3;
 use tempfile::TempDir;

@@ -2,6 +2,9 @@
 //! evaluated from the squared distance, so compact kernels need no sqrt.
 
 use crate::config::Weight;
+use crate::neighbours::Neighbour;
+
+use super::Moments;
 
 /// Points within this (relative, in r²) of the support's edge count as
 /// outside. With `Nearest(k)` the k-th neighbour lies at r = 1 by
@@ -24,12 +27,12 @@ pub struct Kernel {
 impl Kernel {
     /// The kernel `weight` for support radius `h`.
     pub fn new(weight: Weight, support_radius: f64, gaussian_width: f64) -> Self {
-        let h2 = support_radius * support_radius;
+        let h_squared = support_radius * support_radius;
         Kernel {
             weight,
             support_radius,
-            inverse_h_squared: 1.0 / h2,
-            inverse_gaussian_variance: 1.0 / (h2 * gaussian_width * gaussian_width),
+            inverse_h_squared: 1.0 / h_squared,
+            inverse_gaussian_variance: 1.0 / (h_squared * gaussian_width * gaussian_width),
         }
     }
 
@@ -47,11 +50,11 @@ impl Kernel {
     /// iterates cycle).
     #[inline]
     pub fn frame_at(&self, distance_squared: f64) -> f64 {
-        let r2 = distance_squared * self.inverse_h_squared;
-        if r2 >= 1.0 - EDGE {
+        let r_squared = distance_squared * self.inverse_h_squared;
+        if r_squared >= 1.0 - EDGE {
             return 0.0;
         }
-        let mut r128 = r2;
+        let mut r128 = r_squared;
         for _ in 0..6 {
             r128 *= r128;
         }
@@ -62,63 +65,53 @@ impl Kernel {
     /// θ at squared distance `d²`; zero outside the support.
     #[inline]
     pub fn at(&self, distance_squared: f64) -> f64 {
-        let r2 = distance_squared * self.inverse_h_squared;
-        if r2 >= 1.0 - EDGE {
+        let r_squared = distance_squared * self.inverse_h_squared;
+        if r_squared >= 1.0 - EDGE {
             return 0.0;
         }
         match self.weight {
             Weight::Gaussian => (-distance_squared * self.inverse_gaussian_variance).exp(),
             Weight::Wendland => {
-                let t = 1.0 - r2;
+                let t = 1.0 - r_squared;
                 let t2 = t * t;
                 t2 * t2
             }
             Weight::Biweight => {
-                let t = 1.0 - r2;
+                let t = 1.0 - r_squared;
                 t * t
             }
             Weight::Plateau => {
-                let t = 1.0 - r2 * r2;
+                let t = 1.0 - r_squared * r_squared;
                 t * t
             }
             Weight::Broad => {
-                let t = 1.0 - r2 * r2 * r2;
+                let t = 1.0 - r_squared * r_squared * r_squared;
                 t * t
             }
         }
     }
-}
 
-/// The refitting factor of robust implicit MLS (Öztireli, Guennebaud, Gross
-/// 2009), multiplied into a neighbour's kernel weight between fits:
-/// `exp(−(r/σ_r)²) · exp(−‖n_fit − n_i‖²/σ_n²)`, `r` the neighbour's
-/// residual to the last fit, `n_fit` that fit's unit normal at the
-/// neighbour and `n_i` the neighbour's own (unit) normal. Gaussian (Welsch)
-/// terms redescend: a point far from the fit, or facing another way, ends
-/// with no pull at all, which is what keeps an edge sharp (a Huber term
-/// would only bound its pull).
-#[derive(Debug, Clone, Copy)]
-pub struct RefitWeight {
-    inverse_residual_variance: f64,
-    /// `2 / σ_n²`: `‖n_fit − n_i‖² = 2 (1 − cos)` for unit normals.
-    normal_factor: f64,
-}
-
-impl RefitWeight {
-    /// Residual scale `σ_r` (the cloud's units, > 0) and normal scale `σ_n`.
-    pub fn new(residual_scale: f64, normal_scale: f64) -> Self {
-        RefitWeight {
-            inverse_residual_variance: 1.0 / (residual_scale * residual_scale),
-            normal_factor: 2.0 / (normal_scale * normal_scale),
+    /// Sets `weights` to each neighbour's weight times its `factor`, and
+    /// returns the moments under the frame's weights ([`Self::frame_at`]
+    /// times the same factor) and the number of neighbours of positive
+    /// weight: summed as the weights are set, in one pass.
+    pub fn weigh(
+        &self,
+        neighbours: &[Neighbour],
+        factors: impl Iterator<Item = f64>,
+        weights: &mut Vec<f64>,
+    ) -> (Moments, u32) {
+        weights.clear();
+        let (mut frame_moments, mut count) = (Moments::default(), 0);
+        for (neighbour, factor) in neighbours.iter().zip(factors) {
+            let weight = self.at(neighbour.distance_squared) * factor;
+            weights.push(weight);
+            count += u32::from(weight > 0.0);
+            let frame_weight = self.frame_at(neighbour.distance_squared) * factor;
+            if frame_weight > 0.0 {
+                frame_moments.add(&neighbour.offset, frame_weight);
+            }
         }
-    }
-
-    /// The factor for residual `r` and, when the cloud has normals, the
-    /// cosine of the angle between the fit's normal and the neighbour's.
-    #[inline]
-    pub fn at(&self, residual: f64, normal_cosine: Option<f64>) -> f64 {
-        let misfit = residual * residual * self.inverse_residual_variance
-            + normal_cosine.map_or(0.0, |c| (1.0 - c) * self.normal_factor);
-        (-misfit).exp()
+        (frame_moments, count)
     }
 }

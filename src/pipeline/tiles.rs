@@ -14,8 +14,20 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use nalgebra::Point3;
+use rayon::prelude::*;
 
-use crate::cloud::{finite_bounds, is_finite_point};
+use crate::cloud::{CentroidSum, PointCloud, finite_bounds, is_finite_point};
+use crate::config::{Config, Particles, Support};
+use crate::error::Result;
+use crate::io::{Kept, PointReader};
+use crate::neighbours::Neighbourhood;
+use crate::projection::Method;
+use crate::surface::MlsSurface;
+
+use super::{
+    CloudRead, Job, Stream, Summary, Timings, particle_path, progress_bar, refuse_empty,
+    surface_of, timed,
+};
 
 /// One tile of a job split into `count` tiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +206,200 @@ impl Slabs {
     }
 }
 
+/// The slabs of a job split into `count` tiles, from one pass over its
+/// particle file in chunks.
+fn particle_slabs(path: &Path, count: usize) -> Result<Slabs> {
+    let reader = PointReader::open(path)?;
+    let mut sample = SlabSample::new(reader.len(), count);
+    reader.for_each_chunk(|_, chunk| sample.add(&chunk.positions))?;
+    Ok(sample.slabs())
+}
+
+/// Picks the particles of one tile from the chunks of their file, in
+/// order, recording their positions in it.
+struct TileParticles<'a> {
+    slabs: &'a Slabs,
+    tile: Tile,
+    indices: Vec<u32>,
+}
+
+impl<'a> TileParticles<'a> {
+    fn new(slabs: &'a Slabs, tile: Tile) -> Self {
+        TileParticles {
+            slabs,
+            tile,
+            indices: Vec::new(),
+        }
+    }
+
+    /// Which points of a chunk, whose first point is at `first` in the
+    /// file, are the tile's particles.
+    fn pick(&mut self, first: usize, chunk: &PointCloud) -> Vec<bool> {
+        let keep: Vec<bool> = chunk
+            .positions
+            .iter()
+            .map(|p| self.slabs.of(p) == self.tile.index)
+            .collect();
+        self.indices.extend(
+            keep.iter()
+                .enumerate()
+                .filter(|(_, k)| **k)
+                .map(|(i, _)| (first + i) as u32),
+        );
+        keep
+    }
+}
+
+/// The particles of one tile, with their input positions.
+fn tile_particles(path: &Path, slabs: &Slabs, tile: Tile) -> Result<(PointCloud, Vec<u32>)> {
+    let mut picker = TileParticles::new(slabs, tile);
+    let (particles, _) =
+        PointReader::open(path)?.select(|first, chunk| picker.pick(first, chunk))?;
+    Ok((particles, picker.indices))
+}
+
+/// One pass over the cloud for a tile: the points whose coordinate on
+/// `axis` lies in `[from, to]` (and every non-finite point, which the
+/// surface counts, and the file's first finite point, so that a tile far
+/// from the cloud, or with no particle, still has a surface),
+/// the count of points in the file, the centroid of all its finite points,
+/// and, when `particles` is given (the cloud's own points are the
+/// particles), the tile's particles with their positions in the file.
+fn cloud_slab(
+    path: &Path,
+    axis: usize,
+    (from, to): (f64, f64),
+    mut particles: Option<TileParticles>,
+) -> Result<CloudSlab> {
+    let mut centroid = CentroidSum::default();
+    let mut picked = Kept::default();
+    let mut seen_finite = false;
+    let (part, total) = PointReader::open(path)?.select(|first, chunk| {
+        if let Some(picker) = &mut particles {
+            picked.add(chunk.filter(&picker.pick(first, chunk)));
+        }
+        chunk
+            .positions
+            .iter()
+            .map(|p| {
+                let finite = centroid.add(p);
+                let first_finite = finite && !seen_finite;
+                seen_finite |= finite;
+                // Non-finite points are kept: the surface counts them.
+                !finite || first_finite || (from..=to).contains(&p[axis])
+            })
+            .collect()
+    })?;
+    Ok(CloudSlab {
+        part,
+        total,
+        centroid: centroid.centroid(),
+        particles: particles.map(|picker| (picked.into_cloud(), picker.indices)),
+    })
+}
+
+/// What [`cloud_slab`] read.
+struct CloudSlab {
+    part: PointCloud,
+    total: usize,
+    centroid: Point3<f64>,
+    particles: Option<(PointCloud, Vec<u32>)>,
+}
+
+/// How far beyond its slab, `[from, to]` along `axis`, the cloud must
+/// reach so that every particle's fit sees the points it would see in the
+/// whole cloud: the farthest [`Method::reach`] of a particle past the
+/// slab's faces, measured on the part of the cloud loaded so far.
+fn halo_needed(
+    surface: &MlsSurface,
+    particles: &[Point3<f64>],
+    method: &Method,
+    axis: usize,
+    (from, to): (f64, f64),
+) -> f64 {
+    let search = surface.search();
+    particles
+        .par_iter()
+        .filter(|p| is_finite_point(p))
+        .map_init(Neighbourhood::default, |neighbourhood, p| {
+            let reach = method.reach(search, &(p - search.origin()), neighbourhood);
+            let inside = (p[axis] - from).min(to - p[axis]).max(0.0);
+            reach - inside
+        })
+        .reduce(|| 0.0, f64::max)
+}
+
+/// Runs tile `tile` of the job: its particles, with the part of the cloud
+/// they reach.
+pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
+    let mut timings = Timings::default();
+    let reading = progress_bar(progress, "reading tile", None);
+    let particle_file = particle_path(config);
+    let slabs = timed(&mut timings.load, || {
+        particle_slabs(particle_file, tile.count)
+    })?;
+    // Particles from their own file; the cloud's own points are picked in
+    // the first pass over the cloud.
+    let mut particles = match config.particles {
+        Particles::File(_) => Some(timed(&mut timings.load, || {
+            tile_particles(particle_file, &slabs, tile)
+        })?),
+        Particles::Cloud => None,
+    };
+    let (from, to) = slabs.bounds(tile.index);
+    let axis = slabs.axis();
+    let job = Job::from(config);
+    let mut halo = job.method.fixed_reach().unwrap_or(0.0);
+    let (surface, cloud_points, cloud_precision) = loop {
+        let picker = particles
+            .is_none()
+            .then(|| TileParticles::new(&slabs, tile));
+        let slab = timed(&mut timings.load, || {
+            cloud_slab(&config.cloud, axis, (from - halo, to + halo), picker)
+        })?;
+        refuse_empty(&config.cloud, slab.total)?;
+        let (part, total) = (slab.part, slab.total);
+        let (picked, _) = particles.get_or_insert_with(|| slab.particles.unwrap_or_default());
+        let finite = part.positions.iter().filter(|p| is_finite_point(p)).count();
+        let whole = part.len() == total;
+        // Too few cloud points near the slab to measure the halo from (a
+        // `Nearest(k)` gather among fewer than k finds too near a k-th):
+        // the whole cloud it is. A tile without a finite particle needs
+        // no halo.
+        let least = match config.support {
+            Support::Nearest(k) => k,
+            Support::Radius(_) | Support::RadiusNearest { .. } => 1,
+        };
+        if finite < least && !whole && picked.positions.iter().any(is_finite_point) {
+            halo = f64::INFINITY;
+            continue;
+        }
+        let surface = timed(&mut timings.tree, || surface_of(&config.cloud, &part))?
+            .with_centroid(slab.centroid);
+        let needed = halo_needed(&surface, &picked.positions, &job.method, axis, (from, to));
+        if needed <= halo || whole {
+            break (surface, total, part.precision);
+        }
+        halo = 1.25 * needed;
+    };
+    let (particles, indices) = particles.expect("picked in the first pass over the cloud");
+    reading.finish_and_clear();
+    job.project_stream(
+        &surface,
+        Stream {
+            cloud: CloudRead {
+                points: cloud_points,
+                precision: cloud_precision,
+            },
+            particles: PointReader::from_cloud(particles),
+            indices: Some(&indices),
+            output: tile.output_path(&config.output),
+        },
+        progress,
+        timings,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +470,32 @@ mod tests {
         let mut whole = SlabSample::new(points.len(), 16);
         whole.add(&points);
         assert_eq!(whole.slabs(), sampled(&points, 16).slabs());
+    }
+
+    #[test]
+    fn a_tiles_particles_keep_their_positions_in_the_file_across_chunks() {
+        let mut sample = SlabSample::new(4, 4);
+        sample.add(&[0.0, 1.0, 2.0, 3.0].map(|x| Point3::new(x, 0.5, 0.5)));
+        let slabs = sample.slabs();
+        let tile = Tile { index: 1, count: 4 };
+        let at = |x: f64| Point3::new(x, 0.5, 0.5);
+        let chunks = [
+            vec![at(0.5), at(1.5), at(3.5)],
+            vec![at(1.2), at(f64::NAN), at(2.5), at(1.9)],
+            vec![],
+        ];
+        let mut picker = TileParticles::new(&slabs, tile);
+        let mut first = 0;
+        let picked: Vec<Vec<bool>> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let flags = picker.pick(first, &PointCloud::from_positions(chunk));
+                first += flags.len();
+                flags
+            })
+            .collect();
+        assert_eq!(picked[0], [false, true, false]);
+        assert_eq!(picked[1], [true, false, false, true]);
+        assert_eq!(picker.indices, [1, 3, 6]);
     }
 }

@@ -1,12 +1,10 @@
-//! The local fit of one neighbourhood: the PCA frame, then the weighted
-//! quadratic height field over it, accumulated one neighbour at a time into
-//! the normal equations (15 + 6 + 1 moments of the heights, and 12 of the
-//! slopes when the cloud's normals take part), never forming the (N, 6)
-//! matrix of the seed question.
+//! The weighted quadratic height field over a frame, accumulated one
+//! neighbour at a time into its normal equations (15 + 6 + 1 moments of the
+//! heights, and 12 of the slopes when the cloud's normals take part), never
+//! forming the (N, 6) matrix of the seed question, and solved by a packed
+//! LDLᵀ.
 
-use nalgebra::{Matrix3, Vector3};
-
-use crate::eigen::principal_axes;
+use nalgebra::Vector3;
 
 /// Number of monomials `φ = (1, u, v, u², uv, v²)` of a degree-2 fit.
 pub const MONOMIALS: usize = 6;
@@ -29,107 +27,6 @@ pub fn supported_degree(count: usize) -> u8 {
         c if c >= MONOMIALS => 2,
         c if c >= 3 => 1,
         _ => 0,
-    }
-}
-
-/// Weighted first and second moments of a neighbourhood, relative to the
-/// query centre (small numbers, whatever the cloud's origin).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Moments {
-    weight_sum: f64,
-    first: Vector3<f64>,
-    second: Matrix3<f64>,
-}
-
-impl Moments {
-    /// Adds one neighbour at `offset` from the centre with weight `w`.
-    #[inline]
-    pub fn add(&mut self, offset: &Vector3<f64>, w: f64) {
-        self.weight_sum += w;
-        self.first += w * offset;
-        // Only the upper triangle: `principal_axes` reads no more.
-        let wo = w * offset;
-        self.second[(0, 0)] += wo.x * offset.x;
-        self.second[(0, 1)] += wo.x * offset.y;
-        self.second[(0, 2)] += wo.x * offset.z;
-        self.second[(1, 1)] += wo.y * offset.y;
-        self.second[(1, 2)] += wo.y * offset.z;
-        self.second[(2, 2)] += wo.z * offset.z;
-    }
-
-    /// The weighted mean offset, or `None` when the weights sum to zero.
-    pub fn centroid(&self) -> Option<Vector3<f64>> {
-        (self.weight_sum > 0.0 && self.weight_sum.is_finite()).then(|| self.first / self.weight_sum)
-    }
-
-    /// The weighted centroid and an orthonormal frame whose third axis is
-    /// the eigenvector of the smallest eigenvalue of the weighted
-    /// covariance. `None` when the weights sum to zero. The normal's sign is
-    /// arbitrary here; the caller orients it.
-    pub fn frame(&self) -> Option<Frame> {
-        let centroid = self.centroid()?;
-        // Only the upper triangle is filled and read.
-        let covariance = self.second / self.weight_sum - centroid * centroid.transpose();
-        let axes = principal_axes(&covariance);
-        let normal = axes.normal;
-        let e1 = axes.major;
-        let e2 = normal.cross(&e1);
-        let spread = axes.eigenvalues.map(|v| v.max(0.0));
-        Some(Frame {
-            centroid,
-            e1,
-            e2,
-            normal,
-            spread,
-        })
-    }
-}
-
-/// A local frame: origin at the weighted centroid, `e1, e2` spanning the
-/// tangent plane, `normal` the least-variance direction.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Frame {
-    /// Weighted centroid, relative to the query centre.
-    pub centroid: Vector3<f64>,
-    /// First tangent axis (largest variance).
-    pub e1: Vector3<f64>,
-    /// Second tangent axis, `normal × e1`.
-    pub e2: Vector3<f64>,
-    /// Unit normal of the PCA plane.
-    pub normal: Vector3<f64>,
-    /// Covariance eigenvalues, ascending: normal, e2, e1 directions.
-    pub spread: [f64; 3],
-}
-
-impl Frame {
-    /// Flips the normal (and `e2`, to stay right-handed).
-    pub fn flip(&mut self) {
-        self.normal = -self.normal;
-        self.e2 = -self.e2;
-    }
-
-    /// True when the neighbourhood is (nearly) a line: the tangent plane is
-    /// then undetermined and no fit can be trusted.
-    pub fn is_collinear(&self) -> bool {
-        self.spread[1] <= 1e-8 * self.spread[2]
-    }
-
-    /// Distance of the foot of `local` (frame coordinates) from the
-    /// centroid, in standard deviations of the neighbourhood's spread along
-    /// `e1` and `e2` (a Mahalanobis distance in the tangent plane). A
-    /// uniform disc's rim lies at 2; farther out, a fit extrapolates.
-    pub fn tangential_deviations(&self, local: &Vector3<f64>) -> f64 {
-        (local.x * local.x / self.spread[2] + local.y * local.y / self.spread[1]).sqrt()
-    }
-
-    /// Local coordinates `(e1·d, e2·d, n·d)` of an offset `d` from the centroid.
-    #[inline]
-    pub fn local(&self, from_centroid: &Vector3<f64>) -> Vector3<f64> {
-        Vector3::new(
-            self.e1.dot(from_centroid),
-            self.e2.dot(from_centroid),
-            self.normal.dot(from_centroid),
-        )
     }
 }
 
@@ -331,7 +228,7 @@ impl NormalEquations {
     }
 
     /// The equations of a system summed elsewhere (the seed question's
-    /// pre-built rows, see `batch`): `M` by entry `(row, col)`, `row ≤ col`,
+    /// pre-built rows, see `least_squares`): `M` by entry `(row, col)`, `row ≤ col`,
     /// `r`, `Σ w` and `Σ w f²`.
     pub fn from_sums(
         matrix: impl Fn(usize, usize) -> f64,
@@ -467,64 +364,6 @@ impl NormalEquations {
         }
         let residual = ((self.height_squares - explained).max(0.0) / self.weight_sum).sqrt();
         Some((coefficients, residual))
-    }
-}
-
-/// The fitted height field over a frame, in unscaled tangent coordinates:
-/// `G(U, V) = g(U/h, V/h)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HeightField {
-    /// Coefficients of `g` over scaled coordinates.
-    pub coefficients: [f64; MONOMIALS],
-    /// The support radius the coordinates were scaled by.
-    pub support_radius: f64,
-}
-
-/// `G` and its first and second derivatives at one point.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Jet {
-    pub height: f64,
-    pub du: f64,
-    pub dv: f64,
-    pub duu: f64,
-    pub duv: f64,
-    pub dvv: f64,
-}
-
-impl HeightField {
-    /// `G` and its derivatives at `(U, V)`.
-    #[inline]
-    pub fn jet(&self, u_unscaled: f64, v_unscaled: f64) -> Jet {
-        let [a0, a1, a2, a3, a4, a5] = self.coefficients;
-        let inv_h = 1.0 / self.support_radius;
-        let (u, v) = (u_unscaled * inv_h, v_unscaled * inv_h);
-        Jet {
-            height: a0 + a1 * u + a2 * v + a3 * u * u + a4 * u * v + a5 * v * v,
-            du: (a1 + 2.0 * a3 * u + a4 * v) * inv_h,
-            dv: (a2 + a4 * u + 2.0 * a5 * v) * inv_h,
-            duu: 2.0 * a3 * inv_h * inv_h,
-            duv: a4 * inv_h * inv_h,
-            dvv: 2.0 * a5 * inv_h * inv_h,
-        }
-    }
-}
-
-impl Jet {
-    /// Unit normal of the graph in frame coordinates `(−G_U, −G_V, 1)/W`.
-    pub fn normal(&self) -> Vector3<f64> {
-        Vector3::new(-self.du, -self.dv, 1.0).normalize()
-    }
-
-    /// Mean and Gaussian curvature of the graph, signed relative to
-    /// [`Jet::normal`] (a sphere with outward normals has H = −1/R).
-    pub fn curvatures(&self) -> (f64, f64) {
-        let w2 = 1.0 + self.du * self.du + self.dv * self.dv;
-        let w = w2.sqrt();
-        let gaussian = (self.duu * self.dvv - self.duv * self.duv) / (w2 * w2);
-        let mean = ((1.0 + self.dv * self.dv) * self.duu - 2.0 * self.du * self.dv * self.duv
-            + (1.0 + self.du * self.du) * self.dvv)
-            / (2.0 * w2 * w);
-        (mean, gaussian)
     }
 }
 
@@ -680,19 +519,5 @@ mod tests {
         assert!(eq.solve(2).is_none());
         assert!(eq.solve(1).is_none());
         assert!(eq.solve(0).is_some());
-    }
-
-    #[test]
-    fn curvature_of_a_paraboloid_apex() {
-        // z = (U² + V²) / (2R) has H = 1/R, K = 1/R² at the apex, normal up.
-        let r = 2.0;
-        let h = 0.5;
-        let field = HeightField {
-            coefficients: [0.0, 0.0, 0.0, h * h / (2.0 * r), 0.0, h * h / (2.0 * r)],
-            support_radius: h,
-        };
-        let (mean, gaussian) = field.jet(0.0, 0.0).curvatures();
-        assert!((mean - 1.0 / r).abs() < 1e-12);
-        assert!((gaussian - 1.0 / (r * r)).abs() < 1e-12);
     }
 }

@@ -1,13 +1,17 @@
-//! Statistics of a cloud and a support rule on a sample of points: what
-//! `mlsproj info` and `mlsproj check` report before any projection runs.
+//! What `mlsproj check` and `mlsproj info` report before any projection
+//! runs: the job as it would run, and statistics of a cloud and a support
+//! rule on a sample of points.
 
 use std::num::NonZeroUsize;
 
 use nalgebra::Point3;
 
-use crate::cloud::{finite_bounds, is_finite_point};
-use crate::config::Support;
+use crate::cloud::{PointCloud, Precision, finite_bounds, is_finite_point};
+use crate::config::{Config, Support};
+use crate::error::Result;
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
+
+use super::{open_particles, read_cloud, surface_of};
 
 /// Points sampled for the statistics (evenly spaced in input order).
 pub const SAMPLE_SIZE: usize = 1000;
@@ -15,8 +19,11 @@ pub const SAMPLE_SIZE: usize = 1000;
 /// Minimum, median and maximum of a sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spread<T> {
+    /// The least value.
     pub min: T,
+    /// The middle value (the upper one of an even count).
     pub median: T,
+    /// The largest value.
     pub max: T,
 }
 
@@ -81,16 +88,84 @@ pub fn neighbourhoods(
     support: Support,
     nearest_scale: f64,
 ) -> Option<(Spread<usize>, Spread<f64>)> {
-    let mut hood = Neighbourhood::default();
+    let mut neighbourhood = Neighbourhood::default();
     let (mut counts, mut radii): (Vec<usize>, Vec<f64>) = sample
         .iter()
         .filter(|p| is_finite_point(p))
         .map(|p| {
-            let h = search.gather(&(p - search.origin()), support, nearest_scale, &mut hood);
-            (hood.neighbours.len(), h)
+            let h = search.gather(
+                &(p - search.origin()),
+                support,
+                nearest_scale,
+                &mut neighbourhood,
+            );
+            (neighbourhood.neighbours.len(), h)
         })
         .unzip();
     Some((Spread::of(&mut counts)?, Spread::of(&mut radii)?))
+}
+
+/// What `mlsproj check` reports: the job as it would run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckReport {
+    /// Cloud points read.
+    pub cloud_points: usize,
+    /// Cloud points that would be left out (non-finite).
+    pub skipped_cloud_points: usize,
+    /// Cloud points merged into another at the same position.
+    pub duplicate_cloud_points: usize,
+    /// Particles that would be projected.
+    pub particles: usize,
+    /// Particles that are not finite (would get `invalid_input`).
+    pub invalid_particles: usize,
+    /// Neighbour counts around a sample of particles.
+    pub neighbour_counts: Option<Spread<usize>>,
+    /// Support radii around the same sample.
+    pub support_radii: Option<Spread<f64>>,
+    /// How normals would be oriented.
+    pub orientation: &'static str,
+    /// True when the cloud's normals would enter the fits.
+    pub normals_in_fit: bool,
+}
+
+/// Validates inputs and measures the neighbourhoods the job would see,
+/// without projecting or writing anything.
+pub fn check(config: &Config) -> Result<CheckReport> {
+    let cloud = read_cloud(config)?;
+    let surface = surface_of(&config.cloud, &cloud)?;
+    let cloud_points = cloud.len();
+    // The particles in chunks, keeping only the sample the neighbourhoods
+    // are measured on, as `run` streams them.
+    let reader = open_particles(config, cloud)?;
+    let particles = reader.len();
+    let mut invalid_particles = 0;
+    let (sample, _) = reader.select(|first, chunk| {
+        invalid_particles += chunk
+            .positions
+            .iter()
+            .filter(|p| !is_finite_point(p))
+            .count();
+        (first..first + chunk.len())
+            .map(|i| in_sample(i, particles))
+            .collect()
+    })?;
+    let spreads = neighbourhoods(
+        surface.search(),
+        &sample.positions,
+        config.support,
+        config.nearest_scale,
+    );
+    Ok(CheckReport {
+        cloud_points,
+        skipped_cloud_points: surface.skipped(),
+        duplicate_cloud_points: surface.duplicates(),
+        particles,
+        invalid_particles,
+        neighbour_counts: spreads.map(|s| s.0),
+        support_radii: spreads.map(|s| s.1),
+        orientation: surface.orientation_rule(config.orientation),
+        normals_in_fit: surface.normals_in_fit(config.normal_weight),
+    })
 }
 
 /// What `mlsproj info` reports about a point file.
@@ -114,7 +189,7 @@ pub struct Description {
 pub const SUGGESTED_COUNTS: [usize; 3] = [30, 100, 300];
 
 /// Describes a point set: size, extent, properties, spacing, support.
-pub fn describe(cloud: &crate::cloud::PointCloud) -> crate::error::Result<Description> {
+pub fn describe(cloud: &PointCloud) -> Result<Description> {
     let finite: Vec<Point3<f64>> = cloud
         .positions
         .iter()
@@ -122,8 +197,8 @@ pub fn describe(cloud: &crate::cloud::PointCloud) -> crate::error::Result<Descri
         .filter(is_finite_point)
         .collect();
     let precision = match cloud.precision {
-        crate::cloud::Precision::Single => "float",
-        crate::cloud::Precision::Double => "double",
+        Precision::Single => "float",
+        Precision::Double => "double",
     };
     let mut attributes = vec![format!("x y z ({precision})")];
     if cloud.normals.is_some() {

@@ -1,0 +1,367 @@
+//! The whole job: read → build the search → project every particle in
+//! parallel → write. The one place that strings the stages together; a
+//! job split into tiles ([`tiles`]), the merge of their outputs
+//! ([`merge`]) and the reports that run no projection ([`inspect`]) are
+//! its wings.
+
+pub mod inspect;
+pub mod merge;
+pub mod tiles;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use nalgebra::Point3;
+use rayon::prelude::*;
+
+use crate::cloud::{PointCloud, Precision, is_finite_point};
+use crate::config::{Config, Encoding, Orientation, Particles};
+use crate::error::{Error, Location, Result};
+use crate::io::{self, CHUNK, PlyVertexWriter, PointReader};
+use crate::order::morton_order;
+use crate::projection::{Method, Projected, Projector, Scratch};
+use crate::status::Status;
+use crate::surface::MlsSurface;
+
+pub use inspect::{CheckReport, check};
+pub use merge::{MergeSummary, merge};
+pub use tiles::Tile;
+
+/// Wall-clock time of each stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Reading the cloud and the particles.
+    pub load: Duration,
+    /// Building the neighbour search.
+    pub tree: Duration,
+    /// Fitting and projecting every particle.
+    pub project: Duration,
+    /// Writing the output.
+    pub write: Duration,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Cloud points read.
+    pub cloud_points: usize,
+    /// Cloud points left out for a non-finite coordinate.
+    pub skipped_cloud_points: usize,
+    /// Cloud points merged into another at the same position.
+    pub duplicate_cloud_points: usize,
+    /// Particles projected (every one is written).
+    pub particles: usize,
+    /// Particles per status, indexed by status code.
+    pub status_counts: [usize; Status::ALL.len()],
+    /// How normals were oriented.
+    pub orientation: &'static str,
+    /// True when the cloud's normals entered the fits (`normal_weight`).
+    pub normals_in_fit: bool,
+    /// Stage times.
+    pub timings: Timings,
+    /// The file written.
+    pub output: PathBuf,
+}
+
+/// Projects every particle, in parallel, and returns the results in input
+/// order. Particles are visited in Morton order for cache locality; each
+/// piece of work rayon splits off (at least [`PROGRESS_STEP`] particles)
+/// makes one [`Scratch`], reused for all its particles.
+pub fn project_all(projector: &Projector, particles: &[Point3<f64>]) -> Vec<Projected> {
+    project_all_reporting(projector, particles, &|_| {})
+}
+
+/// Particles between two progress reports, and the unit of work the
+/// threads share: small enough that a job of ten thousand particles splits
+/// evenly over the threads, large enough that the split costs nothing.
+const PROGRESS_STEP: usize = 512;
+
+/// [`project_all`], calling `done(n)` as each batch of `n` particles is
+/// projected (for progress bars).
+pub fn project_all_reporting(
+    projector: &Projector,
+    particles: &[Point3<f64>],
+    done: &(dyn Fn(usize) + Sync),
+) -> Vec<Projected> {
+    let order = morton_order(particles);
+    let visited: Vec<Projected> = order
+        .par_chunks(PROGRESS_STEP)
+        .map_init(Scratch::default, |scratch, batch| {
+            let projected: Vec<Projected> = batch
+                .iter()
+                .map(|&i| projector.project(&particles[i as usize], scratch))
+                .collect();
+            done(batch.len());
+            projected
+        })
+        .flat_map_iter(|batch| batch)
+        .collect();
+    let mut rank = vec![0u32; particles.len()];
+    for (position, &i) in order.iter().enumerate() {
+        rank[i as usize] = position as u32;
+    }
+    rank.par_iter().map(|&r| visited[r as usize]).collect()
+}
+
+/// What the command line adds to a config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Show progress bars on stderr.
+    pub progress: bool,
+    /// Run only this spatial tile of the job.
+    pub tile: Option<Tile>,
+}
+
+/// Opens the particles of `config`: a particle file, or the cloud itself
+/// (already in memory) for smoothing.
+fn open_particles(config: &Config, cloud: PointCloud) -> Result<PointReader> {
+    match &config.particles {
+        Particles::File(path) => PointReader::open(path),
+        Particles::Cloud => Ok(PointReader::from_cloud(cloud)),
+    }
+}
+
+/// The file the particles come from.
+fn particle_path(config: &Config) -> &Path {
+    match &config.particles {
+        Particles::File(path) => path,
+        Particles::Cloud => &config.cloud,
+    }
+}
+
+/// Reads the cloud, refusing an empty one.
+pub fn read_cloud(config: &Config) -> Result<PointCloud> {
+    let cloud = io::read_points(&config.cloud)?;
+    refuse_empty(&config.cloud, cloud.len())?;
+    Ok(cloud)
+}
+
+/// The MLS surface of `cloud` read from `path`; a cloud without one finite
+/// point is refused naming the file.
+fn surface_of(path: &Path, cloud: &PointCloud) -> Result<MlsSurface> {
+    if !cloud.positions.iter().any(is_finite_point) {
+        return Err(Error::format(
+            path,
+            Location::File,
+            "the cloud has no point with finite coordinates",
+        ));
+    }
+    MlsSurface::new(cloud)
+}
+
+fn refuse_empty(path: &Path, points: usize) -> Result<()> {
+    if points == 0 {
+        return Err(Error::format(
+            path,
+            Location::File,
+            "the cloud has no points",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a whole job as `config` describes it, quietly.
+pub fn run(config: &Config) -> Result<Summary> {
+    run_with(config, &RunOptions::default())
+}
+
+/// Runs a job, or one tile of it, with progress bars if asked.
+pub fn run_with(config: &Config, options: &RunOptions) -> Result<Summary> {
+    let pool = thread_pool(config.threads)?;
+    pool.install(|| match options.tile {
+        None => run_whole(config, options.progress),
+        Some(tile) => tiles::run_tile(config, tile, options.progress),
+    })
+}
+
+fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start {threads} worker threads: {e}")))
+}
+
+/// A spinner (no total) or bar on stderr, or a hidden one.
+fn progress_bar(show: bool, message: &'static str, total: Option<usize>) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = match total {
+        Some(total) => ProgressBar::new(total as u64).with_style(
+            ProgressStyle::with_template(
+                "{msg:>12} [{bar:30}] {human_pos}/{human_len} {per_sec:0} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Times `work` into `slot`.
+fn timed<T>(slot: &mut Duration, work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let value = work();
+    *slot += started.elapsed();
+    value
+}
+
+/// The settings of a job that shape what its stream writes, taken from
+/// the config once: the deep functions take these values, not the config.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    method: Method,
+    orientation: Orientation,
+    colours: bool,
+    attributes: bool,
+    encoding: Encoding,
+}
+
+impl From<&Config> for Job {
+    fn from(config: &Config) -> Self {
+        Job {
+            method: Method::from(config),
+            orientation: config.orientation,
+            colours: config.colours,
+            attributes: config.attributes,
+            encoding: config.encoding,
+        }
+    }
+}
+
+fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
+    let mut timings = Timings::default();
+    let reading = progress_bar(progress, "reading cloud", None);
+    let cloud = timed(&mut timings.load, || read_cloud(config))?;
+    reading.finish_and_clear();
+    let building = progress_bar(progress, "building tree", None);
+    let surface = timed(&mut timings.tree, || surface_of(&config.cloud, &cloud))?;
+    building.finish_and_clear();
+    let cloud_read = CloudRead {
+        points: cloud.len(),
+        precision: cloud.precision,
+    };
+    let particles = timed(&mut timings.load, || open_particles(config, cloud))?;
+    Job::from(config).project_stream(
+        &surface,
+        Stream {
+            cloud: cloud_read,
+            particles,
+            indices: None,
+            output: config.output.clone(),
+        },
+        progress,
+        timings,
+    )
+}
+
+/// What the summary says of the cloud: points read, and the precision
+/// the output keeps if the particles' is lower.
+struct CloudRead {
+    points: usize,
+    precision: Precision,
+}
+
+/// The particles of a stream and where they go.
+struct Stream<'a> {
+    /// What was read of the cloud.
+    cloud: CloudRead,
+    particles: PointReader,
+    /// The particles' input positions (`None`: 0, 1, 2, …).
+    indices: Option<&'a [u32]>,
+    output: PathBuf,
+}
+
+impl Job {
+    /// Projects the particles of `stream` chunk by chunk onto `surface`
+    /// and writes them as they come: read, project, write, so memory holds
+    /// one chunk of a PLY particle file (a text file, or a tile's
+    /// particles, are whole).
+    fn project_stream(
+        &self,
+        surface: &MlsSurface,
+        stream: Stream,
+        progress: bool,
+        mut timings: Timings,
+    ) -> Result<Summary> {
+        let Stream {
+            cloud,
+            mut particles,
+            indices,
+            output,
+        } = stream;
+        let total = particles.len();
+        let precision =
+            if cloud.precision == Precision::Double || particles.precision() == Precision::Double {
+                Precision::Double
+            } else {
+                Precision::Single
+            };
+        let projector = surface.projector(self.method, self.orientation, self.colours);
+        let comments = vec![format!("mlsproj {}", env!("CARGO_PKG_VERSION"))];
+        let bar = progress_bar(progress, "projecting", Some(total));
+        let mut writer: Option<PlyVertexWriter> = None;
+        let mut status_counts = [0usize; Status::ALL.len()];
+        let mut done = 0usize;
+        loop {
+            let chunk = timed(&mut timings.load, || particles.read_chunk(CHUNK))?;
+            let projected = timed(&mut timings.project, || {
+                project_all_reporting(&projector, &chunk.positions, &|n| bar.inc(n as u64))
+            });
+            for p in &projected {
+                status_counts[p.status.code() as usize] += 1;
+            }
+            let first = done;
+            done += chunk.len();
+            let index: Vec<u32> = match indices {
+                Some(indices) => indices[first..done].to_vec(),
+                None => (first as u32..done as u32).collect(),
+            };
+            timed(&mut timings.write, || {
+                let average_colours =
+                    self.colours && surface.has_colours() && chunk.colours.is_none();
+                let columns = io::output_columns(
+                    &chunk,
+                    &projected,
+                    precision,
+                    average_colours,
+                    self.attributes,
+                    index,
+                );
+                let writer = match &mut writer {
+                    Some(writer) => writer,
+                    None => writer.insert(PlyVertexWriter::create(
+                        &output,
+                        &io::schema_of(&columns),
+                        total,
+                        self.encoding.into(),
+                        &comments,
+                    )?),
+                };
+                writer.write_chunk(&columns)
+            })?;
+            if chunk.is_empty() || done >= total {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        if let Some(writer) = writer {
+            timed(&mut timings.write, || writer.finish())?;
+        }
+        Ok(Summary {
+            cloud_points: cloud.points,
+            skipped_cloud_points: surface.skipped(),
+            duplicate_cloud_points: surface.duplicates(),
+            particles: done,
+            status_counts,
+            orientation: surface.orientation_rule(self.orientation),
+            normals_in_fit: surface.normals_in_fit(self.method.normal_weight),
+            timings,
+            output,
+        })
+    }
+}
