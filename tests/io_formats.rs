@@ -3,7 +3,7 @@
 //! spellings, meshes, CRLF), text clouds by column count, every malformed
 //! input producing an error that names the file and the line or element,
 //! atomic writing, a mutation test (no input may panic the readers) and the
-//! real sample files in `../shared/real`.
+//! real sample files in `tests/data` and `assets`.
 //!
 //! The long runs are ignored by default:
 //! `cargo test --release --test io_formats -- --ignored` runs 100,000
@@ -745,7 +745,7 @@ fn real_files_load() {
         ("b9_training.ply", 22300, false, true),
     ];
     for (name, count, normals, colours) in expected {
-        let Some(path) = real(name) else { continue };
+        let path = real(name);
         let cloud = read_points(&path).unwrap();
         assert_eq!(cloud.len(), count, "{name}");
         assert_eq!(

@@ -1,5 +1,5 @@
-//! Real scans in, nothing lost: the CGAL sample scans of `../shared/real`
-//! smoothed end to end by the binary, and a particle file's own attributes
+//! Real scans in, nothing lost: the CGAL sample scans in `tests/data` and
+//! `assets` smoothed end to end by the binary, and a particle file's own attributes
 //! carried to the output with their types (or left out on request).
 
 mod common;
@@ -17,8 +17,8 @@ use mlsproj::{Attribute, Column, PointCloud, Status};
 /// noise, which is far smaller than the model: RMS under 1% of the
 /// bounding box diagonal (0.04–0.4% on the four scans) and none over 5%
 /// (at most 1.9%, on oni's thin parts). Returns input and output.
-fn smooth(name: &str) -> Option<(PointCloud, PointCloud)> {
-    let path = real(name)?;
+fn smooth(name: &str) -> (PointCloud, PointCloud) {
+    let path = real(name);
     let job = Job::new();
     let (_, output) = job.output(&format!(
         "cloud: {path:?}, particles: Cloud, support: Nearest(30)"
@@ -53,7 +53,7 @@ fn smooth(name: &str) -> Option<(PointCloud, PointCloud)> {
         rms < 0.01 * diagonal && largest < 0.05 * diagonal,
         "{name}: moves RMS {rms}, largest {largest}, diagonal {diagonal}"
     );
-    Some((input, output))
+    (input, output)
 }
 
 #[test]
@@ -76,9 +76,7 @@ fn oni_ply_is_smoothed_end_to_end() {
 /// its int `label`.
 #[test]
 fn b9_training_is_smoothed_keeping_its_colours_and_labels() {
-    let Some((input, output)) = smooth("b9_training.ply") else {
-        return;
-    };
+    let (input, output) = smooth("b9_training.ply");
     assert!(input.colours.is_some());
     assert_eq!(output.colours, input.colours);
     let label = column(&input, "label");

@@ -46,18 +46,22 @@ pub fn all_finite(p: &Projected) -> bool {
         .all(|v| v.is_finite())
 }
 
-/// The sample scan `name` in `../shared/real`, or `None` (with a note) when
-/// it is absent, as on a machine without the workspace.
-pub fn real(name: &str) -> Option<std::path::PathBuf> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/real")
-        .join(name);
-    if path.exists() {
-        Some(path)
+/// The real sample scan `name` (CGAL's example data): `hippo1.ply` in
+/// `assets/`, the others in `tests/data/`. The repository holds them, so a
+/// test never passes for want of a file.
+pub fn real(name: &str) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = if name == "hippo1.ply" {
+        root.join("assets").join(name)
     } else {
-        println!("note: {} is absent, test skipped", path.display());
-        None
-    }
+        root.join("tests/data").join(name)
+    };
+    assert!(
+        path.exists(),
+        "{} is missing from the repository",
+        path.display()
+    );
+    path
 }
 
 /// The median neighbour count of a projection.
