@@ -171,12 +171,17 @@ fn bench_set(c: &mut Criterion, dir: &Path, name: &str) {
     let written = out.join(format!("{name}-write.ply"));
     group.bench_function("write", |b| {
         b.iter(|| {
+            let record = mlsproj::io::Record {
+                positions: particles.precision,
+                values: surface.values_precision(),
+                average_colours: false,
+                attributes: config.attributes,
+                quality: config.quality,
+            };
             let columns = mlsproj::io::output_columns(
+                &record,
                 &particles,
                 &projected,
-                particles.precision,
-                false,
-                config.attributes,
                 (0..projected.len() as u32).collect(),
             );
             io::write_ply(&written, &columns, PlyEncoding::BinaryLittleEndian, &[])

@@ -14,12 +14,13 @@ pub fn is_finite_point(p: &Point3<f64>) -> bool {
 /// file order, so that a cloud read whole and one read in chunks (a tile's
 /// pass over the file) get the same value to the last bit. The sum runs
 /// over offsets from the first finite point: a scan at 10⁶ m keeps its
-/// millimetres.
+/// millimetres. It keeps the points' bounding box too.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CentroidSum {
     reference: Option<Point3<f64>>,
     sum: Vector3<f64>,
     count: usize,
+    bounds: Option<(Point3<f64>, Point3<f64>)>,
 }
 
 impl CentroidSum {
@@ -30,8 +31,18 @@ impl CentroidSum {
             let reference = *self.reference.get_or_insert(*p);
             self.sum += p - reference;
             self.count += 1;
+            self.bounds = Some(
+                self.bounds
+                    .map_or((*p, *p), |(lo, hi)| (lo.inf(p), hi.sup(p))),
+            );
         }
         finite
+    }
+
+    /// The diagonal of the finite points' bounding box (0 when none was
+    /// added).
+    pub fn diagonal(&self) -> f64 {
+        self.bounds.map_or(0.0, |(lo, hi)| (hi - lo).norm())
     }
 
     /// The centroid of the finite points added, the origin when none was.
@@ -65,6 +76,21 @@ pub enum Precision {
     Single,
     /// 64-bit floats (`double` / `float64`).
     Double,
+}
+
+/// The precision that holds the computed values of a cloud whose bounding
+/// box has diagonal `extent` and whose largest coordinate is `magnitude`:
+/// float while both lie within 1e-30..1e30 (residuals scale with the
+/// extent, curvatures with its inverse, and float holds 1e±38), double
+/// beyond, where float would write them as infinity or zero.
+pub fn values_precision(extent: f64, magnitude: f64) -> Precision {
+    const FLOAT_SAFE: std::ops::RangeInclusive<f64> = 1e-30..=1e30;
+    let safe = |v: f64| v == 0.0 || FLOAT_SAFE.contains(&v);
+    if safe(extent) && safe(magnitude) {
+        Precision::Single
+    } else {
+        Precision::Double
+    }
 }
 
 /// The scalar types of PLY, named by their Rust types.

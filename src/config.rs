@@ -37,6 +37,27 @@ pub enum Support {
 }
 
 impl Support {
+    /// Why this support is refused for a cloud of `points` distinct finite
+    /// points whose bounding box has diagonal `diagonal`, if it is: a
+    /// support that takes in the whole cloud makes every fit one global
+    /// quadric (points land far off any curved surface, with status `ok`)
+    /// at the cost of the whole cloud per particle.
+    pub fn covers_whole_cloud(self, points: usize, diagonal: f64) -> Option<String> {
+        match self {
+            Support::Nearest(k) | Support::RadiusNearest { k, .. } if k > points => Some(format!(
+                "support: {self:?} asks for {k} neighbours, more than the cloud's {points} distinct points"
+            )),
+            Support::Radius(radius) | Support::RadiusNearest { radius, .. }
+                if points > 1 && radius > diagonal =>
+            {
+                Some(format!(
+                    "support: {self:?}: the radius {radius} is larger than the cloud's bounding-box diagonal {diagonal}; `mlsproj info` suggests radii"
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// The fixed support radius h, or `None` for `Nearest(k)`, whose h
     /// depends on the centre.
     pub fn radius(self) -> Option<f64> {
@@ -145,6 +166,26 @@ pub enum Encoding {
     Ascii,
 }
 
+/// A computed property also written as `quality`, the one per-vertex
+/// scalar that MeshLab reads (and colours by); CloudCompare and most
+/// viewers read it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Quality {
+    /// No `quality` property.
+    #[default]
+    None,
+    /// `mean_curvature`.
+    MeanCurvature,
+    /// `gaussian_curvature`.
+    GaussianCurvature,
+    /// `residual`.
+    Residual,
+    /// `status` (its code).
+    Status,
+    /// `neighbours`.
+    Neighbours,
+}
+
 fn default_support() -> Support {
     Support::Nearest(64)
 }
@@ -172,6 +213,9 @@ fn default_one() -> f64 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_min_projected() -> f64 {
+    0.5
 }
 
 /// A whole job. Paths are relative to the config file's folder.
@@ -266,6 +310,15 @@ pub struct Config {
     /// Output body encoding. Default `Binary` (little-endian).
     #[serde(default)]
     pub encoding: Encoding,
+    /// A computed property also written as a float `quality` property, for
+    /// viewers that colour by quality (MeshLab). Default `None`.
+    #[serde(default)]
+    pub quality: Quality,
+    /// The fraction of the particles (not counting `invalid_input` ones)
+    /// that must be projected for `run` to succeed: below it the output is
+    /// still written, and the run exits with code 3. Default 0.5.
+    #[serde(default = "default_min_projected")]
+    pub min_projected: f64,
     /// Worker threads; 0 uses every core. Default 0.
     #[serde(default)]
     pub threads: usize,
@@ -273,9 +326,29 @@ pub struct Config {
 
 impl Config {
     /// Reads and validates a config file; relative paths inside it are
-    /// resolved against the file's folder.
+    /// resolved against the file's folder. A point file handed over in its
+    /// place is refused with a pointer to `mlsproj init`.
     pub fn load(path: &Path) -> Result<Config> {
+        let refuse = |message: String| Error::Config {
+            path: path.to_owned(),
+            message,
+        };
+        if is_point_file_name(path) {
+            return Err(refuse(not_a_config(path)));
+        }
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(refuse(format!(
+                "{size} bytes: a job config is a short RON file (at most {MAX_CONFIG_BYTES} bytes); {}",
+                not_a_config(path)
+            )));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        if looks_like_points(&text) {
+            return Err(refuse(not_a_config(path)));
+        }
         let mut config = Config::parse(&text).map_err(|message| Error::Config {
             path: path.to_owned(),
             message,
@@ -289,9 +362,21 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses RON text (paths left as written).
+    /// Parses RON text (paths left as written). An error says where
+    /// (`line:column`), which field, what was wrong and the forms that
+    /// field accepts.
     pub fn parse(text: &str) -> std::result::Result<Config, String> {
-        ron::from_str(text).map_err(|e| e.to_string())
+        let mut deserializer = ron::Deserializer::from_str(text).map_err(|e| e.to_string())?;
+        let config: Config =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+                let field = error.path().to_string();
+                let spanned = deserializer.span_error(error.into_inner());
+                describe_parse_error(&field, &spanned)
+            })?;
+        deserializer
+            .end()
+            .map_err(|error| deserializer.span_error(error).to_string())?;
+        Ok(config)
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -310,6 +395,26 @@ impl Config {
     /// Checks values that the types alone cannot: positive radii, degree
     /// range, an output that is not an input.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        self.check_numbers()?;
+        let mut inputs = vec![&self.cloud];
+        if let Particles::File(p) = &self.particles {
+            inputs.push(p);
+        }
+        for input in inputs {
+            if same_file(input, &self.output) {
+                return Err(format!(
+                    "output {} is an input: refusing to overwrite it",
+                    self.output.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Checks every numeric setting, naming the field that is wrong.
+    fn check_numbers(&self) -> std::result::Result<(), String> {
         let positive = |name: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
                 Ok(())
@@ -318,13 +423,13 @@ impl Config {
             }
         };
         match self.support {
-            Support::Radius(radius) => positive("support radius", radius)?,
+            Support::Radius(radius) => positive("support: Radius(h): h", radius)?,
             Support::Nearest(k) if k < 3 => {
                 return Err(format!("support: Nearest({k}) needs k ≥ 3"));
             }
             Support::Nearest(_) => {}
             Support::RadiusNearest { radius, k } => {
-                positive("support radius", radius)?;
+                positive("support: RadiusNearest radius", radius)?;
                 if k < 3 {
                     return Err(format!("support: RadiusNearest k = {k} needs k ≥ 3"));
                 }
@@ -350,23 +455,125 @@ impl Config {
         if self.degree > 2 {
             return Err(format!("degree must be 0, 1 or 2, got {}", self.degree));
         }
-        if self.iterations == 0 {
-            return Err("iterations must be at least 1".into());
+        if !(1..=MAX_ITERATIONS).contains(&self.iterations) {
+            return Err(format!(
+                "iterations must be between 1 and {MAX_ITERATIONS} (the `steps` output is a uchar), got {}",
+                self.iterations
+            ));
         }
-        let mut inputs = vec![&self.cloud];
-        if let Particles::File(p) = &self.particles {
-            inputs.push(p);
+        if let Orientation::Viewpoint(x, y, z) = self.orientation
+            && ![x, y, z].iter().all(|c| c.is_finite())
+        {
+            return Err(format!(
+                "orientation: Viewpoint({x}, {y}, {z}) needs finite coordinates"
+            ));
         }
-        for input in inputs {
-            if same_file(input, &self.output) {
-                return Err(format!(
-                    "output {} is an input: refusing to overwrite it",
-                    self.output.display()
-                ));
-            }
+        if !(0.0..=1.0).contains(&self.min_projected) {
+            return Err(format!(
+                "min_projected must be a fraction between 0 and 1, got {}",
+                self.min_projected
+            ));
+        }
+        let most = max_threads();
+        if self.threads > most {
+            return Err(format!(
+                "threads must be at most {most} (4 per core; 0 uses every core), got {}",
+                self.threads
+            ));
         }
         Ok(())
     }
+}
+
+/// Most worker threads a job may ask for: four per core. More only
+/// time-slice the same cores, and a typo such as `threads: 1000000` would
+/// spend its time starting threads.
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Largest `iterations`: the `steps` output property is a uchar.
+pub const MAX_ITERATIONS: u32 = 255;
+
+/// Largest config file read: a job config is a few hundred bytes, and a
+/// point file handed over by mistake must not be read whole.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The refusal for a point file handed over as a config.
+fn not_a_config(path: &Path) -> String {
+    format!(
+        "this looks like a point file, not a job config; `mlsproj init {}` writes a config for it",
+        path.display()
+    )
+}
+
+/// True when `path` has the extension of a point file mlsproj reads.
+fn is_point_file_name(path: &Path) -> bool {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    matches!(
+        extension.as_deref(),
+        Some("ply" | "xyz" | "pts" | "txt" | "csv" | "las" | "laz" | "e57" | "pcd")
+    )
+}
+
+/// True when `text` starts like a point file: a PLY header, or a first
+/// non-blank line of three or more numbers.
+fn looks_like_points(text: &str) -> bool {
+    if text.starts_with("ply\n") || text.starts_with("ply\r") {
+        return true;
+    }
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with("//") && !line.starts_with('#'))
+        .is_some_and(|line| {
+            let values: Vec<&str> = line
+                .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+                .filter(|v| !v.is_empty())
+                .collect();
+            values.len() >= 3 && values.iter().all(|v| v.parse::<f64>().is_ok())
+        })
+}
+
+/// A RON error as one line: where, which field, what, and the forms the
+/// field accepts.
+fn describe_parse_error(field: &str, error: &ron::error::SpannedError) -> String {
+    let start = error.span.start;
+    let top = field.split(['.', '[', '(']).next().unwrap_or_default();
+    let accepted = accepted_forms(top);
+    let mut message = format!("{}:{}: ", start.line, start.col);
+    if !top.is_empty() && top != "?" {
+        message.push_str(&format!("field `{top}`: "));
+    }
+    message.push_str(&error.code.to_string());
+    if let Some(accepted) = accepted {
+        message.push_str(&format!("; accepted: {accepted}"));
+    }
+    message
+}
+
+/// The forms a config field accepts, for error messages.
+fn accepted_forms(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "cloud" | "output" => "a path in quotes, e.g. \"scan.ply\"",
+        "particles" => "Cloud or File(\"path\")",
+        "support" => "Radius(h), Nearest(k) or RadiusNearest(radius: h, k: n)",
+        "weight" => "Broad, Plateau, Gaussian, Biweight or Wendland",
+        "projection" => "Simple or Orthogonal",
+        "start" => "NearestPoint, Particle, Centroid or Foot",
+        "robust" => "None or Rimls",
+        "orientation" => "Auto, AwayFromCentroid or Viewpoint(x, y, z)",
+        "encoding" => "Binary or Ascii",
+        "quality" => "None, MeanCurvature, GaussianCurvature, Residual, Status or Neighbours",
+        "colours" | "attributes" => "true or false",
+        "degree" => "0, 1 or 2",
+        "iterations" | "threads" => "a whole number",
+        "gaussian_width" | "nearest_scale" | "tolerance" | "max_offset" | "normal_weight"
+        | "min_projected" => "a number, e.g. 0.5",
+        _ => return None,
+    })
 }
 
 /// True when two paths name the same file (also through `..` or links,
@@ -391,7 +598,11 @@ mod tests {
     #[test]
     fn values_the_types_allow_but_the_method_does_not_are_refused() {
         for (fields, names) in [
-            ("support: Radius(0.0)", "support radius"),
+            ("support: Radius(0.0)", "support"),
+            ("iterations: 256", "iterations"),
+            ("orientation: Viewpoint(NaN, inf, 0.0)", "Viewpoint"),
+            ("min_projected: 1.5", "min_projected"),
+            ("threads: 1000000", "threads"),
             ("support: Nearest(2)", "k ≥ 3"),
             ("tolerance: -1.0", "tolerance"),
             ("max_offset: 0.5", "max_offset"),

@@ -14,7 +14,16 @@ use mlsproj::{RunOptions, Status};
 
 /// Project particles onto the Moving Least Squares surface of a point cloud.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Start with `mlsproj init SCAN.ply`, then `mlsproj run job.ron`.\n\n\
+Exit codes: 0 done; 1 refused or failed, nothing written (the message names the \
+file, line or field); 2 bad command line; 3 the output was written but fewer than \
+`min_projected` (default half) of the particles were projected; 130/143 \
+interrupted (SIGINT/SIGTERM), nothing written."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,6 +68,20 @@ enum Command {
         /// The job's RON config.
         config: PathBuf,
     },
+    /// Write a commented job config for a point cloud: the support that
+    /// `info` suggests, the output beside the cloud, every other field at
+    /// its default with its explanation. `mlsproj run` takes it at once.
+    Init {
+        /// The scanned cloud.
+        cloud: PathBuf,
+        /// Particles to project (a point file); without it the job smooths
+        /// the cloud (projects its own points).
+        #[arg(long)]
+        particles: Option<PathBuf>,
+        /// The config to write (never over an existing file).
+        #[arg(short, long, default_value = "job.ron")]
+        output: PathBuf,
+    },
     /// Describe a point file: point count, bounding box, properties, mean
     /// nearest-neighbour spacing and support radii for about 30/100/300
     /// neighbours.
@@ -70,7 +93,7 @@ enum Command {
 
 fn main() -> ExitCode {
     match try_main() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("mlsproj: error: {error:#}");
             ExitCode::FAILURE
@@ -78,7 +101,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn try_main() -> anyhow::Result<()> {
+/// The exit code of a run that wrote its output but projected too few
+/// particles.
+const TOO_FEW_PROJECTED: u8 = 3;
+
+fn try_main() -> anyhow::Result<ExitCode> {
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     match Cli::parse().command {
         Command::Run {
             config,
@@ -103,10 +131,15 @@ fn try_main() -> anyhow::Result<()> {
                 summary.particles,
                 summary.output.display()
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => check(&load(&config)?),
-        Command::Info { file } => info(&file),
+        Command::Check { config } => done(check(&load(&config)?)),
+        Command::Init {
+            cloud,
+            particles,
+            output,
+        } => done(init(&cloud, particles.as_deref(), &output)),
+        Command::Info { file } => done(info(&file)),
     }
 }
 
@@ -119,7 +152,7 @@ fn show_progress(quiet: bool) -> bool {
     !quiet && std::io::stderr().is_terminal()
 }
 
-fn run(config: &Config, options: &RunOptions) -> anyhow::Result<()> {
+fn run(config: &Config, options: &RunOptions) -> anyhow::Result<ExitCode> {
     let summary = mlsproj::run_with(config, options)?;
     println!(
         "cloud: {} points{}",
@@ -147,7 +180,25 @@ fn run(config: &Config, options: &RunOptions) -> anyhow::Result<()> {
         ms(t.load + t.tree + t.project + t.write)
     );
     println!("wrote {}", summary.output.display());
-    Ok(())
+    if let Some((status, count)) = summary.commonest_failure()
+        && let Some(cause) = status.likely_cause()
+    {
+        eprintln!(
+            "mlsproj: warning: {} of {} particles not projected, most of them {status} ({count}): {cause}",
+            summary.particles - summary.projected(),
+            summary.particles,
+        );
+    }
+    if summary.too_few_projected(config.min_projected) {
+        eprintln!(
+            "mlsproj: error: only {} of {} particles projected, below min_projected ({}); the output was written",
+            summary.projected(),
+            summary.particles,
+            config.min_projected
+        );
+        return Ok(ExitCode::from(TOO_FEW_PROJECTED));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What was left out of the cloud, if anything, for the summary line.
@@ -186,6 +237,15 @@ fn check(config: &Config) -> anyhow::Result<()> {
     if let (Some(counts), Some(radii)) = (report.neighbour_counts, report.support_radii) {
         let Spread { min, median, max } = counts;
         println!("neighbours on a sample of particles: min {min}, median {median}, max {max}");
+        if median < FEW_NEIGHBOURS {
+            eprintln!(
+                "mlsproj: warning: the median particle has {median} neighbours (below {FEW_NEIGHBOURS}): fits will be noisy or fail; a larger support helps (`mlsproj info` suggests radii)"
+            );
+        } else if median > MANY_NEIGHBOURS {
+            eprintln!(
+                "mlsproj: warning: the median particle has {median} neighbours (above {MANY_NEIGHBOURS}): the job will be slow and smooth away detail; a smaller support helps"
+            );
+        }
         let Spread { min, median, max } = radii;
         println!("support radius h: min {min:.6}, median {median:.6}, max {max:.6}");
     }
@@ -207,6 +267,32 @@ fn fit_inputs(normals_in_fit: bool, config: &Config) -> String {
     } else {
         "the cloud's points (normal_weight 0)".into()
     }
+}
+
+/// Below this median neighbour count `check` warns that fits will fail.
+const FEW_NEIGHBOURS: usize = 10;
+/// Above this median neighbour count `check` warns of a slow, blurred job.
+const MANY_NEIGHBOURS: usize = 5_000;
+
+fn init(
+    cloud: &std::path::Path,
+    particles: Option<&std::path::Path>,
+    output: &std::path::Path,
+) -> anyhow::Result<()> {
+    if output.exists() {
+        anyhow::bail!(
+            "{} exists: choose another name with -o, or remove it",
+            output.display()
+        );
+    }
+    let folder = output.parent().unwrap_or(std::path::Path::new(""));
+    let text = mlsproj::pipeline::inspect::init_config(cloud, particles, folder)?;
+    mlsproj::io::write_text(output, &text)?;
+    println!(
+        "wrote {}; check it with `mlsproj check {0}`, run it with `mlsproj run {0}`",
+        output.display()
+    );
+    Ok(())
 }
 
 fn info(path: &std::path::Path) -> anyhow::Result<()> {

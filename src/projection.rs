@@ -175,6 +175,16 @@ pub struct Projected {
 }
 
 impl Projected {
+    /// True when every number of the result is finite.
+    fn is_finite(&self) -> bool {
+        let values = [self.mean_curvature, self.gaussian_curvature, self.residual];
+        self.position
+            .iter()
+            .chain(self.normal.iter())
+            .chain(&values)
+            .all(|v| v.is_finite())
+    }
+
     /// The particle kept where it was, with no surface information.
     fn unprojected(position: Point3<f64>, status: Status, neighbour_count: u32) -> Self {
         Projected {
@@ -268,12 +278,39 @@ impl<'a> Projector<'a> {
     }
 
     /// Projects one particle.
+    ///
+    /// A particle left where it was (`too_few_neighbours`, `rejected`) gets
+    /// the oriented normal of its nearest cloud point, so that viewers,
+    /// which ignore `status`, shade it like the surface around it; an
+    /// `invalid_input` one keeps (0, 0, 0). A result that does not fit in
+    /// finite numbers (coordinates near 1e±300, where squares overflow) is
+    /// `rejected`: nothing non-finite is written with a projected status.
     pub fn project(&self, particle: &Point3<f64>, scratch: &mut Scratch) -> Projected {
         if !is_finite_point(particle) {
             return Projected::unprojected(*particle, Status::InvalidInput, 0);
         }
+        let target = particle - self.search.origin();
+        let mut projected = self.iterate(particle, &target, scratch);
+        if !projected.is_finite() {
+            projected =
+                Projected::unprojected(*particle, Status::Rejected, projected.neighbour_count);
+        }
+        if !projected.status.is_projected() {
+            projected.normal = self.nearest_normal(&target, scratch);
+        }
+        projected
+    }
+
+    /// The steps of one finite particle at `target` (relative to the
+    /// search's origin).
+    fn iterate(
+        &self,
+        particle: &Point3<f64>,
+        target: &Vector3<f64>,
+        scratch: &mut Scratch,
+    ) -> Projected {
         let origin = self.search.origin();
-        let target = particle - origin;
+        let target = *target;
         let Some(mut centre) = self.start(&target, scratch) else {
             return Projected::unprojected(*particle, Status::TooFewNeighbours, 0);
         };
@@ -567,6 +604,42 @@ impl<'a> Projector<'a> {
             NormalSign::Toward(point) => frame.normal.dot(&(point - centre - frame.centroid)),
         };
         agreement < 0.0
+    }
+
+    /// The oriented normal of the cloud point nearest to `target`: the
+    /// cloud's own normal there, signed by the orientation rule, or, when
+    /// the cloud has none, the normal of the local frame at that point.
+    /// Zero when neither exists (a point with no neighbourhood).
+    fn nearest_normal(&self, target: &Vector3<f64>, scratch: &mut Scratch) -> Vector3<f64> {
+        let (index, _) = self.search.nearest(target);
+        let point = self.search.local_point(index);
+        let own = self
+            .normals
+            .map(|normals| normals[index as usize].cast::<f64>())
+            .filter(|normal| *normal != Vector3::zeros());
+        if let Some(normal) = own {
+            let agreement = match self.sign {
+                NormalSign::CloudNormals(_) => 1.0,
+                NormalSign::AwayFrom(centre) => normal.dot(&(point - centre)),
+                NormalSign::Toward(viewpoint) => normal.dot(&(viewpoint - point)),
+            };
+            return if agreement < 0.0 { -normal } else { normal };
+        }
+        let Some((kernel, _)) = self.weigh_neighbourhood(&point, scratch) else {
+            return Vector3::zeros();
+        };
+        let Ok(mut fit) = LocalFit::new(&scratch.frame_moments, kernel.support_radius()) else {
+            return Vector3::zeros();
+        };
+        if self.wrong_side(
+            fit.frame(),
+            &point,
+            &scratch.neighbourhood.neighbours,
+            &scratch.weights,
+        ) {
+            fit.flip();
+        }
+        fit.frame().normal
     }
 
     /// Weighted mean of the cloud colours of the neighbourhood in `scratch`.

@@ -50,6 +50,21 @@ impl Status {
         }
     }
 
+    /// What most often leads to this status, for the one-line warning of a
+    /// run whose particles mostly end with it; `None` for projected ones.
+    pub fn likely_cause(self) -> Option<&'static str> {
+        match self {
+            Status::Ok | Status::LowerDegree | Status::NotConverged => None,
+            Status::TooFewNeighbours => Some(
+                "the support is too small for the cloud's spacing, or the particles lie far from the cloud (see `mlsproj check` and `mlsproj info`)",
+            ),
+            Status::InvalidInput => Some("the particle file has NaN or infinite coordinates"),
+            Status::Rejected => Some(
+                "the particles lie far off the surface, beyond what its fits reach, or the cloud is a line there (scan lines); a larger support may help",
+            ),
+        }
+    }
+
     /// True when the written position is a projection.
     pub fn is_projected(self) -> bool {
         matches!(

@@ -4,9 +4,9 @@
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
-use crate::cloud::{CentroidSum, PointCloud};
-use crate::config::Orientation;
-use crate::error::Result;
+use crate::cloud::{CentroidSum, PointCloud, Precision, finite_bounds, values_precision};
+use crate::config::{Orientation, Support};
+use crate::error::{Error, Result};
 use crate::neighbours::NeighbourSearch;
 use crate::order::{NON_FINITE_KEY, morton_keys};
 use crate::projection::{Method, NormalSign, Projector, slope_normals};
@@ -19,6 +19,8 @@ pub struct MlsSurface {
     centroid: Vector3<f64>,
     skipped: usize,
     duplicates: usize,
+    values_precision: Precision,
+    diagonal: f64,
 }
 
 impl MlsSurface {
@@ -46,6 +48,9 @@ impl MlsSurface {
             .map(|n| pick(n, &finite).into_iter().map(unit_or_zero).collect());
         let colours = cloud.colours.as_deref().map(|c| pick(c, &finite));
         let search = NeighbourSearch::new(&positions)?;
+        let (lo, hi) = finite_bounds(&positions).expect("the search has a point");
+        let diagonal = (hi - lo).norm();
+        let values_precision = values_precision(diagonal, lo.coords.amax().max(hi.coords.amax()));
         // Over every finite point, duplicates included, as a tile's pass
         // over the file sums it.
         let mut centroid = CentroidSum::default();
@@ -60,6 +65,8 @@ impl MlsSurface {
             centroid,
             skipped,
             duplicates,
+            values_precision,
+            diagonal,
         })
     }
 
@@ -84,6 +91,28 @@ impl MlsSurface {
     /// (it has normals, and the weight is not 0).
     pub fn normals_in_fit(&self, normal_weight: f64) -> bool {
         slope_normals(self.normals.as_deref(), normal_weight).is_some()
+    }
+
+    /// The precision the computed values of particles on this surface
+    /// need (see [`values_precision`]).
+    pub fn values_precision(&self) -> Precision {
+        self.values_precision
+    }
+
+    /// Refuses a support that takes in the whole cloud (see
+    /// [`Support::covers_whole_cloud`]); `points` and `diagonal` describe
+    /// the whole cloud when this surface holds a part of it (a tile), else
+    /// `None` takes this surface's own.
+    pub fn refuse_whole_cloud_support(
+        &self,
+        support: Support,
+        whole: Option<(usize, f64)>,
+    ) -> Result<()> {
+        let (points, diagonal) = whole.unwrap_or((self.search.len(), self.diagonal));
+        match support.covers_whole_cloud(points, diagonal) {
+            Some(reason) => Err(Error::Invalid(reason)),
+            None => Ok(()),
+        }
     }
 
     /// True when colours can be averaged onto particles.

@@ -285,7 +285,14 @@ fn count_and_order_are_kept_and_nothing_is_nan() {
     }
     assert_eq!(projected[8].status, Status::TooFewNeighbours);
     assert_eq!(projected[8].position, particles[8]);
-    assert_eq!(projected[8].normal, Vector3::zeros());
+    // Not projected, but shaded like the surface nearest to it: the
+    // normal of the cloud point nearest to (50, 0, 0), about (1, 0, 0).
+    assert!(
+        (projected[8].normal.norm() - 1.0).abs() < 1e-6 && projected[8].normal.x > 0.99,
+        "{}",
+        projected[8].normal
+    );
+    assert_eq!(projected[7].normal, Vector3::zeros(), "invalid input");
 }
 
 #[test]

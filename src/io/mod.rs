@@ -18,7 +18,7 @@ mod xyz;
 pub use ply_read::PlyVertexReader;
 pub use ply_write::{PlyVertexWriter, schema_of, write_ply};
 pub use reader::{CHUNK, Kept, PointReader};
-pub use record::{colour_columns, file_columns, output_columns, position_columns};
+pub use record::{Record, colour_columns, file_columns, output_columns, position_columns};
 
 use crate::cloud::PointCloud;
 use crate::config::Encoding;
@@ -122,4 +122,12 @@ fn read_text(path: &Path) -> Result<PointCloud> {
             "unsupported format: expected a PLY file or a text cloud (.xyz, .pts, .txt, .csv)",
         )),
     }
+}
+
+/// Writes `text` to `path` atomically (a temporary file renamed into
+/// place), as every output is written.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    let mut file = atomic::AtomicFile::create(path)?;
+    file.write_all(text.as_bytes())?;
+    file.commit()
 }

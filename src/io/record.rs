@@ -3,9 +3,12 @@
 //! index, colours, then the particle file's own attributes), and the same
 //! columns read back from a point file (for `merge`).
 
+use std::collections::HashSet;
+
 use nalgebra::{Point3, Vector3};
 
 use crate::cloud::{Attribute, Column, PointCloud, Precision};
+use crate::config::Quality;
 use crate::projection::Projected;
 
 /// An output column.
@@ -88,7 +91,7 @@ pub fn file_columns(points: &PointCloud) -> Vec<Attribute> {
 /// Names of the properties mlsproj computes (colours included, whether or
 /// not they are written, so that an attribute's output name does not depend
 /// on the cloud); a particle attribute with one of these names is renamed
-/// (see [`output_columns`]).
+/// (see [`output_columns`]). `quality` joins them when it is written.
 const COMPUTED: [&str; 16] = [
     "x",
     "y",
@@ -108,34 +111,52 @@ const COMPUTED: [&str; 16] = [
     "blue",
 ];
 
+/// How a job writes its output record: settings fixed for the whole
+/// output, so that every chunk has the same properties.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Record {
+    /// Precision of `x y z`: double when an input is.
+    pub positions: Precision,
+    /// Precision of the computed floats (curvatures, residual, quality):
+    /// float unless the cloud's scale would overflow or underflow it
+    /// (see [`crate::cloud::values_precision`]).
+    pub values: Precision,
+    /// Average the cloud's colours onto the particles (they have none).
+    pub average_colours: bool,
+    /// Pass the particles' other attributes through.
+    pub attributes: bool,
+    /// The computed property also written as `quality`.
+    pub quality: Quality,
+}
+
 /// The output's vertex properties, in order: position, normal, curvatures,
-/// residual, neighbours, steps, status, index, colours (the particles' own,
-/// or averaged from the cloud when `average_colours`), then, when
-/// `attributes` is set, the particles' other attributes with their types.
+/// residual, neighbours, steps, status, quality (when asked), index,
+/// colours (the particles' own, or averaged from the cloud), then, when
+/// asked, the particles' other attributes with their types.
 ///
 /// An attribute named like a computed property is renamed `input_<name>`,
 /// prefixed again while that clashes with another attribute (a float `red`
 /// beside an `input_red` becomes `input_input_red`), so that every name
-/// written is unique and nothing is dropped.
+/// written is unique and nothing is dropped. Names are checked through a
+/// set: a file with hundreds of thousands of properties costs linear time.
 pub fn output_columns(
+    record: &Record,
     particles: &PointCloud,
     projected: &[Projected],
-    precision: Precision,
-    average_colours: bool,
-    attributes: bool,
     index: Vec<u32>,
 ) -> Vec<Attribute> {
-    let float = |f: &dyn Fn(&Projected) -> f64| {
-        Column::F32(projected.iter().map(|p| f(p) as f32).collect())
+    let value = |f: &dyn Fn(&Projected) -> f64| match record.values {
+        Precision::Single => Column::F32(projected.iter().map(|p| f(p) as f32).collect()),
+        Precision::Double => Column::F64(projected.iter().map(f).collect()),
     };
-    let mut columns = position_columns(projected.iter().map(|p| p.position), precision);
+    let mut columns = position_columns(projected.iter().map(|p| p.position), record.positions);
     columns.extend(normal_columns(projected.iter().map(|p| p.normal)));
-    columns.push(named("mean_curvature", float(&|p| p.mean_curvature)));
+    columns.push(named("mean_curvature", value(&|p| p.mean_curvature)));
     columns.push(named(
         "gaussian_curvature",
-        float(&|p| p.gaussian_curvature),
+        value(&|p| p.gaussian_curvature),
     ));
-    columns.push(named("residual", float(&|p| p.residual)));
+    columns.push(named("residual", value(&|p| p.residual)));
     columns.push(named(
         "neighbours",
         Column::U32(projected.iter().map(|p| p.neighbour_count).collect()),
@@ -148,8 +169,19 @@ pub fn output_columns(
         "status",
         Column::U8(projected.iter().map(|p| p.status.code()).collect()),
     ));
+    let quality: Option<fn(&Projected) -> f64> = match record.quality {
+        Quality::None => None,
+        Quality::MeanCurvature => Some(|p| p.mean_curvature),
+        Quality::GaussianCurvature => Some(|p| p.gaussian_curvature),
+        Quality::Residual => Some(|p| p.residual),
+        Quality::Status => Some(|p| f64::from(p.status.code())),
+        Quality::Neighbours => Some(|p| f64::from(p.neighbour_count)),
+    };
+    if let Some(quality) = quality {
+        columns.push(named("quality", value(&quality)));
+    }
     columns.push(named("index", Column::U32(index)));
-    let colours: Option<Vec<[u8; 3]>> = match (&particles.colours, average_colours) {
+    let colours: Option<Vec<[u8; 3]>> = match (&particles.colours, record.average_colours) {
         (Some(own), _) => Some(own.clone()),
         (None, true) => Some(projected.iter().map(|p| p.colour).collect()),
         (None, false) => None,
@@ -157,22 +189,24 @@ pub fn output_columns(
     if let Some(colours) = colours {
         columns.extend(colour_columns(&colours));
     }
-    let passed = if attributes {
+    let passed = if record.attributes {
         &particles.attributes[..]
     } else {
         &[]
     };
-    let taken = |name: &str, columns: &[Attribute]| {
-        COMPUTED.contains(&name)
-            || passed.iter().any(|a| a.name == name)
-            || columns.iter().any(|c| c.name == name)
-    };
+    let mut computed: HashSet<&str> = COMPUTED.into_iter().collect();
+    if quality.is_some() {
+        computed.insert("quality");
+    }
+    let mut taken: HashSet<String> = computed.iter().map(|name| name.to_string()).collect();
+    taken.extend(passed.iter().map(|a| a.name.clone()));
     for attribute in passed {
         let mut name = attribute.name.clone();
-        if COMPUTED.contains(&name.as_str()) {
-            while taken(&name, &columns) {
+        if computed.contains(name.as_str()) {
+            while taken.contains(&name) {
                 name.insert_str(0, "input_");
             }
+            taken.insert(name.clone());
         }
         columns.push(Attribute {
             name,

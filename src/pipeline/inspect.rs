@@ -1,14 +1,15 @@
-//! What `mlsproj check` and `mlsproj info` report before any projection
-//! runs: the job as it would run, and statistics of a cloud and a support
-//! rule on a sample of points.
+//! What `mlsproj check`, `mlsproj info` and `mlsproj init` report before
+//! any projection runs: the job as it would run, statistics of a cloud and
+//! a support rule on a sample of points, and a config written from them.
 
 use std::num::NonZeroUsize;
+use std::path::Path;
 
 use nalgebra::Point3;
 
 use crate::cloud::{PointCloud, Precision, finite_bounds, is_finite_point};
 use crate::config::{Config, Support};
-use crate::error::Result;
+use crate::error::{Error, Location, Result};
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
 
 use super::{open_particles, read_cloud, surface_of};
@@ -133,6 +134,7 @@ pub struct CheckReport {
 pub fn check(config: &Config) -> Result<CheckReport> {
     let cloud = read_cloud(config)?;
     let surface = surface_of(&config.cloud, &cloud)?;
+    surface.refuse_whole_cloud_support(config.support, None)?;
     let cloud_points = cloud.len();
     // The particles in chunks, keeping only the sample the neighbourhoods
     // are measured on, as `run` streams them.
@@ -232,4 +234,98 @@ pub fn describe(cloud: &PointCloud) -> Result<Description> {
             .collect();
     }
     Ok(description)
+}
+
+/// The commented config that `mlsproj init` writes for `cloud`: the
+/// particles from `particles` (or the cloud's own points, smoothing it),
+/// the output beside the cloud (`NAME-mls.ply`), the support radius that
+/// gives the median cloud point about 100 neighbours (as `info` suggests),
+/// and every other field at its default with its comment, as in
+/// `config/default.ron`. Paths are written relative to `config_folder`
+/// when they lie inside it, absolute otherwise.
+pub fn init_config(cloud: &Path, particles: Option<&Path>, config_folder: &Path) -> Result<String> {
+    let points = crate::io::read_points(cloud)?;
+    let description = describe(&points)?;
+    if description.points == description.non_finite {
+        return Err(Error::format(
+            cloud,
+            Location::File,
+            "the cloud has no point with finite coordinates",
+        ));
+    }
+    let support = description
+        .suggested_radii
+        .iter()
+        .rev()
+        .find(|(k, _)| *k <= INIT_NEIGHBOURS)
+        .map_or_else(
+            || "Nearest(3)".to_owned(),
+            |(_, radius)| format!("Radius({})", significant(*radius)),
+        );
+    let stem = cloud
+        .file_stem()
+        .map_or_else(|| "cloud".into(), |s| s.to_string_lossy().into_owned());
+    let output = cloud.with_file_name(format!("{stem}-mls.ply"));
+    let quoted = |path: &Path| format!("{:?}", relative_to(path, config_folder).to_string_lossy());
+    let particles = match particles {
+        Some(path) => format!("File({})", quoted(path)),
+        None => "Cloud".to_owned(),
+    };
+    let radii: Vec<String> = description
+        .suggested_radii
+        .iter()
+        .map(|(k, radius)| format!("Radius({}) for about {k}", significant(*radius)))
+        .collect();
+    let mut text = format!(
+        "// mlsproj job for {}, written by `mlsproj init`; run it with\n\
+         // `mlsproj run` on this file. Paths are relative to this file.\n",
+        cloud.display()
+    );
+    for line in DEFAULT_CONFIG
+        .lines()
+        .skip_while(|line| line.starts_with("//"))
+    {
+        let field = line.trim_start().split(':').next().unwrap_or_default();
+        let replaced = match field {
+            "cloud" => format!("    cloud: {},", quoted(cloud)),
+            "particles" => format!("    particles: {particles},"),
+            "output" => format!("    output: {},", quoted(&output)),
+            "support" => format!(
+                "    // Suggested from the cloud's spacing: {}.\n    support: {support},",
+                radii.join(", ")
+            ),
+            _ => line.to_owned(),
+        };
+        text.push_str(&replaced);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// The neighbour count `init` aims the support radius at: enough to
+/// average a scan's noise, few enough to keep its features.
+const INIT_NEIGHBOURS: usize = 100;
+
+/// The config every field of which `init` copies, comments included.
+const DEFAULT_CONFIG: &str = include_str!("../../config/default.ron");
+
+/// `value` to four significant digits: enough for a support radius.
+fn significant(value: f64) -> String {
+    format!("{:.3e}", value)
+        .parse::<f64>()
+        .map_or_else(|_| value.to_string(), |v| format!("{v:?}"))
+}
+
+/// `path` relative to `folder` when it lies inside it, else absolute
+/// (or as given, when it cannot be resolved).
+fn relative_to(path: &Path, folder: &Path) -> std::path::PathBuf {
+    let absolute =
+        |p: &Path| std::path::absolute(p).map(|p| p.components().collect::<std::path::PathBuf>());
+    match (absolute(path), absolute(folder)) {
+        (Ok(path), Ok(folder)) => match path.strip_prefix(&folder) {
+            Ok(inside) => inside.to_path_buf(),
+            Err(_) => path,
+        },
+        _ => path.to_path_buf(),
+    }
 }

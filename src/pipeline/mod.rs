@@ -16,9 +16,9 @@ use nalgebra::Point3;
 use rayon::prelude::*;
 
 use crate::cloud::{PointCloud, Precision, is_finite_point};
-use crate::config::{Config, Encoding, Orientation, Particles};
+use crate::config::{Config, Encoding, Orientation, Particles, Quality};
 use crate::error::{Error, Location, Result};
-use crate::io::{self, CHUNK, PlyVertexWriter, PointReader};
+use crate::io::{self, CHUNK, PlyVertexWriter, PointReader, Record};
 use crate::order::morton_order;
 use crate::projection::{Method, Projected, Projector, Scratch};
 use crate::status::Status;
@@ -62,6 +62,39 @@ pub struct Summary {
     pub timings: Timings,
     /// The file written.
     pub output: PathBuf,
+}
+
+impl Summary {
+    /// Particles whose written position is a projection.
+    pub fn projected(&self) -> usize {
+        Status::ALL
+            .iter()
+            .filter(|s| s.is_projected())
+            .map(|s| self.status_counts[s.code() as usize])
+            .sum()
+    }
+
+    /// True when fewer than `min_projected` (a fraction) of the particles
+    /// that could be projected (all but `invalid_input` ones) were, or none
+    /// of a job that has particles was (a tile may have none): the output
+    /// is written, but the run failed.
+    pub fn too_few_projected(&self, min_projected: f64) -> bool {
+        let eligible = self.particles - self.status_counts[Status::InvalidInput.code() as usize];
+        let projected = self.projected();
+        self.particles > 0
+            && (projected == 0 || (projected as f64) < min_projected * eligible as f64)
+    }
+
+    /// The status most particles that were not projected ended with, and
+    /// how many did; `None` when every particle was projected.
+    pub fn commonest_failure(&self) -> Option<(Status, usize)> {
+        Status::ALL
+            .iter()
+            .filter(|s| !s.is_projected())
+            .map(|&s| (s, self.status_counts[s.code() as usize]))
+            .filter(|&(_, count)| count > 0)
+            .max_by_key(|&(s, count)| (count, std::cmp::Reverse(s)))
+    }
 }
 
 /// Projects every particle, in parallel, and returns the results in input
@@ -219,6 +252,7 @@ struct Job {
     colours: bool,
     attributes: bool,
     encoding: Encoding,
+    quality: Quality,
 }
 
 impl From<&Config> for Job {
@@ -229,6 +263,7 @@ impl From<&Config> for Job {
             colours: config.colours,
             attributes: config.attributes,
             encoding: config.encoding,
+            quality: config.quality,
         }
     }
 }
@@ -241,6 +276,7 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
     let building = progress_bar(progress, "building tree", None);
     let surface = timed(&mut timings.tree, || surface_of(&config.cloud, &cloud))?;
     building.finish_and_clear();
+    surface.refuse_whole_cloud_support(config.support, None)?;
     let cloud_read = CloudRead {
         points: cloud.len(),
         precision: cloud.precision,
@@ -322,16 +358,16 @@ impl Job {
                 None => (first as u32..done as u32).collect(),
             };
             timed(&mut timings.write, || {
-                let average_colours =
-                    self.colours && surface.has_colours() && chunk.colours.is_none();
-                let columns = io::output_columns(
-                    &chunk,
-                    &projected,
-                    precision,
-                    average_colours,
-                    self.attributes,
-                    index,
-                );
+                let record = Record {
+                    positions: precision,
+                    values: surface.values_precision(),
+                    average_colours: self.colours
+                        && surface.has_colours()
+                        && chunk.colours.is_none(),
+                    attributes: self.attributes,
+                    quality: self.quality,
+                };
+                let columns = io::output_columns(&record, &chunk, &projected, index);
                 let writer = match &mut writer {
                     Some(writer) => writer,
                     None => writer.insert(PlyVertexWriter::create(

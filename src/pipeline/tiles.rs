@@ -293,6 +293,7 @@ fn cloud_slab(
     Ok(CloudSlab {
         part,
         total,
+        diagonal: centroid.diagonal(),
         centroid: centroid.centroid(),
         particles: particles.map(|picker| (picked.into_cloud(), picker.indices)),
     })
@@ -302,6 +303,8 @@ fn cloud_slab(
 struct CloudSlab {
     part: PointCloud,
     total: usize,
+    /// The bounding-box diagonal of the whole cloud's finite points.
+    diagonal: f64,
     centroid: Point3<f64>,
     particles: Option<(PointCloud, Vec<u32>)>,
 }
@@ -376,6 +379,7 @@ pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Su
         }
         let surface = timed(&mut timings.tree, || surface_of(&config.cloud, &part))?
             .with_centroid(slab.centroid);
+        surface.refuse_whole_cloud_support(config.support, Some((total, slab.diagonal)))?;
         let needed = halo_needed(&surface, &picked.positions, &job.method, axis, (from, to));
         if needed <= halo || whole {
             break (surface, total, part.precision);
