@@ -1,12 +1,14 @@
 //! A cloud made ready for projection: its finite points in a neighbour
 //! search, with the normals and colours that go with them.
 
+use std::path::Path;
+
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
 use crate::cloud::{CentroidSum, PointCloud, Precision, finite_bounds, values_precision};
 use crate::config::{Orientation, Support};
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
 use crate::neighbours::NeighbourSearch;
 use crate::order::{NON_FINITE_KEY, morton_keys};
 use crate::projection::{Method, NormalSign, Projector, slope_normals};
@@ -99,18 +101,19 @@ impl MlsSurface {
         self.values_precision
     }
 
-    /// Refuses a support that takes in the whole cloud (see
-    /// [`Support::covers_whole_cloud`]); `points` and `diagonal` describe
-    /// the whole cloud when this surface holds a part of it (a tile), else
-    /// `None` takes this surface's own.
+    /// Refuses a support that takes in the whole cloud read from `path`
+    /// (see [`Support::covers_whole_cloud`]); `whole` gives the whole
+    /// cloud's point count and diagonal when this surface holds a part of
+    /// it (a tile), `None` takes this surface's own.
     pub fn refuse_whole_cloud_support(
         &self,
+        path: &Path,
         support: Support,
         whole: Option<(usize, f64)>,
     ) -> Result<()> {
         let (points, diagonal) = whole.unwrap_or((self.search.len(), self.diagonal));
         match support.covers_whole_cloud(points, diagonal) {
-            Some(reason) => Err(Error::Invalid(reason)),
+            Some(reason) => Err(Error::format(path, Location::File, reason)),
             None => Ok(()),
         }
     }

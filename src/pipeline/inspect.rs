@@ -134,7 +134,7 @@ pub struct CheckReport {
 pub fn check(config: &Config) -> Result<CheckReport> {
     let cloud = read_cloud(config)?;
     let surface = surface_of(&config.cloud, &cloud)?;
-    surface.refuse_whole_cloud_support(config.support, None)?;
+    surface.refuse_whole_cloud_support(&config.cloud, config.support, None)?;
     let cloud_points = cloud.len();
     // The particles in chunks, keeping only the sample the neighbourhoods
     // are measured on, as `run` streams them.

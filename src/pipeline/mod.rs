@@ -276,7 +276,7 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
     let building = progress_bar(progress, "building tree", None);
     let surface = timed(&mut timings.tree, || surface_of(&config.cloud, &cloud))?;
     building.finish_and_clear();
-    surface.refuse_whole_cloud_support(config.support, None)?;
+    surface.refuse_whole_cloud_support(&config.cloud, config.support, None)?;
     let cloud_read = CloudRead {
         points: cloud.len(),
         precision: cloud.precision,

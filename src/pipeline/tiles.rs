@@ -379,7 +379,11 @@ pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Su
         }
         let surface = timed(&mut timings.tree, || surface_of(&config.cloud, &part))?
             .with_centroid(slab.centroid);
-        surface.refuse_whole_cloud_support(config.support, Some((total, slab.diagonal)))?;
+        surface.refuse_whole_cloud_support(
+            &config.cloud,
+            config.support,
+            Some((total, slab.diagonal)),
+        )?;
         let needed = halo_needed(&surface, &picked.positions, &job.method, axis, (from, to));
         if needed <= halo || whole {
             break (surface, total, part.precision);

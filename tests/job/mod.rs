@@ -23,6 +23,8 @@ pub struct Job {
 /// What a run printed and whether it succeeded.
 pub struct Run {
     pub success: bool,
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -32,6 +34,7 @@ impl From<Output> for Run {
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         Run {
             success: output.status.success(),
+            code: output.status.code(),
             stdout: text(&output.stdout),
             stderr: text(&output.stderr),
         }
