@@ -261,6 +261,9 @@ pub struct PointCloud {
     pub attributes: Vec<Attribute>,
     /// Precision of the positions in the file.
     pub precision: Precision,
+    /// Precision of the normals in the file (held as float, which their
+    /// use needs; `info` reports the file's).
+    pub normal_precision: Precision,
 }
 
 impl PointCloud {
@@ -298,6 +301,7 @@ impl PointCloud {
                 })
                 .collect(),
             precision: self.precision,
+            normal_precision: self.normal_precision,
         }
     }
 
@@ -342,6 +346,7 @@ impl PointCloud {
                 })
                 .collect(),
             precision: self.precision,
+            normal_precision: self.normal_precision,
         }
     }
 }

@@ -308,3 +308,31 @@ fn extreme_scales_write_finite_values_with_projected_statuses() {
         assert!((radius - 1.0).abs() < 0.01, "{scale}: radius {radius}");
     }
 }
+
+#[test]
+fn info_names_the_types_the_file_holds() {
+    let double = mlsproj(&["info", real("oni.ply").to_str().unwrap()]);
+    assert!(
+        double.stdout.contains("x y z (double), nx ny nz (double)"),
+        "{}",
+        double.stdout
+    );
+    let job = Job::new();
+    let sphere = Sphere::unit();
+    let cloud = noisy_cloud(&sphere, 100, 0.002, 8);
+    let mut columns = xyz_columns(&cloud.positions);
+    let normals = cloud.normals.expect("the sphere scan has normals");
+    for (axis, name) in ["nx", "ny", "nz"].into_iter().enumerate() {
+        columns.push(job::attribute(
+            name,
+            Column::F32(normals.iter().map(|n| n[axis]).collect()),
+        ));
+    }
+    let path = job.write_ply("float.ply", &columns);
+    let float = mlsproj(&["info", path.to_str().unwrap()]);
+    assert!(
+        float.stdout.contains("x y z (float), nx ny nz (float)"),
+        "{}",
+        float.stdout
+    );
+}

@@ -133,6 +133,7 @@ fn slice(cloud: &PointCloud, range: std::ops::Range<usize>) -> PointCloud {
         colours: cloud.colours.as_ref().map(|c| c[range.clone()].to_vec()),
         attributes: rows(&cloud.attributes, range),
         precision: cloud.precision,
+        normal_precision: cloud.normal_precision,
     }
 }
 

@@ -144,6 +144,8 @@ pub(super) struct VertexLayout {
     pub(super) normals: bool,
     pub(super) colours: bool,
     pub(super) precision: Precision,
+    /// Precision of the normals in the file (they are read as float).
+    pub(super) normal_precision: Precision,
 }
 
 /// Index of `name` among three axis or channel names.
@@ -181,6 +183,14 @@ impl VertexLayout {
             }
         }
         let normals = NORMAL.iter().all(|name| scalar(name).is_some());
+        let normal_precision = if NORMAL
+            .iter()
+            .any(|name| scalar(name) == Some(ScalarKind::F64))
+        {
+            Precision::Double
+        } else {
+            Precision::Single
+        };
         let colour_names = COLOURS.iter().find(|names| {
             names
                 .iter()
@@ -215,6 +225,7 @@ impl VertexLayout {
             normals,
             colours: colour_names.is_some(),
             precision,
+            normal_precision,
         })
     }
 
@@ -233,6 +244,7 @@ impl VertexLayout {
                 })
                 .collect(),
             precision: self.precision,
+            normal_precision: self.normal_precision,
         }
     }
 

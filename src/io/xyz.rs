@@ -161,6 +161,7 @@ fn set_colours(cloud: &mut PointCloud, columns: [&[f64]; 3]) {
 fn cloud_from_columns(columns: Vec<Vec<f64>>) -> PointCloud {
     let mut cloud = PointCloud {
         precision: Precision::Double,
+        normal_precision: Precision::Double,
         ..PointCloud::default()
     };
     let [x, y, z, rest @ ..] = columns.as_slice() else {

@@ -198,13 +198,13 @@ pub fn describe(cloud: &PointCloud) -> Result<Description> {
         .copied()
         .filter(is_finite_point)
         .collect();
-    let precision = match cloud.precision {
+    let type_name = |precision| match precision {
         Precision::Single => "float",
         Precision::Double => "double",
     };
-    let mut attributes = vec![format!("x y z ({precision})")];
+    let mut attributes = vec![format!("x y z ({})", type_name(cloud.precision))];
     if cloud.normals.is_some() {
-        attributes.push("nx ny nz (float)".into());
+        attributes.push(format!("nx ny nz ({})", type_name(cloud.normal_precision)));
     }
     if cloud.colours.is_some() {
         attributes.push("red green blue (uchar)".into());
