@@ -426,3 +426,28 @@ fn a_file_without_read_permission_is_refused_naming_it() {
     }
     job.refused_as_cloud("locked.ply");
 }
+
+#[test]
+fn endless_lines_and_huge_column_counts_are_refused_in_bounded_work() {
+    let job = Job::new();
+    // A text cloud that is a symlink to /dev/zero: one endless line.
+    let endless = job.path("zero.xyz");
+    std::os::unix::fs::symlink("/dev/zero", &endless).unwrap();
+    // 200,000 values on one row (400 KB).
+    let wide = job.write("wide.xyz", "1.0 ".repeat(200_000).as_bytes());
+    // An ascii PLY body line of 3 MB.
+    let mut long = ply(&xyz_header("ascii", "float", 1), b"");
+    long.extend(std::iter::repeat_n(b'1', 3 << 20));
+    let long_ply = job.write("long.ply", &long);
+    for (path, reason) in [
+        (&endless, "longer than"),
+        (&wide, "columns"),
+        (&long_ply, "longer than"),
+    ] {
+        let run = job::mlsproj(&["info", path.to_str().unwrap()]);
+        assert!(!run.success, "{path:?}");
+        let line = run.stderr.trim_end();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(line.contains(reason) && line.contains(": line "), "{line}");
+    }
+}

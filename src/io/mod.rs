@@ -24,8 +24,32 @@ use crate::cloud::PointCloud;
 use crate::config::Encoding;
 use crate::error::{Error, Location, Result};
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
+
+/// Most properties (PLY) or columns (text) of a point file: far more than
+/// any scanner writes, and few enough that a malicious header cannot make
+/// the per-property work or memory explode.
+pub const MAX_PROPERTIES: usize = 4096;
+
+/// Longest line of a text cloud or an ascii PLY body: a row of
+/// [`MAX_PROPERTIES`] long numbers fits; a file without line ends (a
+/// symlink to `/dev/zero`) is refused instead of read into memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads one line into `line` (cleared first), at most
+/// [`MAX_LINE_BYTES`]; returns the bytes read (0 at the end), or an error
+/// message for a longer line.
+fn read_line(source: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+    line.clear();
+    let read = source
+        .take(MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', line)?;
+    if line.len() > MAX_LINE_BYTES {
+        return Ok(None);
+    }
+    Ok(Some(read))
+}
 
 /// Bytes of body encoded or decoded at once: large enough to make the
 /// per-property dispatch negligible, small enough to stay in cache.

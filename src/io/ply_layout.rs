@@ -3,6 +3,7 @@
 //! (which property goes to positions, normals, colours or an attribute, at
 //! which offset of the packed record).
 
+use super::MAX_PROPERTIES;
 use super::scalar::{
     ByteOrder, Scalar, empty_column, extend_fields, fields, is_float, kind_of, size_of_kind,
     with_scalar_type,
@@ -53,6 +54,17 @@ pub(super) struct Element {
 impl Element {
     /// Converts a header element; list lengths must have an integer type.
     pub(super) fn new(path: &Path, def: &ElementDef) -> Result<Self> {
+        if def.properties.len() > MAX_PROPERTIES {
+            return Err(Error::format(
+                path,
+                Location::File,
+                format!(
+                    "element '{}' has {} properties, more than the {MAX_PROPERTIES} mlsproj reads",
+                    def.name,
+                    def.properties.len()
+                ),
+            ));
+        }
         let properties = def
             .properties
             .values()

@@ -8,11 +8,11 @@
 //! blocks read from the file, records with lists are packed one by one, and
 //! ascii rows are parsed into little-endian packed records.
 
-use super::BLOCK_BYTES;
 use super::ply_layout::*;
 use super::scalar::{
     BigEndian, ByteOrder, LittleEndian, decode_f64, parse_f64, parse_into, size_of_kind,
 };
+use super::{BLOCK_BYTES, MAX_LINE_BYTES, read_line};
 use crate::cloud::{PointCloud, Precision, ScalarKind};
 use crate::error::{Error, Location, Result};
 use ply_rs_bw::parser::{Parser, Reader};
@@ -155,12 +155,19 @@ impl Body {
     /// whitespace (so CRLF line ends are accepted).
     fn next_line(&mut self) -> Result<Option<(usize, &str)>> {
         loop {
-            self.text.clear();
-            let read = self.source.read_until(b'\n', &mut self.text);
-            if read.map_err(|error| self.io_error(error))? == 0 {
-                return Ok(None);
-            }
+            let read = read_line(&mut self.source, &mut self.text);
             self.line += 1;
+            match read.map_err(|error| self.io_error(error))? {
+                Some(0) => return Ok(None),
+                Some(_) => {}
+                None => {
+                    return Err(Error::format(
+                        &self.path,
+                        Location::Line(self.line),
+                        format!("the line is longer than {MAX_LINE_BYTES} bytes"),
+                    ));
+                }
+            }
             if !self.text.trim_ascii().is_empty() {
                 break;
             }

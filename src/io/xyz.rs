@@ -1,11 +1,12 @@
 //! Reading text point clouds (`.xyz`, `.pts`, `.txt`, `.csv`): one point per
 //! line. The column rule is documented on [`super::read_points`].
 
+use super::{MAX_LINE_BYTES, MAX_PROPERTIES, read_line};
 use crate::cloud::{Attribute, Column, PointCloud, Precision};
 use crate::error::{Error, Location, Result};
 use nalgebra::{Point3, Vector3};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 
 /// The values of a line: separated by whitespace, commas or both.
@@ -27,15 +28,18 @@ pub(crate) fn read_text(path: &Path) -> Result<PointCloud> {
     let mut columns: Vec<Vec<f64>> = Vec::new();
     let mut first_row = 0;
     loop {
-        line.clear();
-        let read = source
-            .read_until(b'\n', &mut line)
-            .map_err(|error| Error::io(path, error))?;
-        if read == 0 {
-            break;
-        }
+        let read = read_line(&mut source, &mut line).map_err(|error| Error::io(path, error))?;
         number += 1;
         let at_line = |message: String| Error::format(path, Location::Line(number), message);
+        match read {
+            Some(0) => break,
+            Some(_) => {}
+            None => {
+                return Err(at_line(format!(
+                    "the line is longer than {MAX_LINE_BYTES} bytes"
+                )));
+            }
+        }
         let text = std::str::from_utf8(line.trim_ascii())
             .map_err(|_| at_line("the line is not text".to_string()))?;
         if text.is_empty() || text.starts_with('#') || text.starts_with("//") {
@@ -59,6 +63,12 @@ pub(crate) fn read_text(path: &Path) -> Result<PointCloud> {
             if row.len() < 3 {
                 return Err(at_line(format!(
                     "{} values; a point needs at least 3 (x y z)",
+                    row.len()
+                )));
+            }
+            if row.len() > MAX_PROPERTIES {
+                return Err(at_line(format!(
+                    "{} values, more than the {MAX_PROPERTIES} columns mlsproj reads",
                     row.len()
                 )));
             }
