@@ -79,7 +79,12 @@ fn main() -> ExitCode {
 }
 
 fn try_main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // Ctrl-C, or the SIGTERM a batch scheduler sends at its time limit,
+    // must not leave a named temporary output behind.
+    #[cfg(unix)]
+    mlsproj::io::remove_temps_on_signals().context("cannot install the signal handler")?;
+    match command {
         Command::Run {
             config,
             tile,
