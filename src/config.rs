@@ -282,7 +282,11 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
         config.resolve_paths(base);
-        config.validate().map_err(|message| Error::Config {
+        // The config file is an input too (`output: "job.ron"`).
+        let checked = config
+            .validate()
+            .and_then(|()| crate::io::check_not_input(&config.output, "config file", path));
+        checked.map_err(|message| Error::Config {
             path: path.to_owned(),
             message,
         })?;
@@ -308,7 +312,8 @@ impl Config {
     }
 
     /// Checks values that the types alone cannot: positive radii, degree
-    /// range, an output that is not an input.
+    /// range, an output that the job may write (not an input, not a
+    /// device; see [`crate::io::check_output`]).
     pub fn validate(&self) -> std::result::Result<(), String> {
         let positive = |name: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
@@ -353,28 +358,12 @@ impl Config {
         if self.iterations == 0 {
             return Err("iterations must be at least 1".into());
         }
-        let mut inputs = vec![&self.cloud];
+        let mut inputs = vec![("cloud", self.cloud.as_path())];
         if let Particles::File(p) = &self.particles {
-            inputs.push(p);
+            inputs.push(("particle file", p));
         }
-        for input in inputs {
-            if same_file(input, &self.output) {
-                return Err(format!(
-                    "output {} is an input: refusing to overwrite it",
-                    self.output.display()
-                ));
-            }
-        }
+        crate::io::check_output(&self.output, &inputs)?;
         Ok(())
-    }
-}
-
-/// True when two paths name the same file (also through `..` or links,
-/// when the file exists).
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
     }
 }
 

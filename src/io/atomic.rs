@@ -272,6 +272,46 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    /// Holds with the environment as the tests run it: no
+    /// [`NAMED_TEMP_VARIABLE`], a temporary folder with `O_TMPFILE`
+    /// (ext4, xfs, btrfs, tmpfs).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_unnamed_file_shows_nowhere_until_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(b"new").unwrap();
+        assert!(file.named.is_none());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        file.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_file_keeps_its_permission_bits() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604)).unwrap();
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(b"new").unwrap();
+        file.commit().unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o604);
+    }
+
+    #[test]
+    fn a_folder_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = AtomicFile::create(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is a folder"), "{err}");
+        assert!(dir.path().is_dir());
+    }
+
     #[test]
     fn missing_folder_is_named() {
         let dir = tempfile::tempdir().unwrap();
