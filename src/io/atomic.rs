@@ -5,10 +5,11 @@
 //! the target's folder. Until the commit it has no name, so however the
 //! process ends (an error, Ctrl-C, the SIGTERM a batch scheduler sends at
 //! its time limit, kill -9, a crash) the kernel frees it and the folder
-//! holds nothing new. The commit links it under a fresh temporary name and
-//! renames that over the target: a rename is atomic and replaces, where a
-//! link cannot replace, so the linked name lives only for the two system
-//! calls between (a kill -9 exactly there is the one way to leave it).
+//! holds nothing new. The commit links it to the target's name when that
+//! is free; else under a fresh temporary name, renamed over the target: a
+//! rename is atomic and replaces, where a link cannot replace, so the
+//! linked name lives only for the two system calls between (a kill -9
+//! exactly there is the one way to leave it).
 //!
 //! Where the folder's file system has no `O_TMPFILE` (some network and
 //! FUSE file systems), and off Linux, a named `.mlsproj-XXXXXX.tmp` is
@@ -164,7 +165,14 @@ impl AtomicFile {
                 pending.retain(|path| path != &*named);
                 named
             }
-            None => link(&self.file, &self.folder).map_err(|e| Error::io(&self.folder, e))?,
+            None => {
+                // A new output takes its name at once: no temporary name.
+                match link_as(&self.file, &self.path) {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    linked => return linked.map_err(|e| Error::io(&self.path, e)),
+                }
+                link_temp(&self.file, &self.folder).map_err(|e| Error::io(&self.folder, e))?
+            }
         };
         // A failed rename drops the temporary name, which removes it.
         temp.persist(&self.path)
@@ -221,32 +229,37 @@ fn unnamed(_: &Path) -> Result<Option<File>> {
     Ok(None)
 }
 
-/// Gives the unnamed `file` a fresh temporary name in `folder`, for the
-/// rename over the target. Through `/proc/self/fd`, as open(2) advises
-/// (no privilege needed); by `AT_EMPTY_PATH` where `/proc` is not mounted.
+/// Gives the unnamed `file` the name `path`, failing (`AlreadyExists`)
+/// if it is taken: a link never replaces. Through `/proc/self/fd`, as
+/// open(2) advises (no privilege needed); by `AT_EMPTY_PATH` where `/proc`
+/// is not mounted.
 #[cfg(target_os = "linux")]
-fn link(file: &File, folder: &Path) -> io::Result<TempPath> {
+fn link_as(file: &File, path: &Path) -> io::Result<()> {
     use rustix::fs::{AtFlags, CWD, linkat};
     use rustix::io::Errno;
     use std::os::fd::AsRawFd;
     let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
-    let linked = temp_names().make_in(folder, |name| {
-        match linkat(CWD, &proc_path, CWD, name, AtFlags::SYMLINK_FOLLOW) {
-            Err(Errno::NOENT) => linkat(file, "", CWD, name, AtFlags::EMPTY_PATH),
-            linked => linked,
-        }
-        .map_err(io::Error::from)
-    })?;
-    Ok(linked.into_temp_path())
+    match linkat(CWD, &proc_path, CWD, path, AtFlags::SYMLINK_FOLLOW) {
+        Err(Errno::NOENT) => linkat(file, "", CWD, path, AtFlags::EMPTY_PATH),
+        linked => linked,
+    }
+    .map_err(io::Error::from)
 }
 
 /// Off Linux every temporary file is named, so there is none to link.
 #[cfg(not(target_os = "linux"))]
-fn link(_: &File, _: &Path) -> io::Result<TempPath> {
+fn link_as(_: &File, _: &Path) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "unnamed temporary files exist only on Linux",
     ))
+}
+
+/// Gives the unnamed `file` a fresh temporary name in `folder`, for the
+/// rename over an existing target.
+fn link_temp(file: &File, folder: &Path) -> io::Result<TempPath> {
+    let linked = temp_names().make_in(folder, |name| link_as(file, name))?;
+    Ok(linked.into_temp_path())
 }
 
 #[cfg(test)]
