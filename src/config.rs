@@ -355,7 +355,11 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
         config.resolve_paths(base);
-        config.validate().map_err(|message| Error::Config {
+        // The config file is an input too (`output: "job.ron"`).
+        let checked = config
+            .validate()
+            .and_then(|()| crate::io::check_not_input(&config.output, "config file", path));
+        checked.map_err(|message| Error::Config {
             path: path.to_owned(),
             message,
         })?;
@@ -393,22 +397,15 @@ impl Config {
     }
 
     /// Checks values that the types alone cannot: positive radii, degree
-    /// range, an output that is not an input.
+    /// range, an output that the job may write (not an input, not a
+    /// device; see [`crate::io::check_output`]).
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.check_numbers()?;
-        let mut inputs = vec![&self.cloud];
+        let mut inputs = vec![("cloud", self.cloud.as_path())];
         if let Particles::File(p) = &self.particles {
-            inputs.push(p);
+            inputs.push(("particle file", p));
         }
-        for input in inputs {
-            if same_file(input, &self.output) {
-                return Err(format!(
-                    "output {} is an input: refusing to overwrite it",
-                    self.output.display()
-                ));
-            }
-        }
-        Ok(())
+        crate::io::check_output(&self.output, &inputs)
     }
 }
 
@@ -574,15 +571,6 @@ fn accepted_forms(field: &str) -> Option<&'static str> {
         | "min_projected" => "a number, e.g. 0.5",
         _ => return None,
     })
-}
-
-/// True when two paths name the same file (also through `..` or links,
-/// when the file exists).
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }
 
 #[cfg(test)]

@@ -107,7 +107,12 @@ const TOO_FEW_PROJECTED: u8 = 3;
 
 fn try_main() -> anyhow::Result<ExitCode> {
     let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // Ctrl-C, or the SIGTERM a batch scheduler sends at its time limit,
+    // must not leave a named temporary output behind.
+    #[cfg(unix)]
+    mlsproj::io::remove_temps_on_signals().context("cannot install the signal handler")?;
+    match command {
         Command::Run {
             config,
             tile,

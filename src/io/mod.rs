@@ -4,9 +4,11 @@
 //! PLY headers are parsed and written with ply-rs-bw; bodies are decoded and
 //! encoded here, a property at a time over large blocks, because per-element
 //! property maps are far too slow for clouds of many millions of points.
-//! Outputs are written atomically (see [`write_ply`]).
+//! Outputs are written atomically (see [`write_ply`]) and never over an
+//! input or a device ([`check_output`]).
 
 mod atomic;
+mod paths;
 mod ply_layout;
 mod ply_read;
 mod ply_write;
@@ -15,6 +17,10 @@ mod record;
 mod scalar;
 mod xyz;
 
+pub use atomic::NAMED_TEMP_VARIABLE;
+#[cfg(unix)]
+pub use atomic::remove_temps_on_signals;
+pub use paths::{check_not_input, check_output, tile_path};
 pub use ply_read::PlyVertexReader;
 pub use ply_write::{PlyVertexWriter, schema_of, write_ply};
 pub use reader::{CHUNK, Kept, PointReader};

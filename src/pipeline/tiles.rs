@@ -68,18 +68,7 @@ impl Tile {
     /// Where this tile's output goes: `projected.ply` becomes
     /// `projected.tile-0003-of-0016.ply`, beside it.
     pub fn output_path(&self, output: &Path) -> PathBuf {
-        let stem = output
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let extension = output
-            .extension()
-            .map(|e| format!(".{}", e.to_string_lossy()))
-            .unwrap_or_default();
-        output.with_file_name(format!(
-            "{stem}.tile-{:04}-of-{:04}{extension}",
-            self.index, self.count
-        ))
+        crate::io::tile_path(output, self.index, self.count)
     }
 }
 
