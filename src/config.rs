@@ -578,7 +578,7 @@ fn accepted_forms(field: &str) -> Option<&'static str> {
 
 /// True when two paths name the same file (also through `..` or links,
 /// when the file exists).
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,

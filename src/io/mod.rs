@@ -6,7 +6,7 @@
 //! property maps are far too slow for clouds of many millions of points.
 //! Outputs are written atomically (see [`write_ply`]).
 
-mod atomic;
+pub(crate) mod atomic;
 mod ply_layout;
 mod ply_read;
 mod ply_write;
