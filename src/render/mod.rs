@@ -41,9 +41,12 @@ pub const MARGIN: f64 = 0.05;
 /// when there is one.
 pub const COLOUR_BAR_SHARE: u32 = 5;
 
-/// Smallest splat radius in pixels: every point covers at least the pixel
-/// it falls in (a pixel's centre is within 1/√2 of any point of it).
-pub const MIN_SPLAT_RADIUS: f64 = 0.75;
+/// Smallest splat radius in pixels, for clouds denser than the picture:
+/// every point covers at least the pixel it falls in (a pixel's centre is
+/// within 1/√2 of any point of it), and with points at random over a
+/// surface, a pixel is left uncovered with probability exp(−π × points per
+/// pixel), below 0.1% from 2.2 points a pixel on.
+pub const MIN_SPLAT_RADIUS: f64 = 1.0;
 
 /// What to draw and how.
 #[derive(Debug, Clone, Default, PartialEq)]

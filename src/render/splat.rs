@@ -20,9 +20,11 @@ pub const AMBIENT: f64 = 0.2;
 pub const DIFFUSE: f64 = 1.0 - AMBIENT;
 
 /// Splat radius in units of the surface spacing (the side of the area per
-/// point): a square grid needs 1/√2 to leave no gap, but scans are uneven
-/// (the sample scan shows gaps below 1.2); larger blurs detail.
-pub const SPLAT_SCALE: f64 = 1.3;
+/// point). A square grid needs 1/√2 to leave no gap, but scans are uneven:
+/// with points at random, a pixel is missed by every splat with probability
+/// exp(−π · 1.5²) ≈ 0.1%, where the background or the far side would show
+/// through. Larger blurs detail.
+pub const SPLAT_SCALE: f64 = 1.5;
 
 /// Steepest depth slope of a splat's tangent plane (depth per pixel across
 /// the disc), so that a splat seen edge-on does not reach through the
