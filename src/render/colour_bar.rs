@@ -135,9 +135,13 @@ pub fn colour_map(fraction: f64) -> [u8; 3] {
 /// A rectangle of pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rect {
+    /// First column.
     pub x: u32,
+    /// First row.
     pub y: u32,
+    /// Columns.
     pub width: u32,
+    /// Rows.
     pub height: u32,
 }
 
@@ -145,8 +149,11 @@ pub struct Rect {
 /// colours are (top row the map's last colour, bottom row its first).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColourBar {
+    /// The property coloured by, printed above the bar.
     pub property: String,
+    /// The values at the ends of the map, printed beside the bar's ends.
     pub range: ColourRange,
+    /// The pixels of the colour ramp (its outline and labels outside).
     pub bar: Rect,
 }
 

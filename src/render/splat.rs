@@ -103,9 +103,9 @@ pub fn brightness(normal: Option<Vector3<f64>>) -> f64 {
 /// One point as drawn, in pixels.
 #[derive(Debug, Clone, Copy)]
 pub struct Splat {
-    /// Centre, in pixels from the left and from the top (pixel centres at
-    /// +0.5).
+    /// Centre in pixels from the left (pixel centres at +0.5).
     pub x: f64,
+    /// Centre in pixels from the top.
     pub y: f64,
     /// Depth at the centre in pixels, larger nearer; at least
     /// 1 + [`MAX_SLOPE`] × radius, so that every depth on the disc is

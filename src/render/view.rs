@@ -37,7 +37,7 @@ pub struct Axes {
 }
 
 impl View {
-    /// Every view, in the order `--help` lists them.
+    /// Every view, in the order a refusal lists them.
     pub const ALL: [View; 4] = [View::Top, View::Front, View::Side, View::Iso];
 
     /// The name on the command line.
@@ -95,7 +95,9 @@ impl FromStr for View {
 /// Picture size in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size {
+    /// Columns.
     pub width: u32,
+    /// Rows.
     pub height: u32,
 }
 
