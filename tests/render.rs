@@ -456,6 +456,14 @@ fn the_command_writes_a_png_and_refuses_the_input_and_unknown_properties() {
         before,
         "the input is untouched"
     );
+    let absent = job.path("absent/sphere.png");
+    let run = mlsproj(&["render", input, "-o", absent.to_str().unwrap()]);
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("output folder does not exist"),
+        "{}",
+        run.stderr
+    );
     let files = std::fs::read_dir(job.folder()).unwrap().count();
     assert_eq!(files, 2, "no temporary file left behind");
 }

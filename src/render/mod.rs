@@ -77,7 +77,8 @@ pub struct Picture {
 
 /// Renders a point file to a PNG: reads `input` (any format
 /// [`crate::io::read_points`] reads), draws it, and writes `output`
-/// atomically. Refuses an `output` that is the input.
+/// atomically. Refuses an `output` that is the input, or in a folder that
+/// does not exist, before reading anything.
 pub fn render_file(input: &Path, output: &Path, options: &RenderOptions) -> Result<Picture> {
     if crate::config::same_file(input, output) {
         return Err(Error::Invalid(format!(
@@ -85,9 +86,10 @@ pub fn render_file(input: &Path, output: &Path, options: &RenderOptions) -> Resu
             output.display()
         )));
     }
+    let file = AtomicFile::create(output)?;
     let cloud = crate::io::read_points(input)?;
     let picture = render(&cloud, options)?;
-    write_png(&picture.image, output)?;
+    write_png_into(file, &picture.image)?;
     Ok(picture)
 }
 
@@ -165,6 +167,11 @@ pub fn render(cloud: &PointCloud, options: &RenderOptions) -> Result<Picture> {
 
 /// Writes `image` as a PNG, atomically (see [`crate::io::write_ply`]).
 pub fn write_png(image: &RgbImage, path: &Path) -> Result<()> {
+    write_png_into(AtomicFile::create(path)?, image)
+}
+
+/// Encodes `image` as a PNG into `file` and puts it in place.
+fn write_png_into(mut file: AtomicFile, image: &RgbImage) -> Result<()> {
     let mut bytes = Vec::new();
     PngEncoder::new(&mut bytes)
         .write_image(
@@ -173,8 +180,7 @@ pub fn write_png(image: &RgbImage, path: &Path) -> Result<()> {
             image.height(),
             ExtendedColorType::Rgb8,
         )
-        .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
-    let mut file = AtomicFile::create(path)?;
+        .map_err(|e| Error::io(file.path(), std::io::Error::other(e)))?;
     file.write_all(&bytes)?;
     file.commit()
 }
