@@ -173,9 +173,10 @@ fn try_main() -> anyhow::Result<ExitCode> {
             let picture = mlsproj::render::render_file(&file, &output, &options)
                 .with_context(|| format!("cannot render {}", file.display()))?;
             println!(
-                "drew {} points ({view} view, {size}) into {}",
+                "drew {} points ({view} view, {size}) into {}{}",
                 picture.points,
-                output.display()
+                output.display(),
+                cloud_note(picture.skipped, 0)
             );
             Ok(ExitCode::SUCCESS)
         }
