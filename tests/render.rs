@@ -2,10 +2,9 @@
 //! colour bar and its range, refusals, and the command end to end.
 
 use image::{Rgb, RgbImage};
-use mlsproj::render::colour_bar::{ROBUST_PERCENTILES, colour_map};
-use mlsproj::render::splat::AMBIENT;
 use mlsproj::render::{
-    BACKGROUND, ColourRange, Picture, RangeRule, RenderOptions, Size, View, render,
+    AMBIENT, BACKGROUND, ColourRange, Picture, ROBUST_PERCENTILES, RangeRule, RenderOptions, Size,
+    View, colour_map, render,
 };
 use mlsproj::{Attribute, Column, PointCloud};
 use nalgebra::{Point3, Vector3};

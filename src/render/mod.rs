@@ -6,12 +6,12 @@
 //! its tangent plane for the depth test, shaded by a headlight from its
 //! normal, and coloured by its own colour or by a property through a
 //! perceptual colour map with a [`ColourBar`]. Threads draw into one
-//! depth buffer at once ([`splat::DepthBuffer`]), so 10 million points take
+//! depth buffer at once (`splat::DepthBuffer`), so 10 million points take
 //! seconds.
 
-pub mod colour_bar;
+mod colour_bar;
 mod paint;
-pub mod splat;
+mod splat;
 mod view;
 
 use std::path::Path;
@@ -25,10 +25,12 @@ use crate::cloud::{PointCloud, finite_bounds, is_finite_point};
 use crate::error::{Error, Result};
 use crate::io::atomic::AtomicFile;
 
-pub use colour_bar::{ColourBar, ColourRange, RangeRule, Rect};
+pub use colour_bar::{ColourBar, ColourRange, ROBUST_PERCENTILES, RangeRule, Rect, colour_map};
 pub use paint::{property_names, scalar_property};
-pub use splat::Splat;
+pub use splat::{AMBIENT, DIFFUSE, SPLAT_SCALE};
 pub use view::{Axes, Size, View};
+
+use splat::Splat;
 
 /// Colour of the picture where no point is drawn.
 pub const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
@@ -186,7 +188,7 @@ fn write_png_into(mut file: AtomicFile, image: &RgbImage) -> Result<()> {
 }
 
 /// The splat radius in pixels: the surface spacing times
-/// [`splat::SPLAT_SCALE`], at least [`MIN_SPLAT_RADIUS`] and at most the
+/// [`SPLAT_SCALE`], at least [`MIN_SPLAT_RADIUS`] and at most the
 /// margin (a cloud of a few points would otherwise be a few blots).
 fn surface_radius(cloud: &PointCloud, frame: &Frame) -> Result<f64> {
     let spacing = splat::surface_spacing(&cloud.positions, frame.points)?;
