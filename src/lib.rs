@@ -37,6 +37,7 @@ pub mod neighbours;
 mod order;
 pub mod pipeline;
 pub mod projection;
+pub mod render;
 pub mod status;
 pub mod surface;
 

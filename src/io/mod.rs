@@ -7,7 +7,7 @@
 //! Outputs are written atomically (see [`write_ply`]) and never over an
 //! input or a device ([`check_output`]).
 
-mod atomic;
+pub(crate) mod atomic;
 mod paths;
 mod ply_layout;
 mod ply_read;
