@@ -5,11 +5,11 @@
 //! The points are sorted by cell, cells by row (`z`, then `y`) and by `x`
 //! within a row, so that every row of cells is one contiguous run of
 //! points. A query walks the occupied rows that cross the box around its
-//! ball (one binary search per `z` slice of the box), finds the run of each
-//! row by two binary searches over the row's cells, and scans the run in
-//! batches: squared distances for the whole batch in `f32` (no branch per
-//! point, so the compiler vectorises it), then the exact `f64` test for the
-//! few that pass a slightly widened radius.
+//! ball (found through a table of the first row of each `z` slice), finds
+//! the run of each row among the row's cells, and scans the run in groups
+//! of 8: squared distances in `f32` and one bit per point that passes a
+//! slightly widened radius (no branch per point, so the compiler vectorises
+//! it), then the exact `f64` test for the few that pass.
 //!
 //! Every query visits points in one global order (rows by `z`, `y`, cells
 //! by `x`, points within a cell in a fixed order), whatever the size of its
@@ -17,34 +17,38 @@
 //! relative order. The fit sums neighbours in that order, so its result
 //! does not depend on the radius a search started from.
 
-use nalgebra::{Point3, Vector3};
+use nalgebra::Vector3;
 use rayon::prelude::*;
 
-use crate::order::morton_keys;
+use crate::order::morton_code;
 
-/// Mean number of points in an occupied cell that the cell size aims at: a
-/// `Nearest(30)` ball on a surface then spans about 4 × 4 cells. Measured
-/// on sphere_large: 2 and 8 are slower.
-const POINTS_PER_CELL: f64 = 4.0;
+/// Mean number of points in an occupied cell that the cell size aims at
+/// (cells are power-of-two sizes, so the mean lands within a factor of 2-4
+/// of it): a `Nearest(30)` ball on a surface then spans about 2 × 2 cells.
+/// Measured on sphere_large (user time, under load): 16 (25 points a cell)
+/// 5.6-5.7 s, 4 (6 points a cell) 6.1 s.
+const POINTS_PER_CELL: f64 = 16.0;
 
-/// Bits of a cell coordinate on each axis: a row key holds `z` and `y`, a
-/// point's sort key `z`, `y` and `x`.
+/// Bits of a fine cell coordinate on each axis, as in a Morton code: a
+/// cell is 2^shift fine cells on a side, a row key holds `z` and `y`.
 const CELL_BITS: u32 = 21;
 
-/// Largest cell coordinate; points beyond the grid's box are clamped into
-/// its border cells (still found: the mapping from position to cell only
-/// has to be monotone for the box of a ball to hold the ball).
+/// Largest fine cell coordinate; points beyond the grid's box are clamped
+/// into its border cells (still found: the mapping from position to cell
+/// only has to be monotone for the box of a ball to hold the ball).
 const MAX_CELL: u32 = (1 << CELL_BITS) - 1;
 
-/// Points sampled per axis to find the box the cell size is chosen over.
+/// Points sampled per axis to find the box the fine cells span.
 const BOX_SAMPLE: usize = 8192;
 
 /// Fraction of the sample left out at each end of each axis: a far outlier
 /// does not stretch the box (and with it the cells) over empty space.
 const BOX_TAIL: f64 = 0.001;
 
-/// Points whose distances one pass of the scan computes at once.
-const BATCH: usize = 64;
+/// Points whose distances the scan computes at once, and the number of
+/// padding entries after the last point in each column (so a group may
+/// read past a run's end; what it reads there is masked out).
+const GROUP: usize = 8;
 
 /// Largest magnitude of a position in cell units kept in the `f32`
 /// columns: beyond it they would overflow the squared distance.
@@ -54,12 +58,19 @@ const COLUMN_LIMIT: f64 = (1u64 << 50) as f64;
 pub(super) struct CellGrid {
     /// Corner of cell (0, 0, 0), relative to the search's origin.
     corner: Vector3<f64>,
-    /// Edge of a cell, in the cloud's units.
-    cell_size: f64,
+    /// Edge of a fine cell (a Morton code's last level), in the cloud's
+    /// units.
+    fine_size: f64,
+    /// A cell is `2^shift` fine cells on a side.
+    shift: u32,
     /// Largest occupied cell coordinate on each axis.
     last_cell: [u32; 3],
-    /// Occupied rows in order: `z << CELL_BITS | y`.
-    row_keys: Vec<u64>,
+    /// First row of each `z` slice of cells, and one past the last row: at
+    /// most 2^21 + 1 entries, and as many as the grid's cells are high.
+    slice_first_row: Vec<u32>,
+    /// `y` coordinate of each occupied row, rows in order (by `z`, then
+    /// `y`).
+    row_y: Vec<u32>,
     /// First cell of each row, and one past the last row's last cell.
     row_first_cell: Vec<u32>,
     /// `x` coordinate of each occupied cell, rows in order.
@@ -67,7 +78,8 @@ pub(super) struct CellGrid {
     /// First point of each cell, and one past the last cell's last point.
     cell_first_point: Vec<u32>,
     /// Positions relative to `corner` in cell units, one column per axis,
-    /// in cell order: the scan reads these.
+    /// in cell order, then [`GROUP`] entries of padding: the scan reads
+    /// these.
     columns: [Vec<f32>; 3],
     /// Positions relative to the search's origin, in cell order: the exact
     /// test and the offsets handed to the fit.
@@ -81,13 +93,24 @@ pub(super) struct CellGrid {
 impl CellGrid {
     /// Sorts `local` (positions relative to the search's origin, finite,
     /// not empty) into cells.
+    ///
+    /// One sort does it: points sorted by the Morton code of their fine
+    /// cell give the count of occupied cells at every power-of-two cell
+    /// size (two points share a cell of a level exactly when their codes
+    /// share that level's prefix), hence the cell size that holds about
+    /// [`POINTS_PER_CELL`] points on the mean over occupied cells, whatever
+    /// the cloud's shape (a surface, a line, clusters, a thin shell in a big
+    /// box); and each cell's points are one run of that order. Only the
+    /// cells are then sorted into rows.
     pub(super) fn new(local: &[Vector3<f64>]) -> Self {
-        let (corner, cell_size) = layout(local);
+        let (corner, fine_size) = fine_grid(local);
         let mut grid = CellGrid {
             corner,
-            cell_size,
+            fine_size,
+            shift: 0,
             last_cell: [0; 3],
-            row_keys: Vec::new(),
+            slice_first_row: Vec::new(),
+            row_y: Vec::new(),
             row_first_cell: Vec::new(),
             cell_x: Vec::new(),
             cell_first_point: Vec::new(),
@@ -96,39 +119,58 @@ impl CellGrid {
             original: Vec::new(),
             place: Vec::new(),
         };
-        let mut keyed: Vec<(u64, u32)> = local
+        let mut coded: Vec<(u64, u32)> = local
             .par_iter()
             .enumerate()
-            .map(|(i, p)| {
-                let [x, y, z] = grid.cell_of(&grid.in_cells(p));
-                (row_key(z, y) << CELL_BITS | u64::from(x), i as u32)
-            })
+            .map(|(i, p)| (morton_code(grid.fine_cell(p)), i as u32))
             .collect();
-        // Equal keys (one cell) keep the order of the input: a fixed order.
-        keyed.par_sort_unstable();
+        // Within a cell: by fine code, then by input order; a fixed order.
+        coded.par_sort_unstable();
+        grid.shift = CELL_BITS - level(&coded);
 
-        let mut last_key = u64::MAX;
-        for (place, &(key, _)) in keyed.iter().enumerate() {
-            if key == last_key {
-                continue;
+        // Each cell's run in `coded`: (row and x, first, one past last).
+        let mut runs: Vec<(u64, u32, u32)> = Vec::new();
+        let mut prefix = u64::MAX;
+        for (at, &(code, i)) in coded.iter().enumerate() {
+            let cell_prefix = code >> (3 * grid.shift);
+            if cell_prefix != prefix {
+                if let Some(run) = runs.last_mut() {
+                    run.2 = at as u32;
+                }
+                let [x, y, z] = grid.cell_of(&local[i as usize]);
+                runs.push((row_key(z, y) << CELL_BITS | u64::from(x), at as u32, 0));
+                prefix = cell_prefix;
             }
+        }
+        if let Some(run) = runs.last_mut() {
+            run.2 = coded.len() as u32;
+        }
+        runs.par_sort_unstable();
+
+        grid.original.reserve_exact(coded.len());
+        let mut last_row = u64::MAX;
+        for &(key, first, end) in &runs {
             let (row, x) = (key >> CELL_BITS, (key & u64::from(MAX_CELL)) as u32);
-            if grid.row_keys.last() != Some(&row) {
-                grid.row_keys.push(row);
+            let (z, y) = split_row(row);
+            if row != last_row {
+                let rows = grid.row_y.len() as u32;
+                grid.slice_first_row.resize(z as usize + 1, rows);
+                grid.row_y.push(y);
                 grid.row_first_cell.push(grid.cell_x.len() as u32);
+                last_row = row;
             }
             grid.cell_x.push(x);
-            grid.cell_first_point.push(place as u32);
-            let (z, y) = split_row(row);
+            grid.cell_first_point.push(grid.original.len() as u32);
+            grid.original
+                .extend(coded[first as usize..end as usize].iter().map(|&(_, i)| i));
             for (last, c) in grid.last_cell.iter_mut().zip([x, y, z]) {
                 *last = (*last).max(c);
             }
-            last_key = key;
         }
+        grid.slice_first_row.push(grid.row_y.len() as u32);
         grid.row_first_cell.push(grid.cell_x.len() as u32);
-        grid.cell_first_point.push(keyed.len() as u32);
+        grid.cell_first_point.push(grid.original.len() as u32);
 
-        grid.original = keyed.into_iter().map(|(_, i)| i).collect();
         grid.local = grid
             .original
             .par_iter()
@@ -142,7 +184,10 @@ impl CellGrid {
                     .map(|c| c.clamp(-COLUMN_LIMIT, COLUMN_LIMIT) as f32)
             })
             .collect();
-        grid.columns = [0, 1, 2].map(|axis| columns.iter().map(|c| c[axis]).collect());
+        grid.columns = [0, 1, 2].map(|axis| {
+            let column = columns.iter().map(|c| c[axis]);
+            column.chain([0.0; GROUP]).collect()
+        });
         grid.place = vec![0; grid.original.len()];
         for (place, &i) in grid.original.iter().enumerate() {
             grid.place[i as usize] = place as u32;
@@ -163,12 +208,12 @@ impl CellGrid {
 
     /// Number of occupied rows of cells.
     pub(super) fn row_count(&self) -> usize {
-        self.row_keys.len()
+        self.row_y.len()
     }
 
     /// Edge of a cell, in the cloud's units.
     pub(super) fn cell_size(&self) -> f64 {
-        self.cell_size
+        self.fine_size * f64::from(1u32 << self.shift)
     }
 
     /// Point `index` of the slice built from, relative to the search's
@@ -184,29 +229,38 @@ impl CellGrid {
 
     /// `p` relative to the grid's corner, in cell units.
     fn in_cells(&self, p: &Vector3<f64>) -> [f64; 3] {
-        [0, 1, 2].map(|axis| (p[axis] - self.corner[axis]) / self.cell_size)
+        let cell_size = self.cell_size();
+        [0, 1, 2].map(|axis| (p[axis] - self.corner[axis]) / cell_size)
     }
 
-    /// The cell holding a position in cell units (clamped into the grid).
-    fn cell_of(&self, in_cells: &[f64; 3]) -> [u32; 3] {
-        in_cells.map(cell_coordinate)
+    /// The fine cell holding `p` (clamped into the grid).
+    fn fine_cell(&self, p: &Vector3<f64>) -> [u32; 3] {
+        [0, 1, 2].map(|axis| fine_coordinate((p[axis] - self.corner[axis]) / self.fine_size))
+    }
+
+    /// The cell holding `p` (clamped into the grid).
+    fn cell_of(&self, p: &Vector3<f64>) -> [u32; 3] {
+        self.fine_cell(p).map(|c| c >> self.shift)
     }
 
     /// True when the box of cells around a ball of `radius` about `centre`
     /// holds every occupied cell: a larger ball scans every point.
     pub(super) fn covers_all(&self, centre: &Vector3<f64>, radius: f64) -> bool {
-        let (low, high) = self.cell_box(&self.in_cells(centre), radius / self.cell_size);
+        let (low, high) = self.cell_box(centre, radius);
         (0..3).all(|axis| low[axis] == 0 && high[axis] >= self.last_cell[axis])
     }
 
-    /// The cells that a ball of `radius` (cell units) about `centre` (cell
-    /// units) can touch, lowest and highest corner.
-    fn cell_box(&self, centre: &[f64; 3], radius: f64) -> ([u32; 3], [u32; 3]) {
-        // Widened by far more than the rounding of the positions in cell
-        // units, so a point the exact test keeps is never in a cell left out.
+    /// The cells that a ball of `radius` about `centre` can touch, lowest
+    /// and highest corner.
+    fn cell_box(&self, centre: &Vector3<f64>, radius: f64) -> ([u32; 3], [u32; 3]) {
+        let radius = radius / self.fine_size;
+        let centre = [0, 1, 2].map(|axis| (centre[axis] - self.corner[axis]) / self.fine_size);
+        // Widened by far more than the rounding of the positions in fine
+        // cell units, so a point the exact test keeps is never in a cell
+        // left out.
         let reach = |c: f64| radius + (c.abs() + radius + 1.0) * f64::EPSILON * 64.0;
-        let low = centre.map(|c| cell_coordinate(c - reach(c)));
-        let high = centre.map(|c| cell_coordinate(c + reach(c)));
+        let low = centre.map(|c| fine_coordinate(c - reach(c)) >> self.shift);
+        let high = centre.map(|c| fine_coordinate(c + reach(c)) >> self.shift);
         (low, high)
     }
 
@@ -223,9 +277,9 @@ impl CellGrid {
         {
             return;
         }
-        let radius = radius_squared.sqrt() / self.cell_size;
+        let (low, high) = self.cell_box(centre, radius_squared.sqrt());
+        let radius = radius_squared.sqrt() / self.cell_size();
         let in_cells = self.in_cells(centre);
-        let (low, high) = self.cell_box(&in_cells, radius);
         // The `f32` test passes every point the exact one keeps: the radius
         // is widened by far more than the rounding of positions near the
         // centre to `f32`. Points it lets through in excess are few.
@@ -253,30 +307,18 @@ impl CellGrid {
         high: &[u32; 3],
         mut run: impl FnMut(std::ops::Range<usize>),
     ) {
-        let first_at_or_after =
-            |from: usize, key: u64| from + self.row_keys[from..].partition_point(|&k| k < key);
-        let mut at = first_at_or_after(0, row_key(low[2], low[1]));
-        while let Some(&key) = self.row_keys.get(at) {
-            let (z, y) = split_row(key);
-            if z > high[2] {
-                break;
+        let last_slice = self.slice_first_row.len() - 2;
+        for z in low[2] as usize..=(high[2] as usize).min(last_slice) {
+            let rows = self.slice_first_row[z] as usize..self.slice_first_row[z + 1] as usize;
+            for row in between(&self.row_y, rows, low[1], high[1]) {
+                let cells =
+                    self.row_first_cell[row] as usize..self.row_first_cell[row + 1] as usize;
+                let cells = between(&self.cell_x, cells, low[0], high[0]);
+                if !cells.is_empty() {
+                    run(self.cell_first_point[cells.start] as usize
+                        ..self.cell_first_point[cells.end] as usize);
+                }
             }
-            if y < low[1] {
-                at = first_at_or_after(at, row_key(z, low[1]));
-                continue;
-            }
-            if y > high[1] {
-                at = first_at_or_after(at, row_key(z + 1, low[1]));
-                continue;
-            }
-            let cells = self.row_first_cell[at] as usize..self.row_first_cell[at + 1] as usize;
-            let xs = &self.cell_x[cells.clone()];
-            let first = cells.start + xs.partition_point(|&x| x < low[0]);
-            let last = cells.start + xs.partition_point(|&x| x <= high[0]);
-            if first < last {
-                run(self.cell_first_point[first] as usize..self.cell_first_point[last] as usize);
-            }
-            at += 1;
         }
     }
 
@@ -291,33 +333,46 @@ impl CellGrid {
         candidate: &mut impl FnMut(usize),
     ) {
         let [xs, ys, zs] = &self.columns;
-        let mut start = points.start;
-        while start < points.end {
-            let end = (start + BATCH).min(points.end);
-            let mut distances = [0.0f32; BATCH];
-            for (((d, x), y), z) in distances
-                .iter_mut()
-                .zip(&xs[start..end])
-                .zip(&ys[start..end])
-                .zip(&zs[start..end])
-            {
-                let (dx, dy, dz) = (x - centre[0], y - centre[1], z - centre[2]);
-                *d = dx * dx + dy * dy + dz * dz;
+        for start in points.clone().step_by(GROUP) {
+            let group = start..start + GROUP;
+            let (xs, ys, zs) = (&xs[group.clone()], &ys[group.clone()], &zs[group]);
+            // One bit per point that passes: no branch per point, and the
+            // compiler turns the loop into a few vector instructions.
+            let mut passed = 0u32;
+            for j in 0..GROUP {
+                let (dx, dy, dz) = (xs[j] - centre[0], ys[j] - centre[1], zs[j] - centre[2]);
+                passed |= u32::from(dx * dx + dy * dy + dz * dz <= limit) << j;
             }
-            // Compacted without a branch: every index is written, the count
-            // only moves past those that pass.
-            let mut passed = [0u8; BATCH];
-            let mut count = 0;
-            for (i, &d) in distances[..end - start].iter().enumerate() {
-                passed[count] = i as u8;
-                count += usize::from(d <= limit);
+            passed &= (1u32 << (points.end - start).min(GROUP)) - 1;
+            while passed != 0 {
+                candidate(start + passed.trailing_zeros() as usize);
+                passed &= passed - 1;
             }
-            for &i in &passed[..count] {
-                candidate(start + usize::from(i));
-            }
-            start = end;
         }
     }
+}
+
+/// The part of `range` (indices into `coordinates`, sorted increasing
+/// there) whose coordinates lie in `low..=high`. A run without gaps (rows
+/// of a slice, cells of a row on a surface across it) is indexed directly;
+/// the end is walked to, as a ball's box is a few cells wide.
+fn between(
+    coordinates: &[u32],
+    range: std::ops::Range<usize>,
+    low: u32,
+    high: u32,
+) -> std::ops::Range<usize> {
+    let run = &coordinates[range.clone()];
+    let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+        return range;
+    };
+    let start = if (last - first) as usize + 1 == run.len() {
+        low.saturating_sub(first).min(run.len() as u32) as usize
+    } else {
+        run.partition_point(|&c| c < low)
+    };
+    let end = start + run[start..].iter().take_while(|&&c| c <= high).count();
+    range.start + start..range.start + end
 }
 
 /// Key of the row of cells at `z`, `y`; rows sort by `z`, then `y`.
@@ -333,66 +388,61 @@ fn split_row(key: u64) -> (u32, u32) {
     )
 }
 
-/// The cell coordinate of a position in cell units, clamped into the grid.
-/// Monotone in its argument, which is all a ball's box needs.
-fn cell_coordinate(in_cells: f64) -> u32 {
+/// The fine cell coordinate of a position in fine cell units, clamped into
+/// the grid. Monotone in its argument, which is all a ball's box needs.
+fn fine_coordinate(in_fine_cells: f64) -> u32 {
     // `as` saturates: negative and NaN go to 0, past the grid to the edge.
-    (in_cells.floor() as u32).min(MAX_CELL)
+    (in_fine_cells.floor() as u32).min(MAX_CELL)
 }
 
-/// The grid's corner (relative to the search's origin) and cell size for
-/// `local`: cells of a size that holds about [`POINTS_PER_CELL`] points on
-/// the mean over occupied cells, a power-of-two fraction of the box that
-/// holds all but the outermost points.
-///
-/// The count of occupied cells at every power-of-two size comes from one
-/// sorted list of Morton codes (two points share a cell at a level exactly
-/// when their codes share the prefix of that level), so the size fits the
-/// cloud's own shape: a surface, a line, clusters, a thin shell in a big
-/// box.
-fn layout(local: &[Vector3<f64>]) -> (Vector3<f64>, f64) {
+/// The grid's corner (relative to the search's origin) and fine cell size
+/// for `local`: 2^21 fine cells on a side span the box that holds all but
+/// the outermost points, so a far outlier does not stretch the cells.
+fn fine_grid(local: &[Vector3<f64>]) -> (Vector3<f64>, f64) {
+    let fine = f64::from(1u32 << CELL_BITS);
     let (low, high) = robust_box(local);
-    let edge = (high - low).max();
-    if edge.is_nan() || edge <= 0.0 || edge.is_infinite() {
-        // All points (or all but a few) at one position: any cell holds
-        // them. The corner is the lowest point, so that all are in cell 0
-        // or beyond.
-        let lowest = local.iter().fold(low, |m, p| m.inf(p));
-        let extent = local.iter().fold(high, |m, p| m.sup(p)) - lowest;
-        let size = extent.max();
-        let size = if size > 0.0 && size.is_finite() {
-            size
-        } else {
-            1.0
-        };
-        return (lowest, size);
+    let fine_size = (high - low).max() / fine;
+    if fine_size > 0.0 && fine_size.is_finite() {
+        return (low, fine_size);
     }
-    let clamped: Vec<Point3<f64>> = local
-        .par_iter()
-        .map(|p| Point3::from(p.sup(&low).inf(&high)))
-        .collect();
-    let keys = morton_keys(&clamped);
+    // All points (or all but a few) at one position: the level chosen will
+    // put them in one cell. The corner is the lowest point, so that all are
+    // in cell 0 or beyond.
+    let lowest = local.iter().fold(low, |m, p| m.inf(p));
+    let extent = (local.iter().fold(high, |m, p| m.sup(p)) - lowest).max() / fine;
+    let fine_size = if extent > 0.0 && extent.is_finite() {
+        extent
+    } else {
+        1.0
+    };
+    (lowest, fine_size)
+}
+
+/// The level (cells of 2^(21 − level) fine cells on a side) whose occupied
+/// cells hold closest to [`POINTS_PER_CELL`] points on the mean, from the
+/// points' sorted Morton codes.
+fn level(coded: &[(u64, u32)]) -> u32 {
     // `first_split[l]`: pairs of neighbouring codes that first differ at
     // level l (level 1 halves the box, level 21 is a code's last 3 bits).
-    let mut first_split = [0usize; 22];
-    for pair in keys.windows(2) {
+    let mut first_split = [0usize; CELL_BITS as usize + 1];
+    for pair in coded.windows(2) {
         let differ = pair[0].0 ^ pair[1].0;
         if differ != 0 {
-            let highest_bit = 63 - differ.leading_zeros() as usize;
-            first_split[21 - highest_bit / 3] += 1;
+            let highest_bit = 63 - differ.leading_zeros();
+            first_split[(CELL_BITS - highest_bit / 3) as usize] += 1;
         }
     }
-    let points = local.len() as f64;
+    let points = coded.len() as f64;
     let mut occupied = 1usize;
     let mut best = (0, f64::INFINITY);
-    for (level, splits) in first_split.iter().enumerate() {
+    for (level, splits) in (0..).zip(first_split) {
         occupied += splits;
         let miss = (points / occupied as f64 / POINTS_PER_CELL).ln().abs();
         if miss < best.1 {
             best = (level, miss);
         }
     }
-    (low, edge / f64::from(1u32 << best.0))
+    best.0
 }
 
 /// The box holding all but the outermost [`BOX_TAIL`] of a sample of
