@@ -170,22 +170,19 @@ impl CellGrid {
         grid.slice_first_row.push(grid.row_y.len() as u32);
         grid.row_first_cell.push(grid.cell_x.len() as u32);
         grid.cell_first_point.push(grid.original.len() as u32);
+        // Freed before the copies in cell order: the build's peak memory.
+        drop((coded, runs));
 
         grid.local = grid
             .original
             .par_iter()
             .map(|&i| local[i as usize])
             .collect();
-        let columns: Vec<[f32; 3]> = grid
-            .local
-            .par_iter()
-            .map(|p| {
-                grid.in_cells(p)
-                    .map(|c| c.clamp(-COLUMN_LIMIT, COLUMN_LIMIT) as f32)
-            })
-            .collect();
         grid.columns = [0, 1, 2].map(|axis| {
-            let column = columns.iter().map(|c| c[axis]);
+            let column = grid.local.par_iter().map(|p| {
+                let in_cells = grid.in_cells(p)[axis];
+                in_cells.clamp(-COLUMN_LIMIT, COLUMN_LIMIT) as f32
+            });
             column.chain([0.0; GROUP]).collect()
         });
         grid.place = vec![0; grid.original.len()];
