@@ -37,8 +37,8 @@ pub fn morton_keys(points: &[Point3<f64>]) -> Vec<(u64, u32)> {
         .enumerate()
         .map(|(i, p)| {
             let key = if is_finite_point(p) {
-                let cell = |axis: usize| ((p[axis] - lo[axis]) * scale).clamp(0.0, cells) as u64;
-                spread(cell(0)) | spread(cell(1)) << 1 | spread(cell(2)) << 2
+                let cell = |axis: usize| ((p[axis] - lo[axis]) * scale).clamp(0.0, cells) as u32;
+                morton_code([cell(0), cell(1), cell(2)])
             } else {
                 NON_FINITE_KEY
             };
@@ -47,6 +47,13 @@ pub fn morton_keys(points: &[Point3<f64>]) -> Vec<(u64, u32)> {
         .collect();
     keyed.par_sort_unstable();
     keyed
+}
+
+/// The Morton code of a cell: the low 21 bits of its `x`, `y`, `z`
+/// coordinates interleaved, `x` in the lowest bit.
+pub fn morton_code(cell: [u32; 3]) -> u64 {
+    let [x, y, z] = cell.map(|c| spread(u64::from(c)));
+    x | y << 1 | z << 2
 }
 
 /// Spreads the low 21 bits of `x` to every third bit.

@@ -1,0 +1,459 @@
+//! A uniform grid of cubic cells over the cloud, stored sparsely: only the
+//! occupied cells exist, so memory follows the point count, not the volume
+//! of the bounding box (a street scan is a thin shell in a 1 km box).
+//!
+//! The points are sorted by cell, cells by row (`z`, then `y`) and by `x`
+//! within a row, so that every row of cells is one contiguous run of
+//! points. A query walks the occupied rows that cross the box around its
+//! ball (found through a table of the first row of each `z` slice), finds
+//! the run of each row among the row's cells, and scans the run in groups
+//! of 8: squared distances in `f32` and one bit per point that passes a
+//! slightly widened radius (no branch per point, so the compiler vectorises
+//! it), then the exact `f64` test for the few that pass.
+//!
+//! Every query visits points in one global order (rows by `z`, `y`, cells
+//! by `x`, points within a cell in a fixed order), whatever the size of its
+//! box: two points found by two queries of different radii come in the same
+//! relative order. The fit sums neighbours in that order, so its result
+//! does not depend on the radius a search started from.
+
+use nalgebra::Vector3;
+use rayon::prelude::*;
+
+use crate::order::morton_code;
+
+/// Mean number of points in an occupied cell that the cell size aims at
+/// (cells are power-of-two sizes, so the mean lands within a factor of 2-4
+/// of it): a `Nearest(30)` ball on a surface then spans about 2 × 2 cells.
+/// Measured on sphere_large (user time, under load): 16 (25 points a cell)
+/// 5.6-5.7 s, 4 (6 points a cell) 6.1 s.
+const POINTS_PER_CELL: f64 = 16.0;
+
+/// Bits of a fine cell coordinate on each axis, as in a Morton code: a
+/// cell is 2^shift fine cells on a side, a row key holds `z` and `y`.
+const CELL_BITS: u32 = 21;
+
+/// Largest fine cell coordinate; points beyond the grid's box are clamped
+/// into its border cells (still found: the mapping from position to cell
+/// only has to be monotone for the box of a ball to hold the ball).
+const MAX_CELL: u32 = (1 << CELL_BITS) - 1;
+
+/// Points sampled per axis to find the box the fine cells span.
+const BOX_SAMPLE: usize = 8192;
+
+/// Fraction of the sample left out at each end of each axis: a far outlier
+/// does not stretch the box (and with it the cells) over empty space.
+const BOX_TAIL: f64 = 0.001;
+
+/// Points whose distances the scan computes at once, and the number of
+/// padding entries after the last point in each column (so a group may
+/// read past a run's end; what it reads there is masked out).
+const GROUP: usize = 8;
+
+/// Largest magnitude of a position in cell units kept in the `f32`
+/// columns: beyond it they would overflow the squared distance.
+const COLUMN_LIMIT: f64 = (1u64 << 50) as f64;
+
+/// The grid, its points in cell order.
+pub(super) struct CellGrid {
+    /// Corner of cell (0, 0, 0), relative to the search's origin.
+    corner: Vector3<f64>,
+    /// Edge of a fine cell (a Morton code's last level), in the cloud's
+    /// units.
+    fine_size: f64,
+    /// A cell is `2^shift` fine cells on a side.
+    shift: u32,
+    /// Largest occupied cell coordinate on each axis.
+    last_cell: [u32; 3],
+    /// First row of each `z` slice of cells, and one past the last row: at
+    /// most 2^21 + 1 entries, and as many as the grid's cells are high.
+    slice_first_row: Vec<u32>,
+    /// `y` coordinate of each occupied row, rows in order (by `z`, then
+    /// `y`).
+    row_y: Vec<u32>,
+    /// First cell of each row, and one past the last row's last cell.
+    row_first_cell: Vec<u32>,
+    /// `x` coordinate of each occupied cell, rows in order.
+    cell_x: Vec<u32>,
+    /// First point of each cell, and one past the last cell's last point.
+    cell_first_point: Vec<u32>,
+    /// Positions relative to `corner` in cell units, one column per axis,
+    /// in cell order, then [`GROUP`] entries of padding: the scan reads
+    /// these.
+    columns: [Vec<f32>; 3],
+    /// Positions relative to the search's origin, in cell order: the exact
+    /// test and the offsets handed to the fit.
+    local: Vec<Vector3<f64>>,
+    /// For each point in cell order, its index in the slice built from.
+    original: Vec<u32>,
+    /// For each index of the slice built from, its place in cell order.
+    place: Vec<u32>,
+}
+
+impl CellGrid {
+    /// Sorts `local` (positions relative to the search's origin, finite,
+    /// not empty) into cells.
+    ///
+    /// One sort does it: points sorted by the Morton code of their fine
+    /// cell give the count of occupied cells at every power-of-two cell
+    /// size (two points share a cell of a level exactly when their codes
+    /// share that level's prefix), hence the cell size that holds about
+    /// [`POINTS_PER_CELL`] points on the mean over occupied cells, whatever
+    /// the cloud's shape (a surface, a line, clusters, a thin shell in a big
+    /// box); and each cell's points are one run of that order. Only the
+    /// cells are then sorted into rows.
+    pub(super) fn new(local: &[Vector3<f64>]) -> Self {
+        let (corner, fine_size) = fine_grid(local);
+        let mut grid = CellGrid {
+            corner,
+            fine_size,
+            shift: 0,
+            last_cell: [0; 3],
+            slice_first_row: Vec::new(),
+            row_y: Vec::new(),
+            row_first_cell: Vec::new(),
+            cell_x: Vec::new(),
+            cell_first_point: Vec::new(),
+            columns: Default::default(),
+            local: Vec::new(),
+            original: Vec::new(),
+            place: Vec::new(),
+        };
+        let mut coded: Vec<(u64, u32)> = local
+            .par_iter()
+            .enumerate()
+            .map(|(i, p)| (morton_code(grid.fine_cell(p)), i as u32))
+            .collect();
+        // Within a cell: by fine code, then by input order; a fixed order.
+        coded.par_sort_unstable();
+        grid.shift = CELL_BITS - level(&coded);
+
+        // Each cell's run in `coded`: (row and x, first, one past last).
+        let mut runs: Vec<(u64, u32, u32)> = Vec::new();
+        let mut prefix = u64::MAX;
+        for (at, &(code, i)) in coded.iter().enumerate() {
+            let cell_prefix = code >> (3 * grid.shift);
+            if cell_prefix != prefix {
+                if let Some(run) = runs.last_mut() {
+                    run.2 = at as u32;
+                }
+                let [x, y, z] = grid.cell_of(&local[i as usize]);
+                runs.push((row_key(z, y) << CELL_BITS | u64::from(x), at as u32, 0));
+                prefix = cell_prefix;
+            }
+        }
+        if let Some(run) = runs.last_mut() {
+            run.2 = coded.len() as u32;
+        }
+        runs.par_sort_unstable();
+
+        grid.original.reserve_exact(coded.len());
+        let mut last_row = u64::MAX;
+        for &(key, first, end) in &runs {
+            let (row, x) = (key >> CELL_BITS, (key & u64::from(MAX_CELL)) as u32);
+            let (z, y) = split_row(row);
+            if row != last_row {
+                let rows = grid.row_y.len() as u32;
+                grid.slice_first_row.resize(z as usize + 1, rows);
+                grid.row_y.push(y);
+                grid.row_first_cell.push(grid.cell_x.len() as u32);
+                last_row = row;
+            }
+            grid.cell_x.push(x);
+            grid.cell_first_point.push(grid.original.len() as u32);
+            grid.original
+                .extend(coded[first as usize..end as usize].iter().map(|&(_, i)| i));
+            for (last, c) in grid.last_cell.iter_mut().zip([x, y, z]) {
+                *last = (*last).max(c);
+            }
+        }
+        grid.slice_first_row.push(grid.row_y.len() as u32);
+        grid.row_first_cell.push(grid.cell_x.len() as u32);
+        grid.cell_first_point.push(grid.original.len() as u32);
+        // Freed before the copies in cell order: the build's peak memory.
+        drop((coded, runs));
+
+        grid.local = grid
+            .original
+            .par_iter()
+            .map(|&i| local[i as usize])
+            .collect();
+        grid.columns = [0, 1, 2].map(|axis| {
+            let column = grid.local.par_iter().map(|p| {
+                let in_cells = grid.in_cells(p)[axis];
+                in_cells.clamp(-COLUMN_LIMIT, COLUMN_LIMIT) as f32
+            });
+            column.chain([0.0; GROUP]).collect()
+        });
+        grid.place = vec![0; grid.original.len()];
+        for (place, &i) in grid.original.iter().enumerate() {
+            grid.place[i as usize] = place as u32;
+        }
+        grid
+    }
+
+    /// Number of points.
+    pub(super) fn len(&self) -> usize {
+        self.local.len()
+    }
+
+    /// Number of occupied cells: what the index's memory grows with, besides
+    /// the points.
+    pub(super) fn cell_count(&self) -> usize {
+        self.cell_x.len()
+    }
+
+    /// Number of occupied rows of cells.
+    pub(super) fn row_count(&self) -> usize {
+        self.row_y.len()
+    }
+
+    /// Edge of a cell, in the cloud's units.
+    pub(super) fn cell_size(&self) -> f64 {
+        self.fine_size * f64::from(1u32 << self.shift)
+    }
+
+    /// Point `index` of the slice built from, relative to the search's
+    /// origin.
+    pub(super) fn local_point(&self, index: u32) -> Vector3<f64> {
+        self.local[self.place[index as usize] as usize]
+    }
+
+    /// Index in the slice built from of the point at `place` in cell order.
+    pub(super) fn original(&self, place: u32) -> u32 {
+        self.original[place as usize]
+    }
+
+    /// `p` relative to the grid's corner, in cell units.
+    fn in_cells(&self, p: &Vector3<f64>) -> [f64; 3] {
+        let cell_size = self.cell_size();
+        [0, 1, 2].map(|axis| (p[axis] - self.corner[axis]) / cell_size)
+    }
+
+    /// The fine cell holding `p` (clamped into the grid).
+    fn fine_cell(&self, p: &Vector3<f64>) -> [u32; 3] {
+        [0, 1, 2].map(|axis| fine_coordinate((p[axis] - self.corner[axis]) / self.fine_size))
+    }
+
+    /// The cell holding `p` (clamped into the grid).
+    fn cell_of(&self, p: &Vector3<f64>) -> [u32; 3] {
+        self.fine_cell(p).map(|c| c >> self.shift)
+    }
+
+    /// True when the box of cells around a ball of `radius` about `centre`
+    /// holds every occupied cell: a larger ball scans every point.
+    pub(super) fn covers_all(&self, centre: &Vector3<f64>, radius: f64) -> bool {
+        let (low, high) = self.cell_box(centre, radius);
+        (0..3).all(|axis| low[axis] == 0 && high[axis] >= self.last_cell[axis])
+    }
+
+    /// The cells that a ball of `radius` about `centre` can touch, lowest
+    /// and highest corner.
+    fn cell_box(&self, centre: &Vector3<f64>, radius: f64) -> ([u32; 3], [u32; 3]) {
+        let radius = radius / self.fine_size;
+        let centre = [0, 1, 2].map(|axis| (centre[axis] - self.corner[axis]) / self.fine_size);
+        // Widened by far more than the rounding of the positions in fine
+        // cell units, so a point the exact test keeps is never in a cell
+        // left out.
+        let reach = |c: f64| radius + (c.abs() + radius + 1.0) * f64::EPSILON * 64.0;
+        let low = centre.map(|c| fine_coordinate(c - reach(c)) >> self.shift);
+        let high = centre.map(|c| fine_coordinate(c + reach(c)) >> self.shift);
+        (low, high)
+    }
+
+    /// Calls `visit(place, offset, distance_squared)` for every point within
+    /// `sqrt(radius_squared)` of `centre` (relative to the search's origin),
+    /// in the grid's global order; `offset` is `p − centre`.
+    pub(super) fn visit_within(
+        &self,
+        centre: &Vector3<f64>,
+        radius_squared: f64,
+        mut visit: impl FnMut(u32, Vector3<f64>, f64),
+    ) {
+        if radius_squared.is_nan() || radius_squared < 0.0 || !centre.iter().all(|c| c.is_finite())
+        {
+            return;
+        }
+        let (low, high) = self.cell_box(centre, radius_squared.sqrt());
+        let radius = radius_squared.sqrt() / self.cell_size();
+        let in_cells = self.in_cells(centre);
+        // The `f32` test passes every point the exact one keeps: the radius
+        // is widened by far more than the rounding of positions near the
+        // centre to `f32`. Points it lets through in excess are few.
+        let largest = in_cells.iter().fold(0.0f64, |m, c| m.max(c.abs()));
+        let slack = (largest + radius + 1.0) * 1e-6;
+        let limit = ((radius + slack) * (radius + slack) * (1.0 + 1e-6)) as f32;
+        let centre32 = in_cells.map(|c| c.clamp(-COLUMN_LIMIT, COLUMN_LIMIT) as f32);
+        let mut candidate = |place: usize| {
+            let offset = self.local[place] - centre;
+            let distance_squared = offset.norm_squared();
+            if distance_squared <= radius_squared {
+                visit(place as u32, offset, distance_squared);
+            }
+        };
+        self.visit_rows(&low, &high, |points| {
+            self.scan(points, &centre32, limit, &mut candidate);
+        });
+    }
+
+    /// Calls `run(points)` with the run of points of each occupied row in
+    /// the box from `low` to `high` (cell coordinates), rows in order.
+    fn visit_rows(
+        &self,
+        low: &[u32; 3],
+        high: &[u32; 3],
+        mut run: impl FnMut(std::ops::Range<usize>),
+    ) {
+        let last_slice = self.slice_first_row.len() - 2;
+        for z in low[2] as usize..=(high[2] as usize).min(last_slice) {
+            let rows = self.slice_first_row[z] as usize..self.slice_first_row[z + 1] as usize;
+            for row in between(&self.row_y, rows, low[1], high[1]) {
+                let cells =
+                    self.row_first_cell[row] as usize..self.row_first_cell[row + 1] as usize;
+                let cells = between(&self.cell_x, cells, low[0], high[0]);
+                if !cells.is_empty() {
+                    run(self.cell_first_point[cells.start] as usize
+                        ..self.cell_first_point[cells.end] as usize);
+                }
+            }
+        }
+    }
+
+    /// Calls `candidate(place)` for the points of `points` whose `f32`
+    /// squared distance (cell units) to `centre` is at most `limit`, in
+    /// order.
+    fn scan(
+        &self,
+        points: std::ops::Range<usize>,
+        centre: &[f32; 3],
+        limit: f32,
+        candidate: &mut impl FnMut(usize),
+    ) {
+        let [xs, ys, zs] = &self.columns;
+        for start in points.clone().step_by(GROUP) {
+            let group = start..start + GROUP;
+            let (xs, ys, zs) = (&xs[group.clone()], &ys[group.clone()], &zs[group]);
+            // One bit per point that passes: no branch per point, and the
+            // compiler turns the loop into a few vector instructions.
+            let mut passed = 0u32;
+            for j in 0..GROUP {
+                let (dx, dy, dz) = (xs[j] - centre[0], ys[j] - centre[1], zs[j] - centre[2]);
+                passed |= u32::from(dx * dx + dy * dy + dz * dz <= limit) << j;
+            }
+            passed &= (1u32 << (points.end - start).min(GROUP)) - 1;
+            while passed != 0 {
+                candidate(start + passed.trailing_zeros() as usize);
+                passed &= passed - 1;
+            }
+        }
+    }
+}
+
+/// The part of `range` (indices into `coordinates`, sorted increasing
+/// there) whose coordinates lie in `low..=high`. A run without gaps (rows
+/// of a slice, cells of a row on a surface across it) is indexed directly;
+/// the end is walked to, as a ball's box is a few cells wide.
+fn between(
+    coordinates: &[u32],
+    range: std::ops::Range<usize>,
+    low: u32,
+    high: u32,
+) -> std::ops::Range<usize> {
+    let run = &coordinates[range.clone()];
+    let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+        return range;
+    };
+    let start = if (last - first) as usize + 1 == run.len() {
+        low.saturating_sub(first).min(run.len() as u32) as usize
+    } else {
+        run.partition_point(|&c| c < low)
+    };
+    let end = start + run[start..].iter().take_while(|&&c| c <= high).count();
+    range.start + start..range.start + end
+}
+
+/// Key of the row of cells at `z`, `y`; rows sort by `z`, then `y`.
+fn row_key(z: u32, y: u32) -> u64 {
+    u64::from(z) << CELL_BITS | u64::from(y)
+}
+
+/// `(z, y)` of a row key.
+fn split_row(key: u64) -> (u32, u32) {
+    (
+        (key >> CELL_BITS) as u32,
+        (key & u64::from(MAX_CELL)) as u32,
+    )
+}
+
+/// The fine cell coordinate of a position in fine cell units, clamped into
+/// the grid. Monotone in its argument, which is all a ball's box needs.
+fn fine_coordinate(in_fine_cells: f64) -> u32 {
+    // `as` saturates: negative and NaN go to 0, past the grid to the edge.
+    (in_fine_cells.floor() as u32).min(MAX_CELL)
+}
+
+/// The grid's corner (relative to the search's origin) and fine cell size
+/// for `local`: 2^21 fine cells on a side span the box that holds all but
+/// the outermost points, so a far outlier does not stretch the cells.
+fn fine_grid(local: &[Vector3<f64>]) -> (Vector3<f64>, f64) {
+    let fine = f64::from(1u32 << CELL_BITS);
+    let (low, high) = robust_box(local);
+    let fine_size = (high - low).max() / fine;
+    if fine_size > 0.0 && fine_size.is_finite() {
+        return (low, fine_size);
+    }
+    // All points (or all but a few) at one position: the level chosen will
+    // put them in one cell. The corner is the lowest point, so that all are
+    // in cell 0 or beyond.
+    let lowest = local.iter().fold(low, |m, p| m.inf(p));
+    let extent = (local.iter().fold(high, |m, p| m.sup(p)) - lowest).max() / fine;
+    let fine_size = if extent > 0.0 && extent.is_finite() {
+        extent
+    } else {
+        1.0
+    };
+    (lowest, fine_size)
+}
+
+/// The level (cells of 2^(21 − level) fine cells on a side) whose occupied
+/// cells hold closest to [`POINTS_PER_CELL`] points on the mean, from the
+/// points' sorted Morton codes.
+fn level(coded: &[(u64, u32)]) -> u32 {
+    // `first_split[l]`: pairs of neighbouring codes that first differ at
+    // level l (level 1 halves the box, level 21 is a code's last 3 bits).
+    let mut first_split = [0usize; CELL_BITS as usize + 1];
+    for pair in coded.windows(2) {
+        let differ = pair[0].0 ^ pair[1].0;
+        if differ != 0 {
+            let highest_bit = 63 - differ.leading_zeros();
+            first_split[(CELL_BITS - highest_bit / 3) as usize] += 1;
+        }
+    }
+    let points = coded.len() as f64;
+    let mut occupied = 1usize;
+    let mut best = (0, f64::INFINITY);
+    for (level, splits) in (0..).zip(first_split) {
+        occupied += splits;
+        let miss = (points / occupied as f64 / POINTS_PER_CELL).ln().abs();
+        if miss < best.1 {
+            best = (level, miss);
+        }
+    }
+    best.0
+}
+
+/// The box holding all but the outermost [`BOX_TAIL`] of a sample of
+/// `local` on each side of each axis.
+fn robust_box(local: &[Vector3<f64>]) -> (Vector3<f64>, Vector3<f64>) {
+    let step = local.len().div_ceil(BOX_SAMPLE).max(1);
+    let ends = [0, 1, 2].map(|axis| {
+        let mut values: Vec<f64> = local.iter().step_by(step).map(|p| p[axis]).collect();
+        values.sort_unstable_by(f64::total_cmp);
+        let cut = (values.len() as f64 * BOX_TAIL) as usize;
+        (values[cut], values[values.len() - 1 - cut])
+    });
+    (
+        Vector3::from(ends.map(|e| e.0)),
+        Vector3::from(ends.map(|e| e.1)),
+    )
+}
