@@ -333,9 +333,6 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        if is_point_file_name(path) {
-            return Err(refuse(not_a_config(path)));
-        }
         let size = std::fs::metadata(path)
             .map_err(|e| Error::io(path, e))?
             .len();
@@ -345,10 +342,13 @@ impl Config {
                 not_a_config(path)
             )));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        if looks_like_points(&text) {
-            return Err(refuse(not_a_config(path)));
-        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        // A binary point file (PLY, LAS, E57) is not text; a text one starts
+        // with a PLY header or a row of numbers.
+        let text = match String::from_utf8(bytes) {
+            Ok(text) if !looks_like_points(&text) => text,
+            _ => return Err(refuse(not_a_config(path))),
+        };
         let mut config = Config::parse(&text).map_err(|message| Error::Config {
             path: path.to_owned(),
             message,
@@ -501,18 +501,6 @@ fn not_a_config(path: &Path) -> String {
     format!(
         "this looks like a point file, not a job config; `mlsproj init {}` writes a config for it",
         path.display()
-    )
-}
-
-/// True when `path` has the extension of a point file mlsproj reads.
-fn is_point_file_name(path: &Path) -> bool {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    matches!(
-        extension.as_deref(),
-        Some("ply" | "xyz" | "pts" | "txt" | "csv" | "las" | "laz" | "e57" | "pcd")
     )
 }
 
