@@ -34,6 +34,7 @@ pub mod error;
 pub mod fit;
 pub mod io;
 pub mod neighbours;
+pub mod normals;
 pub mod order;
 pub mod pipeline;
 pub mod projection;

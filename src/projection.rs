@@ -71,6 +71,8 @@ pub enum NormalSign<'a> {
     AwayFrom(Vector3<f64>),
     /// Point toward a point (relative to the search origin).
     Toward(Vector3<f64>),
+    /// Point along a direction (`orientation: Up`: +z).
+    Along(Vector3<f64>),
 }
 
 /// The result for one particle, in the cloud's coordinates.
@@ -636,6 +638,7 @@ impl<'a> Projector<'a> {
                 .sum::<f64>(),
             NormalSign::AwayFrom(point) => frame.normal.dot(&(centre + frame.centroid - point)),
             NormalSign::Toward(point) => frame.normal.dot(&(point - centre - frame.centroid)),
+            NormalSign::Along(direction) => frame.normal.dot(&direction),
         };
         if agreement < 0.0 {
             frame.flip();

@@ -1,20 +1,63 @@
 //! A cloud made ready for projection: its finite points in a neighbour
 //! search, with the normals and colours that go with them.
 
+use std::num::NonZeroUsize;
+
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
 use crate::cloud::{CentroidSum, PointCloud};
-use crate::config::Orientation;
+use crate::config::{CloudNormals, Config, Orientation};
 use crate::error::Result;
 use crate::neighbours::NeighbourSearch;
+use crate::normals::{self, Estimate};
 use crate::order::{NON_FINITE_KEY, morton_keys};
 use crate::projection::{Method, NormalSign, Projector, slope_normals};
+
+/// How a surface gets its normals: the config's `cloud_normals`,
+/// `normal_neighbours`, `estimated_normal_weight` and `orientation`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NormalOptions {
+    /// Use the cloud's normals when it has them, or estimate anyway.
+    pub cloud_normals: CloudNormals,
+    /// Neighbours of the PCA that estimates a normal.
+    pub neighbours: usize,
+    /// Weight of estimated normals in the fit (`normal_weight` stays the
+    /// weight of the cloud's own).
+    pub estimated_normal_weight: f64,
+    /// How the normals are signed (see [`normals::sign_rule`]).
+    pub orientation: Orientation,
+}
+
+impl Default for NormalOptions {
+    fn default() -> Self {
+        NormalOptions {
+            cloud_normals: CloudNormals::Use,
+            neighbours: normals::DEFAULT_NEIGHBOURS,
+            estimated_normal_weight: 0.25,
+            orientation: Orientation::Auto,
+        }
+    }
+}
+
+impl From<&Config> for NormalOptions {
+    fn from(config: &Config) -> Self {
+        NormalOptions {
+            cloud_normals: config.cloud_normals,
+            neighbours: config.normal_neighbours,
+            estimated_normal_weight: config.estimated_normal_weight,
+            orientation: config.orientation,
+        }
+    }
+}
 
 /// The MLS surface of a cloud, ready to project particles onto.
 pub struct MlsSurface {
     search: NeighbourSearch,
-    normals: Option<Vec<Vector3<f32>>>,
+    /// Unit or zero, one per point of `search`: the cloud's or estimated.
+    normals: Vec<Vector3<f32>>,
+    /// `Some(weight in the fit)` when `normals` were estimated.
+    estimated_normal_weight: Option<f64>,
     colours: Option<Vec<[u8; 3]>>,
     centroid: Vector3<f64>,
     skipped: usize,
@@ -36,13 +79,36 @@ impl MlsSurface {
     /// normal and colour kept) and counted in [`Self::duplicates`]: a stack
     /// of coincident points adds no shape, and with a `Nearest(k)` support
     /// it would fill the k nearest with one position.
+    ///
+    /// A cloud without normals gets estimated ones, oriented consistently
+    /// (`NormalOptions::default()`); [`Self::with_options`] says how.
     pub fn new(cloud: &PointCloud) -> Result<Self> {
+        Self::with_options(cloud, &NormalOptions::default())
+    }
+
+    /// The surface as `config` asks for it: the cloud's normals or
+    /// estimated ones, oriented by its `orientation`.
+    pub fn from_config(cloud: &PointCloud, config: &Config) -> Result<Self> {
+        Self::with_options(cloud, &NormalOptions::from(config))
+    }
+
+    /// As [`Self::new`], with the normals `options` ask for: the cloud's
+    /// own (kept as they are, unless the orientation is `Up`, `Consistent`
+    /// or `ConsistentToward`, which re-sign them), or, when it has none or
+    /// `cloud_normals` is `Estimate`, PCA normals of the `neighbours`
+    /// nearest, signed by `orientation` (`Auto` as `Consistent`).
+    ///
+    /// A tile holds part of the cloud: its consistent signs are those of
+    /// its slab and halo, and may differ from a whole run's where a part of
+    /// the surface leaves the slab and comes back.
+    pub fn with_options(cloud: &PointCloud, options: &NormalOptions) -> Result<Self> {
         let (finite, duplicates) = distinct_finite(cloud);
         let skipped = cloud.len() - finite.len() - duplicates;
         let positions = pick(&cloud.positions, &finite);
-        let normals = cloud
+        let own_normals = cloud
             .normals
             .as_deref()
+            .filter(|_| options.cloud_normals == CloudNormals::Use)
             .map(|n| pick(n, &finite).into_iter().map(unit_or_zero).collect());
         let colours = cloud.colours.as_deref().map(|c| pick(c, &finite));
         let search = NeighbourSearch::new(&positions)?;
@@ -53,9 +119,27 @@ impl MlsSurface {
             centroid.add(p);
         }
         let centroid = centroid.centroid() - search.origin();
+        let estimated = own_normals.is_none();
+        let re_sign = estimated
+            || matches!(
+                options.orientation,
+                Orientation::Up | Orientation::Consistent | Orientation::ConsistentToward(..)
+            );
+        let normals = match own_normals {
+            Some(own) if !re_sign => own,
+            own => {
+                let k = NonZeroUsize::new(options.neighbours).unwrap_or(NonZeroUsize::MIN);
+                let Estimate { normals, graph } = normals::estimate(&search, k);
+                let mut normals = own.unwrap_or(normals);
+                let rule = normals::sign_rule(options.orientation, &search, centroid);
+                normals::orient(&search, &graph, &mut normals, rule);
+                normals
+            }
+        };
         Ok(MlsSurface {
             search,
             normals,
+            estimated_normal_weight: estimated.then_some(options.estimated_normal_weight),
             colours,
             centroid,
             skipped,
@@ -82,8 +166,16 @@ impl MlsSurface {
 
     /// True when the cloud's normals enter the fits under `normal_weight`
     /// (it has normals, and the weight is not 0).
+    /// With estimated normals, their own weight counts instead.
     pub fn normals_in_fit(&self, normal_weight: f64) -> bool {
-        slope_normals(self.normals.as_deref(), normal_weight).is_some()
+        let weight = self.estimated_normal_weight.unwrap_or(normal_weight);
+        slope_normals(Some(&self.normals), weight).is_some()
+    }
+
+    /// True when the normals were estimated (the cloud had none, or
+    /// `cloud_normals: Estimate`).
+    pub fn normals_estimated(&self) -> bool {
+        self.estimated_normal_weight.is_some()
     }
 
     /// True when colours can be averaged onto particles.
@@ -99,38 +191,52 @@ impl MlsSurface {
     /// How normals will be oriented under `orientation`, in words.
     pub fn orientation_rule(&self, orientation: Orientation) -> &'static str {
         match self.sign(orientation) {
-            NormalSign::CloudNormals(_) => "by the cloud's normals",
+            NormalSign::CloudNormals(_) if self.normals_estimated() => {
+                "by estimated normals, oriented consistently"
+            }
+            NormalSign::CloudNormals(_) => match orientation {
+                Orientation::Auto => "by the cloud's normals",
+                _ => "by the cloud's normals, re-oriented consistently",
+            },
             NormalSign::AwayFrom(_) => "away from the cloud's centroid",
             NormalSign::Toward(_) => "toward the viewpoint",
+            NormalSign::Along(_) => "up (nz ≥ 0)",
         }
     }
 
     fn sign(&self, orientation: Orientation) -> NormalSign<'_> {
-        match (orientation, &self.normals) {
-            (Orientation::Auto, Some(normals)) => NormalSign::CloudNormals(normals),
-            (Orientation::Auto | Orientation::AwayFromCentroid, _) => {
-                NormalSign::AwayFrom(self.centroid)
+        match orientation {
+            Orientation::Auto | Orientation::Consistent | Orientation::ConsistentToward(..) => {
+                NormalSign::CloudNormals(&self.normals)
             }
-            (Orientation::Viewpoint(x, y, z), _) => {
+            Orientation::AwayFromCentroid => NormalSign::AwayFrom(self.centroid),
+            Orientation::Viewpoint(x, y, z) => {
                 NormalSign::Toward(Point3::new(x, y, z) - self.search.origin())
             }
+            Orientation::Up => NormalSign::Along(Vector3::z()),
         }
     }
 
     /// A projector with `method`, orienting normals by `orientation`, and
     /// averaging colours when `colours` is set and the cloud has them.
+    /// Estimated normals enter the fit under their own weight, not
+    /// `method.normal_weight`.
     pub fn projector(
         &self,
         method: Method,
         orientation: Orientation,
         colours: bool,
     ) -> Projector<'_> {
+        let method = Method {
+            normal_weight: self.estimated_normal_weight.unwrap_or(method.normal_weight),
+            ..method
+        };
         Projector::new(
             &self.search,
             method,
             self.sign(orientation),
             self.colours.as_deref().filter(|_| colours),
-            self.normals.as_deref(),
+            Some(&self.normals),
         )
     }
 }
