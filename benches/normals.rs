@@ -13,7 +13,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use mlsproj::config::Orientation;
-use mlsproj::normals::{DEFAULT_NEIGHBOURS, estimate_oriented};
+use std::num::NonZeroUsize;
+
+use mlsproj::neighbours::NeighbourSearch;
+use mlsproj::normals::{
+    DEFAULT_NEIGHBOURS, Estimate, SignRule, estimate, estimate_oriented, orient,
+};
+use mlsproj::order::morton_order;
 
 fn main() -> mlsproj::Result<()> {
     // cargo bench passes `--bench`; the rest are paths.
@@ -34,19 +40,68 @@ fn main() -> mlsproj::Result<()> {
         return Ok(());
     }
     let cloud = mlsproj::io::read_points(&cloud_path)?;
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_seconds());
     let normals = estimate_oriented(&cloud.positions, DEFAULT_NEIGHBOURS, Orientation::Auto)?;
-    let seconds = start.elapsed().as_secs_f64();
     println!(
-        "normals: {} points, estimate + orient {seconds:.3} s on {} threads",
+        "normals: {} points, estimate + orient {:.3} s ({:.2} s of CPU) on {} threads",
         cloud.positions.len(),
+        start.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu,
         rayon::current_num_threads()
     );
+    stages(&cloud.positions);
     if let Some(out) = paths.get(1) {
         write_ply(out, &cloud.positions, &normals)
             .map_err(|e| mlsproj::Error::io(out.clone(), e))?;
     }
     Ok(())
+}
+
+/// CPU time of this process (user + system), from /proc (0 elsewhere): on
+/// a shared machine the wall time says more about the neighbours' load.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields 14 and 15 (utime, stime) in clock ticks, after the command's
+    // parenthesised name.
+    let after_name = stat.rsplit(')').next().unwrap_or("");
+    let ticks: f64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+/// The same work stage by stage: the tree, the PCA and graph, the signs.
+fn stages(positions: &[nalgebra::Point3<f64>]) {
+    let start = Instant::now();
+    let cpu = cpu_seconds();
+    let ordered: Vec<_> = morton_order(positions)
+        .into_iter()
+        .map(|i| positions[i as usize])
+        .collect();
+    let Ok(search) = NeighbourSearch::new(&ordered) else {
+        return;
+    };
+    let (tree, tree_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds());
+    let k = NonZeroUsize::new(DEFAULT_NEIGHBOURS).unwrap_or(NonZeroUsize::MIN);
+    let Estimate { mut normals, graph } = estimate(&search, k);
+    let (estimated, estimated_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds());
+    let rule = SignRule::Consistent { viewpoint: None };
+    orient(&search, &graph, &mut normals, rule);
+    let (oriented, oriented_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds());
+    println!(
+        "stages (wall / CPU): order + tree {tree:.3} / {:.2} s, PCA + graph {:.3} / {:.2} s, \
+         orientation {:.3} / {:.2} s",
+        tree_cpu - cpu,
+        estimated - tree,
+        estimated_cpu - tree_cpu,
+        oriented - estimated,
+        oriented_cpu - estimated_cpu
+    );
 }
 
 /// Binary PLY of float x y z nx ny nz.

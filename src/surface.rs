@@ -15,16 +15,13 @@ use crate::order::{NON_FINITE_KEY, morton_keys};
 use crate::projection::{Method, NormalSign, Projector, slope_normals};
 
 /// How a surface gets its normals: the config's `cloud_normals`,
-/// `normal_neighbours`, `estimated_normal_weight` and `orientation`.
+/// `normal_neighbours` and `orientation`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NormalOptions {
     /// Use the cloud's normals when it has them, or estimate anyway.
     pub cloud_normals: CloudNormals,
     /// Neighbours of the PCA that estimates a normal.
     pub neighbours: usize,
-    /// Weight of estimated normals in the fit (`normal_weight` stays the
-    /// weight of the cloud's own).
-    pub estimated_normal_weight: f64,
     /// How the normals are signed (see [`normals::sign_rule`]).
     pub orientation: Orientation,
 }
@@ -34,7 +31,6 @@ impl Default for NormalOptions {
         NormalOptions {
             cloud_normals: CloudNormals::Use,
             neighbours: normals::DEFAULT_NEIGHBOURS,
-            estimated_normal_weight: 0.25,
             orientation: Orientation::Auto,
         }
     }
@@ -45,7 +41,6 @@ impl From<&Config> for NormalOptions {
         NormalOptions {
             cloud_normals: config.cloud_normals,
             neighbours: config.normal_neighbours,
-            estimated_normal_weight: config.estimated_normal_weight,
             orientation: config.orientation,
         }
     }
@@ -56,8 +51,8 @@ pub struct MlsSurface {
     search: NeighbourSearch,
     /// Unit or zero, one per point of `search`: the cloud's or estimated.
     normals: Vec<Vector3<f32>>,
-    /// `Some(weight in the fit)` when `normals` were estimated.
-    estimated_normal_weight: Option<f64>,
+    /// True when `normals` were estimated.
+    estimated: bool,
     colours: Option<Vec<[u8; 3]>>,
     centroid: Vector3<f64>,
     skipped: usize,
@@ -139,7 +134,7 @@ impl MlsSurface {
         Ok(MlsSurface {
             search,
             normals,
-            estimated_normal_weight: estimated.then_some(options.estimated_normal_weight),
+            estimated,
             colours,
             centroid,
             skipped,
@@ -166,16 +161,15 @@ impl MlsSurface {
 
     /// True when the cloud's normals enter the fits under `normal_weight`
     /// (it has normals, and the weight is not 0).
-    /// With estimated normals, their own weight counts instead.
+    /// Estimated normals count as the cloud's.
     pub fn normals_in_fit(&self, normal_weight: f64) -> bool {
-        let weight = self.estimated_normal_weight.unwrap_or(normal_weight);
-        slope_normals(Some(&self.normals), weight).is_some()
+        slope_normals(Some(&self.normals), normal_weight).is_some()
     }
 
     /// True when the normals were estimated (the cloud had none, or
     /// `cloud_normals: Estimate`).
     pub fn normals_estimated(&self) -> bool {
-        self.estimated_normal_weight.is_some()
+        self.estimated
     }
 
     /// True when colours can be averaged onto particles.
@@ -219,18 +213,12 @@ impl MlsSurface {
 
     /// A projector with `method`, orienting normals by `orientation`, and
     /// averaging colours when `colours` is set and the cloud has them.
-    /// Estimated normals enter the fit under their own weight, not
-    /// `method.normal_weight`.
     pub fn projector(
         &self,
         method: Method,
         orientation: Orientation,
         colours: bool,
     ) -> Projector<'_> {
-        let method = Method {
-            normal_weight: self.estimated_normal_weight.unwrap_or(method.normal_weight),
-            ..method
-        };
         Projector::new(
             &self.search,
             method,

@@ -3,7 +3,7 @@
 //! consistent over each connected part of the cloud ([`orient`]).
 //!
 //! Estimated and oriented, they serve exactly as a file's normals do: they
-//! enter the fit under `estimated_normal_weight` and give every projected
+//! enter the fit under `normal_weight` and give every projected
 //! particle its sign (see [`crate::surface::MlsSurface`]).
 
 pub mod estimate;
