@@ -2,7 +2,8 @@
 //! scanned point cloud, fast.
 //!
 //! The flow is one way: [`config`] → [`io`] (read) → [`neighbours`] →
-//! [`fit`] → [`projection`] → [`io`] (write), strung together by
+//! [`normals`] (for a cloud without them) → [`fit`] → [`projection`] →
+//! [`io`] (write), strung together by
 //! [`pipeline`]. A caller that has points in memory can skip the files:
 //!
 //! ```

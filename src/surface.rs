@@ -10,7 +10,7 @@ use crate::cloud::{CentroidSum, PointCloud};
 use crate::config::{CloudNormals, Config, Orientation};
 use crate::error::Result;
 use crate::neighbours::NeighbourSearch;
-use crate::normals::{self, Estimate};
+use crate::normals::{self, Estimate, SignRule};
 use crate::order::{NON_FINITE_KEY, morton_keys};
 use crate::projection::{Method, NormalSign, Projector, slope_normals};
 
@@ -123,10 +123,17 @@ impl MlsSurface {
         let normals = match own_normals {
             Some(own) if !re_sign => own,
             own => {
-                let k = NonZeroUsize::new(options.neighbours).unwrap_or(NonZeroUsize::MIN);
-                let Estimate { normals, graph } = normals::estimate(&search, k);
-                let mut normals = own.unwrap_or(normals);
                 let rule = normals::sign_rule(options.orientation, &search, centroid);
+                // The cloud's own normals need the PCA's graph only to be
+                // signed consistently; `Up` signs each on its own.
+                let (mut normals, graph) = match own {
+                    Some(own) if !matches!(rule, SignRule::Consistent { .. }) => (own, Vec::new()),
+                    own => {
+                        let k = NonZeroUsize::new(options.neighbours).unwrap_or(NonZeroUsize::MIN);
+                        let Estimate { normals, graph } = normals::estimate(&search, k);
+                        (own.unwrap_or(normals), graph)
+                    }
+                };
                 normals::orient(&search, &graph, &mut normals, rule);
                 normals
             }

@@ -29,7 +29,9 @@ pub enum SignRule {
 }
 
 /// Orients `normals` (indexed like the points of `search`) by `rule`;
-/// `graph` is the neighbour graph of [`super::estimate::estimate`]. A zero
+/// `graph` is the neighbour graph of [`super::estimate::estimate`], read by
+/// `Consistent` alone (which, given a graph of another length, signs each
+/// normal as its own component would be: by the open-sheet rules). A zero
 /// normal stays zero.
 pub fn orient(
     search: &NeighbourSearch,
@@ -46,6 +48,11 @@ pub fn orient(
     };
     match rule {
         SignRule::Consistent { viewpoint } => {
+            let graph = if graph.len() == normals.len() {
+                graph
+            } else {
+                &[]
+            };
             let flips = propagate(search, graph, normals);
             let mut components = Components::of(flips);
             let centroid = centroid();
