@@ -280,10 +280,20 @@ impl<'a> Projector<'a> {
         } else {
             Status::Ok
         };
-        let (mean_curvature, gaussian_curvature) = step.jet.curvatures();
+        let (mut mean_curvature, gaussian_curvature) = step.jet.curvatures();
+        let mut normal = step.normal;
+        // `Up` holds for every normal written, not only the frame's: on a
+        // steep patch (a facade) the fitted surface's normal at the foot
+        // can tip past the horizon while the frame's does not.
+        if let NormalSign::Along(direction) = self.sign
+            && normal.dot(&direction) < 0.0
+        {
+            normal = -normal;
+            mean_curvature = -mean_curvature;
+        }
         Projected {
             position: origin + step.surface,
-            normal: step.normal,
+            normal,
             mean_curvature,
             gaussian_curvature,
             residual: step.residual,

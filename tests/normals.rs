@@ -391,7 +391,16 @@ fn with_up_every_particle_normal_points_up() {
     // Particles above and below the terrain, on a cloud without normals:
     // every normal written has nz ≥ 0, whatever the fit's frame says.
     let mut rng = Rng::new(8);
-    let shape = terrain(&mut rng, 20_000);
+    let mut shape = terrain(&mut rng, 20_000);
+    // A facade standing on it: there the fitted surface's normal tips
+    // either way of the horizon.
+    let facade = sheet(&mut rng, 0.0, true, 4_000, noise(8f64.sqrt()));
+    shape.points.extend(
+        facade
+            .points
+            .iter()
+            .map(|p| Point3::new(0.5 + p.z, p.x, 0.3 * (p.y + 1.0))),
+    );
     let cloud = PointCloud {
         positions: shape.points.clone(),
         ..PointCloud::default()
