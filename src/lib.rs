@@ -3,7 +3,8 @@
 //! scanned point cloud, fast.
 //!
 //! The flow is one way: [`config`] → [`io`] (read) → [`neighbours`] →
-//! `fit` → [`projection`] → [`io`] (write), strung together by
+//! [`normals`] (for a cloud without them) → `fit` → [`projection`] →
+//! [`io`] (write), strung together by
 //! [`pipeline`]. A caller that has points in memory can skip the files:
 //!
 //! ```
@@ -34,6 +35,7 @@ mod fit;
 pub mod io;
 pub mod least_squares;
 pub mod neighbours;
+pub mod normals;
 mod order;
 pub mod pipeline;
 pub mod projection;

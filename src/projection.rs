@@ -149,6 +149,8 @@ pub enum NormalSign<'a> {
     AwayFrom(Vector3<f64>),
     /// Point toward a point (relative to the search origin).
     Toward(Vector3<f64>),
+    /// Point along a direction (`orientation: Up`: +z).
+    Along(Vector3<f64>),
 }
 
 /// The result for one particle, in the cloud's coordinates.
@@ -368,10 +370,20 @@ impl<'a> Projector<'a> {
         } else {
             Status::Ok
         };
-        let (mean_curvature, gaussian_curvature) = step.jet.curvatures();
+        let (mut mean_curvature, gaussian_curvature) = step.jet.curvatures();
+        let mut normal = step.normal;
+        // `Up` holds for every normal written, not only the frame's: on a
+        // steep patch (a facade) the fitted surface's normal at the foot
+        // can tip past the horizon while the frame's does not.
+        if let NormalSign::Along(direction) = self.sign
+            && normal.dot(&direction) < 0.0
+        {
+            normal = -normal;
+            mean_curvature = -mean_curvature;
+        }
         Projected {
             position: origin + step.surface,
-            normal: step.normal,
+            normal,
             mean_curvature,
             gaussian_curvature,
             residual: step.residual,
@@ -602,6 +614,7 @@ impl<'a> Projector<'a> {
                 .sum::<f64>(),
             NormalSign::AwayFrom(point) => frame.normal.dot(&(centre + frame.centroid - point)),
             NormalSign::Toward(point) => frame.normal.dot(&(point - centre - frame.centroid)),
+            NormalSign::Along(direction) => frame.normal.dot(&direction),
         };
         agreement < 0.0
     }
@@ -622,6 +635,7 @@ impl<'a> Projector<'a> {
                 NormalSign::CloudNormals(_) => 1.0,
                 NormalSign::AwayFrom(centre) => normal.dot(&(point - centre)),
                 NormalSign::Toward(viewpoint) => normal.dot(&(viewpoint - point)),
+                NormalSign::Along(direction) => normal.dot(&direction),
             };
             return if agreement < 0.0 { -normal } else { normal };
         }

@@ -1,22 +1,59 @@
 //! A cloud made ready for projection: its finite points in a neighbour
 //! search, with the normals and colours that go with them.
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
 use crate::cloud::{CentroidSum, PointCloud, Precision, finite_bounds, values_precision};
-use crate::config::{Orientation, Support};
+use crate::config::{CloudNormals, Config, Orientation, Support};
 use crate::error::{Error, Location, Result};
 use crate::neighbours::NeighbourSearch;
+use crate::normals::{self, Estimate, SignRule};
 use crate::order::{NON_FINITE_KEY, morton_keys};
 use crate::projection::{Method, NormalSign, Projector, slope_normals};
+
+/// How a surface gets its normals: the config's `cloud_normals`,
+/// `normal_neighbours` and `orientation`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NormalOptions {
+    /// Use the cloud's normals when it has them, or estimate anyway.
+    pub cloud_normals: CloudNormals,
+    /// Neighbours of the PCA that estimates a normal.
+    pub neighbours: usize,
+    /// How the normals are signed (see [`normals::sign_rule`]).
+    pub orientation: Orientation,
+}
+
+impl Default for NormalOptions {
+    fn default() -> Self {
+        NormalOptions {
+            cloud_normals: CloudNormals::Use,
+            neighbours: normals::DEFAULT_NEIGHBOURS,
+            orientation: Orientation::Auto,
+        }
+    }
+}
+
+impl From<&Config> for NormalOptions {
+    fn from(config: &Config) -> Self {
+        NormalOptions {
+            cloud_normals: config.cloud_normals,
+            neighbours: config.normal_neighbours,
+            orientation: config.orientation,
+        }
+    }
+}
 
 /// The MLS surface of a cloud, ready to project particles onto.
 pub struct MlsSurface {
     search: NeighbourSearch,
-    normals: Option<Vec<Vector3<f32>>>,
+    /// Unit or zero, one per point of `search`: the cloud's or estimated.
+    normals: Vec<Vector3<f32>>,
+    /// True when `normals` were estimated.
+    estimated: bool,
     colours: Option<Vec<[u8; 3]>>,
     centroid: Vector3<f64>,
     skipped: usize,
@@ -40,13 +77,36 @@ impl MlsSurface {
     /// normal and colour kept) and counted in [`Self::duplicates`]: a stack
     /// of coincident points adds no shape, and with a `Nearest(k)` support
     /// it would fill the k nearest with one position.
+    ///
+    /// A cloud without normals gets estimated ones, oriented consistently
+    /// (`NormalOptions::default()`); [`Self::with_options`] says how.
     pub fn new(cloud: &PointCloud) -> Result<Self> {
+        Self::with_options(cloud, &NormalOptions::default())
+    }
+
+    /// The surface as `config` asks for it: the cloud's normals or
+    /// estimated ones, oriented by its `orientation`.
+    pub fn from_config(cloud: &PointCloud, config: &Config) -> Result<Self> {
+        Self::with_options(cloud, &NormalOptions::from(config))
+    }
+
+    /// As [`Self::new`], with the normals `options` ask for: the cloud's
+    /// own (kept as they are, unless the orientation is `Up`, `Consistent`
+    /// or `ConsistentToward`, which re-sign them), or, when it has none or
+    /// `cloud_normals` is `Estimate`, PCA normals of the `neighbours`
+    /// nearest, signed by `orientation` (`Auto` as `Consistent`).
+    ///
+    /// A tile holds part of the cloud: its consistent signs are those of
+    /// its slab and halo, and may differ from a whole run's where a part of
+    /// the surface leaves the slab and comes back.
+    pub fn with_options(cloud: &PointCloud, options: &NormalOptions) -> Result<Self> {
         let (finite, duplicates) = distinct_finite(cloud);
         let skipped = cloud.len() - finite.len() - duplicates;
         let positions = pick(&cloud.positions, &finite);
-        let normals = cloud
+        let own_normals = cloud
             .normals
             .as_deref()
+            .filter(|_| options.cloud_normals == CloudNormals::Use)
             .map(|n| pick(n, &finite).into_iter().map(unit_or_zero).collect());
         let colours = cloud.colours.as_deref().map(|c| pick(c, &finite));
         let search = NeighbourSearch::new(&positions)?;
@@ -60,9 +120,34 @@ impl MlsSurface {
             centroid.add(p);
         }
         let centroid = centroid.centroid() - search.origin();
+        let estimated = own_normals.is_none();
+        let re_sign = estimated
+            || matches!(
+                options.orientation,
+                Orientation::Up | Orientation::Consistent | Orientation::ConsistentToward(..)
+            );
+        let normals = match own_normals {
+            Some(own) if !re_sign => own,
+            own => {
+                let rule = normals::sign_rule(options.orientation, &search, centroid);
+                // The cloud's own normals need the PCA's graph only to be
+                // signed consistently; `Up` signs each on its own.
+                let (mut normals, graph) = match own {
+                    Some(own) if !matches!(rule, SignRule::Consistent { .. }) => (own, Vec::new()),
+                    own => {
+                        let k = NonZeroUsize::new(options.neighbours).unwrap_or(NonZeroUsize::MIN);
+                        let Estimate { normals, graph } = normals::estimate(&search, k);
+                        (own.unwrap_or(normals), graph)
+                    }
+                };
+                normals::orient(&search, &graph, &mut normals, rule);
+                normals
+            }
+        };
         Ok(MlsSurface {
             search,
             normals,
+            estimated,
             colours,
             centroid,
             skipped,
@@ -91,8 +176,15 @@ impl MlsSurface {
 
     /// True when the cloud's normals enter the fits under `normal_weight`
     /// (it has normals, and the weight is not 0).
+    /// Estimated normals count as the cloud's.
     pub fn normals_in_fit(&self, normal_weight: f64) -> bool {
-        slope_normals(self.normals.as_deref(), normal_weight).is_some()
+        slope_normals(Some(&self.normals), normal_weight).is_some()
+    }
+
+    /// True when the normals were estimated (the cloud had none, or
+    /// `cloud_normals: Estimate`).
+    pub fn normals_estimated(&self) -> bool {
+        self.estimated
     }
 
     /// The precision the computed values of particles on this surface
@@ -131,21 +223,29 @@ impl MlsSurface {
     /// How normals will be oriented under `orientation`, in words.
     pub fn orientation_rule(&self, orientation: Orientation) -> &'static str {
         match self.sign(orientation) {
-            NormalSign::CloudNormals(_) => "by the cloud's normals",
+            NormalSign::CloudNormals(_) if self.normals_estimated() => {
+                "by estimated normals, oriented consistently"
+            }
+            NormalSign::CloudNormals(_) => match orientation {
+                Orientation::Auto => "by the cloud's normals",
+                _ => "by the cloud's normals, re-oriented consistently",
+            },
             NormalSign::AwayFrom(_) => "away from the cloud's centroid",
             NormalSign::Toward(_) => "toward the viewpoint",
+            NormalSign::Along(_) => "up (nz ≥ 0)",
         }
     }
 
     fn sign(&self, orientation: Orientation) -> NormalSign<'_> {
-        match (orientation, &self.normals) {
-            (Orientation::Auto, Some(normals)) => NormalSign::CloudNormals(normals),
-            (Orientation::Auto | Orientation::AwayFromCentroid, _) => {
-                NormalSign::AwayFrom(self.centroid)
+        match orientation {
+            Orientation::Auto | Orientation::Consistent | Orientation::ConsistentToward(..) => {
+                NormalSign::CloudNormals(&self.normals)
             }
-            (Orientation::Viewpoint(x, y, z), _) => {
+            Orientation::AwayFromCentroid => NormalSign::AwayFrom(self.centroid),
+            Orientation::Viewpoint(x, y, z) => {
                 NormalSign::Toward(Point3::new(x, y, z) - self.search.origin())
             }
+            Orientation::Up => NormalSign::Along(Vector3::z()),
         }
     }
 
@@ -162,7 +262,7 @@ impl MlsSurface {
             method,
             self.sign(orientation),
             self.colours.as_deref().filter(|_| colours),
-            self.normals.as_deref(),
+            Some(&self.normals),
         )
     }
 }

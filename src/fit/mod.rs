@@ -12,7 +12,7 @@
 //! surface's jet, normal and curvatures ([`jet`]), and the robust refits
 //! ([`robust`]).
 
-mod eigen;
+pub(crate) mod eigen;
 pub mod frame;
 pub mod height;
 pub mod jet;

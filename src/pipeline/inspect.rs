@@ -133,7 +133,7 @@ pub struct CheckReport {
 /// without projecting or writing anything.
 pub fn check(config: &Config) -> Result<CheckReport> {
     let cloud = read_cloud(config)?;
-    let surface = surface_of(&config.cloud, &cloud)?;
+    let surface = surface_of(config, &cloud)?;
     surface.refuse_whole_cloud_support(&config.cloud, config.support, None)?;
     let cloud_points = cloud.len();
     // The particles in chunks, keeping only the sample the neighbourhoods

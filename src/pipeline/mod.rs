@@ -170,9 +170,11 @@ pub fn read_cloud(config: &Config) -> Result<PointCloud> {
     Ok(cloud)
 }
 
-/// The MLS surface of `cloud` read from `path`; a cloud without one finite
-/// point is refused naming the file.
-fn surface_of(path: &Path, cloud: &PointCloud) -> Result<MlsSurface> {
+/// The MLS surface of `cloud`, read from the config's cloud, with the
+/// normals the config asks for; a cloud without one finite point is
+/// refused naming the file.
+fn surface_of(config: &Config, cloud: &PointCloud) -> Result<MlsSurface> {
+    let path = &config.cloud;
     if !cloud.positions.iter().any(is_finite_point) {
         return Err(Error::format(
             path,
@@ -180,7 +182,7 @@ fn surface_of(path: &Path, cloud: &PointCloud) -> Result<MlsSurface> {
             "the cloud has no point with finite coordinates",
         ));
     }
-    MlsSurface::new(cloud)
+    MlsSurface::from_config(cloud, config)
 }
 
 fn refuse_empty(path: &Path, points: usize) -> Result<()> {
@@ -274,7 +276,7 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
     let cloud = timed(&mut timings.load, || read_cloud(config))?;
     reading.finish_and_clear();
     let building = progress_bar(progress, "building tree", None);
-    let surface = timed(&mut timings.tree, || surface_of(&config.cloud, &cloud))?;
+    let surface = timed(&mut timings.tree, || surface_of(config, &cloud))?;
     building.finish_and_clear();
     surface.refuse_whole_cloud_support(&config.cloud, config.support, None)?;
     let cloud_read = CloudRead {

@@ -366,8 +366,8 @@ pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Su
             halo = f64::INFINITY;
             continue;
         }
-        let surface = timed(&mut timings.tree, || surface_of(&config.cloud, &part))?
-            .with_centroid(slab.centroid);
+        let surface =
+            timed(&mut timings.tree, || surface_of(config, &part))?.with_centroid(slab.centroid);
         surface.refuse_whole_cloud_support(
             &config.cloud,
             config.support,
