@@ -27,13 +27,13 @@ enum Command {
     Run {
         /// The job's RON config; paths inside are relative to its folder.
         config: PathBuf,
-        /// Project only tile I of N (0-based): the particles in the I-th of
-        /// N slabs along the longest axis of their bounding box, cut to hold
-        /// about equal numbers of particles, with
+        /// Project only tile I of N (0-based, N at most 65536): the
+        /// particles in the I-th of N slabs along the longest axis of their
+        /// bounding box, cut to hold about equal numbers of particles, with
         /// only the part of the cloud they need. Writes OUTPUT with
-        /// `.tile-IIII-of-NNNN` before its extension; `mlsproj merge` joins
-        /// the tiles. Each tile is an independent job (Slurm array, GNU
-        /// parallel, Kubernetes Jobs).
+        /// `.tile-IIII-of-NNNN` before its extension, recording which job
+        /// it is a tile of; `mlsproj merge` joins the tiles. Each tile is an
+        /// independent job (Slurm array, GNU parallel, Kubernetes Jobs).
         #[arg(long, value_name = "I/N")]
         tile: Option<Tile>,
         /// No progress bars (they are also off when stderr is not a
@@ -46,8 +46,8 @@ enum Command {
     Merge {
         /// The job's RON config (the same one the tiles ran).
         config: PathBuf,
-        /// Number of tiles N.
-        #[arg(long)]
+        /// Number of tiles N (at most 65536).
+        #[arg(long, value_parser = Tile::parse_count)]
         tiles: usize,
         /// No progress bars.
         #[arg(long, short)]
@@ -97,8 +97,12 @@ fn try_main() -> anyhow::Result<()> {
             quiet,
         } => {
             let summary = mlsproj::pipeline::merge(&load(&config)?, tiles, show_progress(quiet))?;
+            let passes = match summary.passes {
+                1 => String::new(),
+                passes => format!(" in {passes} passes"),
+            };
             println!(
-                "merged {} tiles, {} particles, into {}",
+                "merged {} tiles{passes}, {} particles, into {}",
                 summary.tiles,
                 summary.particles,
                 summary.output.display()
