@@ -69,7 +69,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match try_main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout with exit code 0.
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            eprintln!("mlsproj: {}", one_line(&error.to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    match try_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("mlsproj: error: {error:#}");
@@ -78,8 +87,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn try_main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// A command-line error on one line, like every other refusal: clap's
+/// message (which may list arguments on the lines below it) without the
+/// usage and the hint that follow it.
+fn one_line(message: &str) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    format!("{} (see --help)", lines.join(" "))
+}
+
+fn try_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Run {
             config,
             tile,

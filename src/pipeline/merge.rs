@@ -9,7 +9,7 @@
 //! ran again) is refused by name, with what differs.
 //!
 //! Particles of one tile are in input order, those of different tiles
-//! interleave, so the merge reads all tiles at once. Past [`GROUP`] tiles,
+//! interleave, so the merge reads all tiles at once. Past 500 tiles,
 //! groups of tiles are merged first into unnamed temporary files in the
 //! output's folder, which are then merged: open files stay within the
 //! common limit of 1024 for every tile count up to [`Tile::MAX_COUNT`].
@@ -51,8 +51,8 @@ pub struct MergeSummary {
     pub tiles: usize,
     /// Particles written.
     pub particles: usize,
-    /// Passes over the particles: 1, or 2 when groups of tiles were merged
-    /// first (more than [`GROUP`] tiles).
+    /// Passes over the particles: 1, or more when groups of tiles were
+    /// merged first (more than 500 tiles, or than the group asked for).
     pub passes: usize,
     /// The merged file.
     pub output: PathBuf,
@@ -65,9 +65,10 @@ pub fn merge(config: &Config, tiles: usize, progress: bool) -> Result<MergeSumma
     merge_in_groups(config, tiles, progress, GROUP)
 }
 
-/// [`merge`] reading at most `group` files at once (a parameter so that
-/// tests can show that merging in groups gives the one-pass result).
-fn merge_in_groups(
+/// [`merge`] reading at most `group` files at once (at least 2), for a
+/// process allowed fewer open files than usual; the result is the same
+/// whatever the group.
+pub fn merge_in_groups(
     config: &Config,
     tiles: usize,
     progress: bool,
@@ -77,6 +78,11 @@ fn merge_in_groups(
         return Err(Error::Invalid(format!(
             "merge: tile count {tiles}: a job splits into 1 to {} tiles",
             Tile::MAX_COUNT
+        )));
+    }
+    if group < 2 {
+        return Err(Error::Invalid(format!(
+            "merge: groups of {group} tiles: at least 2 are merged at once"
         )));
     }
     let job = JobIdentity::of(config)?;

@@ -26,7 +26,7 @@ use crate::status::Status;
 use crate::surface::MlsSurface;
 
 pub use inspect::{CheckReport, check};
-pub use merge::{MergeSummary, merge};
+pub use merge::{MergeSummary, merge, merge_in_groups};
 pub use provenance::{JobIdentity, Provenance};
 pub use tiles::Tile;
 
