@@ -400,6 +400,25 @@ fn merge_refuses_a_tile_that_does_not_say_its_job() {
 }
 
 #[test]
+fn merge_refuses_a_tile_of_another_mlsproj_version() {
+    let job = sphere_job_in_two_tiles();
+    let path = tile_path(&job, 1, 2);
+    let (columns, comments) = read_tile(&path);
+    let this = format!("version {}", env!("CARGO_PKG_VERSION"));
+    let older: Vec<String> = comments
+        .iter()
+        .map(|comment| comment.replace(&this, "version 0.0.1"))
+        .collect();
+    write_ply(&path, &columns, PlyEncoding::BinaryLittleEndian, &older).unwrap();
+    merge_refused(
+        &job,
+        SPHERE_FIELDS,
+        &path,
+        "a tile of another job: written by mlsproj 0.0.1, this is",
+    );
+}
+
+#[test]
 fn merge_refuses_a_missing_tile_of_more_tiles_than_were_run() {
     let job = sphere_job_in_two_tiles();
     let merged = job.command("merge", SPHERE_FIELDS, &["--tiles", "3"]);

@@ -74,12 +74,7 @@ pub fn merge_in_groups(
     progress: bool,
     group: usize,
 ) -> Result<MergeSummary> {
-    if !(1..=Tile::MAX_COUNT).contains(&tiles) {
-        return Err(Error::Invalid(format!(
-            "merge: tile count {tiles}: a job splits into 1 to {} tiles",
-            Tile::MAX_COUNT
-        )));
-    }
+    Tile::new(0, tiles).map_err(|message| Error::Invalid(format!("merge: {message}")))?;
     if group < 2 {
         return Err(Error::Invalid(format!(
             "merge: groups of {group} tiles: at least 2 are merged at once"

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::cloud::{CentroidSum, PointCloud, finite_bounds, is_finite_point};
 use crate::config::{Config, Particles, Support};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::{Kept, PointReader};
 use crate::neighbours::Neighbourhood;
 use crate::projection::Method;
@@ -54,13 +54,29 @@ impl Tile {
             .trim()
             .parse::<usize>()
             .map_err(|_| format!("tile count '{text}' is not a number"))?;
+        Self::check_count(count)?;
+        Ok(count)
+    }
+
+    /// Refuses a tile count outside `1..=MAX_COUNT`.
+    fn check_count(count: usize) -> Result<(), String> {
         if !(1..=Self::MAX_COUNT).contains(&count) {
             return Err(format!(
                 "tile count {count}: a job splits into 1 to {} tiles",
                 Self::MAX_COUNT
             ));
         }
-        Ok(count)
+        Ok(())
+    }
+
+    /// Tile `index` of `count`, checked: `count` in `1..=MAX_COUNT`,
+    /// `index` below it.
+    pub fn new(index: usize, count: usize) -> Result<Self, String> {
+        Self::check_count(count)?;
+        if index >= count {
+            return Err(format!("tile {index}/{count}: I must be in 0..N-1"));
+        }
+        Ok(Tile { index, count })
     }
 }
 
@@ -83,12 +99,11 @@ impl FromStr for Tile {
             .trim()
             .parse::<usize>()
             .map_err(|_| format!("tile '{text}': '{index}' is not a number"))?;
-        let count =
-            Tile::parse_count(count).map_err(|message| format!("tile '{text}': {message}"))?;
-        if index >= count {
-            return Err(format!("tile '{text}': I must be in 0..N-1"));
-        }
-        Ok(Tile { index, count })
+        let count = count
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("tile '{text}': '{count}' is not a number"))?;
+        Tile::new(index, count).map_err(|message| format!("tile '{text}': {message}"))
     }
 }
 
@@ -360,6 +375,8 @@ fn halo_needed(
 /// Runs tile `tile` of the job: its particles, with the part of the cloud
 /// they reach.
 pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
+    // A caller of the library may build a tile past the cap by hand.
+    let tile = Tile::new(tile.index, tile.count).map_err(Error::Invalid)?;
     let mut timings = Timings::default();
     let reading = progress_bar(progress, "reading tile", None);
     let particle_file = particle_path(config);
