@@ -54,7 +54,9 @@ impl Target {
 ///
 /// The file is written beside its target and renamed over it by
 /// [`PlyVertexWriter::finish`] only when exactly the declared number of
-/// vertices was written; dropping the writer earlier leaves no file.
+/// vertices was written; dropping the writer earlier leaves no file. (A
+/// writer of a file already open, [`PlyVertexWriter::create_in`], writes
+/// into it.)
 #[derive(Debug)]
 pub struct PlyVertexWriter {
     file: Target,
