@@ -37,13 +37,13 @@ enum Command {
     Run {
         /// The job's RON config; paths inside are relative to its folder.
         config: PathBuf,
-        /// Project only tile I of N (0-based): the particles in the I-th of
-        /// N slabs along the longest axis of their bounding box, cut to hold
-        /// about equal numbers of particles, with
+        /// Project only tile I of N (0-based, N at most 65536): the
+        /// particles in the I-th of N slabs along the longest axis of their
+        /// bounding box, cut to hold about equal numbers of particles, with
         /// only the part of the cloud they need. Writes OUTPUT with
-        /// `.tile-IIII-of-NNNN` before its extension; `mlsproj merge` joins
-        /// the tiles. Each tile is an independent job (Slurm array, GNU
-        /// parallel, Kubernetes Jobs).
+        /// `.tile-IIII-of-NNNN` before its extension, recording which job
+        /// it is a tile of; `mlsproj merge` joins the tiles. Each tile is an
+        /// independent job (Slurm array, GNU parallel, Kubernetes Jobs).
         #[arg(long, value_name = "I/N")]
         tile: Option<Tile>,
         /// No progress bars (they are also off when stderr is not a
@@ -56,8 +56,8 @@ enum Command {
     Merge {
         /// The job's RON config (the same one the tiles ran).
         config: PathBuf,
-        /// Number of tiles N.
-        #[arg(long)]
+        /// Number of tiles N (at most 65536).
+        #[arg(long, value_parser = Tile::parse_count)]
         tiles: usize,
         /// No progress bars.
         #[arg(long, short)]
@@ -114,7 +114,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match try_main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout with exit code 0.
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            eprintln!("mlsproj: {}", one_line(&error.to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    match try_main(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("mlsproj: error: {error:#}");
@@ -123,18 +132,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// A command-line error on one line, like every other refusal: clap's
+/// message (which may list arguments on the lines below it) without the
+/// usage and the hint that follow it.
+fn one_line(message: &str) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    format!("{} (see --help)", lines.join(" "))
+}
+
 /// The exit code of a run that wrote its output but projected too few
 /// particles.
 const TOO_FEW_PROJECTED: u8 = 3;
 
-fn try_main() -> anyhow::Result<ExitCode> {
+fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
     let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
-    let command = Cli::parse().command;
     // Ctrl-C, or the SIGTERM a batch scheduler sends at its time limit,
     // must not leave a named temporary output behind.
     #[cfg(unix)]
     mlsproj::io::remove_temps_on_signals().context("cannot install the signal handler")?;
-    match command {
+    match cli.command {
         Command::Run {
             config,
             tile,
@@ -152,8 +173,12 @@ fn try_main() -> anyhow::Result<ExitCode> {
             quiet,
         } => {
             let summary = mlsproj::pipeline::merge(&load(&config)?, tiles, show_progress(quiet))?;
+            let passes = match summary.passes {
+                1 => String::new(),
+                passes => format!(" in {passes} passes"),
+            };
             println!(
-                "merged {} tiles, {} particles, into {}",
+                "merged {} tiles{passes}, {} particles, into {}",
                 summary.tiles,
                 summary.particles,
                 summary.output.display()

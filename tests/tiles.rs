@@ -4,9 +4,14 @@
 mod common;
 mod job;
 
+use std::path::Path;
+use std::time::{Duration, Instant};
+
 use common::{Sphere, noisy_cloud, particles, plane_grid};
 use job::{Job, OUTPUT, attribute, column, count, xyz_columns};
-use mlsproj::{Column, PointCloud, Status};
+use mlsproj::io::{PlyEncoding, PointReader, file_columns, write_ply};
+use mlsproj::pipeline::{JobIdentity, Provenance, Tile};
+use mlsproj::{Attribute, Column, Config, PointCloud, Status};
 use nalgebra::{Point3, Vector3};
 
 /// Runs the job whole, then as `tiles` tiles merged, asserts that both give
@@ -80,17 +85,15 @@ fn assert_same_result(whole: &PointCloud, tiled: &PointCloud) {
     }
 }
 
-/// A noisy sphere with normals as the cloud, and 3,000 particles up to
-/// `offset` off it (one of them NaN) with a label.
-fn sphere_job_with_offset(offset: f64) -> Job {
-    let sphere = Sphere {
-        centre: Point3::new(3.0, -1.0, 2.0),
-        radius: 1.0,
-    };
-    let cloud = noisy_cloud(&sphere, 30_000, 0.002, 21);
-    let mut points = particles(&sphere, 3_000, offset, 22, |_| true);
-    points[17] = Point3::new(f64::NAN, 0.0, 0.0);
-    let job = Job::new();
+const SPHERE: Sphere = Sphere {
+    centre: Point3::new(3.0, -1.0, 2.0),
+    radius: 1.0,
+};
+
+/// Writes 30,000 points of a noisy sphere with normals, drawn with `seed`,
+/// as the job's cloud.ply.
+fn write_sphere_cloud(job: &Job, seed: u64) {
+    let cloud = noisy_cloud(&SPHERE, 30_000, 0.002, seed);
     let mut cloud_columns = xyz_columns(&cloud.positions);
     let normals = cloud.normals.as_deref().expect("noisy_cloud gives normals");
     for (axis, name) in ["nx", "ny", "nz"].into_iter().enumerate() {
@@ -98,6 +101,15 @@ fn sphere_job_with_offset(offset: f64) -> Job {
         cloud_columns.push(attribute(name, Column::F32(values)));
     }
     job.write_ply("cloud.ply", &cloud_columns);
+}
+
+/// A noisy sphere with normals as the cloud, and 3,000 particles up to
+/// `offset` off it (one of them NaN) with a label.
+fn sphere_job_with_offset(offset: f64) -> Job {
+    let mut points = particles(&SPHERE, 3_000, offset, 22, |_| true);
+    points[17] = Point3::new(f64::NAN, 0.0, 0.0);
+    let job = Job::new();
+    write_sphere_cloud(&job, 21);
     let mut columns = xyz_columns(&points);
     columns.push(attribute(
         "label",
@@ -235,4 +247,394 @@ fn tiles_with_repeated_coordinates_and_empty_tiles_equal_the_whole_job() {
         })
         .collect();
     assert_eq!(sizes.iter().filter(|&&n| n == 0).count(), 5, "{sizes:?}");
+}
+
+/// The config fields of the sphere job's tiles in the refusal tests.
+const SPHERE_FIELDS: &str =
+    r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Radius(0.15)"#;
+
+/// The path of tile `index` of `count` of the job's output.
+fn tile_path(job: &Job, index: usize, count: usize) -> std::path::PathBuf {
+    job.path(&format!("out.tile-{index:04}-of-{count:04}.ply"))
+}
+
+/// Runs every tile of the sphere job split in two.
+fn sphere_job_in_two_tiles() -> Job {
+    let job = sphere_job();
+    for tile in ["0/2", "1/2"] {
+        let run = job.command("run", SPHERE_FIELDS, &["--tile", tile, "--quiet"]);
+        assert!(run.success, "tile {tile}: {}", run.stderr);
+    }
+    job
+}
+
+/// Runs `merge --tiles 2` with `fields`, expected to be refused: non-zero
+/// exit, one line naming `file` and saying `reason`, no panic, and neither
+/// the output nor a temporary file left. Returns the line.
+fn merge_refused(job: &Job, fields: &str, file: &Path, reason: &str) -> String {
+    let merged = job.command("merge", fields, &["--tiles", "2"]);
+    let line = merged.stderr.trim_end();
+    assert!(!merged.success, "should be refused: {}", merged.stdout);
+    assert_eq!(line.lines().count(), 1, "one line: {line}");
+    assert!(!line.contains("panicked"), "{line}");
+    assert!(
+        line.contains(&*file.to_string_lossy()),
+        "names {file:?}: {line}"
+    );
+    assert!(line.contains(reason), "says {reason:?}: {line}");
+    assert!(!job.path(OUTPUT).exists(), "no output");
+    let left: Vec<_> = std::fs::read_dir(job.folder())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    line.to_owned()
+}
+
+/// A tile output read back: its columns as written and its comments.
+fn read_tile(path: &Path) -> (Vec<Attribute>, Vec<String>) {
+    let comments = PointReader::open(path).unwrap().comments().to_vec();
+    let points = mlsproj::io::read_points(path).unwrap();
+    (file_columns(&points), comments)
+}
+
+/// The values of the uint column `name`.
+fn u32_column(columns: &[Attribute], name: &str) -> Vec<u32> {
+    match &columns.iter().find(|c| c.name == name).unwrap().values {
+        Column::U32(values) => values.clone(),
+        other => panic!("{name} is {:?}", other.kind()),
+    }
+}
+
+#[test]
+fn tiles_record_the_job_they_belong_to() {
+    let job = sphere_job_in_two_tiles();
+    let config = Config::load(&job.path("job.ron")).unwrap();
+    let expected = JobIdentity::of(&config).unwrap();
+    for index in 0..2 {
+        let (_, comments) = read_tile(&tile_path(&job, index, 2));
+        let provenance = Provenance::find(&comments).expect("a provenance comment");
+        assert_eq!(provenance.tile, Tile { index, count: 2 });
+        assert_eq!(provenance.job, expected);
+        assert_eq!(provenance.job.count, 3_000);
+    }
+}
+
+#[test]
+fn merge_refuses_tiles_of_a_job_with_another_cloud() {
+    let job = sphere_job_in_two_tiles();
+    // The same sphere drawn again: the same size and point count, other
+    // points.
+    write_sphere_cloud(&job, 99);
+    let line = merge_refused(
+        &job,
+        SPHERE_FIELDS,
+        &tile_path(&job, 0, 2),
+        "a tile of another job: its cloud differs from",
+    );
+    assert!(
+        line.contains(&*job.path("cloud.ply").to_string_lossy()),
+        "{line}"
+    );
+    assert!(!line.contains("particles differ"), "{line}");
+}
+
+#[test]
+fn merge_refuses_tiles_of_a_job_with_more_particles() {
+    // 3,000 particles in the tiles, 1,500 in the particle file now: merging
+    // would write 3,000.
+    let job = sphere_job_in_two_tiles();
+    let points = particles(&SPHERE, 1_500, 0.03, 23, |_| true);
+    job.write_ply("particles.ply", &xyz_columns(&points));
+    let line = merge_refused(
+        &job,
+        SPHERE_FIELDS,
+        &tile_path(&job, 0, 2),
+        "its particles differ from",
+    );
+    assert!(line.contains("its job had 3000 particles"), "{line}");
+    assert!(line.contains("particles.ply has 1500"), "{line}");
+}
+
+#[test]
+fn merge_refuses_tiles_run_with_other_settings() {
+    let job = sphere_job_in_two_tiles();
+    let fields = SPHERE_FIELDS.replace("Radius(0.15)", "Radius(0.2)");
+    merge_refused(
+        &job,
+        &fields,
+        &tile_path(&job, 0, 2),
+        "its settings differ from the config's",
+    );
+    // Settings that change no value do not refuse the tiles.
+    let fields = format!("{SPHERE_FIELDS}, threads: 1, encoding: Ascii");
+    let merged = job.command("merge", &fields, &["--tiles", "2"]);
+    assert!(merged.success, "{}", merged.stderr);
+}
+
+#[test]
+fn merge_refuses_a_tile_copied_over_another() {
+    let job = sphere_job_in_two_tiles();
+    std::fs::copy(tile_path(&job, 0, 2), tile_path(&job, 1, 2)).unwrap();
+    merge_refused(
+        &job,
+        SPHERE_FIELDS,
+        &tile_path(&job, 1, 2),
+        "it holds tile 0/2, not 1/2",
+    );
+}
+
+#[test]
+fn merge_refuses_a_tile_that_does_not_say_its_job() {
+    let job = sphere_job_in_two_tiles();
+    let path = tile_path(&job, 1, 2);
+    let (columns, _) = read_tile(&path);
+    write_ply(&path, &columns, PlyEncoding::BinaryLittleEndian, &[]).unwrap();
+    merge_refused(
+        &job,
+        SPHERE_FIELDS,
+        &path,
+        "it does not say which job it is a tile of",
+    );
+}
+
+#[test]
+fn merge_refuses_a_tile_of_another_mlsproj_version() {
+    let job = sphere_job_in_two_tiles();
+    let path = tile_path(&job, 1, 2);
+    let (columns, comments) = read_tile(&path);
+    let this = format!("version {}", env!("CARGO_PKG_VERSION"));
+    let older: Vec<String> = comments
+        .iter()
+        .map(|comment| comment.replace(&this, "version 0.0.1"))
+        .collect();
+    write_ply(&path, &columns, PlyEncoding::BinaryLittleEndian, &older).unwrap();
+    merge_refused(
+        &job,
+        SPHERE_FIELDS,
+        &path,
+        "a tile of another job: written by mlsproj 0.0.1, this is",
+    );
+}
+
+#[test]
+fn merge_refuses_a_missing_tile_of_more_tiles_than_were_run() {
+    let job = sphere_job_in_two_tiles();
+    let merged = job.command("merge", SPHERE_FIELDS, &["--tiles", "3"]);
+    assert!(!merged.success);
+    assert!(
+        merged
+            .stderr
+            .contains("tile-0000-of-0003.ply: tile 0/3 is missing"),
+        "{}",
+        merged.stderr
+    );
+}
+
+#[test]
+fn merge_refuses_tiles_that_hold_fewer_particles_than_the_job() {
+    // A tile altered after its run, its provenance kept: one particle less.
+    let job = sphere_job_in_two_tiles();
+    let path = tile_path(&job, 1, 2);
+    let (columns, comments) = read_tile(&path);
+    let rows = columns[0].values.len();
+    let fewer: Vec<Attribute> = columns
+        .iter()
+        .map(|c| attribute(&c.name, c.values.slice(0..rows - 1)))
+        .collect();
+    write_ply(&path, &fewer, PlyEncoding::BinaryLittleEndian, &comments).unwrap();
+    merge_refused(
+        &job,
+        SPHERE_FIELDS,
+        &job.path("particles.ply"),
+        "the 2 tiles hold 2999 particles, the job has 3000",
+    );
+}
+
+#[test]
+fn merge_refuses_a_particle_found_in_two_tiles() {
+    // Tile 1 altered, its provenance and count kept: its last particle
+    // replaced by the first of tile 0, so that one is in both and the
+    // replaced one in neither.
+    let job = sphere_job_in_two_tiles();
+    let (first, _) = read_tile(&tile_path(&job, 0, 2));
+    let twice = u32_column(&first, "index")[0];
+    let path = tile_path(&job, 1, 2);
+    let (mut columns, comments) = read_tile(&path);
+    let mut index = u32_column(&columns, "index");
+    *index.last_mut().unwrap() = twice;
+    index.sort_unstable();
+    columns
+        .iter_mut()
+        .find(|c| c.name == "index")
+        .unwrap()
+        .values = Column::U32(index);
+    write_ply(&path, &columns, PlyEncoding::BinaryLittleEndian, &comments).unwrap();
+    let line = merge_refused(
+        &job,
+        SPHERE_FIELDS,
+        &path,
+        &format!("particle {twice} is in this tile and in"),
+    );
+    assert!(
+        line.ends_with(&*tile_path(&job, 0, 2).to_string_lossy()),
+        "{line}"
+    );
+}
+
+#[test]
+fn tile_counts_above_the_cap_are_refused_at_once() {
+    let job = sphere_job();
+    for args in [
+        &["run", "--tile", "0/1000000000"][..],
+        &["run", "--tile", "0/65537"][..],
+        &["merge", "--tiles", "1000000000"][..],
+        &["merge", "--tiles", "0"][..],
+    ] {
+        let started = Instant::now();
+        let run = job.command(args[0], SPHERE_FIELDS, &args[1..]);
+        assert!(started.elapsed() < Duration::from_secs(2), "{args:?}");
+        assert!(!run.success, "{args:?}");
+        let line = run.stderr.trim_end();
+        assert_eq!(line.lines().count(), 1, "one line: {line}");
+        assert!(line.contains("1 to 65536 tiles"), "{args:?}: {line}");
+    }
+    assert!(!job.path(OUTPUT).exists());
+    // A command-line error that clap spreads over lines is one line too.
+    let run = job.command("merge", SPHERE_FIELDS, &[]);
+    let line = run.stderr.trim_end();
+    assert!(!run.success);
+    assert_eq!(line.lines().count(), 1, "one line: {line}");
+    assert!(line.contains("--tiles <TILES>"), "{line}");
+}
+
+/// A job of `particles` particles over the cloud of `sphere_job`, split
+/// into `tiles` tiles written here directly (not run), each with the
+/// provenance a run would record: particle `i` in tile `7919·i mod tiles`,
+/// so that every tile's particles alternate with every other's. The tiles
+/// hold `x y z index`, `x` = the particle's input position.
+fn job_of_written_tiles(particles: usize, tiles: usize) -> Job {
+    let job = Job::new();
+    write_sphere_cloud(&job, 21);
+    let positions: Vec<Point3<f64>> = (0..particles)
+        .map(|i| Point3::new(i as f64, 0.5, -0.5))
+        .collect();
+    job.write_ply("particles.ply", &xyz_columns(&positions));
+    let fields = r#"cloud: "cloud.ply", particles: File("particles.ply"), support: Nearest(20)"#;
+    job.write(
+        "job.ron",
+        format!("({fields}, output: {OUTPUT:?})").as_bytes(),
+    );
+    let config = Config::load(&job.path("job.ron")).unwrap();
+    let identity = JobIdentity::of(&config).unwrap();
+    let mut members = vec![Vec::new(); tiles];
+    for i in 0..particles {
+        members[(7_919 * i) % tiles].push(i as u32);
+    }
+    for (index, member) in members.into_iter().enumerate() {
+        let provenance = Provenance {
+            tile: Tile {
+                index,
+                count: tiles,
+            },
+            job: identity.clone(),
+        };
+        let x = member.iter().map(|&i| Point3::new(i as f64, 0.5, -0.5));
+        let mut columns = mlsproj::io::position_columns(x, mlsproj::Precision::Single);
+        columns.push(attribute("index", Column::U32(member)));
+        let path = tile_path(&job, index, tiles);
+        write_ply(
+            &path,
+            &columns,
+            PlyEncoding::BinaryLittleEndian,
+            &[provenance.to_comment()],
+        )
+        .unwrap();
+    }
+    job
+}
+
+/// Asserts that the job's output holds particles 0, 1, 2, … `particles`
+/// − 1 in order (`x` = input position).
+fn assert_merged_in_order(job: &Job, particles: usize) {
+    let merged = mlsproj::io::read_points(&job.path(OUTPUT)).unwrap();
+    assert_eq!(merged.len(), particles);
+    let index = u32_column(&file_columns(&merged), "index");
+    assert!(index.iter().enumerate().all(|(i, &at)| at as usize == i));
+    assert!(
+        merged
+            .positions
+            .iter()
+            .enumerate()
+            .all(|(i, p)| p.x == i as f64)
+    );
+}
+
+#[test]
+fn merging_in_groups_gives_the_one_pass_result_byte_for_byte() {
+    let job = job_of_written_tiles(500, 10);
+    let config = Config::load(&job.path("job.ron")).unwrap();
+    let one_pass = mlsproj::pipeline::merge(&config, 10, false).unwrap();
+    assert_eq!(one_pass.passes, 1);
+    assert_merged_in_order(&job, 500);
+    let expected = std::fs::read(job.path(OUTPUT)).unwrap();
+    // 10 tiles in groups of 3: 4 groups, then 2, then the output.
+    for (group, passes) in [(3, 3), (2, 4), (9, 2)] {
+        std::fs::remove_file(job.path(OUTPUT)).unwrap();
+        let summary = mlsproj::pipeline::merge_in_groups(&config, 10, false, group).unwrap();
+        assert_eq!(summary.passes, passes, "groups of {group}");
+        assert!(
+            std::fs::read(job.path(OUTPUT)).unwrap() == expected,
+            "groups of {group}"
+        );
+    }
+    let files = std::fs::read_dir(job.folder()).unwrap().count();
+    assert_eq!(files, 10 + 4, "tiles, inputs, config and output only");
+}
+
+#[test]
+fn merge_joins_1200_tiles_under_an_open_file_limit_of_1024() {
+    let job = job_of_written_tiles(3_600, 1_200);
+    let config = job.path("job.ron");
+    let merge = |limit: usize| -> job::Run {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n {limit} && exec \"$0\" merge \"$1\" --tiles 1200 --quiet"
+            ))
+            .arg(env!("CARGO_BIN_EXE_mlsproj"))
+            .arg(&config)
+            .output()
+            .expect("sh runs")
+            .into()
+    };
+    let started = Instant::now();
+    let merged = merge(1024);
+    assert!(merged.success, "{}", merged.stderr);
+    assert!(
+        merged
+            .stdout
+            .contains("merged 1200 tiles in 2 passes, 3600 particles"),
+        "{}",
+        merged.stdout
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_merged_in_order(&job, 3_600);
+    let files = std::fs::read_dir(job.folder()).unwrap().count();
+    assert_eq!(files, 1_200 + 4, "tiles, inputs, config and output only");
+    // Under a limit below a group, the refusal is one line, and nothing is
+    // left behind (the merged groups have no name).
+    std::fs::remove_file(job.path(OUTPUT)).unwrap();
+    let refused = merge(256);
+    assert!(!refused.success);
+    let line = refused.stderr.trim_end();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.contains("Too many open files"), "{line}");
+    let files = std::fs::read_dir(job.folder()).unwrap().count();
+    assert_eq!(files, 1_200 + 3, "nothing left behind");
 }

@@ -288,6 +288,9 @@ pub struct PlyVertexReader {
     layout: VertexLayout,
     /// Element counts of the header, for messages about extra data.
     counts: String,
+    /// The header's comment lines (without `comment `), where mlsproj
+    /// records which job a tile belongs to.
+    comments: Vec<String>,
     /// Index of the next vertex to read.
     next: usize,
     /// Upper bound on the vertices the rest of the file can hold, so that a
@@ -307,6 +310,12 @@ impl PlyVertexReader {
     /// vertex. Fails when the file has no `vertex` element with `x y z`.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|error| Error::io(path, error))?;
+        Self::from_file(file, path)
+    }
+
+    /// [`PlyVertexReader::open`] for a file already open at its start (an
+    /// unnamed temporary file, say); `path` names it in messages.
+    pub fn from_file(file: File, path: &Path) -> Result<Self> {
         let file_bytes = file
             .metadata()
             .map_err(|error| Error::io(path, error))?
@@ -369,6 +378,7 @@ impl PlyVertexReader {
             after,
             layout,
             counts,
+            comments: header.comments,
             next: 0,
             capacity_limit,
             block: Vec::new(),
@@ -386,6 +396,11 @@ impl PlyVertexReader {
     /// True when the header declares no vertex.
     pub fn is_empty(&self) -> bool {
         self.vertex.count == 0
+    }
+
+    /// The header's comments, in order, without the word `comment`.
+    pub fn comments(&self) -> &[String] {
+        &self.comments
     }
 
     /// Precision of the positions: `Double` if any of `x y z` is a double,

@@ -10,8 +10,9 @@ use crate::cloud::{Attribute, ScalarKind};
 use crate::error::{Error, Result};
 use ply_rs_bw::ply::{DefaultElement, ElementDef, Encoding, Header, PropertyDef, PropertyType};
 use ply_rs_bw::writer::Writer;
+use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// True for names the PLY header grammar reads back as one property name.
 fn is_property_name(name: &str) -> bool {
@@ -22,15 +23,43 @@ fn is_property_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Where a writer's bytes go.
+#[derive(Debug)]
+enum Target {
+    /// An output, put in place by [`PlyVertexWriter::finish`].
+    Output(AtomicFile),
+    /// A file already open, such as an unnamed temporary file that is read
+    /// back afterwards; `path` names it in messages.
+    Open { file: File, path: PathBuf },
+}
+
+impl Target {
+    fn path(&self) -> &Path {
+        match self {
+            Target::Output(file) => file.path(),
+            Target::Open { path, .. } => path,
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Target::Output(file) => file.write_all(bytes),
+            Target::Open { file, path } => file.write_all(bytes).map_err(|e| Error::io(&*path, e)),
+        }
+    }
+}
+
 /// Streams a PLY file with a single `vertex` element: the header (with the
 /// final count) is written at creation, then rows chunk by chunk.
 ///
 /// The file is written beside its target and renamed over it by
 /// [`PlyVertexWriter::finish`] only when exactly the declared number of
-/// vertices was written; dropping the writer earlier leaves no file.
+/// vertices was written; dropping the writer earlier leaves no file. (A
+/// writer of a file already open, [`PlyVertexWriter::create_in`], writes
+/// into it.)
 #[derive(Debug)]
 pub struct PlyVertexWriter {
-    file: AtomicFile,
+    file: Target,
     schema: Vec<(String, ScalarKind)>,
     /// Byte offset of each property in a binary record.
     offsets: Vec<usize>,
@@ -57,41 +86,40 @@ impl PlyVertexWriter {
         encoding: PlyEncoding,
         comments: &[String],
     ) -> Result<Self> {
-        let invalid = |message: String| Error::Invalid(format!("{}: {message}", path.display()));
-        for (index, (name, _)) in schema.iter().enumerate() {
-            if !is_property_name(name) {
-                return Err(invalid(format!(
-                    "'{name}' is not a valid PLY property name"
-                )));
-            }
-            if schema[..index].iter().any(|(earlier, _)| earlier == name) {
-                return Err(invalid(format!("property '{name}' is given twice")));
-            }
-        }
-        if let Some(comment) = comments.iter().find(|c| c.contains(['\n', '\r'])) {
-            return Err(invalid(format!("comment {comment:?} has a line break")));
-        }
+        let header = header_bytes(path, schema, count, encoding, comments)?;
+        let file = Target::Output(AtomicFile::create(path)?);
+        Self::start(file, &header, schema, count, encoding)
+    }
 
-        let mut vertex = ElementDef::new("vertex".to_string());
-        vertex.count = count;
-        for (name, kind) in schema {
-            let property = PropertyDef::new(name.clone(), PropertyType::Scalar(ply_type(*kind)));
-            vertex.properties.insert(name.clone(), property);
-        }
-        let mut header = Header::new();
-        header.encoding = match encoding {
-            PlyEncoding::BinaryLittleEndian => Encoding::BinaryLittleEndian,
-            PlyEncoding::Ascii => Encoding::Ascii,
+    /// [`PlyVertexWriter::create`] writing into `file`, open for writing at
+    /// its start: no rename at [`PlyVertexWriter::finish`], which only
+    /// checks the count (for an unnamed temporary file, read back through
+    /// another handle on it). `path` names it in messages.
+    pub fn create_in(
+        file: File,
+        path: &Path,
+        schema: &[(String, ScalarKind)],
+        count: usize,
+        encoding: PlyEncoding,
+        comments: &[String],
+    ) -> Result<Self> {
+        let header = header_bytes(path, schema, count, encoding, comments)?;
+        let file = Target::Open {
+            file,
+            path: path.to_path_buf(),
         };
-        header.comments = comments.to_vec();
-        header.elements.insert(vertex.name.clone(), vertex);
-        let mut bytes = Vec::new();
-        Writer::<DefaultElement>::new()
-            .write_header(&mut bytes, &header)
-            .map_err(|error| Error::io(path, error))?;
+        Self::start(file, &header, schema, count, encoding)
+    }
 
-        let mut file = AtomicFile::create(path)?;
-        file.write_all(&bytes)?;
+    /// A writer of `file` after writing the header.
+    fn start(
+        mut file: Target,
+        header: &[u8],
+        schema: &[(String, ScalarKind)],
+        count: usize,
+        encoding: PlyEncoding,
+    ) -> Result<Self> {
+        file.write_all(header)?;
         let mut offsets = Vec::with_capacity(schema.len());
         let mut stride = 0;
         for (_, kind) in schema {
@@ -215,7 +243,8 @@ impl PlyVertexWriter {
     }
 
     /// Checks that the declared number of vertices was written, then
-    /// replaces the target with the finished file.
+    /// replaces the target with the finished file (a file given to
+    /// [`PlyVertexWriter::create_in`] is left as it is).
     pub fn finish(self) -> Result<()> {
         if self.broken {
             return Err(self.invalid("writing stopped at an earlier error"));
@@ -226,8 +255,56 @@ impl PlyVertexWriter {
                 self.written, self.count
             )));
         }
-        self.file.commit()
+        match self.file {
+            Target::Output(file) => file.commit(),
+            Target::Open { .. } => Ok(()),
+        }
     }
+}
+
+/// The header of a PLY file of `count` vertices of `schema`, checked: a
+/// name must read back as one property name and appear once, a comment
+/// must be one line. `path` names the file in messages.
+fn header_bytes(
+    path: &Path,
+    schema: &[(String, ScalarKind)],
+    count: usize,
+    encoding: PlyEncoding,
+    comments: &[String],
+) -> Result<Vec<u8>> {
+    let invalid = |message: String| Error::Invalid(format!("{}: {message}", path.display()));
+    for (index, (name, _)) in schema.iter().enumerate() {
+        if !is_property_name(name) {
+            return Err(invalid(format!(
+                "'{name}' is not a valid PLY property name"
+            )));
+        }
+        if schema[..index].iter().any(|(earlier, _)| earlier == name) {
+            return Err(invalid(format!("property '{name}' is given twice")));
+        }
+    }
+    if let Some(comment) = comments.iter().find(|c| c.contains(['\n', '\r'])) {
+        return Err(invalid(format!("comment {comment:?} has a line break")));
+    }
+
+    let mut vertex = ElementDef::new("vertex".to_string());
+    vertex.count = count;
+    for (name, kind) in schema {
+        let property = PropertyDef::new(name.clone(), PropertyType::Scalar(ply_type(*kind)));
+        vertex.properties.insert(name.clone(), property);
+    }
+    let mut header = Header::new();
+    header.encoding = match encoding {
+        PlyEncoding::BinaryLittleEndian => Encoding::BinaryLittleEndian,
+        PlyEncoding::Ascii => Encoding::Ascii,
+    };
+    header.comments = comments.to_vec();
+    header.elements.insert(vertex.name.clone(), vertex);
+    let mut bytes = Vec::new();
+    Writer::<DefaultElement>::new()
+        .write_header(&mut bytes, &header)
+        .map_err(|error| Error::io(path, error))?;
+    Ok(bytes)
 }
 
 /// The PLY properties (name and type) that write `columns`, in order.

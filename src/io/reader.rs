@@ -65,6 +65,15 @@ impl PointReader {
         self.len() == 0
     }
 
+    /// The file's comments (a PLY header's; none for a cloud in memory):
+    /// where a tile output records the job it belongs to.
+    pub fn comments(&self) -> &[String] {
+        match self {
+            PointReader::Ply(reader) => reader.comments(),
+            PointReader::Memory { .. } => &[],
+        }
+    }
+
     /// Precision of the positions in the file.
     pub fn precision(&self) -> Precision {
         match self {

@@ -1,17 +1,48 @@
 //! `mlsproj merge`: the outputs of `run --tile 0/N` … `run --tile N-1/N`
 //! joined into the job's output, in input order, streaming.
+//!
+//! Every tile is checked before anything is written: it must exist, record
+//! that it is tile `I/N` of the job the config describes now (its
+//! [`Provenance`]), and have the first tile's properties; together the
+//! tiles must hold the job's particle count. A tile left from another
+//! version of the job (a config or an input changed, and only some tiles
+//! ran again) is refused by name, with what differs.
+//!
+//! Particles of one tile are in input order, those of different tiles
+//! interleave, so the merge reads all tiles at once. Past 500 tiles,
+//! groups of tiles are merged first into unnamed temporary files in the
+//! output's folder, which are then merged: open files stay within the
+//! common limit of 1024 for every tile count up to [`Tile::MAX_COUNT`].
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 
-use crate::cloud::{Attribute, Column};
+use indicatif::ProgressBar;
+
+use crate::cloud::{Attribute, Column, ScalarKind};
 use crate::config::Config;
 use crate::error::{Error, Location, Result};
-use crate::io::{self, CHUNK, PlyVertexWriter, PointReader};
+use crate::io::{self, CHUNK, PlyEncoding, PlyVertexReader, PlyVertexWriter, PointReader};
 
-use super::progress_bar;
+use super::provenance::{JobIdentity, Provenance};
 use super::tiles::Tile;
+use super::{particle_path, progress_bar};
+
+/// Tiles (or merged groups) read at once. Above it, tiles are merged in
+/// groups of at most this many first; the open files then peak at a
+/// group, the groups merged so far (unnamed files stay open until read)
+/// and the file being written: 500 + 132 + 1 for [`Tile::MAX_COUNT`]
+/// tiles, well under the usual soft limit of 1024 open files.
+const GROUP: usize = 500;
+
+/// Fewest particles read from a tile at a time. Each read takes a share of
+/// [`CHUNK`] (memory holds about one chunk whatever the tile count), but
+/// not so few that reads cost more than they carry.
+const MIN_READ: usize = 1 << 12;
 
 /// What `mlsproj merge` did.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,26 +51,261 @@ pub struct MergeSummary {
     pub tiles: usize,
     /// Particles written.
     pub particles: usize,
+    /// Passes over the particles: 1, or more when groups of tiles were
+    /// merged first (more than 500 tiles, or than the group asked for).
+    pub passes: usize,
     /// The merged file.
     pub output: PathBuf,
 }
 
-/// One tile output being merged: its reader and current chunk.
-struct TileCursor {
+/// Joins the outputs of `--tile 0/N` … `--tile N-1/N` into `config.output`,
+/// in input order, streaming, after checking that every tile is one of the
+/// job `config` describes (see the module's documentation).
+pub fn merge(config: &Config, tiles: usize, progress: bool) -> Result<MergeSummary> {
+    merge_in_groups(config, tiles, progress, GROUP)
+}
+
+/// [`merge`] reading at most `group` files at once (at least 2), for a
+/// process allowed fewer open files than usual; the result is the same
+/// whatever the group.
+pub fn merge_in_groups(
+    config: &Config,
+    tiles: usize,
+    progress: bool,
+    group: usize,
+) -> Result<MergeSummary> {
+    Tile::new(0, tiles).map_err(|message| Error::Invalid(format!("merge: {message}")))?;
+    if group < 2 {
+        return Err(Error::Invalid(format!(
+            "merge: groups of {group} tiles: at least 2 are merged at once"
+        )));
+    }
+    let job = JobIdentity::of(config)?;
+    let tile = |index| Tile {
+        index,
+        count: tiles,
+    };
+    // Every tile checked, one file open at a time, before anything is
+    // written.
+    let mut schema = None;
+    let mut total = 0;
+    for index in 0..tiles {
+        let (path, mut reader) = open_tile(config, &job, tile(index))?;
+        let columns = io::file_columns(&reader.read_chunk(0)?);
+        let found = io::schema_of(&columns);
+        let first = schema.get_or_insert_with(|| found.clone());
+        if found != *first {
+            return Err(Error::format(
+                path,
+                Location::File,
+                "its properties differ from the first tile's",
+            ));
+        }
+        if !found.contains(&("index".to_owned(), ScalarKind::U32)) {
+            return Err(Error::format(
+                path,
+                Location::File,
+                "no uint 'index' property: not an mlsproj tile output",
+            ));
+        }
+        total += reader.len();
+    }
+    if total as u64 != job.count {
+        return Err(Error::format(
+            particle_path(config),
+            Location::File,
+            format!(
+                "the {tiles} tiles hold {total} particles, the job has {} \
+                 (a tile was altered or written by another job)",
+                job.count
+            ),
+        ));
+    }
+    let schema = schema.expect("at least one tile");
+
+    let mut sources: Vec<Source> = (0..tiles).map(|index| Source::Tile(tile(index))).collect();
+    let mut passes = 1;
+    while sources.len() > group {
+        sources = merge_groups(config, &job, sources, group, &schema, progress)?;
+        passes += 1;
+    }
+    let cursors = open_sources(config, &job, sources)?;
+    let comments = vec![format!(
+        "mlsproj {} merge of {tiles} tiles",
+        env!("CARGO_PKG_VERSION")
+    )];
+    let writer = PlyVertexWriter::create(
+        &config.output,
+        &schema,
+        total,
+        config.encoding.into(),
+        &comments,
+    )?;
+    let bar = progress_bar(progress, "merging", Some(total));
+    join(cursors, writer, true, &bar)?;
+    bar.finish_and_clear();
+    Ok(MergeSummary {
+        tiles,
+        particles: total,
+        passes,
+        output: config.output.clone(),
+    })
+}
+
+/// Opens the output of `tile` and checks that it is that tile of `job`.
+fn open_tile(config: &Config, job: &JobIdentity, tile: Tile) -> Result<(PathBuf, PointReader)> {
+    let path = tile.output_path(&config.output);
+    let refuse = |message: String| Error::format(&path, Location::File, message);
+    if let Err(error) = std::fs::metadata(&path) {
+        return Err(match error.kind() {
+            std::io::ErrorKind::NotFound => refuse(format!(
+                "tile {tile} is missing (run it with --tile {tile})"
+            )),
+            _ => Error::io(&path, error),
+        });
+    }
+    let reader = PointReader::open(&path)?;
+    let Some(provenance) = Provenance::find(reader.comments()) else {
+        return Err(refuse(format!(
+            "it does not say which job it is a tile of (not a tile output, or written \
+             by an older mlsproj): run it again with --tile {tile}"
+        )));
+    };
+    if provenance.tile != tile {
+        return Err(refuse(format!(
+            "it holds tile {}, not {tile} (a copy of another tile?): run it again with \
+             --tile {tile}",
+            provenance.tile
+        )));
+    }
+    if let Some(differences) = provenance.differences(job, config) {
+        return Err(refuse(format!(
+            "a tile of another job: {differences}; run it again with --tile {tile}"
+        )));
+    }
+    Ok((path, reader))
+}
+
+/// What one pass reads: a tile's output, or the merge of a group of
+/// tiles (an unnamed temporary file, open at its start).
+enum Source {
+    Tile(Tile),
+    Merged {
+        file: File,
+        /// The tiles it holds.
+        tiles: Range<usize>,
+    },
+}
+
+/// How messages name the merge of `tiles` into `output`.
+fn merged_name(output: &Path, tiles: &Range<usize>) -> PathBuf {
+    PathBuf::from(format!(
+        "{} (tiles {} to {} merged)",
+        output.display(),
+        tiles.start,
+        tiles.end - 1
+    ))
+}
+
+/// Opens the sources of one pass, each reading its share of [`CHUNK`] at a
+/// time; tiles are checked again, since they may have been rerun since.
+fn open_sources(config: &Config, job: &JobIdentity, sources: Vec<Source>) -> Result<Vec<Cursor>> {
+    let rows = (CHUNK / sources.len().max(1)).max(MIN_READ);
+    sources
+        .into_iter()
+        .map(|source| {
+            let (path, reader) = match source {
+                Source::Tile(tile) => open_tile(config, job, tile)?,
+                Source::Merged { file, tiles } => {
+                    let path = merged_name(&config.output, &tiles);
+                    let reader = PlyVertexReader::from_file(file, &path)?;
+                    (path, PointReader::Ply(Box::new(reader)))
+                }
+            };
+            Cursor::open(path, reader, rows)
+        })
+        .collect()
+}
+
+/// One pass of a merge in groups: each run of at most `group` sources
+/// merged into an unnamed temporary file in the output's folder (binary
+/// PLY, which keeps every value exactly), in order, so that their merge is
+/// the merge of all. Unnamed files leave nothing behind, whatever ends
+/// the process.
+fn merge_groups(
+    config: &Config,
+    job: &JobIdentity,
+    sources: Vec<Source>,
+    group: usize,
+    schema: &[(String, ScalarKind)],
+    progress: bool,
+) -> Result<Vec<Source>> {
+    let folder = match config.output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    // Groups of equal size: 1,200 tiles make 3 groups of 400, not 500,
+    // 500 and 200.
+    let groups = sources.len().div_ceil(group);
+    let size = sources.len().div_ceil(groups);
+    let bar = progress_bar(progress, "merging groups", None);
+    let mut merged = Vec::with_capacity(groups);
+    let mut rest = sources.into_iter().peekable();
+    while rest.peek().is_some() {
+        let members: Vec<Source> = rest.by_ref().take(size).collect();
+        let tiles = span(&members);
+        let path = merged_name(&config.output, &tiles);
+        let cursors = open_sources(config, job, members)?;
+        let count = cursors.iter().map(|cursor| cursor.reader.len()).sum();
+        let file = tempfile::tempfile_in(folder).map_err(|error| Error::io(folder, error))?;
+        let copy = file.try_clone().map_err(|error| Error::io(&path, error))?;
+        let writer = PlyVertexWriter::create_in(
+            copy,
+            &path,
+            schema,
+            count,
+            PlyEncoding::BinaryLittleEndian,
+            &[],
+        )?;
+        join(cursors, writer, false, &bar)?;
+        let mut file = file;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|error| Error::io(&path, error))?;
+        merged.push(Source::Merged { file, tiles });
+    }
+    bar.finish_and_clear();
+    Ok(merged)
+}
+
+/// The tiles a run of sources holds.
+fn span(sources: &[Source]) -> Range<usize> {
+    let tiles = |source: &Source| match source {
+        Source::Tile(tile) => tile.index..tile.index + 1,
+        Source::Merged { tiles, .. } => tiles.clone(),
+    };
+    let first = sources.first().map_or(0..0, tiles);
+    let last = sources.last().map_or(0..0, tiles);
+    first.start..last.end
+}
+
+/// One file being merged: its reader and current chunk.
+struct Cursor {
     path: PathBuf,
     reader: PointReader,
+    /// Particles read at a time.
+    rows: usize,
     columns: Vec<Attribute>,
     /// Which of `columns` is the input position `index`.
     index_column: usize,
     next: usize,
 }
 
-impl TileCursor {
-    fn open(path: PathBuf) -> Result<Self> {
-        let reader = PointReader::open(&path)?;
-        let mut cursor = TileCursor {
+impl Cursor {
+    fn open(path: PathBuf, reader: PointReader, rows: usize) -> Result<Self> {
+        let mut cursor = Cursor {
             path,
             reader,
+            rows,
             columns: Vec::new(),
             index_column: 0,
             next: 0,
@@ -53,7 +319,7 @@ impl TileCursor {
         if self.next < self.index().len() {
             return Ok(());
         }
-        let chunk = self.reader.read_chunk(CHUNK)?;
+        let chunk = self.reader.read_chunk(self.rows)?;
         self.columns = io::file_columns(&chunk);
         self.index_column = self
             .columns
@@ -84,44 +350,16 @@ impl TileCursor {
     }
 }
 
-/// Joins the outputs of `--tile 0/N` … `--tile N-1/N` into `config.output`,
-/// in input order, streaming: memory holds one chunk per tile.
-pub fn merge(config: &Config, tiles: usize, progress: bool) -> Result<MergeSummary> {
-    if tiles == 0 {
-        return Err(Error::Invalid("merge needs at least one tile".into()));
-    }
-    let mut cursors = (0..tiles)
-        .map(|index| {
-            TileCursor::open(
-                Tile {
-                    index,
-                    count: tiles,
-                }
-                .output_path(&config.output),
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let total: usize = cursors.iter().map(|c| c.reader.len()).sum();
-    let schema = io::schema_of(&cursors[0].columns);
-    if let Some(odd) = cursors.iter().find(|c| io::schema_of(&c.columns) != schema) {
-        return Err(Error::format(
-            &odd.path,
-            Location::File,
-            "its properties differ from the first tile's",
-        ));
-    }
-    let comments = vec![format!(
-        "mlsproj {} merge of {tiles} tiles",
-        env!("CARGO_PKG_VERSION")
-    )];
-    let mut writer = PlyVertexWriter::create(
-        &config.output,
-        &schema,
-        total,
-        config.encoding.into(),
-        &comments,
-    )?;
-    let bar = progress_bar(progress, "merging", Some(total));
+/// Writes the particles of `cursors` to `writer` in input order, refusing
+/// a particle found twice (or a file out of order) and, when `whole` (the
+/// final pass), a particle found in no file: the output then holds input
+/// positions 0, 1, 2, … each once.
+fn join(
+    mut cursors: Vec<Cursor>,
+    mut writer: PlyVertexWriter,
+    whole: bool,
+    bar: &ProgressBar,
+) -> Result<()> {
     let empty = |columns: &[Attribute]| -> Vec<Attribute> {
         columns
             .iter()
@@ -131,38 +369,51 @@ pub fn merge(config: &Config, tiles: usize, progress: bool) -> Result<MergeSumma
             })
             .collect()
     };
-    let mut pending = empty(&cursors[0].columns);
+    let Some(first) = cursors.first() else {
+        return writer.finish();
+    };
+    let mut pending = empty(&first.columns);
     let mut pending_rows = 0;
-    let mut next_index = 0u32;
-    // The tiles by the input position of their next particle: particles in
-    // no spatial order alternate between tiles at every one.
+    // The last input position written, and the file it came from.
+    let mut last: Option<(u64, usize)> = None;
+    // The files by the input position of their next particle: particles in
+    // no spatial order alternate between files at every one.
     let mut heads: BinaryHeap<Reverse<(u32, usize)>> = cursors
         .iter()
         .enumerate()
-        .filter_map(|(tile, cursor)| cursor.head().map(|head| Reverse((head, tile))))
+        .filter_map(|(file, cursor)| cursor.head().map(|head| Reverse((head, file))))
         .collect();
-    while (next_index as usize) < total {
-        let Some(Reverse((head, tile))) = heads.pop().filter(|top| top.0.0 == next_index) else {
-            return Err(Error::Invalid(format!(
-                "merge: particle {next_index} is in no tile output (were all {tiles} tiles run on the same particles?)"
-            )));
-        };
-        let cursor = &mut cursors[tile];
-        // The run of consecutive input positions this tile holds here.
+    while let Some(Reverse((head, file))) = heads.pop() {
+        let expected = last.map_or(0, |(position, _)| position + 1);
+        if u64::from(head) < expected {
+            let (_, previous) = last.expect("a particle was written before");
+            return Err(twice(head, &cursors[previous].path, &cursors[file].path));
+        }
+        if whole && u64::from(head) > expected {
+            return Err(Error::format(
+                &cursors[file].path,
+                Location::File,
+                format!("particle {expected} is in no tile, and this one follows it"),
+            ));
+        }
+        let cursor = &mut cursors[file];
+        // The run of consecutive input positions this file holds here.
         let start = cursor.next;
         let mut end = start + 1;
-        while cursor.index().get(end) == Some(&(head + (end - start) as u32)) {
+        while cursor.index().get(end).map(|&i| u64::from(i))
+            == Some(u64::from(head) + (end - start) as u64)
+        {
             end += 1;
         }
         for (to, from) in pending.iter_mut().zip(&cursor.columns) {
             to.values.extend_from(&from.values, start..end);
         }
         pending_rows += end - start;
-        next_index += (end - start) as u32;
+        last = Some((u64::from(head) + (end - start - 1) as u64, file));
         cursor.next = end;
         cursor.refill()?;
         if let Some(head) = cursor.head() {
-            heads.push(Reverse((head, tile)));
+            heads.push(Reverse((head, file)));
         }
         if pending_rows >= CHUNK {
             writer.write_chunk(&pending)?;
@@ -172,11 +423,19 @@ pub fn merge(config: &Config, tiles: usize, progress: bool) -> Result<MergeSumma
         }
     }
     writer.write_chunk(&pending)?;
-    bar.finish_and_clear();
-    writer.finish()?;
-    Ok(MergeSummary {
-        tiles,
-        particles: total,
-        output: config.output.clone(),
-    })
+    bar.inc(pending_rows as u64);
+    writer.finish()
+}
+
+/// The refusal of particle `index`, met again in `file` after `previous`.
+fn twice(index: u32, previous: &Path, file: &Path) -> Error {
+    let message = if previous == file {
+        format!("particle {index} comes twice, or out of input order")
+    } else {
+        format!(
+            "particle {index} is in this tile and in {}",
+            previous.display()
+        )
+    };
+    Error::format(file, Location::File, message)
 }

@@ -6,6 +6,7 @@
 
 pub mod inspect;
 pub mod merge;
+pub mod provenance;
 pub mod tiles;
 
 use std::path::{Path, PathBuf};
@@ -25,7 +26,8 @@ use crate::status::Status;
 use crate::surface::MlsSurface;
 
 pub use inspect::{CheckReport, check};
-pub use merge::{MergeSummary, merge};
+pub use merge::{MergeSummary, merge, merge_in_groups};
+pub use provenance::{JobIdentity, Provenance};
 pub use tiles::Tile;
 
 /// Wall-clock time of each stage.
@@ -291,6 +293,7 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
             particles,
             indices: None,
             output: config.output.clone(),
+            provenance: None,
         },
         progress,
         timings,
@@ -312,6 +315,8 @@ struct Stream<'a> {
     /// The particles' input positions (`None`: 0, 1, 2, …).
     indices: Option<&'a [u32]>,
     output: PathBuf,
+    /// The job a tile belongs to, recorded in its output for `merge`.
+    provenance: Option<Provenance>,
 }
 
 impl Job {
@@ -331,6 +336,7 @@ impl Job {
             mut particles,
             indices,
             output,
+            provenance,
         } = stream;
         let total = particles.len();
         let precision =
@@ -340,7 +346,8 @@ impl Job {
                 Precision::Single
             };
         let projector = surface.projector(self.method, self.orientation, self.colours);
-        let comments = vec![format!("mlsproj {}", env!("CARGO_PKG_VERSION"))];
+        let mut comments = vec![format!("mlsproj {}", env!("CARGO_PKG_VERSION"))];
+        comments.extend(provenance.map(|provenance| provenance.to_comment()));
         let bar = progress_bar(progress, "projecting", Some(total));
         let mut writer: Option<PlyVertexWriter> = None;
         let mut status_counts = [0usize; Status::ALL.len()];

@@ -18,12 +18,13 @@ use rayon::prelude::*;
 
 use crate::cloud::{CentroidSum, PointCloud, finite_bounds, is_finite_point};
 use crate::config::{Config, Particles, Support};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::{Kept, PointReader};
 use crate::neighbours::Neighbourhood;
 use crate::projection::Method;
 use crate::surface::MlsSurface;
 
+use super::provenance::{JobIdentity, Provenance};
 use super::{
     CloudRead, Job, Stream, Summary, Timings, particle_path, progress_bar, refuse_empty,
     surface_of, timed,
@@ -38,29 +39,71 @@ pub struct Tile {
     pub count: usize,
 }
 
+impl Tile {
+    /// The most tiles a job splits into. A tile run reads the whole
+    /// particle file and the cloud's slab, so thousands of tiles already
+    /// spend most of their time reading; the cap keeps a typo such as
+    /// `0/1000000000` from allocating a cut per tile (8 GB), keeps at least
+    /// 64 particles of the slab sample per tile, and lets `merge` join every
+    /// tile under an open-file limit of 1024 (see `merge`).
+    pub const MAX_COUNT: usize = 65_536;
+
+    /// Parses a tile count `N`: a number in `1..=MAX_COUNT` (`--tiles N`).
+    pub fn parse_count(text: &str) -> Result<usize, String> {
+        let count = text
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("tile count '{text}' is not a number"))?;
+        Self::check_count(count)?;
+        Ok(count)
+    }
+
+    /// Refuses a tile count outside `1..=MAX_COUNT`.
+    fn check_count(count: usize) -> Result<(), String> {
+        if !(1..=Self::MAX_COUNT).contains(&count) {
+            return Err(format!(
+                "tile count {count}: a job splits into 1 to {} tiles",
+                Self::MAX_COUNT
+            ));
+        }
+        Ok(())
+    }
+
+    /// Tile `index` of `count`, checked: `count` in `1..=MAX_COUNT`,
+    /// `index` below it.
+    pub fn new(index: usize, count: usize) -> Result<Self, String> {
+        Self::check_count(count)?;
+        if index >= count {
+            return Err(format!("tile {index}/{count}: I must be in 0..N-1"));
+        }
+        Ok(Tile { index, count })
+    }
+}
+
+/// `I/N`, as `--tile` takes it.
+impl std::fmt::Display for Tile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 impl FromStr for Tile {
     type Err = String;
 
-    /// Parses `I/N`, e.g. `3/16`.
+    /// Parses `I/N`, e.g. `3/16`, N at most [`Tile::MAX_COUNT`].
     fn from_str(text: &str) -> Result<Self, String> {
         let (index, count) = text
             .split_once('/')
             .ok_or_else(|| format!("tile '{text}' is not I/N, e.g. 0/8"))?;
-        let number = |s: &str| {
-            s.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("tile '{text}': '{s}' is not a number"))
-        };
-        let tile = Tile {
-            index: number(index)?,
-            count: number(count)?,
-        };
-        if tile.count == 0 || tile.index >= tile.count {
-            return Err(format!(
-                "tile '{text}': I must be in 0..N-1 and N at least 1"
-            ));
-        }
-        Ok(tile)
+        let index = index
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("tile '{text}': '{index}' is not a number"))?;
+        let count = count
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("tile '{text}': '{count}' is not a number"))?;
+        Tile::new(index, count).map_err(|message| format!("tile '{text}': {message}"))
     }
 }
 
@@ -196,12 +239,12 @@ impl Slabs {
 }
 
 /// The slabs of a job split into `count` tiles, from one pass over its
-/// particle file in chunks.
-fn particle_slabs(path: &Path, count: usize) -> Result<Slabs> {
+/// particle file in chunks, and the file's point count.
+fn particle_slabs(path: &Path, count: usize) -> Result<(Slabs, usize)> {
     let reader = PointReader::open(path)?;
     let mut sample = SlabSample::new(reader.len(), count);
-    reader.for_each_chunk(|_, chunk| sample.add(&chunk.positions))?;
-    Ok(sample.slabs())
+    let total = reader.for_each_chunk(|_, chunk| sample.add(&chunk.positions))?;
+    Ok((sample.slabs(), total))
 }
 
 /// Picks the particles of one tile from the chunks of their file, in
@@ -324,12 +367,18 @@ fn halo_needed(
 /// Runs tile `tile` of the job: its particles, with the part of the cloud
 /// they reach.
 pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
+    // A caller of the library may build a tile past the cap by hand.
+    let tile = Tile::new(tile.index, tile.count).map_err(Error::Invalid)?;
     let mut timings = Timings::default();
     let reading = progress_bar(progress, "reading tile", None);
     let particle_file = particle_path(config);
-    let slabs = timed(&mut timings.load, || {
+    let (slabs, particle_count) = timed(&mut timings.load, || {
         particle_slabs(particle_file, tile.count)
     })?;
+    let provenance = Provenance {
+        tile,
+        job: JobIdentity::with_count(config, particle_count)?,
+    };
     // Particles from their own file; the cloud's own points are picked in
     // the first pass over the cloud.
     let mut particles = match config.particles {
@@ -391,6 +440,7 @@ pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Su
             particles: PointReader::from_cloud(particles),
             indices: Some(&indices),
             output: tile.output_path(&config.output),
+            provenance: Some(provenance),
         },
         progress,
         timings,
@@ -414,6 +464,12 @@ mod tests {
         assert!("16/16".parse::<Tile>().is_err());
         assert!("1/0".parse::<Tile>().is_err());
         assert!("a/2".parse::<Tile>().is_err());
+        assert!("0/65536".parse::<Tile>().is_ok());
+        let error = "0/1000000000".parse::<Tile>().unwrap_err();
+        assert!(error.contains("1 to 65536 tiles"), "{error}");
+        assert_eq!(Tile::parse_count("16"), Ok(16));
+        assert!(Tile::parse_count("0").is_err());
+        assert!(Tile::parse_count("65537").is_err());
         assert_eq!(
             tile.output_path(Path::new("out/projected.ply")),
             Path::new("out/projected.tile-0003-of-0016.ply")
