@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cloud::{Attribute, CentroidSum, Column, PointCloud, Precision, is_finite_point};
 use crate::config::{Config, Particles, Start, Support};
 use crate::error::{Error, Location, Result};
-use crate::io::{self, PlyVertexWriter, PointReader};
+use crate::io::{self, OutputWriter, PointReader};
 use crate::neighbours::Neighbourhood;
 use crate::order::morton_order;
 use crate::projection::{Method, Projected, Projector, Scratch};
@@ -266,7 +266,7 @@ fn project_stream(
     let projector = surface.projector(Method::from(config), config.orientation, config.colours);
     let comments = vec![format!("mlsproj {}", env!("CARGO_PKG_VERSION"))];
     let bar = progress_bar(progress, "projecting", Some(total));
-    let mut writer: Option<PlyVertexWriter> = None;
+    let mut writer: Option<OutputWriter> = None;
     let mut status_counts = [0usize; Status::ALL.len()];
     let mut done = 0usize;
     loop {
@@ -296,7 +296,7 @@ fn project_stream(
             );
             let writer = match &mut writer {
                 Some(writer) => writer,
-                None => writer.insert(PlyVertexWriter::create(
+                None => writer.insert(OutputWriter::create(
                     &output,
                     &io::schema_of(&columns),
                     total,
@@ -775,7 +775,7 @@ pub fn merge(config: &Config, tiles: usize, progress: bool) -> Result<MergeSumma
         "mlsproj {} merge of {tiles} tiles",
         env!("CARGO_PKG_VERSION")
     )];
-    let mut writer = PlyVertexWriter::create(
+    let mut writer = OutputWriter::create(
         &config.output,
         &schema,
         total,

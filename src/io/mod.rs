@@ -7,16 +7,26 @@
 //! Outputs are written atomically (see [`write_ply`]).
 
 mod atomic;
+mod e57;
+mod las;
+mod las_write;
+mod output;
+mod pcd;
 mod ply_read;
 mod ply_write;
 mod scalar;
+mod text_write;
 mod xyz;
 
+pub use e57::{Scans, read_e57};
+pub use las::LasReader;
+pub use output::{OutputFormat, OutputWriter};
 pub use ply_read::PlyVertexReader;
 pub use ply_write::{PlyVertexWriter, schema_of, write_ply};
 
 use crate::cloud::PointCloud;
 use crate::error::{Error, Location, Result};
+use nalgebra::Point3;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -74,30 +84,42 @@ pub fn read_points(path: &Path) -> Result<PointCloud> {
     reader.read_chunk(reader.len())
 }
 
-/// A point file read chunk by chunk: PLY is streamed from disk, so the
-/// number of points is bounded by the disk, not by memory; a text cloud is
-/// parsed whole (its rule for columns needs every row) and handed out in
-/// chunks.
+/// A point file read chunk by chunk: PLY, LAS and LAZ are streamed from
+/// disk, so the number of points is bounded by the disk, not by memory; a
+/// text cloud is parsed whole (its rule for columns needs every row), as
+/// are PCD and E57 files, and handed out in chunks.
 #[derive(Debug)]
 pub enum PointReader {
     /// A PLY file, streamed.
     Ply(Box<PlyVertexReader>),
-    /// A cloud in memory (a parsed text file, or points already read);
-    /// `next` is the first point not yet handed out, `total` the count.
+    /// A LAS or LAZ file, streamed (LAZ decompressed chunk by chunk).
+    Las(Box<LasReader>),
+    /// A cloud in memory (a parsed text, PCD or E57 file, or points already
+    /// read); `next` is the first point not yet handed out, `total` the
+    /// count, `scanners` the scanner positions of an E57 file's scans.
     Memory {
         cloud: PointCloud,
         next: usize,
         total: usize,
+        scanners: Vec<Point3<f64>>,
     },
 }
 
 impl PointReader {
     /// Opens a point file, choosing the reader as [`read_points`] does.
     pub fn open(path: &Path) -> Result<Self> {
-        if is_ply(path)? {
-            Ok(PointReader::Ply(Box::new(PlyVertexReader::open(path)?)))
-        } else {
-            Ok(PointReader::from_cloud(read_text(path)?))
+        match signature(path)? {
+            Signature::Ply => Ok(PointReader::Ply(Box::new(PlyVertexReader::open(path)?))),
+            Signature::Las => Ok(PointReader::Las(Box::new(LasReader::open(path)?))),
+            Signature::E57 => {
+                let Scans { cloud, scanners } = read_e57(path)?;
+                let mut reader = PointReader::from_cloud(cloud);
+                if let PointReader::Memory { scanners: kept, .. } = &mut reader {
+                    *kept = scanners;
+                }
+                Ok(reader)
+            }
+            Signature::Other => Ok(PointReader::from_cloud(read_by_extension(path)?)),
         }
     }
 
@@ -108,6 +130,17 @@ impl PointReader {
             cloud,
             next: 0,
             total,
+            scanners: Vec::new(),
+        }
+    }
+
+    /// Where the scanner of each scan stood, in the cloud's coordinates,
+    /// indexed by the points' `scan_index` attribute: known for E57 files,
+    /// empty for other formats.
+    pub fn scanner_positions(&self) -> &[Point3<f64>] {
+        match self {
+            PointReader::Memory { scanners, .. } => scanners,
+            PointReader::Ply(_) | PointReader::Las(_) => &[],
         }
     }
 
@@ -115,6 +148,7 @@ impl PointReader {
     pub fn len(&self) -> usize {
         match self {
             PointReader::Ply(reader) => reader.len(),
+            PointReader::Las(reader) => reader.len(),
             PointReader::Memory { total, .. } => *total,
         }
     }
@@ -128,6 +162,7 @@ impl PointReader {
     pub fn precision(&self) -> crate::cloud::Precision {
         match self {
             PointReader::Ply(reader) => reader.precision(),
+            PointReader::Las(reader) => reader.precision(),
             PointReader::Memory { cloud, .. } => cloud.precision,
         }
     }
@@ -137,6 +172,7 @@ impl PointReader {
     pub fn read_chunk(&mut self, max: usize) -> Result<PointCloud> {
         match self {
             PointReader::Ply(reader) => reader.read_chunk(max),
+            PointReader::Las(reader) => reader.read_chunk(max),
             PointReader::Memory { cloud, next, .. } => {
                 if *next == 0 && max >= cloud.len() {
                     // All of it at once: hand the cloud over rather than
@@ -154,36 +190,87 @@ impl PointReader {
     }
 }
 
-/// True when `path` starts with the line `ply`; an empty or unreadable
-/// file is an error naming it.
-fn is_ply(path: &Path) -> Result<bool> {
-    let mut start = Vec::with_capacity(4);
+/// What the first bytes of a file say it is.
+enum Signature {
+    /// The line `ply`.
+    Ply,
+    /// `LASF`: LAS or LAZ.
+    Las,
+    /// `ASTM-E57`.
+    E57,
+    /// Anything else: told by the extension.
+    Other,
+}
+
+/// Reads the signature of `path`; an empty or unreadable file is an error
+/// naming it.
+fn signature(path: &Path) -> Result<Signature> {
+    let mut start = Vec::with_capacity(8);
     File::open(path)
-        .and_then(|file| file.take(4).read_to_end(&mut start))
+        .and_then(|file| file.take(8).read_to_end(&mut start))
         .map_err(|error| Error::io(path, error))?;
     if start.is_empty() {
         return Err(Error::format(path, Location::File, "empty file"));
     }
-    Ok(start.starts_with(b"ply\n") || start.starts_with(b"ply\r"))
+    Ok(
+        if start.starts_with(b"ply\n") || start.starts_with(b"ply\r") {
+            Signature::Ply
+        } else if start.starts_with(las::SIGNATURE) {
+            Signature::Las
+        } else if start.starts_with(b"ASTM-E57") {
+            Signature::E57
+        } else {
+            Signature::Other
+        },
+    )
 }
 
-/// Reads a text cloud, or refuses a file that is neither PLY nor text.
-fn read_text(path: &Path) -> Result<PointCloud> {
+/// Reads a PCD or text cloud, or refuses a file whose signature does not
+/// match its extension or whose extension is unknown.
+fn read_by_extension(path: &Path) -> Result<PointCloud> {
     let extension = path
         .extension()
         .and_then(|extension| extension.to_str())
         .map(str::to_ascii_lowercase);
+    let wrong = |what: &str| Err(Error::format(path, Location::File, format!("not {what}")));
     match extension.as_deref() {
         Some("xyz" | "pts" | "txt" | "csv") => xyz::read_text(path),
+        Some("pcd") => pcd::read_pcd(path),
         Some("ply") => Err(Error::format(
             path,
             Location::Line(1),
             "not a PLY file: the first line is not 'ply'",
         )),
+        Some("las" | "laz") => wrong("a LAS file: it does not start with 'LASF'"),
+        Some("e57") => wrong("an E57 file: it does not start with 'ASTM-E57'"),
         _ => Err(Error::format(
             path,
             Location::File,
-            "unsupported format: expected a PLY file or a text cloud (.xyz, .pts, .txt, .csv)",
+            "unsupported format: expected PLY, LAS, LAZ, E57, PCD or a text cloud (.xyz, .pts, .txt, .csv)",
         )),
     }
+}
+
+/// A name for a property read from a file that the PLY header grammar
+/// reads back and that is not among `taken`: characters other than ASCII
+/// letters, digits, `_` and `-` become `_`, a leading digit gets a `_`,
+/// and a taken name gets `_` appended until it is free.
+pub(crate) fn property_name(raw: &str, taken: &[String]) -> String {
+    let mut name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        name.insert(0, '_');
+    }
+    while taken.contains(&name) {
+        name.push('_');
+    }
+    name
 }

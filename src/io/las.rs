@@ -1,0 +1,375 @@
+//! Reading LAS 1.0–1.4 and LAZ files (point formats 0–10) with the `las`
+//! crate, chunk by chunk: a LAZ file is decompressed one chunk of points at
+//! a time (by laz-rs, its chunks decoded in parallel), so memory holds one
+//! chunk, as for PLY.
+//!
+//! Positions become `f64` through the header's scale and offset, so that
+//! UTM-sized coordinates keep their millimetres; every standard field and
+//! every described extra-bytes field becomes a typed attribute.
+
+use crate::cloud::{Attribute, Column, PointCloud, Precision, ScalarKind};
+use crate::error::{Error, Location, Result};
+use las::{PointData, PointDataBuilder, Reader};
+use nalgebra::Point3;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+/// The first bytes of every LAS and LAZ file.
+pub(crate) const SIGNATURE: &[u8; 4] = b"LASF";
+
+/// `user_id` and `record_id` of the VLR that describes the extra bytes.
+pub(crate) const EXTRA_BYTES_USER: &str = "LASF_Spec";
+pub(crate) const EXTRA_BYTES_RECORD: u16 = 4;
+
+/// Bytes of one extra-bytes descriptor in that VLR.
+pub(crate) const DESCRIPTOR_BYTES: usize = 192;
+
+/// The LAS extra-bytes `data_type` codes 1–10 as the column types that hold
+/// them (64-bit integers, which no column holds, as `f64`), with their size.
+pub(crate) fn extra_type(code: u8) -> Option<(ScalarKind, usize)> {
+    Some(match code {
+        1 => (ScalarKind::U8, 1),
+        2 => (ScalarKind::I8, 1),
+        3 => (ScalarKind::U16, 2),
+        4 => (ScalarKind::I16, 2),
+        5 => (ScalarKind::U32, 4),
+        6 => (ScalarKind::I32, 4),
+        7 | 8 => (ScalarKind::F64, 8),
+        9 => (ScalarKind::F32, 4),
+        10 => (ScalarKind::F64, 8),
+        _ => return None,
+    })
+}
+
+/// The names of the standard LAS fields as attributes, in the order they
+/// are read; an extra-bytes field never takes one of these names.
+pub(crate) const STANDARD_FIELDS: [&str; 12] = [
+    "intensity",
+    "return_number",
+    "number_of_returns",
+    "classification",
+    "scan_angle",
+    "user_data",
+    "point_source_id",
+    "gps_time",
+    "red",
+    "green",
+    "blue",
+    "nir",
+];
+
+/// One described field of the extra bytes: where it is in the record and
+/// how it is decoded.
+#[derive(Debug, Clone)]
+struct ExtraField {
+    name: String,
+    /// The `data_type` code (1–10).
+    code: u8,
+    /// Offset in the point record.
+    offset: usize,
+    /// `scale` and `offset` to apply when the descriptor gives them (the
+    /// value is then `f64`).
+    transform: Option<(f64, f64)>,
+}
+
+impl ExtraField {
+    /// The column type the values are kept in.
+    fn kind(&self) -> ScalarKind {
+        match (self.transform, extra_type(self.code)) {
+            (Some(_), _) | (None, None) => ScalarKind::F64,
+            (None, Some((kind, _))) => kind,
+        }
+    }
+
+    /// Appends the field's values in `records` to `column`.
+    fn decode(&self, records: &[u8], stride: usize, column: &mut Column) {
+        let size = extra_type(self.code).map_or(0, |(_, size)| size);
+        let raw = |record: &[u8]| -> f64 {
+            let mut a = [0u8; 8];
+            a[..size].copy_from_slice(&record[self.offset..self.offset + size]);
+            match self.code {
+                1 => f64::from(a[0]),
+                2 => f64::from(a[0] as i8),
+                3 => f64::from(u16::from_le_bytes([a[0], a[1]])),
+                4 => f64::from(i16::from_le_bytes([a[0], a[1]])),
+                5 => f64::from(u32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+                6 => f64::from(i32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+                7 => u64::from_le_bytes(a) as f64,
+                8 => i64::from_le_bytes(a) as f64,
+                9 => f64::from(f32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+                _ => f64::from_le_bytes(a),
+            }
+        };
+        let records = records.chunks_exact(stride);
+        match (column, self.transform) {
+            (Column::F64(values), Some((scale, offset))) => {
+                values.extend(records.map(|r| raw(r) * scale + offset));
+            }
+            (Column::F64(values), None) => values.extend(records.map(raw)),
+            (Column::F32(values), _) => values.extend(records.map(|r| raw(r) as f32)),
+            (Column::U8(values), _) => values.extend(records.map(|r| raw(r) as u8)),
+            (Column::I8(values), _) => values.extend(records.map(|r| raw(r) as i8)),
+            (Column::U16(values), _) => values.extend(records.map(|r| raw(r) as u16)),
+            (Column::I16(values), _) => values.extend(records.map(|r| raw(r) as i16)),
+            (Column::U32(values), _) => values.extend(records.map(|r| raw(r) as u32)),
+            (Column::I32(values), _) => values.extend(records.map(|r| raw(r) as i32)),
+        }
+    }
+}
+
+/// Reads the extra-bytes descriptors of the header; fields the file does
+/// not describe (data type 0, deprecated arrays) are skipped, and a
+/// description that does not fit the records is refused.
+fn extra_fields(path: &Path, header: &las::Header, record_len: usize) -> Result<Vec<ExtraField>> {
+    let extra = usize::from(header.point_format().extra_bytes);
+    let Some(vlr) = header
+        .all_vlrs()
+        .find(|vlr| vlr.user_id == EXTRA_BYTES_USER && vlr.record_id == EXTRA_BYTES_RECORD)
+    else {
+        return Ok(Vec::new());
+    };
+    let mut offset = record_len - extra;
+    let mut fields = Vec::new();
+    let mut names: Vec<String> = STANDARD_FIELDS.map(String::from).to_vec();
+    for descriptor in vlr.data.chunks_exact(DESCRIPTOR_BYTES) {
+        let code = descriptor[2];
+        let options = descriptor[3];
+        let size = match code {
+            0 => usize::from(options),
+            1..=10 => extra_type(code).map_or(0, |(_, size)| size),
+            11..=30 => {
+                extra_type((code - 1) % 10 + 1).map_or(0, |(_, size)| size)
+                    * usize::from((code - 1) / 10 + 1)
+            }
+            _ => {
+                return Err(Error::format(
+                    path,
+                    Location::File,
+                    format!("extra-bytes descriptor with unknown data type {code}"),
+                ));
+            }
+        };
+        if offset + size > record_len {
+            return Err(Error::format(
+                path,
+                Location::File,
+                format!(
+                    "the extra-bytes descriptors describe more than the {extra} extra bytes of a point"
+                ),
+            ));
+        }
+        if (1..=10).contains(&code) {
+            let raw_name = &descriptor[4..36];
+            let end = raw_name.iter().position(|b| *b == 0).unwrap_or(32);
+            let name = super::property_name(&String::from_utf8_lossy(&raw_name[..end]), &names);
+            let f64_at = |at: usize| {
+                f64::from_le_bytes(descriptor[at..at + 8].try_into().unwrap_or_default())
+            };
+            let transform = (options & 0b1_1000 != 0).then(|| {
+                let scale = if options & 0b1000 != 0 {
+                    f64_at(112)
+                } else {
+                    1.0
+                };
+                let shift = if options & 0b1_0000 != 0 {
+                    f64_at(136)
+                } else {
+                    0.0
+                };
+                (scale, shift)
+            });
+            names.push(name.clone());
+            fields.push(ExtraField {
+                name,
+                code,
+                offset,
+                transform,
+            });
+        }
+        offset += size;
+    }
+    Ok(fields)
+}
+
+/// A LAS or LAZ file read chunk by chunk.
+pub struct LasReader {
+    path: PathBuf,
+    reader: Reader,
+    /// Reused buffer of decoded point records.
+    buffer: PointData,
+    extra: Vec<ExtraField>,
+    total: usize,
+    read: usize,
+}
+
+impl std::fmt::Debug for LasReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LasReader")
+            .field("path", &self.path)
+            .field("total", &self.total)
+            .field("read", &self.read)
+            .finish()
+    }
+}
+
+/// A fault of the `las` crate as a one-line refusal naming the file.
+fn las_error(path: &Path, error: las::Error) -> Error {
+    match error {
+        las::Error::Io(error) => Error::io(path, error),
+        error => Error::format(path, Location::File, error.to_string()),
+    }
+}
+
+impl LasReader {
+    /// Opens a LAS or LAZ file and reads its header; a file whose points
+    /// cannot fit in it is refused here rather than when reading them.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|error| Error::io(path, error))?;
+        let size = file
+            .metadata()
+            .map_err(|error| Error::io(path, error))?
+            .len();
+        let reader = Reader::new(BufReader::with_capacity(1 << 16, file))
+            .map_err(|error| las_error(path, error))?;
+        let header = reader.header();
+        let buffer = PointDataBuilder::new().for_header(header).build();
+        let record_len = buffer.record_len();
+        let total = header.number_of_points();
+        let format = header.point_format();
+        // LAZ stores at least a few bits a point; LAS the whole record.
+        let least = if format.is_compressed {
+            1
+        } else {
+            record_len as u64 * 8
+        };
+        if total.saturating_mul(least) / 8 > size {
+            return Err(Error::format(
+                path,
+                Location::File,
+                format!(
+                    "the header declares {total} points, more than the file's {size} bytes can hold"
+                ),
+            ));
+        }
+        let extra = extra_fields(path, header, record_len)?;
+        Ok(LasReader {
+            path: path.to_path_buf(),
+            total: usize::try_from(total).unwrap_or(usize::MAX),
+            reader,
+            buffer,
+            extra,
+            read: 0,
+        })
+    }
+
+    /// Number of points the header declares.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// True when the file has no point.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Positions are scaled integers that `f32` cannot hold at UTM sizes.
+    pub fn precision(&self) -> Precision {
+        Precision::Double
+    }
+
+    /// The next up to `max` points: positions, and as attributes `intensity`
+    /// (u16), `return_number`, `number_of_returns`, `classification` and
+    /// `user_data` (u8), `scan_angle` (f32, degrees), `point_source_id`
+    /// (u16), `gps_time` (f64, when the format has it), `red green blue`
+    /// (u16, kept at 16 bits, when it has colour), `nir` (u16) and every
+    /// described extra-bytes field under its (sanitised) name.
+    pub fn read_chunk(&mut self, max: usize) -> Result<PointCloud> {
+        let rows = max.min(self.total - self.read);
+        let filled = self
+            .reader
+            .fill_points(rows as u64, &mut self.buffer)
+            .map_err(|error| las_error(&self.path, error))?;
+        if (filled as usize) < rows {
+            return Err(Error::format(
+                &self.path,
+                Location::Element {
+                    element: "point".to_string(),
+                    index: self.read + filled as usize,
+                },
+                "the file ends before its last point",
+            ));
+        }
+        self.read += rows;
+        Ok(self.decode())
+    }
+
+    /// The points of the buffer as a cloud.
+    fn decode(&self) -> PointCloud {
+        let data = &self.buffer;
+        let format = data.format();
+        let positions = data
+            .x()
+            .zip(data.y())
+            .zip(data.z())
+            .map(|((x, y), z)| Point3::new(x, y, z))
+            .collect();
+        let mut attributes = Vec::new();
+        let mut push = |name: &str, values: Column| {
+            attributes.push(Attribute {
+                name: name.to_string(),
+                values,
+            });
+        };
+        push("intensity", Column::U16(data.intensity().collect()));
+        push("return_number", Column::U8(data.return_number().collect()));
+        push(
+            "number_of_returns",
+            Column::U8(data.number_of_returns().collect()),
+        );
+        push(
+            "classification",
+            Column::U8(data.classification().collect()),
+        );
+        push(
+            "scan_angle",
+            Column::F32(data.scan_angle_degrees().collect()),
+        );
+        push("user_data", Column::U8(data.user_data().collect()));
+        push(
+            "point_source_id",
+            Column::U16(data.point_source_id().collect()),
+        );
+        if let Some(times) = data.gps_time() {
+            push("gps_time", Column::F64(times.collect()));
+        }
+        if let Some(rgb) = data.rgb() {
+            let (mut red, mut green, mut blue) = (Vec::new(), Vec::new(), Vec::new());
+            for (r, g, b) in rgb {
+                red.push(r);
+                green.push(g);
+                blue.push(b);
+            }
+            push("red", Column::U16(red));
+            push("green", Column::U16(green));
+            push("blue", Column::U16(blue));
+        }
+        if format.has_nir
+            && let Some(nir) = data.nir()
+        {
+            push("nir", Column::U16(nir.collect()));
+        }
+        for field in &self.extra {
+            let mut column = super::scalar::empty_column(field.kind(), data.len());
+            field.decode(data.raw_bytes(), data.record_len(), &mut column);
+            push(&field.name, column);
+        }
+        PointCloud {
+            positions,
+            normals: None,
+            colours: None,
+            attributes,
+            precision: Precision::Double,
+        }
+    }
+}
