@@ -192,6 +192,39 @@ fn extra_fields(path: &Path, header: &las::Header, record_len: usize) -> Result<
     Ok(fields)
 }
 
+/// Refuses a LAZ file whose compressed items (in its `laszip encoded` VLR)
+/// do not add up to its point records: laz-rs asserts they do.
+fn check_laszip_items(path: &Path, header: &las::Header, record_len: usize) -> Result<()> {
+    let items = header
+        .all_vlrs()
+        .find(|vlr| vlr.user_id == "laszip encoded" && vlr.record_id == 22204)
+        .and_then(|vlr| {
+            // 34 bytes of settings, the item count, then 6 bytes an item
+            // (type, size, version, each u16).
+            let count = usize::from(u16::from_le_bytes([*vlr.data.get(32)?, *vlr.data.get(33)?]));
+            let items = vlr.data.get(34..34 + 6 * count)?;
+            Some(
+                items
+                    .chunks_exact(6)
+                    .map(|item| usize::from(u16::from_le_bytes([item[2], item[3]])))
+                    .sum::<usize>(),
+            )
+        });
+    match items {
+        Some(size) if size == record_len => Ok(()),
+        Some(size) => Err(Error::format(
+            path,
+            Location::File,
+            format!("the LAZ items take {size} bytes a point, the header's records {record_len}"),
+        )),
+        None => Err(Error::format(
+            path,
+            Location::File,
+            "compressed, but without a readable 'laszip encoded' VLR",
+        )),
+    }
+}
+
 /// A LAS or LAZ file read chunk by chunk.
 pub struct LasReader {
     path: PathBuf,
@@ -252,6 +285,9 @@ impl LasReader {
                 ),
             ));
         }
+        if format.is_compressed {
+            check_laszip_items(path, header, record_len)?;
+        }
         let extra = extra_fields(path, header, record_len)?;
         Ok(LasReader {
             path: path.to_path_buf(),
@@ -286,19 +322,28 @@ impl LasReader {
     /// described extra-bytes field under its (sanitised) name.
     pub fn read_chunk(&mut self, max: usize) -> Result<PointCloud> {
         let rows = max.min(self.total - self.read);
-        let filled = self
-            .reader
-            .fill_points(rows as u64, &mut self.buffer)
-            .map_err(|error| las_error(&self.path, error))?;
-        if (filled as usize) < rows {
-            return Err(Error::format(
+        let truncated = || {
+            Error::format(
                 &self.path,
                 Location::Element {
                     element: "point".to_string(),
-                    index: self.read + filled as usize,
+                    index: self.read,
                 },
-                "the file ends before its last point",
-            ));
+                format!(
+                    "the file ends before its last point ({} declared)",
+                    self.total
+                ),
+            )
+        };
+        let filled = match self.reader.fill_points(rows as u64, &mut self.buffer) {
+            Ok(filled) => filled,
+            Err(las::Error::Io(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(truncated());
+            }
+            Err(error) => return Err(las_error(&self.path, error)),
+        };
+        if (filled as usize) < rows {
+            return Err(truncated());
         }
         self.read += rows;
         Ok(self.decode())

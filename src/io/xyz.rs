@@ -407,7 +407,10 @@ mod tests {
         let none = dir.path().join("none.xyz");
         std::fs::write(&none, "# comment\nhello there\n").unwrap();
         let err = read_text(&none).unwrap_err().to_string();
-        assert!(err.contains("line 2") && err.contains("hello there"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("hello there"),
+            "{err}"
+        );
     }
 
     #[test]
