@@ -7,13 +7,17 @@
 //! UTM-sized coordinates keep their millimetres; every standard field and
 //! every described extra-bytes field becomes a typed attribute.
 
+use super::scalar::Scalar;
 use crate::cloud::{Attribute, Column, PointCloud, Precision, ScalarKind};
 use crate::error::{Error, Location, Result};
-use las::{PointData, PointDataBuilder, Reader};
+use las::{LazParallelism, PointData, PointDataBuilder, Reader, ReaderOptions};
 use nalgebra::Point3;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek};
 use std::path::{Path, PathBuf};
+
+/// LAZ files of more points than this are decompressed in parallel.
+const PARALLEL_POINTS: u64 = 150_000;
 
 /// The first bytes of every LAS and LAZ file.
 pub(crate) const SIGNATURE: &[u8; 4] = b"LASF";
@@ -234,6 +238,8 @@ pub struct LasReader {
     extra: Vec<ExtraField>,
     total: usize,
     read: usize,
+    /// True after decompression panicked: the decoder's state is unknown.
+    broken: bool,
 }
 
 impl std::fmt::Debug for LasReader {
@@ -263,7 +269,20 @@ impl LasReader {
             .metadata()
             .map_err(|error| Error::io(path, error))?
             .len();
-        let reader = Reader::new(BufReader::with_capacity(1 << 16, file))
+        // Threads pay off from a few LAZ chunks (of usually 50,000 points)
+        // on; a small file is decoded faster without waking them.
+        let parallel = match las::Header::new(BufReader::new(&file)) {
+            Ok(header) => header.number_of_points() > PARALLEL_POINTS,
+            Err(error) => return Err(las_error(path, error)),
+        };
+        let options = ReaderOptions::default().with_laz_parallelism(if parallel {
+            LazParallelism::Yes
+        } else {
+            LazParallelism::No
+        });
+        let mut file = file;
+        file.rewind().map_err(|error| Error::io(path, error))?;
+        let reader = Reader::with_options(BufReader::with_capacity(1 << 16, file), options)
             .map_err(|error| las_error(path, error))?;
         let header = reader.header();
         let buffer = PointDataBuilder::new().for_header(header).build();
@@ -296,6 +315,7 @@ impl LasReader {
             buffer,
             extra,
             read: 0,
+            broken: false,
         })
     }
 
@@ -319,7 +339,8 @@ impl LasReader {
     /// `user_data` (u8), `scan_angle` (f32, degrees), `point_source_id`
     /// (u16), `gps_time` (f64, when the format has it), `red green blue`
     /// (u16, kept at 16 bits, when it has colour), `nir` (u16) and every
-    /// described extra-bytes field under its (sanitised) name.
+    /// described extra-bytes field under its (sanitised) name, except
+    /// `nx ny nz` (all three), which are the normals.
     pub fn read_chunk(&mut self, max: usize) -> Result<PointCloud> {
         let rows = max.min(self.total - self.read);
         let truncated = || {
@@ -335,7 +356,31 @@ impl LasReader {
                 ),
             )
         };
-        let filled = match self.reader.fill_points(rows as u64, &mut self.buffer) {
+        if self.broken {
+            return Err(Error::format(
+                &self.path,
+                Location::File,
+                "reading stopped at an earlier fault",
+            ));
+        }
+        // laz-rs panics on some corrupt compressed data instead of failing:
+        // the panic is caught here and the reader not used again.
+        let (reader, buffer) = (&mut self.reader, &mut self.buffer);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reader.fill_points(rows as u64, buffer)
+        }));
+        let Ok(outcome) = outcome else {
+            self.broken = true;
+            return Err(Error::format(
+                &self.path,
+                Location::Element {
+                    element: "point".to_string(),
+                    index: self.read,
+                },
+                "the compressed points are corrupt",
+            ));
+        };
+        let filled = match outcome {
             Ok(filled) => filled,
             Err(las::Error::Io(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
                 return Err(truncated());
@@ -409,9 +454,27 @@ impl LasReader {
             field.decode(data.raw_bytes(), data.record_len(), &mut column);
             push(&field.name, column);
         }
+        // Normals written by mlsproj (or anyone) as extra bytes `nx ny nz`.
+        const NORMAL: [&str; 3] = ["nx", "ny", "nz"];
+        let normals = NORMAL
+            .iter()
+            .all(|name| attributes.iter().any(|a| a.name == *name))
+            .then(|| {
+                let mut axes: Vec<Vec<f32>> = Vec::with_capacity(3);
+                for name in NORMAL {
+                    let at = attributes.iter().position(|a| a.name == name).unwrap_or(0);
+                    let column = attributes.remove(at).values;
+                    axes.push(crate::with_column!(column, values => {
+                        values.iter().map(|v| v.to_f64() as f32).collect()
+                    }));
+                }
+                (0..data.len())
+                    .map(|i| nalgebra::Vector3::new(axes[0][i], axes[1][i], axes[2][i]))
+                    .collect()
+            });
         PointCloud {
             positions,
-            normals: None,
+            normals,
             colours: None,
             attributes,
             precision: Precision::Double,
