@@ -313,6 +313,11 @@ fn malformed() -> Vec<Malformed> {
         case(
             "scan.las",
             b"LASF\0\0\x01\x02".to_vec(),
+            &["ends inside its header"],
+        ),
+        case(
+            "scan.obj",
+            b"v 1 2 3\n".to_vec(),
             &["unsupported format"],
         ),
         case(

@@ -255,6 +255,9 @@ impl std::fmt::Debug for LasReader {
 /// A fault of the `las` crate as a one-line refusal naming the file.
 fn las_error(path: &Path, error: las::Error) -> Error {
     match error {
+        las::Error::Io(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::format(path, Location::File, "the file ends inside its header")
+        }
         las::Error::Io(error) => Error::io(path, error),
         error => Error::format(path, Location::File, error.to_string()),
     }
