@@ -13,7 +13,7 @@ use crate::error::{Error, Location, Result};
 use las::{LazParallelism, PointData, PointDataBuilder, Reader, ReaderOptions};
 use nalgebra::Point3;
 use std::fs::File;
-use std::io::{BufReader, Seek};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// LAZ files of more points than this are decompressed in parallel.
@@ -229,6 +229,44 @@ fn check_laszip_items(path: &Path, header: &las::Header, record_len: usize) -> R
     }
 }
 
+/// Refuses a LAZ file whose chunk table declares more chunks than it has
+/// bytes: laz-rs allocates the table first (16 bytes a chunk), so a corrupt
+/// count would exhaust memory. The table is found as laz-rs finds it: at
+/// the offset stored at the start of the point data, or, when that offset
+/// was never written, at the offset stored in the file's last 8 bytes.
+fn check_chunk_table(path: &Path, size: u64) -> Result<()> {
+    let bad = |message: &str| Error::format(path, Location::File, message.to_string());
+    let mut file = BufReader::new(File::open(path).map_err(|error| Error::io(path, error))?);
+    let raw = las::raw::Header::read_from(&mut file).map_err(|error| las_error(path, error))?;
+    let data_start = u64::from(raw.offset_to_point_data);
+    let mut word = [0u8; 8];
+    let read_at = |file: &mut BufReader<File>, at: SeekFrom, bytes: &mut [u8]| {
+        file.seek(at).and_then(|_| file.read_exact(bytes)).ok()
+    };
+    read_at(&mut file, SeekFrom::Start(data_start), &mut word)
+        .ok_or_else(|| bad("the file ends before its compressed points"))?;
+    let mut table = i64::from_le_bytes(word);
+    if table <= data_start as i64 {
+        read_at(&mut file, SeekFrom::End(-8), &mut word)
+            .ok_or_else(|| bad("the file ends before its chunk table"))?;
+        table = i64::from_le_bytes(word);
+    }
+    let mut counts = [0u8; 8];
+    let table = u64::try_from(table).unwrap_or(u64::MAX);
+    if table <= data_start || read_at(&mut file, SeekFrom::Start(table), &mut counts).is_none() {
+        return Err(bad("the LAZ chunk table is missing or outside the file"));
+    }
+    let chunks = u64::from(u32::from_le_bytes([
+        counts[4], counts[5], counts[6], counts[7],
+    ]));
+    if chunks > size {
+        return Err(bad(&format!(
+            "the LAZ chunk table declares {chunks} chunks, more than the file's {size} bytes can hold"
+        )));
+    }
+    Ok(())
+}
+
 /// A LAS or LAZ file read chunk by chunk.
 pub struct LasReader {
     path: PathBuf,
@@ -309,6 +347,7 @@ impl LasReader {
         }
         if format.is_compressed {
             check_laszip_items(path, header, record_len)?;
+            check_chunk_table(path, size)?;
         }
         let extra = extra_fields(path, header, record_len)?;
         Ok(LasReader {
