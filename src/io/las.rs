@@ -310,23 +310,11 @@ impl LasReader {
             .metadata()
             .map_err(|error| Error::io(path, error))?
             .len();
-        // Threads pay off from a few LAZ chunks (of usually 50,000 points)
-        // on; a small file is decoded faster without waking them.
-        let parallel = match las::Header::new(BufReader::new(&file)) {
-            Ok(header) => header.number_of_points() > PARALLEL_POINTS,
-            Err(error) => return Err(las_error(path, error)),
-        };
-        let options = ReaderOptions::default().with_laz_parallelism(if parallel {
-            LazParallelism::Yes
-        } else {
-            LazParallelism::No
-        });
-        let mut file = file;
-        file.rewind().map_err(|error| Error::io(path, error))?;
-        let reader = Reader::with_options(BufReader::with_capacity(1 << 16, file), options)
-            .map_err(|error| las_error(path, error))?;
-        let header = reader.header();
-        let buffer = PointDataBuilder::new().for_header(header).build();
+        // The header is checked before the `las` reader is made: laz-rs
+        // reads the chunk table (and trusts its count) as it starts.
+        let header =
+            las::Header::new(BufReader::new(&file)).map_err(|error| las_error(path, error))?;
+        let buffer = PointDataBuilder::new().for_header(&header).build();
         let record_len = buffer.record_len();
         let total = header.number_of_points();
         let format = header.point_format();
@@ -346,10 +334,21 @@ impl LasReader {
             ));
         }
         if format.is_compressed {
-            check_laszip_items(path, header, record_len)?;
+            check_laszip_items(path, &header, record_len)?;
             check_chunk_table(path, size)?;
         }
-        let extra = extra_fields(path, header, record_len)?;
+        let extra = extra_fields(path, &header, record_len)?;
+        // Threads pay off from a few LAZ chunks (of usually 50,000 points)
+        // on; a small file is decoded faster without waking them.
+        let options = ReaderOptions::default().with_laz_parallelism(if total > PARALLEL_POINTS {
+            LazParallelism::Yes
+        } else {
+            LazParallelism::No
+        });
+        let mut file = file;
+        file.rewind().map_err(|error| Error::io(path, error))?;
+        let reader = Reader::with_options(BufReader::with_capacity(1 << 16, file), options)
+            .map_err(|error| las_error(path, error))?;
         Ok(LasReader {
             path: path.to_path_buf(),
             total: usize::try_from(total).unwrap_or(usize::MAX),
