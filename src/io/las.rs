@@ -267,6 +267,41 @@ fn check_chunk_table(path: &Path, size: u64) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a LAS 1.4 file whose extended VLRs declare more bytes than the
+/// file has: the `las` crate allocates each one's declared length (a u64)
+/// before reading it.
+fn check_evlrs(path: &Path, size: u64) -> Result<()> {
+    let mut file = BufReader::new(File::open(path).map_err(|error| Error::io(path, error))?);
+    let raw = las::raw::Header::read_from(&mut file).map_err(|error| las_error(path, error))?;
+    let Some(evlr) = raw.evlr else {
+        return Ok(());
+    };
+    let mut at = evlr.start_of_first_evlr;
+    for _ in 0..evlr.number_of_evlrs {
+        // 60 bytes of header; the record's length at byte 20.
+        let mut header = [0u8; 60];
+        file.seek(SeekFrom::Start(at))
+            .and_then(|_| file.read_exact(&mut header))
+            .map_err(|_| {
+                Error::format(
+                    path,
+                    Location::File,
+                    "the file ends inside its extended VLRs",
+                )
+            })?;
+        let length = u64::from_le_bytes(header[20..28].try_into().unwrap_or_default());
+        at = at.saturating_add(60).saturating_add(length);
+        if at > size {
+            return Err(Error::format(
+                path,
+                Location::File,
+                format!("an extended VLR declares {length} bytes, more than the file holds"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A LAS or LAZ file read chunk by chunk.
 pub struct LasReader {
     path: PathBuf,
@@ -312,6 +347,7 @@ impl LasReader {
             .len();
         // The header is checked before the `las` reader is made: laz-rs
         // reads the chunk table (and trusts its count) as it starts.
+        check_evlrs(path, size)?;
         let header =
             las::Header::new(BufReader::new(&file)).map_err(|error| las_error(path, error))?;
         let buffer = PointDataBuilder::new().for_header(&header).build();
