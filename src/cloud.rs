@@ -227,6 +227,13 @@ impl Column {
         }
     }
 
+    /// Every value as `f64` (exact for every type but 64-bit integers,
+    /// which PLY has none of).
+    #[allow(clippy::useless_conversion, reason = "the identity for f64 columns")]
+    pub fn to_f64(&self) -> Vec<f64> {
+        with_column!(self, values => values.iter().map(|&v| f64::from(v)).collect())
+    }
+
     /// Number of values.
     pub fn len(&self) -> usize {
         with_column!(self, values => values.len())

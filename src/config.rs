@@ -441,6 +441,7 @@ impl Config {
         if let Particles::File(p) = &self.particles {
             inputs.push(("particle file", p));
         }
+        crate::io::OutputFormat::from_path(&self.output).map_err(|error| error.to_string())?;
         crate::io::check_output(&self.output, &inputs)
     }
 }

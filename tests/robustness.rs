@@ -313,8 +313,9 @@ fn malformed() -> Vec<Malformed> {
         case(
             "scan.las",
             b"LASF\0\0\x01\x02".to_vec(),
-            &["unsupported format"],
+            &["ends inside its header"],
         ),
+        case("scan.obj", b"v 1 2 3\n".to_vec(), &["unsupported format"]),
         case(
             "truncated.ply",
             ply(&xyz_header(binary, "float", 5), &[0; 3 * 12 + 5]),

@@ -145,6 +145,12 @@ impl AtomicFile {
         &self.path
     }
 
+    /// A second handle on the temporary file, for writers that must seek
+    /// (LAS goes back to its header when it closes).
+    pub(crate) fn handle(&self) -> Result<std::fs::File> {
+        self.file.try_clone().map_err(|e| Error::io(&self.path, e))
+    }
+
     /// Appends `bytes`; callers buffer, so this goes straight to the file.
     pub(crate) fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         self.file

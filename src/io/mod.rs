@@ -1,5 +1,7 @@
 //! Reading and writing point files: PLY (ascii, binary little- and
-//! big-endian) and text clouds (`.xyz`, `.pts`, `.txt`, `.csv`).
+//! big-endian), LAS and LAZ, text clouds (`.xyz`, `.pts`, `.txt`, `.csv`)
+//! both ways; E57 and PCD read only. The output's format follows its
+//! extension ([`OutputFormat`], [`OutputWriter`]).
 //!
 //! PLY headers are parsed and written with ply-rs-bw; bodies are decoded and
 //! encoded here, a property at a time over large blocks, because per-element
@@ -8,18 +10,27 @@
 //! input or a device ([`check_output`]).
 
 pub(crate) mod atomic;
+mod e57;
+mod las;
+mod las_write;
+mod output;
 mod paths;
+mod pcd;
 mod ply_layout;
 mod ply_read;
 mod ply_write;
 mod reader;
 mod record;
 mod scalar;
+mod text_write;
 mod xyz;
 
 pub use atomic::NAMED_TEMP_VARIABLE;
 #[cfg(unix)]
 pub use atomic::remove_temps_on_signals;
+pub use e57::{Scans, read_e57};
+pub use las::LasReader;
+pub use output::{OutputFormat, OutputWriter};
 pub use paths::{check_not_input, check_output, tile_path};
 pub use ply_read::PlyVertexReader;
 pub use ply_write::{PlyVertexWriter, schema_of, write_ply};
@@ -82,76 +93,145 @@ impl From<Encoding> for PlyEncoding {
     }
 }
 
-/// Reads a point file, choosing the reader by content so that a PLY file is
-/// recognised whatever its name.
+/// Reads a point file, choosing the reader by content so that a PLY, LAS
+/// or E57 file is recognised whatever its name.
 ///
 /// A file starting with the line `ply` is read as PLY (see
-/// [`PlyVertexReader`]). Otherwise the extensions `.xyz`, `.pts`, `.txt` and
-/// `.csv` (any case) are text clouds; anything else is an error.
+/// [`PlyVertexReader`]), one starting with `LASF` as LAS or LAZ (see
+/// [`LasReader`]), one starting with `ASTM-E57` as E57 (see [`read_e57`]).
+/// Otherwise the extension (any case) decides: `.pcd` is PCD (ascii,
+/// binary or binary_compressed; `x y z` positions, `normal_x normal_y
+/// normal_z` normals, packed `rgb`/`rgba` colours, every other field an
+/// attribute of its type), `.xyz`, `.pts`, `.txt` and `.csv` are text
+/// clouds; anything else is an error.
 ///
 /// # Text clouds
 ///
-/// One point per line, values separated by whitespace, commas or both.
-/// Blank lines and lines starting with `#` or `//` are ignored. Lines before
-/// the first point that are not all numbers (column names such as `X Y Z`)
-/// or that are a single non-negative integer (the point count of `.pts`)
-/// are skipped, as are such count lines between the scans of a `.pts`;
-/// after the first point, every line must have the same number of values,
-/// all numbers (`nan` and `inf` are kept). Empty values between commas are
-/// ignored (`1,,2,3` is `1 2 3`). Positions are kept as
-/// `f64` ([`crate::Precision::Double`]). The columns are read by their count:
+/// One point per line, values separated by whitespace (tabs too), commas,
+/// semicolons or a mix. Blank lines and lines starting with `#` or `//`
+/// are ignored. Lines before the first point that are not all numbers
+/// (column names such as `X Y Z`) or that are a single non-negative
+/// integer (the point count of `.pts`) are skipped, as are such count lines
+/// between the scans of a `.pts`; after the first point, every line must
+/// have the same number of values, all numbers (`nan` and `inf` are kept).
+/// Empty values between separators are ignored (`1,,2,3` is `1 2 3`). A
+/// file without a point is an error naming the first line that is not
+/// one. Positions are kept as `f64` ([`crate::Precision::Double`]).
+///
+/// The columns are decided once per file, not per row. When the last line
+/// before the first point (a comment too, its `#` or `//` removed) has one
+/// name per column and names `x y z`, the names decide (any case):
+/// `x y z`; `nx ny nz` or `normal_x …` (all three) normals; `red green
+/// blue`, `r g b` or `diffuse_*` (all three) colours, as by the rule for
+/// colour columns below; `intensity` or `i` an `f32` attribute; every other
+/// column an `f64` attribute under its name. Otherwise the count decides:
 ///
 /// | count | columns |
 /// |-------|---------|
 /// | 3 | `x y z` |
 /// | 4 | `x y z intensity` |
-/// | 6 | `x y z red green blue` if columns 4–6 are all integers in 0..=255 (and not all unit axis vectors such as `0 0 1`, which are normals); else `x y z nx ny nz` |
+/// | 6 | `x y z red green blue` when columns 4–6 are colours by the rule below; else `x y z nx ny nz` |
 /// | 7 | `x y z intensity red green blue` (the PTS convention) |
-/// | 9 | `x y z red green blue nx ny nz` if columns 4–6 are colours by the rule for 6; else `x y z nx ny nz red green blue` |
+/// | 9 | `x y z red green blue nx ny nz` when columns 4–6 are colours by the rule below; else `x y z nx ny nz red green blue` |
 /// | other ≥ 3 | `x y z`, then `f64` attributes `field_3`, `field_4`, … (0-based column numbers) |
 /// | < 3 | error |
 ///
-/// Intensity becomes an `f32` attribute `intensity`, normals `f32`. Colour
-/// columns of the 7- and 9-column layouts that are not integers in 0..=255
-/// are scaled by 255 when all lie in 0..=1, else kept as `f64` attributes
-/// `red green blue`.
+/// Columns 4–6 are colours, not normals, when they are integers in 0..=255
+/// and not all unit axis vectors (`0 0 1` rows are normals of an
+/// axis-aligned surface), or when they all lie in 0..=1 and are not all
+/// unit vectors (length within 1%, or zero): such colours are scaled by
+/// 255. Intensity becomes an `f32` attribute `intensity`, normals `f32`.
+/// Colour columns that are known to be colours (named, or of the 7- and
+/// 9-column layouts) and are not integers in 0..=255 are scaled by 255
+/// when all lie in 0..=1, else kept as `f64` attributes `red green blue`.
 pub fn read_points(path: &Path) -> Result<PointCloud> {
     let mut reader = PointReader::open(path)?;
     reader.read_chunk(reader.len())
 }
 
-/// True when `path` starts with the line `ply`; an empty or unreadable
-/// file is an error naming it.
-fn is_ply(path: &Path) -> Result<bool> {
-    let mut start = Vec::with_capacity(4);
+/// What the first bytes of a file say it is.
+pub(crate) enum Signature {
+    /// The line `ply`.
+    Ply,
+    /// `LASF`: LAS or LAZ.
+    Las,
+    /// `ASTM-E57`.
+    E57,
+    /// Anything else: told by the extension.
+    Other,
+}
+
+/// Reads the signature of `path`; an empty or unreadable file is an error
+/// naming it.
+pub(crate) fn signature(path: &Path) -> Result<Signature> {
+    let mut start = Vec::with_capacity(8);
     File::open(path)
-        .and_then(|file| file.take(4).read_to_end(&mut start))
+        .and_then(|file| file.take(8).read_to_end(&mut start))
         .map_err(|error| Error::io(path, error))?;
     if start.is_empty() {
         return Err(Error::format(path, Location::File, "empty file"));
     }
-    Ok(start.starts_with(b"ply\n") || start.starts_with(b"ply\r"))
+    Ok(
+        if start.starts_with(b"ply\n") || start.starts_with(b"ply\r") {
+            Signature::Ply
+        } else if start.starts_with(las::SIGNATURE) {
+            Signature::Las
+        } else if start.starts_with(b"ASTM-E57") {
+            Signature::E57
+        } else {
+            Signature::Other
+        },
+    )
 }
 
-/// Reads a text cloud, or refuses a file that is neither PLY nor text.
-fn read_text(path: &Path) -> Result<PointCloud> {
+/// Reads a PCD or text cloud, or refuses a file whose signature does not
+/// match its extension or whose extension is unknown.
+pub(crate) fn read_by_extension(path: &Path) -> Result<PointCloud> {
     let extension = path
         .extension()
         .and_then(|extension| extension.to_str())
         .map(str::to_ascii_lowercase);
+    let wrong = |what: &str| Err(Error::format(path, Location::File, format!("not {what}")));
     match extension.as_deref() {
         Some("xyz" | "pts" | "txt" | "csv") => xyz::read_text(path),
+        Some("pcd") => pcd::read_pcd(path),
         Some("ply") => Err(Error::format(
             path,
             Location::Line(1),
             "not a PLY file: the first line is not 'ply'",
         )),
+        Some("las" | "laz") => wrong("a LAS file: it does not start with 'LASF'"),
+        Some("e57") => wrong("an E57 file: it does not start with 'ASTM-E57'"),
         _ => Err(Error::format(
             path,
             Location::File,
-            "unsupported format: expected a PLY file or a text cloud (.xyz, .pts, .txt, .csv)",
+            "unsupported format: expected PLY, LAS, LAZ, E57, PCD or a text cloud (.xyz, .pts, .txt, .csv)",
         )),
     }
+}
+
+/// A name for a property read from a file that the PLY header grammar
+/// reads back and that is not among `taken`: characters other than ASCII
+/// letters, digits, `_` and `-` become `_`, a leading digit gets a `_`,
+/// and a taken name gets `_` appended until it is free.
+pub(crate) fn property_name(raw: &str, taken: &[String]) -> String {
+    let mut name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        name.insert(0, '_');
+    }
+    while taken.contains(&name) {
+        name.push('_');
+    }
+    name
 }
 
 /// Writes `text` to `path` atomically (a temporary file renamed into

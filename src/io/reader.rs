@@ -6,22 +6,27 @@ use std::path::Path;
 use crate::cloud::{PointCloud, Precision};
 use crate::error::Result;
 
-use super::{PlyVertexReader, is_ply, read_text};
+use nalgebra::Point3;
+
+use super::{LasReader, PlyVertexReader, Scans, Signature, read_by_extension, read_e57, signature};
 
 /// Particles per chunk when streaming: bounds the memory of the particle
 /// side (positions, results and output columns of one chunk) whatever the
 /// file size, and is large enough to keep every core busy.
 pub const CHUNK: usize = 1 << 20;
 
-/// A point file read chunk by chunk: PLY is streamed from disk, so the
-/// number of points is bounded by the disk, not by memory; a text cloud is
-/// parsed whole (its rule for columns needs every row) and handed out in
-/// chunks.
+/// A point file read chunk by chunk: PLY, LAS and LAZ are streamed from
+/// disk, so the number of points is bounded by the disk, not by memory; a
+/// text cloud is parsed whole (its rule for columns needs every row), as
+/// are PCD and E57 files, and handed out in chunks.
 #[derive(Debug)]
 pub enum PointReader {
     /// A PLY file, streamed.
     Ply(Box<PlyVertexReader>),
-    /// A cloud in memory (a parsed text file, or points already read).
+    /// A LAS or LAZ file, streamed (LAZ decompressed chunk by chunk).
+    Las(Box<LasReader>),
+    /// A cloud in memory (a parsed text, PCD or E57 file, or points
+    /// already read).
     Memory {
         /// The points not yet handed out, or all of them.
         cloud: PointCloud,
@@ -29,16 +34,26 @@ pub enum PointReader {
         next: usize,
         /// The number of points.
         total: usize,
+        /// The scanner positions of an E57 file's scans.
+        scanners: Vec<Point3<f64>>,
     },
 }
 
 impl PointReader {
     /// Opens a point file, choosing the reader as [`read_points`] does.
     pub fn open(path: &Path) -> Result<Self> {
-        if is_ply(path)? {
-            Ok(PointReader::Ply(Box::new(PlyVertexReader::open(path)?)))
-        } else {
-            Ok(PointReader::from_cloud(read_text(path)?))
+        match signature(path)? {
+            Signature::Ply => Ok(PointReader::Ply(Box::new(PlyVertexReader::open(path)?))),
+            Signature::Las => Ok(PointReader::Las(Box::new(LasReader::open(path)?))),
+            Signature::E57 => {
+                let Scans { cloud, scanners } = read_e57(path)?;
+                let mut reader = PointReader::from_cloud(cloud);
+                if let PointReader::Memory { scanners: kept, .. } = &mut reader {
+                    *kept = scanners;
+                }
+                Ok(reader)
+            }
+            Signature::Other => Ok(PointReader::from_cloud(read_by_extension(path)?)),
         }
     }
 
@@ -49,6 +64,17 @@ impl PointReader {
             cloud,
             next: 0,
             total,
+            scanners: Vec::new(),
+        }
+    }
+
+    /// Where the scanner of each scan stood, in the cloud's coordinates,
+    /// indexed by the points' `scan_index` attribute: known for E57 files,
+    /// empty for other formats.
+    pub fn scanner_positions(&self) -> &[Point3<f64>] {
+        match self {
+            PointReader::Memory { scanners, .. } => scanners,
+            PointReader::Ply(_) | PointReader::Las(_) => &[],
         }
     }
 
@@ -56,6 +82,7 @@ impl PointReader {
     pub fn len(&self) -> usize {
         match self {
             PointReader::Ply(reader) => reader.len(),
+            PointReader::Las(reader) => reader.len(),
             PointReader::Memory { total, .. } => *total,
         }
     }
@@ -70,6 +97,7 @@ impl PointReader {
     pub fn comments(&self) -> &[String] {
         match self {
             PointReader::Ply(reader) => reader.comments(),
+            PointReader::Las(reader) => reader.comments(),
             PointReader::Memory { .. } => &[],
         }
     }
@@ -78,6 +106,7 @@ impl PointReader {
     pub fn precision(&self) -> Precision {
         match self {
             PointReader::Ply(reader) => reader.precision(),
+            PointReader::Las(reader) => reader.precision(),
             PointReader::Memory { cloud, .. } => cloud.precision,
         }
     }
@@ -87,6 +116,7 @@ impl PointReader {
     pub fn read_chunk(&mut self, max: usize) -> Result<PointCloud> {
         match self {
             PointReader::Ply(reader) => reader.read_chunk(max),
+            PointReader::Las(reader) => reader.read_chunk(max),
             PointReader::Memory { cloud, next, .. } => {
                 if *next == 0 && max >= cloud.len() {
                     // All of it at once: hand the cloud over rather than

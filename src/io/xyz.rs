@@ -9,10 +9,64 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-/// The values of a line: separated by whitespace, commas or both.
+/// The values of a line: separated by whitespace (tabs too), commas,
+/// semicolons or a mix.
 fn tokens(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| c == ',' || c.is_ascii_whitespace())
+    text.split(|c: char| c == ',' || c == ';' || c.is_ascii_whitespace())
         .filter(|token| !token.is_empty())
+}
+
+/// What a named column of a header line holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Role {
+    Position(usize),
+    Normal(usize),
+    Colour(usize),
+    Intensity,
+    Other,
+}
+
+/// The role of a column name (any case, common aliases).
+fn role(name: &str) -> Role {
+    match name.to_ascii_lowercase().as_str() {
+        "x" | "px" | "point_x" => Role::Position(0),
+        "y" | "py" | "point_y" => Role::Position(1),
+        "z" | "pz" | "point_z" => Role::Position(2),
+        "nx" | "normal_x" | "normalx" | "n_x" => Role::Normal(0),
+        "ny" | "normal_y" | "normaly" | "n_y" => Role::Normal(1),
+        "nz" | "normal_z" | "normalz" | "n_z" => Role::Normal(2),
+        "red" | "r" | "diffuse_red" | "color_red" => Role::Colour(0),
+        "green" | "g" | "diffuse_green" | "color_green" => Role::Colour(1),
+        "blue" | "b" | "diffuse_blue" | "color_blue" => Role::Colour(2),
+        "intensity" | "i" | "scalar_intensity" => Role::Intensity,
+        _ => Role::Other,
+    }
+}
+
+/// The column names of a header line (a comment's `#` or `//` removed),
+/// when it names `x y z` once each among `count` names. Names are
+/// separated like values, except that a line with commas, semicolons or
+/// tabs is split at those only, so names may hold spaces (CloudCompare's
+/// `//X,Y,Z,Scalar field`).
+fn header_names(line: &str, count: usize) -> Option<Vec<String>> {
+    let line = line.trim_start_matches('#').trim_start_matches("//");
+    let names: Vec<String> = if line.contains([',', ';', '\t']) {
+        line.split([',', ';', '\t'])
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_string)
+            .collect()
+    } else {
+        tokens(line).map(str::to_string).collect()
+    };
+    let named = |axis| {
+        names
+            .iter()
+            .filter(|name| role(name) == Role::Position(axis))
+            .count()
+            == 1
+    };
+    (names.len() == count && (0..3).all(named)).then_some(names)
 }
 
 /// Reads a text cloud by the column rule of [`super::read_points`].
@@ -27,6 +81,10 @@ pub(crate) fn read_text(path: &Path) -> Result<PointCloud> {
     let mut row = Vec::new();
     let mut columns: Vec<Vec<f64>> = Vec::new();
     let mut first_row = 0;
+    // Lines before the first point: the last may name the columns; the
+    // first that is no comment is named when no point follows.
+    let mut before: Vec<String> = Vec::new();
+    let mut unread: Option<(usize, String)> = None;
     loop {
         let read = read_line(&mut source, &mut line).map_err(|error| Error::io(path, error))?;
         number += 1;
@@ -42,7 +100,14 @@ pub(crate) fn read_text(path: &Path) -> Result<PointCloud> {
         }
         let text = std::str::from_utf8(line.trim_ascii())
             .map_err(|_| at_line("the line is not text".to_string()))?;
-        if text.is_empty() || text.starts_with('#') || text.starts_with("//") {
+        let comment = text.starts_with('#') || text.starts_with("//");
+        if columns.is_empty() && !text.is_empty() {
+            before.push(text.to_string());
+            if !comment && unread.is_none() {
+                unread = Some((number, text.to_string()));
+            }
+        }
+        if text.is_empty() || comment {
             continue;
         }
         row.clear();
@@ -74,6 +139,7 @@ pub(crate) fn read_text(path: &Path) -> Result<PointCloud> {
             }
             columns = vec![Vec::new(); row.len()];
             first_row = number;
+            before.pop();
         } else if count_line && pts {
             // The point count of the next scan of a multi-scan `.pts`.
             continue;
@@ -92,7 +158,26 @@ pub(crate) fn read_text(path: &Path) -> Result<PointCloud> {
             column.push(*value);
         }
     }
-    Ok(cloud_from_columns(columns))
+    if columns.is_empty() {
+        return Err(match unread {
+            Some((line, text)) => {
+                let shown: String = text.chars().take(60).collect();
+                Error::format(
+                    path,
+                    Location::Line(line),
+                    format!("no point in the file: '{shown}' is not a point (x y z …)"),
+                )
+            }
+            None => Error::format(path, Location::File, "no point in the file"),
+        });
+    }
+    let names = before
+        .last()
+        .and_then(|line| header_names(line, columns.len()));
+    Ok(match names {
+        Some(names) => cloud_from_named_columns(&names, columns),
+        None => cloud_from_columns(columns),
+    })
 }
 
 /// Rows of three equally long columns.
@@ -129,11 +214,25 @@ fn unit_colours(columns: [&[f64]; 3]) -> Option<Vec<[u8; 3]>> {
     })
 }
 
-/// Byte colours that are not all unit axis vectors: `0 0 1` rows read as
-/// normals of an axis-aligned surface, since such colours would be black.
+/// True when every finite row is a unit vector (length within 1%) or
+/// zero (a normal some files write for "unknown").
+fn unit_vectors(columns: [&[f64]; 3]) -> bool {
+    triples(columns).all(|[a, b, c]| {
+        let squared = a * a + b * b + c * c;
+        !squared.is_finite() || squared == 0.0 || (squared - 1.0).abs() <= 0.02
+    })
+}
+
+/// Three unnamed columns as colours rather than normals: integers in
+/// 0..=255 that are not all unit axis vectors (`0 0 1` rows are normals of
+/// an axis-aligned surface, since such colours would be nearly black), or
+/// values in 0..=1 that are not all unit vectors (scaled by 255).
 fn colours_not_normals(columns: [&[f64]; 3]) -> Option<Vec<[u8; 3]>> {
-    let axis_aligned = triples(columns).all(|[a, b, c]| a * a + b * b + c * c == 1.0);
-    byte_colours(columns).filter(|_| !axis_aligned)
+    if unit_vectors(columns) {
+        let axis_aligned = triples(columns).all(|[a, b, c]| a * a + b * b + c * c == 1.0);
+        return byte_colours(columns).filter(|_| !axis_aligned);
+    }
+    byte_colours(columns).or_else(|| unit_colours(columns))
 }
 
 /// The columns as `f32` normals.
@@ -213,6 +312,58 @@ fn cloud_from_columns(columns: Vec<Vec<f64>>) -> PointCloud {
     cloud
 }
 
+/// Maps columns named by a header line (see [`role`]) to a
+/// [`PointCloud`]: normals need all three, colours all three (bytes, or
+/// 0..1 scaled, else `f64` attributes `red green blue`); every other column
+/// is an `f64` attribute under its name, `intensity` an `f32` one.
+fn cloud_from_named_columns(names: &[String], columns: Vec<Vec<f64>>) -> PointCloud {
+    let mut cloud = PointCloud {
+        precision: Precision::Double,
+        ..PointCloud::default()
+    };
+    let roles: Vec<Role> = names.iter().map(|name| role(name)).collect();
+    let find = |wanted: Role| roles.iter().position(|role| *role == wanted);
+    let triple = |make: fn(usize) -> Role| -> Option<[usize; 3]> {
+        Some([find(make(0))?, find(make(1))?, find(make(2))?])
+    };
+    let column = |index: usize| columns[index].as_slice();
+    let mut used = vec![false; columns.len()];
+    if let Some(position) = triple(Role::Position) {
+        cloud.positions = triples(position.map(column)).map(Point3::from).collect();
+        for index in position {
+            used[index] = true;
+        }
+    }
+    if let Some(normal) = triple(Role::Normal) {
+        cloud.normals = Some(normals(normal.map(column)));
+        for index in normal {
+            used[index] = true;
+        }
+    }
+    if let Some(colour) = triple(Role::Colour) {
+        set_colours(&mut cloud, colour.map(column));
+        for index in colour {
+            used[index] = true;
+        }
+    }
+    for (index, values) in columns.iter().enumerate() {
+        if used[index] {
+            continue;
+        }
+        used[index] = true;
+        let taken: Vec<String> = cloud.attributes.iter().map(|a| a.name.clone()).collect();
+        if roles[index] == Role::Intensity && !taken.iter().any(|name| name == "intensity") {
+            cloud.attributes.push(intensity(values));
+        } else {
+            cloud.attributes.push(Attribute {
+                name: super::property_name(&names[index], &taken),
+                values: Column::F64(values.clone()),
+            });
+        }
+    }
+    cloud
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,8 +383,45 @@ mod tests {
         let axis = with([&[0.0, 1.0], &[0.0, 0.0], &[1.0, 0.0]]);
         assert!(axis.colours.is_none());
         assert_eq!(axis.normals.unwrap()[1], Vector3::new(1.0, 0.0, 0.0));
-        let unit = with([&[0.5, 0.0], &[0.5, 0.6], &[0.75, 0.8]]);
+        let unit = with([&[0.6, 0.0], &[0.0, 0.6], &[0.8, 0.8]]);
         assert!(unit.normals.is_some() && unit.colours.is_none());
+        let not_unit = with([&[0.5, 0.0], &[0.5, 0.6], &[0.75, 0.8]]);
+        assert_eq!(not_unit.colours, Some(vec![[128, 128, 191], [0, 153, 204]]));
+        assert!(not_unit.normals.is_none());
+        let skewed = with([&[-0.5, 0.0], &[0.5, 0.6], &[0.75, 0.8]]);
+        assert!(skewed.normals.is_some() && skewed.colours.is_none());
+    }
+
+    #[test]
+    fn header_names_decide_the_columns() {
+        let names = header_names("//X,Y,Z,R,G,B,Scalar field", 7).unwrap();
+        let columns = (0..7).map(|c| vec![f64::from(c) / 10.0]).collect();
+        let cloud = cloud_from_named_columns(&names, columns);
+        assert_eq!(cloud.positions[0], Point3::new(0.0, 0.1, 0.2));
+        assert_eq!(cloud.colours, Some(vec![[77, 102, 128]]));
+        assert_eq!(cloud.attributes[0].name, "Scalar_field");
+        assert!(header_names("a b c", 3).is_none());
+        assert!(header_names("x y z nx", 3).is_none());
+        let named = header_names("nz y x ny z nx", 6).unwrap();
+        let columns = (0..6).map(|c| vec![f64::from(c)]).collect();
+        let cloud = cloud_from_named_columns(&named, columns);
+        assert_eq!(cloud.positions[0], Point3::new(2.0, 1.0, 4.0));
+        assert_eq!(cloud.normals.unwrap()[0], Vector3::new(5.0, 3.0, 0.0));
+    }
+
+    #[test]
+    fn semicolons_tabs_and_files_without_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let semi = dir.path().join("semi.csv");
+        std::fs::write(&semi, "x;y;z\n1;2;3\n4\t5\t6\n").unwrap();
+        assert_eq!(read_text(&semi).unwrap().len(), 2);
+        let none = dir.path().join("none.xyz");
+        std::fs::write(&none, "# comment\nhello there\n").unwrap();
+        let err = read_text(&none).unwrap_err().to_string();
+        assert!(
+            err.contains("line 2") && err.contains("hello there"),
+            "{err}"
+        );
     }
 
     #[test]

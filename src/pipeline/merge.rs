@@ -26,7 +26,9 @@ use indicatif::ProgressBar;
 use crate::cloud::{Attribute, Column, ScalarKind};
 use crate::config::Config;
 use crate::error::{Error, Location, Result};
-use crate::io::{self, CHUNK, PlyEncoding, PlyVertexReader, PlyVertexWriter, PointReader};
+use crate::io::{
+    self, CHUNK, OutputWriter, PlyEncoding, PlyVertexReader, PlyVertexWriter, PointReader,
+};
 
 use super::provenance::{JobIdentity, Provenance};
 use super::tiles::Tile;
@@ -134,7 +136,7 @@ pub fn merge_in_groups(
         "mlsproj {} merge of {tiles} tiles",
         env!("CARGO_PKG_VERSION")
     )];
-    let writer = PlyVertexWriter::create(
+    let writer = OutputWriter::create(
         &config.output,
         &schema,
         total,
@@ -259,14 +261,14 @@ fn merge_groups(
         let count = cursors.iter().map(|cursor| cursor.reader.len()).sum();
         let file = tempfile::tempfile_in(folder).map_err(|error| Error::io(folder, error))?;
         let copy = file.try_clone().map_err(|error| Error::io(&path, error))?;
-        let writer = PlyVertexWriter::create_in(
+        let writer = OutputWriter::Ply(PlyVertexWriter::create_in(
             copy,
             &path,
             schema,
             count,
             PlyEncoding::BinaryLittleEndian,
             &[],
-        )?;
+        )?);
         join(cursors, writer, false, &bar)?;
         let mut file = file;
         file.seek(SeekFrom::Start(0))
@@ -356,7 +358,7 @@ impl Cursor {
 /// positions 0, 1, 2, … each once.
 fn join(
     mut cursors: Vec<Cursor>,
-    mut writer: PlyVertexWriter,
+    mut writer: OutputWriter,
     whole: bool,
     bar: &ProgressBar,
 ) -> Result<()> {

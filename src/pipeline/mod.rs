@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::cloud::{PointCloud, Precision, is_finite_point};
 use crate::config::{Config, Encoding, Orientation, Particles, Quality};
 use crate::error::{Error, Location, Result};
-use crate::io::{self, CHUNK, PlyVertexWriter, PointReader, Record};
+use crate::io::{self, CHUNK, OutputWriter, PointReader, Record};
 use crate::order::morton_order;
 use crate::projection::{Method, Projected, Projector, Scratch};
 use crate::status::Status;
@@ -349,7 +349,7 @@ impl Job {
         let mut comments = vec![format!("mlsproj {}", env!("CARGO_PKG_VERSION"))];
         comments.extend(provenance.map(|provenance| provenance.to_comment()));
         let bar = progress_bar(progress, "projecting", Some(total));
-        let mut writer: Option<PlyVertexWriter> = None;
+        let mut writer: Option<OutputWriter> = None;
         let mut status_counts = [0usize; Status::ALL.len()];
         let mut done = 0usize;
         loop {
@@ -379,7 +379,7 @@ impl Job {
                 let columns = io::output_columns(&record, &chunk, &projected, index);
                 let writer = match &mut writer {
                     Some(writer) => writer,
-                    None => writer.insert(PlyVertexWriter::create(
+                    None => writer.insert(OutputWriter::create(
                         &output,
                         &io::schema_of(&columns),
                         total,

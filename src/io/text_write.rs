@@ -1,0 +1,118 @@
+//! Writing text point files (`.xyz`, `.txt`, `.csv`): comment lines, a
+//! header line naming the columns, then one point per line, streamed chunk
+//! by chunk and committed atomically like PLY.
+
+use super::atomic::AtomicFile;
+use crate::cloud::with_column;
+use crate::cloud::{Attribute, ScalarKind};
+use crate::error::{Error, Result};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Streams a text point file. Floats are written in their shortest form
+/// that reads back to the same value, so a round trip is exact.
+#[derive(Debug)]
+pub struct TextWriter {
+    file: AtomicFile,
+    schema: Vec<(String, ScalarKind)>,
+    separator: char,
+    count: usize,
+    written: usize,
+    /// Reused buffer of formatted rows.
+    buffer: String,
+    broken: bool,
+}
+
+impl TextWriter {
+    /// Starts writing `count` points with the columns of `schema` to
+    /// `path`, values separated by `separator`; each comment becomes a
+    /// line `# comment` before the header line (which the text reader
+    /// takes as column names).
+    pub fn create(
+        path: &Path,
+        schema: &[(String, ScalarKind)],
+        count: usize,
+        separator: char,
+        comments: &[String],
+    ) -> Result<Self> {
+        let invalid = |message: String| Error::Invalid(format!("{}: {message}", path.display()));
+        if let Some(comment) = comments.iter().find(|c| c.contains(['\n', '\r'])) {
+            return Err(invalid(format!("comment {comment:?} has a line break")));
+        }
+        for (index, (name, _)) in schema.iter().enumerate() {
+            if name.is_empty() || name.contains(|c: char| c == separator || c.is_whitespace()) {
+                return Err(invalid(format!("'{name}' cannot name a text column")));
+            }
+            if schema[..index].iter().any(|(earlier, _)| earlier == name) {
+                return Err(invalid(format!("column '{name}' is given twice")));
+            }
+        }
+        let mut head = String::new();
+        for comment in comments {
+            let _ = writeln!(head, "# {comment}");
+        }
+        let names: Vec<&str> = schema.iter().map(|(name, _)| name.as_str()).collect();
+        head.push_str(&names.join(&separator.to_string()));
+        head.push('\n');
+        let mut file = AtomicFile::create(path)?;
+        file.write_all(head.as_bytes())?;
+        Ok(TextWriter {
+            file,
+            schema: schema.to_vec(),
+            separator,
+            count,
+            written: 0,
+            buffer: String::new(),
+            broken: false,
+        })
+    }
+
+    /// A refused request, naming the output file.
+    fn invalid(&self, message: impl std::fmt::Display) -> Error {
+        Error::Invalid(format!("{}: {message}", self.file.path().display()))
+    }
+
+    /// Appends the rows of `columns`, which must follow the schema.
+    pub fn write_chunk(&mut self, columns: &[Attribute]) -> Result<()> {
+        if self.broken {
+            return Err(self.invalid("writing stopped at an earlier error"));
+        }
+        let rows = super::output::check_chunk(self.file.path(), &self.schema, columns)?;
+        if self.written + rows > self.count {
+            return Err(self.invalid(format!(
+                "{} points written, more than the {} declared",
+                self.written + rows,
+                self.count
+            )));
+        }
+        self.buffer.clear();
+        for row in 0..rows {
+            for (index, column) in columns.iter().enumerate() {
+                if index > 0 {
+                    self.buffer.push(self.separator);
+                }
+                with_column!(&column.values, values => {
+                    let _ = write!(self.buffer, "{}", values[row]);
+                });
+            }
+            self.buffer.push('\n');
+        }
+        let result = self.file.write_all(self.buffer.as_bytes());
+        self.broken = result.is_err();
+        result?;
+        self.written += rows;
+        Ok(())
+    }
+
+    /// Renames the file over its target; fails unless exactly the declared
+    /// number of points was written.
+    pub fn finish(self) -> Result<()> {
+        if self.broken || self.written != self.count {
+            return Err(self.invalid(format!(
+                "{} points written, but {} were declared",
+                self.written, self.count
+            )));
+        }
+        self.file.commit()
+    }
+}
