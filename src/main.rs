@@ -83,6 +83,17 @@ enum Command {
         #[arg(short, long, default_value = "job.ron")]
         output: PathBuf,
     },
+    /// Write the cloud's points unmoved, in input order, with oriented
+    /// normals (estimated when it has none, or with `cloud_normals:
+    /// Estimate`) and its other properties, to the config's output:
+    /// for tools that need oriented normals. The particles play no part.
+    Normals {
+        /// The job's RON config.
+        config: PathBuf,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Describe a point file: point count, bounding box, properties, mean
     /// nearest-neighbour spacing and support radii for about 30/100/300
     /// neighbours.
@@ -192,6 +203,23 @@ fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
         } => done(init(&cloud, particles.as_deref(), &output)),
         Command::Info { file } => done(info(&file)),
+        Command::Normals { config, quiet } => {
+            let summary =
+                mlsproj::pipeline::normals::write_normals(&load(&config)?, show_progress(quiet))?;
+            println!(
+                "wrote {} points with {} normals ({} without one) into {} in {:.1} ms",
+                summary.points,
+                if summary.estimated {
+                    "estimated, oriented"
+                } else {
+                    "the cloud's"
+                },
+                summary.without_normal,
+                summary.output.display(),
+                summary.time.as_secs_f64() * 1e3
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Render {
             file,
             output,

@@ -336,3 +336,32 @@ fn info_names_the_types_the_file_holds() {
         float.stdout
     );
 }
+
+#[test]
+fn the_normals_command_writes_the_cloud_unmoved_with_outward_normals() {
+    // A sphere scan without normals, a label per point to pass through.
+    let job = Job::new();
+    let sphere = Sphere::unit();
+    let cloud = noisy_cloud(&sphere, 4_000, 0.002, 9);
+    let mut columns =
+        mlsproj::io::position_columns(cloud.positions.iter().copied(), mlsproj::Precision::Double);
+    let labels: Vec<i32> = (0..4_000).collect();
+    columns.push(job::attribute("label", Column::I32(labels.clone())));
+    job.write_ply("cloud.ply", &columns);
+    let run = job.command(
+        "normals",
+        r#"cloud: "cloud.ply", particles: Cloud"#,
+        &["--quiet"],
+    );
+    assert!(run.success, "{}", run.stderr);
+    let output = mlsproj::io::read_points(&job.path("out.ply")).unwrap();
+    assert_eq!(output.positions, cloud.positions, "unmoved, in input order");
+    assert_eq!(column(&output, "label"), &Column::I32(labels));
+    let normals = output.normals.expect("normals written");
+    let wrong = normals
+        .iter()
+        .zip(&cloud.positions)
+        .filter(|(n, p)| f64::from(n.x) * p.x + f64::from(n.y) * p.y + f64::from(n.z) * p.z <= 0.0)
+        .count();
+    assert_eq!(wrong, 0, "every normal points out of the sphere");
+}

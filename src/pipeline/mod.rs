@@ -6,6 +6,7 @@
 
 pub mod inspect;
 pub mod merge;
+pub mod normals;
 pub mod provenance;
 pub mod tiles;
 
