@@ -129,23 +129,50 @@ def repeated(n):
     return f"; median of {n}" if n > 1 else ""
 
 
-def mlsproj_row(name, particles, threads, repeats, weight=None, radius_scale=1.0):
+def mlsproj_row(name, particles, threads, repeats, weight=None, radius_scale=1.0, extra=None):
     """`mlsproj run` on set `name` (`particles`: "File" or "Cloud") with the manifest's radius times
-    `radius_scale` and `weight` (None: the default)."""
+    `radius_scale`, `weight` (None: the default) and `extra` config fields (a label and the fields)."""
     set_dir = BENCH / name
     mode = "distinct" if particles == "File" else "smooth"
     scaled = "" if radius_scale == 1.0 else f"-r{radius_scale}"
-    tag = f"{name}-mlsproj-{mode}-{weight or 'default'}{scaled}-t{threads}"
+    label, fields = extra or ("", "")
+    tag = f"{name}-mlsproj-{mode}-{weight or 'default'}{scaled}-t{threads}{'-' + label if label else ''}"
     output = OUT / f"{tag}.ply"
     config = mlsproj_config(OUT / f"{tag}.ron", set_dir / "cloud.ply",
                             set_dir / "particles.ply" if particles == "File" else None, output,
                             f'support: Radius({manifest(name)["radius_h"] * radius_scale}), threads: {threads}'
-                            + (f", weight: {weight}" if weight else ""))
+                            + (f", weight: {weight}" if weight else "") + (f", {fields}" if fields else ""))
     result, n = timed([MLSPROJ, "run", config], repeats)
     _, stages = stage_times(result.out)
-    weight = (weight or "default weight") + ("" if radius_scale == 1.0 else f", {radius_scale} h")
+    weight = (weight or "default weight") + ("" if radius_scale == 1.0 else f", {radius_scale} h") \
+        + (f", {label}" if label else "")
     return Row(f"mlsproj run ({mode}, {weight})", name, threads, result.wall, result.cpu,
                stages + repeated(n), score(name, output), weight)
+
+
+# The seed's own arithmetic: a weighted quadratic fit around the particle itself, once, from its
+# positions alone; what is left beside numba's solve is reading, searching and writing.
+SEED_ARITHMETIC = ("seed arithmetic", "start: Particle, iterations: 1, normal_weight: 0.0")
+LARGE = TARGET / "bench" / "sphere_large"
+
+
+def large_row():
+    """sphere_large (2M cloud, 1M particles, `Nearest(30)`, default config), generated with
+    ../shared/bench/gen_data.py when missing: wall, CPU and peak RSS (from /usr/bin/time)."""
+    if not (LARGE / "cloud.ply").is_file():
+        done = step("gen_data.py sphere_large")
+        run([sys.executable, SHARED / "bench/gen_data.py", LARGE.parent, "--only", "sphere_large"])
+        done()
+    output = OUT / "sphere_large-mlsproj.ply"
+    config = mlsproj_config(OUT / "sphere_large.ron", LARGE / "cloud.ply", LARGE / "particles.ply", output,
+                            "support: Nearest(30)")
+    result = run(["/usr/bin/time", "-f", "peak_rss_kb %M", MLSPROJ, "run", config, "--quiet"])
+    rss = next((int(line.split()[1]) for line in result.err.splitlines() if line.startswith("peak_rss_kb")), 0)
+    _, stages = stage_times(result.out)
+    row = Row("mlsproj run (distinct, Nearest(30), default config)", "sphere_large", THREADS, result.wall,
+              result.cpu, f"{stages}; peak RSS {rss / 1024:.0f} MB",
+              shared_score(LARGE / "manifest.json", output))
+    return row, rss * 1024
 
 
 MEASURED = {}
@@ -304,6 +331,21 @@ def main():
     ratios.insert(0, (f"mlsproj run {SMOOTHED} (wall, default weight) / seed numba_ragged",
                       ratio(distinct[SMOOTHED][0].seconds, seed.get("numba_ragged", {}).get("median_s")),
                       "≤ 1.0", lambda v: v <= 1.0))
+    done()
+
+    done = step("seed arithmetic and sphere_large")
+    gaussian = distinct[SMOOTHED][1]
+    arithmetic = mlsproj_row(SMOOTHED, "File", THREADS, args.repeats, "Gaussian", extra=SEED_ARITHMETIC)
+    rows.append(arithmetic)
+    numba = seed.get("numba_ragged", {}).get("median_s")
+    ratios.insert(1, (f"mlsproj run {SMOOTHED} (wall, Gaussian) / seed numba_ragged",
+                      ratio(gaussian.seconds, numba), "≤ 2.0", lambda v: v <= 2.0))
+    ratios.insert(2, (f"mlsproj run {SMOOTHED} (wall, Gaussian, seed arithmetic) / seed numba_ragged",
+                      ratio(arithmetic.seconds, numba), "≤ 1.0", lambda v: v <= 1.0))
+    large, large_rss = large_row()
+    rows.append(large)
+    ratios.append(("sphere_large wall (s)", large.seconds, "< 2.0", lambda v: v < 2.0))
+    ratios.append(("sphere_large peak RSS (GiB)", large_rss / 2**30, "< 1.0", lambda v: v < 1.0))
     done()
 
     done = step("smoothing")

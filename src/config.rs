@@ -392,9 +392,8 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new(""));
         config.resolve_paths(base);
         // The config file is an input too (`output: "job.ron"`).
-        let checked = config
-            .validate()
-            .and_then(|()| crate::io::check_not_input(&config.output, "config file", path));
+        let checked = crate::io::check_not_input(&config.output, "config file", path)
+            .and_then(|()| config.validate());
         checked.map_err(|message| Error::Config {
             path: path.to_owned(),
             message,
@@ -441,8 +440,10 @@ impl Config {
         if let Particles::File(p) = &self.particles {
             inputs.push(("particle file", p));
         }
-        crate::io::OutputFormat::from_path(&self.output).map_err(|error| error.to_string())?;
-        crate::io::check_output(&self.output, &inputs)
+        crate::io::check_output(&self.output, &inputs)?;
+        crate::io::OutputFormat::from_path(&self.output)
+            .map(|_| ())
+            .map_err(|error| error.to_string())
     }
 }
 
@@ -501,11 +502,13 @@ impl Config {
                 self.iterations
             ));
         }
-        if let Orientation::Viewpoint(x, y, z) = self.orientation
+        if let Orientation::Viewpoint(x, y, z) | Orientation::ConsistentToward(x, y, z) =
+            self.orientation
             && ![x, y, z].iter().all(|c| c.is_finite())
         {
             return Err(format!(
-                "orientation: Viewpoint({x}, {y}, {z}) needs finite coordinates"
+                "orientation: {:?} needs finite coordinates",
+                self.orientation
             ));
         }
         if !(0.0..=1.0).contains(&self.min_projected) {
@@ -592,12 +595,15 @@ fn accepted_forms(field: &str) -> Option<&'static str> {
         "projection" => "Simple or Orthogonal",
         "start" => "NearestPoint, Particle, Centroid or Foot",
         "robust" => "None or Rimls",
-        "orientation" => "Auto, AwayFromCentroid or Viewpoint(x, y, z)",
+        "orientation" => {
+            "Auto, Consistent, ConsistentToward(x, y, z), Up, AwayFromCentroid or Viewpoint(x, y, z)"
+        }
+        "cloud_normals" => "Use or Estimate",
         "encoding" => "Binary or Ascii",
         "quality" => "None, MeanCurvature, GaussianCurvature, Residual, Status or Neighbours",
         "colours" | "attributes" => "true or false",
         "degree" => "0, 1 or 2",
-        "iterations" | "threads" => "a whole number",
+        "iterations" | "threads" | "normal_neighbours" => "a whole number",
         "gaussian_width" | "nearest_scale" | "tolerance" | "max_offset" | "normal_weight"
         | "min_projected" => "a number, e.g. 0.5",
         _ => return None,

@@ -191,9 +191,9 @@ fn config_errors_name_the_field_and_its_accepted_forms() {
             "Broad, Plateau",
         ),
         (
-            &format!("{SPHERE}, orientation: Up(1)"),
+            &format!("{SPHERE}, orientation: Sideways"),
             "orientation",
-            "Viewpoint(x, y, z)",
+            "ConsistentToward(x, y, z)",
         ),
     ] {
         let line = job.refused(fields, &job.path("job.ron"));
