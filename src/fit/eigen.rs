@@ -94,8 +94,26 @@ fn in_plane_major(a: &Matrix3<f64>, normal: &Vector3<f64>) -> Vector3<f64> {
     // `a` restricted to the plane (t1, t2): only its three distinct entries.
     let (a_t1, a_t2) = (a * t1, a * t2);
     let (a11, a12, a22) = (t1.dot(&a_t1), t1.dot(&a_t2), t2.dot(&a_t2));
-    let angle = 0.5 * (2.0 * a12).atan2(a11 - a22);
-    angle.cos() * t1 + angle.sin() * t2
+    // The major eigenvector of [[a11, a12], [a12, a22]] without trigonometry
+    // (atan2, cos and sin cost more than the rest of the frame): (λ − a22,
+    // a12) with λ the larger eigenvalue, which points along t1 (c ≥ 0) and
+    // is the better conditioned of the two null vectors of the matrix
+    // minus λ when a11 ≥ a22; (a12, λ − a11) otherwise, turned to c ≥ 0.
+    let half_difference = 0.5 * (a11 - a22);
+    let radius = half_difference.hypot(a12);
+    let (c, s) = if half_difference >= 0.0 {
+        (half_difference + radius, a12)
+    } else {
+        let (c, s) = (a12, radius - half_difference);
+        if c < 0.0 { (-c, -s) } else { (c, s) }
+    };
+    let length = c.hypot(s);
+    if length > 0.0 {
+        (c / length) * t1 + (s / length) * t2
+    } else {
+        // Equal spread in every in-plane direction: any will do.
+        t1
+    }
 }
 
 #[cfg(test)]
