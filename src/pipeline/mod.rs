@@ -6,6 +6,7 @@
 
 pub mod inspect;
 pub mod merge;
+pub mod seed;
 pub mod tiles;
 
 use std::path::{Path, PathBuf};
@@ -146,20 +147,58 @@ pub struct RunOptions {
     pub tile: Option<Tile>,
 }
 
-/// Opens the particles of `config`: a particle file, or the cloud itself
-/// (already in memory) for smoothing.
-fn open_particles(config: &Config, cloud: PointCloud) -> Result<PointReader> {
+/// Opens the particles of `config`: a particle file, the cloud itself
+/// (already in memory) for smoothing, or seeds made on `surface`.
+fn open_particles(config: &Config, cloud: PointCloud, surface: &MlsSurface) -> Result<PointReader> {
     match &config.particles {
         Particles::File(path) => PointReader::open(path),
         Particles::Cloud => Ok(PointReader::from_cloud(cloud)),
+        Particles::Seed { .. } => {
+            let plan = seed_plan(config, surface)?.expect("a Seed job has a plan");
+            let positions = seed::seeds(surface.search(), plan.spacing, config.seed);
+            Ok(PointReader::from_cloud(PointCloud {
+                positions,
+                precision: cloud.precision,
+                ..PointCloud::default()
+            }))
+        }
     }
+}
+
+/// The plan of a `Seed` job (`None` for other particles): refused when
+/// its predicted count is over `max_particles`, or its spacing too fine
+/// for the cloud, before any seed is made.
+fn seed_plan(config: &Config, surface: &MlsSurface) -> Result<Option<seed::SeedPlan>> {
+    let Particles::Seed { spacing, count } = config.particles else {
+        return Ok(None);
+    };
+    let request = match (spacing, count) {
+        (Some(d), _) => seed::SeedRequest::Spacing(d),
+        (None, Some(n)) => seed::SeedRequest::Count(n),
+        (None, None) => {
+            return Err(Error::Invalid(
+                "particles: Seed needs spacing or count".into(),
+            ));
+        }
+    };
+    let plan = seed::SeedPlan::new(surface.search(), request);
+    if plan.predicted > config.max_particles {
+        return Err(Error::Invalid(format!(
+            "particles: Seed(spacing: {:.4e}) would make about {} particles, more than max_particles ({}): raise max_particles or the spacing",
+            plan.spacing, plan.predicted, config.max_particles
+        )));
+    }
+    if let Some(refusal) = seed::refuse_spacing(surface.search(), plan.spacing) {
+        return Err(Error::Invalid(refusal));
+    }
+    Ok(Some(plan))
 }
 
 /// The file the particles come from.
 fn particle_path(config: &Config) -> &Path {
     match &config.particles {
         Particles::File(path) => path,
-        Particles::Cloud => &config.cloud,
+        Particles::Cloud | Particles::Seed { .. } => &config.cloud,
     }
 }
 
@@ -201,6 +240,11 @@ pub fn run(config: &Config) -> Result<Summary> {
 
 /// Runs a job, or one tile of it, with progress bars if asked.
 pub fn run_with(config: &Config, options: &RunOptions) -> Result<Summary> {
+    if options.tile.is_some() && matches!(config.particles, Particles::Seed { .. }) {
+        return Err(Error::Invalid(
+            "particles: Seed jobs run whole: --tile splits particles read from a file (run it without --tile)".into(),
+        ));
+    }
     let pool = thread_pool(config.threads)?;
     pool.install(|| match options.tile {
         None => run_whole(config, options.progress),
@@ -281,7 +325,13 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
         points: cloud.len(),
         precision: cloud.precision,
     };
-    let particles = timed(&mut timings.load, || open_particles(config, cloud))?;
+    // Seeding counts as projection: it makes the particles the stream
+    // projects.
+    let reading = match config.particles {
+        Particles::Seed { .. } => &mut timings.project,
+        Particles::File(_) | Particles::Cloud => &mut timings.load,
+    };
+    let particles = timed(reading, || open_particles(config, cloud, &surface))?;
     Job::from(config).project_stream(
         &surface,
         Stream {
