@@ -165,7 +165,7 @@ fn a_job_over_max_particles_is_refused_before_any_work() {
         let line = run.stderr.trim_end();
         assert_eq!(line.lines().count(), 1, "{line}");
         assert!(
-            line.contains("max_particles") && line.contains("about 8"),
+            line.contains("would make about 7") && line.contains("max_particles (1000000)"),
             "{line}"
         );
         assert!(!job.path(OUTPUT).exists());

@@ -28,10 +28,12 @@
 //!    edge go.
 //! 4. **Projection** of the kept seeds onto the MLS surface, by the stream
 //!    every particle goes through (done by the caller).
-//! Memory: the discs (about 100 bytes per cloud point) and the kept seeds
-//! (24 bytes each, 1.2 GB for 50M) are held whole; candidates live only in
-//! one block's scratch per thread. The projection and writing stream in
-//! chunks.
+//!
+//! Memory: the discs (about 110 bytes per cloud point) and the kept seeds
+//! (32 bytes each with their disc, then 24 as the list handed on: at most
+//! 56, 2.8 GB for 50M) are held whole; candidates live only in one
+//! block's scratch per thread. The projection and writing stream in
+//! chunks. Streaming the seeds themselves block by block is left to do.
 
 use std::collections::HashMap;
 use std::f64::consts::PI;
@@ -53,14 +55,15 @@ pub const FRAME_NEIGHBOURS: usize = 16;
 
 /// Seeds per d² of surface that the greedy Poisson-disk selection leaves
 /// with [`CANDIDATES_PER_SEED`] candidates (random sequential packing
-/// saturates at 0.70 in the plane, slowly). Measured on the unit sphere
-/// and a torus in `tests/seeding.rs`: 0.631 to 0.634.
-pub const PACKING: f64 = 0.63;
+/// saturates at 0.70 in the plane, slowly; [`conflict`] also rules out
+/// seeds stacked across a disc). Measured on the unit sphere and a torus
+/// in `tests/seeding.rs`: 0.593.
+pub const PACKING: f64 = 0.595;
 
 /// Candidates drawn per seed expected. Random sequential packing fills
-/// slowly: with 5 the selection left 0.51 seeds per d² and gaps of 2.8 d,
-/// with 20 it leaves 0.63 and no spot of the sphere farther than 1.5 d
-/// from a seed but 0.03% (tests/seeding.rs).
+/// slowly: with 5 the selection left 0.51 seeds per d², with 20 it leaves
+/// 0.59 and no spot of the sphere farther than 1.5 d from a seed but 0.03%
+/// (tests/seeding.rs).
 const CANDIDATES_PER_SEED: f64 = 20.0;
 
 /// Radius of a point's candidate disc, relative to the distance to its
@@ -68,14 +71,18 @@ const CANDIDATES_PER_SEED: f64 = 20.0;
 /// deep inside the cloud.
 const DISC_SCALE: f64 = 0.5;
 
-/// Smallest block edge, in spacings: large enough that a block's seeds
-/// outnumber those its neighbours lend it, small enough that the blocks
-/// of one phase keep every thread busy.
-const BLOCK_SPACINGS: f64 = 8.0;
+/// Smallest block edge, in spacings, and in candidate-disc radii (four):
+/// a disc is drawn once for every block it reaches, so blocks much wider
+/// than the discs waste few draws (at 8 spacings, two discs' radii,
+/// drawing took 80% of the time), while the blocks of one phase still
+/// keep every thread busy.
+const BLOCK_SPACINGS: f64 = 32.0;
+const BLOCK_RADII: f64 = 4.0;
 
 /// Largest block edge, in spacings: the conflict grid of a block has
-/// (edge · √3)³ cells. A spacing this much finer than the cloud's discs
-/// (400 seeds or more per cloud point) is refused.
+/// (edge · √3)³ cells (20 MB per thread at 96). A spacing this much finer
+/// than the cloud's discs (about 300 seeds or more per cloud point) is
+/// refused.
 pub const MAX_BLOCK_SPACINGS: f64 = 96.0;
 
 /// What a `Seed` job will make: the estimated area of the surface the
@@ -148,6 +155,8 @@ struct Disc {
     foot: Vector3<f64>,
     /// Two orthonormal tangent directions.
     tangents: [Vector3<f64>; 2],
+    /// The plane's normal.
+    normal: Vector3<f64>,
     /// Radius of the disc.
     radius: f64,
     /// True when the disc's point may lie near the cloud's edge: its
@@ -167,12 +176,12 @@ struct Disc {
 /// rising from 4 / 3π to 1.
 fn edge_distance(offset: f64) -> f64 {
     let segment = |t: f64| t.acos() - t * (1.0 - t * t).sqrt();
-    let moment = |t: f64| 2.0 / 3.0 * (1.0 - t * t).powf(1.5);
+    let moment = |t: f64| 2.0 / 3.0 * (1.0 - t * t) * (1.0 - t * t).sqrt();
     let at_edge = 4.0 / (3.0 * PI);
     // Bisection on t in [0, 1]: both offsets are monotonic in t.
     let bisect = |further: &dyn Fn(f64) -> bool| {
         let (mut lo, mut hi) = (0.0, 1.0);
-        for _ in 0..40 {
+        for _ in 0..24 {
             let mid = 0.5 * (lo + hi);
             if further(mid) {
                 lo = mid;
@@ -244,11 +253,13 @@ fn disc(
     let inward = mean - normal * mean.dot(&normal);
     let offset = inward.norm() / r.max(f64::MIN_POSITIVE);
     let neighbours = (hood.neighbours.len().max(2) - 1) as f64;
-    let expected = CANDIDATES_PER_SEED * PACKING * PI * r * r / neighbours / (spacing * spacing);
+    // Drawn on the disc's square, of which the disc keeps π / 4.
+    let expected = CANDIDATES_PER_SEED * PACKING * 4.0 * r * r / neighbours / (spacing * spacing);
     let rounding = unit(hash(seed, index, u32::MAX));
     Disc {
         foot: centre + normal * mean.dot(&normal),
         tangents,
+        normal,
         radius,
         near_edge: offset > NEAR_EDGE,
         candidates: (expected + rounding).floor().min(f64::from(u32::MAX)) as u32,
@@ -275,6 +286,10 @@ fn unit(h: u64) -> f64 {
 
 /// Block coordinates.
 type Key = [i64; 3];
+
+/// A kept seed (relative to the search's origin) and the cloud point whose
+/// disc drew it.
+type Kept = (Vector3<f64>, u32);
 
 /// Cubic blocks of edge `edge` from `lo`.
 #[derive(Debug, Clone, Copy)]
@@ -304,10 +319,10 @@ fn around(key: Key) -> impl Iterator<Item = Key> {
 /// Why a spacing is refused for the cloud of `search`, if it is.
 pub fn refuse_spacing(search: &NeighbourSearch, spacing: f64) -> Option<String> {
     let r = disc_radius_median(search);
-    (r > 0.5 * MAX_BLOCK_SPACINGS * spacing).then(|| {
+    (BLOCK_RADII * r > MAX_BLOCK_SPACINGS * spacing).then(|| {
         format!(
-            "particles: Seed spacing {spacing} is too fine for the cloud (its points cover discs of radius {r:.3e}, over {} spacings): at most about 400 seeds per cloud point",
-            (0.5 * MAX_BLOCK_SPACINGS) as u32
+            "particles: Seed spacing {spacing} is too fine for the cloud (its points cover discs of radius {r:.3e}, over {} spacings): at most about 300 seeds per cloud point",
+            (MAX_BLOCK_SPACINGS / BLOCK_RADII) as u32
         )
     })
 }
@@ -335,6 +350,9 @@ fn disc_radius_median(search: &NeighbourSearch) -> f64 {
 struct Scratch {
     candidates: Vec<(u64, Vector3<f64>, u32)>,
     grid: Vec<u32>,
+    /// The cells of `grid` written for the last block (reset for the
+    /// next one rather than the whole grid).
+    written: Vec<usize>,
     near: Vec<Vector3<f64>>,
 }
 
@@ -356,7 +374,7 @@ pub fn seeds(search: &NeighbourSearch, spacing: f64, seed: u64) -> Vec<Point3<f6
         .select_nth_unstable_by(middle, f64::total_cmp)
         .1
         .to_owned();
-    let edge = (BLOCK_SPACINGS * spacing).max(2.0 * median);
+    let edge = (BLOCK_SPACINGS * spacing).max(BLOCK_RADII * median);
     let lo = discs
         .iter()
         .fold(Vector3::repeat(f64::INFINITY), |lo, d| lo.inf(&d.foot));
@@ -401,9 +419,9 @@ pub fn seeds(search: &NeighbourSearch, spacing: f64, seed: u64) -> Vec<Point3<f6
     keys.dedup();
     let ids: HashMap<Key, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
     let colour = |key: Key| (key[0] & 1 | (key[1] & 1) << 1 | (key[2] & 1) << 2) as usize;
-    let mut kept: Vec<Vec<(Vector3<f64>, u32)>> = vec![Vec::new(); keys.len()];
+    let mut kept: Vec<Vec<Kept>> = vec![Vec::new(); keys.len()];
     for phase in 0..8 {
-        let done: Vec<(usize, Vec<(Vector3<f64>, u32)>)> = (0..keys.len())
+        let done: Vec<(usize, Vec<Kept>)> = (0..keys.len())
             .into_par_iter()
             .filter(|&id| colour(keys[id]) == phase)
             .map_init(Scratch::default, |scratch, id| {
@@ -422,7 +440,7 @@ pub fn seeds(search: &NeighbourSearch, spacing: f64, seed: u64) -> Vec<Point3<f6
                     .iter()
                     .filter_map(|k| ids.get(k))
                     .flat_map(|&n| kept[n].iter().map(|(p, _)| p));
-                (id, block.select(sources, lent, scratch))
+                (id, block.select(&discs, sources, lent, scratch))
             })
             .collect();
         for (id, seeds) in done {
@@ -435,7 +453,7 @@ pub fn seeds(search: &NeighbourSearch, spacing: f64, seed: u64) -> Vec<Point3<f6
     // like an edge to a disc's 16 neighbours; a seed's own neighbours see
     // past it.
     let origin = search.origin();
-    let seeds: Vec<(Vector3<f64>, u32)> = kept.into_iter().flatten().collect();
+    let seeds: Vec<Kept> = kept.into_iter().flatten().collect();
     seeds
         .par_iter()
         .map_init(Neighbourhood::default, |hood, &(p, point)| {
@@ -460,10 +478,11 @@ impl Block {
     /// block, or `lent` by its neighbours) lies within the spacing.
     fn select<'a>(
         &self,
+        discs: &[Disc],
         sources: impl Iterator<Item = (u32, &'a Disc)>,
         lent: impl Iterator<Item = &'a Vector3<f64>>,
         scratch: &mut Scratch,
-    ) -> Vec<(Vector3<f64>, u32)> {
+    ) -> Vec<Kept> {
         let corner = self.blocks.corner(self.key);
         let edge = self.blocks.edge;
         scratch.candidates.clear();
@@ -476,10 +495,17 @@ impl Block {
             }
             for number in 0..disc.candidates {
                 let h = hash(self.seed, point, number);
-                let radius = disc.radius * unit(h).sqrt();
-                let angle = 2.0 * PI * unit(mix(h));
-                let offset = disc.tangents[0] * (radius * angle.cos())
-                    + disc.tangents[1] * (radius * angle.sin());
+                // Uniform on the disc by rejection from its square: no
+                // square root or sine per draw.
+                // (From another hash than the order's, which must not
+                // follow the position.)
+                let place = mix(h);
+                let x = 2.0 * unit(place << 32) - 1.0;
+                let y = 2.0 * unit(place & !0xffff_ffff) - 1.0;
+                if x * x + y * y > 1.0 {
+                    continue;
+                }
+                let offset = (disc.tangents[0] * x + disc.tangents[1] * y) * disc.radius;
                 let p = disc.foot + offset;
                 if self.blocks.key(&p) == self.key {
                     scratch.candidates.push((h, p, point));
@@ -489,11 +515,19 @@ impl Block {
         // Stable: equal hashes keep their (deterministic) drawing order.
         scratch.candidates.sort_by_key(|&(h, _, _)| h);
         let grid = Grid::new(corner, edge, self.spacing);
-        scratch.grid.clear();
-        scratch.grid.resize(grid.cells(), EMPTY);
+        if scratch.grid.len() == grid.cells() {
+            for &cell in &scratch.written {
+                scratch.grid[cell] = EMPTY;
+            }
+        } else {
+            scratch.grid.clear();
+            scratch.grid.resize(grid.cells(), EMPTY);
+        }
+        scratch.written.clear();
         scratch.near.clear();
         for p in lent {
             if let Some(cell) = grid.cell(p) {
+                scratch.written.push(cell);
                 scratch.grid[cell] = scratch.near.len() as u32;
                 scratch.near.push(*p);
             }
@@ -501,15 +535,17 @@ impl Block {
         let d2 = self.spacing * self.spacing;
         let mut own = Vec::new();
         for &(_, p, point) in &scratch.candidates {
+            let normal = discs[point as usize].normal;
             let Some(cell) = grid.cell(&p) else { continue };
             if scratch.grid[cell] != EMPTY {
                 continue;
             }
             let free = grid.around(&p).all(|c| {
                 let at = scratch.grid[c];
-                at == EMPTY || (scratch.near[at as usize] - p).norm_squared() >= d2
+                at == EMPTY || !conflict(&(scratch.near[at as usize] - p), &normal, d2)
             });
             if free {
+                scratch.written.push(cell);
                 scratch.grid[cell] = scratch.near.len() as u32;
                 scratch.near.push(p);
                 own.push((p, point));
@@ -517,6 +553,21 @@ impl Block {
         }
         own
     }
+}
+
+/// True when a kept seed at `offset` from a candidate on a disc of normal
+/// `normal` rules it out at spacing² `d2`: within d, or within d along the
+/// disc and half a spacing across it. Discs of neighbouring points lie at
+/// heights that differ by their noise and curvature; two seeds one above
+/// the other, more than d apart in space, would land on one spot once
+/// projected. Within 1.12 d either way, so the 5×5×5 cells still hold it.
+fn conflict(offset: &Vector3<f64>, normal: &Vector3<f64>, d2: f64) -> bool {
+    let distance2 = offset.norm_squared();
+    if distance2 < d2 {
+        return true;
+    }
+    let across = offset.dot(normal);
+    across * across < 0.25 * d2 && distance2 - across * across < d2
 }
 
 /// A dense grid over a block and a margin of one spacing around it, of
