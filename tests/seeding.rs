@@ -15,13 +15,14 @@ use mlsproj::pipeline::seed::{self, PACKING, SeedPlan, SeedRequest};
 use mlsproj::{Config, Method, MlsSurface, PointCloud, project_all};
 use nalgebra::Point3;
 
-/// The seeds of `cloud` at spacing `d`, projected as `run` projects them.
+/// The seeds of `cloud` at spacing `d`, settled and projected as `run`
+/// makes them.
 fn seeded(cloud: &PointCloud, d: f64) -> (Vec<Point3<f64>>, SeedPlan) {
     let surface = MlsSurface::new(cloud).unwrap();
     let plan = SeedPlan::new(surface.search(), SeedRequest::Spacing(d));
-    let seeds = seed::seeds(surface.search(), d, 0);
     let config = Config::parse(r#"(cloud: "c.ply", particles: Cloud, output: "o.ply")"#).unwrap();
     let projector = surface.projector(Method::from(&config), Orientation::Auto, false);
+    let seeds = seed::settle(&projector, &seed::seeds(surface.search(), d, 0), d);
     let projected = project_all(&projector, &seeds);
     assert!(projected.iter().all(|p| p.status.is_projected()));
     (projected.iter().map(|p| p.position).collect(), plan)

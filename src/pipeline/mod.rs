@@ -155,7 +155,9 @@ fn open_particles(config: &Config, cloud: PointCloud, surface: &MlsSurface) -> R
         Particles::Cloud => Ok(PointReader::from_cloud(cloud)),
         Particles::Seed { .. } => {
             let plan = seed_plan(config, surface)?.expect("a Seed job has a plan");
-            let positions = seed::seeds(surface.search(), plan.spacing, config.seed);
+            let seeds = seed::seeds(surface.search(), plan.spacing, config.seed);
+            let projector = surface.projector(Method::from(config), config.orientation, false);
+            let positions = seed::settle(&projector, &seeds, plan.spacing);
             Ok(PointReader::from_cloud(PointCloud {
                 positions,
                 precision: cloud.precision,

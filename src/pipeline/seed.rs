@@ -26,8 +26,9 @@
 //!    disc cut by a chord, [`edge_distance`]). Seeds of discs that see an
 //!    edge are measured so at their own position, and those beyond the
 //!    edge go.
-//! 4. **Projection** of the kept seeds onto the MLS surface, by the stream
-//!    every particle goes through (done by the caller).
+//! 4. **Projection** of the kept seeds onto the MLS surface ([`settle`]),
+//!    dropping those that land within 0.75 d of an earlier one; the
+//!    survivors then go through the stream every particle goes through.
 //!
 //! Memory: the discs (about 110 bytes per cloud point) and the kept seeds
 //! (32 bytes each with their disc, then 24 as the list handed on: at most
@@ -44,6 +45,7 @@ use rayon::prelude::*;
 
 use crate::config::Support;
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
+use crate::projection::Projector;
 
 use super::inspect::in_sample;
 
@@ -463,6 +465,54 @@ pub fn seeds(search: &NeighbourSearch, spacing: f64, seed: u64) -> Vec<Point3<f6
         .flatten_iter()
         .collect()
 }
+
+/// The seeds moved onto the MLS surface by `projector`, less those that
+/// land within [`SETTLED_SPACING`] · d of one kept before them (in seed
+/// order, so the same whatever the threads). Where the surface bends
+/// faster than a disc's radius, or where it merges two close sheets (a
+/// part thinner than the support), seeds drawn d apart on different discs
+/// land together: on a sparse bunny scan, 0.1% of them within 0.1 d.
+/// Returns the surviving seeds as drawn.
+pub fn settle(projector: &Projector, seeds: &[Point3<f64>], spacing: f64) -> Vec<Point3<f64>> {
+    let projected: Vec<Point3<f64>> = super::project_all(projector, seeds)
+        .iter()
+        .zip(seeds)
+        .map(|(p, seed)| {
+            if p.status.is_projected() {
+                p.position
+            } else {
+                *seed
+            }
+        })
+        .collect();
+    let Ok(search) = NeighbourSearch::new(&projected) else {
+        return projected;
+    };
+    let mut keep = vec![false; projected.len()];
+    let mut hood = Neighbourhood::default();
+    let radius = SETTLED_SPACING * spacing;
+    for (i, p) in projected.iter().enumerate() {
+        search.gather(
+            &(p - search.origin()),
+            Support::Radius(radius),
+            1.0,
+            &mut hood,
+        );
+        keep[i] = !hood.neighbours.iter().any(|n| keep[n.index as usize]);
+    }
+    // The seeds as drawn, not as projected: the stream's projection of
+    // them is this one, so the output keeps the distances checked here.
+    seeds
+        .iter()
+        .zip(keep)
+        .filter_map(|(p, keep)| keep.then_some(*p))
+        .collect()
+}
+
+/// How close (in spacings) two projected seeds may come before the later
+/// one goes: below the 0.8 d the tests hold the output to, above the
+/// shrinking that curvature alone gives a disc's seeds.
+pub const SETTLED_SPACING: f64 = 0.75;
 
 /// One block's selection.
 struct Block {
