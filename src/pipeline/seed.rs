@@ -679,8 +679,8 @@ mod tests {
         assert!(edge_distance(1e-9) > 0.99);
         // Inside at half the radius: the offset is 0.171.
         assert!((edge_distance(0.171) - 0.5).abs() < 0.01);
-        // Outside at a tenth of the radius: the offset is 0.49.
-        let outside = edge_distance(0.4895);
+        // Outside at a tenth of the radius: the offset is 0.479.
+        let outside = edge_distance(0.479);
         assert!((outside + 0.1).abs() < 0.01, "{outside}");
         assert!(edge_distance(0.999) < -0.9);
     }
