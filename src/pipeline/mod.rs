@@ -153,8 +153,8 @@ fn open_particles(config: &Config, cloud: PointCloud, surface: &MlsSurface) -> R
     match &config.particles {
         Particles::File(path) => PointReader::open(path),
         Particles::Cloud => Ok(PointReader::from_cloud(cloud)),
-        Particles::Seed { .. } => {
-            let plan = seed_plan(config, surface)?.expect("a Seed job has a plan");
+        &Particles::Seed { spacing, count } => {
+            let plan = plan_seeds(config, surface, spacing, count)?;
             let seeds = seed::seeds(surface.search(), plan.spacing, config.seed);
             let projector = surface.projector(Method::from(config), config.orientation, false);
             let positions = seed::settle(&projector, &seeds, plan.spacing);
@@ -167,19 +167,29 @@ fn open_particles(config: &Config, cloud: PointCloud, surface: &MlsSurface) -> R
     }
 }
 
-/// The plan of a `Seed` job (`None` for other particles): refused when
-/// its predicted count is over `max_particles`, or its spacing too fine
-/// for the cloud, before any seed is made.
+/// The plan of a `Seed` job, `None` for other particles.
 fn seed_plan(config: &Config, surface: &MlsSurface) -> Result<Option<seed::SeedPlan>> {
-    let Particles::Seed { spacing, count } = config.particles else {
-        return Ok(None);
-    };
+    match config.particles {
+        Particles::Seed { spacing, count } => plan_seeds(config, surface, spacing, count).map(Some),
+        Particles::File(_) | Particles::Cloud => Ok(None),
+    }
+}
+
+/// The plan of `Seed(spacing, count)` on `surface`: refused when its
+/// predicted count is over `max_particles`, or its spacing too fine for
+/// the cloud, before any seed is made.
+fn plan_seeds(
+    config: &Config,
+    surface: &MlsSurface,
+    spacing: Option<f64>,
+    count: Option<u64>,
+) -> Result<seed::SeedPlan> {
     let request = match (spacing, count) {
         (Some(d), _) => seed::SeedRequest::Spacing(d),
         (None, Some(n)) => seed::SeedRequest::Count(n),
         (None, None) => {
             return Err(Error::Invalid(
-                "particles: Seed needs spacing or count".into(),
+                "particles: Seed needs spacing or count: Seed(spacing: d) or Seed(count: n)".into(),
             ));
         }
     };
@@ -193,7 +203,7 @@ fn seed_plan(config: &Config, surface: &MlsSurface) -> Result<Option<seed::SeedP
     if let Some(refusal) = seed::refuse_spacing(surface.search(), plan.spacing) {
         return Err(Error::Invalid(refusal));
     }
-    Ok(Some(plan))
+    Ok(plan)
 }
 
 /// The file the particles come from.
