@@ -64,6 +64,10 @@ fn job(dir: &Path, particles: Particles, output: &Path) -> Config {
     let particles = match particles {
         Particles::File(path) => format!("File({})", quoted(&path)),
         Particles::Cloud => "Cloud".to_owned(),
+        Particles::Seed { spacing, count } => match (spacing, count) {
+            (Some(d), _) => format!("Seed(spacing: {d:?})"),
+            (None, n) => format!("Seed(count: {})", n.unwrap_or(1)),
+        },
     };
     let text = format!(
         "(cloud: {}, particles: {particles}, output: {}, support: Radius({}))",

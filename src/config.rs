@@ -17,6 +17,28 @@ pub enum Particles {
     File(PathBuf),
     /// The cloud's own points: MLS smoothing of the cloud.
     Cloud,
+    /// New particles seeded over the surface the cloud covers, as blue
+    /// noise: `Seed(spacing: d)` about d apart, or `Seed(count: n)` about n
+    /// of them (the spacing then comes from the estimated area). Exactly
+    /// one of the two.
+    Seed {
+        /// Distance between neighbouring seeds.
+        #[serde(default, deserialize_with = "some")]
+        spacing: Option<f64>,
+        /// Seeds wanted.
+        #[serde(default, deserialize_with = "some")]
+        count: Option<u64>,
+    },
+}
+
+/// A field that may be left out, written bare when given (`spacing: 0.01`,
+/// not RON's `spacing: Some(0.01)`).
+fn some<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// How the neighbourhood of a centre and the support radius `h` are chosen.
@@ -242,6 +264,9 @@ fn default_true() -> bool {
 fn default_min_projected() -> f64 {
     0.5
 }
+fn default_max_particles() -> u64 {
+    100_000_000
+}
 
 /// A whole job. Paths are relative to the config file's folder.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -358,6 +383,15 @@ pub struct Config {
     /// Worker threads; 0 uses every core. Default 0.
     #[serde(default)]
     pub threads: usize,
+    /// Most particles a `Seed` job may make: one whose predicted count is
+    /// larger is refused before any work, so that a spacing typed in the
+    /// wrong unit does not fill the disk. Default 100,000,000.
+    #[serde(default = "default_max_particles")]
+    pub max_particles: u64,
+    /// Seed of the hash that orders and places seeded particles: the same
+    /// seed gives the same particles whatever the threads. Default 0.
+    #[serde(default)]
+    pub seed: u64,
 }
 
 impl Config {
@@ -467,6 +501,18 @@ impl Config {
                 positive("support: RadiusNearest radius", radius)?;
                 if k < 3 {
                     return Err(format!("support: RadiusNearest k = {k} needs k ≥ 3"));
+                }
+            }
+        }
+        if let Particles::Seed { spacing, count } = self.particles {
+            match (spacing, count) {
+                (Some(d), None) => positive("particles: Seed(spacing: d): d", d)?,
+                (None, Some(0)) => return Err("particles: Seed(count: n) needs n ≥ 1".into()),
+                (None, Some(_)) => {}
+                _ => {
+                    return Err(
+                        "particles: Seed takes exactly one of spacing and count: Seed(spacing: d) or Seed(count: n)".into(),
+                    );
                 }
             }
         }
@@ -589,7 +635,7 @@ fn describe_parse_error(field: &str, error: &ron::error::SpannedError) -> String
 fn accepted_forms(field: &str) -> Option<&'static str> {
     Some(match field {
         "cloud" | "output" => "a path in quotes, e.g. \"scan.ply\"",
-        "particles" => "Cloud or File(\"path\")",
+        "particles" => "Cloud, File(\"path\"), Seed(spacing: d) or Seed(count: n)",
         "support" => "Radius(h), Nearest(k) or RadiusNearest(radius: h, k: n)",
         "weight" => "Broad, Plateau, Gaussian, Biweight or Wendland",
         "projection" => "Simple or Orthogonal",
@@ -603,7 +649,9 @@ fn accepted_forms(field: &str) -> Option<&'static str> {
         "quality" => "None, MeanCurvature, GaussianCurvature, Residual, Status or Neighbours",
         "colours" | "attributes" => "true or false",
         "degree" => "0, 1 or 2",
-        "iterations" | "threads" | "normal_neighbours" => "a whole number",
+        "iterations" | "threads" | "normal_neighbours" | "max_particles" | "seed" => {
+            "a whole number"
+        }
         "gaussian_width" | "nearest_scale" | "tolerance" | "max_offset" | "normal_weight"
         | "min_projected" => "a number, e.g. 0.5",
         _ => return None,
@@ -618,6 +666,25 @@ mod tests {
     fn refusal(fields: &str) -> Option<String> {
         let text = format!(r#"(cloud: "c.ply", particles: Cloud, output: "o.ply", {fields})"#);
         Config::parse(&text).expect("parses").validate().err()
+    }
+
+    #[test]
+    fn a_seed_takes_one_positive_spacing_or_count() {
+        let refusal = |seed: &str| {
+            let text = format!(r#"(cloud: "c.ply", particles: {seed}, output: "o.ply")"#);
+            Config::parse(&text).expect("parses").validate().err()
+        };
+        for (seed, names) in [
+            ("Seed()", "exactly one"),
+            ("Seed(spacing: 0.1, count: 5)", "exactly one"),
+            ("Seed(spacing: -1.0)", "spacing"),
+            ("Seed(count: 0)", "count"),
+        ] {
+            let message = refusal(seed).unwrap_or_else(|| panic!("{seed} accepted"));
+            assert!(message.contains(names), "{seed}: {message}");
+        }
+        assert_eq!(refusal("Seed(spacing: 0.01)"), None);
+        assert_eq!(refusal("Seed(count: 1000)"), None);
     }
 
     #[test]

@@ -324,10 +324,16 @@ fn check(config: &Config) -> anyhow::Result<()> {
         report.cloud_points,
         cloud_note(report.skipped_cloud_points, report.duplicate_cloud_points)
     );
-    println!(
-        "particles: {} ({} invalid)",
-        report.particles, report.invalid_particles
-    );
+    match report.seeding {
+        Some(plan) => println!(
+            "particles: Seed: estimated area {:.6e}, spacing {:.6e}, about {} particles (max_particles {})",
+            plan.area, plan.spacing, plan.predicted, config.max_particles
+        ),
+        None => println!(
+            "particles: {} ({} invalid)",
+            report.particles, report.invalid_particles
+        ),
+    }
     println!(
         "support: {:?}, weight {:?}, degree {}, {:?} projection, up to {} step(s)",
         config.support, config.weight, config.degree, config.projection, config.iterations

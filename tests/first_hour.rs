@@ -173,7 +173,7 @@ fn config_errors_name_the_field_and_its_accepted_forms() {
         (
             r#"cloud: "cloud.ply", particles: "p.xyz""#,
             "particles",
-            "Cloud or File(\"path\")",
+            "Cloud, File(\"path\"), Seed(spacing: d) or Seed(count: n)",
         ),
         (
             &format!("{SPHERE}, support: Radius(\"big\")") as &str,

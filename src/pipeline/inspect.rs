@@ -12,7 +12,8 @@ use crate::config::{Config, Support};
 use crate::error::{Error, Location, Result};
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
 
-use super::{open_particles, read_cloud, surface_of};
+use super::seed::SeedPlan;
+use super::{open_particles, read_cloud, seed_plan, surface_of};
 
 /// Points sampled for the statistics (evenly spaced in input order).
 pub const SAMPLE_SIZE: usize = 1000;
@@ -127,6 +128,9 @@ pub struct CheckReport {
     pub orientation: &'static str,
     /// True when the cloud's normals would enter the fits.
     pub normals_in_fit: bool,
+    /// For `Seed` particles: the estimated area, spacing and predicted
+    /// count (`particles` is then the prediction).
+    pub seeding: Option<SeedPlan>,
 }
 
 /// Validates inputs and measures the neighbourhoods the job would see,
@@ -136,9 +140,35 @@ pub fn check(config: &Config) -> Result<CheckReport> {
     let surface = surface_of(config, &cloud)?;
     surface.refuse_whole_cloud_support(&config.cloud, config.support, None)?;
     let cloud_points = cloud.len();
+    if let Some(plan) = seed_plan(config, &surface)? {
+        // The seeds lie on the cloud: its own points sample their
+        // neighbourhoods.
+        let sample: Vec<Point3<f64>> = (0..cloud_points)
+            .filter(|&i| in_sample(i, cloud_points))
+            .map(|i| cloud.positions[i])
+            .collect();
+        let spreads = neighbourhoods(
+            surface.search(),
+            &sample,
+            config.support,
+            config.nearest_scale,
+        );
+        return Ok(CheckReport {
+            cloud_points,
+            skipped_cloud_points: surface.skipped(),
+            duplicate_cloud_points: surface.duplicates(),
+            particles: usize::try_from(plan.predicted).unwrap_or(usize::MAX),
+            invalid_particles: 0,
+            neighbour_counts: spreads.map(|s| s.0),
+            support_radii: spreads.map(|s| s.1),
+            orientation: surface.orientation_rule(config.orientation),
+            normals_in_fit: surface.normals_in_fit(config.normal_weight),
+            seeding: Some(plan),
+        });
+    }
     // The particles in chunks, keeping only the sample the neighbourhoods
     // are measured on, as `run` streams them.
-    let reader = open_particles(config, cloud)?;
+    let reader = open_particles(config, cloud, &surface)?;
     let particles = reader.len();
     let mut invalid_particles = 0;
     let (sample, _) = reader.select(|first, chunk| {
@@ -167,6 +197,7 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         support_radii: spreads.map(|s| s.1),
         orientation: surface.orientation_rule(config.orientation),
         normals_in_fit: surface.normals_in_fit(config.normal_weight),
+        seeding: None,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod merge;
 pub mod normals;
 pub mod provenance;
+pub mod seed;
 pub mod tiles;
 
 use std::path::{Path, PathBuf};
@@ -149,20 +150,70 @@ pub struct RunOptions {
     pub tile: Option<Tile>,
 }
 
-/// Opens the particles of `config`: a particle file, or the cloud itself
-/// (already in memory) for smoothing.
-fn open_particles(config: &Config, cloud: PointCloud) -> Result<PointReader> {
+/// Opens the particles of `config`: a particle file, the cloud itself
+/// (already in memory) for smoothing, or seeds made on `surface`.
+fn open_particles(config: &Config, cloud: PointCloud, surface: &MlsSurface) -> Result<PointReader> {
     match &config.particles {
         Particles::File(path) => PointReader::open(path),
         Particles::Cloud => Ok(PointReader::from_cloud(cloud)),
+        &Particles::Seed { spacing, count } => {
+            let plan = plan_seeds(config, surface, spacing, count)?;
+            let seeds = seed::seeds(surface.search(), plan.spacing, config.seed);
+            let projector = surface.projector(Method::from(config), config.orientation, false);
+            let positions = seed::settle(&projector, &seeds, plan.spacing);
+            Ok(PointReader::from_cloud(PointCloud {
+                positions,
+                precision: cloud.precision,
+                ..PointCloud::default()
+            }))
+        }
     }
+}
+
+/// The plan of a `Seed` job, `None` for other particles.
+fn seed_plan(config: &Config, surface: &MlsSurface) -> Result<Option<seed::SeedPlan>> {
+    match config.particles {
+        Particles::Seed { spacing, count } => plan_seeds(config, surface, spacing, count).map(Some),
+        Particles::File(_) | Particles::Cloud => Ok(None),
+    }
+}
+
+/// The plan of `Seed(spacing, count)` on `surface`: refused when its
+/// predicted count is over `max_particles`, or its spacing too fine for
+/// the cloud, before any seed is made.
+fn plan_seeds(
+    config: &Config,
+    surface: &MlsSurface,
+    spacing: Option<f64>,
+    count: Option<u64>,
+) -> Result<seed::SeedPlan> {
+    let request = match (spacing, count) {
+        (Some(d), _) => seed::SeedRequest::Spacing(d),
+        (None, Some(n)) => seed::SeedRequest::Count(n),
+        (None, None) => {
+            return Err(Error::Invalid(
+                "particles: Seed needs spacing or count: Seed(spacing: d) or Seed(count: n)".into(),
+            ));
+        }
+    };
+    let plan = seed::SeedPlan::new(surface.search(), request);
+    if plan.predicted > config.max_particles {
+        return Err(Error::Invalid(format!(
+            "particles: Seed(spacing: {:.4e}) would make about {} particles, more than max_particles ({}): raise max_particles or the spacing",
+            plan.spacing, plan.predicted, config.max_particles
+        )));
+    }
+    if let Some(refusal) = seed::refuse_spacing(surface.search(), plan.spacing) {
+        return Err(Error::Invalid(refusal));
+    }
+    Ok(plan)
 }
 
 /// The file the particles come from.
 fn particle_path(config: &Config) -> &Path {
     match &config.particles {
         Particles::File(path) => path,
-        Particles::Cloud => &config.cloud,
+        Particles::Cloud | Particles::Seed { .. } => &config.cloud,
     }
 }
 
@@ -206,6 +257,11 @@ pub fn run(config: &Config) -> Result<Summary> {
 
 /// Runs a job, or one tile of it, with progress bars if asked.
 pub fn run_with(config: &Config, options: &RunOptions) -> Result<Summary> {
+    if options.tile.is_some() && matches!(config.particles, Particles::Seed { .. }) {
+        return Err(Error::Invalid(
+            "particles: Seed jobs run whole: --tile splits particles read from a file (run it without --tile)".into(),
+        ));
+    }
     let pool = thread_pool(config.threads)?;
     pool.install(|| match options.tile {
         None => run_whole(config, options.progress),
@@ -286,7 +342,13 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
         points: cloud.len(),
         precision: cloud.precision,
     };
-    let particles = timed(&mut timings.load, || open_particles(config, cloud))?;
+    // Seeding counts as projection: it makes the particles the stream
+    // projects.
+    let reading = match config.particles {
+        Particles::Seed { .. } => &mut timings.project,
+        Particles::File(_) | Particles::Cloud => &mut timings.load,
+    };
+    let particles = timed(reading, || open_particles(config, cloud, &surface))?;
     Job::from(config).project_stream(
         &surface,
         Stream {

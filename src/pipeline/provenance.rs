@@ -171,7 +171,8 @@ impl JobIdentity {
         let cloud = FileIdentity::of(&config.cloud)?;
         let particles = match &config.particles {
             Particles::File(path) => FileIdentity::of(path)?,
-            Particles::Cloud => cloud,
+            // Seeds are made from the cloud.
+            Particles::Cloud | Particles::Seed { .. } => cloud,
         };
         Ok(JobIdentity {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -194,9 +195,9 @@ impl JobIdentity {
 pub fn settings_fingerprint(config: &Config) -> u64 {
     let shaping = Config {
         cloud: PathBuf::new(),
-        particles: match config.particles {
+        particles: match &config.particles {
             Particles::File(_) => Particles::File(PathBuf::new()),
-            Particles::Cloud => Particles::Cloud,
+            other => other.clone(),
         },
         output: PathBuf::new(),
         encoding: Encoding::default(),

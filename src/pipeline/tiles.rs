@@ -385,7 +385,8 @@ pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Su
         Particles::File(_) => Some(timed(&mut timings.load, || {
             tile_particles(particle_file, &slabs, tile)
         })?),
-        Particles::Cloud => None,
+        // (Seed jobs are refused a tile in `run_with`.)
+        Particles::Cloud | Particles::Seed { .. } => None,
     };
     let (from, to) = slabs.bounds(tile.index);
     let axis = slabs.axis();

@@ -1,0 +1,223 @@
+//! Particles seeded on the surface (`particles: Seed(...)`): spacing and
+//! coverage against the area of a sphere and a torus, no seeds across a
+//! hole, the cap's refusal, and the same output whatever the threads.
+
+mod common;
+mod job;
+
+use std::num::NonZeroUsize;
+
+use common::{Plane, Rng, Sphere, Torus, Truth, noisy_cloud};
+use job::{Job, OUTPUT, xyz_columns};
+use mlsproj::config::Orientation;
+use mlsproj::neighbours::NeighbourSearch;
+use mlsproj::pipeline::seed::{self, PACKING, SeedPlan, SeedRequest};
+use mlsproj::{Config, Method, MlsSurface, PointCloud, project_all};
+use nalgebra::Point3;
+
+/// The seeds of `cloud` at spacing `d`, settled and projected as `run`
+/// makes them.
+fn seeded(cloud: &PointCloud, d: f64) -> (Vec<Point3<f64>>, SeedPlan) {
+    let surface = MlsSurface::new(cloud).unwrap();
+    let plan = SeedPlan::new(surface.search(), SeedRequest::Spacing(d));
+    let config = Config::parse(r#"(cloud: "c.ply", particles: Cloud, output: "o.ply")"#).unwrap();
+    let projector = surface.projector(Method::from(&config), Orientation::Auto, false);
+    let seeds = seed::settle(&projector, &seed::seeds(surface.search(), d, 0), d);
+    let projected = project_all(&projector, &seeds);
+    assert!(projected.iter().all(|p| p.status.is_projected()));
+    (projected.iter().map(|p| p.position).collect(), plan)
+}
+
+/// Distance from each point to its nearest other one.
+fn nearest_distances(points: &[Point3<f64>]) -> Vec<f64> {
+    let search = NeighbourSearch::new(points).unwrap();
+    let two = NonZeroUsize::new(2).unwrap();
+    (0..points.len() as u32)
+        .map(|i| {
+            search.nearest_n(&search.local_point(i), two)[1]
+                .distance_squared
+                .sqrt()
+        })
+        .collect()
+}
+
+/// Distance from each of `probes` to the nearest of `points`.
+fn gaps(points: &[Point3<f64>], probes: &[Point3<f64>]) -> Vec<f64> {
+    let search = NeighbourSearch::new(points).unwrap();
+    probes
+        .iter()
+        .map(|p| search.nearest(&(p - search.origin())).1.sqrt())
+        .collect()
+}
+
+/// Mean and coefficient of variation.
+fn mean_cov(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, variance.sqrt() / mean)
+}
+
+/// Checks blue noise at spacing `d` on a closed surface of area `area`.
+fn spacing_and_coverage(truth: &dyn Truth, area: f64, cloud_points: usize, d: f64) {
+    let cloud = noisy_cloud(truth, cloud_points, 0.1 * d, 3);
+    let (seeds, plan) = seeded(&cloud, d);
+    let expected = PACKING * area / (d * d);
+    let count = seeds.len() as f64;
+    let nearest = nearest_distances(&seeds);
+    let (mean, cov) = mean_cov(&nearest);
+    let least = nearest.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut rng = Rng::new(9);
+    let probes: Vec<Point3<f64>> = (0..50_000).map(|_| truth.sample(&mut rng)).collect();
+    let gaps = gaps(&seeds, &probes);
+    let holes = gaps.iter().filter(|&&g| g > 1.5 * d).count() as f64 / gaps.len() as f64;
+    let widest = gaps.iter().copied().fold(0.0, f64::max);
+    println!(
+        "{count} seeds (area predicts {expected:.0}, check {}; packing {:.3}), area est {:.4} true {area:.4}, nearest: min {:.3} d, mean {:.3} d, CoV {cov:.3}; holes {:.3}%, widest gap {:.3} d",
+        plan.predicted,
+        count * d * d / area,
+        plan.area,
+        least / d,
+        mean / d,
+        100.0 * holes,
+        widest / d
+    );
+    assert!((count / expected - 1.0).abs() < 0.1, "count against area");
+    assert!(
+        (count / plan.predicted as f64 - 1.0).abs() < 0.1,
+        "count against check's prediction"
+    );
+    assert!(least >= 0.8 * d, "min distance {least}");
+    assert!((0.9 * d..=1.5 * d).contains(&mean), "mean nearest {mean}");
+    assert!(cov <= 0.15, "CoV {cov}");
+    assert!(holes <= 0.001, "holes {holes}");
+    assert!(widest <= 2.0 * d, "widest gap {}", widest / d);
+}
+
+#[test]
+fn seeds_on_a_sphere_are_evenly_spaced_and_cover_it() {
+    spacing_and_coverage(&Sphere::unit(), 4.0 * std::f64::consts::PI, 20_000, 0.01);
+}
+
+#[test]
+fn seeds_on_a_torus_are_evenly_spaced_and_cover_it() {
+    let torus = Torus {
+        major: 1.0,
+        minor: 0.35,
+    };
+    let area = 4.0 * std::f64::consts::PI.powi(2) * torus.major * torus.minor;
+    spacing_and_coverage(&torus, area, 20_000, 0.012);
+}
+
+#[test]
+fn no_seeds_across_a_hole_nor_far_beyond_the_edge() {
+    // The plane [-1, 1]² with a hole of radius 0.3 at the centre; the
+    // support (Nearest(64)) reaches about 0.1.
+    let mut rng = Rng::new(5);
+    let mut cloud = PointCloud::default();
+    while cloud.len() < 20_000 {
+        let p = Plane.sample(&mut rng);
+        if p.coords.norm() > 0.3 {
+            cloud.positions.push(p);
+        }
+    }
+    let d = 0.01;
+    let (seeds, _) = seeded(&cloud, d);
+    let inside = seeds
+        .iter()
+        .filter(|p| p.coords.xy().norm() < 0.3 - 1.5 * d)
+        .count();
+    let deepest = seeds
+        .iter()
+        .map(|p| 0.3 - p.coords.xy().norm())
+        .fold(f64::NEG_INFINITY, f64::max);
+    println!("{inside} seeds in the hole, deepest {:.2} d", deepest / d);
+    assert_eq!(inside, 0, "seeds in the hole");
+    let beyond = seeds
+        .iter()
+        .map(|p| p.x.abs().max(p.y.abs()) - 1.0)
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert!(beyond <= 1.5 * d, "a seed {} d beyond the edge", beyond / d);
+    let probes: Vec<Point3<f64>> = (0..20_000)
+        .map(|_| Plane.sample(&mut rng))
+        .filter(|p| p.coords.norm() > 0.3 + 2.0 * d && p.x.abs().max(p.y.abs()) < 1.0 - 2.0 * d)
+        .collect();
+    let widest = gaps(&seeds, &probes).into_iter().fold(0.0, f64::max);
+    assert!(widest <= 2.0 * d, "a gap of {} d inside", widest / d);
+}
+
+/// A small sphere scan written as a PLY file in `job`'s folder.
+fn sphere_file(job: &Job) {
+    let cloud = noisy_cloud(&Sphere::unit(), 5_000, 0.002, 4);
+    job.write_ply("cloud.ply", &xyz_columns(&cloud.positions));
+}
+
+#[test]
+fn a_job_over_max_particles_is_refused_before_any_work() {
+    let job = Job::new();
+    sphere_file(&job);
+    for command in ["run", "check"] {
+        let run = job.command(
+            command,
+            r#"cloud: "cloud.ply", particles: Seed(spacing: 0.001), max_particles: 1000000"#,
+            &[],
+        );
+        assert!(!run.success, "{command}: {}", run.stdout);
+        let line = run.stderr.trim_end();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(
+            line.contains("would make about 7") && line.contains("max_particles (1000000)"),
+            "{line}"
+        );
+        assert!(!job.path(OUTPUT).exists());
+    }
+}
+
+#[test]
+fn check_reports_area_count_and_spacing() {
+    let job = Job::new();
+    sphere_file(&job);
+    let run = job.command(
+        "check",
+        r#"cloud: "cloud.ply", particles: Seed(count: 20000)"#,
+        &[],
+    );
+    assert!(run.success, "{}", run.stderr);
+    assert!(run.stdout.contains("estimated area"), "{}", run.stdout);
+    let (_, output) = job.output(r#"cloud: "cloud.ply", particles: Seed(count: 20000)"#);
+    assert!(
+        (output.len() as f64 / 20_000.0 - 1.0).abs() < 0.1,
+        "{}",
+        output.len()
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_output_whatever_the_threads() {
+    let job = Job::new();
+    sphere_file(&job);
+    let read = |fields: &str| {
+        let (_, output) = job.output(fields);
+        std::fs::read(job.path(OUTPUT)).map(|bytes| (bytes, output.len()))
+    };
+    let fields = r#"cloud: "cloud.ply", particles: Seed(spacing: 0.02)"#;
+    let (one, count) = read(&format!("{fields}, threads: 1")).unwrap();
+    let (two, _) = read(&format!("{fields}, threads: 2")).unwrap();
+    assert!(count > 10_000);
+    assert!(one == two, "threads 1 and 2 differ");
+    let (other, _) = read(&format!("{fields}, threads: 2, seed: 7")).unwrap();
+    assert!(one != other, "another seed, other particles");
+}
+
+#[test]
+fn a_seed_job_is_refused_a_tile() {
+    let job = Job::new();
+    sphere_file(&job);
+    let run = job.command(
+        "run",
+        r#"cloud: "cloud.ply", particles: Seed(spacing: 0.05)"#,
+        &["--tile", "0/2"],
+    );
+    assert!(!run.success);
+    assert!(run.stderr.contains("--tile"), "{}", run.stderr);
+}
