@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Normals for clouds without them, mlsproj beside CGAL, in one run (issue 12).
+
+  python3 benches/orientation.py [TRUTH_DIR] [SET ...]
+
+For each truth set (default: target/truth, made by benches/truth/make_sets.py; sets bunny,
+armadillo, fandisk, fins), strips the cloud's normals, then times `mlsproj normals` (estimated and
+oriented, k = 30) and CGAL's pca_estimate_normals + mst_orient_normals (../shared/peers/cgal_normals,
+k = 30, built into target/peers if missing) under /usr/bin/time, and scores both outputs with
+../shared/bench/score_orientation.py against the mesh: wrong-sign fraction (a zero or non-finite
+normal counts as wrong) and mean angle. Prints one markdown table, also target/orientation/table.md.
+Needs: pip numpy scipy plyfile trimesh rtree; apt libcgal-dev libtbb-dev libeigen3-dev.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from common import MLSPROJ, ROOT, SHARED, TARGET, mlsproj_config, run
+
+OUT = TARGET / "orientation"
+CGAL_NORMALS = TARGET / "peers" / "orient_normals"
+K = 30
+
+
+def stripped(cloud, path):
+    """A copy of `cloud` with x y z only."""
+    from plyfile import PlyData, PlyElement
+    import numpy as np
+    vertex = PlyData.read(str(cloud))["vertex"].data
+    xyz = np.empty(len(vertex), dtype=[("x", "f8"), ("y", "f8"), ("z", "f8")])
+    for axis in "xyz":
+        xyz[axis] = vertex[axis]
+    PlyData([PlyElement.describe(xyz, "vertex")], text=False).write(str(path))
+    return path
+
+
+def timed(cmd):
+    """Wall seconds, CPU seconds and peak RSS (MB) of `cmd`, from /usr/bin/time."""
+    result = run(["/usr/bin/time", "-f", "time %e %U %S %M", *cmd])
+    line = next(l for l in result.err.splitlines() if l.startswith("time "))
+    wall, user, system, rss = line.split()[1:]
+    return float(wall), float(user) + float(system), int(rss) / 1024
+
+
+def score(mesh, ply):
+    result = run([sys.executable, SHARED / "bench/score_orientation.py", mesh, ply, "--json"])
+    return json.loads(result.out.strip().splitlines()[-1])
+
+
+def main():
+    truth = Path(sys.argv[1]) if len(sys.argv) > 1 else TARGET / "truth"
+    sets = sys.argv[2:] or ["bunny", "armadillo", "fandisk", "fins"]
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not CGAL_NORMALS.is_file():
+        CGAL_NORMALS.parent.mkdir(parents=True, exist_ok=True)
+        run(["sh", SHARED / "peers/cgal_normals/build.sh", CGAL_NORMALS])
+    run(["cargo", "build", "--release", "--manifest-path", ROOT / "Cargo.toml"])
+    rows = ["| set | tool | wall (s) | CPU (s) | peak RSS (MB) | wrong signs | mean angle ° |",
+            "|---|---|---|---|---|---|---|"]
+    for name in sets:
+        folder = truth / name
+        bare = stripped(folder / "cloud.ply", OUT / f"{name}-xyz.ply")
+        ours = OUT / f"{name}-mlsproj.ply"
+        config = mlsproj_config(OUT / f"{name}.ron", bare, None, ours, f"normal_neighbours: {K}")
+        theirs = OUT / f"{name}-cgal.ply"
+        for tool, cmd, output in [("mlsproj normals", [MLSPROJ, "normals", config, "--quiet"], ours),
+                                  ("CGAL pca + mst_orient", [CGAL_NORMALS, bare, theirs, K, "pca"], theirs)]:
+            wall, cpu, rss = timed(cmd)
+            s = score(folder / "mesh.ply", output)
+            flips = s.get("flips", s.get("wrong_sign_fraction"))
+            angle = s.get("mean_angle_deg", s.get("angle_deg_mean"))
+            rows.append(f"| {name} | {tool} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | "
+                        f"{100 * flips:.3f}% | {angle if angle is None else f'{angle:.1f}'} |")
+            print(rows[-1], file=sys.stderr, flush=True)
+    table = "\n".join(rows) + "\n"
+    (OUT / "table.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
