@@ -186,15 +186,17 @@ pub(crate) fn signature(path: &Path) -> Result<Signature> {
 
 /// Reads a PCD or text cloud, or refuses a file whose signature does not
 /// match its extension or whose extension is unknown.
-pub(crate) fn read_by_extension(path: &Path) -> Result<PointCloud> {
+/// Returns the cloud and its comments (a text cloud's `# …` lines before
+/// the first point; none for PCD).
+pub(crate) fn read_by_extension(path: &Path) -> Result<(PointCloud, Vec<String>)> {
     let extension = path
         .extension()
         .and_then(|extension| extension.to_str())
         .map(str::to_ascii_lowercase);
     let wrong = |what: &str| Err(Error::format(path, Location::File, format!("not {what}")));
     match extension.as_deref() {
-        Some("xyz" | "pts" | "txt" | "csv") => xyz::read_text(path),
-        Some("pcd") => pcd::read_pcd(path),
+        Some("xyz" | "pts" | "txt" | "csv") => xyz::read_text_with_comments(path),
+        Some("pcd") => pcd::read_pcd(path).map(|cloud| (cloud, Vec::new())),
         Some("ply") => Err(Error::format(
             path,
             Location::Line(1),

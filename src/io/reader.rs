@@ -36,6 +36,8 @@ pub enum PointReader {
         total: usize,
         /// The scanner positions of an E57 file's scans.
         scanners: Vec<Point3<f64>>,
+        /// A text file's comment lines before its first point.
+        comments: Vec<String>,
     },
 }
 
@@ -53,7 +55,14 @@ impl PointReader {
                 }
                 Ok(reader)
             }
-            Signature::Other => Ok(PointReader::from_cloud(read_by_extension(path)?)),
+            Signature::Other => {
+                let (cloud, comments) = read_by_extension(path)?;
+                let mut reader = PointReader::from_cloud(cloud);
+                if let PointReader::Memory { comments: kept, .. } = &mut reader {
+                    *kept = comments;
+                }
+                Ok(reader)
+            }
         }
     }
 
@@ -65,6 +74,7 @@ impl PointReader {
             next: 0,
             total,
             scanners: Vec::new(),
+            comments: Vec::new(),
         }
     }
 
@@ -92,13 +102,14 @@ impl PointReader {
         self.len() == 0
     }
 
-    /// The file's comments (a PLY header's; none for a cloud in memory):
+    /// The file's comments (a PLY header's, a LAS provenance VLR's, a text
+    /// file's `# …` lines before its first point; none for a cloud in memory):
     /// where a tile output records the job it belongs to.
     pub fn comments(&self) -> &[String] {
         match self {
             PointReader::Ply(reader) => reader.comments(),
             PointReader::Las(reader) => reader.comments(),
-            PointReader::Memory { .. } => &[],
+            PointReader::Memory { comments, .. } => comments,
         }
     }
 

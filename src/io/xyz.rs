@@ -70,7 +70,14 @@ fn header_names(line: &str, count: usize) -> Option<Vec<String>> {
 }
 
 /// Reads a text cloud by the column rule of [`super::read_points`].
+#[cfg(test)]
 pub(crate) fn read_text(path: &Path) -> Result<PointCloud> {
+    read_text_with_comments(path).map(|(cloud, _)| cloud)
+}
+
+/// [`read_text`], and the comment lines `# …` before the first point
+/// (without `# `): where mlsproj's text outputs record their provenance.
+pub(crate) fn read_text_with_comments(path: &Path) -> Result<(PointCloud, Vec<String>)> {
     let pts = path
         .extension()
         .is_some_and(|extension| extension.eq_ignore_ascii_case("pts"));
@@ -174,10 +181,16 @@ pub(crate) fn read_text(path: &Path) -> Result<PointCloud> {
     let names = before
         .last()
         .and_then(|line| header_names(line, columns.len()));
-    Ok(match names {
+    let comments = before
+        .iter()
+        .filter_map(|line| line.strip_prefix("# "))
+        .map(str::to_owned)
+        .collect();
+    let cloud = match names {
         Some(names) => cloud_from_named_columns(&names, columns),
         None => cloud_from_columns(columns),
-    })
+    };
+    Ok((cloud, comments))
 }
 
 /// Rows of three equally long columns.

@@ -93,7 +93,7 @@ pub fn merge_in_groups(
     let mut total = 0;
     for index in 0..tiles {
         let (path, mut reader) = open_tile(config, &job, tile(index))?;
-        let columns = io::file_columns(&reader.read_chunk(0)?);
+        let columns = tile_columns(&reader.read_chunk(0)?);
         let found = io::schema_of(&columns);
         let first = schema.get_or_insert_with(|| found.clone());
         if found != *first {
@@ -322,7 +322,7 @@ impl Cursor {
             return Ok(());
         }
         let chunk = self.reader.read_chunk(self.rows)?;
-        self.columns = io::file_columns(&chunk);
+        self.columns = tile_columns(&chunk);
         self.index_column = self
             .columns
             .iter()
@@ -440,4 +440,21 @@ fn twice(index: u32, previous: &Path, file: &Path) -> Error {
         )
     };
     Error::format(file, Location::File, message)
+}
+
+/// A tile output's columns as merge reads them: a text tile reads every
+/// column back as double, so an `index` of whole numbers is turned back
+/// into the uint it was written as (PLY and LAS tiles keep the type).
+fn tile_columns(chunk: &crate::cloud::PointCloud) -> Vec<Attribute> {
+    let mut columns = io::file_columns(chunk);
+    for column in columns.iter_mut().filter(|c| c.name == "index") {
+        if let Column::F64(values) = &column.values
+            && values
+                .iter()
+                .all(|v| v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(v))
+        {
+            column.values = Column::U32(values.iter().map(|&v| v as u32).collect());
+        }
+    }
+    columns
 }
