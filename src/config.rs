@@ -73,7 +73,7 @@ impl Support {
                 if points > 1 && radius > diagonal =>
             {
                 Some(format!(
-                    "support: {self:?}: the radius {radius} is larger than the cloud's bounding-box diagonal {diagonal}; `mlsproj info` suggests radii"
+                    "support: {self:?}: the radius is larger than the cloud's bounding-box diagonal {diagonal:.6e}; `mlsproj info` suggests radii"
                 ))
             }
             _ => None,
