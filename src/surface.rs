@@ -17,7 +17,7 @@ use crate::projection::{Method, NormalSign, Projector, slope_normals};
 
 /// How a surface gets its normals: the config's `cloud_normals`,
 /// `normal_neighbours` and `orientation`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NormalOptions {
     /// Use the cloud's normals when it has them, or estimate anyway.
     pub cloud_normals: CloudNormals,
@@ -25,6 +25,10 @@ pub struct NormalOptions {
     pub neighbours: usize,
     /// How the normals are signed (see [`normals::sign_rule`]).
     pub orientation: Orientation,
+    /// Where the scanners of the cloud's scans stood (an E57 file's),
+    /// indexed by the points' `scan_index` attribute: under `Auto`, each
+    /// estimated normal faces the scanner that saw its point.
+    pub scanners: Vec<Point3<f64>>,
 }
 
 impl Default for NormalOptions {
@@ -33,6 +37,7 @@ impl Default for NormalOptions {
             cloud_normals: CloudNormals::Use,
             neighbours: normals::DEFAULT_NEIGHBOURS,
             orientation: Orientation::Auto,
+            scanners: Vec::new(),
         }
     }
 }
@@ -43,6 +48,7 @@ impl From<&Config> for NormalOptions {
             cloud_normals: config.cloud_normals,
             neighbours: config.normal_neighbours,
             orientation: config.orientation,
+            scanners: Vec::new(),
         }
     }
 }
@@ -54,6 +60,8 @@ pub struct MlsSurface {
     normals: Vec<Vector3<f32>>,
     /// True when `normals` were estimated.
     estimated: bool,
+    /// True when estimated normals face the scanner that saw each point.
+    scanner_facing: bool,
     colours: Option<Vec<[u8; 3]>>,
     centroid: Vector3<f64>,
     skipped: usize,
@@ -126,8 +134,16 @@ impl MlsSurface {
                 options.orientation,
                 Orientation::Up | Orientation::Consistent | Orientation::ConsistentToward(..)
             );
+        let seen_from = scanner_of_each(cloud, &finite, options, &search).filter(|_| estimated);
+        let scanner_facing = seen_from.is_some();
         let normals = match own_normals {
             Some(own) if !re_sign => own,
+            None if scanner_facing => {
+                let k = NonZeroUsize::new(options.neighbours).unwrap_or(NonZeroUsize::MIN);
+                let mut normals = normals::estimate(&search, k).normals;
+                face_scanners(&search, &mut normals, &seen_from.unwrap_or_default());
+                normals
+            }
             own => {
                 let rule = normals::sign_rule(options.orientation, &search, centroid);
                 // The cloud's own normals need the PCA's graph only to be
@@ -148,6 +164,7 @@ impl MlsSurface {
             search,
             normals,
             estimated,
+            scanner_facing,
             colours,
             centroid,
             skipped,
@@ -223,6 +240,9 @@ impl MlsSurface {
     /// How normals will be oriented under `orientation`, in words.
     pub fn orientation_rule(&self, orientation: Orientation) -> &'static str {
         match self.sign(orientation) {
+            NormalSign::CloudNormals(_) if self.scanner_facing => {
+                "by estimated normals, each facing the scanner that saw its point"
+            }
             NormalSign::CloudNormals(_) if self.normals_estimated() => {
                 "by estimated normals, oriented consistently"
             }
@@ -316,4 +336,42 @@ fn unit_or_zero(normal: Vector3<f32>) -> Vector3<f32> {
 fn pick<T: Copy + Send + Sync>(values: &[T], indices: &[u32]) -> Vec<T> {
     // A gather in Morton order: random reads, so worth every thread.
     indices.par_iter().map(|&i| values[i as usize]).collect()
+}
+
+/// Where the scanner that saw each point of `search` stood (relative to its
+/// origin, in the order of `finite`), when `options` orient by scanners:
+/// `Auto`, and scanners given for every point
+/// ([`normals::scanner_of_each`]). `None` otherwise.
+fn scanner_of_each(
+    cloud: &PointCloud,
+    finite: &[u32],
+    options: &NormalOptions,
+    search: &NeighbourSearch,
+) -> Option<Vec<Vector3<f64>>> {
+    if options.orientation != Orientation::Auto {
+        return None;
+    }
+    let seen_from = normals::scanner_of_each(cloud, &options.scanners)?;
+    Some(
+        finite
+            .iter()
+            .map(|&i| seen_from[i as usize] - search.origin())
+            .collect(),
+    )
+}
+
+/// Signs each of `normals` (one per point of `search`) to face the scanner
+/// at `seen_from` that saw its point ([`normals::facing`]).
+fn face_scanners(
+    search: &NeighbourSearch,
+    normals: &mut [Vector3<f32>],
+    seen_from: &[Vector3<f64>],
+) {
+    normals
+        .par_iter_mut()
+        .zip(seen_from.par_iter())
+        .enumerate()
+        .for_each(|(i, (normal, scanner))| {
+            *normal = normals::facing(*normal, &(scanner - search.local_point(i as u32)));
+        });
 }

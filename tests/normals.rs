@@ -503,3 +503,77 @@ fn degenerate_inputs_give_zero_normals_not_panics() {
     );
     assert!(estimate_oriented(&triangle, 0, Orientation::Auto).is_err());
 }
+
+#[test]
+fn estimated_normals_face_the_scanner_that_saw_each_point() {
+    // Two scans of a sphere from opposite sides (as an E57 file gives
+    // them: a `scan_index` per point and the scanners' positions), and a
+    // floor seen from below by a third: each normal faces its scanner. A
+    // consistent orientation without the scanners turns the floor (an open
+    // sheet) up.
+    let mut rng = Rng::new(21);
+    let mut positions = Vec::new();
+    let mut scan = Vec::new();
+    let mut facing = Vec::new();
+    let scanners = [
+        Point3::new(50.0, 0.0, 0.0),
+        Point3::new(-50.0, 0.0, 0.0),
+        Point3::new(0.0, 0.0, -10.0),
+    ];
+    while positions.len() < 20_000 {
+        let v = Vector3::new(
+            rng.range(-1.0, 1.0),
+            rng.range(-1.0, 1.0),
+            rng.range(-1.0, 1.0),
+        );
+        let norm = v.norm();
+        if !(0.1..=1.0).contains(&norm) {
+            continue;
+        }
+        let p = Point3::from(v / norm);
+        // A point is in the scan of the scanner that sees it (a scanner
+        // sees the side of a surface that faces it); a band around x = 0
+        // faces neither.
+        let Some(seen_by) = (0..2).find(|&i| (scanners[i] - p).dot(&p.coords) > 0.0) else {
+            continue;
+        };
+        positions.push(p);
+        scan.push(seen_by as u16);
+        facing.push(v / norm);
+    }
+    for i in 0..100 {
+        for j in 0..100 {
+            let p = Point3::new(i as f64 * 0.04 - 2.0, j as f64 * 0.04 - 2.0, -3.0);
+            positions.push(p + Vector3::new(0.0, 0.0, rng.range(-0.002, 0.002)));
+            scan.push(2);
+            facing.push(-Vector3::z());
+        }
+    }
+    let cloud = PointCloud {
+        positions: positions.clone(),
+        attributes: vec![mlsproj::Attribute {
+            name: "scan_index".into(),
+            values: mlsproj::Column::U16(scan),
+        }],
+        ..PointCloud::default()
+    };
+    let config = Config::parse(
+        r#"(cloud: "c.ply", particles: Cloud, output: "o.ply", support: Nearest(30))"#,
+    )
+    .expect("parses");
+    let wrong_with = |scanners: &[Point3<f64>]| {
+        let options = mlsproj::surface::NormalOptions {
+            scanners: scanners.to_vec(),
+            ..mlsproj::surface::NormalOptions::from(&config)
+        };
+        let surface = MlsSurface::with_options(&cloud, &options).expect("surface");
+        let projector = surface.projector(Method::from(&config), config.orientation, false);
+        project_all(&projector, &positions)
+            .iter()
+            .zip(&facing)
+            .filter(|(p, truth)| p.normal.dot(truth) <= 0.0)
+            .count()
+    };
+    assert_eq!(wrong_with(&scanners), 0, "facing the scanners");
+    assert!(wrong_with(&[]) >= 9_000, "the floor faces up without them");
+}

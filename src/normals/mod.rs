@@ -91,3 +91,40 @@ pub fn estimate_oriented(
     }
     Ok(out)
 }
+
+/// `normal` signed to face along `towards` (from its point to the scanner
+/// that saw it): a scanner sees only the side of a surface that faces it,
+/// whatever the shape, so this sign is right where a consistent
+/// orientation can only guess (open scenes, thin parts).
+pub fn facing(normal: Vector3<f32>, towards: &Vector3<f64>) -> Vector3<f32> {
+    if normal.cast::<f64>().dot(towards) < 0.0 {
+        -normal
+    } else {
+        normal
+    }
+}
+
+/// The scanner that saw each point of `cloud`, when it records one: its
+/// `scan_index` attribute (u16, as E57 files give it) into `scanners`.
+/// `None` when the cloud has no such attribute, or a point's index names
+/// no scanner with finite coordinates.
+pub fn scanner_of_each<'a>(
+    cloud: &'a crate::PointCloud,
+    scanners: &'a [Point3<f64>],
+) -> Option<Vec<&'a Point3<f64>>> {
+    let crate::Column::U16(scan) = &cloud
+        .attributes
+        .iter()
+        .find(|a| a.name == "scan_index")?
+        .values
+    else {
+        return None;
+    };
+    scan.iter()
+        .map(|&i| {
+            scanners
+                .get(usize::from(i))
+                .filter(|s| s.iter().all(|c| c.is_finite()))
+        })
+        .collect()
+}

@@ -13,7 +13,7 @@ use crate::error::{Error, Location, Result};
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
 
 use super::seed::SeedPlan;
-use super::{open_particles, read_cloud, seed_plan, surface_of};
+use super::{open_particles, read_scan, seed_plan, surface_of};
 
 /// Points sampled for the statistics (evenly spaced in input order).
 pub const SAMPLE_SIZE: usize = 1000;
@@ -136,8 +136,8 @@ pub struct CheckReport {
 /// Validates inputs and measures the neighbourhoods the job would see,
 /// without projecting or writing anything.
 pub fn check(config: &Config) -> Result<CheckReport> {
-    let cloud = read_cloud(config)?;
-    let surface = surface_of(config, &cloud)?;
+    let (cloud, scanners) = read_scan(config)?;
+    let surface = surface_of(config, &cloud, &scanners)?;
     surface.refuse_whole_cloud_support(&config.cloud, config.support, None)?;
     let cloud_points = cloud.len();
     if let Some(plan) = seed_plan(config, &surface)? {

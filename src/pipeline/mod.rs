@@ -25,7 +25,7 @@ use crate::io::{self, CHUNK, OutputWriter, PointReader, Record};
 use crate::order::morton_order;
 use crate::projection::{Method, Projected, Projector, Scratch};
 use crate::status::Status;
-use crate::surface::MlsSurface;
+use crate::surface::{MlsSurface, NormalOptions};
 
 pub use inspect::{CheckReport, check};
 pub use merge::{MergeSummary, merge, merge_in_groups};
@@ -219,15 +219,24 @@ fn particle_path(config: &Config) -> &Path {
 
 /// Reads the cloud, refusing an empty one.
 pub fn read_cloud(config: &Config) -> Result<PointCloud> {
-    let cloud = io::read_points(&config.cloud)?;
+    read_scan(config).map(|(cloud, _)| cloud)
+}
+
+/// Reads the cloud, refusing an empty one, with the positions of the
+/// scanners that saw it when the file records them (E57).
+fn read_scan(config: &Config) -> Result<(PointCloud, Vec<Point3<f64>>)> {
+    let mut reader = PointReader::open(&config.cloud)?;
+    let scanners = reader.scanner_positions().to_vec();
+    let cloud = reader.read_chunk(reader.len())?;
     refuse_empty(&config.cloud, cloud.len())?;
-    Ok(cloud)
+    Ok((cloud, scanners))
 }
 
 /// The MLS surface of `cloud`, read from the config's cloud, with the
-/// normals the config asks for; a cloud without one finite point is
-/// refused naming the file.
-fn surface_of(config: &Config, cloud: &PointCloud) -> Result<MlsSurface> {
+/// normals the config asks for (estimated ones facing `scanners`, the
+/// file's scanner positions, under `Auto`); a cloud without one finite
+/// point is refused naming the file.
+fn surface_of(config: &Config, cloud: &PointCloud, scanners: &[Point3<f64>]) -> Result<MlsSurface> {
     let path = &config.cloud;
     if !cloud.positions.iter().any(is_finite_point) {
         return Err(Error::format(
@@ -236,7 +245,11 @@ fn surface_of(config: &Config, cloud: &PointCloud) -> Result<MlsSurface> {
             "the cloud has no point with finite coordinates",
         ));
     }
-    MlsSurface::from_config(cloud, config)
+    let options = NormalOptions {
+        scanners: scanners.to_vec(),
+        ..NormalOptions::from(config)
+    };
+    MlsSurface::with_options(cloud, &options)
 }
 
 fn refuse_empty(path: &Path, points: usize) -> Result<()> {
@@ -332,10 +345,10 @@ impl From<&Config> for Job {
 fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
     let mut timings = Timings::default();
     let reading = progress_bar(progress, "reading cloud", None);
-    let cloud = timed(&mut timings.load, || read_cloud(config))?;
+    let (cloud, scanners) = timed(&mut timings.load, || read_scan(config))?;
     reading.finish_and_clear();
     let building = progress_bar(progress, "building tree", None);
-    let surface = timed(&mut timings.tree, || surface_of(config, &cloud))?;
+    let surface = timed(&mut timings.tree, || surface_of(config, &cloud, &scanners))?;
     building.finish_and_clear();
     surface.refuse_whole_cloud_support(&config.cloud, config.support, None)?;
     let cloud_read = CloudRead {

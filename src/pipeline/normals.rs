@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{CloudNormals, Config};
+use crate::config::{CloudNormals, Config, Orientation};
 use crate::error::Result;
 use crate::io::{self, OutputWriter};
 
-use super::{progress_bar, read_cloud, timed};
+use super::{progress_bar, read_scan, timed};
 
 /// What `mlsproj normals` did.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,18 +37,30 @@ pub struct NormalsSummary {
 pub fn write_normals(config: &Config, progress: bool) -> Result<NormalsSummary> {
     let mut time = Duration::ZERO;
     let reading = progress_bar(progress, "reading cloud", None);
-    let mut cloud = timed(&mut time, || read_cloud(config))?;
+    let (mut cloud, scanners) = timed(&mut time, || read_scan(config))?;
     reading.finish_and_clear();
     let estimated = cloud.normals.is_none() || config.cloud_normals == CloudNormals::Estimate;
     if estimated {
         let estimating = progress_bar(progress, "estimating normals", None);
-        cloud.normals = Some(timed(&mut time, || {
+        let mut normals = timed(&mut time, || {
             crate::normals::estimate_oriented(
                 &cloud.positions,
                 config.normal_neighbours,
                 config.orientation,
             )
-        })?);
+        })?;
+        // Under `Auto`, a scan that says where its scanners stood (E57)
+        // faces each normal toward the scanner that saw its point.
+        if config.orientation == Orientation::Auto
+            && let Some(seen_from) = crate::normals::scanner_of_each(&cloud, &scanners)
+        {
+            for ((normal, point), scanner) in
+                normals.iter_mut().zip(&cloud.positions).zip(seen_from)
+            {
+                *normal = crate::normals::facing(*normal, &(scanner - point));
+            }
+        }
+        cloud.normals = Some(normals);
         estimating.finish_and_clear();
     }
     let without_normal = cloud.normals.as_ref().map_or(0, |normals| {

@@ -306,7 +306,9 @@ fn cloud_slab(
     let mut centroid = CentroidSum::default();
     let mut picked = Kept::default();
     let mut seen_finite = false;
-    let (part, total) = PointReader::open(path)?.select(|first, chunk| {
+    let reader = PointReader::open(path)?;
+    let scanners = reader.scanner_positions().to_vec();
+    let (part, total) = reader.select(|first, chunk| {
         if let Some(picker) = &mut particles {
             picked.add(chunk.filter(&picker.pick(first, chunk)));
         }
@@ -327,6 +329,7 @@ fn cloud_slab(
         total,
         diagonal: centroid.diagonal(),
         centroid: centroid.centroid(),
+        scanners,
         particles: particles.map(|picker| (picked.into_cloud(), picker.indices)),
     })
 }
@@ -338,6 +341,8 @@ struct CloudSlab {
     /// The bounding-box diagonal of the whole cloud's finite points.
     diagonal: f64,
     centroid: Point3<f64>,
+    /// The positions of the scanners that saw the cloud (E57).
+    scanners: Vec<Point3<f64>>,
     particles: Option<(PointCloud, Vec<u32>)>,
 }
 
@@ -416,8 +421,10 @@ pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Su
             halo = f64::INFINITY;
             continue;
         }
-        let surface =
-            timed(&mut timings.tree, || surface_of(config, &part))?.with_centroid(slab.centroid);
+        let surface = timed(&mut timings.tree, || {
+            surface_of(config, &part, &slab.scanners)
+        })?
+        .with_centroid(slab.centroid);
         surface.refuse_whole_cloud_support(
             &config.cloud,
             config.support,
