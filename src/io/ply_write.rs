@@ -164,34 +164,7 @@ impl PlyVertexWriter {
 
     /// Checks `columns` against the schema and the count; returns the rows.
     fn check_chunk(&self, columns: &[Attribute]) -> Result<usize> {
-        if columns.len() != self.schema.len() {
-            return Err(self.invalid(format!(
-                "{} columns given for {} properties",
-                columns.len(),
-                self.schema.len()
-            )));
-        }
-        for (column, (name, kind)) in columns.iter().zip(&self.schema) {
-            if column.name != *name || column.values.kind() != *kind {
-                return Err(self.invalid(format!(
-                    "column '{}' ({:?}) given where the schema has '{name}' ({kind:?})",
-                    column.name,
-                    column.values.kind()
-                )));
-            }
-        }
-        let Some(first) = columns.first() else {
-            return Ok(0);
-        };
-        let rows = first.values.len();
-        if let Some(column) = columns.iter().find(|column| column.values.len() != rows) {
-            return Err(self.invalid(format!(
-                "column '{}' has {} values, column '{}' has {rows}",
-                column.name,
-                column.values.len(),
-                first.name
-            )));
-        }
+        let rows = super::output::check_chunk(self.file.path(), &self.schema, columns)?;
         if rows > self.count - self.written {
             return Err(self.invalid(format!(
                 "{} vertices given, the header declares {}",
