@@ -33,7 +33,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the job of a RON config: read, project every particle, write the
-    /// output PLY, and print counts per status and time per stage.
+    /// output (PLY, LAS/LAZ or text by its extension), and print counts per
+    /// status and time per stage.
     Run {
         /// The job's RON config; paths inside are relative to its folder.
         config: PathBuf,
