@@ -447,7 +447,6 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
 /// `read_points` and the chunked reader: each must give `Ok` or `Err`,
 /// never panic.
 fn mutation_run(cases: usize) {
-    let job = Job::new();
     let seeds: Vec<(&str, Vec<u8>)> = [
         "format0.las",
         "format7.las",
@@ -462,35 +461,7 @@ fn mutation_run(cases: usize) {
     .iter()
     .map(|name| (*name, std::fs::read(data(name)).unwrap()))
     .collect();
-    let mut rng = Rng::new(0x5eed_f00d);
-    let (mut ok, mut err) = (0, 0);
-    for case in 0..cases {
-        let (name, seed) = &seeds[rng.below(seeds.len())];
-        let mut bytes = seed.clone();
-        for _ in 0..1 + rng.below(3) {
-            mutate(&mut rng, &mut bytes);
-        }
-        let path = job.write(name, &bytes);
-        let chunk = 1 + rng.below(4);
-        let outcome = std::panic::catch_unwind(|| {
-            let whole = read_points(&path);
-            if let Ok(mut reader) = PointReader::open(&path) {
-                while let Ok(cloud) = reader.read_chunk(chunk) {
-                    if cloud.is_empty() {
-                        break;
-                    }
-                }
-            }
-            whole.is_ok()
-        });
-        match outcome {
-            Ok(true) => ok += 1,
-            Ok(false) => err += 1,
-            Err(_) => panic!("case {case} of {name} panicked on {bytes:?}"),
-        }
-    }
-    println!("{cases} mutations: {ok} read, {err} refused");
-    assert!(ok > 0 && err > 0, "mutations should give both outcomes");
+    common::mutation_run(&seeds, cases, 0x5eed_f00d, mutate);
 }
 
 #[test]

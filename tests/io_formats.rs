@@ -693,40 +693,10 @@ fn line_end(bytes: &[u8], at: usize) -> usize {
     }
 }
 
-/// Runs `cases` random mutations of the seeds through `read_points` and
-/// the streaming reader: each must give `Ok` or `Err`, never panic.
+/// Runs `cases` random mutations of the seeds (PLY and text) through
+/// `read_points` and the chunked reader: never a panic.
 fn mutation_run(cases: usize) {
-    let job = Job::new();
-    let seeds = seeds();
-    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
-    let (mut ok, mut err) = (0, 0);
-    for case in 0..cases {
-        let (name, seed) = &seeds[rng.below(seeds.len())];
-        let mut bytes = seed.clone();
-        for _ in 0..1 + rng.below(3) {
-            mutate(&mut rng, &mut bytes);
-        }
-        let path = job.write(name, &bytes);
-        let chunk = 1 + rng.below(3);
-        let outcome = std::panic::catch_unwind(|| {
-            let whole = read_points(&path);
-            if let Ok(mut reader) = PlyVertexReader::open(&path) {
-                while let Ok(cloud) = reader.read_chunk(chunk) {
-                    if cloud.is_empty() {
-                        break;
-                    }
-                }
-            }
-            whole.is_ok()
-        });
-        match outcome {
-            Ok(true) => ok += 1,
-            Ok(false) => err += 1,
-            Err(_) => panic!("case {case} of {name} panicked on {bytes:?}"),
-        }
-    }
-    println!("{cases} mutations: {ok} read, {err} refused");
-    assert!(ok > 0 && err > 0, "mutations should give both outcomes");
+    common::mutation_run(&seeds(), cases, 0x9e37_79b9_7f4a_7c15, mutate);
 }
 
 #[test]

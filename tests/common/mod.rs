@@ -319,3 +319,47 @@ pub fn angle_deg(a: &Vector3<f64>, b: &Vector3<f64>) -> f64 {
     let c = (a.dot(b) / (a.norm() * b.norm())).clamp(-1.0, 1.0);
     c.acos().to_degrees()
 }
+
+/// Runs `cases` random corruptions (`mutate`, one to three per case) of
+/// the small valid files `seeds` (name, bytes) through `read_points` and
+/// the chunked reader: each must give `Ok` or `Err`, never panic. Panics
+/// naming the case otherwise, and asserts that both outcomes occur (a run
+/// that refuses, or reads, everything tests nothing).
+pub fn mutation_run(
+    seeds: &[(&str, Vec<u8>)],
+    cases: usize,
+    seed: u64,
+    mutate: fn(&mut Rng, &mut Vec<u8>),
+) {
+    let folder = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(seed);
+    let (mut ok, mut err) = (0, 0);
+    for case in 0..cases {
+        let (name, seed) = &seeds[rng.below(seeds.len())];
+        let mut bytes = seed.clone();
+        for _ in 0..1 + rng.below(3) {
+            mutate(&mut rng, &mut bytes);
+        }
+        let path = folder.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let chunk = 1 + rng.below(4);
+        let outcome = std::panic::catch_unwind(|| {
+            let whole = mlsproj::io::read_points(&path);
+            if let Ok(mut reader) = mlsproj::io::PointReader::open(&path) {
+                while let Ok(cloud) = reader.read_chunk(chunk) {
+                    if cloud.is_empty() {
+                        break;
+                    }
+                }
+            }
+            whole.is_ok()
+        });
+        match outcome {
+            Ok(true) => ok += 1,
+            Ok(false) => err += 1,
+            Err(_) => panic!("case {case} of {name} panicked on {bytes:?}"),
+        }
+    }
+    println!("{cases} mutations: {ok} read, {err} refused");
+    assert!(ok > 0 && err > 0, "mutations should give both outcomes");
+}
