@@ -134,7 +134,9 @@ impl MlsSurface {
                 options.orientation,
                 Orientation::Up | Orientation::Consistent | Orientation::ConsistentToward(..)
             );
-        let seen_from = scanner_of_each(cloud, &finite, options, &search).filter(|_| estimated);
+        let seen_from = estimated
+            .then(|| scanner_of_each(cloud, &finite, options, &search))
+            .flatten();
         let scanner_facing = seen_from.is_some();
         let normals = match own_normals {
             Some(own) if !re_sign => own,

@@ -7,7 +7,6 @@
 #![cfg(unix)]
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::Path;
 use std::process::Command;
 
 mod job;
@@ -55,20 +54,6 @@ fn run(job: &Job, config: &str, args: &[&str], named: bool, umask: Option<&str>)
     command.output().unwrap().into()
 }
 
-/// Checks a refusal that `run` (not [`Job::refused_config`]) got: one
-/// line naming `file`, no panic. Returns the line.
-fn refused(run: &Run, file: &Path) -> String {
-    let line = run.stderr.trim_end();
-    assert!(!run.success, "should be refused: {}", run.stdout);
-    assert_eq!(line.lines().count(), 1, "one line: {line}");
-    assert!(!line.contains("panicked"), "{line}");
-    assert!(
-        line.contains(&*file.to_string_lossy()),
-        "names {file:?}: {line}"
-    );
-    line.to_owned()
-}
-
 #[test]
 fn the_config_file_as_output_is_refused_also_through_links_and_dotdot() {
     let job = plane_job();
@@ -86,7 +71,7 @@ fn the_config_file_as_output_is_refused_also_through_links_and_dotdot() {
             "the config is untouched"
         );
         let check = job.command_with_config("check", &config(output), &[]);
-        refused(&check, &job.path(output));
+        job::refused_line(&check, &job.path(output));
     }
 }
 
@@ -126,7 +111,7 @@ fn an_input_named_like_a_tile_output_is_refused_by_every_command() {
         ("check", &[]),
         ("merge", &["--tiles", "2"]),
     ] {
-        let line = refused(
+        let line = job::refused_line(
             &job.command_with_config(command, &config, args),
             &job.path(tile),
         );
@@ -154,7 +139,7 @@ fn an_input_named_like_a_tile_output_is_refused_by_every_command() {
         b"(cloud: \"plain.ply\", particles: Cloud, output: \"out.ply\")",
     );
     let run = job::mlsproj(&["run", config.to_str().unwrap(), "--tile", "1/2"]);
-    let line = refused(&run, &config);
+    let line = job::refused_line(&run, &config);
     assert!(line.contains("config file"), "{line}");
 }
 
@@ -202,7 +187,7 @@ fn an_output_that_is_a_folder_device_fifo_or_socket_is_refused() {
             named,
             None,
         );
-        let line = refused(&run, &job.path("out.tile-0000-of-0002.ply"));
+        let line = job::refused_line(&run, &job.path("out.tile-0000-of-0002.ply"));
         assert!(line.contains("a FIFO"), "{line}");
     }
 }

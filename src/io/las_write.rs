@@ -255,14 +255,12 @@ impl LasWriter {
         if self.broken {
             return Err(self.invalid("writing stopped at an earlier error"));
         }
-        let rows = super::output::check_chunk(&self.path, &self.schema, columns)?;
-        if self.written + rows > self.count {
-            return Err(self.invalid(format!(
-                "{} points written, more than the {} declared",
-                self.written + rows,
-                self.count
-            )));
-        }
+        let rows = super::output::check_chunk(
+            &self.path,
+            &self.schema,
+            columns,
+            (self.written, self.count),
+        )?;
         let result = self.write_rows(columns, rows);
         self.broken = result.is_err();
         result?;

@@ -104,11 +104,14 @@ impl OutputWriter {
     }
 }
 
-/// Checks a chunk against a writer's schema; returns its rows.
+/// Checks a chunk against a writer's schema, and that it fits in the
+/// `count` points declared when `written` are already written; returns its
+/// rows.
 pub(crate) fn check_chunk(
     path: &Path,
     schema: &[(String, ScalarKind)],
     columns: &[Attribute],
+    (written, count): (usize, usize),
 ) -> Result<usize> {
     let invalid = |message: String| Error::Invalid(format!("{}: {message}", path.display()));
     if columns.len() != schema.len() {
@@ -134,6 +137,12 @@ pub(crate) fn check_chunk(
                 column.values.len()
             )));
         }
+    }
+    if rows > count - written {
+        return Err(invalid(format!(
+            "{} points given, {count} declared",
+            written + rows
+        )));
     }
     Ok(rows)
 }

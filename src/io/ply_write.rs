@@ -151,7 +151,12 @@ impl PlyVertexWriter {
         if self.broken {
             return Err(self.invalid("writing stopped at an earlier error"));
         }
-        let rows = self.check_chunk(columns)?;
+        let rows = super::output::check_chunk(
+            self.file.path(),
+            &self.schema,
+            columns,
+            (self.written, self.count),
+        )?;
         let result = match self.encoding {
             PlyEncoding::BinaryLittleEndian => self.write_binary(columns, rows),
             PlyEncoding::Ascii => self.write_ascii(columns, rows),
@@ -160,19 +165,6 @@ impl PlyVertexWriter {
         result?;
         self.written += rows;
         Ok(())
-    }
-
-    /// Checks `columns` against the schema and the count; returns the rows.
-    fn check_chunk(&self, columns: &[Attribute]) -> Result<usize> {
-        let rows = super::output::check_chunk(self.file.path(), &self.schema, columns)?;
-        if rows > self.count - self.written {
-            return Err(self.invalid(format!(
-                "{} vertices given, the header declares {}",
-                self.written + rows,
-                self.count
-            )));
-        }
-        Ok(rows)
     }
 
     /// Encodes the rows block by block, each property at its offset.

@@ -77,14 +77,12 @@ impl TextWriter {
         if self.broken {
             return Err(self.invalid("writing stopped at an earlier error"));
         }
-        let rows = super::output::check_chunk(self.file.path(), &self.schema, columns)?;
-        if self.written + rows > self.count {
-            return Err(self.invalid(format!(
-                "{} points written, more than the {} declared",
-                self.written + rows,
-                self.count
-            )));
-        }
+        let rows = super::output::check_chunk(
+            self.file.path(),
+            &self.schema,
+            columns,
+            (self.written, self.count),
+        )?;
         self.buffer.clear();
         for row in 0..rows {
             for (index, column) in columns.iter().enumerate() {

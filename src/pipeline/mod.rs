@@ -217,11 +217,6 @@ fn particle_path(config: &Config) -> &Path {
     }
 }
 
-/// Reads the cloud, refusing an empty one.
-pub fn read_cloud(config: &Config) -> Result<PointCloud> {
-    read_scan(config).map(|(cloud, _)| cloud)
-}
-
 /// Reads the cloud, refusing an empty one, with the positions of the
 /// scanners that saw it when the file records them (E57).
 fn read_scan(config: &Config) -> Result<(PointCloud, Vec<Point3<f64>>)> {

@@ -122,22 +122,29 @@ impl Job {
     /// behind. Returns that line.
     pub fn refused_config(&self, config: &str, file: &Path) -> String {
         let run = self.command_with_config("run", config, &[]);
-        let line = run.stderr.trim_end();
-        assert!(!run.success, "should be refused: {}", run.stdout);
-        assert_eq!(line.lines().count(), 1, "one line: {line}");
-        assert!(!line.contains("panicked"), "{line}");
-        assert!(
-            line.contains(&*file.to_string_lossy()),
-            "names {file:?}: {line}"
-        );
+        let line = refused_line(&run, file);
         let left: Vec<_> = std::fs::read_dir(self.folder())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|name| name.starts_with(OUTPUT) || name.contains(".tmp"))
             .collect();
         assert!(left.is_empty(), "left behind: {left:?}");
-        line.to_owned()
+        line
     }
+}
+
+/// Checks a refusal: non-zero exit, one line on stderr naming `file`, no
+/// panic. Returns that line.
+pub fn refused_line(run: &Run, file: &Path) -> String {
+    let line = run.stderr.trim_end();
+    assert!(!run.success, "should be refused: {}", run.stdout);
+    assert_eq!(line.lines().count(), 1, "one line: {line}");
+    assert!(!line.contains("panicked"), "{line}");
+    assert!(
+        line.contains(&*file.to_string_lossy()),
+        "names {file:?}: {line}"
+    );
+    line.to_owned()
 }
 
 /// A job's config text: `fields` plus `output: "out.ply"`.
