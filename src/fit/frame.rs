@@ -31,6 +31,25 @@ impl Moments {
         self.second[(2, 2)] += wo.z * offset.z;
     }
 
+    /// The moments of the ten sums of
+    /// [`super::columns::weighted_moments`]: `Σ w`, `Σ w p` and the upper
+    /// triangle of `Σ w p pᵀ` by rows.
+    pub(crate) fn from_sums(sums: [f64; 10]) -> Self {
+        let [w, x, y, z, xx, xy, xz, yy, yz, zz] = sums;
+        let mut second = Matrix3::zeros();
+        for ((row, col), value) in [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+            .into_iter()
+            .zip([xx, xy, xz, yy, yz, zz])
+        {
+            second[(row, col)] = value;
+        }
+        Moments {
+            weight_sum: w,
+            first: Vector3::new(x, y, z),
+            second,
+        }
+    }
+
     /// The weighted mean offset, or `None` when the weights sum to zero.
     pub fn centroid(&self) -> Option<Vector3<f64>> {
         (self.weight_sum > 0.0 && self.weight_sum.is_finite()).then(|| self.first / self.weight_sum)

@@ -6,6 +6,8 @@
 
 use nalgebra::Vector3;
 
+use super::columns::{Columns, wide_lanes};
+
 /// Number of monomials `φ = (1, u, v, u², uv, v²)` of a degree-2 fit.
 pub const MONOMIALS: usize = 6;
 /// Packed size of the symmetric 6×6 normal matrix (upper triangle).
@@ -122,8 +124,8 @@ const MATRIX_MOMENTS: [usize; PACKED] = {
 
 impl HeightMoments {
     /// Adds one sample: scaled tangent coordinates `(u, v)`, height `f`,
-    /// weight `w`.
-    #[inline(always)]
+    /// weight `w`: the plain definition of the sums that
+    /// [`height_moments`] takes in lanes where it can.
     pub fn add(&mut self, u: f64, v: f64, f: f64, w: f64) {
         let (wu, wv) = (w * u, w * v);
         let (wuu, wuv, wvv) = (wu * u, wu * v, wv * v);
@@ -153,6 +155,27 @@ impl HeightMoments {
         self.height_squares += w * f * f;
     }
 
+    /// The moments of the sums `moments` (in the order of
+    /// [`MOMENT_EXPONENTS`]), `rhs` (`Σ w f φ`) and `height_squares`.
+    pub(crate) fn from_sums(
+        moments: [f64; 15],
+        rhs: [f64; MONOMIALS],
+        height_squares: f64,
+    ) -> Self {
+        HeightMoments {
+            moments,
+            rhs,
+            height_squares,
+        }
+    }
+
+    /// Adds the moments of `other` (more neighbours of the same frame).
+    pub fn merge(&mut self, other: &Self) {
+        add_into(&mut self.moments, &other.moments);
+        add_into(&mut self.rhs, &other.rhs);
+        self.height_squares += other.height_squares;
+    }
+
     /// The normal equations these moments stand for.
     pub fn equations(&self) -> NormalEquations {
         NormalEquations {
@@ -162,6 +185,86 @@ impl HeightMoments {
             height_squares: self.height_squares,
             ..NormalEquations::default()
         }
+    }
+}
+
+/// The affine map from a neighbour's offset (from the query centre) to its
+/// frame coordinates `(u, v, f)`: scaled tangent coordinates and height.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TangentMap {
+    /// Rows of the map: `e1 / h`, `e2 / h`, `normal`.
+    pub rows: [Vector3<f64>; 3],
+    /// The rows applied to the frame's centroid, subtracted.
+    pub shift: [f64; 3],
+}
+
+impl TangentMap {
+    /// `(u, v, f)` of the offset `p`.
+    #[inline]
+    fn apply(&self, p: &Vector3<f64>) -> [f64; 3] {
+        std::array::from_fn(|row| self.rows[row].dot(p) - self.shift[row])
+    }
+}
+
+/// The moments of the neighbours of `columns` under their weights, mapped
+/// into the frame by `map`: the sums of [`HeightMoments::add`], in AVX
+/// lanes where the CPU has them (see [`super::columns`]).
+pub(crate) fn height_moments(map: &TangentMap, columns: &Columns) -> HeightMoments {
+    #[cfg(target_arch = "x86_64")]
+    if wide_lanes() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { super::avx::height_moments(map, columns) };
+    }
+    plain_height_moments(map, columns)
+}
+
+/// [`height_moments`] one neighbour at a time.
+fn plain_height_moments(map: &TangentMap, columns: &Columns) -> HeightMoments {
+    let mut moments = HeightMoments::default();
+    for (i, &w) in columns.weights().iter().enumerate() {
+        let [u, v, f] = map.apply(&columns.offset_of(i));
+        moments.add(u, v, f, w);
+    }
+    moments
+}
+
+/// The slope moments of the neighbours of `columns` (which carry their
+/// unit normals) under their weights, in the frame of `map` (tangent rows
+/// scaled by `1 / support_radius`): the sums of [`SlopeMoments::add`], in
+/// AVX lanes where the CPU has them.
+pub(crate) fn slope_moments(
+    map: &TangentMap,
+    columns: &Columns,
+    support_radius: f64,
+) -> SlopeMoments {
+    #[cfg(target_arch = "x86_64")]
+    if wide_lanes() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { super::avx::slope_moments(map, columns, support_radius) };
+    }
+    plain_slope_moments(map, columns, support_radius)
+}
+
+/// [`slope_moments`] one neighbour at a time.
+fn plain_slope_moments(map: &TangentMap, columns: &Columns, support_radius: f64) -> SlopeMoments {
+    let mut slopes = SlopeMoments::default();
+    for (i, &w) in columns.weights().iter().enumerate() {
+        let [u, v, _] = map.apply(&columns.offset_of(i));
+        let normal = columns.normal_of(i);
+        let local = Vector3::new(
+            map.rows[0].dot(&normal) * support_radius,
+            map.rows[1].dot(&normal) * support_radius,
+            map.rows[2].dot(&normal),
+        );
+        slopes.add(u, v, &local, w);
+    }
+    slopes
+}
+
+/// `sums += more`, entry by entry.
+fn add_into<const N: usize>(sums: &mut [f64; N], more: &[f64; N]) {
+    for (sum, more) in sums.iter_mut().zip(more) {
+        *sum += more;
     }
 }
 
@@ -190,8 +293,8 @@ pub struct SlopeMoments {
 
 impl SlopeMoments {
     /// Adds one neighbour: scaled tangent coordinates `(u, v)`, its unit
-    /// normal in frame coordinates, weight `w`.
-    #[inline(always)]
+    /// normal in frame coordinates, weight `w`: the plain definition of
+    /// the sums that [`slope_moments`] takes in lanes where it can.
     pub fn add(&mut self, u: f64, v: f64, normal: &Vector3<f64>, w: f64) {
         let wn = w * normal.z;
         let square = wn * normal.z;
@@ -208,6 +311,29 @@ impl SlopeMoments {
             sums[1] += along * u;
             sums[2] += along * v;
         }
+    }
+}
+
+impl SlopeMoments {
+    /// The moments of the sums `square` (`Σ w n_n² {1, u, v, u², uv,
+    /// v²}`), `along_u` and `along_v`.
+    pub(crate) fn from_sums(
+        square: [f64; MONOMIALS],
+        along_u: [f64; 3],
+        along_v: [f64; 3],
+    ) -> Self {
+        SlopeMoments {
+            square,
+            along_u,
+            along_v,
+        }
+    }
+
+    /// Adds the moments of `other` (more neighbours of the same frame).
+    pub fn merge(&mut self, other: &Self) {
+        add_into(&mut self.square, &other.square);
+        add_into(&mut self.along_u, &other.along_u);
+        add_into(&mut self.along_v, &other.along_v);
     }
 }
 
@@ -519,5 +645,62 @@ mod tests {
         assert!(eq.solve(2).is_none());
         assert!(eq.solve(1).is_none());
         assert!(eq.solve(0).is_some());
+    }
+
+    #[test]
+    fn sums_in_lanes_are_the_plain_sums() {
+        use crate::neighbours::Neighbour;
+        // 13 neighbours: three whole blocks of lanes and a padded one.
+        let neighbours: Vec<Neighbour> = (0..13)
+            .map(|i| {
+                let offset = Vector3::new(
+                    (i as f64 * 0.37).sin(),
+                    (i as f64 * 0.91).cos(),
+                    0.1 * (i as f64 * 1.3).sin(),
+                );
+                Neighbour {
+                    index: i,
+                    offset,
+                    distance_squared: offset.norm_squared(),
+                }
+            })
+            .collect();
+        let normals: Vec<Vector3<f32>> = (0..13)
+            .map(|i| Vector3::new(0.1 * i as f32, -0.2, 1.0).normalize())
+            .collect();
+        let mut columns = Columns::default();
+        columns.load(&neighbours, Some(&normals));
+        columns.weight = (0..columns.padded_len())
+            .map(|i| if i < 13 { 1.0 + 0.1 * i as f64 } else { 0.0 })
+            .collect();
+        let e1 = Vector3::new(1.0, 0.2, 0.1).normalize();
+        let normal = e1.cross(&Vector3::new(0.0, 1.0, 0.0)).normalize();
+        let e2 = normal.cross(&e1);
+        let h = 1.5;
+        let centroid = Vector3::new(0.05, -0.02, 0.01);
+        let rows = [e1 / h, e2 / h, normal];
+        let map = TangentMap {
+            rows,
+            shift: rows.map(|row| row.dot(&centroid)),
+        };
+        let close = |a: &[f64], b: &[f64]| {
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()))
+        };
+        let (lanes, plain) = (
+            height_moments(&map, &columns),
+            plain_height_moments(&map, &columns),
+        );
+        assert!(close(&lanes.moments, &plain.moments), "{lanes:?} {plain:?}");
+        assert!(close(&lanes.rhs, &plain.rhs));
+        assert!(close(&[lanes.height_squares], &[plain.height_squares]));
+        let (lanes, plain) = (
+            slope_moments(&map, &columns, h),
+            plain_slope_moments(&map, &columns, h),
+        );
+        assert!(close(&lanes.square, &plain.square), "{lanes:?} {plain:?}");
+        assert!(close(&lanes.along_u, &plain.along_u));
+        assert!(close(&lanes.along_v, &plain.along_v));
     }
 }

@@ -2,9 +2,9 @@
 //! evaluated from the squared distance, so compact kernels need no sqrt.
 
 use crate::config::Weight;
-use crate::neighbours::Neighbour;
 
 use super::Moments;
+use super::columns::Columns;
 
 /// Points within this (relative, in r²) of the support's edge count as
 /// outside. With `Nearest(k)` the k-th neighbour lies at r = 1 by
@@ -62,14 +62,16 @@ impl Kernel {
         t * t
     }
 
-    /// θ at squared distance `d²`; zero outside the support.
-    #[inline]
-    pub fn at(&self, distance_squared: f64) -> f64 {
+    /// θ of kernel `weight` at squared distance `d²`; zero outside the
+    /// support. `weight` is a parameter so that a caller passing a
+    /// constant gets the kernel's formula alone, with no branch on it.
+    #[inline(always)]
+    fn profile(&self, weight: Weight, distance_squared: f64) -> f64 {
         let r_squared = distance_squared * self.inverse_h_squared;
         if r_squared >= 1.0 - EDGE {
             return 0.0;
         }
-        match self.weight {
+        match weight {
             Weight::Gaussian => (-distance_squared * self.inverse_gaussian_variance).exp(),
             Weight::Wendland => {
                 let t = 1.0 - r_squared;
@@ -91,27 +93,50 @@ impl Kernel {
         }
     }
 
-    /// Sets `weights` to each neighbour's weight times its `factor`, and
-    /// returns the moments under the frame's weights ([`Self::frame_at`]
-    /// times the same factor) and the number of neighbours of positive
-    /// weight: summed as the weights are set, in one pass.
-    pub fn weigh(
-        &self,
-        neighbours: &[Neighbour],
-        factors: impl Iterator<Item = f64>,
-        weights: &mut Vec<f64>,
-    ) -> (Moments, u32) {
-        weights.clear();
-        let (mut frame_moments, mut count) = (Moments::default(), 0);
-        for (neighbour, factor) in neighbours.iter().zip(factors) {
-            let weight = self.at(neighbour.distance_squared) * factor;
-            weights.push(weight);
-            count += u32::from(weight > 0.0);
-            let frame_weight = self.frame_at(neighbour.distance_squared) * factor;
-            if frame_weight > 0.0 {
-                frame_moments.add(&neighbour.offset, frame_weight);
+    /// Sets the weights of `columns` to each neighbour's weight times its
+    /// `factor` (one per neighbour; all 1 when `None`), and its frame
+    /// weights to [`Self::frame_at`] times the same factor; returns the
+    /// moments under the frame weights and the number of neighbours of
+    /// positive weight.
+    pub fn weigh(&self, columns: &mut Columns, factors: Option<&[f64]>) -> (Moments, u32) {
+        // One loop per kernel, each without a branch on the kernel.
+        match self.weight {
+            Weight::Gaussian => self.weigh_by(columns, factors, Weight::Gaussian),
+            Weight::Wendland => self.weigh_by(columns, factors, Weight::Wendland),
+            Weight::Biweight => self.weigh_by(columns, factors, Weight::Biweight),
+            Weight::Plateau => self.weigh_by(columns, factors, Weight::Plateau),
+            Weight::Broad => self.weigh_by(columns, factors, Weight::Broad),
+        }
+        let count = columns.weight.iter().filter(|&&w| w > 0.0).count() as u32;
+        (columns.frame_moments(), count)
+    }
+
+    /// [`Self::weigh`]'s weights under kernel `weight`.
+    #[inline(always)]
+    fn weigh_by(&self, columns: &mut Columns, factors: Option<&[f64]>, weight: Weight) {
+        let (len, padded) = (columns.len(), columns.padded_len());
+        columns.weight.resize(padded, 0.0);
+        columns.frame_weight.resize(padded, 0.0);
+        let targets = columns
+            .weight
+            .iter_mut()
+            .zip(columns.frame_weight.iter_mut());
+        let distances = &columns.distance_squared[..len];
+        for ((w, frame_w), &distance_squared) in targets.zip(distances) {
+            *w = self.profile(weight, distance_squared);
+            *frame_w = self.frame_at(distance_squared);
+        }
+        if let Some(factors) = factors {
+            let targets = columns
+                .weight
+                .iter_mut()
+                .zip(columns.frame_weight.iter_mut());
+            for ((w, frame_w), factor) in targets.zip(factors) {
+                *w *= factor;
+                *frame_w *= factor;
             }
         }
-        (frame_moments, count)
+        columns.weight[len..].fill(0.0);
+        columns.frame_weight[len..].fill(0.0);
     }
 }

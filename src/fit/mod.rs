@@ -1,7 +1,7 @@
 //! The local fit of one neighbourhood, built as an accumulator in the
 //! manner of Ponca: [`LocalFit::new`] takes the neighbourhood's frame (or
-//! says why there is none), [`LocalFit::add_neighbour`] feeds one weighted
-//! neighbour at a time, and [`LocalFit::finish`] gives the normal
+//! says why there is none), [`LocalFit::add_neighbours`] feeds the weighted
+//! neighbours, laid out as columns and summed in lanes ([`columns`]), and [`LocalFit::finish`] gives the normal
 //! equations of the quadratic height field over that frame, which
 //! [`Fit::surfaces`] solves from the configured degree down. The (N, 6)
 //! system of the seed question is never formed.
@@ -12,14 +12,15 @@
 //! surface's jet, normal and curvatures ([`jet`]), and the robust refits
 //! ([`robust`]).
 
+#[cfg(target_arch = "x86_64")]
+mod avx;
+pub mod columns;
 pub(crate) mod eigen;
 pub mod frame;
 pub mod height;
 pub mod jet;
 pub mod kernel;
 pub mod robust;
-
-use nalgebra::Vector3;
 
 use crate::status::Status;
 
@@ -28,7 +29,10 @@ pub use height::{MONOMIALS, NormalEquations};
 pub use jet::{HeightField, Jet};
 pub use kernel::Kernel;
 
-use height::{HeightMoments, SlopeMoments, supported_degree};
+use columns::Columns;
+use height::{
+    HeightMoments, SlopeMoments, TangentMap, height_moments, slope_moments, supported_degree,
+};
 
 /// A fit being accumulated: the frame is fixed, the neighbours are fed one
 /// at a time.
@@ -76,35 +80,31 @@ impl LocalFit {
         self.frame.flip();
     }
 
-    /// Scaled tangent coordinates `(u, v)` and height of a neighbour at
-    /// `offset` from the query centre.
-    #[inline(always)]
-    fn tangent(&self, offset: &Vector3<f64>) -> (f64, f64, f64) {
-        let local = self.frame.local(&(offset - self.frame.centroid));
-        (local.x * self.inverse_h, local.y * self.inverse_h, local.z)
+    /// The map from a neighbour's offset to its frame coordinates: scaled
+    /// tangent coordinates `(u, v)` and height.
+    fn tangent_map(&self) -> TangentMap {
+        let frame = &self.frame;
+        let rows = [
+            frame.e1 * self.inverse_h,
+            frame.e2 * self.inverse_h,
+            frame.normal,
+        ];
+        TangentMap {
+            rows,
+            shift: rows.map(|row| row.dot(&frame.centroid)),
+        }
     }
 
-    /// Adds the height equation of a neighbour at `offset` from the query
-    /// centre with weight `weight`.
-    #[inline(always)]
-    pub fn add_neighbour(&mut self, offset: &Vector3<f64>, weight: f64) {
-        let (u, v, height) = self.tangent(offset);
-        self.heights.add(u, v, height, weight);
-    }
-
-    /// Adds the height equation and the two slope equations of a neighbour
-    /// at `offset` with unit normal `normal` (world axes) and weight
-    /// `weight`.
-    #[inline(always)]
-    pub fn add_neighbour_with_normal(
-        &mut self,
-        offset: &Vector3<f64>,
-        normal: &Vector3<f64>,
-        weight: f64,
-    ) {
-        let (u, v, height) = self.tangent(offset);
-        self.heights.add(u, v, height, weight);
-        self.slopes.add(u, v, &self.frame.local(normal), weight);
+    /// Adds the height equations of the neighbours of `columns` under
+    /// their weights, and their slope equations when `with_normals` (then
+    /// the columns must carry the neighbours' unit normals).
+    pub fn add_neighbours(&mut self, columns: &Columns, with_normals: bool) {
+        let map = self.tangent_map();
+        self.heights.merge(&height_moments(&map, columns));
+        if with_normals {
+            self.slopes
+                .merge(&slope_moments(&map, columns, self.support_radius));
+        }
     }
 
     /// The frame and normal equations; `normal_weight` is the weight of the

@@ -11,6 +11,7 @@ use nalgebra::Vector3;
 use crate::neighbours::Neighbour;
 use crate::status::Status;
 
+use super::columns::Columns;
 use super::{Fit, HeightField, Kernel, Moments};
 
 /// Reweighted fits after the first.
@@ -63,13 +64,15 @@ impl RefitWeight {
 }
 
 /// Per-thread buffers of the refits: each neighbour's residual to the last
-/// fit, the cosine between its normal and the fit's, and room to find the
-/// median.
+/// fit, the cosine between its normal and the fit's, room to find the
+/// median, and the refit factors.
 #[derive(Debug, Default)]
 pub struct RefitScratch {
     residuals: Vec<f64>,
     normal_cosines: Vec<f64>,
     spread: Vec<f64>,
+    /// Each neighbour's refit factor.
+    factors: Vec<f64>,
 }
 
 /// The neighbourhood a fit was made of: its neighbours, their current
@@ -78,8 +81,9 @@ pub struct RefitScratch {
 pub struct Weighted<'a> {
     /// The neighbours, in the order the fit summed them.
     pub neighbours: &'a [Neighbour],
-    /// Each neighbour's weight in the fit; refits overwrite them.
-    pub weights: &'a mut Vec<f64>,
+    /// The neighbours as columns, with each one's weights in the fit;
+    /// refits overwrite the weights.
+    pub columns: &'a mut Columns,
     /// The moments under the frame's weights; refits overwrite them.
     pub frame_moments: &'a mut Moments,
     /// The cloud's unit normals, when it has them.
@@ -106,14 +110,14 @@ pub fn refit(
     kernel: &Kernel,
     weighted: &mut Weighted,
     scratch: &mut RefitScratch,
-    mut fit_again: impl FnMut(&[f64], &Moments) -> Result<Fit, Status>,
+    mut fit_again: impl FnMut(&mut Columns, &Moments) -> Result<Fit, Status>,
 ) -> Fit {
     let mut fit = plain;
     for _ in 0..REFITS {
         if !reweight(&fit, degree, kernel, weighted, scratch) {
             break;
         }
-        match fit_again(weighted.weights, weighted.frame_moments) {
+        match fit_again(weighted.columns, weighted.frame_moments) {
             Ok(refit) => fit = refit,
             // The reweighted neighbourhood no longer spans a plane: keep
             // the last fit that did.
@@ -168,7 +172,7 @@ fn reweight(
     scratch.residuals.clear();
     scratch.normal_cosines.clear();
     let mut agreement = 0.0;
-    for (neighbour, &w) in weighted.neighbours.iter().zip(weighted.weights.iter()) {
+    for (neighbour, &w) in weighted.neighbours.iter().zip(weighted.columns.weights()) {
         let local = frame.local(&(neighbour.offset - frame.centroid));
         scratch
             .residuals
@@ -202,10 +206,13 @@ fn reweight(
     let residual_scale =
         (REFIT_RESIDUAL_SCALE * 1.4826 * *median).max(1e-9 * kernel.support_radius());
     let refit = RefitWeight::new(residual_scale, REFIT_NORMAL_SCALE);
-    let factors = scratch.residuals.iter().enumerate().map(|(i, &residual)| {
-        let cosine = scratch.normal_cosines.get(i).map(|c| sign * c);
-        refit.at(residual, cosine)
-    });
-    (*weighted.frame_moments, _) = kernel.weigh(weighted.neighbours, factors, weighted.weights);
+    scratch.factors.clear();
+    scratch
+        .factors
+        .extend(scratch.residuals.iter().enumerate().map(|(i, &residual)| {
+            let cosine = scratch.normal_cosines.get(i).map(|c| sign * c);
+            refit.at(residual, cosine)
+        }));
+    (*weighted.frame_moments, _) = kernel.weigh(weighted.columns, Some(&scratch.factors));
     true
 }

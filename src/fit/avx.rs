@@ -1,0 +1,224 @@
+//! The fit's sums over the columns of a neighbourhood in AVX2 + FMA lanes:
+//! four neighbours at a time, each lane its own partial sum, the lanes
+//! added at the end in a fixed order (see [`super::columns`]).
+//!
+//! Written with the intrinsics, a few sums per pass so that each pass keeps
+//! its sums in registers: left to the compiler, arrays of lanes came out as
+//! shuffles and spills, slower than the scalar loop (measured), and a
+//! generic lane type did not get its intrinsics inlined.
+//!
+//! Every function here requires AVX2 and FMA: callers check
+//! [`super::columns::wide_lanes`] first.
+
+use std::arch::x86_64::*;
+
+use super::columns::{Columns, LANES, lanes};
+use super::height::{HeightMoments, SlopeMoments, TangentMap};
+
+/// Loads four values of a column.
+macro_rules! load {
+    ($lanes:expr) => {
+        // SAFETY: `$lanes` is a `[f64; 4]`: four readable values.
+        unsafe { _mm256_loadu_pd($lanes.as_ptr()) }
+    };
+}
+
+/// The sum of the four lanes of `sum`, in a fixed order.
+#[target_feature(enable = "avx2,fma")]
+fn total(sum: __m256d) -> f64 {
+    let mut values = [0.0; LANES];
+    // SAFETY: room for four values.
+    unsafe { _mm256_storeu_pd(values.as_mut_ptr(), sum) };
+    (values[0] + values[2]) + (values[1] + values[3])
+}
+
+/// `row · p − shift` for one block of positions.
+#[target_feature(enable = "avx2,fma")]
+fn affine(row: &[f64; 3], shift: f64, x: __m256d, y: __m256d, z: __m256d) -> __m256d {
+    let partial = _mm256_fmadd_pd(_mm256_set1_pd(row[2]), z, _mm256_set1_pd(-shift));
+    let partial = _mm256_fmadd_pd(_mm256_set1_pd(row[1]), y, partial);
+    _mm256_fmadd_pd(_mm256_set1_pd(row[0]), x, partial)
+}
+
+/// The columns of a neighbourhood read block by block in the frame of a
+/// map: each block's frame coordinates `(u, v, f)` and weights.
+struct FramePoints<'a> {
+    offset: [&'a [[f64; LANES]]; 3],
+    weight: &'a [[f64; LANES]],
+    rows: [[f64; 3]; 3],
+    shift: [f64; 3],
+}
+
+impl<'a> FramePoints<'a> {
+    fn new(map: &TangentMap, columns: &'a Columns) -> Self {
+        FramePoints {
+            offset: [0, 1, 2].map(|axis| lanes(&columns.offset[axis])),
+            weight: lanes(&columns.weight),
+            rows: rows(map, 1.0),
+            shift: map.shift,
+        }
+    }
+
+    /// Number of blocks.
+    fn blocks(&self) -> usize {
+        self.weight.len()
+    }
+
+    /// `[u, v, f, w]` of block `b`.
+    #[target_feature(enable = "avx2,fma")]
+    fn block(&self, b: usize) -> [__m256d; 4] {
+        let [xs, ys, zs] = self.offset;
+        let (x, y, z) = (load!(xs[b]), load!(ys[b]), load!(zs[b]));
+        let [u, v, f] =
+            std::array::from_fn(|row| affine(&self.rows[row], self.shift[row], x, y, z));
+        [u, v, f, load!(self.weight[b])]
+    }
+}
+
+/// The rows of `map` as arrays, scaled by `scale` (the tangent rows only).
+fn rows(map: &TangentMap, tangent_scale: f64) -> [[f64; 3]; 3] {
+    std::array::from_fn(|row| {
+        let scale = if row < 2 { tangent_scale } else { 1.0 };
+        let r = map.rows[row] * scale;
+        [r.x, r.y, r.z]
+    })
+}
+
+/// `Σ w`, `Σ w p` and the upper triangle of `Σ w p pᵀ` (by rows) of the
+/// offset columns under the weight column `weight`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn weighted_moments(columns: &Columns, weight: &[f64]) -> [f64; 10] {
+    let [xs, ys, zs] = [0, 1, 2].map(|axis| lanes(&columns.offset[axis]));
+    let ws = lanes(weight);
+    let zero = _mm256_setzero_pd();
+    let [mut w, mut wx, mut wy, mut wz, mut wxx] = [zero; 5];
+    let [mut wxy, mut wxz, mut wyy, mut wyz, mut wzz] = [zero; 5];
+    for b in 0..ws.len() {
+        let (x, y, z, weight) = (load!(xs[b]), load!(ys[b]), load!(zs[b]), load!(ws[b]));
+        let (px, py, pz) = (
+            _mm256_mul_pd(weight, x),
+            _mm256_mul_pd(weight, y),
+            _mm256_mul_pd(weight, z),
+        );
+        w = _mm256_add_pd(w, weight);
+        wx = _mm256_add_pd(wx, px);
+        wy = _mm256_add_pd(wy, py);
+        wz = _mm256_add_pd(wz, pz);
+        wxx = _mm256_fmadd_pd(px, x, wxx);
+        wxy = _mm256_fmadd_pd(px, y, wxy);
+        wxz = _mm256_fmadd_pd(px, z, wxz);
+        wyy = _mm256_fmadd_pd(py, y, wyy);
+        wyz = _mm256_fmadd_pd(py, z, wyz);
+        wzz = _mm256_fmadd_pd(pz, z, wzz);
+    }
+    [w, wx, wy, wz, wxx, wxy, wxz, wyy, wyz, wzz].map(|sum| total(sum))
+}
+
+/// The height moments of the neighbours of `columns` under their weights
+/// in the frame of `map` (see [`HeightMoments::add`]).
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn height_moments(map: &TangentMap, columns: &Columns) -> HeightMoments {
+    let points = FramePoints::new(map, columns);
+    let zero = _mm256_setzero_pd();
+    // Pass 1: Σ w uᵃ vᵇ, a + b ≤ 2, and Σ w f uᵃ vᵇ, a + b ≤ 1.
+    let [mut w, mut wu, mut wv, mut wuu, mut wuv, mut wvv] = [zero; 6];
+    let [mut wf, mut wfu, mut wfv] = [zero; 3];
+    // Pass 2: a + b = 3 and 4, and Σ w f uᵃ vᵇ, a + b = 2, and Σ w f².
+    let [mut wuuu, mut wuuv, mut wuvv, mut wvvv] = [zero; 4];
+    let [mut wuuuu, mut wuuuv, mut wuuvv, mut wuvvv, mut wvvvv] = [zero; 5];
+    let [mut wfuu, mut wfuv, mut wfvv, mut wff] = [zero; 4];
+    for b in 0..points.blocks() {
+        let [u, v, f, weight] = points.block(b);
+        let (pu, pv, pf) = (
+            _mm256_mul_pd(weight, u),
+            _mm256_mul_pd(weight, v),
+            _mm256_mul_pd(weight, f),
+        );
+        w = _mm256_add_pd(w, weight);
+        wu = _mm256_add_pd(wu, pu);
+        wv = _mm256_add_pd(wv, pv);
+        wuu = _mm256_fmadd_pd(pu, u, wuu);
+        wuv = _mm256_fmadd_pd(pu, v, wuv);
+        wvv = _mm256_fmadd_pd(pv, v, wvv);
+        wf = _mm256_add_pd(wf, pf);
+        wfu = _mm256_fmadd_pd(pf, u, wfu);
+        wfv = _mm256_fmadd_pd(pf, v, wfv);
+    }
+    for b in 0..points.blocks() {
+        let [u, v, f, weight] = points.block(b);
+        let (puu, pvv) = (
+            _mm256_mul_pd(_mm256_mul_pd(weight, u), u),
+            _mm256_mul_pd(_mm256_mul_pd(weight, v), v),
+        );
+        let (puuu, pvvv) = (_mm256_mul_pd(puu, u), _mm256_mul_pd(pvv, v));
+        wuuu = _mm256_add_pd(wuuu, puuu);
+        wuuv = _mm256_fmadd_pd(puu, v, wuuv);
+        wuvv = _mm256_fmadd_pd(pvv, u, wuvv);
+        wvvv = _mm256_add_pd(wvvv, pvvv);
+        wuuuu = _mm256_fmadd_pd(puuu, u, wuuuu);
+        wuuuv = _mm256_fmadd_pd(puuu, v, wuuuv);
+        wuuvv = _mm256_fmadd_pd(puu, _mm256_mul_pd(v, v), wuuvv);
+        wuvvv = _mm256_fmadd_pd(pvvv, u, wuvvv);
+        wvvvv = _mm256_fmadd_pd(pvvv, v, wvvvv);
+        let pf = _mm256_mul_pd(weight, f);
+        let pfu = _mm256_mul_pd(pf, u);
+        wfuu = _mm256_fmadd_pd(pfu, u, wfuu);
+        wfuv = _mm256_fmadd_pd(pfu, v, wfuv);
+        wfvv = _mm256_fmadd_pd(_mm256_mul_pd(pf, v), v, wfvv);
+        wff = _mm256_fmadd_pd(pf, f, wff);
+    }
+    let moments = [
+        w, wu, wv, wuu, wuv, wvv, wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv,
+    ]
+    .map(|sum| total(sum));
+    let rhs = [wf, wfu, wfv, wfuu, wfuv, wfvv].map(|sum| total(sum));
+    HeightMoments::from_sums(moments, rhs, total(wff))
+}
+
+/// The slope moments of the neighbours of `columns` (which carry their unit
+/// normals) under their weights in the frame of `map`, whose tangent rows
+/// are scaled by `1 / support_radius` (see [`SlopeMoments::add`]).
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn slope_moments(
+    map: &TangentMap,
+    columns: &Columns,
+    support_radius: f64,
+) -> SlopeMoments {
+    let points = FramePoints::new(map, columns);
+    let [nxs, nys, nzs] = [0, 1, 2].map(|axis| lanes(&columns.normal[axis]));
+    // A normal is rotated into the frame, not scaled.
+    let [nu_row, nv_row, nn_row] = rows(map, support_radius);
+    let zero = _mm256_setzero_pd();
+    let [mut s, mut s_u, mut s_v, mut s_uu, mut s_uv, mut s_vv] = [zero; 6];
+    let [mut a_u, mut a_uu, mut a_uv, mut a_v, mut a_vu, mut a_vv] = [zero; 6];
+    for b in 0..points.blocks() {
+        let [u, v, _, weight] = points.block(b);
+        let (nx, ny, nz) = (load!(nxs[b]), load!(nys[b]), load!(nzs[b]));
+        let (nu, nv, nn) = (
+            affine(&nu_row, 0.0, nx, ny, nz),
+            affine(&nv_row, 0.0, nx, ny, nz),
+            affine(&nn_row, 0.0, nx, ny, nz),
+        );
+        let wn = _mm256_mul_pd(weight, nn);
+        let square = _mm256_mul_pd(wn, nn);
+        let (square_u, square_v) = (_mm256_mul_pd(square, u), _mm256_mul_pd(square, v));
+        s = _mm256_add_pd(s, square);
+        s_u = _mm256_add_pd(s_u, square_u);
+        s_v = _mm256_add_pd(s_v, square_v);
+        s_uu = _mm256_fmadd_pd(square_u, u, s_uu);
+        s_uv = _mm256_fmadd_pd(square_u, v, s_uv);
+        s_vv = _mm256_fmadd_pd(square_v, v, s_vv);
+        let (along_u, along_v) = (_mm256_mul_pd(wn, nu), _mm256_mul_pd(wn, nv));
+        a_u = _mm256_add_pd(a_u, along_u);
+        a_uu = _mm256_fmadd_pd(along_u, u, a_uu);
+        a_uv = _mm256_fmadd_pd(along_u, v, a_uv);
+        a_v = _mm256_add_pd(a_v, along_v);
+        a_vu = _mm256_fmadd_pd(along_v, u, a_vu);
+        a_vv = _mm256_fmadd_pd(along_v, v, a_vv);
+    }
+    SlopeMoments::from_sums(
+        [s, s_u, s_v, s_uu, s_uv, s_vv].map(|sum| total(sum)),
+        [a_u, a_uu, a_uv].map(|sum| total(sum)),
+        [a_v, a_vu, a_vv].map(|sum| total(sum)),
+    )
+}

@@ -1,0 +1,210 @@
+//! The neighbours of one fit laid out as columns (a structure of arrays),
+//! so that the sums of the fit run in lanes: [`LANES`] neighbours at a
+//! time, each lane its own partial sum, the lanes added at the end.
+//!
+//! A sum over neighbours written one neighbour at a time is a chain of
+//! dependent additions that the compiler may not reorder (floating-point
+//! addition is not associative), so it cannot vectorise it. In lanes the
+//! order is fixed by the code: the same neighbours give the same sums bit
+//! for bit, with any number of threads. Where the CPU has AVX2 and FMA
+//! (checked at run time, so no `target-cpu` flag is needed) the sums run in
+//! AVX registers (`super::avx`); elsewhere one neighbour at a time, by the
+//! plain definitions the tests hold the lanes to.
+
+use nalgebra::Vector3;
+
+use crate::neighbours::Neighbour;
+
+use super::Moments;
+
+/// Neighbours summed at once: four `f64` fill one AVX register.
+pub const LANES: usize = 4;
+
+/// True when the CPU runs the sums in AVX2 + FMA lanes (the check is
+/// cached by the standard library).
+#[inline]
+pub(crate) fn wide_lanes() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The neighbours of one gather as columns, each padded to a multiple of
+/// [`LANES`] with neighbours of zero weight at the centre (they add zero to
+/// every sum).
+#[derive(Debug, Default)]
+pub struct Columns {
+    /// Number of neighbours (before the padding).
+    len: usize,
+    /// `p − centre`, one column per axis.
+    pub(crate) offset: [Vec<f64>; 3],
+    /// `|p − centre|²`.
+    pub(crate) distance_squared: Vec<f64>,
+    /// Each neighbour's weight in the fit.
+    pub(crate) weight: Vec<f64>,
+    /// Each neighbour's weight in the fit's frame (see
+    /// [`super::Kernel::frame_at`]).
+    pub(crate) frame_weight: Vec<f64>,
+    /// The neighbours' unit normals, one column per axis, when loaded with
+    /// them (empty otherwise).
+    pub(crate) normal: [Vec<f64>; 3],
+}
+
+impl Columns {
+    /// Lays out `neighbours` (and their `normals`, indexed by neighbour
+    /// index, when given) as columns. Weights are set later, by
+    /// [`super::Kernel::weigh`].
+    pub fn load(&mut self, neighbours: &[Neighbour], normals: Option<&[Vector3<f32>]>) {
+        self.len = neighbours.len();
+        let padded = self.padded_len();
+        let [xs, ys, zs] = &mut self.offset;
+        for column in [&mut *xs, ys, zs, &mut self.distance_squared] {
+            // Every entry is written below: the padding as zeros.
+            column.resize(padded, 0.0);
+            column[self.len..].fill(0.0);
+        }
+        let columns = xs.iter_mut().zip(ys.iter_mut()).zip(zs.iter_mut());
+        for ((((x, y), z), distance_squared), n) in columns
+            .zip(self.distance_squared.iter_mut())
+            .zip(neighbours)
+        {
+            (*x, *y, *z) = (n.offset.x, n.offset.y, n.offset.z);
+            *distance_squared = n.distance_squared;
+        }
+        let [nxs, nys, nzs] = &mut self.normal;
+        let Some(normals) = normals else {
+            for column in [nxs, nys, nzs] {
+                column.clear();
+            }
+            return;
+        };
+        for column in [&mut *nxs, nys, nzs] {
+            column.resize(padded, 0.0);
+            column[self.len..].fill(0.0);
+        }
+        let columns = nxs.iter_mut().zip(nys.iter_mut()).zip(nzs.iter_mut());
+        for (((x, y), z), n) in columns.zip(neighbours) {
+            let normal = normals[n.index as usize];
+            (*x, *y, *z) = (normal.x.into(), normal.y.into(), normal.z.into());
+        }
+    }
+
+    /// Number of neighbours.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Length of every column: [`Self::len`] rounded up to whole lanes.
+    pub(crate) fn padded_len(&self) -> usize {
+        self.len.div_ceil(LANES) * LANES
+    }
+
+    /// The moments of the neighbours under their weights in the fit.
+    pub fn moments(&self) -> Moments {
+        self.moments_under(|columns| &columns.weight)
+    }
+
+    /// The moments of the neighbours under their weights in the frame.
+    pub fn frame_moments(&self) -> Moments {
+        self.moments_under(|columns| &columns.frame_weight)
+    }
+
+    /// The moments under the weight column that `weight` picks.
+    fn moments_under(&self, weight: impl Fn(&Self) -> &Vec<f64>) -> Moments {
+        let weight = weight(self);
+        #[cfg(target_arch = "x86_64")]
+        if wide_lanes() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return Moments::from_sums(unsafe { super::avx::weighted_moments(self, weight) });
+        }
+        let mut moments = Moments::default();
+        for (i, &w) in weight[..self.len].iter().enumerate() {
+            moments.add(&self.offset_of(i), w);
+        }
+        moments
+    }
+
+    /// The offset of neighbour `i`.
+    pub(crate) fn offset_of(&self, i: usize) -> Vector3<f64> {
+        Vector3::new(self.offset[0][i], self.offset[1][i], self.offset[2][i])
+    }
+
+    /// The normal of neighbour `i` (the columns must carry normals).
+    pub(crate) fn normal_of(&self, i: usize) -> Vector3<f64> {
+        Vector3::new(self.normal[0][i], self.normal[1][i], self.normal[2][i])
+    }
+
+    /// Each neighbour's weight in the fit, without the padding.
+    pub fn weights(&self) -> &[f64] {
+        &self.weight[..self.len]
+    }
+}
+
+/// `column` in lanes (its length a multiple of [`LANES`]).
+#[inline(always)]
+pub(crate) fn lanes(column: &[f64]) -> &[[f64; LANES]] {
+    let (whole, rest) = column.as_chunks::<LANES>();
+    debug_assert!(rest.is_empty(), "a column is padded to whole lanes");
+    whole
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn neighbours(count: usize) -> Vec<Neighbour> {
+        (0..count)
+            .map(|i| {
+                let offset = Vector3::new(
+                    (i as f64 * 0.37).sin(),
+                    (i as f64 * 0.91).cos(),
+                    0.1 * i as f64,
+                );
+                Neighbour {
+                    index: i as u32,
+                    offset,
+                    distance_squared: offset.norm_squared(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn columns_are_padded_to_whole_lanes_with_nothing() {
+        let mut columns = Columns::default();
+        for count in [0, 1, 4, 7] {
+            columns.load(&neighbours(count), None);
+            assert_eq!(columns.len(), count);
+            assert_eq!(columns.padded_len() % LANES, 0);
+            assert!(columns.padded_len() < count + LANES);
+            assert!(columns.offset[0][count..].iter().all(|&x| x == 0.0));
+            assert!(columns.normal[0].is_empty());
+        }
+    }
+
+    #[test]
+    fn moments_in_lanes_are_the_plain_sums() {
+        let hood = neighbours(13);
+        let mut columns = Columns::default();
+        columns.load(&hood, None);
+        columns.weight = (0..columns.padded_len())
+            .map(|i| if i < hood.len() { 1.0 + i as f64 } else { 0.0 })
+            .collect();
+        let mut plain = Moments::default();
+        for (n, &w) in hood.iter().zip(columns.weights()) {
+            plain.add(&n.offset, w);
+        }
+        let lanes = columns.moments();
+        let (a, b) = (lanes.frame().unwrap(), plain.frame().unwrap());
+        assert!((a.centroid - b.centroid).norm() < 1e-12);
+        assert!((a.normal.dot(&b.normal).abs() - 1.0).abs() < 1e-12);
+        for (x, y) in a.spread.iter().zip(b.spread) {
+            assert!((x - y).abs() < 1e-12 * (1.0 + y.abs()));
+        }
+    }
+}
