@@ -4,7 +4,7 @@
 use crate::config::Weight;
 
 use super::Moments;
-use super::columns::Columns;
+use super::columns::{Columns, wide_lanes};
 
 /// Points within this (relative, in r²) of the support's edge count as
 /// outside. With `Nearest(k)` the k-th neighbour lies at r = 1 by
@@ -100,30 +100,55 @@ impl Kernel {
     /// positive weight.
     pub fn weigh(&self, columns: &mut Columns, factors: Option<&[f64]>) -> (Moments, u32) {
         // One loop per kernel, each without a branch on the kernel.
+        let by = |weight: Weight| {
+            move |kernel: &Kernel, distances: &[f64], weights: &mut [f64]| {
+                for (w, &distance_squared) in weights.iter_mut().zip(distances) {
+                    *w = kernel.profile(weight, distance_squared);
+                }
+            }
+        };
         match self.weight {
-            Weight::Gaussian => self.weigh_by(columns, factors, Weight::Gaussian),
-            Weight::Wendland => self.weigh_by(columns, factors, Weight::Wendland),
-            Weight::Biweight => self.weigh_by(columns, factors, Weight::Biweight),
-            Weight::Plateau => self.weigh_by(columns, factors, Weight::Plateau),
-            Weight::Broad => self.weigh_by(columns, factors, Weight::Broad),
+            #[cfg(target_arch = "x86_64")]
+            Weight::Gaussian if wide_lanes() => {
+                self.weigh_by(columns, factors, |kernel, distances, weights| {
+                    // SAFETY: the CPU has AVX2 and FMA.
+                    unsafe {
+                        super::avx::gaussian_weights(
+                            distances,
+                            kernel.inverse_gaussian_variance,
+                            kernel.inverse_h_squared,
+                            1.0 - EDGE,
+                            weights,
+                        )
+                    }
+                })
+            }
+            Weight::Gaussian => self.weigh_by(columns, factors, by(Weight::Gaussian)),
+            Weight::Wendland => self.weigh_by(columns, factors, by(Weight::Wendland)),
+            Weight::Biweight => self.weigh_by(columns, factors, by(Weight::Biweight)),
+            Weight::Plateau => self.weigh_by(columns, factors, by(Weight::Plateau)),
+            Weight::Broad => self.weigh_by(columns, factors, by(Weight::Broad)),
         }
         let count = columns.weight.iter().filter(|&&w| w > 0.0).count() as u32;
         (columns.frame_moments(), count)
     }
 
-    /// [`Self::weigh`]'s weights under kernel `weight`.
+    /// [`Self::weigh`]'s weights, with `kernel_weights(self, distances,
+    /// weights)` setting each neighbour's kernel weight from its squared
+    /// distance (the padding is zeroed after).
     #[inline(always)]
-    fn weigh_by(&self, columns: &mut Columns, factors: Option<&[f64]>, weight: Weight) {
+    fn weigh_by(
+        &self,
+        columns: &mut Columns,
+        factors: Option<&[f64]>,
+        kernel_weights: impl FnOnce(&Kernel, &[f64], &mut [f64]),
+    ) {
         let (len, padded) = (columns.len(), columns.padded_len());
         columns.weight.resize(padded, 0.0);
         columns.frame_weight.resize(padded, 0.0);
-        let targets = columns
-            .weight
-            .iter_mut()
-            .zip(columns.frame_weight.iter_mut());
-        let distances = &columns.distance_squared[..len];
-        for ((w, frame_w), &distance_squared) in targets.zip(distances) {
-            *w = self.profile(weight, distance_squared);
+        let distances = &columns.distance_squared[..padded];
+        kernel_weights(self, distances, &mut columns.weight);
+        for (frame_w, &distance_squared) in columns.frame_weight.iter_mut().zip(distances) {
             *frame_w = self.frame_at(distance_squared);
         }
         if let Some(factors) = factors {
