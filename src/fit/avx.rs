@@ -246,9 +246,9 @@ pub(super) fn gaussian_weights(
     // Below e^-700 the weight is zero for any sum it enters.
     let floor = _mm256_set1_pd(-700.0);
     let log2e = _mm256_set1_pd(std::f64::consts::LOG2_E);
-    // ln 2 split so that n · LN2_HIGH is exact for |n| < 2^11.
-    let ln2_high = _mm256_set1_pd(6.931_471_803_691_238_2e-1);
-    let ln2_low = _mm256_set1_pd(1.908_214_929_270_587_7e-10);
+    // ln 2 split as Cephes does, so that n · ln2_high is exact.
+    let ln2_high = _mm256_set1_pd(6.931_457_519_531_25e-1);
+    let ln2_low = _mm256_set1_pd(1.428_606_820_309_417_3e-6);
     let mut factorial = [1.0f64; 14];
     for k in 1..14 {
         factorial[k] = factorial[k - 1] * k as f64;
