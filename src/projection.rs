@@ -458,9 +458,10 @@ impl<'a> Projector<'a> {
             return None;
         }
         let kernel = Kernel::new(method.weight, support_radius, method.gaussian_width);
+        // The columns carry the normals only for the slope equations.
         scratch
             .columns
-            .load(&scratch.neighbourhood.neighbours, self.normals);
+            .load(&scratch.neighbourhood.neighbours, self.slope_normals);
         let (frame_moments, count) = kernel.weigh(&mut scratch.columns, None);
         scratch.frame_moments = frame_moments;
         Some((kernel, count))

@@ -1,16 +1,17 @@
 //! The local fit of one neighbourhood, built as an accumulator in the
 //! manner of Ponca: [`LocalFit::new`] takes the neighbourhood's frame (or
 //! says why there is none), [`LocalFit::add_neighbours`] feeds the weighted
-//! neighbours, laid out as columns and summed in lanes ([`columns`]), and [`LocalFit::finish`] gives the normal
-//! equations of the quadratic height field over that frame, which
-//! [`Fit::surfaces`] solves from the configured degree down. The (N, 6)
-//! system of the seed question is never formed.
+//! neighbours, and [`LocalFit::finish`] gives the normal equations of the
+//! quadratic height field over that frame, which [`Fit::surfaces`] solves
+//! from the configured degree down. The (N, 6) system of the seed question
+//! is never formed.
 //!
-//! The pieces, one idea a file: the weight kernels ([`kernel`]), the PCA
-//! frame ([`frame`], with its closed-form 3×3 eigen step in `eigen`), the
-//! height field's moments and normal equations ([`height`]), the fitted
-//! surface's jet, normal and curvatures ([`jet`]), and the robust refits
-//! ([`robust`]).
+//! The pieces, one idea a file: the neighbourhood as columns, summed in
+//! lanes ([`columns`], with the AVX2 sums in `avx`), the weight kernels
+//! ([`kernel`]), the PCA frame ([`frame`], with its closed-form 3×3 eigen
+//! step in `eigen`), the height field's moments and normal equations
+//! ([`height`]), the fitted surface's jet, normal and curvatures ([`jet`]),
+//! and the robust refits ([`robust`]).
 
 #[cfg(target_arch = "x86_64")]
 mod avx;
