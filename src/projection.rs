@@ -573,27 +573,36 @@ impl<'a> Projector<'a> {
         // the kernel-weighted plane left 1.41σ RMS against 1.09σ with the
         // flat one; the other truth sets moved by less than 0.005σ.
         let mut fit = LocalFit::new(frame_moments, support_radius)?;
-        if self.wrong_side(fit.frame(), centre, neighbours, columns.weights()) {
+        if self.wrong_side(fit.frame(), centre, neighbours, columns) {
             fit.flip();
         }
         fit.add_neighbours(columns, self.slope_normals.is_some());
         Ok(fit.finish(self.slope_normals.map(|_| self.method.normal_weight)))
     }
 
-    /// True when `frame`'s normal disagrees with the configured sign rule.
+    /// True when `frame`'s normal disagrees with the configured sign rule;
+    /// `columns` hold the neighbours' weights (and, when the fit uses
+    /// them, their normals).
     fn wrong_side(
         &self,
         frame: &Frame,
         centre: &Vector3<f64>,
         neighbours: &[Neighbour],
-        weights: &[f64],
+        columns: &Columns,
     ) -> bool {
         let agreement = match self.sign {
-            NormalSign::CloudNormals(normals) => neighbours
-                .iter()
-                .zip(weights)
-                .map(|(n, &w)| w * normals[n.index as usize].cast::<f64>().dot(&frame.normal))
-                .sum::<f64>(),
+            // The columns' normals are the sign's when the fit uses them.
+            NormalSign::CloudNormals(normals) => match columns.weighted_normal_sum().filter(|_| {
+                self.slope_normals
+                    .is_some_and(|own| std::ptr::eq(own, normals))
+            }) {
+                Some(sum) => sum.dot(&frame.normal),
+                None => neighbours
+                    .iter()
+                    .zip(columns.weights())
+                    .map(|(n, &w)| w * normals[n.index as usize].cast::<f64>().dot(&frame.normal))
+                    .sum::<f64>(),
+            },
             NormalSign::AwayFrom(point) => frame.normal.dot(&(centre + frame.centroid - point)),
             NormalSign::Toward(point) => frame.normal.dot(&(point - centre - frame.centroid)),
             NormalSign::Along(direction) => frame.normal.dot(&direction),
@@ -631,7 +640,7 @@ impl<'a> Projector<'a> {
             fit.frame(),
             &point,
             &scratch.neighbourhood.neighbours,
-            scratch.columns.weights(),
+            &scratch.columns,
         ) {
             fit.flip();
         }

@@ -114,6 +114,22 @@ pub(super) fn weighted_moments(columns: &Columns, weight: &[f64]) -> [f64; 10] {
     [w, wx, wy, wz, wxx, wxy, wxz, wyy, wyz, wzz].map(|sum| total(sum))
 }
 
+/// `Σ w n` of the neighbours' weights and normals (the columns carry
+/// normals).
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn weighted_normal_sum(columns: &Columns) -> [f64; 3] {
+    let normal = [0, 1, 2].map(|axis| lanes(&columns.normal[axis]));
+    let weight = lanes(&columns.weight);
+    let mut sums = [_mm256_setzero_pd(); 3];
+    for b in 0..weight.len() {
+        let w = load!(weight[b]);
+        for (sum, column) in sums.iter_mut().zip(normal) {
+            *sum = _mm256_fmadd_pd(w, load!(column[b]), *sum);
+        }
+    }
+    sums.map(|sum| total(sum))
+}
+
 /// The height moments of the neighbours of `columns` under their weights
 /// in the frame of `map` (see [`HeightMoments::add`]).
 #[target_feature(enable = "avx2,fma")]

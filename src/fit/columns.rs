@@ -129,6 +129,27 @@ impl Columns {
         moments
     }
 
+    /// `Σ w n` of the neighbours' weights and normals, when the columns
+    /// carry normals.
+    pub fn weighted_normal_sum(&self) -> Option<Vector3<f64>> {
+        if self.normal[0].is_empty() {
+            return None;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if wide_lanes() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            let [x, y, z] = unsafe { super::avx::weighted_normal_sum(self) };
+            return Some(Vector3::new(x, y, z));
+        }
+        Some(
+            self.weights()
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| w * self.normal_of(i))
+                .sum(),
+        )
+    }
+
     /// The offset of neighbour `i`.
     pub(crate) fn offset_of(&self, i: usize) -> Vector3<f64> {
         Vector3::new(self.offset[0][i], self.offset[1][i], self.offset[2][i])
@@ -188,6 +209,26 @@ mod tests {
     }
 
     #[test]
+    fn normal_sum_in_lanes_is_the_plain_sum() {
+        let hood = neighbours(11);
+        let normals: Vec<Vector3<f32>> = (0..11)
+            .map(|i| Vector3::new(0.3 * i as f32, 1.0, -0.5).normalize())
+            .collect();
+        let mut columns = Columns::default();
+        columns.load(&hood, Some(&normals));
+        columns.weight = (0..columns.padded_len())
+            .map(|i| if i < hood.len() { 0.5 + i as f64 } else { 0.0 })
+            .collect();
+        let plain: Vector3<f64> = hood
+            .iter()
+            .zip(columns.weights())
+            .map(|(n, &w)| w * normals[n.index as usize].cast::<f64>())
+            .sum();
+        let lanes = columns.weighted_normal_sum().unwrap();
+        assert!((lanes - plain).norm() < 1e-12 * plain.norm());
+    }
+
+    #[test]
     fn moments_in_lanes_are_the_plain_sums() {
         let hood = neighbours(13);
         let mut columns = Columns::default();
@@ -199,6 +240,10 @@ mod tests {
         for (n, &w) in hood.iter().zip(columns.weights()) {
             plain.add(&n.offset, w);
         }
+        assert!(
+            columns.weighted_normal_sum().is_none(),
+            "loaded without normals"
+        );
         let lanes = columns.moments();
         let (a, b) = (lanes.frame().unwrap(), plain.frame().unwrap());
         assert!((a.centroid - b.centroid).norm() < 1e-12);
