@@ -1,7 +1,6 @@
 //! Particles seeded on the surface (`particles: Seed(spacing: d)` or
 //! `Seed(count: n)`): blue noise at spacing d over the part of the surface
-//! the cloud covers, handed to the projection stream like particles read
-//! from a file.
+//! the cloud covers, projected as they are made and handed on slab by slab.
 //!
 //! Four steps, each chosen for a reason:
 //!
@@ -15,26 +14,31 @@
 //!    empty by itself.
 //! 2. **Poisson-disk selection** at spacing d, greedy in the order of a hash
 //!    of each candidate (and `seed`): a candidate is kept when no kept one
-//!    lies within d. Space is cut into cubic blocks; blocks are done in
-//!    eight phases of a 2×2×2 colouring, so that the blocks of one phase
-//!    never touch and run in parallel, each against the seeds already kept
-//!    in its neighbours. The result depends on the blocks, never on the
-//!    threads.
+//!    lies within d. Space is cut into cubic blocks, done slab by slab
+//!    (one x coordinate of blocks at a time, in order); within a slab,
+//!    blocks are done in four phases of a 2×2 colouring in y and z, so
+//!    that the blocks of one phase never touch and run in parallel, each
+//!    against the seeds already kept in its neighbours (of the slab before
+//!    and of earlier phases). The result depends on the blocks, never on
+//!    the threads.
 //! 3. **The edge.** Discs overhang the cloud's edge (and a hole's) by up
 //!    to their radius. At an edge a point's neighbours sit on one side:
 //!    their centroid's offset tells how far the edge is (the centroid of a
 //!    disc cut by a chord, [`edge_distance`]). Seeds of discs that see an
 //!    edge are measured so at their own position, and those beyond the
 //!    edge go.
-//! 4. **Projection** of the kept seeds onto the MLS surface ([`settle`]),
-//!    dropping those that land within 0.75 d of an earlier one; the
-//!    survivors then go through the stream every particle goes through.
+//! 4. **Projection** of each slab's seeds onto the MLS surface, once, as
+//!    every particle is projected ([`seed_surface`]), dropping those that
+//!    land within 0.75 d of one kept before; the survivors' projections are
+//!    what the job writes.
 //!
-//! Memory: the discs (about 110 bytes per cloud point) and the kept seeds
-//! (32 bytes each with their disc, then 24 as the list handed on: at most
-//! 56, 2.8 GB for 50M) are held whole; candidates live only in one
-//! block's scratch per thread. The projection and writing stream in
-//! chunks. Streaming the seeds themselves block by block is left to do.
+//! Memory: the discs (about 110 bytes per cloud point), the kept seeds of
+//! two slabs (32 bytes each, with their projections while a slab is
+//! settled), and one block's candidates per thread. A slab holds the
+//! seeds of one block-thick slice of the surface (blocks are at least 32
+//! spacings wide), so memory follows the widest slice, not the count; the
+//! projections go to a spool on disk until the count is known
+//! ([`super::spool`]).
 
 use std::collections::HashMap;
 use std::f64::consts::PI;
@@ -45,7 +49,7 @@ use rayon::prelude::*;
 
 use crate::config::Support;
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
-use crate::projection::Projector;
+use crate::projection::{Projected, Projector};
 
 use super::inspect::in_sample;
 
@@ -360,153 +364,273 @@ struct Scratch {
 
 const EMPTY: u32 = u32::MAX;
 
-/// Seeds at `spacing` over the surface the cloud of `search` covers, in
-/// block order, as positions in the cloud's coordinates (not yet
-/// projected). The same `seed` gives the same seeds whatever the threads.
-pub fn seeds(search: &NeighbourSearch, spacing: f64, seed: u64) -> Vec<Point3<f64>> {
-    let discs: Vec<Disc> = (0..search.len() as u32)
-        .into_par_iter()
-        .map_init(Neighbourhood::default, |hood, i| {
-            disc(search, i, spacing, seed, hood)
-        })
-        .collect();
-    let mut radii: Vec<f64> = discs.iter().map(|d| d.radius).collect();
-    let middle = radii.len() / 2;
-    let median = radii
-        .select_nth_unstable_by(middle, f64::total_cmp)
-        .1
-        .to_owned();
-    let edge = (BLOCK_SPACINGS * spacing).max(BLOCK_RADII * median);
-    let lo = discs
-        .iter()
-        .fold(Vector3::repeat(f64::INFINITY), |lo, d| lo.inf(&d.foot));
-    let blocks = Blocks { lo, edge };
-    // Every disc within one block of its foot's: a rare outlier's wider
-    // disc is cut down.
-    let discs: Vec<Disc> = discs
-        .into_iter()
-        .map(|d| Disc {
-            radius: d.radius.min(edge),
-            ..d
-        })
-        .collect();
-    // The points whose foot lies in each block, in index order.
-    let mut keyed: Vec<(Key, u32)> = discs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (blocks.key(&d.foot), i as u32))
-        .collect();
-    keyed.par_sort_unstable();
-    let mut feet: HashMap<Key, (usize, usize)> = HashMap::new();
-    for (at, (key, _)) in keyed.iter().enumerate() {
-        feet.entry(*key).or_insert((at, at)).1 = at + 1;
-    }
-    let points = |key: &Key| {
-        let (from, to) = feet.get(key).copied().unwrap_or((0, 0));
-        keyed[from..to].iter().map(|(_, i)| *i)
-    };
-    // Every block a disc reaches, whether or not a foot lies in it: a
-    // block that a curved surface only grazes still holds candidates.
-    let mut keys: Vec<Key> = discs
-        .par_iter()
-        .flat_map_iter(|d| {
-            let lo = blocks.key(&(d.foot - Vector3::repeat(d.radius)));
-            let hi = blocks.key(&(d.foot + Vector3::repeat(d.radius)));
-            (lo[0]..=hi[0]).flat_map(move |x| {
-                (lo[1]..=hi[1]).flat_map(move |y| (lo[2]..=hi[2]).map(move |z| [x, y, z]))
-            })
-        })
-        .collect();
-    keys.par_sort_unstable();
-    keys.dedup();
-    let ids: HashMap<Key, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-    let colour = |key: Key| (key[0] & 1 | (key[1] & 1) << 1 | (key[2] & 1) << 2) as usize;
-    let mut kept: Vec<Vec<Kept>> = vec![Vec::new(); keys.len()];
-    for phase in 0..8 {
-        let done: Vec<(usize, Vec<Kept>)> = (0..keys.len())
-            .into_par_iter()
-            .filter(|&id| colour(keys[id]) == phase)
-            .map_init(Scratch::default, |scratch, id| {
-                let block = Block {
-                    key: keys[id],
-                    blocks,
-                    spacing,
-                    seed,
-                };
-                let around: Vec<Key> = around(block.key).collect();
-                let sources = around
-                    .iter()
-                    .flat_map(points)
-                    .map(|i| (i, &discs[i as usize]));
-                let lent = around
-                    .iter()
-                    .filter_map(|k| ids.get(k))
-                    .flat_map(|&n| kept[n].iter().map(|(p, _)| p));
-                (id, block.select(&discs, sources, lent, scratch))
-            })
-            .collect();
-        for (id, seeds) in done {
-            kept[id] = seeds;
-        }
-    }
-    // Seeds of discs by the cloud's edge that lie more than half a
-    // spacing beyond it go. Cutting the discs at the edge they show
-    // instead left gaps inside the cloud, where a gap between points looks
-    // like an edge to a disc's 16 neighbours; a seed's own neighbours see
-    // past it.
-    let origin = search.origin();
-    let seeds: Vec<Kept> = kept.into_iter().flatten().collect();
-    seeds
-        .par_iter()
-        .map_init(Neighbourhood::default, |hood, &(p, point)| {
-            (!discs[point as usize].near_edge || inside_by(search, &p, hood) >= 0.0)
-                .then(|| origin + p)
-        })
-        .flatten_iter()
-        .collect()
+/// The seeds of a cloud at one spacing, made slab by slab: the blocks of
+/// one x coordinate at a time, in key order, so that a slab's seeds can be
+/// projected and written before the next slab's are made.
+pub struct Seeder<'a> {
+    search: &'a NeighbourSearch,
+    spacing: f64,
+    seed: u64,
+    discs: Vec<Disc>,
+    blocks: Blocks,
+    /// The cloud points whose foot lies in each block, sorted by block.
+    keyed: Vec<(Key, u32)>,
+    /// Where each block's points lie in `keyed`.
+    feet: HashMap<Key, (usize, usize)>,
+    /// Every block a disc reaches, in key order (x first: slab by slab).
+    keys: Vec<Key>,
 }
 
-/// The seeds moved onto the MLS surface by `projector`, less those that
-/// land within [`SETTLED_SPACING`] · d of one kept before them (in seed
-/// order, so the same whatever the threads). Where the surface bends
-/// faster than a disc's radius, or where it merges two close sheets (a
-/// part thinner than the support), seeds drawn d apart on different discs
-/// land together: on a sparse bunny scan, 0.1% of them within 0.1 d.
-/// Returns the surviving seeds as drawn.
-pub fn settle(projector: &Projector, seeds: &[Point3<f64>], spacing: f64) -> Vec<Point3<f64>> {
-    let projected: Vec<Point3<f64>> = super::project_all(projector, seeds)
-        .iter()
-        .zip(seeds)
-        .map(|(p, seed)| {
-            if p.status.is_projected() {
-                p.position
-            } else {
-                *seed
-            }
-        })
-        .collect();
-    let Ok(search) = NeighbourSearch::new(&projected) else {
-        return projected;
-    };
-    let mut keep = vec![false; projected.len()];
-    let mut hood = Neighbourhood::default();
-    let radius = SETTLED_SPACING * spacing;
-    for (i, p) in projected.iter().enumerate() {
-        search.gather(
-            &(p - search.origin()),
-            Support::Radius(radius),
-            1.0,
-            &mut hood,
-        );
-        keep[i] = !hood.neighbours.iter().any(|n| keep[n.index as usize]);
+impl<'a> Seeder<'a> {
+    /// The discs and blocks of the cloud of `search` for seeds at
+    /// `spacing` under `seed`.
+    pub fn new(search: &'a NeighbourSearch, spacing: f64, seed: u64) -> Seeder<'a> {
+        let discs: Vec<Disc> = (0..search.len() as u32)
+            .into_par_iter()
+            .map_init(Neighbourhood::default, |hood, i| {
+                disc(search, i, spacing, seed, hood)
+            })
+            .collect();
+        let mut radii: Vec<f64> = discs.iter().map(|d| d.radius).collect();
+        let middle = radii.len() / 2;
+        let median = radii
+            .select_nth_unstable_by(middle, f64::total_cmp)
+            .1
+            .to_owned();
+        let edge = (BLOCK_SPACINGS * spacing).max(BLOCK_RADII * median);
+        let lo = discs
+            .iter()
+            .fold(Vector3::repeat(f64::INFINITY), |lo, d| lo.inf(&d.foot));
+        let blocks = Blocks { lo, edge };
+        // Every disc within one block of its foot's: a rare outlier's wider
+        // disc is cut down.
+        let discs: Vec<Disc> = discs
+            .into_iter()
+            .map(|d| Disc {
+                radius: d.radius.min(edge),
+                ..d
+            })
+            .collect();
+        let mut keyed: Vec<(Key, u32)> = discs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (blocks.key(&d.foot), i as u32))
+            .collect();
+        keyed.par_sort_unstable();
+        let mut feet: HashMap<Key, (usize, usize)> = HashMap::new();
+        for (at, (key, _)) in keyed.iter().enumerate() {
+            feet.entry(*key).or_insert((at, at)).1 = at + 1;
+        }
+        // Every block a disc reaches, whether or not a foot lies in it: a
+        // block that a curved surface only grazes still holds candidates.
+        let mut keys: Vec<Key> = discs
+            .par_iter()
+            .flat_map_iter(|d| {
+                let lo = blocks.key(&(d.foot - Vector3::repeat(d.radius)));
+                let hi = blocks.key(&(d.foot + Vector3::repeat(d.radius)));
+                (lo[0]..=hi[0]).flat_map(move |x| {
+                    (lo[1]..=hi[1]).flat_map(move |y| (lo[2]..=hi[2]).map(move |z| [x, y, z]))
+                })
+            })
+            .collect();
+        keys.par_sort_unstable();
+        keys.dedup();
+        Seeder {
+            search,
+            spacing,
+            seed,
+            discs,
+            blocks,
+            keyed,
+            feet,
+            keys,
+        }
     }
-    // The seeds as drawn, not as projected: the stream's projection of
-    // them is this one, so the output keeps the distances checked here.
-    seeds
-        .iter()
-        .zip(keep)
-        .filter_map(|(p, keep)| keep.then_some(*p))
-        .collect()
+
+    /// The cloud points whose foot lies in block `key`.
+    fn points(&self, key: &Key) -> impl Iterator<Item = u32> + '_ {
+        let (from, to) = self.feet.get(key).copied().unwrap_or((0, 0));
+        self.keyed[from..to].iter().map(|(_, i)| *i)
+    }
+
+    /// The seeds of every slab in turn, as positions in the cloud's
+    /// coordinates (not yet projected).
+    pub fn slabs(&self) -> Slabs<'_, 'a> {
+        Slabs {
+            seeder: self,
+            next: 0,
+            previous: HashMap::new(),
+        }
+    }
+
+    /// The seeds of the blocks `slab` (one x coordinate), each chosen
+    /// against the seeds already kept in its neighbours: those of the
+    /// slab before (`previous`) and of the blocks of this slab done in
+    /// an earlier phase. Blocks are done in four phases of a 2×2 colouring
+    /// in y and z, so that the blocks of one phase never touch and run in
+    /// parallel: the result depends on the blocks, never on the threads.
+    fn select_slab(
+        &self,
+        slab: &[Key],
+        previous: &HashMap<Key, Vec<Kept>>,
+    ) -> HashMap<Key, Vec<Kept>> {
+        let colour = |key: &Key| (key[1] & 1 | (key[2] & 1) << 1) as usize;
+        let mut current: HashMap<Key, Vec<Kept>> = HashMap::with_capacity(slab.len());
+        for phase in 0..4 {
+            let done: Vec<(Key, Vec<Kept>)> = slab
+                .par_iter()
+                .filter(|key| colour(key) == phase)
+                .map_init(Scratch::default, |scratch, &key| {
+                    let block = Block {
+                        key,
+                        blocks: self.blocks,
+                        spacing: self.spacing,
+                        seed: self.seed,
+                    };
+                    let around: Vec<Key> = around(key).collect();
+                    let sources = around
+                        .iter()
+                        .flat_map(|k| self.points(k))
+                        .map(|i| (i, &self.discs[i as usize]));
+                    let lent = around
+                        .iter()
+                        .filter_map(|k| previous.get(k).or_else(|| current.get(k)))
+                        .flat_map(|seeds| seeds.iter().map(|(p, _)| p));
+                    (key, block.select(&self.discs, sources, lent, scratch))
+                })
+                .collect();
+            current.extend(done);
+        }
+        current
+    }
+}
+
+/// The seeds of a [`Seeder`], slab by slab, holding the kept seeds of one
+/// slab besides the one being made.
+pub struct Slabs<'s, 'a> {
+    seeder: &'s Seeder<'a>,
+    /// Where the next slab's blocks start in the seeder's keys.
+    next: usize,
+    /// The seeds kept in each block of the slab before.
+    previous: HashMap<Key, Vec<Kept>>,
+}
+
+impl Iterator for Slabs<'_, '_> {
+    type Item = Vec<Point3<f64>>;
+
+    fn next(&mut self) -> Option<Vec<Point3<f64>>> {
+        let seeder = self.seeder;
+        let keys = &seeder.keys;
+        let first = *keys.get(self.next)?;
+        let end = self.next + keys[self.next..].partition_point(|k| k[0] == first[0]);
+        let slab = &keys[self.next..end];
+        self.next = end;
+        if self
+            .previous
+            .keys()
+            .next()
+            .is_some_and(|k| k[0] + 1 != first[0])
+        {
+            self.previous.clear();
+        }
+        let current = seeder.select_slab(slab, &self.previous);
+        // Seeds of discs by the cloud's edge that lie more than half a
+        // spacing beyond it go. Cutting the discs at the edge they show
+        // instead left gaps inside the cloud, where a gap between points
+        // looks like an edge to a disc's 16 neighbours; a seed's own
+        // neighbours see past it.
+        let origin = seeder.search.origin();
+        let kept: Vec<Kept> = slab
+            .iter()
+            .filter_map(|k| current.get(k))
+            .flatten()
+            .copied()
+            .collect();
+        let seeds = kept
+            .par_iter()
+            .map_init(Neighbourhood::default, |hood, &(p, point)| {
+                (!seeder.discs[point as usize].near_edge
+                    || inside_by(seeder.search, &p, hood) >= 0.0)
+                    .then(|| origin + p)
+            })
+            .flatten_iter()
+            .collect();
+        self.previous = current;
+        Some(seeds)
+    }
+}
+
+/// Makes the seeds at `spacing` over the surface the cloud of `search`
+/// covers, projects them with `projector` (over the same search) and hands the projections to `sink`, slab by
+/// slab in spatial order, so that memory holds the discs of the cloud and
+/// two slabs of seeds, never all of them. A seed that lands within
+/// [`SETTLED_SPACING`] · d of one kept before it (in seed order, so the
+/// same whatever the threads) goes: where the surface bends faster than a
+/// disc's radius, or where it merges two close sheets (a part thinner than
+/// the support), seeds drawn d apart on different discs land together (on
+/// a sparse bunny scan, 0.1% of them within 0.1 d). The same `seed` gives
+/// the same projections, in the same order, whatever the threads.
+pub fn seed_surface<E>(
+    search: &NeighbourSearch,
+    projector: &Projector,
+    spacing: f64,
+    seed: u64,
+    mut sink: impl FnMut(&[Projected]) -> Result<(), E>,
+) -> Result<(), E> {
+    let seeder = Seeder::new(search, spacing, seed);
+    let mut settled = Settled::new(spacing);
+    for seeds in seeder.slabs() {
+        let projected = super::project_all(projector, &seeds);
+        sink(&settled.keep(projected))?;
+    }
+    Ok(())
+}
+
+/// The projected seeds kept in the last slab and the one being settled,
+/// against which each new one is checked.
+struct Settled {
+    radius: f64,
+    previous: Vec<Point3<f64>>,
+}
+
+impl Settled {
+    fn new(spacing: f64) -> Settled {
+        Settled {
+            radius: SETTLED_SPACING * spacing,
+            previous: Vec::new(),
+        }
+    }
+
+    /// The slab's `projected` seeds less those within the settled spacing
+    /// of one kept before: in the slab before, or earlier in this one.
+    fn keep(&mut self, projected: Vec<Projected>) -> Vec<Projected> {
+        let before = self.previous.len();
+        let mut positions = std::mem::take(&mut self.previous);
+        positions.extend(projected.iter().map(|p| p.position));
+        let Ok(search) = NeighbourSearch::new(&positions) else {
+            self.previous = positions.split_off(before);
+            return projected;
+        };
+        let mut keep = vec![true; before];
+        keep.resize(positions.len(), false);
+        let mut hood = Neighbourhood::default();
+        for i in before..positions.len() {
+            search.gather(
+                &(positions[i] - search.origin()),
+                Support::Radius(self.radius),
+                1.0,
+                &mut hood,
+            );
+            keep[i] = !hood.neighbours.iter().any(|n| keep[n.index as usize]);
+        }
+        let kept: Vec<Projected> = projected
+            .into_iter()
+            .zip(&keep[before..])
+            .filter_map(|(p, &keep)| keep.then_some(p))
+            .collect();
+        self.previous = kept.iter().map(|p| p.position).collect();
+        kept
+    }
 }
 
 /// How close (in spacings) two projected seeds may come before the later
@@ -562,8 +686,8 @@ impl Block {
                 }
             }
         }
-        // Stable: equal hashes keep their (deterministic) drawing order.
-        scratch.candidates.sort_by_key(|&(h, _, _)| h);
+        // Unstable but deterministic: the drawing order is the blocks'.
+        scratch.candidates.sort_unstable_by_key(|&(h, _, _)| h);
         let grid = Grid::new(corner, edge, self.spacing);
         if scratch.grid.len() == grid.cells() {
             for &cell in &scratch.written {
@@ -590,7 +714,7 @@ impl Block {
             if scratch.grid[cell] != EMPTY {
                 continue;
             }
-            let free = grid.around(&p).all(|c| {
+            let free = grid.around(cell).all(|c| {
                 let at = scratch.grid[c];
                 at == EMPTY || !conflict(&(scratch.near[at as usize] - p), &normal, d2)
             });
@@ -620,22 +744,38 @@ fn conflict(offset: &Vector3<f64>, normal: &Vector3<f64>, d2: f64) -> bool {
     across * across < 0.25 * d2 && distance2 - across * across < d2
 }
 
-/// A dense grid over a block and a margin of one spacing around it, of
-/// cells d / √3 wide: a cell holds at most one seed, and every seed within
-/// d of a point lies in the 5×5×5 cells around the point's.
+/// A dense grid over a block and a margin of [`MARGIN_CELLS`] around it,
+/// of cells d / √3 wide: a cell holds at most one seed, and every seed
+/// within [`conflict`]'s reach of a point in the block lies in the 5×5×5
+/// cells around the point's, which the margin keeps inside the grid.
 struct Grid {
     lo: Vector3<f64>,
     cell: f64,
     side: usize,
+    /// Index offsets of the 5×5×5 cells around a cell, nearest first: a
+    /// candidate in conflict is most often ruled out by the first few.
+    around: Vec<isize>,
 }
+
+/// Cells of margin around a block: two for the 5×5×5 reach, and one
+/// more for a point on the block's far face.
+const MARGIN_CELLS: f64 = 3.0;
 
 impl Grid {
     fn new(corner: Vector3<f64>, edge: f64, spacing: f64) -> Grid {
         let cell = spacing / 3f64.sqrt();
+        let side = (edge / cell).ceil() as usize + 2 * MARGIN_CELLS as usize + 1;
+        let stride = [(side * side) as isize, side as isize, 1];
+        let mut around: Vec<([isize; 3], isize)> = (-2..=2isize)
+            .flat_map(|x| (-2..=2isize).flat_map(move |y| (-2..=2isize).map(move |z| [x, y, z])))
+            .map(|c| (c, c[0] * stride[0] + c[1] * stride[1] + c[2] * stride[2]))
+            .collect();
+        around.sort_by_key(|(c, _)| c.iter().map(|v| v * v).sum::<isize>());
         Grid {
-            lo: corner - Vector3::repeat(spacing),
+            lo: corner - Vector3::repeat(MARGIN_CELLS * cell),
             cell,
-            side: ((edge + 2.0 * spacing) / cell).ceil() as usize + 1,
+            side,
+            around: around.into_iter().map(|(_, offset)| offset).collect(),
         }
     }
 
@@ -643,29 +783,20 @@ impl Grid {
         self.side * self.side * self.side
     }
 
-    fn coordinates(&self, p: &Vector3<f64>) -> Option<[usize; 3]> {
+    fn cell(&self, p: &Vector3<f64>) -> Option<usize> {
         let c = (p - self.lo) / self.cell;
         let side = self.side as f64;
         c.iter()
             .all(|&v| (0.0..side).contains(&v))
-            .then(|| [c.x as usize, c.y as usize, c.z as usize])
+            .then(|| (c.x as usize * self.side + c.y as usize) * self.side + c.z as usize)
     }
 
-    fn index(&self, [x, y, z]: [usize; 3]) -> usize {
-        (x * self.side + y) * self.side + z
-    }
-
-    fn cell(&self, p: &Vector3<f64>) -> Option<usize> {
-        self.coordinates(p).map(|c| self.index(c))
-    }
-
-    /// The cells within two of `p`'s (which lies in the grid).
-    fn around(&self, p: &Vector3<f64>) -> impl Iterator<Item = usize> + '_ {
-        let c = self.coordinates(p).unwrap_or([0; 3]);
-        let span = move |a: usize| c[a].saturating_sub(2)..(c[a] + 3).min(self.side);
-        span(0).flat_map(move |x| {
-            span(1).flat_map(move |y| span(2).map(move |z| self.index([x, y, z])))
-        })
+    /// The 5×5×5 cells around `cell`, the cell of a point in the block
+    /// (so at least [`MARGIN_CELLS`] from the grid's faces), nearest first.
+    fn around(&self, cell: usize) -> impl Iterator<Item = usize> + '_ {
+        self.around
+            .iter()
+            .map(move |&offset| cell.wrapping_add_signed(offset))
     }
 }
 
