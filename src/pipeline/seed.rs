@@ -667,6 +667,13 @@ impl Block {
             if gap.norm() > disc.radius {
                 continue;
             }
+            // Most discs lie well inside one block: their candidates need
+            // no check of the block they fall in (the margin keeps
+            // rounding from deciding otherwise than `Blocks::key`).
+            let within = (0..3)
+                .map(|a| centre[a].min(edge - centre[a]))
+                .fold(f64::INFINITY, f64::min)
+                > disc.radius + 1e-9 * edge;
             for number in 0..disc.candidates {
                 let h = hash(self.seed, point, number);
                 // Uniform on the disc by rejection from its square: no
@@ -681,7 +688,7 @@ impl Block {
                 }
                 let offset = (disc.tangents[0] * x + disc.tangents[1] * y) * disc.radius;
                 let p = disc.foot + offset;
-                if self.blocks.key(&p) == self.key {
+                if within || self.blocks.key(&p) == self.key {
                     scratch.candidates.push((h, p, point));
                 }
             }
