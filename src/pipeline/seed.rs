@@ -24,7 +24,7 @@
 //! 3. **The edge.** Discs overhang the cloud's edge (and a hole's) by up
 //!    to their radius. At an edge a point's neighbours sit on one side:
 //!    their centroid's offset tells how far the edge is (the centroid of a
-//!    disc cut by a chord, [`edge_distance`]). Seeds of discs that see an
+//!    disc cut by a chord, [`EDGE_OFFSET`]). Seeds of discs that see an
 //!    edge are measured so at their own position, and those beyond the
 //!    edge go.
 //! 4. **Projection** of each slab's seeds onto the MLS surface, once, as
@@ -172,37 +172,15 @@ struct Disc {
     candidates: u32,
 }
 
-/// Signed distance from a point to the cloud's straight edge, in units of
-/// r, when the centroid of the cloud points within r of it lies `offset` · r
-/// away (positive inside, negative outside). Inside at t, those points fill
-/// the unit disc less the segment beyond a chord at t, whose centroid lies
-/// (2/3)(1 − t²)^{3/2} / (π − segment(t)) from the centre: 4 / 3π at t = 0,
-/// falling to 0 at t = 1. Outside at τ, they fill the segment beyond a
-/// chord at τ, whose centroid lies (2/3)(1 − τ²)^{3/2} / segment(τ) away:
-/// rising from 4 / 3π to 1.
-fn edge_distance(offset: f64) -> f64 {
-    let segment = |t: f64| t.acos() - t * (1.0 - t * t).sqrt();
-    let moment = |t: f64| 2.0 / 3.0 * (1.0 - t * t) * (1.0 - t * t).sqrt();
-    let at_edge = 4.0 / (3.0 * PI);
-    // Bisection on t in [0, 1]: both offsets are monotonic in t.
-    let bisect = |further: &dyn Fn(f64) -> bool| {
-        let (mut lo, mut hi) = (0.0, 1.0);
-        for _ in 0..24 {
-            let mid = 0.5 * (lo + hi);
-            if further(mid) {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        0.5 * (lo + hi)
-    };
-    if offset <= at_edge {
-        bisect(&|t| moment(t) / (PI - segment(t)) > offset)
-    } else {
-        -bisect(&|t| moment(t) / segment(t) < offset)
-    }
-}
+/// The offset (in units of r) of the centroid of the cloud points within r
+/// of a point on the cloud's straight edge: they fill a half disc, whose
+/// centroid lies 4 r / 3π from its centre. Inside the edge, at t r from
+/// it, they fill the disc less the segment beyond a chord at t, whose
+/// centroid comes closer, (2/3)(1 − t²)^{3/2} / (π − segment(t)), falling
+/// to 0 at t = 1; outside, at τ r, the segment beyond a chord at τ, whose
+/// centroid lies farther, (2/3)(1 − τ²)^{3/2} / segment(τ), rising to 1.
+/// So a point is inside when its neighbours' centroid lies within this.
+const EDGE_OFFSET: f64 = 4.0 / (3.0 * PI);
 
 /// The tangent plane of the [`FRAME_NEIGHBOURS`] nearest cloud points to
 /// `centre` (gathered into `hood`): their mean offset from `centre`, the
@@ -231,17 +209,17 @@ fn frame(
     (mean, normal, tangents, r)
 }
 
-/// How far inside the cloud's edge `centre` lies, in the cloud's units
-/// (negative outside), from its neighbours' centroid: see [`edge_distance`].
-fn inside_by(search: &NeighbourSearch, centre: &Vector3<f64>, hood: &mut Neighbourhood) -> f64 {
+/// True when `centre` lies inside the cloud's edge, from its neighbours'
+/// centroid: see [`EDGE_OFFSET`].
+fn inside_edge(search: &NeighbourSearch, centre: &Vector3<f64>, hood: &mut Neighbourhood) -> bool {
     let (mean, normal, _, r) = frame(search, centre, hood);
     let inward = mean - normal * mean.dot(&normal);
-    r * edge_distance(inward.norm() / r.max(f64::MIN_POSITIVE))
+    inward.norm() / r.max(f64::MIN_POSITIVE) <= EDGE_OFFSET
 }
 
-/// The centroid offset (in units of r, [`edge_distance`]) above which a
-/// disc's seeds are checked against the cloud's edge once kept: 0.2, an
-/// edge within half a radius, where a disc may overhang it. A point inside
+/// The centroid offset (in units of r, [`EDGE_OFFSET`]) above which a
+/// disc's seeds are checked against the cloud's edge once kept: 0.1, an
+/// edge within about two thirds of r, where a disc may overhang it. A point inside
 /// a random cloud sees offsets around 0.16 from its 16 neighbours alone.
 const NEAR_EDGE: f64 = 0.1;
 
@@ -549,8 +527,7 @@ impl Iterator for Slabs<'_, '_> {
         let seeds = kept
             .par_iter()
             .map_init(Neighbourhood::default, |hood, &(p, point)| {
-                (!seeder.discs[point as usize].near_edge
-                    || inside_by(seeder.search, &p, hood) >= 0.0)
+                (!seeder.discs[point as usize].near_edge || inside_edge(seeder.search, &p, hood))
                     .then(|| origin + p)
             })
             .flatten_iter()
@@ -804,22 +781,5 @@ impl Grid {
         self.around
             .iter()
             .map(move |&offset| cell.wrapping_add_signed(offset))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edge_distance_inverts_the_cut_disc_centroid() {
-        assert!(edge_distance(4.0 / (3.0 * PI)).abs() < 1e-6);
-        assert!(edge_distance(1e-9) > 0.99);
-        // Inside at half the radius: the offset is 0.171.
-        assert!((edge_distance(0.171) - 0.5).abs() < 0.01);
-        // Outside at a tenth of the radius: the offset is 0.479.
-        let outside = edge_distance(0.479);
-        assert!((outside + 0.1).abs() < 0.01, "{outside}");
-        assert!(edge_distance(0.999) < -0.9);
     }
 }
