@@ -182,6 +182,22 @@ struct Disc {
 /// So a point is inside when its neighbours' centroid lies within this.
 const EDGE_OFFSET: f64 = 4.0 / (3.0 * PI);
 
+/// The mean offset from `centre` of its [`FRAME_NEIGHBOURS`] nearest cloud
+/// points (gathered into `hood`), and the distance r to the farthest.
+fn centroid(
+    search: &NeighbourSearch,
+    centre: &Vector3<f64>,
+    hood: &mut Neighbourhood,
+) -> (Vector3<f64>, f64) {
+    let r = search.gather(centre, Support::Nearest(FRAME_NEIGHBOURS + 1), 1.0, hood);
+    let nearest = &hood.neighbours;
+    let count = nearest.len().max(1) as f64;
+    (
+        nearest.iter().map(|n| n.offset).sum::<Vector3<f64>>() / count,
+        r,
+    )
+}
+
 /// The tangent plane of the [`FRAME_NEIGHBOURS`] nearest cloud points to
 /// `centre` (gathered into `hood`): their mean offset from `centre`, the
 /// plane's normal and two tangents, and the distance r to the farthest.
@@ -190,12 +206,9 @@ fn frame(
     centre: &Vector3<f64>,
     hood: &mut Neighbourhood,
 ) -> (Vector3<f64>, Vector3<f64>, [Vector3<f64>; 2], f64) {
-    let r = search.gather(centre, Support::Nearest(FRAME_NEIGHBOURS + 1), 1.0, hood);
-    let nearest = &hood.neighbours;
-    let count = nearest.len().max(1) as f64;
-    let mean: Vector3<f64> = nearest.iter().map(|n| n.offset).sum::<Vector3<f64>>() / count;
+    let (mean, r) = centroid(search, centre, hood);
     let mut covariance = Matrix3::zeros();
-    for n in nearest {
+    for n in &hood.neighbours {
         let d = n.offset - mean;
         covariance += d * d.transpose();
     }
@@ -209,11 +222,17 @@ fn frame(
     (mean, normal, tangents, r)
 }
 
-/// True when `centre` lies inside the cloud's edge, from its neighbours'
-/// centroid: see [`EDGE_OFFSET`].
-fn inside_edge(search: &NeighbourSearch, centre: &Vector3<f64>, hood: &mut Neighbourhood) -> bool {
-    let (mean, normal, _, r) = frame(search, centre, hood);
-    let inward = mean - normal * mean.dot(&normal);
+/// True when `centre` lies inside the cloud's edge, from the centroid of
+/// its [`FRAME_NEIGHBOURS`] nearest (see [`EDGE_OFFSET`]) along the plane
+/// of `normal`, the normal of the disc that drew it.
+fn inside_edge(
+    search: &NeighbourSearch,
+    centre: &Vector3<f64>,
+    normal: &Vector3<f64>,
+    hood: &mut Neighbourhood,
+) -> bool {
+    let (mean, r) = centroid(search, centre, hood);
+    let inward = mean - normal * mean.dot(normal);
     inward.norm() / r.max(f64::MIN_POSITIVE) <= EDGE_OFFSET
 }
 
@@ -527,7 +546,8 @@ impl Iterator for Slabs<'_, '_> {
         let seeds = kept
             .par_iter()
             .map_init(Neighbourhood::default, |hood, &(p, point)| {
-                (!seeder.discs[point as usize].near_edge || inside_edge(seeder.search, &p, hood))
+                let disc = &seeder.discs[point as usize];
+                (!disc.near_edge || inside_edge(seeder.search, &p, &disc.normal, hood))
                     .then(|| origin + p)
             })
             .flatten_iter()
