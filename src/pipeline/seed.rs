@@ -15,12 +15,12 @@
 //! 2. **Poisson-disk selection** at spacing d, greedy in the order of a hash
 //!    of each candidate (and `seed`): a candidate is kept when no kept one
 //!    lies within d. Space is cut into cubic blocks, done slab by slab
-//!    (one x coordinate of blocks at a time, in order); within a slab,
-//!    blocks are done in four phases of a 2×2 colouring in y and z, so
-//!    that the blocks of one phase never touch and run in parallel, each
-//!    against the seeds already kept in its neighbours (of the slab before
-//!    and of earlier phases). The result depends on the blocks, never on
-//!    the threads.
+//!    (one coordinate of blocks along the cloud's longest side at a time,
+//!    in order); within a slab, blocks are done in four phases of a 2×2
+//!    colouring in the other two coordinates, so that the blocks of one
+//!    phase never touch and run in parallel, each against the seeds
+//!    already kept in its neighbours (of the slab before and of earlier
+//!    phases). The result depends on the blocks, never on the threads.
 //! 3. **The edge.** Discs overhang the cloud's edge (and a hole's) by up
 //!    to their radius. At an edge a point's neighbours sit on one side:
 //!    their centroid's offset tells how far the edge is (the centroid of a
@@ -294,21 +294,40 @@ type Key = [i64; 3];
 /// disc drew it.
 type Kept = (Vector3<f64>, u32);
 
-/// Cubic blocks of edge `edge` from `lo`.
+/// Cubic blocks of edge `edge` from `lo`, keyed with the coordinate along
+/// `axes[0]` first: slabs (blocks of one first coordinate) cut the longest
+/// side of the cloud, so that each holds as small a share of the seeds as
+/// the shape allows (a long terrain strip along y is cut across y).
 #[derive(Debug, Clone, Copy)]
 struct Blocks {
     lo: Vector3<f64>,
     edge: f64,
+    axes: [usize; 3],
 }
 
 impl Blocks {
+    /// Blocks of edge `edge` over points from `lo` to `hi`.
+    fn new(lo: Vector3<f64>, hi: Vector3<f64>, edge: f64) -> Blocks {
+        let extent = hi - lo;
+        let longest = extent.imax();
+        Blocks {
+            lo,
+            edge,
+            axes: [longest, (longest + 1) % 3, (longest + 2) % 3],
+        }
+    }
+
     fn key(&self, p: &Vector3<f64>) -> Key {
         let c = (p - self.lo) / self.edge;
-        [c.x.floor() as i64, c.y.floor() as i64, c.z.floor() as i64]
+        self.axes.map(|a| c[a].floor() as i64)
     }
 
     fn corner(&self, key: Key) -> Vector3<f64> {
-        self.lo + Vector3::new(key[0] as f64, key[1] as f64, key[2] as f64) * self.edge
+        let mut c = Vector3::zeros();
+        for (k, &a) in key.iter().zip(&self.axes) {
+            c[a] = *k as f64;
+        }
+        self.lo + c * self.edge
     }
 }
 
@@ -362,8 +381,9 @@ struct Scratch {
 const EMPTY: u32 = u32::MAX;
 
 /// The seeds of a cloud at one spacing, made slab by slab: the blocks of
-/// one x coordinate at a time, in key order, so that a slab's seeds can be
-/// projected and written before the next slab's are made.
+/// one coordinate along the longest side at a time, in key order, so that
+/// a slab's seeds can be projected and written before the next slab's are
+/// made.
 pub struct Seeder<'a> {
     search: &'a NeighbourSearch,
     spacing: f64,
@@ -395,10 +415,14 @@ impl<'a> Seeder<'a> {
             .1
             .to_owned();
         let edge = (BLOCK_SPACINGS * spacing).max(BLOCK_RADII * median);
-        let lo = discs
-            .iter()
-            .fold(Vector3::repeat(f64::INFINITY), |lo, d| lo.inf(&d.foot));
-        let blocks = Blocks { lo, edge };
+        let (lo, hi) = discs.iter().fold(
+            (
+                Vector3::repeat(f64::INFINITY),
+                Vector3::repeat(f64::NEG_INFINITY),
+            ),
+            |(lo, hi), d| (lo.inf(&d.foot), hi.sup(&d.foot)),
+        );
+        let blocks = Blocks::new(lo, hi, edge);
         // Every disc within one block of its foot's: a rare outlier's wider
         // disc is cut down.
         let discs: Vec<Disc> = discs
@@ -460,12 +484,13 @@ impl<'a> Seeder<'a> {
         }
     }
 
-    /// The seeds of the blocks `slab` (one x coordinate), each chosen
+    /// The seeds of the blocks `slab` (one first coordinate), each chosen
     /// against the seeds already kept in its neighbours: those of the
     /// slab before (`previous`) and of the blocks of this slab done in
     /// an earlier phase. Blocks are done in four phases of a 2×2 colouring
-    /// in y and z, so that the blocks of one phase never touch and run in
-    /// parallel: the result depends on the blocks, never on the threads.
+    /// in the other two coordinates, so that the blocks of one phase never
+    /// touch and run in parallel: the result depends on the blocks, never
+    /// on the threads.
     fn select_slab(
         &self,
         slab: &[Key],
