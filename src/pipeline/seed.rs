@@ -371,6 +371,10 @@ fn disc_radius_median(search: &NeighbourSearch) -> f64 {
 #[derive(Default)]
 struct Scratch {
     candidates: Vec<(u64, Vector3<f64>, u32)>,
+    /// The candidates in the greedy's order ([`Scratch::order_by_hash`]).
+    ordered: Vec<(u64, Vector3<f64>, u32)>,
+    /// Candidates per leading bits of the hash.
+    counts: Vec<usize>,
     grid: Vec<u32>,
     /// The cells of `grid` written for the last block (reset for the
     /// next one rather than the whole grid).
@@ -379,6 +383,37 @@ struct Scratch {
 }
 
 const EMPTY: u32 = u32::MAX;
+
+/// Leading bits of a candidate's hash that order the greedy selection.
+/// A block holds some 10⁴ candidates: 2¹⁰ classes hold about ten each,
+/// spread over the block and so far apart that their order among
+/// themselves (the drawing order) hardly matters.
+const ORDER_BITS: u32 = 10;
+
+impl Scratch {
+    /// `candidates` into `ordered` by the leading [`ORDER_BITS`] of their
+    /// hash, in drawing order within a class: as random an order as a full
+    /// sort by hash, in two linear passes (the sort took 9% of a job).
+    fn order_by_hash(&mut self) {
+        let class = |h: u64| (h >> (64 - ORDER_BITS)) as usize;
+        self.counts.clear();
+        self.counts.resize((1 << ORDER_BITS) + 1, 0);
+        for &(h, _, _) in &self.candidates {
+            self.counts[class(h) + 1] += 1;
+        }
+        for c in 1..self.counts.len() {
+            self.counts[c] += self.counts[c - 1];
+        }
+        self.ordered.clear();
+        self.ordered
+            .resize(self.candidates.len(), (0, Vector3::zeros(), 0));
+        for &candidate in &self.candidates {
+            let at = &mut self.counts[class(candidate.0)];
+            self.ordered[*at] = candidate;
+            *at += 1;
+        }
+    }
+}
 
 /// The seeds of a cloud at one spacing, made slab by slab: the blocks of
 /// one coordinate along the longest side at a time, in key order, so that
@@ -715,8 +750,7 @@ impl Block {
                 }
             }
         }
-        // Unstable but deterministic: the drawing order is the blocks'.
-        scratch.candidates.sort_unstable_by_key(|&(h, _, _)| h);
+        scratch.order_by_hash();
         let grid = Grid::new(corner, edge, self.spacing);
         if scratch.grid.len() == grid.cells() {
             for &cell in &scratch.written {
@@ -737,7 +771,7 @@ impl Block {
         }
         let d2 = self.spacing * self.spacing;
         let mut own = Vec::new();
-        for &(_, p, point) in &scratch.candidates {
+        for &(_, p, point) in &scratch.ordered {
             let normal = discs[point as usize].normal;
             let Some(cell) = grid.cell(&p) else { continue };
             if scratch.grid[cell] != EMPTY {
