@@ -184,10 +184,14 @@ impl Source {
 
 /// The seeds of a `Seed(spacing, count)` job made on `surface`, projected
 /// as `job` projects every particle, in a spool beside the output.
-fn seed_spool(config: &Config, job: &Job, surface: &MlsSurface, progress: bool) -> Result<Source> {
-    let Some(plan) = seed_plan(config, surface)? else {
-        return Err(Error::Invalid("particles: not a Seed job".into()));
-    };
+fn seed_spool(
+    config: &Config,
+    job: &Job,
+    surface: &MlsSurface,
+    (spacing, count): (Option<f64>, Option<u64>),
+    progress: bool,
+) -> Result<Source> {
+    let plan = plan_seeds(config, surface, spacing, count)?;
     let bar = progress_bar(
         progress,
         "seeding",
@@ -393,10 +397,10 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
     // Seeding counts as projection: it makes and projects the particles
     // the stream writes.
     let particles = match config.particles {
-        Particles::Seed { .. } => {
+        Particles::Seed { spacing, count } => {
             drop(cloud);
             timed(&mut timings.project, || {
-                seed_spool(config, &job, &surface, progress)
+                seed_spool(config, &job, &surface, (spacing, count), progress)
             })?
         }
         Particles::File(_) | Particles::Cloud => {
