@@ -12,20 +12,31 @@ use job::{Job, OUTPUT, xyz_columns};
 use mlsproj::config::Orientation;
 use mlsproj::neighbours::NeighbourSearch;
 use mlsproj::pipeline::seed::{self, PACKING, SeedPlan, SeedRequest};
-use mlsproj::{Config, Method, MlsSurface, PointCloud, project_all};
+use mlsproj::{Config, Method, MlsSurface, PointCloud};
 use nalgebra::Point3;
 
-/// The seeds of `cloud` at spacing `d`, settled and projected as `run`
-/// makes them.
-fn seeded(cloud: &PointCloud, d: f64) -> (Vec<Point3<f64>>, SeedPlan) {
+/// The seeds of `cloud` at spacing `d`, projected and settled as `run`
+/// makes them, slab by slab.
+fn seeded_slabs(cloud: &PointCloud, d: f64) -> (Vec<Vec<Point3<f64>>>, SeedPlan) {
     let surface = MlsSurface::new(cloud).unwrap();
     let plan = SeedPlan::new(surface.search(), SeedRequest::Spacing(d));
     let config = Config::parse(r#"(cloud: "c.ply", particles: Cloud, output: "o.ply")"#).unwrap();
     let projector = surface.projector(Method::from(&config), Orientation::Auto, false);
-    let seeds = seed::settle(&projector, &seed::seeds(surface.search(), d, 0), d);
-    let projected = project_all(&projector, &seeds);
-    assert!(projected.iter().all(|p| p.status.is_projected()));
-    (projected.iter().map(|p| p.position).collect(), plan)
+    let mut slabs = Vec::new();
+    seed::seed_surface(surface.search(), &projector, d, 0, |slab| {
+        assert!(slab.iter().all(|p| p.status.is_projected()));
+        slabs.push(slab.iter().map(|p| p.position).collect());
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    (slabs, plan)
+}
+
+/// The seeds of `cloud` at spacing `d`, projected and settled as `run`
+/// makes them.
+fn seeded(cloud: &PointCloud, d: f64) -> (Vec<Point3<f64>>, SeedPlan) {
+    let (slabs, plan) = seeded_slabs(cloud, d);
+    (slabs.concat(), plan)
 }
 
 /// Distance from each point to its nearest other one.
@@ -107,6 +118,35 @@ fn seeds_on_a_torus_are_evenly_spaced_and_cover_it() {
     };
     let area = 4.0 * std::f64::consts::PI.powi(2) * torus.major * torus.minor;
     spacing_and_coverage(&torus, area, 20_000, 0.012);
+}
+
+#[test]
+fn seeds_come_slab_by_slab_along_the_longest_side() {
+    // The plane [-1, 1] × [-2, 2] at d = 0.01: blocks of 32 d, so about
+    // twelve slabs across y, each made, projected and handed on before
+    // the next.
+    let mut cloud = noisy_cloud(&Plane, 20_000, 0.001, 4);
+    for p in &mut cloud.positions {
+        p.y *= 2.0;
+    }
+    let d = 0.01;
+    let (slabs, _) = seeded_slabs(&cloud, d);
+    let total: usize = slabs.iter().map(Vec::len).sum();
+    let largest = slabs.iter().map(Vec::len).max().unwrap_or(0);
+    let range = |slab: &[Point3<f64>]| {
+        slab.iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                (lo.min(p.y), hi.max(p.y))
+            })
+    };
+    println!("{} slabs, largest {largest} of {total} seeds", slabs.len());
+    assert!(slabs.len() >= 10, "{} slabs", slabs.len());
+    assert!(largest <= total / 8, "a slab of {largest} of {total} seeds");
+    for pair in slabs.windows(2) {
+        let (before, after) = (range(&pair[0]), range(&pair[1]));
+        // Seeds move along the normal only: slabs stay apart in y.
+        assert!(after.0 >= before.1 - d, "slabs {before:?} then {after:?}");
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::error::{Error, Location, Result};
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
 
 use super::seed::SeedPlan;
-use super::{open_particles, read_scan, seed_plan, surface_of};
+use super::{read_particles, read_scan, seed_plan, surface_of};
 
 /// Points sampled for the statistics (evenly spaced in input order).
 pub const SAMPLE_SIZE: usize = 1000;
@@ -168,7 +168,7 @@ pub fn check(config: &Config) -> Result<CheckReport> {
     }
     // The particles in chunks, keeping only the sample the neighbourhoods
     // are measured on, as `run` streams them.
-    let reader = open_particles(config, cloud, &surface)?;
+    let reader = read_particles(config, cloud)?;
     let particles = reader.len();
     let mut invalid_particles = 0;
     let (sample, _) = reader.select(|first, chunk| {

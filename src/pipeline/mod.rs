@@ -9,6 +9,7 @@ pub mod merge;
 pub mod normals;
 pub mod provenance;
 pub mod seed;
+pub mod spool;
 pub mod tiles;
 
 use std::path::{Path, PathBuf};
@@ -150,24 +151,66 @@ pub struct RunOptions {
     pub tile: Option<Tile>,
 }
 
-/// Opens the particles of `config`: a particle file, the cloud itself
-/// (already in memory) for smoothing, or seeds made on `surface`.
-fn open_particles(config: &Config, cloud: PointCloud, surface: &MlsSurface) -> Result<PointReader> {
+/// Opens the particles of `config` that are read: a particle file, or the
+/// cloud itself (already in memory) for smoothing. Seeds are made, not
+/// read ([`seed_spool`]).
+fn read_particles(config: &Config, cloud: PointCloud) -> Result<PointReader> {
     match &config.particles {
         Particles::File(path) => PointReader::open(path),
         Particles::Cloud => Ok(PointReader::from_cloud(cloud)),
-        &Particles::Seed { spacing, count } => {
-            let plan = plan_seeds(config, surface, spacing, count)?;
-            let seeds = seed::seeds(surface.search(), plan.spacing, config.seed);
-            let projector = surface.projector(Method::from(config), config.orientation, false);
-            let positions = seed::settle(&projector, &seeds, plan.spacing);
-            Ok(PointReader::from_cloud(PointCloud {
-                positions,
-                precision: cloud.precision,
-                ..PointCloud::default()
-            }))
+        Particles::Seed { .. } => Err(Error::Invalid(
+            "particles: Seed particles are made on the surface, not read from a file".into(),
+        )),
+    }
+}
+
+/// Where the particles of a stream come from.
+enum Source {
+    /// Read chunk by chunk and projected as they come.
+    Read(PointReader),
+    /// Seeds, projected as they were made and parked on disk until their
+    /// count is known ([`seed::seed_surface`]).
+    Projected(spool::SpoolReader),
+}
+
+impl Source {
+    fn len(&self) -> usize {
+        match self {
+            Source::Read(reader) => reader.len(),
+            Source::Projected(spool) => spool.len(),
         }
     }
+}
+
+/// The seeds of a `Seed(spacing, count)` job made on `surface`, projected
+/// as `job` projects every particle, in a spool beside the output.
+fn seed_spool(
+    config: &Config,
+    job: &Job,
+    surface: &MlsSurface,
+    (spacing, count): (Option<f64>, Option<u64>),
+    progress: bool,
+) -> Result<Source> {
+    let plan = plan_seeds(config, surface, spacing, count)?;
+    let bar = progress_bar(
+        progress,
+        "seeding",
+        Some(usize::try_from(plan.predicted).unwrap_or(usize::MAX)),
+    );
+    let projector = surface.projector(job.method, job.orientation, job.colours);
+    let mut spool = spool::Spool::beside(&config.output)?;
+    seed::seed_surface(
+        surface.search(),
+        &projector,
+        plan.spacing,
+        config.seed,
+        |projected| {
+            bar.inc(projected.len() as u64);
+            spool.push(projected)
+        },
+    )?;
+    bar.finish_and_clear();
+    Ok(Source::Projected(spool.into_reader()?))
 }
 
 /// The plan of a `Seed` job, `None` for other particles.
@@ -350,14 +393,21 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
         points: cloud.len(),
         precision: cloud.precision,
     };
-    // Seeding counts as projection: it makes the particles the stream
-    // projects.
-    let reading = match config.particles {
-        Particles::Seed { .. } => &mut timings.project,
-        Particles::File(_) | Particles::Cloud => &mut timings.load,
+    let job = Job::from(config);
+    // Seeding counts as projection: it makes and projects the particles
+    // the stream writes.
+    let particles = match config.particles {
+        Particles::Seed { spacing, count } => {
+            drop(cloud);
+            timed(&mut timings.project, || {
+                seed_spool(config, &job, &surface, (spacing, count), progress)
+            })?
+        }
+        Particles::File(_) | Particles::Cloud => {
+            Source::Read(timed(&mut timings.load, || read_particles(config, cloud))?)
+        }
     };
-    let particles = timed(reading, || open_particles(config, cloud, &surface))?;
-    Job::from(config).project_stream(
+    job.project_stream(
         &surface,
         Stream {
             cloud: cloud_read,
@@ -382,7 +432,7 @@ struct CloudRead {
 struct Stream<'a> {
     /// What was read of the cloud.
     cloud: CloudRead,
-    particles: PointReader,
+    particles: Source,
     /// The particles' input positions (`None`: 0, 1, 2, …).
     indices: Option<&'a [u32]>,
     output: PathBuf,
@@ -410,8 +460,12 @@ impl Job {
             provenance,
         } = stream;
         let total = particles.len();
+        let particle_precision = match &particles {
+            Source::Read(reader) => reader.precision(),
+            Source::Projected(_) => Precision::Single,
+        };
         let precision =
-            if cloud.precision == Precision::Double || particles.precision() == Precision::Double {
+            if cloud.precision == Precision::Double || particle_precision == Precision::Double {
                 Precision::Double
             } else {
                 Precision::Single
@@ -424,10 +478,24 @@ impl Job {
         let mut status_counts = [0usize; Status::ALL.len()];
         let mut done = 0usize;
         loop {
-            let chunk = timed(&mut timings.load, || particles.read_chunk(CHUNK))?;
-            let projected = timed(&mut timings.project, || {
-                project_all_reporting(&projector, &chunk.positions, &|n| bar.inc(n as u64))
-            });
+            let (chunk, projected) = match &mut particles {
+                Source::Read(reader) => {
+                    let chunk = timed(&mut timings.load, || reader.read_chunk(CHUNK))?;
+                    let projected = timed(&mut timings.project, || {
+                        project_all_reporting(&projector, &chunk.positions, &|n| bar.inc(n as u64))
+                    });
+                    (chunk, projected)
+                }
+                Source::Projected(spool) => {
+                    let projected = timed(&mut timings.load, || spool.read_chunk(CHUNK))?;
+                    bar.inc(projected.len() as u64);
+                    let chunk = PointCloud {
+                        positions: projected.iter().map(|p| p.position).collect(),
+                        ..PointCloud::default()
+                    };
+                    (chunk, projected)
+                }
+            };
             for p in &projected {
                 status_counts[p.status.code() as usize] += 1;
             }

@@ -26,7 +26,7 @@ use crate::surface::MlsSurface;
 
 use super::provenance::{JobIdentity, Provenance};
 use super::{
-    CloudRead, Job, Stream, Summary, Timings, particle_path, progress_bar, refuse_empty,
+    CloudRead, Job, Source, Stream, Summary, Timings, particle_path, progress_bar, refuse_empty,
     surface_of, timed,
 };
 
@@ -445,7 +445,7 @@ pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Su
                 points: cloud_points,
                 precision: cloud_precision,
             },
-            particles: PointReader::from_cloud(particles),
+            particles: Source::Read(PointReader::from_cloud(particles)),
             indices: Some(&indices),
             output: tile.output_path(&config.output),
             provenance: Some(provenance),
