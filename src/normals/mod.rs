@@ -79,10 +79,15 @@ pub fn estimate_oriented(
     let search = NeighbourSearch::new(&kept)?;
     let centroid = kept.iter().map(|p| p.coords).sum::<Vector3<f64>>() / kept.len() as f64
         - search.origin().coords;
-    let Estimate { mut normals, graph } = estimate(&search, k);
+    let Estimate {
+        mut normals,
+        variation,
+        graph,
+    } = estimate(&search, k);
     orient(
         &search,
         &graph,
+        &variation,
         &mut normals,
         sign_rule(orientation, &search, centroid),
     );
