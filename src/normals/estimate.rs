@@ -58,23 +58,18 @@ struct Scratch {
 /// Estimates the normal and the graph row of every point of `search`, in
 /// parallel, from its `k` nearest (clamped to the cloud's size).
 pub fn estimate(search: &NeighbourSearch, k: NonZeroUsize) -> Estimate {
-    let rows: Vec<(Vector3<f32>, f32, [u32; GRAPH_NEIGHBOURS])> = (0..search.len() as u32)
+    // Unzipped as they come: a vector of rows, then three, would hold
+    // every row twice (1.1 GB at 20M points).
+    let (normals, (variation, graph)) = (0..search.len() as u32)
         .into_par_iter()
         // Consecutive indices are neighbours in Morton order: each gather
         // starts from the radius of the one before (see `gather`).
         .with_min_len(256)
         .map_init(Scratch::default, |scratch, index| {
-            point_estimate(search, k, index, scratch)
+            let (normal, variation, row) = point_estimate(search, k, index, scratch);
+            (normal, (variation, row))
         })
-        .collect();
-    let mut normals = Vec::with_capacity(rows.len());
-    let mut variation = Vec::with_capacity(rows.len());
-    let mut graph = Vec::with_capacity(rows.len());
-    for (normal, v, row) in rows {
-        normals.push(normal);
-        variation.push(v);
-        graph.push(row);
-    }
+        .unzip();
     Estimate {
         normals,
         variation,

@@ -79,6 +79,8 @@ pub fn estimate_oriented(
     let search = NeighbourSearch::new(&kept)?;
     let centroid = kept.iter().map(|p| p.coords).sum::<Vector3<f64>>() / kept.len() as f64
         - search.origin().coords;
+    // The search holds its own copy: at 20M points this one is 480 MB.
+    drop(kept);
     let Estimate {
         mut normals,
         variation,

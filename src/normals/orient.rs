@@ -90,20 +90,38 @@ fn per_normal(
     });
 }
 
-/// An edge of the graph: its cost (f32 bits: costs are ≥ 0, so the bits
-/// sort as the values do), its ends, and whether crossing it flips the
-/// sign (top bit of `to`).
-#[derive(Clone, Copy)]
-struct Edge {
-    cost: u32,
-    from: u32,
-    to: u32,
+/// An edge of the graph in 8 bytes, sortable as an integer: its cost in
+/// the high `64 − SLOT_BITS` bits (the f32's bits without their lowest
+/// eight: costs are ≥ 0, so the bits sort as the values do, to a relative
+/// 2⁻¹⁵), and in the low bits its slot in the graph (for row i's s-th
+/// neighbour `i · GRAPH_NEIGHBOURS + s`), which names both ends and breaks
+/// ties.
+/// At 20M points the edges are the largest array of the orientation (about
+/// seven per point): 12 bytes with both ends spelt out, 1.7 GB.
+type Edge = u64;
+
+/// Bits of an edge's slot: room for 2³² points of 10 neighbours and more.
+const SLOT_BITS: u32 = 40;
+
+fn edge(cost: f32, slot: u64) -> Edge {
+    u64::from(cost.to_bits() >> 8) << SLOT_BITS | slot
 }
 
-const FLIP: u32 = 1 << 31;
+/// The ends of the edge in `slot`.
+fn ends(graph: &[[u32; GRAPH_NEIGHBOURS]], edge: Edge) -> (u32, u32) {
+    let slot = edge & ((1 << SLOT_BITS) - 1);
+    let from = slot / GRAPH_NEIGHBOURS as u64;
+    let to = graph[from as usize][(slot % GRAPH_NEIGHBOURS as u64) as usize];
+    (from as u32, to)
+}
 
-/// The cost of propagating a sign across the edge `i → j`, and whether the
-/// normals disagree across it (`ni·nj < 0`, as Hoppe et al.).
+/// Whether two normals disagree in sign (`ni·nj < 0`, as Hoppe et al.):
+/// crossing an edge between them flips the sign.
+fn disagree(ni: &Vector3<f32>, nj: &Vector3<f32>) -> bool {
+    ni.cast::<f64>().dot(&nj.cast::<f64>()) < 0.0
+}
+
+/// The cost of propagating a sign across the edge `i → j`.
 ///
 /// Hoppe's cost `1 − |ni·nj|` is near 0 between the two faces of a thin
 /// part too: their normals are parallel. What sets such an edge apart is
@@ -119,21 +137,16 @@ const FLIP: u32 = 1 << 31;
 /// 0.094% of the normals wrong, against 0.012% with `ni·nj`.
 ///
 /// A zero normal gives the highest cost: it says nothing.
-fn edge_cost(
-    pi: &Vector3<f64>,
-    pj: &Vector3<f64>,
-    ni: &Vector3<f32>,
-    nj: &Vector3<f32>,
-) -> (f32, bool) {
+fn edge_cost(pi: &Vector3<f64>, pj: &Vector3<f64>, ni: &Vector3<f32>, nj: &Vector3<f32>) -> f32 {
     let (ni, nj) = (ni.cast::<f64>(), nj.cast::<f64>());
     if ni == Vector3::zeros() || nj == Vector3::zeros() {
-        return (MAX_COST, false);
+        return MAX_COST;
     }
     let e = (pj - pi).try_normalize(0.0).unwrap_or_else(Vector3::zeros);
     let (a, b) = (ni.dot(&e), nj.dot(&e));
     let agreement = ni.dot(&nj);
     let cost = 1.0 - agreement.abs() + TANGENT_PENALTY * (a * a + b * b);
-    (cost.clamp(0.0, MAX_COST as f64) as f32, agreement < 0.0)
+    cost.clamp(0.0, MAX_COST as f64) as f32
 }
 
 /// Weight of an edge's departure from the tangent planes in its cost.
@@ -177,9 +190,10 @@ fn propagate(
             let i = i as u32;
             row.iter()
                 .copied()
-                .filter(move |&j| j != NO_NEIGHBOUR && keeps_edge(graph, i, j))
-                .map(move |j| {
-                    let (cost, flip) = edge_cost(
+                .enumerate()
+                .filter(move |&(_, j)| j != NO_NEIGHBOUR && keeps_edge(graph, i, j))
+                .map(move |(s, j)| {
+                    let cost = edge_cost(
                         &search.local_point(i),
                         &search.local_point(j),
                         &normals[i as usize],
@@ -187,20 +201,18 @@ fn propagate(
                     );
                     let doubt = variation[i as usize] + variation[j as usize];
                     let cost = (cost + VARIATION_PENALTY * doubt).min(MAX_COST);
-                    Edge {
-                        cost: cost.to_bits(),
-                        from: i,
-                        to: j | if flip { FLIP } else { 0 },
-                    }
+                    edge(cost, u64::from(i) * GRAPH_NEIGHBOURS as u64 + s as u64)
                 })
         })
         .collect();
-    // Ties broken by the ends: the forest, hence the signs, do not depend
+    // Ties broken by the slots: the forest, hence the signs, do not depend
     // on the number of threads.
-    edges.par_sort_unstable_by_key(|e| (e.cost, e.from, e.to));
+    edges.par_sort_unstable();
     let mut signs = SignedUnionFind::new(normals.len());
-    for edge in &edges {
-        signs.union(edge.from, edge.to & !FLIP, edge.to & FLIP != 0);
+    for &edge in &edges {
+        let (from, to) = ends(graph, edge);
+        let flip = disagree(&normals[from as usize], &normals[to as usize]);
+        signs.union(from, to, flip);
     }
     signs
 }
@@ -494,17 +506,35 @@ mod tests {
     #[test]
     fn an_edge_across_a_thin_part_costs_more_than_one_along_a_face() {
         let n = Vector3::new(0.0f32, 0.0, 1.0);
-        let (along, flip) = edge_cost(&Vector3::zeros(), &Vector3::x(), &n, &n);
-        assert!(along < 1e-6 && !flip);
+        let along = edge_cost(&Vector3::zeros(), &Vector3::x(), &n, &n);
+        assert!(along < 1e-6 && !disagree(&n, &n));
         // Down to the far face, as deep as sideways: (ni·e)² = ½ each.
         let across = Vector3::new(1.0, 0.0, -1.0);
-        let (cost, _) = edge_cost(&Vector3::zeros(), &across, &n, &n);
+        let cost = edge_cost(&Vector3::zeros(), &across, &n, &n);
         assert!((cost as f64 - TANGENT_PENALTY).abs() < 1e-6, "{cost}");
         // Opposite normals along a face: a flip, as cheap as agreement.
-        let (cost, flip) = edge_cost(&Vector3::zeros(), &Vector3::x(), &n, &-n);
-        assert!(cost < 1e-6 && flip);
+        let cost = edge_cost(&Vector3::zeros(), &Vector3::x(), &n, &-n);
+        assert!(cost < 1e-6 && disagree(&n, &-n));
         // A zero normal: last of all.
-        let (cost, _) = edge_cost(&Vector3::zeros(), &Vector3::x(), &n, &Vector3::zeros());
+        let cost = edge_cost(&Vector3::zeros(), &Vector3::x(), &n, &Vector3::zeros());
         assert_eq!(cost, MAX_COST);
+    }
+
+    #[test]
+    fn edges_sort_by_cost_then_slot_and_name_their_ends() {
+        let graph = [[NO_NEIGHBOUR; GRAPH_NEIGHBOURS], {
+            let mut row = [NO_NEIGHBOUR; GRAPH_NEIGHBOURS];
+            row[3] = 0;
+            row
+        }];
+        let slot = GRAPH_NEIGHBOURS as u64 + 3;
+        assert_eq!(ends(&graph, edge(0.25, slot)), (1, 0));
+        assert!(edge(0.25, slot) < edge(0.26, 0));
+        assert!(edge(0.0, slot) < edge(MAX_COST, 0));
+        assert!(edge(0.25, 0) < edge(0.25, slot));
+        // The largest slot fits below the cost.
+        let last = (1u64 << 32) * GRAPH_NEIGHBOURS as u64;
+        assert!(last < 1 << SLOT_BITS);
+        assert!(edge(0.0, last) < edge(1e-30, 0));
     }
 }
