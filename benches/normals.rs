@@ -95,7 +95,7 @@ fn stages(positions: &[nalgebra::Point3<f64>]) {
     } = estimate(&search, k);
     let (estimated, estimated_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds());
     let rule = SignRule::Consistent { viewpoint: None };
-    orient(&search, &graph, &variation, &mut normals, rule);
+    orient(&search, &graph, &variation, &mut normals, rule, true);
     let (oriented, oriented_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds());
     println!(
         "stages (wall / CPU): order + tree {tree:.3} / {:.2} s, PCA + graph {:.3} / {:.2} s, \

@@ -164,7 +164,7 @@ impl MlsSurface {
                         (own.unwrap_or(normals), graph, variation)
                     }
                 };
-                normals::orient(&search, &graph, &variation, &mut normals, rule);
+                normals::orient(&search, &graph, &variation, &mut normals, rule, estimated);
                 normals
             }
         };

@@ -92,6 +92,7 @@ pub fn estimate_oriented(
         &variation,
         &mut normals,
         sign_rule(orientation, &search, centroid),
+        true,
     );
     for (&i, normal) in finite.iter().zip(normals) {
         out[i as usize] = normal;

@@ -38,13 +38,17 @@ pub enum SignRule {
 /// variations of [`super::estimate::estimate`], read by `Consistent` alone
 /// (which, given a graph or variations of another length, signs each
 /// normal as its own component would be: by the open-sheet rules). A zero
-/// normal stays zero.
+/// normal stays zero. `estimated` says the normals are the PCA's of
+/// `estimate`: then a doubtful one may take its neighbours' direction
+/// ([`mend_with_neighbours`]); a file's own keep their directions and only
+/// get signs.
 pub fn orient(
     search: &NeighbourSearch,
     graph: &[[u32; GRAPH_NEIGHBOURS]],
     variation: &[f32],
     normals: &mut [Vector3<f32>],
     rule: SignRule,
+    estimated: bool,
 ) {
     let centroid = || {
         (0..search.len() as u32)
@@ -67,7 +71,7 @@ pub fn orient(
             components.choose_signs(search, normals, viewpoint, &centroid);
             components.apply(normals);
             for _ in 0..MENDING_ROUNDS {
-                mend_with_neighbours(graph, variation, normals);
+                mend_with_neighbours(graph, variation, normals, estimated);
             }
         }
         SignRule::AwayFrom(point) => per_normal(search, normals, |p| p - point),
@@ -283,7 +287,8 @@ impl SignedUnionFind {
 /// the sum of its graph neighbours' oriented normals each weighted by its
 /// confidence `1 − 3v` (v its surface variation); and where the point's
 /// own normal strays from a clear consensus, further than `DOUBTFUL_COSINE`
-/// allows, it takes the consensus' direction too. All points at once.
+/// allows, it takes the consensus' direction too, when `redirect` (the
+/// normals are estimated). All points at once.
 ///
 /// The forest passes a sign along a single edge, so a point reached across
 /// a doubtful edge can end up against all its neighbours; and a normal PCA
@@ -297,6 +302,7 @@ fn mend_with_neighbours(
     graph: &[[u32; GRAPH_NEIGHBOURS]],
     variation: &[f32],
     normals: &mut [Vector3<f32>],
+    redirect: bool,
 ) {
     // Only the changes are kept: few, against a copy of every normal.
     let changes: Vec<(usize, Vector3<f32>)> = graph
@@ -315,7 +321,8 @@ fn mend_with_neighbours(
             }
             let signed = if own.dot(&consensus) < 0.0 { -own } else { own };
             let strength = consensus.norm();
-            if strength > CLEAR_CONSENSUS * weight
+            if redirect
+                && strength > CLEAR_CONSENSUS * weight
                 && signed.dot(&consensus) < DOUBTFUL_COSINE * strength
             {
                 Some((i, consensus / strength))
