@@ -88,10 +88,14 @@ fn stages(positions: &[nalgebra::Point3<f64>]) {
     };
     let (tree, tree_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds());
     let k = NonZeroUsize::new(DEFAULT_NEIGHBOURS).unwrap_or(NonZeroUsize::MIN);
-    let Estimate { mut normals, graph } = estimate(&search, k);
+    let Estimate {
+        mut normals,
+        variation,
+        graph,
+    } = estimate(&search, k);
     let (estimated, estimated_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds());
     let rule = SignRule::Consistent { viewpoint: None };
-    orient(&search, &graph, &mut normals, rule);
+    orient(&search, &graph, &variation, &mut normals, rule, true);
     let (oriented, oriented_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds());
     println!(
         "stages (wall / CPU): order + tree {tree:.3} / {:.2} s, PCA + graph {:.3} / {:.2} s, \

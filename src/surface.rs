@@ -150,15 +150,21 @@ impl MlsSurface {
                 let rule = normals::sign_rule(options.orientation, &search, centroid);
                 // The cloud's own normals need the PCA's graph only to be
                 // signed consistently; `Up` signs each on its own.
-                let (mut normals, graph) = match own {
-                    Some(own) if !matches!(rule, SignRule::Consistent { .. }) => (own, Vec::new()),
+                let (mut normals, graph, variation) = match own {
+                    Some(own) if !matches!(rule, SignRule::Consistent { .. }) => {
+                        (own, Vec::new(), Vec::new())
+                    }
                     own => {
                         let k = NonZeroUsize::new(options.neighbours).unwrap_or(NonZeroUsize::MIN);
-                        let Estimate { normals, graph } = normals::estimate(&search, k);
-                        (own.unwrap_or(normals), graph)
+                        let Estimate {
+                            normals,
+                            variation,
+                            graph,
+                        } = normals::estimate(&search, k);
+                        (own.unwrap_or(normals), graph, variation)
                     }
                 };
-                normals::orient(&search, &graph, &mut normals, rule);
+                normals::orient(&search, &graph, &variation, &mut normals, rule, estimated);
                 normals
             }
         };

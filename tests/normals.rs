@@ -307,9 +307,10 @@ fn a_plate_thinner_than_the_neighbourhood_keeps_its_faces_apart() {
     // Hoppe's cost (1 − |ni·nj|, 0 between the parallel faces) joins the
     // faces directly and signs one of them wrong: 50%. Kept apart, the
     // faces are signed through the rim, whose side faces are one
-    // neighbourhood tall and whose PCA normals are a blend: measured 0.75%
-    // wrong (300 of 40,000, a patch by one corner), far from the 0.05%
-    // target for thin parts, which this plate does not meet.
+    // neighbourhood tall and whose PCA normals are a blend. Measured: 300
+    // of 40,000 wrong (a patch by one corner) with the forest alone, 178
+    // with doubtful normals reached last, 5 once each point is mended by
+    // its neighbours' consensus; held to the 0.05% target for thin parts.
     let mut rng = Rng::new(5);
     let sigma = noise(8f64.sqrt());
     let probe = sheet(&mut rng, 0.0, true, 20_000, sigma);
@@ -317,7 +318,7 @@ fn a_plate_thinner_than_the_neighbourhood_keeps_its_faces_apart() {
     let shape = plate(&mut rng, 0.9 * radius, 40_000, sigma);
     let wrong = shape.wrong_signs(Orientation::Auto);
     assert!(
-        wrong.len() <= 400,
+        wrong.len() <= 20,
         "{} wrong ({:.3}%)",
         wrong.len(),
         percent(wrong.len(), 40_000)

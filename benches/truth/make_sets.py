@@ -23,6 +23,8 @@ Shapes, each of a different character:
   than the support, so that both faces of a fin fall into one neighbourhood;
 - blade: a turbine blade (CGAL data) about 0.4% of its diagonal thick: the
   two faces are as close as two noise σ, the hardest case here;
+- fingers: a ball with five round fingers of radius 0.6% to 2.6% of the
+  diagonal (3 to 13 σ), an organic thin part (issue 12's orientation);
 - bunny_outliers, fandisk_outliers: the clean cloud plus 5% outliers
   uniform in its bounding box grown by 10% (random unit normals), with the
   clean set's particles and support radius.
@@ -106,6 +108,26 @@ def fins():
     return trimesh.boolean.union(parts, engine="manifold")
 
 
+
+def fingers():
+    """A ball of radius 0.3 with five capsules 0.5 long, radius 0.012 to
+    0.05, spread round it and tilted up: the armadillo's fingers, made
+    here, from as thin as three noise σ (the diagonal being about 1.9)."""
+    import numpy as np
+    import trimesh
+    from trimesh.creation import capsule, icosphere
+
+    parts = [icosphere(subdivisions=4, radius=0.3)]
+    for k, radius in enumerate((0.012, 0.018, 0.025, 0.035, 0.05)):
+        finger = capsule(height=0.5, radius=radius, count=[32, 32])
+        angle = 2 * np.pi * k / 5
+        direction = np.array([np.cos(angle), np.sin(angle), 0.3])
+        direction /= np.linalg.norm(direction)
+        finger.apply_transform(trimesh.geometry.align_vectors([0, 0, 1], direction))
+        finger.apply_translation(direction * 0.45)
+        parts.append(finger)
+    return trimesh.boolean.union(parts, engine="manifold")
+
 SHAPES = {
     "bunny": ("organic", lambda m: cgal_mesh("bunny00", m)),
     "armadillo": ("organic", lambda m: cgal_mesh("armadillo", m)),
@@ -113,6 +135,7 @@ SHAPES = {
     "bracket": ("cad", lambda m: bracket()),
     "fins": ("thin", lambda m: fins()),
     "blade": ("thin", lambda m: cgal_mesh("blade", m)),
+    "fingers": ("thin", lambda m: fingers()),
 }
 WITH_OUTLIERS = ("bunny", "fandisk")
 WITH_PCA_NORMALS = ("bunny", "armadillo", "fandisk")

@@ -24,13 +24,20 @@ pub const GRAPH_NEIGHBOURS: usize = 10;
 /// closed-form eigenvalues at a double root (about 1e-8 of the largest).
 const FLATNESS_FLOOR: f64 = 1e-6;
 
-/// Unsigned unit normals and the k-nearest graph of a point set.
+/// Unsigned unit normals, how far each neighbourhood is from a plane, and
+/// the k-nearest graph of a point set.
 pub struct Estimate {
     /// One per point of the search: the eigenvector of the smallest
     /// eigenvalue of the covariance of its k nearest (itself included),
     /// with an arbitrary sign; zero where the neighbourhood spans no plane
     /// (a lone point, collinear points).
     pub normals: Vec<Vector3<f32>>,
+    /// One per point: the surface variation λ0 / (λ0 + λ1 + λ2) of its
+    /// neighbourhood (Pauly et al. 2002), 0 on a plane, ⅓ for points
+    /// spread alike in every direction: high where the PCA normal is least
+    /// trustworthy (two faces of a thin part, a sharp edge, noise larger
+    /// than the spacing). ⅓ where the normal is zero.
+    pub variation: Vec<f32>,
     /// Row `i` holds point i's nearest graph neighbours (itself excluded),
     /// `GRAPH_NEIGHBOURS` slots, padded with `NO_NEIGHBOUR` when the cloud
     /// has fewer points.
@@ -51,26 +58,32 @@ struct Scratch {
 /// Estimates the normal and the graph row of every point of `search`, in
 /// parallel, from its `k` nearest (clamped to the cloud's size).
 pub fn estimate(search: &NeighbourSearch, k: NonZeroUsize) -> Estimate {
-    let rows: Vec<(Vector3<f32>, [u32; GRAPH_NEIGHBOURS])> = (0..search.len() as u32)
+    // Unzipped as they come: a vector of rows, then three, would hold
+    // every row twice (1.1 GB at 20M points).
+    let (normals, (variation, graph)) = (0..search.len() as u32)
         .into_par_iter()
         // Consecutive indices are neighbours in Morton order: each gather
         // starts from the radius of the one before (see `gather`).
         .with_min_len(256)
         .map_init(Scratch::default, |scratch, index| {
-            point_estimate(search, k, index, scratch)
+            let (normal, variation, row) = point_estimate(search, k, index, scratch);
+            (normal, (variation, row))
         })
-        .collect();
-    let (normals, graph) = rows.into_iter().unzip();
-    Estimate { normals, graph }
+        .unzip();
+    Estimate {
+        normals,
+        variation,
+        graph,
+    }
 }
 
-/// The normal and the graph row of one point.
+/// The normal, the surface variation and the graph row of one point.
 fn point_estimate(
     search: &NeighbourSearch,
     k: NonZeroUsize,
     index: u32,
     scratch: &mut Scratch,
-) -> (Vector3<f32>, [u32; GRAPH_NEIGHBOURS]) {
+) -> (Vector3<f32>, f32, [u32; GRAPH_NEIGHBOURS]) {
     let centre = search.local_point(index);
     search.gather(&centre, Support::Nearest(k.get()), 1.0, &mut scratch.hood);
     let neighbours = &scratch.hood.neighbours;
@@ -87,10 +100,14 @@ fn point_estimate(
     }
     let axes = principal_axes(&covariance);
     let spans_a_plane = axes.eigenvalues[1] > FLATNESS_FLOOR * axes.eigenvalues[2];
-    let normal = if spans_a_plane && axes.normal.iter().all(|c| c.is_finite()) {
-        axes.normal.cast::<f32>()
+    let total: f64 = axes.eigenvalues.iter().sum();
+    let (normal, variation) = if spans_a_plane && axes.normal.iter().all(|c| c.is_finite()) {
+        (
+            axes.normal.cast::<f32>(),
+            (axes.eigenvalues[0] / total) as f32,
+        )
     } else {
-        Vector3::zeros()
+        (Vector3::zeros(), 1.0 / 3.0)
     };
 
     scratch.nearest.clear();
@@ -110,5 +127,5 @@ fn point_estimate(
     for (slot, &(_, neighbour)) in row.iter_mut().zip(&scratch.nearest[..keep]) {
         *slot = neighbour;
     }
-    (normal, row)
+    (normal, variation, row)
 }

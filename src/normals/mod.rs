@@ -79,12 +79,20 @@ pub fn estimate_oriented(
     let search = NeighbourSearch::new(&kept)?;
     let centroid = kept.iter().map(|p| p.coords).sum::<Vector3<f64>>() / kept.len() as f64
         - search.origin().coords;
-    let Estimate { mut normals, graph } = estimate(&search, k);
+    // The search holds its own copy: at 20M points this one is 480 MB.
+    drop(kept);
+    let Estimate {
+        mut normals,
+        variation,
+        graph,
+    } = estimate(&search, k);
     orient(
         &search,
         &graph,
+        &variation,
         &mut normals,
         sign_rule(orientation, &search, centroid),
+        true,
     );
     for (&i, normal) in finite.iter().zip(normals) {
         out[i as usize] = normal;
