@@ -190,9 +190,9 @@ fn las_and_laz_round_trip_standard_fields_and_extra_bytes() {
 }
 
 #[test]
-fn laz_of_many_chunks_round_trips_streamed() {
-    // More points than a LAZ chunk (50,000), written and read in chunks
-    // that do not line up with it.
+fn las_and_laz_of_many_pieces_round_trip_streamed() {
+    // More points than a LAZ chunk or a LAS piece (50,000 each), written
+    // and read in chunks that do not line up with them.
     let count = 120_000;
     let mut rng = Rng::new(7);
     let positions: Vec<Point3<f64>> = (0..count)
@@ -216,30 +216,34 @@ fn laz_of_many_chunks_round_trips_streamed() {
         ..PointCloud::from_positions(positions)
     };
     let job = Job::new();
-    let path = job.path("big.laz");
-    write(&path, &cloud, 30_000);
-    let mut reader = PointReader::open(&path).unwrap();
-    assert_eq!(reader.len(), count);
-    let mut read = 0;
-    loop {
-        let chunk = reader.read_chunk(7_001).unwrap();
-        if chunk.is_empty() {
-            break;
+    for name in ["big.laz", "big.las"] {
+        let path = job.path(name);
+        write(&path, &cloud, 30_000);
+        let mut reader = PointReader::open(&path).unwrap();
+        assert_eq!(reader.len(), count);
+        let mut read = 0;
+        loop {
+            let chunk = reader.read_chunk(7_001).unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            for (offset, p) in chunk.positions.iter().enumerate() {
+                assert!((p - cloud.positions[read + offset]).norm() < 1e-5, "{name}");
+            }
+            assert_eq!(
+                column(&chunk, "index"),
+                &cloud.attributes[2].values.slice(read..read + chunk.len()),
+                "{name}"
+            );
+            assert_eq!(
+                column(&chunk, "nx"),
+                &cloud.attributes[1].values.slice(read..read + chunk.len()),
+                "{name}"
+            );
+            read += chunk.len();
         }
-        for (offset, p) in chunk.positions.iter().enumerate() {
-            assert!((p - cloud.positions[read + offset]).norm() < 1e-5);
-        }
-        assert_eq!(
-            column(&chunk, "index"),
-            &cloud.attributes[2].values.slice(read..read + chunk.len())
-        );
-        assert_eq!(
-            column(&chunk, "nx"),
-            &cloud.attributes[1].values.slice(read..read + chunk.len())
-        );
-        read += chunk.len();
+        assert_eq!(read, count, "{name}");
     }
-    assert_eq!(read, count);
 }
 
 #[test]
@@ -404,6 +408,13 @@ fn malformed_scanner_files_are_refused_naming_the_fault() {
     assert!(message.contains("point"), "{message}");
     let header_only = job.write("header.las", &las[..200]);
     refusal(&header_only);
+    // A LAZ header declaring a point more than its chunk holds (the point
+    // count of LAS 1.2 at byte 107).
+    let mut laz = std::fs::read(data("format3.laz")).unwrap();
+    let count = u32::from_le_bytes(laz[107..111].try_into().unwrap());
+    laz[107..111].copy_from_slice(&(count + 1).to_le_bytes());
+    let message = refusal(&job.write("more.laz", &laz));
+    assert!(message.contains("end before the count"), "{message}");
     let signature = job.write("wrong.las", b"LASX not a las file");
     assert!(refusal(&signature).contains("not a LAS file"));
     let e57 = std::fs::read(data("scans.e57")).unwrap();
