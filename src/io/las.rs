@@ -8,12 +8,11 @@
 //! every described extra-bytes field becomes a typed attribute.
 
 use super::las_pieces::{Piece, las_pieces, laz_pieces, next_group, read_group, split};
-use super::scalar::Scalar;
 use crate::cloud::{Attribute, Column, PointCloud, Precision, ScalarKind};
 use crate::error::{Error, Location, Result};
 use las::{PointData, PointDataBuilder};
 use laz::laszip::ChunkTableEntry;
-use nalgebra::Point3;
+use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -91,38 +90,43 @@ impl ExtraField {
         }
     }
 
+    /// The field's value in `record`, scaled and offset when the
+    /// descriptor says so.
+    fn value(&self, record: &[u8]) -> f64 {
+        let size = extra_type(self.code).map_or(0, |(_, size)| size);
+        let mut a = [0u8; 8];
+        a[..size].copy_from_slice(&record[self.offset..self.offset + size]);
+        let raw = match self.code {
+            1 => f64::from(a[0]),
+            2 => f64::from(a[0] as i8),
+            3 => f64::from(u16::from_le_bytes([a[0], a[1]])),
+            4 => f64::from(i16::from_le_bytes([a[0], a[1]])),
+            5 => f64::from(u32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+            6 => f64::from(i32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+            7 => u64::from_le_bytes(a) as f64,
+            8 => i64::from_le_bytes(a) as f64,
+            9 => f64::from(f32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+            _ => f64::from_le_bytes(a),
+        };
+        match self.transform {
+            Some((scale, offset)) => raw * scale + offset,
+            None => raw,
+        }
+    }
+
     /// Appends the field's values in `records` to `column`.
     fn decode(&self, records: &[u8], stride: usize, column: &mut Column) {
-        let size = extra_type(self.code).map_or(0, |(_, size)| size);
-        let raw = |record: &[u8]| -> f64 {
-            let mut a = [0u8; 8];
-            a[..size].copy_from_slice(&record[self.offset..self.offset + size]);
-            match self.code {
-                1 => f64::from(a[0]),
-                2 => f64::from(a[0] as i8),
-                3 => f64::from(u16::from_le_bytes([a[0], a[1]])),
-                4 => f64::from(i16::from_le_bytes([a[0], a[1]])),
-                5 => f64::from(u32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-                6 => f64::from(i32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-                7 => u64::from_le_bytes(a) as f64,
-                8 => i64::from_le_bytes(a) as f64,
-                9 => f64::from(f32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-                _ => f64::from_le_bytes(a),
-            }
-        };
         let records = records.chunks_exact(stride);
-        match (column, self.transform) {
-            (Column::F64(values), Some((scale, offset))) => {
-                values.extend(records.map(|r| raw(r) * scale + offset));
-            }
-            (Column::F64(values), None) => values.extend(records.map(raw)),
-            (Column::F32(values), _) => values.extend(records.map(|r| raw(r) as f32)),
-            (Column::U8(values), _) => values.extend(records.map(|r| raw(r) as u8)),
-            (Column::I8(values), _) => values.extend(records.map(|r| raw(r) as i8)),
-            (Column::U16(values), _) => values.extend(records.map(|r| raw(r) as u16)),
-            (Column::I16(values), _) => values.extend(records.map(|r| raw(r) as i16)),
-            (Column::U32(values), _) => values.extend(records.map(|r| raw(r) as u32)),
-            (Column::I32(values), _) => values.extend(records.map(|r| raw(r) as i32)),
+        let value = |record| self.value(record);
+        match column {
+            Column::F64(values) => values.extend(records.map(value)),
+            Column::F32(values) => values.extend(records.map(|r| value(r) as f32)),
+            Column::U8(values) => values.extend(records.map(|r| value(r) as u8)),
+            Column::I8(values) => values.extend(records.map(|r| value(r) as i8)),
+            Column::U16(values) => values.extend(records.map(|r| value(r) as u16)),
+            Column::I16(values) => values.extend(records.map(|r| value(r) as i16)),
+            Column::U32(values) => values.extend(records.map(|r| value(r) as u32)),
+            Column::I32(values) => values.extend(records.map(|r| value(r) as i32)),
         }
     }
 }
@@ -367,6 +371,10 @@ struct Records {
     /// cloned as each thread's scratch.
     template: PointData,
     extra: Vec<ExtraField>,
+    /// The extra-bytes fields `nx ny nz` (their positions in `extra`),
+    /// when all three are there: the normals, written so by mlsproj (or
+    /// anyone).
+    normals: Option<[usize; 3]>,
     /// The compression of a LAZ file.
     laz: Option<laz::LazVlr>,
 }
@@ -434,9 +442,15 @@ impl LasReader {
                     .collect()
             })
             .unwrap_or_default();
+        let axis = |name: &str| extra.iter().position(|field| field.name == name);
+        let normals = match (axis("nx"), axis("ny"), axis("nz")) {
+            (Some(x), Some(y), Some(z)) => Some([x, y, z]),
+            _ => None,
+        };
         let records = Records {
             template,
             extra,
+            normals,
             laz,
         };
         let rest = records.decode(&records.template);
@@ -676,29 +690,21 @@ impl Records {
         {
             push("nir", Column::U16(nir.collect()));
         }
-        for field in &self.extra {
+        for (at, field) in self.extra.iter().enumerate() {
+            if self.normals.is_some_and(|axes| axes.contains(&at)) {
+                continue;
+            }
             let mut column = super::scalar::empty_column(field.kind(), data.len());
             field.decode(data.raw_bytes(), data.record_len(), &mut column);
             push(&field.name, column);
         }
-        // Normals written by mlsproj (or anyone) as extra bytes `nx ny nz`.
-        const NORMAL: [&str; 3] = ["nx", "ny", "nz"];
-        let normals = NORMAL
-            .iter()
-            .all(|name| attributes.iter().any(|a| a.name == *name))
-            .then(|| {
-                let mut axes: Vec<Vec<f32>> = Vec::with_capacity(3);
-                for name in NORMAL {
-                    let at = attributes.iter().position(|a| a.name == name).unwrap_or(0);
-                    let column = attributes.remove(at).values;
-                    axes.push(crate::cloud::with_column!(column, values => {
-                        values.iter().map(|v| v.to_f64() as f32).collect()
-                    }));
-                }
-                (0..data.len())
-                    .map(|i| nalgebra::Vector3::new(axes[0][i], axes[1][i], axes[2][i]))
-                    .collect()
-            });
+        let normals = self.normals.map(|axes| {
+            let [x, y, z] = axes.map(|at| &self.extra[at]);
+            data.raw_bytes()
+                .chunks_exact(data.record_len())
+                .map(|r| Vector3::new(x.value(r) as f32, y.value(r) as f32, z.value(r) as f32))
+                .collect()
+        });
         PointCloud {
             positions,
             normals,
