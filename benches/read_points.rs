@@ -2,7 +2,8 @@
 //! file through `PointReader` (LAZ decompressed and converted in parallel),
 //! so that `benches/laz_read.py` can time it beside laspy in one run.
 //!
-//! `cargo bench --bench read_points -- FILE...` prints one line per file:
+//! `cargo bench --bench read_points -- [--skip-attributes] FILE...` prints
+//! one line per file:
 //! `FILE POINTS WALL_S CPU_S`, CPU being user + system time of all threads
 //! (from /proc/self/stat, 10 ms resolution; `nan` elsewhere than Linux).
 //! Without files, as `cargo bench` runs it, it times a 2-million-point
@@ -31,9 +32,13 @@ fn cpu_seconds() -> f64 {
     }
 }
 
-/// Reads `path` whole, as a job reads its cloud; returns its points.
-fn read(path: &Path) -> usize {
+/// Reads `path` whole, as a job reads its cloud (without attributes when
+/// they play no part: `skip_attributes`); returns its points.
+fn read(path: &Path, skip_attributes: bool) -> usize {
     let mut reader = PointReader::open(path).expect("a readable point file");
+    if skip_attributes {
+        reader.skip_attributes();
+    }
     let total = reader.len();
     reader.read_chunk(total).expect("readable points").len()
 }
@@ -97,6 +102,7 @@ fn sample_files() -> Vec<PathBuf> {
 
 fn main() {
     // `cargo bench` passes `--bench`; everything else is a file.
+    let skip_attributes = std::env::args().any(|arg| arg == "--skip-attributes");
     let files: Vec<PathBuf> = std::env::args()
         .skip(1)
         .filter(|arg| !arg.starts_with("--"))
@@ -109,7 +115,7 @@ fn main() {
     };
     for path in files {
         let (cpu, wall) = (cpu_seconds(), Instant::now());
-        let points = read(&path);
+        let points = read(&path, skip_attributes);
         let (wall, cpu) = (wall.elapsed().as_secs_f64(), cpu_seconds() - cpu);
         println!("{} {points} {wall:.3} {cpu:.2}", path.display());
     }

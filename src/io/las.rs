@@ -377,6 +377,10 @@ struct Records {
     normals: Option<[usize; 3]>,
     /// The compression of a LAZ file.
     laz: Option<laz::LazVlr>,
+    /// Whether the attributes are decoded (see [`LasReader::skip_attributes`]).
+    attributes: bool,
+    /// The layers of a LAZ file that are decompressed.
+    selection: laz::DecompressionSelection,
 }
 
 impl LasReader {
@@ -452,6 +456,8 @@ impl LasReader {
             extra,
             normals,
             laz,
+            attributes: true,
+            selection: laz::DecompressionSelection::all(),
         };
         let rest = records.decode(&records.template);
         Ok(LasReader {
@@ -488,6 +494,21 @@ impl LasReader {
     /// Positions are scaled integers that `f32` cannot hold at UTM sizes.
     pub fn precision(&self) -> Precision {
         Precision::Double
+    }
+
+    /// Reads positions and normals only, for a cloud whose attributes play
+    /// no part: a LAZ file of point format 6–10 then decompresses only the
+    /// layers of `x y z` (and the extra bytes, when they hold the normals),
+    /// and no attribute column is made. Called before the first read.
+    pub fn skip_attributes(&mut self) {
+        use laz::DecompressionSelection as Layers;
+        let mut layers = Layers::XY_RETURNS_CHANNEL | Layers::Z;
+        if self.records.normals.is_some() {
+            layers |= Layers::ALL_EXTRA_BYTES;
+        }
+        self.records.selection = Layers(layers);
+        self.records.attributes = false;
+        self.rest = self.records.decode(&self.records.template);
     }
 
     /// The next up to `max` points: positions, and as attributes `intensity`
@@ -620,7 +641,7 @@ impl Records {
                 // failing: the panic is caught and the reader not used
                 // again.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    laz::par_decompress(bytes, records, vlr, &chunk)
+                    laz::par_decompress_selective(bytes, records, vlr, &chunk, self.selection)
                 }))
                 .map_err(|_| "the compressed points are corrupt".to_string())?
                 .map_err(|error| match error {
@@ -636,15 +657,10 @@ impl Records {
         Ok(self.decode(scratch))
     }
 
-    /// The points of `data` as a cloud.
-    fn decode(&self, data: &PointData) -> PointCloud {
+    /// The standard fields and the extra bytes (but the normals) of
+    /// `data` as attributes.
+    fn attributes(&self, data: &PointData) -> Vec<Attribute> {
         let format = data.format();
-        let positions = data
-            .x()
-            .zip(data.y())
-            .zip(data.z())
-            .map(|((x, y), z)| Point3::new(x, y, z))
-            .collect();
         let mut attributes = Vec::new();
         let mut push = |name: &str, values: Column| {
             attributes.push(Attribute {
@@ -698,6 +714,23 @@ impl Records {
             field.decode(data.raw_bytes(), data.record_len(), &mut column);
             push(&field.name, column);
         }
+        attributes
+    }
+
+    /// The points of `data` as a cloud (without attributes when they are
+    /// skipped).
+    fn decode(&self, data: &PointData) -> PointCloud {
+        let positions = data
+            .x()
+            .zip(data.y())
+            .zip(data.z())
+            .map(|((x, y), z)| Point3::new(x, y, z))
+            .collect();
+        let attributes = if self.attributes {
+            self.attributes(data)
+        } else {
+            Vec::new()
+        };
         let normals = self.normals.map(|axes| {
             let [x, y, z] = axes.map(|at| &self.extra[at]);
             data.raw_bytes()
