@@ -9,7 +9,9 @@ as float extra bytes `nx ny nz`) written by laspy. Builds mlsproj and the `read_
 alternating the programs in each of N rounds (default 5) so that the load of a shared machine falls
 on all of them alike:
   - read: laspy.read with the LazrsParallel backend and the scaled x y z taken, against the
-    `read_points` bench (the whole file, as `run` reads its cloud) on the LAZ and on the PLY;
+    `read_points` bench (the whole file, with and without attributes, as `run` reads its cloud) on
+    the LAZ and on the PLY, and the same on an airborne-like LAZ (target/bench/laz/airborne.laz,
+    made by laspy: scan lines at mm scale with GPS time, intensity, returns, classification);
   - job: `mlsproj run` of the same job (Nearest(30)) with its cloud from PLY, LAZ and LAS.
 Wall and CPU seconds (user + system, all threads: in-process for the reads, getrusage of the child
 for the jobs); the tables give medians, and the best wall of the N. With --big N, also writes an
@@ -52,6 +54,28 @@ las.nx, las.ny, las.nz = v["nx"], v["ny"], v["nz"]
 for out in sys.argv[2:]:
     las.write(out, laz_backend=laspy.LazBackend.LazrsParallel)
 """
+# An airborne-like LAZ: 2M points along scan lines of a 500 m x 250 m tile at mm scale, ground and
+# vegetation, with GPS time, intensity, returns, classification, scan angle and flight line.
+AIRBORNE = """
+import sys, numpy as np, laspy
+n, rng = 2_000_000, np.random.default_rng(3)
+h = laspy.LasHeader(point_format=6, version="1.4")
+h.scales = np.array([1e-3] * 3); h.offsets = np.array([600000.0, 4000000.0, 0.0])
+las = laspy.LasData(h)
+t = np.arange(n)
+las.x = 600000 + (t % 2000) * 0.25 + rng.normal(0, 0.02, n)
+las.y = 4000000 + (t // 2000) * 0.25 + rng.normal(0, 0.02, n)
+las.z = 100 + 5 * np.sin(las.x / 50) + np.where(rng.random(n) < 0.3, rng.uniform(0, 20, n), 0)
+las.gps_time = 300000 + t * 1e-5
+las.intensity = rng.integers(0, 4000, n).astype(np.uint16)
+returns = rng.integers(1, 4, n)
+las.number_of_returns = returns
+las.return_number = np.minimum(rng.integers(1, 4, n), returns)
+las.classification = np.where(las.z > 106, 5, 2).astype(np.uint8)
+las.scan_angle = rng.integers(-3000, 3000, n).astype(np.int16)
+las.point_source_id = (t // 500000 + 1).astype(np.uint16)
+las.write(sys.argv[1], laz_backend=laspy.LazBackend.LazrsParallel)
+"""
 # An N-point noisy unit sphere with its normals as float PLY (numpy only; sphere_large's noise).
 SPHERE = """
 import sys, numpy as np
@@ -93,7 +117,11 @@ def data():
     if not (sphere / "cloud.laz").is_file():
         log("== laspy: cloud.las, cloud.laz")
         python(CONVERT, sphere / "cloud.ply", sphere / "cloud.las", sphere / "cloud.laz")
-    return {kind: sphere / f"cloud.{kind}" for kind in ("ply", "laz", "las")}, particles
+    airborne = OUT / "airborne.laz"
+    if not airborne.is_file():
+        log("== laspy: airborne.laz")
+        python(AIRBORNE, airborne)
+    return {kind: sphere / f"cloud.{kind}" for kind in ("ply", "laz", "las")}, particles, airborne
 
 
 def build():
@@ -108,8 +136,8 @@ def build():
     raise RuntimeError("cargo did not report the read_points executable")
 
 
-def ours(bench, path):
-    _, points, wall, cpu = run([bench, path]).out.split()
+def ours(bench, path, *options):
+    _, points, wall, cpu = run([bench, *options, path]).out.split()
     return dict(points=int(points), wall=float(wall), cpu=float(cpu))
 
 
@@ -158,26 +186,35 @@ def main():
     parser.add_argument("--big", type=int, default=0, help="also run an N-point cloud for peak memory")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    clouds, particles = data()
+    clouds, particles, airborne = data()
     bench = build()
-    reads = {"laspy + lazrs (LazrsParallel), LAZ": [], "mlsproj, LAZ": [], "mlsproj, binary PLY": []}
+    reads = {"laspy + lazrs (LazrsParallel), LAZ": [], "mlsproj, LAZ": [],
+             "mlsproj, LAZ, without attributes": [], "mlsproj, binary PLY": [],
+             "laspy + lazrs (LazrsParallel), airborne LAZ": [], "mlsproj, airborne LAZ": [],
+             "mlsproj, airborne LAZ, without attributes": []}
     jobs = {kind: [] for kind in clouds}
     for round_ in range(args.repeats):
         log(f"== round {round_ + 1} of {args.repeats}")
         reads["laspy + lazrs (LazrsParallel), LAZ"].append(json.loads(python(LASPY, clouds["laz"]).out))
         reads["mlsproj, LAZ"].append(ours(bench, clouds["laz"]))
+        reads["mlsproj, LAZ, without attributes"].append(ours(bench, clouds["laz"], "--skip-attributes"))
         reads["mlsproj, binary PLY"].append(ours(bench, clouds["ply"]))
+        reads["laspy + lazrs (LazrsParallel), airborne LAZ"].append(json.loads(python(LASPY, airborne).out))
+        reads["mlsproj, airborne LAZ"].append(ours(bench, airborne))
+        reads["mlsproj, airborne LAZ, without attributes"].append(
+            ours(bench, airborne, "--skip-attributes"))
         for kind in clouds:
             jobs[kind].append(job(clouds[kind], particles, kind))
-    points = reads["mlsproj, LAZ"][0]["points"]
-    laspy_wall = summary(reads["laspy + lazrs (LazrsParallel), LAZ"])["wall"]
-    lines = [f"Read of sphere_large ({points:,} points; median of {args.repeats}, alternated):", "",
+    lines = [f"Reads of sphere_large and of the airborne-like LAZ (2M points each; median of "
+             f"{args.repeats}, alternated; vs laspy: laspy's wall over this one's, on the same file):", "",
              "| reader | wall s | best wall s | CPU s | Mpoints/s (median wall) | vs laspy |",
              "|---|---|---|---|---|---|"]
     for name, runs in reads.items():
         s = summary(runs)
+        laspy = "laspy + lazrs (LazrsParallel), " + ("airborne LAZ" if "airborne" in name else "LAZ")
+        laspy_wall = summary(reads[laspy])["wall"]
         lines.append(f"| {name} | {s['wall']:.3f} | {s['best']:.3f} | {s['cpu']:.2f} | "
-                     f"{points / s['wall'] / 1e6:.2f} | {laspy_wall / s['wall']:.2f}× |")
+                     f"{s['points'] / s['wall'] / 1e6:.2f} | {laspy_wall / s['wall']:.2f}× |")
     ply_wall = summary(jobs["ply"])["wall"]
     lines += ["", f"Job: cloud sphere_large, 100k particles, Nearest(30), {THREADS} threads "
               f"(median of {args.repeats}, alternated):", "",
