@@ -99,14 +99,14 @@ enum Command {
     /// nearest-neighbour spacing and support radii for about 30/100/300
     /// neighbours.
     Info {
-        /// A PLY or text (.xyz .pts .txt .csv) point file.
+        /// A point file: PLY, LAS/LAZ, E57, PCD or text (.xyz .pts .txt .csv).
         file: PathBuf,
     },
     /// Draw a point file as a PNG: orthographic, each point a disc shaded by
     /// a headlight from its normal (one-sided: flipped normals show dark),
     /// coloured by its own colour or by a property with a colour bar.
     Render {
-        /// A PLY or text (.xyz .pts .txt .csv) point file.
+        /// A point file: PLY, LAS/LAZ, E57, PCD or text (.xyz .pts .txt .csv).
         file: PathBuf,
         /// The PNG to write (never the input).
         #[arg(long, short)]

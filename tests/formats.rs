@@ -189,13 +189,10 @@ fn las_and_laz_round_trip_standard_fields_and_extra_bytes() {
     }
 }
 
-#[test]
-fn laz_of_many_chunks_round_trips_streamed() {
-    // More points than a LAZ chunk (50,000), written and read in chunks
-    // that do not line up with it.
-    let count = 120_000;
-    let mut rng = Rng::new(7);
-    let positions: Vec<Point3<f64>> = (0..count)
+/// `count` random points of a 500 m UTM tile, 50 m high.
+fn utm_tile(count: usize, seed: u64) -> Vec<Point3<f64>> {
+    let mut rng = Rng::new(seed);
+    (0..count)
         .map(|_| {
             Point3::new(
                 rng.range(600_000.0, 600_500.0),
@@ -203,7 +200,15 @@ fn laz_of_many_chunks_round_trips_streamed() {
                 rng.range(0.0, 50.0),
             )
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn las_and_laz_of_many_pieces_round_trip_streamed() {
+    // More points than a LAZ chunk or a LAS piece (50,000 each), written
+    // and read in chunks that do not line up with them.
+    let count = 120_000;
+    let positions = utm_tile(count, 7);
     let cloud = PointCloud {
         attributes: vec![
             attribute(
@@ -216,30 +221,80 @@ fn laz_of_many_chunks_round_trips_streamed() {
         ..PointCloud::from_positions(positions)
     };
     let job = Job::new();
-    let path = job.path("big.laz");
-    write(&path, &cloud, 30_000);
-    let mut reader = PointReader::open(&path).unwrap();
-    assert_eq!(reader.len(), count);
-    let mut read = 0;
-    loop {
-        let chunk = reader.read_chunk(7_001).unwrap();
-        if chunk.is_empty() {
-            break;
+    for name in ["big.laz", "big.las"] {
+        let path = job.path(name);
+        write(&path, &cloud, 30_000);
+        let mut reader = PointReader::open(&path).unwrap();
+        assert_eq!(reader.len(), count);
+        let mut read = 0;
+        loop {
+            let chunk = reader.read_chunk(7_001).unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            for (offset, p) in chunk.positions.iter().enumerate() {
+                assert!((p - cloud.positions[read + offset]).norm() < 1e-5, "{name}");
+            }
+            assert_eq!(
+                column(&chunk, "index"),
+                &cloud.attributes[2].values.slice(read..read + chunk.len()),
+                "{name}"
+            );
+            assert_eq!(
+                column(&chunk, "nx"),
+                &cloud.attributes[1].values.slice(read..read + chunk.len()),
+                "{name}"
+            );
+            read += chunk.len();
         }
-        for (offset, p) in chunk.positions.iter().enumerate() {
-            assert!((p - cloud.positions[read + offset]).norm() < 1e-5);
-        }
-        assert_eq!(
-            column(&chunk, "index"),
-            &cloud.attributes[2].values.slice(read..read + chunk.len())
-        );
-        assert_eq!(
-            column(&chunk, "nx"),
-            &cloud.attributes[1].values.slice(read..read + chunk.len())
-        );
-        read += chunk.len();
+        assert_eq!(read, count, "{name}");
     }
-    assert_eq!(read, count);
+}
+
+#[test]
+fn las_and_laz_read_without_attributes_keep_positions_and_normals() {
+    // Point format 6 (layered: laz-rs skips the layers not asked for),
+    // normals as extra bytes beside standard fields.
+    let count = 60_000;
+    let positions = utm_tile(count, 11);
+    let unit = |i: usize| Vector3::new((i as f32).cos(), (i as f32).sin(), 0.0);
+    let axis = |a: usize| Column::F32((0..count).map(|i| unit(i)[a]).collect());
+    let cloud = PointCloud {
+        attributes: vec![
+            attribute("nx", axis(0)),
+            attribute("ny", axis(1)),
+            attribute("nz", axis(2)),
+            attribute(
+                "intensity",
+                Column::U16((0..count).map(|i| (i * 7) as u16).collect()),
+            ),
+            attribute(
+                "gps_time",
+                Column::F64((0..count).map(|i| i as f64 * 1e-3).collect()),
+            ),
+        ],
+        ..PointCloud::from_positions(positions)
+    };
+    let job = Job::new();
+    for name in ["plain.las", "packed.laz"] {
+        let path = job.path(name);
+        write(&path, &cloud, 25_000);
+        let whole = read_points(&path).unwrap();
+        assert!(
+            has(&whole, "intensity") && has(&whole, "gps_time"),
+            "{name}"
+        );
+        let mut reader = PointReader::open(&path).unwrap();
+        reader.skip_attributes();
+        let bare = reader.read_chunk(count).unwrap();
+        assert_eq!(bare.positions, whole.positions, "{name}");
+        assert!(bare.attributes.is_empty(), "{name}");
+        let normals = bare.normals.as_ref().expect("normals from nx ny nz");
+        assert_eq!(Some(normals), whole.normals.as_ref(), "{name}");
+        for (i, n) in normals.iter().enumerate() {
+            assert!((n - unit(i)).norm() < 1e-6, "{name}: normal {i} is {n}");
+        }
+    }
 }
 
 #[test]
@@ -404,6 +459,13 @@ fn malformed_scanner_files_are_refused_naming_the_fault() {
     assert!(message.contains("point"), "{message}");
     let header_only = job.write("header.las", &las[..200]);
     refusal(&header_only);
+    // A LAZ header declaring a point more than its chunk holds (the point
+    // count of LAS 1.2 at byte 107).
+    let mut laz = std::fs::read(data("format3.laz")).unwrap();
+    let count = u32::from_le_bytes(laz[107..111].try_into().unwrap());
+    laz[107..111].copy_from_slice(&(count + 1).to_le_bytes());
+    let message = refusal(&job.write("more.laz", &laz));
+    assert!(message.contains("end before the count"), "{message}");
     let signature = job.write("wrong.las", b"LASX not a las file");
     assert!(refusal(&signature).contains("not a LAS file"));
     let e57 = std::fs::read(data("scans.e57")).unwrap();

@@ -7,17 +7,16 @@
 //! UTM-sized coordinates keep their millimetres; every standard field and
 //! every described extra-bytes field becomes a typed attribute.
 
-use super::scalar::Scalar;
+use super::las_pieces::{Piece, las_pieces, laz_pieces, next_group, read_group, split};
 use crate::cloud::{Attribute, Column, PointCloud, Precision, ScalarKind};
 use crate::error::{Error, Location, Result};
-use las::{LazParallelism, PointData, PointDataBuilder, Reader, ReaderOptions};
-use nalgebra::Point3;
+use las::{PointData, PointDataBuilder};
+use laz::laszip::ChunkTableEntry;
+use nalgebra::{Point3, Vector3};
+use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-
-/// LAZ files of more points than this are decompressed in parallel.
-const PARALLEL_POINTS: u64 = 150_000;
 
 /// The first bytes of every LAS and LAZ file.
 pub(crate) const SIGNATURE: &[u8; 4] = b"LASF";
@@ -91,38 +90,43 @@ impl ExtraField {
         }
     }
 
+    /// The field's value in `record`, scaled and offset when the
+    /// descriptor says so.
+    fn value(&self, record: &[u8]) -> f64 {
+        let size = extra_type(self.code).map_or(0, |(_, size)| size);
+        let mut a = [0u8; 8];
+        a[..size].copy_from_slice(&record[self.offset..self.offset + size]);
+        let raw = match self.code {
+            1 => f64::from(a[0]),
+            2 => f64::from(a[0] as i8),
+            3 => f64::from(u16::from_le_bytes([a[0], a[1]])),
+            4 => f64::from(i16::from_le_bytes([a[0], a[1]])),
+            5 => f64::from(u32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+            6 => f64::from(i32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+            7 => u64::from_le_bytes(a) as f64,
+            8 => i64::from_le_bytes(a) as f64,
+            9 => f64::from(f32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+            _ => f64::from_le_bytes(a),
+        };
+        match self.transform {
+            Some((scale, offset)) => raw * scale + offset,
+            None => raw,
+        }
+    }
+
     /// Appends the field's values in `records` to `column`.
     fn decode(&self, records: &[u8], stride: usize, column: &mut Column) {
-        let size = extra_type(self.code).map_or(0, |(_, size)| size);
-        let raw = |record: &[u8]| -> f64 {
-            let mut a = [0u8; 8];
-            a[..size].copy_from_slice(&record[self.offset..self.offset + size]);
-            match self.code {
-                1 => f64::from(a[0]),
-                2 => f64::from(a[0] as i8),
-                3 => f64::from(u16::from_le_bytes([a[0], a[1]])),
-                4 => f64::from(i16::from_le_bytes([a[0], a[1]])),
-                5 => f64::from(u32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-                6 => f64::from(i32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-                7 => u64::from_le_bytes(a) as f64,
-                8 => i64::from_le_bytes(a) as f64,
-                9 => f64::from(f32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-                _ => f64::from_le_bytes(a),
-            }
-        };
         let records = records.chunks_exact(stride);
-        match (column, self.transform) {
-            (Column::F64(values), Some((scale, offset))) => {
-                values.extend(records.map(|r| raw(r) * scale + offset));
-            }
-            (Column::F64(values), None) => values.extend(records.map(raw)),
-            (Column::F32(values), _) => values.extend(records.map(|r| raw(r) as f32)),
-            (Column::U8(values), _) => values.extend(records.map(|r| raw(r) as u8)),
-            (Column::I8(values), _) => values.extend(records.map(|r| raw(r) as i8)),
-            (Column::U16(values), _) => values.extend(records.map(|r| raw(r) as u16)),
-            (Column::I16(values), _) => values.extend(records.map(|r| raw(r) as i16)),
-            (Column::U32(values), _) => values.extend(records.map(|r| raw(r) as u32)),
-            (Column::I32(values), _) => values.extend(records.map(|r| raw(r) as i32)),
+        let value = |record| self.value(record);
+        match column {
+            Column::F64(values) => values.extend(records.map(value)),
+            Column::F32(values) => values.extend(records.map(|r| value(r) as f32)),
+            Column::U8(values) => values.extend(records.map(|r| value(r) as u8)),
+            Column::I8(values) => values.extend(records.map(|r| value(r) as i8)),
+            Column::U16(values) => values.extend(records.map(|r| value(r) as u16)),
+            Column::I16(values) => values.extend(records.map(|r| value(r) as i16)),
+            Column::U32(values) => values.extend(records.map(|r| value(r) as u32)),
+            Column::I32(values) => values.extend(records.map(|r| value(r) as i32)),
         }
     }
 }
@@ -201,37 +205,48 @@ fn extra_fields(path: &Path, header: &las::Header, record_len: usize) -> Result<
     Ok(fields)
 }
 
-/// Refuses a LAZ file whose compressed items (in its `laszip encoded` VLR)
-/// do not add up to its point records: laz-rs asserts they do.
-fn check_laszip_items(path: &Path, header: &las::Header, record_len: usize) -> Result<()> {
-    let items = header
+/// The compression of a LAZ file, from its `laszip encoded` VLR: refused
+/// when its items do not add up to the point records (laz-rs asserts they
+/// do) or when its points are not in chunks (only LASzip 1 wrote such
+/// files; chunks are what can be decoded in parallel).
+fn laszip_vlr(path: &Path, header: &las::Header, record_len: usize) -> Result<laz::LazVlr> {
+    let refuse = |message: String| Error::format(path, Location::File, message);
+    let Some(vlr) = header
         .all_vlrs()
         .find(|vlr| vlr.user_id == "laszip encoded" && vlr.record_id == 22204)
-        .and_then(|vlr| {
-            // 34 bytes of settings, the item count, then 6 bytes an item
-            // (type, size, version, each u16).
-            let count = usize::from(u16::from_le_bytes([*vlr.data.get(32)?, *vlr.data.get(33)?]));
-            let items = vlr.data.get(34..34 + 6 * count)?;
-            Some(
-                items
-                    .chunks_exact(6)
-                    .map(|item| usize::from(u16::from_le_bytes([item[2], item[3]])))
-                    .sum::<usize>(),
-            )
-        });
-    match items {
-        Some(size) if size == record_len => Ok(()),
-        Some(size) => Err(Error::format(
-            path,
-            Location::File,
-            format!("the LAZ items take {size} bytes a point, the header's records {record_len}"),
-        )),
-        None => Err(Error::format(
-            path,
-            Location::File,
-            "compressed, but without a readable 'laszip encoded' VLR",
-        )),
+    else {
+        return Err(refuse(
+            "compressed, but without a 'laszip encoded' VLR".into(),
+        ));
+    };
+    // The compressor (u16), 32 more bytes of settings, the item count, then
+    // 6 bytes an item (type, size, version, each u16).
+    let data = &vlr.data;
+    let items = (|| {
+        let count = usize::from(u16::from_le_bytes([*data.get(32)?, *data.get(33)?]));
+        let items = data.get(34..34 + 6 * count)?;
+        Some(
+            items
+                .chunks_exact(6)
+                .map(|item| usize::from(u16::from_le_bytes([item[2], item[3]])))
+                .sum::<usize>(),
+        )
+    })()
+    .ok_or_else(|| refuse("the 'laszip encoded' VLR is too short".into()))?;
+    if items != record_len {
+        return Err(refuse(format!(
+            "the LAZ items take {items} bytes a point, the header's records {record_len}"
+        )));
     }
+    // 2: points in chunks; 3: layered, in chunks.
+    let compressor = u16::from_le_bytes([data[0], data[1]]);
+    if !matches!(compressor, 2 | 3) {
+        return Err(refuse(format!(
+            "LAZ compressor {compressor} is not supported (points in chunks, 2 or 3, are)"
+        )));
+    }
+    laz::LazVlr::from_buffer(data)
+        .map_err(|error| refuse(format!("the 'laszip encoded' VLR is unreadable: {error}")))
 }
 
 /// Refuses a LAZ file whose chunk table declares more chunks than it has
@@ -307,13 +322,20 @@ fn check_evlrs(path: &Path, size: u64) -> Result<()> {
     Ok(())
 }
 
-/// A LAS or LAZ file read chunk by chunk.
+/// A LAS or LAZ file read chunk by chunk, a group of pieces at a time
+/// (see [`super::las_pieces`]).
 pub struct LasReader {
     path: PathBuf,
-    reader: Reader,
-    /// Reused buffer of decoded point records.
-    buffer: PointData,
-    extra: Vec<ExtraField>,
+    /// The file, at the bytes of the next piece.
+    file: BufReader<File>,
+    records: Records,
+    pieces: Vec<Piece>,
+    /// The first piece not yet read.
+    next: usize,
+    /// The bytes of the group of pieces being decoded, reused.
+    bytes: Vec<u8>,
+    /// Points decoded but not yet handed out (fewer than a piece).
+    rest: PointCloud,
     total: usize,
     read: usize,
     /// True after decompression panicked: the decoder's state is unknown.
@@ -343,22 +365,42 @@ fn las_error(path: &Path, error: las::Error) -> Error {
     }
 }
 
+/// How the point records of one file become points.
+struct Records {
+    /// An empty buffer of the file's records (format and transforms),
+    /// cloned as each thread's scratch.
+    template: PointData,
+    extra: Vec<ExtraField>,
+    /// The extra-bytes fields `nx ny nz` (their positions in `extra`),
+    /// when all three are there: the normals, written so by mlsproj (or
+    /// anyone).
+    normals: Option<[usize; 3]>,
+    /// The compression of a LAZ file.
+    laz: Option<laz::LazVlr>,
+    /// Whether the attributes are decoded (see [`LasReader::skip_attributes`]).
+    attributes: bool,
+    /// The layers of a LAZ file that are decompressed.
+    selection: laz::DecompressionSelection,
+}
+
 impl LasReader {
-    /// Opens a LAS or LAZ file and reads its header; a file whose points
-    /// cannot fit in it is refused here rather than when reading them.
+    /// Opens a LAS or LAZ file and reads its header (and a LAZ file's chunk
+    /// table); a file whose points cannot fit in it is refused here rather
+    /// than when reading them.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|error| Error::io(path, error))?;
         let size = file
             .metadata()
             .map_err(|error| Error::io(path, error))?
             .len();
-        // The header is checked before the `las` reader is made: laz-rs
-        // reads the chunk table (and trusts its count) as it starts.
+        // The header is checked before the `las` crate reads it, and the
+        // chunk table's count before laz-rs does: both allocate what the
+        // file declares.
         check_evlrs(path, size)?;
-        let header =
-            las::Header::new(BufReader::new(&file)).map_err(|error| las_error(path, error))?;
-        let buffer = PointDataBuilder::new().for_header(&header).build();
-        let record_len = buffer.record_len();
+        let mut file = BufReader::with_capacity(1 << 16, file);
+        let header = las::Header::new(&mut file).map_err(|error| las_error(path, error))?;
+        let template = PointDataBuilder::new().for_header(&header).build();
+        let record_len = template.record_len();
         let total = header.number_of_points();
         let format = header.point_format();
         // LAZ stores at least a few bits a point; LAS the whole record.
@@ -376,10 +418,23 @@ impl LasReader {
                 ),
             ));
         }
-        if format.is_compressed {
-            check_laszip_items(path, &header, record_len)?;
+        let total = usize::try_from(total).unwrap_or(usize::MAX);
+        file.rewind().map_err(|error| Error::io(path, error))?;
+        let data_start = u64::from(
+            las::raw::Header::read_from(&mut file)
+                .map_err(|error| las_error(path, error))?
+                .offset_to_point_data,
+        );
+        let (laz, pieces) = if format.is_compressed {
+            let vlr = laszip_vlr(path, &header, record_len)?;
             check_chunk_table(path, size)?;
-        }
+            let pieces = laz_pieces(path, &mut file, data_start, &vlr, total, size)?;
+            (Some(vlr), pieces)
+        } else {
+            file.seek(SeekFrom::Start(data_start))
+                .map_err(|error| Error::io(path, error))?;
+            (None, las_pieces(total, record_len))
+        };
         let extra = extra_fields(path, &header, record_len)?;
         let comments = header
             .all_vlrs()
@@ -391,23 +446,29 @@ impl LasReader {
                     .collect()
             })
             .unwrap_or_default();
-        // Threads pay off from a few LAZ chunks (of usually 50,000 points)
-        // on; a small file is decoded faster without waking them.
-        let options = ReaderOptions::default().with_laz_parallelism(if total > PARALLEL_POINTS {
-            LazParallelism::Yes
-        } else {
-            LazParallelism::No
-        });
-        let mut file = file;
-        file.rewind().map_err(|error| Error::io(path, error))?;
-        let reader = Reader::with_options(BufReader::with_capacity(1 << 16, file), options)
-            .map_err(|error| las_error(path, error))?;
+        let axis = |name: &str| extra.iter().position(|field| field.name == name);
+        let normals = match (axis("nx"), axis("ny"), axis("nz")) {
+            (Some(x), Some(y), Some(z)) => Some([x, y, z]),
+            _ => None,
+        };
+        let records = Records {
+            template,
+            extra,
+            normals,
+            laz,
+            attributes: true,
+            selection: laz::DecompressionSelection::all(),
+        };
+        let rest = records.decode(&records.template);
         Ok(LasReader {
             path: path.to_path_buf(),
-            total: usize::try_from(total).unwrap_or(usize::MAX),
-            reader,
-            buffer,
-            extra,
+            file,
+            records,
+            pieces,
+            next: 0,
+            bytes: Vec::new(),
+            rest,
+            total,
             read: 0,
             broken: false,
             comments,
@@ -435,6 +496,21 @@ impl LasReader {
         Precision::Double
     }
 
+    /// Reads positions and normals only, for a cloud whose attributes play
+    /// no part: a LAZ file of point format 6–10 then decompresses only the
+    /// layers of `x y z` (and the extra bytes, when they hold the normals),
+    /// and no attribute column is made. Called before the first read.
+    pub fn skip_attributes(&mut self) {
+        use laz::DecompressionSelection as Layers;
+        let mut layers = Layers::XY_RETURNS_CHANNEL | Layers::Z;
+        if self.records.normals.is_some() {
+            layers |= Layers::ALL_EXTRA_BYTES;
+        }
+        self.records.selection = Layers(layers);
+        self.records.attributes = false;
+        self.rest = self.records.decode(&self.records.template);
+    }
+
     /// The next up to `max` points: positions, and as attributes `intensity`
     /// (u16), `return_number`, `number_of_returns`, `classification` and
     /// `user_data` (u8), `scan_angle` (f32, degrees), `point_source_id`
@@ -443,20 +519,6 @@ impl LasReader {
     /// described extra-bytes field under its (sanitised) name, except
     /// `nx ny nz` (all three), which are the normals.
     pub fn read_chunk(&mut self, max: usize) -> Result<PointCloud> {
-        let rows = max.min(self.total - self.read);
-        let truncated = || {
-            Error::format(
-                &self.path,
-                Location::Element {
-                    element: "point".to_string(),
-                    index: self.read,
-                },
-                format!(
-                    "the file ends before its last point ({} declared)",
-                    self.total
-                ),
-            )
-        };
         if self.broken {
             return Err(Error::format(
                 &self.path,
@@ -464,47 +526,141 @@ impl LasReader {
                 "reading stopped at an earlier fault",
             ));
         }
-        // laz-rs panics on some corrupt compressed data instead of failing:
-        // the panic is caught here and the reader not used again.
-        let (reader, buffer) = (&mut self.reader, &mut self.buffer);
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            reader.fill_points(rows as u64, buffer)
-        }));
-        let Ok(outcome) = outcome else {
-            self.broken = true;
-            return Err(Error::format(
-                &self.path,
-                Location::Element {
-                    element: "point".to_string(),
-                    index: self.read,
-                },
-                "the compressed points are corrupt",
-            ));
+        let rows = max.min(self.total - self.read);
+        let mut chunk = if self.rest.len() > rows {
+            let rest = self.rest.slice(rows..self.rest.len());
+            let chunk = self.rest.slice(0..rows);
+            self.rest = rest;
+            chunk
+        } else {
+            let empty = self.rest.slice(0..0);
+            std::mem::replace(&mut self.rest, empty)
         };
-        let filled = match outcome {
-            Ok(filled) => filled,
-            Err(las::Error::Io(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(truncated());
+        let missing = rows - chunk.len();
+        reserve(&mut chunk, missing);
+        while chunk.len() < rows {
+            let first = self.read + chunk.len();
+            let group = next_group(&self.pieces, self.next, rows - chunk.len());
+            let at = |index| Location::Element {
+                element: "point".to_string(),
+                index,
+            };
+            if group.is_empty()
+                || !read_group(&mut self.file, group, &mut self.bytes)
+                    .map_err(|error| Error::io(&self.path, error))?
+            {
+                return Err(Error::format(
+                    &self.path,
+                    at(first),
+                    format!(
+                        "the file ends before its last point ({} declared)",
+                        self.total
+                    ),
+                ));
             }
-            Err(error) => return Err(las_error(&self.path, error)),
-        };
-        if (filled as usize) < rows {
-            return Err(truncated());
+            let decoded = self.records.decode_pieces(group, &self.bytes);
+            self.next += group.len();
+            let pieces = match decoded {
+                Ok(pieces) => pieces,
+                Err((piece, error)) => {
+                    self.broken = true;
+                    let index = first + group[..piece].iter().map(|p| p.points).sum::<usize>();
+                    return Err(Error::format(&self.path, at(index), error));
+                }
+            };
+            for piece in pieces {
+                let wanted = rows - chunk.len();
+                if piece.len() > wanted {
+                    chunk.append(&piece.slice(0..wanted));
+                    self.rest = piece.slice(wanted..piece.len());
+                } else {
+                    chunk.append(&piece);
+                }
+            }
         }
         self.read += rows;
-        Ok(self.decode())
+        Ok(chunk)
+    }
+}
+
+/// Makes room for `additional` more points in every column of `cloud`, so
+/// that appending the pieces of a large request does not move it.
+fn reserve(cloud: &mut PointCloud, additional: usize) {
+    cloud.positions.reserve(additional);
+    if let Some(normals) = &mut cloud.normals {
+        normals.reserve(additional);
+    }
+    for attribute in &mut cloud.attributes {
+        crate::cloud::with_column!(&mut attribute.values, values => values.reserve(additional));
+    }
+}
+
+impl Records {
+    /// The points of the pieces of `group`, whose bytes are `bytes`, each
+    /// decoded (decompressed, for LAZ) and converted on one thread; a
+    /// fault names the piece (its position in the group) and what is wrong.
+    fn decode_pieces(
+        &self,
+        group: &[Piece],
+        bytes: &[u8],
+    ) -> std::result::Result<Vec<PointCloud>, (usize, String)> {
+        let jobs: Vec<(usize, &[u8], usize)> = split(group, bytes)
+            .into_iter()
+            .zip(group)
+            .enumerate()
+            .map(|(at, (bytes, piece))| (at, bytes, piece.points))
+            .collect();
+        jobs.into_par_iter()
+            .map_init(
+                || self.template.clone(),
+                |scratch, (at, bytes, points)| {
+                    self.decode_piece(scratch, bytes, points)
+                        .map_err(|error| (at, error))
+                },
+            )
+            .collect()
     }
 
-    /// The points of the buffer as a cloud.
-    fn decode(&self) -> PointCloud {
-        let data = &self.buffer;
+    /// The `points` points of one piece, its `bytes` decoded into
+    /// `scratch`.
+    fn decode_piece(
+        &self,
+        scratch: &mut PointData,
+        bytes: &[u8],
+        points: usize,
+    ) -> std::result::Result<PointCloud, String> {
+        let records = scratch.resize_for(points);
+        match &self.laz {
+            None => records.copy_from_slice(bytes),
+            Some(vlr) => {
+                let chunk = [ChunkTableEntry {
+                    point_count: points as u64,
+                    byte_count: bytes.len() as u64,
+                }];
+                // laz-rs panics on some corrupt compressed data instead of
+                // failing: the panic is caught and the reader not used
+                // again.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    laz::par_decompress_selective(bytes, records, vlr, &chunk, self.selection)
+                }))
+                .map_err(|_| "the compressed points are corrupt".to_string())?
+                .map_err(|error| match error {
+                    laz::LasZipError::IoError(error)
+                        if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+                    {
+                        "the compressed points end before the count the header declares (or are corrupt)".to_string()
+                    }
+                    error => format!("the compressed points are corrupt: {error}"),
+                })?;
+            }
+        }
+        Ok(self.decode(scratch))
+    }
+
+    /// The standard fields and the extra bytes (but the normals) of
+    /// `data` as attributes.
+    fn attributes(&self, data: &PointData) -> Vec<Attribute> {
         let format = data.format();
-        let positions = data
-            .x()
-            .zip(data.y())
-            .zip(data.z())
-            .map(|((x, y), z)| Point3::new(x, y, z))
-            .collect();
         let mut attributes = Vec::new();
         let mut push = |name: &str, values: Column| {
             attributes.push(Attribute {
@@ -550,29 +706,38 @@ impl LasReader {
         {
             push("nir", Column::U16(nir.collect()));
         }
-        for field in &self.extra {
+        for (at, field) in self.extra.iter().enumerate() {
+            if self.normals.is_some_and(|axes| axes.contains(&at)) {
+                continue;
+            }
             let mut column = super::scalar::empty_column(field.kind(), data.len());
             field.decode(data.raw_bytes(), data.record_len(), &mut column);
             push(&field.name, column);
         }
-        // Normals written by mlsproj (or anyone) as extra bytes `nx ny nz`.
-        const NORMAL: [&str; 3] = ["nx", "ny", "nz"];
-        let normals = NORMAL
-            .iter()
-            .all(|name| attributes.iter().any(|a| a.name == *name))
-            .then(|| {
-                let mut axes: Vec<Vec<f32>> = Vec::with_capacity(3);
-                for name in NORMAL {
-                    let at = attributes.iter().position(|a| a.name == name).unwrap_or(0);
-                    let column = attributes.remove(at).values;
-                    axes.push(crate::cloud::with_column!(column, values => {
-                        values.iter().map(|v| v.to_f64() as f32).collect()
-                    }));
-                }
-                (0..data.len())
-                    .map(|i| nalgebra::Vector3::new(axes[0][i], axes[1][i], axes[2][i]))
-                    .collect()
-            });
+        attributes
+    }
+
+    /// The points of `data` as a cloud (without attributes when they are
+    /// skipped).
+    fn decode(&self, data: &PointData) -> PointCloud {
+        let positions = data
+            .x()
+            .zip(data.y())
+            .zip(data.z())
+            .map(|((x, y), z)| Point3::new(x, y, z))
+            .collect();
+        let attributes = if self.attributes {
+            self.attributes(data)
+        } else {
+            Vec::new()
+        };
+        let normals = self.normals.map(|axes| {
+            let [x, y, z] = axes.map(|at| &self.extra[at]);
+            data.raw_bytes()
+                .chunks_exact(data.record_len())
+                .map(|r| Vector3::new(x.value(r) as f32, y.value(r) as f32, z.value(r) as f32))
+                .collect()
+        });
         PointCloud {
             positions,
             normals,

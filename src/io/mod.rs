@@ -12,6 +12,7 @@
 pub(crate) mod atomic;
 mod e57;
 mod las;
+mod las_pieces;
 mod las_write;
 mod output;
 mod paths;

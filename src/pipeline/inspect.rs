@@ -8,7 +8,7 @@ use std::path::Path;
 use nalgebra::Point3;
 
 use crate::cloud::{PointCloud, Precision, finite_bounds, is_finite_point};
-use crate::config::{Config, Support};
+use crate::config::{Config, Particles, Support};
 use crate::error::{Error, Location, Result};
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
 
@@ -136,7 +136,7 @@ pub struct CheckReport {
 /// Validates inputs and measures the neighbourhoods the job would see,
 /// without projecting or writing anything.
 pub fn check(config: &Config) -> Result<CheckReport> {
-    let (cloud, scanners) = read_scan(config)?;
+    let (cloud, scanners) = read_scan(config, matches!(config.particles, Particles::Cloud))?;
     let surface = surface_of(config, &cloud, &scanners)?;
     surface.refuse_whole_cloud_support(&config.cloud, config.support, None)?;
     let cloud_points = cloud.len();

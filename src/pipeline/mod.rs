@@ -261,9 +261,14 @@ fn particle_path(config: &Config) -> &Path {
 }
 
 /// Reads the cloud, refusing an empty one, with the positions of the
-/// scanners that saw it when the file records them (E57).
-fn read_scan(config: &Config) -> Result<(PointCloud, Vec<Point3<f64>>)> {
+/// scanners that saw it when the file records them (E57); its attributes
+/// only when `attributes` (they are written when the cloud is the
+/// particles, or is written with its normals).
+fn read_scan(config: &Config, attributes: bool) -> Result<(PointCloud, Vec<Point3<f64>>)> {
     let mut reader = PointReader::open(&config.cloud)?;
+    if !attributes {
+        reader.skip_attributes();
+    }
     let scanners = reader.scanner_positions().to_vec();
     let cloud = reader.read_chunk(reader.len())?;
     refuse_empty(&config.cloud, cloud.len())?;
@@ -383,7 +388,8 @@ impl From<&Config> for Job {
 fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
     let mut timings = Timings::default();
     let reading = progress_bar(progress, "reading cloud", None);
-    let (cloud, scanners) = timed(&mut timings.load, || read_scan(config))?;
+    let attributes = matches!(config.particles, Particles::Cloud);
+    let (cloud, scanners) = timed(&mut timings.load, || read_scan(config, attributes))?;
     reading.finish_and_clear();
     let building = progress_bar(progress, "building tree", None);
     let surface = timed(&mut timings.tree, || surface_of(config, &cloud, &scanners))?;

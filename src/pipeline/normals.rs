@@ -37,7 +37,7 @@ pub struct NormalsSummary {
 pub fn write_normals(config: &Config, progress: bool) -> Result<NormalsSummary> {
     let mut time = Duration::ZERO;
     let reading = progress_bar(progress, "reading cloud", None);
-    let (mut cloud, scanners) = timed(&mut time, || read_scan(config))?;
+    let (mut cloud, scanners) = timed(&mut time, || read_scan(config, true))?;
     reading.finish_and_clear();
     let estimated = cloud.normals.is_none() || config.cloud_normals == CloudNormals::Estimate;
     if estimated {
