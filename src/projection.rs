@@ -405,11 +405,7 @@ impl<'a> Projector<'a> {
             Start::Particle => Some(*target),
             Start::NearestPoint | Start::Foot if method.on_cloud => Some(*target),
             Start::NearestPoint | Start::Foot => {
-                let (index, distance_squared) = self.search.nearest(target);
-                let limit = method.start_limit();
-                if distance_squared >= limit * limit {
-                    return None;
-                }
+                let (index, _) = self.search.nearest_within(target, method.start_limit())?;
                 let nearest = self.search.local_point(index);
                 let normal = match (method.start, self.normals) {
                     (Start::Foot, Some(normals)) => normals[index as usize].cast::<f64>(),

@@ -93,10 +93,21 @@ impl NeighbourSearch {
     /// squared distance. Of points at the same distance, the first in the
     /// grid's order. `(0, NaN)` for a centre that is not finite.
     pub fn nearest(&self, centre: &Vector3<f64>) -> (u32, f64) {
+        self.nearest_within(centre, f64::INFINITY)
+            .unwrap_or((0, f64::NAN))
+    }
+
+    /// [`Self::nearest`], if it lies closer than `limit`: `None` when no
+    /// point does (or `centre` is not finite). The search stops at the
+    /// limit, so a centre far off the cloud costs no more than the limit's
+    /// ball: without one, the growing ball's box takes in a large part of
+    /// the cloud before it reaches a point (a particle a sphere's radius
+    /// off a 200k-point sphere: 0.14 ms, against 1 µs near it).
+    pub fn nearest_within(&self, centre: &Vector3<f64>, limit: f64) -> Option<(u32, f64)> {
         // A quarter cell: most particles' nearest point is found at once,
         // and the ball's box touches fewer cells than at half a cell
         // (measured on sphere_large: 1.5% less CPU for the whole job).
-        let mut radius = self.grid.cell_size() * 0.25;
+        let mut radius = (self.grid.cell_size() * 0.25).min(limit);
         loop {
             let mut best = (0, f64::INFINITY);
             self.grid
@@ -105,13 +116,13 @@ impl NeighbourSearch {
                         best = (place, distance_squared);
                     }
                 });
-            if best.1 < f64::INFINITY {
-                return (self.grid.original(best.0), best.1);
+            if best.1 < limit * limit {
+                return Some((self.grid.original(best.0), best.1));
             }
-            if radius == f64::INFINITY {
-                return (0, f64::NAN);
+            if radius >= limit {
+                return None;
             }
-            radius = self.grow(centre, radius);
+            radius = self.grow(centre, radius).min(limit);
         }
     }
 
