@@ -147,6 +147,17 @@ fn nearest_queries_find_the_brute_force_nearest() {
             let (index, distance_squared) = search.nearest(&centre);
             assert_eq!(distance_squared, kth(&all, 1), "{name} around {centre:?}");
             assert_eq!(all[index as usize], distance_squared, "{name}");
+            // Bounded: found when it lies inside the limit, not otherwise.
+            let distance = distance_squared.sqrt();
+            let beyond = search.nearest_within(&centre, (distance * 1.5).max(1e-150));
+            assert_eq!(beyond, Some((index, distance_squared)), "{name}");
+            if distance > 0.0 {
+                assert_eq!(
+                    search.nearest_within(&centre, distance * 0.5),
+                    None,
+                    "{name}"
+                );
+            }
             for k in [1, 2, 30, 100] {
                 let k = k.min(all.len());
                 let nearest = search.nearest_n(&centre, NonZeroUsize::new(k).unwrap());
