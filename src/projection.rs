@@ -588,17 +588,21 @@ impl<'a> Projector<'a> {
     ) -> bool {
         let agreement = match self.sign {
             // The columns' normals are the sign's when the fit uses them.
-            NormalSign::CloudNormals(normals) => match columns.weighted_normal_sum().filter(|_| {
-                self.slope_normals
-                    .is_some_and(|own| std::ptr::eq(own, normals))
-            }) {
-                Some(sum) => sum.dot(&frame.normal),
-                None => neighbours
-                    .iter()
-                    .zip(columns.weights())
-                    .map(|(n, &w)| w * normals[n.index as usize].cast::<f64>().dot(&frame.normal))
-                    .sum::<f64>(),
-            },
+            NormalSign::CloudNormals(normals) => {
+                let in_columns = self
+                    .slope_normals
+                    .is_some_and(|own| std::ptr::eq(own, normals));
+                match in_columns.then(|| columns.weighted_normal_sum()).flatten() {
+                    Some(sum) => sum.dot(&frame.normal),
+                    None => neighbours
+                        .iter()
+                        .zip(columns.weights())
+                        .map(|(n, &w)| {
+                            w * normals[n.index as usize].cast::<f64>().dot(&frame.normal)
+                        })
+                        .sum::<f64>(),
+                }
+            }
             NormalSign::AwayFrom(point) => frame.normal.dot(&(centre + frame.centroid - point)),
             NormalSign::Toward(point) => frame.normal.dot(&(point - centre - frame.centroid)),
             NormalSign::Along(direction) => frame.normal.dot(&direction),

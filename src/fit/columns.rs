@@ -9,7 +9,9 @@
 //! for bit, with any number of threads. Where the CPU has AVX2 and FMA
 //! (checked at run time, so no `target-cpu` flag is needed) the sums run in
 //! AVX registers (`super::avx`); elsewhere one neighbour at a time, by the
-//! plain definitions the tests hold the lanes to.
+//! plain definitions the tests hold the lanes to. The two add in different
+//! orders, so results agree to the last bits, not bit for bit, between a
+//! CPU with AVX2 and one without.
 
 use nalgebra::Vector3;
 
@@ -21,17 +23,12 @@ use super::Moments;
 pub const LANES: usize = 4;
 
 /// True when the CPU runs the sums in AVX2 + FMA lanes (the check is
-/// cached by the standard library).
+/// cached by the standard library). Elsewhere than on x86-64 the plain
+/// sums always run.
+#[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn wide_lanes() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }
 
 /// The neighbours of one gather as columns, each padded to a multiple of
@@ -167,6 +164,7 @@ impl Columns {
 }
 
 /// `column` in lanes (its length a multiple of [`LANES`]).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn lanes(column: &[f64]) -> &[[f64; LANES]] {
     let (whole, rest) = column.as_chunks::<LANES>();
@@ -197,15 +195,27 @@ mod tests {
 
     #[test]
     fn columns_are_padded_to_whole_lanes_with_nothing() {
+        // Longer neighbourhoods first: a shorter one must zero the padding
+        // over what the longer left behind.
+        let normals = vec![Vector3::new(0.0f32, 0.0, 1.0); 7];
         let mut columns = Columns::default();
-        for count in [0, 1, 4, 7] {
-            columns.load(&neighbours(count), None);
+        for count in [7, 5, 4, 1, 0] {
+            columns.load(&neighbours(count), Some(&normals));
             assert_eq!(columns.len(), count);
             assert_eq!(columns.padded_len() % LANES, 0);
             assert!(columns.padded_len() < count + LANES);
-            assert!(columns.offset[0][count..].iter().all(|&x| x == 0.0));
-            assert!(columns.normal[0].is_empty());
+            let padding = columns
+                .offset
+                .iter()
+                .chain(&columns.normal)
+                .chain([&columns.distance_squared]);
+            for column in padding {
+                assert_eq!(column.len(), columns.padded_len());
+                assert!(column[count..].iter().all(|&x| x == 0.0));
+            }
         }
+        columns.load(&neighbours(3), None);
+        assert!(columns.normal[0].is_empty());
     }
 
     #[test]

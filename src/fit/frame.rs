@@ -31,8 +31,8 @@ impl Moments {
         self.second[(2, 2)] += wo.z * offset.z;
     }
 
-    /// The moments of the ten sums of
-    /// [`super::columns::weighted_moments`]: `Σ w`, `Σ w p` and the upper
+    /// The moments of ten sums (the lanes' of
+    /// [`super::columns::Columns::moments`]): `Σ w`, `Σ w p` and the upper
     /// triangle of `Σ w p pᵀ` by rows.
     pub(crate) fn from_sums(sums: [f64; 10]) -> Self {
         let [w, x, y, z, xx, xy, xz, yy, yz, zz] = sums;

@@ -4,7 +4,9 @@
 use crate::config::Weight;
 
 use super::Moments;
-use super::columns::{Columns, wide_lanes};
+use super::columns::Columns;
+#[cfg(target_arch = "x86_64")]
+use super::columns::wide_lanes;
 
 /// Points within this (relative, in r²) of the support's edge count as
 /// outside. With `Nearest(k)` the k-th neighbour lies at r = 1 by
@@ -13,6 +15,11 @@ use super::columns::{Columns, wide_lanes};
 /// would change the neighbour count and, for the Gaussian, the surface.
 /// The smooth kernels weigh such a point below 1e-17 anyway.
 const EDGE: f64 = 1e-9;
+
+/// The exponent below which the Gaussian weighs zero: e^-700 (1e-304) is
+/// nothing beside any weight near the centre, and the lanes' exponential
+/// (`fit::avx`) is not defined much further down.
+pub(crate) const GAUSSIAN_FLOOR: f64 = -700.0;
 
 /// A weight kernel bound to a support radius.
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +79,16 @@ impl Kernel {
             return 0.0;
         }
         match weight {
-            Weight::Gaussian => (-distance_squared * self.inverse_gaussian_variance).exp(),
+            Weight::Gaussian => {
+                let exponent = -distance_squared * self.inverse_gaussian_variance;
+                // Zero below e^-700, as in the lanes (`fit::avx`): the same
+                // neighbours count on every CPU.
+                if exponent < GAUSSIAN_FLOOR {
+                    0.0
+                } else {
+                    exponent.exp()
+                }
+            }
             Weight::Wendland => {
                 let t = 1.0 - r_squared;
                 let t2 = t * t;
@@ -118,6 +134,7 @@ impl Kernel {
                             kernel.inverse_gaussian_variance,
                             kernel.inverse_h_squared,
                             1.0 - EDGE,
+                            GAUSSIAN_FLOOR,
                             weights,
                         )
                     }

@@ -35,8 +35,8 @@ use height::{
     HeightMoments, SlopeMoments, TangentMap, height_moments, slope_moments, supported_degree,
 };
 
-/// A fit being accumulated: the frame is fixed, the neighbours are fed one
-/// at a time.
+/// A fit being accumulated: the frame is fixed, the neighbours are added
+/// as columns ([`LocalFit::add_neighbours`]).
 #[derive(Debug, Clone, Copy)]
 pub struct LocalFit {
     frame: Frame,

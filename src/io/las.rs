@@ -338,7 +338,8 @@ pub struct LasReader {
     rest: PointCloud,
     total: usize,
     read: usize,
-    /// True after decompression panicked: the decoder's state is unknown.
+    /// True after decompression panicked (the decoder's state is unknown)
+    /// or a read stopped part way into a group (the file's position is).
     broken: bool,
     /// The lines of mlsproj's provenance VLR (user `mlsproj`, record 1).
     comments: Vec<String>,
@@ -545,10 +546,15 @@ impl LasReader {
                 element: "point".to_string(),
                 index,
             };
-            if group.is_empty()
-                || !read_group(&mut self.file, group, &mut self.bytes)
-                    .map_err(|error| Error::io(&self.path, error))?
-            {
+            let complete = !group.is_empty()
+                && read_group(&mut self.file, group, &mut self.bytes).map_err(|error| {
+                    // The file stands part way into a group: no later
+                    // read could find its records' boundaries.
+                    self.broken = true;
+                    Error::io(&self.path, error)
+                })?;
+            if !complete {
+                self.broken = true;
                 return Err(Error::format(
                     &self.path,
                     at(first),

@@ -18,7 +18,9 @@ pub(super) const LAS_PIECE: usize = 50_000;
 
 /// Points of a group of pieces read and decoded at once: bounds the
 /// memory of the compressed bytes and of the decoded pieces not yet
-/// appended, whatever the size of the file or of the request.
+/// appended, whatever the size of the file or of the request, except that
+/// a group holds at least one whole piece (a LAZ chunk larger than this is
+/// read whole).
 pub(super) const GROUP_POINTS: usize = 1 << 20;
 
 /// One piece: its points and the bytes they take in the file.

@@ -90,8 +90,9 @@ impl PointReader {
 
     /// Reads positions, normals and colours only, for a cloud whose
     /// attributes play no part (its surface is built, it is not written):
-    /// LAS and LAZ files then skip decoding them; other formats read them
-    /// as usual. Called before the first read.
+    /// LAS and LAZ files then skip decoding them (their RGB, an attribute
+    /// there, too); other formats read them as usual. Called before the
+    /// first read.
     pub fn skip_attributes(&mut self) {
         if let PointReader::Las(reader) = self {
             reader.skip_attributes();

@@ -104,7 +104,9 @@ fn point_estimate(
     let (normal, variation) = if spans_a_plane && axes.normal.iter().all(|c| c.is_finite()) {
         (
             axes.normal.cast::<f32>(),
-            (axes.eigenvalues[0] / total) as f32,
+            // The closed-form smallest eigenvalue of a flat patch may
+            // land a few ulp below zero; a variation is never negative.
+            (axes.eigenvalues[0] / total).max(0.0) as f32,
         )
     } else {
         (Vector3::zeros(), 1.0 / 3.0)

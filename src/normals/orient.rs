@@ -204,7 +204,8 @@ fn propagate(
                         &normals[j as usize],
                     );
                     let doubt = variation[i as usize] + variation[j as usize];
-                    let cost = (cost + VARIATION_PENALTY * doubt).min(MAX_COST);
+                    // Non-negative, so that the cost's bits sort as it does.
+                    let cost = (cost + VARIATION_PENALTY * doubt).clamp(0.0, MAX_COST);
                     edge(cost, u64::from(i) * GRAPH_NEIGHBOURS as u64 + s as u64)
                 })
         })
