@@ -12,6 +12,7 @@
 
 use super::atomic::AtomicFile;
 use super::las::{DESCRIPTOR_BYTES, EXTRA_BYTES_RECORD, EXTRA_BYTES_USER};
+use super::output::{RowLedger, refusal};
 use super::scalar::Scalar;
 use crate::cloud::with_column;
 use crate::cloud::{Attribute, Column, ScalarKind, finite_bounds};
@@ -108,23 +109,19 @@ fn axis_transform(lo: f64, hi: f64) -> Transform {
 pub struct LasWriter {
     path: PathBuf,
     file: Option<AtomicFile>,
-    schema: Vec<(String, ScalarKind)>,
+    rows: RowLedger,
     targets: Vec<Target>,
     format: Format,
     vlrs: Vec<Vlr>,
     /// Created with the first chunk, whose extent sets scale and offset.
     writer: Option<las::Writer<BufWriter<File>>>,
-    count: usize,
-    written: usize,
-    broken: bool,
 }
 
 impl std::fmt::Debug for LasWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LasWriter")
             .field("path", &self.path)
-            .field("count", &self.count)
-            .field("written", &self.written)
+            .field("rows", &self.rows)
             .finish()
     }
 }
@@ -207,20 +204,17 @@ impl LasWriter {
         Ok(LasWriter {
             path: path.to_path_buf(),
             file: Some(AtomicFile::create(path)?),
-            schema: schema.to_vec(),
+            rows: RowLedger::new(schema, count),
             targets,
             format,
             vlrs,
             writer: None,
-            count,
-            written: 0,
-            broken: false,
         })
     }
 
     /// A refused request, naming the output file.
     fn invalid(&self, message: impl std::fmt::Display) -> Error {
-        Error::Invalid(format!("{}: {message}", self.path.display()))
+        refusal(&self.path, message)
     }
 
     /// Starts the `las` writer with scale and offset from `positions`.
@@ -252,20 +246,9 @@ impl LasWriter {
     /// Appends the rows of `columns`, which must follow the schema (same
     /// names and types, in order) and have equal lengths.
     pub fn write_chunk(&mut self, columns: &[Attribute]) -> Result<()> {
-        if self.broken {
-            return Err(self.invalid("writing stopped at an earlier error"));
-        }
-        let rows = super::output::check_chunk(
-            &self.path,
-            &self.schema,
-            columns,
-            (self.written, self.count),
-        )?;
-        let result = self.write_rows(columns, rows);
-        self.broken = result.is_err();
-        result?;
-        self.written += rows;
-        Ok(())
+        let rows = self.rows.admit(&self.path, columns)?;
+        let outcome = self.write_rows(columns, rows);
+        self.rows.record(rows, outcome)
     }
 
     /// Encodes and writes `rows` points.
@@ -359,12 +342,7 @@ impl LasWriter {
     /// Closes the file and renames it over its target; fails unless exactly
     /// the declared number of points was written.
     pub fn finish(mut self) -> Result<()> {
-        if self.broken || self.written != self.count {
-            return Err(self.invalid(format!(
-                "{} points written, but {} were declared",
-                self.written, self.count
-            )));
-        }
+        self.rows.check_complete(&self.path, "points")?;
         if self.writer.is_none() {
             self.start(&[])?;
         }

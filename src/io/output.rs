@@ -104,16 +104,80 @@ impl OutputWriter {
     }
 }
 
+/// The rows a writer has written against the count its header declared,
+/// and whether a failed write left its file unknown: the one chunk rule of
+/// every writer (PLY, LAS/LAZ, text).
+#[derive(Debug)]
+pub(crate) struct RowLedger {
+    schema: Vec<(String, ScalarKind)>,
+    count: usize,
+    written: usize,
+    broken: bool,
+}
+
+impl RowLedger {
+    /// A writer of `count` rows of `schema`, none written yet.
+    pub(crate) fn new(schema: &[(String, ScalarKind)], count: usize) -> Self {
+        RowLedger {
+            schema: schema.to_vec(),
+            count,
+            written: 0,
+            broken: false,
+        }
+    }
+
+    /// The rows of a chunk about to be written to `path`, checked against
+    /// the schema and the declared count; refused after a failed write.
+    pub(crate) fn admit(&self, path: &Path, columns: &[Attribute]) -> Result<usize> {
+        if self.broken {
+            return Err(refusal(path, "writing stopped at an earlier error"));
+        }
+        check_chunk(path, &self.schema, columns, (self.written, self.count))
+    }
+
+    /// Records the outcome of writing `rows` admitted rows: counted when it
+    /// succeeded, the writer broken when it failed.
+    pub(crate) fn record(&mut self, rows: usize, outcome: Result<()>) -> Result<()> {
+        self.broken = outcome.is_err();
+        outcome?;
+        self.written += rows;
+        Ok(())
+    }
+
+    /// Fails unless exactly the declared rows (`unit`: "points",
+    /// "vertices") were written to `path`, with no failed write.
+    pub(crate) fn check_complete(&self, path: &Path, unit: &str) -> Result<()> {
+        if self.broken {
+            return Err(refusal(path, "writing stopped at an earlier error"));
+        }
+        if self.written != self.count {
+            return Err(refusal(
+                path,
+                format!(
+                    "{} {unit} written, but {} were declared",
+                    self.written, self.count
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A refused request to write `path`.
+pub(crate) fn refusal(path: &Path, message: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("{}: {message}", path.display()))
+}
+
 /// Checks a chunk against a writer's schema, and that it fits in the
 /// `count` points declared when `written` are already written; returns its
 /// rows.
-pub(crate) fn check_chunk(
+fn check_chunk(
     path: &Path,
     schema: &[(String, ScalarKind)],
     columns: &[Attribute],
     (written, count): (usize, usize),
 ) -> Result<usize> {
-    let invalid = |message: String| Error::Invalid(format!("{}: {message}", path.display()));
+    let invalid = |message: String| refusal(path, message);
     if columns.len() != schema.len() {
         return Err(invalid(format!(
             "{} columns given for {} properties",

@@ -3,6 +3,7 @@
 //! an interrupted run never leaves a plausible-looking partial file.
 
 use super::atomic::AtomicFile;
+use super::output::RowLedger;
 use super::scalar::{ply_type, put_fields, size_of_kind};
 use super::{BLOCK_BYTES, PlyEncoding};
 use crate::cloud::with_column;
@@ -60,18 +61,14 @@ impl Target {
 #[derive(Debug)]
 pub struct PlyVertexWriter {
     file: Target,
-    schema: Vec<(String, ScalarKind)>,
+    rows: RowLedger,
     /// Byte offset of each property in a binary record.
     offsets: Vec<usize>,
     /// Bytes of a binary record.
     stride: usize,
     encoding: PlyEncoding,
-    count: usize,
-    written: usize,
     /// Reused buffer of encoded rows.
     buffer: Vec<u8>,
-    /// True after a failed write: the file's content is then unknown.
-    broken: bool,
 }
 
 impl PlyVertexWriter {
@@ -128,43 +125,24 @@ impl PlyVertexWriter {
         }
         Ok(PlyVertexWriter {
             file,
-            schema: schema.to_vec(),
+            rows: RowLedger::new(schema, count),
             offsets,
             stride,
             encoding,
-            count,
-            written: 0,
             buffer: Vec::new(),
-            broken: false,
         })
-    }
-
-    /// A refused request, naming the output file.
-    fn invalid(&self, message: impl std::fmt::Display) -> Error {
-        Error::Invalid(format!("{}: {message}", self.file.path().display()))
     }
 
     /// Appends the rows of `columns`, which must follow the schema (same
     /// names and types, in order) and have equal lengths; more rows than the
     /// declared count is an error.
     pub fn write_chunk(&mut self, columns: &[Attribute]) -> Result<()> {
-        if self.broken {
-            return Err(self.invalid("writing stopped at an earlier error"));
-        }
-        let rows = super::output::check_chunk(
-            self.file.path(),
-            &self.schema,
-            columns,
-            (self.written, self.count),
-        )?;
-        let result = match self.encoding {
+        let rows = self.rows.admit(self.file.path(), columns)?;
+        let outcome = match self.encoding {
             PlyEncoding::BinaryLittleEndian => self.write_binary(columns, rows),
             PlyEncoding::Ascii => self.write_ascii(columns, rows),
         };
-        self.broken = result.is_err();
-        result?;
-        self.written += rows;
-        Ok(())
+        self.rows.record(rows, outcome)
     }
 
     /// Encodes the rows block by block, each property at its offset.
@@ -211,15 +189,7 @@ impl PlyVertexWriter {
     /// replaces the target with the finished file (a file given to
     /// [`PlyVertexWriter::create_in`] is left as it is).
     pub fn finish(self) -> Result<()> {
-        if self.broken {
-            return Err(self.invalid("writing stopped at an earlier error"));
-        }
-        if self.written != self.count {
-            return Err(self.invalid(format!(
-                "{} vertices written, the header declares {}",
-                self.written, self.count
-            )));
-        }
+        self.rows.check_complete(self.file.path(), "vertices")?;
         match self.file {
             Target::Output(file) => file.commit(),
             Target::Open { .. } => Ok(()),

@@ -3,6 +3,7 @@
 //! by chunk and committed atomically like PLY.
 
 use super::atomic::AtomicFile;
+use super::output::RowLedger;
 use crate::cloud::with_column;
 use crate::cloud::{Attribute, ScalarKind};
 use crate::error::{Error, Result};
@@ -14,13 +15,10 @@ use std::path::Path;
 #[derive(Debug)]
 pub struct TextWriter {
     file: AtomicFile,
-    schema: Vec<(String, ScalarKind)>,
+    rows: RowLedger,
     separator: char,
-    count: usize,
-    written: usize,
     /// Reused buffer of formatted rows.
     buffer: String,
-    broken: bool,
 }
 
 impl TextWriter {
@@ -58,31 +56,15 @@ impl TextWriter {
         file.write_all(head.as_bytes())?;
         Ok(TextWriter {
             file,
-            schema: schema.to_vec(),
+            rows: RowLedger::new(schema, count),
             separator,
-            count,
-            written: 0,
             buffer: String::new(),
-            broken: false,
         })
-    }
-
-    /// A refused request, naming the output file.
-    fn invalid(&self, message: impl std::fmt::Display) -> Error {
-        Error::Invalid(format!("{}: {message}", self.file.path().display()))
     }
 
     /// Appends the rows of `columns`, which must follow the schema.
     pub fn write_chunk(&mut self, columns: &[Attribute]) -> Result<()> {
-        if self.broken {
-            return Err(self.invalid("writing stopped at an earlier error"));
-        }
-        let rows = super::output::check_chunk(
-            self.file.path(),
-            &self.schema,
-            columns,
-            (self.written, self.count),
-        )?;
+        let rows = self.rows.admit(self.file.path(), columns)?;
         self.buffer.clear();
         for row in 0..rows {
             for (index, column) in columns.iter().enumerate() {
@@ -95,22 +77,14 @@ impl TextWriter {
             }
             self.buffer.push('\n');
         }
-        let result = self.file.write_all(self.buffer.as_bytes());
-        self.broken = result.is_err();
-        result?;
-        self.written += rows;
-        Ok(())
+        let outcome = self.file.write_all(self.buffer.as_bytes());
+        self.rows.record(rows, outcome)
     }
 
     /// Renames the file over its target; fails unless exactly the declared
     /// number of points was written.
     pub fn finish(self) -> Result<()> {
-        if self.broken || self.written != self.count {
-            return Err(self.invalid(format!(
-                "{} points written, but {} were declared",
-                self.written, self.count
-            )));
-        }
+        self.rows.check_complete(self.file.path(), "points")?;
         self.file.commit()
     }
 }
