@@ -141,9 +141,14 @@ fn sphere(rng: &mut Rng, centre: Vector3<f64>, radius: f64, count: usize) -> Sha
     shape
 }
 
-/// Percent, for messages.
-fn percent(wrong: usize, of: usize) -> f64 {
-    100.0 * wrong as f64 / of as f64
+/// Asserts that at most `limit` of `points` normals are wrong.
+fn assert_wrong_at_most(wrong: &[usize], limit: usize, points: usize) {
+    assert!(
+        wrong.len() <= limit,
+        "{} wrong of {points} ({:.4}%), at most {limit} allowed",
+        wrong.len(),
+        100.0 * wrong.len() as f64 / points as f64
+    );
 }
 
 #[test]
@@ -151,12 +156,7 @@ fn torus_normals_point_outward() {
     let shape = torus(&mut Rng::new(1), Vector3::zeros(), 40_000);
     let wrong = shape.wrong_signs(Orientation::Auto);
     // ≤ 0.02% of 40,000: 8 points.
-    assert!(
-        wrong.len() <= 8,
-        "{} wrong ({:.4}%)",
-        wrong.len(),
-        percent(wrong.len(), 40_000)
-    );
+    assert_wrong_at_most(&wrong, 8, 40_000);
 }
 
 #[test]
@@ -185,12 +185,7 @@ fn a_deep_fold_keeps_its_walls_apart() {
         |p, n| n.dot(&p.coords) > 0.0,
     );
     let wrong = shape.wrong_signs(Orientation::Auto);
-    assert!(
-        wrong.len() <= 8,
-        "{} wrong ({:.4}%)",
-        wrong.len(),
-        percent(wrong.len(), 40_000)
-    );
+    assert_wrong_at_most(&wrong, 8, 40_000);
 }
 
 #[test]
@@ -202,12 +197,7 @@ fn two_separate_components_each_point_outward() {
     shape.normals.extend(ball.normals);
     let wrong = shape.wrong_signs(Orientation::Auto);
     // ≤ 0.02% of 30,000: 6 points.
-    assert!(
-        wrong.len() <= 6,
-        "{} wrong ({:.4}%)",
-        wrong.len(),
-        percent(wrong.len(), 30_000)
-    );
+    assert_wrong_at_most(&wrong, 6, 30_000);
 }
 
 /// A flat rectangle [−1, 1]² at height `z`, normals `up` or down.
@@ -253,12 +243,7 @@ fn two_parallel_sheets_closer_than_the_support_both_face_the_viewpoint() {
     shape.points.extend(upper.points);
     shape.normals.extend(upper.normals);
     let wrong = shape.wrong_signs(Orientation::ConsistentToward(0.3, -0.2, 5.0));
-    assert!(
-        wrong.len() <= 4,
-        "{} wrong ({:.4}%)",
-        wrong.len(),
-        percent(wrong.len(), 20_000)
-    );
+    assert_wrong_at_most(&wrong, 4, 20_000);
 }
 
 /// A closed box [−1, 1]² × [−t/2, t/2], `count` points spread by area,
@@ -317,12 +302,7 @@ fn a_plate_thinner_than_the_neighbourhood_keeps_its_faces_apart() {
     let radius = neighbourhood_radius(&probe);
     let shape = plate(&mut rng, 0.9 * radius, 40_000, sigma);
     let wrong = shape.wrong_signs(Orientation::Auto);
-    assert!(
-        wrong.len() <= 20,
-        "{} wrong ({:.3}%)",
-        wrong.len(),
-        percent(wrong.len(), 40_000)
-    );
+    assert_wrong_at_most(&wrong, 20, 40_000);
 }
 
 #[test]
