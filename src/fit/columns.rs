@@ -103,17 +103,16 @@ impl Columns {
 
     /// The moments of the neighbours under their weights in the fit.
     pub fn moments(&self) -> Moments {
-        self.moments_under(|columns| &columns.weight)
+        self.moments_under(&self.weight)
     }
 
     /// The moments of the neighbours under their weights in the frame.
     pub fn frame_moments(&self) -> Moments {
-        self.moments_under(|columns| &columns.frame_weight)
+        self.moments_under(&self.frame_weight)
     }
 
-    /// The moments under the weight column that `weight` picks.
-    fn moments_under(&self, weight: impl Fn(&Self) -> &Vec<f64>) -> Moments {
-        let weight = weight(self);
+    /// The moments under the weight column `weight` (one of the columns').
+    fn moments_under(&self, weight: &[f64]) -> Moments {
         #[cfg(target_arch = "x86_64")]
         if wide_lanes() {
             // SAFETY: the CPU has AVX2 and FMA.

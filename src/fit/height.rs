@@ -314,9 +314,7 @@ impl SlopeMoments {
             sums[2] += along * v;
         }
     }
-}
 
-impl SlopeMoments {
     /// The moments of the sums `square` (`Σ w n_n² {1, u, v, u², uv,
     /// v²}`), `along_u` and `along_v`.
     pub(crate) fn from_sums(
