@@ -280,8 +280,9 @@ impl NeighbourSearch {
 pub struct Neighbourhood {
     /// The neighbours of the last gather.
     pub neighbours: Vec<Neighbour>,
-    /// Room to select the k-th distance in.
-    distances: Vec<f64>,
+    /// Room to select the k-th distance in, as the bits of the squared
+    /// distances (see [`Neighbourhood::keep_nearest`]).
+    distances: Vec<u64>,
     /// Squared radius of the last `Nearest(k)` neighbourhood (0 before
     /// one): where the next search starts.
     nearest_radius_squared: f64,
@@ -301,13 +302,14 @@ impl Neighbourhood {
         if self.neighbours.len() <= k || k == 0 {
             return;
         }
+        // Squared distances are never negative nor NaN (they come from
+        // finite offsets), and such floats order as their bits do: the
+        // selection compares integers (measured on sphere_large: the
+        // selection with `f64::total_cmp` took 4% of the job).
         self.distances.clear();
         self.distances
-            .extend(self.neighbours.iter().map(|n| n.distance_squared));
-        let kth = *self
-            .distances
-            .select_nth_unstable_by(k - 1, f64::total_cmp)
-            .1;
+            .extend(self.neighbours.iter().map(|n| n.distance_squared.to_bits()));
+        let kth = f64::from_bits(*self.distances.select_nth_unstable(k - 1).1);
         let closer = self
             .neighbours
             .iter()
