@@ -226,6 +226,11 @@ impl CellGrid {
         self.original[place as usize]
     }
 
+    /// [`Self::original`] of every place, in cell order.
+    pub(super) fn original_indices(&self) -> &[u32] {
+        &self.original
+    }
+
     /// `p` relative to the grid's corner, in cell units.
     fn in_cells(&self, p: &Vector3<f64>) -> [f64; 3] {
         let cell_size = self.cell_size();
@@ -279,8 +284,11 @@ impl CellGrid {
         let (low, high) = self.cell_box(centre, radius_squared.sqrt());
         let scan_centre = ScanCentre::new(self, centre);
         let mut limit = scan_centre.limit(radius_squared.sqrt());
+        // The slices, not `self`: the visit writes to memory the compiler
+        // cannot tell from the grid's, and would reload them every time.
+        let (local, centre) = (self.local.as_slice(), *centre);
         let mut candidate = |place: usize, _: &mut f32| {
-            let offset = self.local[place] - centre;
+            let offset = local[place] - centre;
             let distance_squared = offset.norm_squared();
             if distance_squared <= radius_squared {
                 visit(place as u32, offset, distance_squared);

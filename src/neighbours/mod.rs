@@ -263,10 +263,11 @@ impl NeighbourSearch {
     /// in the grid's order.
     fn within(&self, centre: &Vector3<f64>, radius_squared: f64, out: &mut Vec<Neighbour>) {
         out.clear();
+        let original = self.grid.original_indices();
         self.grid
             .visit_within(centre, radius_squared, |place, offset, distance_squared| {
                 out.push(Neighbour {
-                    index: self.grid.original(place),
+                    index: original[place as usize],
                     offset,
                     distance_squared,
                 })
