@@ -23,8 +23,8 @@
 //!    seeds already kept in its neighbours (of the slabs beside it made
 //!    before, and of earlier phases). The result depends on the blocks,
 //!    never on the threads, and a slab's seeds on its two neighbours at
-//!    most, so that a run of slabs can be made apart from the others,
-//!    exactly as in one run.
+//!    most, so that a tile of the job (`--tile`) makes a whole run's
+//!    seeds over its slabs.
 //! 3. **The edge.** Discs overhang the cloud's edge (and a hole's) by up
 //!    to their radius. At an edge a point's neighbours sit on one side:
 //!    their centroid's offset tells how far the edge is (the centroid of a
@@ -58,6 +58,7 @@ use crate::neighbours::{NeighbourSearch, Neighbourhood};
 use crate::projection::{Projected, Projector};
 
 use super::inspect::in_sample;
+use super::tiles::Tile;
 
 /// Neighbours (besides the point itself) from which each cloud point's
 /// tangent plane, covered area and distance to the cloud's edge are
@@ -524,6 +525,45 @@ impl<'a> Seeder<'a> {
         }
     }
 
+    /// The slabs of `tile`: the `tile.index`-th of `tile.count` runs of
+    /// consecutive slabs, cut where the candidates of the discs whose foot
+    /// lies in the slabs before reach the next `1/count` of all, so that
+    /// tiles hold about as many seeds. Every tile of a job computes the
+    /// same discs from the same cloud, hence the same cuts.
+    pub fn tile_slabs(&self, tile: Tile) -> Range<i64> {
+        let span = self.span();
+        // Candidates per slab, in slab order (`keyed` is sorted by key).
+        let mut weights: Vec<(i64, u128)> = Vec::new();
+        for (key, point) in &self.keyed {
+            let candidates = u128::from(self.discs[*point as usize].candidates);
+            match weights.last_mut() {
+                Some((slab, weight)) if *slab == key[0] => *weight += candidates,
+                _ => weights.push((key[0], candidates)),
+            }
+        }
+        let total: u128 = weights.iter().map(|(_, weight)| weight).sum();
+        let tiles = tile.count as u128;
+        // The first slab with at least `share / count` of all the
+        // candidates before it.
+        let cut = |share: usize| -> i64 {
+            if share == 0 {
+                return span.start;
+            }
+            if share == tile.count {
+                return span.end;
+            }
+            let mut before = 0;
+            for &(slab, weight) in &weights {
+                if before * tiles >= share as u128 * total {
+                    return slab;
+                }
+                before += weight;
+            }
+            span.end
+        };
+        cut(tile.index)..cut(tile.index + 1)
+    }
+
     /// The even slab `slab`: `last` when it is that slab, made before as
     /// the neighbour of an odd one, else made now.
     fn even_slab(&self, projector: &Projector, slab: i64, last: Option<(i64, Slab)>) -> Slab {
@@ -629,7 +669,9 @@ fn even(slab: i64) -> bool {
 }
 
 /// Makes the seeds at `spacing` over the surface the cloud of `search`
-/// covers, projects them with `projector` (over the same search) and hands the projections to `sink`, slab by slab in spatial
+/// covers (or, for `Some(tile)`, over the slabs of that tile,
+/// [`Seeder::tile_slabs`]), projects them with `projector` (over the same
+/// search) and hands the projections to `sink`, slab by slab in spatial
 /// order, so that memory holds the discs of the cloud and three slabs of
 /// seeds, never all of them.
 ///
@@ -637,8 +679,8 @@ fn even(slab: i64) -> bool {
 /// against the even slabs on both sides (its selection is lent their
 /// seeds, its settling checks against their projections). A slab so
 /// depends on its two neighbours at most, never on a chain of slabs
-/// before it, so that a run of slabs can be made apart from the others
-/// (with the even slabs at its ends) exactly as in one run. The same
+/// before it: a tile makes its own slabs and the even slabs beside them,
+/// and its seeds are those a whole run makes there, exactly. The same
 /// `seed` gives the same projections, in the same order, whatever the
 /// threads.
 pub fn seed_surface<E>(
@@ -646,12 +688,14 @@ pub fn seed_surface<E>(
     projector: &Projector,
     spacing: f64,
     seed: u64,
+    tile: Option<Tile>,
     mut sink: impl FnMut(&[Projected]) -> Result<(), E>,
 ) -> Result<(), E> {
     let seeder = Seeder::new(search, spacing, seed);
+    let slabs = tile.map_or_else(|| seeder.span(), |tile| seeder.tile_slabs(tile));
     // The even slab made last, with its coordinate.
     let mut last: Option<(i64, Slab)> = None;
-    for slab in seeder.span() {
+    for slab in slabs {
         if even(slab) {
             let made = seeder.even_slab(projector, slab, last.take());
             sink(&made.settled)?;
