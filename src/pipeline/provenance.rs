@@ -13,7 +13,8 @@
 //! `job` is a fingerprint of the settings that shape a particle's values,
 //! `cloud` and `particles` the identity of the input files (size and a
 //! hash of samples of their bytes, [`FileIdentity`]), `count` the particles
-//! of the whole job.
+//! of the whole job (of the tile itself for a `Seed` job, which learns its
+//! count only as its tiles make the seeds).
 
 use std::fmt;
 use std::fs::File;
@@ -151,9 +152,14 @@ pub struct JobIdentity {
     pub settings: u64,
     /// The cloud file.
     pub cloud: FileIdentity,
-    /// The particle file (the cloud's again for `particles: Cloud`).
+    /// The particle file (the cloud's again for `particles: Cloud` and
+    /// `Seed`, whose seeds are made from the cloud).
     pub particles: FileIdentity,
-    /// Particles in the whole job: the particle file's point count.
+    /// Particles in the whole job: the particle file's point count. A
+    /// `Seed` job learns its count only as its tiles make the seeds, so
+    /// each of its tiles records its own count here (which `merge` checks
+    /// against the rows the tile holds), and the job a config describes
+    /// has 0.
     pub count: u64,
 }
 
@@ -161,12 +167,18 @@ impl JobIdentity {
     /// The identity of the job `config` describes as it stands now: its
     /// settings and its input files as they are on disk.
     pub fn of(config: &Config) -> Result<Self> {
-        let count = PointReader::open(particle_path(config))?.len();
+        let count = match config.particles {
+            Particles::File(_) | Particles::Cloud => {
+                PointReader::open(particle_path(config))?.len()
+            }
+            Particles::Seed { .. } => 0,
+        };
         Self::with_count(config, count)
     }
 
     /// [`JobIdentity::of`] for a job whose particle file is already known
-    /// to hold `count` points (a tile run has counted them).
+    /// to hold `count` points (a tile run has counted them), or a tile of a
+    /// `Seed` job that made `count` seeds.
     pub(super) fn with_count(config: &Config, count: usize) -> Result<Self> {
         let cloud = FileIdentity::of(&config.cloud)?;
         let particles = match &config.particles {
@@ -304,7 +316,8 @@ impl Provenance {
                 expected.particles,
             ));
         }
-        if found.count != expected.count {
+        let seeded = matches!(config.particles, Particles::Seed { .. });
+        if !seeded && found.count != expected.count {
             differences.push(format!(
                 "its job had {} particles, {} has {}",
                 found.count,
