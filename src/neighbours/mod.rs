@@ -262,16 +262,7 @@ impl NeighbourSearch {
     /// Every point within `sqrt(radius_squared)` of `centre`, into `out`,
     /// in the grid's order.
     fn within(&self, centre: &Vector3<f64>, radius_squared: f64, out: &mut Vec<Neighbour>) {
-        out.clear();
-        let original = self.grid.original_indices();
-        self.grid
-            .visit_within(centre, radius_squared, |place, offset, distance_squared| {
-                out.push(Neighbour {
-                    index: original[place as usize],
-                    offset,
-                    distance_squared,
-                })
-            });
+        self.grid.gather_within(centre, radius_squared, out);
     }
 }
 
