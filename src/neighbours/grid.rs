@@ -293,11 +293,11 @@ impl CellGrid {
             out.reserve(points.len());
             let room = out.spare_capacity_mut();
             let mut kept = 0;
-            for place in points {
-                let offset = local[place] - centre;
+            for (point, &index) in local[points.clone()].iter().zip(&original[points]) {
+                let offset = point - centre;
                 let distance_squared = offset.norm_squared();
                 room[kept].write(Neighbour {
-                    index: original[place],
+                    index,
                     offset,
                     distance_squared,
                 });
