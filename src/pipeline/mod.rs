@@ -30,7 +30,7 @@ use crate::surface::{MlsSurface, NormalOptions};
 
 pub use inspect::{CheckReport, check};
 pub use merge::{MergeSummary, merge, merge_in_groups};
-pub use provenance::{JobIdentity, Provenance};
+pub use provenance::{JobIdentity, Provenance, TileCommand};
 pub use tiles::Tile;
 
 /// Wall-clock time of each stage.
