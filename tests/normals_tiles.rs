@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use common::{Sphere, Torus, Truth, noisy_cloud};
 use job::{Job, OUTPUT, xyz_columns};
 use mlsproj::PointCloud;
-use nalgebra::Point3;
+use nalgebra::{Point3, Vector3};
 
 /// A cloud without normals, smoothed onto itself: the one config `normals`
 /// and `run` both take.
@@ -53,8 +53,14 @@ fn whole_and_tiled(job: &Job, tiles: usize) -> (PointCloud, PointCloud) {
 
 /// Asserts that the merged tiles hold the whole run's points, exactly, in
 /// its order, with its properties (no `index`: a `normals` output is the
-/// cloud's properties), and returns how many normals have the other sign
-/// (or are zero in one and not the other).
+/// cloud's properties) and its normals' directions, and returns how many
+/// normals have the other sign (or are zero in one and not the other).
+///
+/// Directions agree to rounding (1e-5, a few units in the last place of a
+/// float; a tile's search has another origin, so sums round otherwise)
+/// because a tile's halo holds every neighbourhood its slab's PCA and
+/// mending read; with no halo, the PCA of points near a slab's faces sees
+/// one side only and this fails.
 fn sign_differences(whole: &PointCloud, tiled: &PointCloud) -> usize {
     assert_eq!(whole.len(), tiled.len(), "count");
     assert!(whole.positions == tiled.positions, "positions, in order");
@@ -68,6 +74,9 @@ fn sign_differences(whole: &PointCloud, tiled: &PointCloud) -> usize {
     let (Some(a), Some(b)) = (&whole.normals, &tiled.normals) else {
         panic!("both have normals")
     };
+    let apart = |(a, b): (&Vector3<f32>, &Vector3<f32>)| (a - b).norm().min((a + b).norm());
+    let farthest = a.iter().zip(b).map(apart).fold(0.0, f32::max);
+    assert!(farthest <= 1e-5, "directions differ by {farthest}");
     a.iter().zip(b).filter(|(a, b)| a.dot(b) <= 0.0).count()
 }
 
