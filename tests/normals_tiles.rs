@@ -183,3 +183,34 @@ fn a_normals_tile_refuses_a_cloud_with_an_index_property() {
     // Whole, it is written with the cloud's other properties.
     succeeds(&job, "normals", &["--quiet"]);
 }
+
+#[test]
+fn normals_tiles_with_non_finite_points_merge_as_text_into_the_whole_runs_output() {
+    let job = Job::new();
+    let mut cloud = noisy_cloud(&Sphere::unit(), 3_000, 0.002, 7);
+    cloud.positions[10] = Point3::new(f64::NAN, 0.0, 0.0);
+    cloud.positions[2_000] = Point3::new(1.0, f64::INFINITY, 2.0);
+    job.write_ply("cloud.ply", &xyz_columns(&cloud.positions));
+    let config = r#"(cloud: "cloud.ply", particles: Cloud, output: "out.xyz")"#;
+    let command = |args: &[&str]| {
+        let run = job.command_with_config(args[0], config, &args[1..]);
+        assert!(run.success, "{args:?}: {}", run.stderr);
+    };
+    // The text written, but for its comment (which says what wrote it).
+    let text = || -> Vec<String> {
+        let text = std::fs::read_to_string(job.path("out.xyz")).unwrap();
+        let lines = text.lines().filter(|line| !line.starts_with('#'));
+        lines.map(str::to_owned).collect()
+    };
+    command(&["normals", "--quiet"]);
+    let whole = text();
+    for index in 0..3 {
+        command(&["normals", "--tile", &format!("{index}/3"), "--quiet"]);
+    }
+    command(&["merge", "--tiles", "3", "--quiet"]);
+    assert_eq!(whole.len(), 3_001, "a header line and every point");
+    assert!(
+        whole == text(),
+        "the merged text differs from the whole run's"
+    );
+}

@@ -147,13 +147,28 @@ pub fn write_normals_tile(config: &Config, tile: Tile, progress: bool) -> Result
                     search.gather(&(p - search.origin()), Support::Nearest(k), 1.0, hood)
                 });
             drop(search);
-            if needed > halo && !whole {
-                return Ok(Halo::Grow(1.25 * needed));
+            // A quarter more than measured: the halo's own points may
+            // reach a little farther than the slab's.
+            let wanted = 1.25 * needed;
+            if wanted > halo && !whole {
+                return Ok(Halo::Grow(wanted));
             }
+            // A first read sized on the slab alone overshoots (a point near
+            // a face finds its neighbours on one side only: 18 times too
+            // far on the `fingers` set's finger tips), so the estimate
+            // takes the halo measured on the last read, not all it read.
+            let near = (from - wanted)..=(to + wanted);
+            let positions: Vec<Point3<f64>> = part
+                .positions
+                .iter()
+                .copied()
+                .filter(|p| slabs.of(p) == tile.index || near.contains(&p[axis]))
+                .collect();
+            drop(part);
             estimating.get_or_insert_with(|| progress_bar(progress, "estimating normals", None));
-            let normals = oriented_normals(config, &part.positions, centroid)?;
+            let normals = oriented_normals(config, &positions, centroid)?;
             // The slab's own points among the part's, in the same order.
-            let own = part.positions.iter().map(|p| slabs.of(p) == tile.index);
+            let own = positions.iter().map(|p| slabs.of(p) == tile.index);
             let normals = normals.into_iter().zip(own).filter(|(_, own)| *own);
             points.normals = Some(normals.map(|(normal, _)| normal).collect());
             face_scanners(config, &mut points, &scanners);
