@@ -69,14 +69,17 @@ pub fn write_normals(config: &Config, progress: bool) -> Result<NormalsSummary> 
     write_points(config, output, oriented, &[comment()], time, progress)
 }
 
-/// How many nearest-neighbour reaches past its slab a `normals` tile reads:
-/// its slab's points see all their `normal_neighbours` within one (the
-/// same PCA as in a whole run), their graph neighbours within two and
-/// theirs within three (the two rounds of mending read normals two graph
-/// steps away), so that only the sign of each connected part of the slab
-/// and halo, which the whole run takes from the whole component, can
-/// differ (docs/normals.md, "Tiles").
-pub const HALO_REACHES: f64 = 3.0;
+/// How many nearest-neighbour reaches past its slab a `normals` tile reads.
+/// Three give every slab point the whole run's PCA normal and mending:
+/// its `normal_neighbours` lie within one reach, their graph neighbours
+/// within two and theirs within three (the two rounds of mending read
+/// normals two graph steps away). The rest is room for the spanning
+/// forest to go round a thin part as the whole run's does: with three, one
+/// tile of four of the `fingers` set joined the two sides of its piece of
+/// the ball through a finger, with opposite signs (19.8% of the cloud
+/// signed otherwise than whole); six and twelve sign it as the whole run
+/// (docs/normals.md, "Tiles of `normals`").
+pub const HALO_REACHES: f64 = 6.0;
 
 /// Writes tile `tile` of the `normals` job of `config`: the cloud's points
 /// in the tile's slab (slabs cut along the cloud's longest axis, holding
