@@ -95,8 +95,8 @@ enum Command {
         /// in the I-th of N slabs along its longest axis, with normals
         /// estimated on the slab and a halo around it. Writes OUTPUT with
         /// `.tile-IIII-of-NNNN` before its extension; `mlsproj merge`
-        /// joins the tiles (signs may differ from a whole run's where a
-        /// slab cuts a part whose sign needs the whole: docs/normals.md).
+        /// joins the tiles. Directions are a whole run's; signs too, but
+        /// on parts thinner than a neighbourhood (docs/normals.md).
         #[arg(long, value_name = "I/N")]
         tile: Option<Tile>,
         /// No progress bars.
