@@ -164,7 +164,7 @@ impl RowSums {
     /// them.
     fn of(design: &[[f64; MONOMIALS]], weights: &[f64], targets: &[f64]) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        if crate::cpu::wide_lanes() {
             // SAFETY: the CPU has AVX2 and FMA, checked just above.
             return unsafe { Self::of_avx2(design, weights, targets) };
         }

@@ -30,6 +30,7 @@
 
 pub mod cloud;
 pub mod config;
+mod cpu;
 pub mod error;
 mod fit;
 pub mod io;

@@ -41,7 +41,9 @@ enum Command {
         /// Project only tile I of N (0-based, N at most 65536): the
         /// particles in the I-th of N slabs along the longest axis of their
         /// bounding box, cut to hold about equal numbers of particles, with
-        /// only the part of the cloud they need. Writes OUTPUT with
+        /// only the part of the cloud they need (a `Seed` job: the seeds of
+        /// the I-th of N runs of its seeding slabs, from the whole cloud).
+        /// Writes OUTPUT with
         /// `.tile-IIII-of-NNNN` before its extension, recording which job
         /// it is a tile of; `mlsproj merge` joins the tiles. Each tile is an
         /// independent job (Slurm array, GNU parallel, Kubernetes Jobs).
@@ -53,7 +55,9 @@ enum Command {
         quiet: bool,
     },
     /// Join the outputs of `run --tile 0/N` … `run --tile N-1/N` (or of
-    /// `normals --tile`) into the config's output, in input order.
+    /// `normals --tile`) into the config's output, in input order (a
+    /// `Seed` job's in tile order, `index` numbered on from tile to tile,
+    /// as one run writes them).
     Merge {
         /// The job's RON config (the same one the tiles ran).
         config: PathBuf,

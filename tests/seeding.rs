@@ -1,6 +1,7 @@
 //! Particles seeded on the surface (`particles: Seed(...)`): spacing and
 //! coverage against the area of a sphere and a torus, no seeds across a
-//! hole, the cap's refusal, and the same output whatever the threads.
+//! hole, the cap's refusal, the same output whatever the threads, and the
+//! same rows from tiles merged as from one run.
 
 mod common;
 mod job;
@@ -23,7 +24,7 @@ fn seeded_slabs(cloud: &PointCloud, d: f64) -> (Vec<Vec<Point3<f64>>>, SeedPlan)
     let config = Config::parse(r#"(cloud: "c.ply", particles: Cloud, output: "o.ply")"#).unwrap();
     let projector = surface.projector(Method::from(&config), Orientation::Auto, false);
     let mut slabs = Vec::new();
-    seed::seed_surface(surface.search(), &projector, d, 0, |slab| {
+    seed::seed_surface(surface.search(), &projector, d, 0, None, |slab| {
         assert!(slab.iter().all(|p| p.status.is_projected()));
         slabs.push(slab.iter().map(|p| p.position).collect());
         Ok::<(), ()>(())
@@ -249,15 +250,84 @@ fn the_same_seed_gives_the_same_output_whatever_the_threads() {
     assert!(one != other, "another seed, other particles");
 }
 
+/// The rows of a PLY file: its bytes after the header (whose comments
+/// say whether it is a tile, a merge or a whole run).
+fn rows(path: &std::path::Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let end = b"end_header\n";
+    let at = bytes
+        .windows(end.len())
+        .position(|w| w == end)
+        .expect("a PLY header");
+    bytes[at + end.len()..].to_vec()
+}
+
+/// A sphere job seeded at 0.015: blocks 32 d = 0.48 wide, so five slabs
+/// across the unit sphere, and tiles whose borders fall on even and odd
+/// slabs alike.
+const SLABBED: &str = r#"cloud: "cloud.ply", particles: Seed(spacing: 0.015)"#;
+
+/// Runs tiles `indices` of `count` of the job `fields`, each on one thread.
+fn run_tiles(job: &Job, fields: &str, indices: &[usize], count: usize) -> Vec<usize> {
+    indices
+        .iter()
+        .map(|index| {
+            let tile = format!("{index}/{count}");
+            let run = job.command(
+                "run",
+                &format!("{fields}, threads: 1"),
+                &["--tile", &tile, "--quiet"],
+            );
+            assert!(run.success, "tile {tile}: {}", run.stderr);
+            let path = job.path(&format!("out.tile-{index:04}-of-{count:04}.ply"));
+            mlsproj::io::read_points(&path).unwrap().len()
+        })
+        .collect()
+}
+
 #[test]
-fn a_seed_job_is_refused_a_tile() {
+fn seeded_tiles_merged_equal_the_whole_run_row_for_row() {
     let job = Job::new();
     sphere_file(&job);
-    let run = job.command(
-        "run",
-        r#"cloud: "cloud.ply", particles: Seed(spacing: 0.05)"#,
-        &["--tile", "0/2"],
-    );
-    assert!(!run.success);
-    assert!(run.stderr.contains("--tile"), "{}", run.stderr);
+    let (_, whole) = job.output(&format!("{SLABBED}, threads: 2"));
+    let whole_rows = rows(&job.path(OUTPUT));
+    // Three tiles cut the five slabs; eight leave some tiles empty.
+    for count in [3, 8] {
+        std::fs::remove_file(job.path(OUTPUT)).unwrap();
+        let counts = run_tiles(&job, SLABBED, &(0..count).collect::<Vec<_>>(), count);
+        println!("{count} tiles: {counts:?} of {} seeds", whole.len());
+        if count == 3 {
+            assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
+        }
+        let merged = job.command("merge", SLABBED, &["--tiles", &count.to_string()]);
+        assert!(merged.success, "merge: {}", merged.stderr);
+        // The same bytes: positions, every property, and `index` numbering
+        // the rows 0, 1, 2, … in the whole run's order.
+        assert!(
+            rows(&job.path(OUTPUT)) == whole_rows,
+            "{count} tiles merged differ from the whole run"
+        );
+    }
+}
+
+#[test]
+fn merge_refuses_a_missing_seeded_tile_one_of_another_seed_and_an_altered_one() {
+    let job = Job::new();
+    sphere_file(&job);
+    run_tiles(&job, SLABBED, &[0, 2], 3);
+    let missing = job.command("merge", SLABBED, &["--tiles", "3"]);
+    let line = job::refused_line(&missing, &job.path("out.tile-0001-of-0003.ply"));
+    assert!(line.contains("missing"), "{line}");
+    assert!(!job.path(OUTPUT).exists());
+    run_tiles(&job, &format!("{SLABBED}, seed: 7"), &[1], 3);
+    let foreign = job.command("merge", SLABBED, &["--tiles", "3"]);
+    let line = job::refused_line(&foreign, &job.path("out.tile-0001-of-0003.ply"));
+    assert!(line.contains("another job"), "{line}");
+    assert!(!job.path(OUTPUT).exists());
+    run_tiles(&job, SLABBED, &[1], 3);
+    let altered = job.path("out.tile-0002-of-0003.ply");
+    job::drop_last_row(&altered);
+    let line = job::refused_line(&job.command("merge", SLABBED, &["--tiles", "3"]), &altered);
+    assert!(line.contains("its run made"), "{line}");
+    assert!(!job.path(OUTPUT).exists());
 }

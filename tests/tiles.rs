@@ -436,14 +436,7 @@ fn merge_refuses_a_missing_tile_of_more_tiles_than_were_run() {
 fn merge_refuses_tiles_that_hold_fewer_particles_than_the_job() {
     // A tile altered after its run, its provenance kept: one particle less.
     let job = sphere_job_in_two_tiles();
-    let path = tile_path(&job, 1, 2);
-    let (columns, comments) = read_tile(&path);
-    let rows = columns[0].values.len();
-    let fewer: Vec<Attribute> = columns
-        .iter()
-        .map(|c| attribute(&c.name, c.values.slice(0..rows - 1)))
-        .collect();
-    write_ply(&path, &fewer, PlyEncoding::BinaryLittleEndian, &comments).unwrap();
+    job::drop_last_row(&tile_path(&job, 1, 2));
     merge_refused(
         &job,
         SPHERE_FIELDS,

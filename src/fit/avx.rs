@@ -8,7 +8,7 @@
 //! generic lane type did not get its intrinsics inlined.
 //!
 //! Every function here requires AVX2 and FMA: callers check
-//! [`super::columns::wide_lanes`] first.
+//! [`crate::cpu::wide_lanes`] first.
 
 use std::arch::x86_64::*;
 
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn gaussian_weights_are_the_exponential() {
-        if !super::super::columns::wide_lanes() {
+        if !crate::cpu::wide_lanes() {
             return; // nothing to compare on this CPU
         }
         // Exponents from 0 past the floor (−700) inside the support, and

@@ -15,21 +15,14 @@
 
 use nalgebra::Vector3;
 
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::wide_lanes;
 use crate::neighbours::Neighbour;
 
 use super::Moments;
 
 /// Neighbours summed at once: four `f64` fill one AVX register.
 pub const LANES: usize = 4;
-
-/// True when the CPU runs the sums in AVX2 + FMA lanes (the check is
-/// cached by the standard library). Elsewhere than on x86-64 the plain
-/// sums always run.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-pub(crate) fn wide_lanes() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-}
 
 /// The neighbours of one gather as columns, each padded to a multiple of
 /// [`LANES`] with neighbours of zero weight at the centre (they add zero to

@@ -8,7 +8,7 @@ use nalgebra::Vector3;
 
 use super::columns::Columns;
 #[cfg(target_arch = "x86_64")]
-use super::columns::wide_lanes;
+use crate::cpu::wide_lanes;
 
 /// Number of monomials `φ = (1, u, v, u², uv, v²)` of a degree-2 fit.
 pub const MONOMIALS: usize = 6;

@@ -6,7 +6,7 @@ use crate::config::Weight;
 use super::Moments;
 use super::columns::Columns;
 #[cfg(target_arch = "x86_64")]
-use super::columns::wide_lanes;
+use crate::cpu::wide_lanes;
 
 /// Points within this (relative, in r²) of the support's edge count as
 /// outside. With `Nearest(k)` the k-th neighbour lies at r = 1 by

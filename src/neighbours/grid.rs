@@ -6,10 +6,13 @@
 //! within a row, so that every row of cells is one contiguous run of
 //! points. A query walks the occupied rows that cross the box around its
 //! ball (found through a table of the first row of each `z` slice), finds
-//! the run of each row among the row's cells, and scans the run in groups
-//! of 8: squared distances in `f32` and one bit per point that passes a
-//! slightly widened radius (no branch per point, so the compiler vectorises
-//! it), then the exact `f64` test for the few that pass.
+//! the run of each row among the row's cells, and scans the run. A gather
+//! (radius, k nearest) tests every point of the run exactly and keeps those
+//! that pass without a branch per point ([`CellGrid::gather_within`]); the
+//! nearest-point search, whose boxes can be large and keep one point,
+//! scans in groups of 8: squared distances in `f32` (in one AVX register
+//! where the CPU has it) and one bit per point that passes a slightly
+//! widened bound, then the exact `f64` test for the few that pass.
 //!
 //! Every query visits points in one global order (rows by `z`, `y`, cells
 //! by `x`, points within a cell in a fixed order), whatever the size of its
@@ -20,6 +23,9 @@
 use nalgebra::Vector3;
 use rayon::prelude::*;
 
+use super::Neighbour;
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::wide_lanes;
 use crate::order::morton_code;
 
 /// Mean number of points in an occupied cell that the cell size aims at
@@ -261,39 +267,108 @@ impl CellGrid {
         (low, high)
     }
 
-    /// Calls `visit(place, offset, distance_squared)` for every point within
-    /// `sqrt(radius_squared)` of `centre` (relative to the search's origin),
-    /// in the grid's global order; `offset` is `p − centre`.
-    pub(super) fn visit_within(
+    /// Every point within `sqrt(radius_squared)` of `centre` (relative to
+    /// the search's origin) into `out`, in the grid's global order.
+    ///
+    /// Every point of the rows the ball's box crosses is tested exactly
+    /// and written, and only those that pass are kept (the write position
+    /// advances by the test's outcome): no branch per point. A radius
+    /// support keeps most of the points it scans (about 700 of 1,000 on
+    /// sphere_seed), and there the branches of a filter that picked the
+    /// passing points one by one cost more than the points' own work.
+    pub(super) fn gather_within(
         &self,
         centre: &Vector3<f64>,
         radius_squared: f64,
-        mut visit: impl FnMut(u32, Vector3<f64>, f64),
+        out: &mut Vec<Neighbour>,
     ) {
+        out.clear();
         if radius_squared.is_nan() || radius_squared < 0.0 || !centre.iter().all(|c| c.is_finite())
         {
             return;
         }
         let (low, high) = self.cell_box(centre, radius_squared.sqrt());
-        let radius = radius_squared.sqrt() / self.cell_size();
-        let in_cells = self.in_cells(centre);
-        // The `f32` test passes every point the exact one keeps: the radius
-        // is widened by far more than the rounding of positions near the
-        // centre to `f32`. Points it lets through in excess are few.
-        let largest = in_cells.iter().fold(0.0f64, |m, c| m.max(c.abs()));
-        let slack = (largest + radius + 1.0) * 1e-6;
-        let limit = ((radius + slack) * (radius + slack) * (1.0 + 1e-6)) as f32;
-        let centre32 = in_cells.map(|c| c.clamp(-COLUMN_LIMIT, COLUMN_LIMIT) as f32);
-        let mut candidate = |place: usize| {
-            let offset = self.local[place] - centre;
-            let distance_squared = offset.norm_squared();
-            if distance_squared <= radius_squared {
-                visit(place as u32, offset, distance_squared);
+        let (local, original) = (self.local.as_slice(), self.original.as_slice());
+        self.visit_rows(&low, &high, |points| {
+            out.reserve(points.len());
+            let room = out.spare_capacity_mut();
+            let mut kept = 0;
+            for (point, &index) in local[points.clone()].iter().zip(&original[points]) {
+                let offset = point - centre;
+                let distance_squared = offset.norm_squared();
+                room[kept].write(Neighbour {
+                    index,
+                    offset,
+                    distance_squared,
+                });
+                kept += usize::from(distance_squared <= radius_squared);
+            }
+            // SAFETY: `room[..kept]` were all written above (each write
+            // goes to the first slot not yet kept), and `Neighbour` is
+            // plain data.
+            unsafe { out.set_len(out.len() + kept) };
+        });
+    }
+
+    /// The nearest point to `centre` (finite, relative to the search's
+    /// origin) among the points of the cells a ball of `radius` about it
+    /// can touch (its place in cell order and squared distance; of points
+    /// at the same distance the first in the grid's order), and how far
+    /// those cells reach around the centre: every point of the grid that
+    /// close is among them, so a nearest point found no farther is the
+    /// nearest of the whole grid.
+    ///
+    /// Scanning the whole box rather than the ball settles most searches
+    /// in one pass: a ball of a quarter cell often holds no point, while
+    /// its box of whole cells does (sphere_large's particles, up to 1.3
+    /// neighbourhood radii off the surface, took 2.5 ball searches each).
+    pub(super) fn nearest_in_box(
+        &self,
+        centre: &Vector3<f64>,
+        radius: f64,
+    ) -> (Option<(u32, f64)>, f64) {
+        let (low, high) = self.cell_box(centre, radius);
+        let scan_centre = ScanCentre::new(self, centre);
+        let mut best: Option<(u32, f64)> = None;
+        // Every point passes until one is found; then only those the `f32`
+        // test cannot tell from nearer ones.
+        let mut limit = f32::INFINITY;
+        let mut candidate = |place: usize, limit: &mut f32| {
+            let distance_squared = (self.local[place] - centre).norm_squared();
+            if best.is_none_or(|(_, nearest)| distance_squared < nearest) {
+                best = Some((place as u32, distance_squared));
+                *limit = scan_centre.limit(distance_squared.sqrt());
             }
         };
         self.visit_rows(&low, &high, |points| {
-            self.scan(points, &centre32, limit, &mut candidate);
+            self.scan(points, &scan_centre.in_cells, &mut limit, &mut candidate);
         });
+        (best, radius.max(self.box_reach(centre, &low, &high)))
+    }
+
+    /// How far the box of cells from `low` to `high` reaches around
+    /// `centre`: the distance to its nearest face, not counting faces at
+    /// the grid's edge (nothing lies beyond them: border cells hold the
+    /// points clamped into them), less far more than the rounding of
+    /// positions in fine cell units.
+    fn box_reach(&self, centre: &Vector3<f64>, low: &[u32; 3], high: &[u32; 3]) -> f64 {
+        let mut reach = f64::INFINITY;
+        let mut largest = 0.0f64;
+        for axis in 0..3 {
+            let c = (centre[axis] - self.corner[axis]) / self.fine_size;
+            largest = largest.max(c.abs());
+            if low[axis] > 0 {
+                reach = reach.min(c - f64::from(low[axis] << self.shift));
+            }
+            if high[axis] < self.last_cell[axis] {
+                reach = reach.min(f64::from((high[axis] + 1) << self.shift) - c);
+            }
+        }
+        if reach == f64::INFINITY {
+            return reach;
+        }
+        let rounding = (largest + reach.abs() + 1.0) * f64::EPSILON * 64.0;
+        (reach - rounding).max(0.0) * self.fine_size
     }
 
     /// Calls `run(points)` with the run of points of each occupied row in
@@ -326,26 +401,143 @@ impl CellGrid {
         &self,
         points: std::ops::Range<usize>,
         centre: &[f32; 3],
-        limit: f32,
-        candidate: &mut impl FnMut(usize),
+        limit: &mut f32,
+        candidate: &mut impl FnMut(usize, &mut f32),
     ) {
-        let [xs, ys, zs] = &self.columns;
-        for start in points.clone().step_by(GROUP) {
-            let group = start..start + GROUP;
-            let (xs, ys, zs) = (&xs[group.clone()], &ys[group.clone()], &zs[group]);
-            // One bit per point that passes: no branch per point, and the
-            // compiler turns the loop into a few vector instructions.
-            let mut passed = 0u32;
-            for j in 0..GROUP {
-                let (dx, dy, dz) = (xs[j] - centre[0], ys[j] - centre[1], zs[j] - centre[2]);
-                passed |= u32::from(dx * dx + dy * dy + dz * dz <= limit) << j;
-            }
-            passed &= (1u32 << (points.end - start).min(GROUP)) - 1;
-            while passed != 0 {
-                candidate(start + passed.trailing_zeros() as usize);
-                passed &= passed - 1;
-            }
+        #[cfg(target_arch = "x86_64")]
+        if wide_lanes() {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+            return unsafe { scan_avx(&self.columns, points, centre, limit, candidate) };
         }
+        scan_plain(&self.columns, points, centre, limit, candidate);
+    }
+}
+
+/// A query's centre as the `f32` scan sees it: in cell units, with the
+/// margin that makes the `f32` test pass every point the exact one keeps.
+struct ScanCentre {
+    in_cells: [f32; 3],
+    /// Half-width of the margin per cell unit of radius, and its part that
+    /// does not grow with the radius (the rounding of positions far from
+    /// the grid's corner to `f32`).
+    slack: f64,
+    cell_size: f64,
+}
+
+impl ScanCentre {
+    fn new(grid: &CellGrid, centre: &Vector3<f64>) -> Self {
+        let in_cells = grid.in_cells(centre);
+        let largest = in_cells.iter().fold(0.0f64, |m, c| m.max(c.abs()));
+        ScanCentre {
+            in_cells: in_cells.map(|c| c.clamp(-COLUMN_LIMIT, COLUMN_LIMIT) as f32),
+            slack: (largest + 1.0) * 1e-6,
+            cell_size: grid.cell_size(),
+        }
+    }
+
+    /// The `f32` squared distance (cell units) that passes every point
+    /// within `radius` (the cloud's units): the radius is widened by far
+    /// more than the rounding of positions near the centre to `f32`.
+    /// Points it lets through in excess are few.
+    fn limit(&self, radius: f64) -> f32 {
+        let radius = radius / self.cell_size;
+        let widened = radius + self.slack + radius * 1e-6;
+        (widened * widened * (1.0 + 1e-6)) as f32
+    }
+}
+
+/// [`CellGrid::scan`] by the plain definition.
+fn scan_plain(
+    columns: &[Vec<f32>; 3],
+    points: std::ops::Range<usize>,
+    centre: &[f32; 3],
+    limit: &mut f32,
+    candidate: &mut impl FnMut(usize, &mut f32),
+) {
+    for (start, [xs, ys, zs]) in groups(columns, points.clone()) {
+        // One bit per point that passes: no branch per point.
+        let mut passed = 0u32;
+        for j in 0..GROUP {
+            let (dx, dy, dz) = (xs[j] - centre[0], ys[j] - centre[1], zs[j] - centre[2]);
+            passed |= u32::from(dx * dx + dy * dy + dz * dz <= *limit) << j;
+        }
+        visit_passed(passed, start, points.end, limit, candidate);
+    }
+}
+
+/// The groups of [`GROUP`] points that cover `points`: the first point's
+/// place and the group's columns (the last group reaches into the next
+/// run's points or the padding).
+#[inline(always)]
+fn groups(
+    columns: &[Vec<f32>; 3],
+    points: std::ops::Range<usize>,
+) -> impl Iterator<Item = (usize, [&[f32; GROUP]; 3])> {
+    points.step_by(GROUP).map(move |start| {
+        let group = columns.each_ref().map(|column| {
+            <&[f32; GROUP]>::try_from(&column[start..start + GROUP]).expect("a group is GROUP long")
+        });
+        (start, group)
+    })
+}
+
+/// Calls `candidate` for each point of the group at `start` whose bit is
+/// set in `passed`, in order, leaving out those at or past `end` (the
+/// padding, or the next run's points).
+#[inline(always)]
+fn visit_passed(
+    mut passed: u32,
+    start: usize,
+    end: usize,
+    limit: &mut f32,
+    candidate: &mut impl FnMut(usize, &mut f32),
+) {
+    passed &= (1u32 << (end - start).min(GROUP)) - 1;
+    while passed != 0 {
+        candidate(start + passed.trailing_zeros() as usize, limit);
+        passed &= passed - 1;
+    }
+}
+
+/// [`CellGrid::scan`] with a group in one AVX register: eight `f32`
+/// distances, one compare, one move of the sign bits. Left to the compiler
+/// for the plain x86-64 target, the loop came out in SSE halves with the
+/// bits gathered one by one (then a third of sphere_large's time, when the
+/// gathers used this scan too). The fused multiply-adds round differently from the plain path;
+/// the `f32` test is only a filter with a margin far above either rounding,
+/// and the exact test decides, so the points found are the same.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scan_avx(
+    columns: &[Vec<f32>; 3],
+    points: std::ops::Range<usize>,
+    centre: &[f32; 3],
+    limit: &mut f32,
+    candidate: &mut impl FnMut(usize, &mut f32),
+) {
+    use std::arch::x86_64::*;
+    let [cx, cy, cz] = centre.map(|c| _mm256_set1_ps(c));
+    for (start, [xs, ys, zs]) in groups(columns, points.clone()) {
+        // SAFETY: each group is GROUP = 8 readable `f32`.
+        let (x, y, z) = unsafe {
+            (
+                _mm256_loadu_ps(xs.as_ptr()),
+                _mm256_loadu_ps(ys.as_ptr()),
+                _mm256_loadu_ps(zs.as_ptr()),
+            )
+        };
+        let (dx, dy, dz) = (
+            _mm256_sub_ps(x, cx),
+            _mm256_sub_ps(y, cy),
+            _mm256_sub_ps(z, cz),
+        );
+        let squared = _mm256_fmadd_ps(dz, dz, _mm256_fmadd_ps(dy, dy, _mm256_mul_ps(dx, dx)));
+        let within = _mm256_cmp_ps::<_CMP_LE_OQ>(squared, _mm256_set1_ps(*limit));
+        let passed = _mm256_movemask_ps(within) as u32;
+        visit_passed(passed, start, points.end, limit, candidate);
     }
 }
 
@@ -456,4 +648,58 @@ fn robust_box(local: &[Vector3<f64>]) -> (Vector3<f64>, Vector3<f64>) {
         Vector3::from(ends.map(|e| e.0)),
         Vector3::from(ends.map(|e| e.1)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX scan passes exactly the points the plain one does, limits
+    /// on either side of points' distances included.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn avx_scan_passes_what_the_plain_scan_passes() {
+        if !wide_lanes() {
+            return; // nothing to compare on this CPU
+        }
+        // A scrambled but fixed set of positions in cell units, and the
+        // padding the grid's columns carry.
+        let count = 1001;
+        let coordinate =
+            |i: usize, axis: usize| ((i * (7 + axis * 13) * 2654435761) % 10007) as f32 / 997.0;
+        let columns: [Vec<f32>; 3] = [0, 1, 2].map(|axis| {
+            (0..count)
+                .map(|i| coordinate(i, axis))
+                .chain([0.0; GROUP])
+                .collect()
+        });
+        let collect = |avx: bool, points: std::ops::Range<usize>, centre: &[f32; 3], limit: f32| {
+            let mut passed = Vec::new();
+            let mut candidate = |place, _: &mut f32| passed.push(place);
+            let mut limit = limit;
+            if avx {
+                // SAFETY: the CPU has AVX2 and FMA, checked above.
+                unsafe { scan_avx(&columns, points, centre, &mut limit, &mut candidate) };
+            } else {
+                scan_plain(&columns, points, centre, &mut limit, &mut candidate);
+            }
+            passed
+        };
+        let mut compared = 0;
+        for (first, end) in [(0, count), (3, 17), (8, 9), (500, 731)] {
+            for centre in [
+                [5.0, 5.0, 5.0],
+                [0.1, 9.9, 3.3],
+                [coordinate(40, 0), coordinate(40, 1), coordinate(40, 2)],
+            ] {
+                for limit in [0.0, 0.5, 4.0, 30.0, 1e9] {
+                    let plain = collect(false, first..end, &centre, limit);
+                    assert_eq!(collect(true, first..end, &centre, limit), plain);
+                    assert!(plain.iter().all(|&p| (first..end).contains(&p)));
+                    compared += plain.len();
+                }
+            }
+        }
+        assert!(compared > count, "the limits pass points: {compared}");
+    }
 }

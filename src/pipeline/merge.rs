@@ -5,12 +5,16 @@
 //! Every tile is checked before anything is written: it must exist, record
 //! that it is tile `I/N` of the job the config describes now (its
 //! [`Provenance`]), and have the first tile's properties; together the
-//! tiles must hold the job's particle count. A tile left from another
+//! tiles must hold the job's particle count (a `Seed` job's tile, the count
+//! its run recorded). A tile left from another
 //! version of the job (a config or an input changed, and only some tiles
 //! ran again), or written by the other command, is refused by name, with
 //! what differs. Which command's tiles are merged, tile 0 says.
 //!
-//! Particles of one tile are in input order, those of different tiles
+//! A `Seed` job's tiles hold runs of consecutive slabs, each numbered from
+//! 0: they are written one after another, `index` numbered on
+//! ([`concatenate`]). Other jobs' tiles hold particles of one file:
+//! particles of one tile are in input order, those of different tiles
 //! interleave, so the merge reads all tiles at once. Past 500 tiles,
 //! groups of tiles are merged first into unnamed temporary files in the
 //! output's folder, which are then merged: open files stay within the
@@ -26,7 +30,7 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 
 use crate::cloud::{Attribute, Column, ScalarKind};
-use crate::config::Config;
+use crate::config::{Config, Particles};
 use crate::error::{Error, Location, Result};
 use crate::io::{
     self, CHUNK, OutputWriter, PlyEncoding, PlyVertexReader, PlyVertexWriter, PointReader,
@@ -117,7 +121,11 @@ pub fn merge_in_groups(
         }
         total += reader.len();
     }
-    if total as u64 != job.count {
+    // A `Seed` job's `run` tiles are checked against the counts they
+    // recorded; a `normals` job's count is the cloud's, whatever the
+    // particles.
+    let seeded = command == TileCommand::Run && matches!(config.particles, Particles::Seed { .. });
+    if !seeded && total as u64 != job.count {
         return Err(Error::format(
             command.counted_file(config),
             Location::File,
@@ -133,32 +141,43 @@ pub fn merge_in_groups(
     let output = Pass::Output {
         index: command == TileCommand::Run,
     };
-
-    let mut sources: Vec<Source> = (0..tiles).map(|index| Source::Tile(tile(index))).collect();
-    let mut passes = 1;
-    while sources.len() > group {
-        sources = merge_groups(config, &job, sources, group, &schema, progress)?;
-        passes += 1;
-    }
-    let cursors = open_sources(config, &job, sources)?;
     let comments = vec![format!(
         "mlsproj {} merge of {tiles} tiles",
         env!("CARGO_PKG_VERSION")
     )];
-    let written: Vec<_> = schema
-        .into_iter()
-        .filter(|(name, _)| output.writes(name))
-        .collect();
-    let writer = OutputWriter::create(
-        &config.output,
-        &written,
-        total,
-        config.encoding.into(),
-        &comments,
-    )?;
-    let bar = progress_bar(progress, "merging", Some(total));
-    join(cursors, writer, output, &bar)?;
-    bar.finish_and_clear();
+    let create = |schema: &[(String, ScalarKind)]| {
+        OutputWriter::create(
+            &config.output,
+            schema,
+            total,
+            config.encoding.into(),
+            &comments,
+        )
+    };
+    let merging = || progress_bar(progress, "merging", Some(total));
+    let passes = if seeded {
+        let bar = merging();
+        concatenate(config, &job, tiles, create(&schema)?, &bar)?;
+        bar.finish_and_clear();
+        1
+    } else {
+        let mut sources: Vec<Source> = (0..tiles).map(|index| Source::Tile(tile(index))).collect();
+        let mut passes = 1;
+        while sources.len() > group {
+            sources = merge_groups(config, &job, sources, group, &schema, progress)?;
+            passes += 1;
+        }
+        let cursors = open_sources(config, &job, sources)?;
+        let written: Vec<_> = schema
+            .iter()
+            .filter(|(name, _)| output.writes(name))
+            .cloned()
+            .collect();
+        let bar = merging();
+        join(cursors, create(&written)?, output, &bar)?;
+        bar.finish_and_clear();
+        passes
+    };
     Ok(MergeSummary {
         command,
         tiles,
@@ -206,6 +225,18 @@ fn open_tile(config: &Config, job: &JobIdentity, tile: Tile) -> Result<(PathBuf,
     if let Some(differences) = provenance.differences(job, config) {
         return Err(refuse(format!(
             "a tile of another job: {differences}; run it again with --tile {tile}"
+        )));
+    }
+    // A seeded tile records the seeds it made (its job's count is known
+    // only once every tile ran).
+    if matches!(config.particles, Particles::Seed { .. })
+        && provenance.job.count != reader.len() as u64
+    {
+        return Err(refuse(format!(
+            "it holds {} particles, its run made {} (altered since?): run it again with \
+             --tile {tile}",
+            reader.len(),
+            provenance.job.count
         )));
     }
     Ok((path, reader))
@@ -474,6 +505,57 @@ fn join(
     }
     writer.write_chunk(&pending)?;
     bar.inc(pending_rows as u64);
+    writer.finish()
+}
+
+/// Writes the tiles of a `Seed` job to `writer` one after another, in
+/// tile order, which is the order of their slabs and so the whole run's.
+/// Each tile numbers its seeds 0, 1, 2, … (it cannot know how many the
+/// tiles before it made); their `index` is numbered on from the tiles
+/// before, so that the output holds 0, 1, 2, … as a whole run's does.
+fn concatenate(
+    config: &Config,
+    job: &JobIdentity,
+    tiles: usize,
+    mut writer: OutputWriter,
+    bar: &ProgressBar,
+) -> Result<()> {
+    let mut offset = 0u32;
+    for index in 0..tiles {
+        let (path, reader) = open_tile(
+            config,
+            job,
+            Tile {
+                index,
+                count: tiles,
+            },
+        )?;
+        let mut cursor = Cursor::open(path, reader, CHUNK)?;
+        let mut expected = 0u32;
+        while !cursor.index().is_empty() {
+            let rows = cursor.index().len();
+            if let Some(at) = (0..rows).find(|&i| cursor.index()[i] != expected + i as u32) {
+                return Err(Error::format(
+                    &cursor.path,
+                    Location::File,
+                    format!(
+                        "its particle {} has index {}: a seeded tile numbers its particles 0, 1, 2, …",
+                        expected as usize + at,
+                        cursor.index()[at]
+                    ),
+                ));
+            }
+            expected += rows as u32;
+            if let Column::U32(values) = &mut cursor.columns[cursor.index_column].values {
+                values.iter_mut().for_each(|value| *value += offset);
+            }
+            writer.write_chunk(&cursor.columns)?;
+            bar.inc(rows as u64);
+            cursor.next = rows;
+            cursor.refill()?;
+        }
+        offset += expected;
+    }
     writer.finish()
 }
 

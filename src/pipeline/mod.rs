@@ -182,13 +182,15 @@ impl Source {
     }
 }
 
-/// The seeds of a `Seed(spacing, count)` job made on `surface`, projected
-/// as `job` projects every particle, in a spool beside the output.
+/// The seeds of a `Seed(spacing, count)` job made on `surface` (those of
+/// one `tile`'s slabs, or all), projected as `job` projects every
+/// particle, in a spool beside the output.
 fn seed_spool(
     config: &Config,
     job: &Job,
     surface: &MlsSurface,
     (spacing, count): (Option<f64>, Option<u64>),
+    tile: Option<Tile>,
     progress: bool,
 ) -> Result<Source> {
     let plan = plan_seeds(config, surface, spacing, count)?;
@@ -204,6 +206,7 @@ fn seed_spool(
         &projector,
         plan.spacing,
         config.seed,
+        tile,
         |projected| {
             bar.inc(projected.len() as u64);
             spool.push(projected)
@@ -313,15 +316,18 @@ pub fn run(config: &Config) -> Result<Summary> {
 
 /// Runs a job, or one tile of it, with progress bars if asked.
 pub fn run_with(config: &Config, options: &RunOptions) -> Result<Summary> {
-    if options.tile.is_some() && matches!(config.particles, Particles::Seed { .. }) {
-        return Err(Error::Invalid(
-            "particles: Seed jobs run whole: --tile splits particles read from a file (run it without --tile)".into(),
-        ));
-    }
+    // A caller of the library may build a tile past the cap by hand.
+    let tile = options
+        .tile
+        .map(|tile| Tile::new(tile.index, tile.count))
+        .transpose()
+        .map_err(Error::Invalid)?;
     let pool = thread_pool(config.threads)?;
-    pool.install(|| match options.tile {
-        None => run_whole(config, options.progress),
-        Some(tile) => tiles::run_tile(config, tile, options.progress),
+    pool.install(|| match (tile, &config.particles) {
+        (Some(tile), Particles::File(_) | Particles::Cloud) => {
+            tiles::run_tile(config, tile, options.progress)
+        }
+        (tile, _) => run_whole(config, tile, options.progress),
     })
 }
 
@@ -385,7 +391,11 @@ impl From<&Config> for Job {
     }
 }
 
-fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
+/// Runs the whole job, or, for a `Seed` job, the seeds of one `tile`'s
+/// slabs: a seeded tile reads the whole cloud and builds the whole
+/// surface, so that its seeds and their projections are a whole run's
+/// (the tiles of other jobs read a slab of the cloud, [`tiles`]).
+fn run_whole(config: &Config, tile: Option<Tile>, progress: bool) -> Result<Summary> {
     let mut timings = Timings::default();
     let reading = progress_bar(progress, "reading cloud", None);
     let attributes = matches!(config.particles, Particles::Cloud);
@@ -406,21 +416,32 @@ fn run_whole(config: &Config, progress: bool) -> Result<Summary> {
         Particles::Seed { spacing, count } => {
             drop(cloud);
             timed(&mut timings.project, || {
-                seed_spool(config, &job, &surface, (spacing, count), progress)
+                seed_spool(config, &job, &surface, (spacing, count), tile, progress)
             })?
         }
         Particles::File(_) | Particles::Cloud => {
             Source::Read(timed(&mut timings.load, || read_particles(config, cloud))?)
         }
     };
+    // A seeded tile records its job and its own count: the job's is known
+    // only once every tile has made its seeds.
+    let provenance = tile
+        .map(|tile| {
+            JobIdentity::with_count(config, TileCommand::Run, particles.len())
+                .map(|job| Provenance { tile, job })
+        })
+        .transpose()?;
     job.project_stream(
         &surface,
         Stream {
             cloud: cloud_read,
             particles,
             indices: None,
-            output: config.output.clone(),
-            provenance: None,
+            output: tile.map_or_else(
+                || config.output.clone(),
+                |tile| tile.output_path(&config.output),
+            ),
+            provenance,
         },
         progress,
         timings,

@@ -13,8 +13,9 @@
 //! `job` is a fingerprint of the settings that shape a particle's values,
 //! `cloud` and `particles` the identity of the input files (size and a
 //! hash of samples of their bytes, [`FileIdentity`]), `count` the particles
-//! of the whole job, `command` the command that wrote the tile
-//! ([`TileCommand`]).
+//! of the whole job (of the tile itself for a `Seed` job, which learns its
+//! count only as its tiles make the seeds), `command` the command that
+//! wrote the tile ([`TileCommand`]).
 
 use std::fmt;
 use std::fs::File;
@@ -196,10 +197,14 @@ pub struct JobIdentity {
     pub settings: u64,
     /// The cloud file.
     pub cloud: FileIdentity,
-    /// The particle file (the cloud's again for `particles: Cloud`).
+    /// The particle file (the cloud's again for `particles: Cloud` and
+    /// `Seed`, whose seeds are made from the cloud).
     pub particles: FileIdentity,
     /// Points the whole job writes: the point count of the particle file
-    /// (`run`) or of the cloud (`normals`).
+    /// (`run`) or of the cloud (`normals`). A `Seed` job's `run` learns
+    /// its count only as its tiles make the seeds, so each of its tiles
+    /// records its own count here (which `merge` checks against the rows
+    /// the tile holds), and the job a config describes has 0.
     pub count: u64,
     /// The command that runs the job's tiles.
     pub command: TileCommand,
@@ -214,13 +219,17 @@ impl JobIdentity {
 
     /// [`JobIdentity::of`] for the job of `command`.
     pub fn of_command(config: &Config, command: TileCommand) -> Result<Self> {
-        let count = PointReader::open(command.counted_file(config))?.len();
+        let count = match (command, &config.particles) {
+            (TileCommand::Run, Particles::Seed { .. }) => 0,
+            _ => PointReader::open(command.counted_file(config))?.len(),
+        };
         Self::with_count(config, command, count)
     }
 
     /// [`JobIdentity::of_command`] for a job whose counted file
     /// ([`TileCommand::counted_file`]) is already known to hold `count`
-    /// points (a tile run has counted them).
+    /// points (a tile run has counted them), or a tile of a `Seed` job's
+    /// `run` that made `count` seeds.
     pub(super) fn with_count(config: &Config, command: TileCommand, count: usize) -> Result<Self> {
         let cloud = FileIdentity::of(&config.cloud)?;
         let particles = match (&config.particles, command) {
@@ -382,7 +391,9 @@ impl Provenance {
                 expected.particles,
             ));
         }
-        if found.count != expected.count {
+        let seeded = expected.command == TileCommand::Run
+            && matches!(config.particles, Particles::Seed { .. });
+        if !seeded && found.count != expected.count {
             differences.push(format!(
                 "its job had {} {}, {} has {}",
                 found.count,

@@ -15,12 +15,16 @@
 //! 2. **Poisson-disk selection** at spacing d, greedy in the order of a hash
 //!    of each candidate (and `seed`): a candidate is kept when no kept one
 //!    lies within d. Space is cut into cubic blocks, done slab by slab
-//!    (one coordinate of blocks along the cloud's longest side at a time,
-//!    in order); within a slab, blocks are done in four phases of a 2×2
-//!    colouring in the other two coordinates, so that the blocks of one
-//!    phase never touch and run in parallel, each against the seeds
-//!    already kept in its neighbours (of the slab before and of earlier
-//!    phases). The result depends on the blocks, never on the threads.
+//!    (one coordinate of blocks along the cloud's longest side at a time):
+//!    an even slab alone, an odd slab after the even slabs on both sides,
+//!    against their seeds. Within a slab, blocks are done in four phases
+//!    of a 2×2 colouring in the other two coordinates, so that the blocks
+//!    of one phase never touch and run in parallel, each against the
+//!    seeds already kept in its neighbours (of the slabs beside it made
+//!    before, and of earlier phases). The result depends on the blocks,
+//!    never on the threads, and a slab's seeds on its two neighbours at
+//!    most, so that a tile of the job (`--tile`) makes a whole run's
+//!    seeds over its slabs.
 //! 3. **The edge.** Discs overhang the cloud's edge (and a hole's) by up
 //!    to their radius. At an edge a point's neighbours sit on one side:
 //!    their centroid's offset tells how far the edge is (the centroid of a
@@ -29,12 +33,13 @@
 //!    edge go.
 //! 4. **Projection** of each slab's seeds onto the MLS surface, once, as
 //!    every particle is projected ([`seed_surface`]), dropping those that
-//!    land within 0.75 d of one kept before; the survivors' projections are
-//!    what the job writes.
+//!    land within 0.75 d of one kept before (in an even slab beside an odd
+//!    one, or earlier in the slab); the survivors' projections are what
+//!    the job writes.
 //!
-//! Memory: the discs (about 110 bytes per cloud point), the kept seeds of
-//! two slabs (32 bytes each, with their projections while a slab is
-//! settled), and one block's candidates per thread. A slab holds the
+//! Memory: the discs (about 110 bytes per cloud point), the seeds of three
+//! slabs (32 bytes each as kept, and about 100 as projected), and one
+//! block's candidates per thread. A slab holds the
 //! seeds of one block-thick slice of the surface (blocks are at least 32
 //! spacings wide), so memory follows the widest slice, not the count; the
 //! projections go to a spool on disk until the count is known
@@ -43,6 +48,7 @@
 use std::collections::HashMap;
 use std::f64::consts::PI;
 use std::num::NonZeroUsize;
+use std::ops::Range;
 
 use nalgebra::{Matrix3, Point3, SymmetricEigen, Vector3};
 use rayon::prelude::*;
@@ -52,6 +58,7 @@ use crate::neighbours::{NeighbourSearch, Neighbourhood};
 use crate::projection::{Projected, Projector};
 
 use super::inspect::in_sample;
+use super::tiles::Tile;
 
 /// Neighbours (besides the point itself) from which each cloud point's
 /// tangent plane, covered area and distance to the cloud's edge are
@@ -416,9 +423,9 @@ impl Scratch {
 }
 
 /// The seeds of a cloud at one spacing, made slab by slab: the blocks of
-/// one coordinate along the longest side at a time, in key order, so that
-/// a slab's seeds can be projected and written before the next slab's are
-/// made.
+/// one coordinate along the longest side at a time, so that a slab's
+/// seeds can be projected and written before the slabs after the next are
+/// made ([`seed_surface`]).
 pub struct Seeder<'a> {
     search: &'a NeighbourSearch,
     spacing: f64,
@@ -509,28 +516,109 @@ impl<'a> Seeder<'a> {
         self.keyed[from..to].iter().map(|(_, i)| *i)
     }
 
-    /// The seeds of every slab in turn, as positions in the cloud's
-    /// coordinates (not yet projected).
-    pub fn slabs(&self) -> Slabs<'_, 'a> {
-        Slabs {
-            seeder: self,
-            next: 0,
-            previous: HashMap::new(),
+    /// The slabs (first block coordinates) from the first that holds a
+    /// block to the last.
+    fn span(&self) -> Range<i64> {
+        match (self.keys.first(), self.keys.last()) {
+            (Some(first), Some(last)) => first[0]..last[0] + 1,
+            _ => 0..0,
+        }
+    }
+
+    /// The slabs of `tile`: the `tile.index`-th of `tile.count` runs of
+    /// consecutive slabs, cut where the candidates of the discs whose foot
+    /// lies in the slabs before reach the next `1/count` of all, so that
+    /// tiles hold about as many seeds. Every tile of a job computes the
+    /// same discs from the same cloud, hence the same cuts.
+    pub fn tile_slabs(&self, tile: Tile) -> Range<i64> {
+        let span = self.span();
+        // Candidates per slab, in slab order (`keyed` is sorted by key).
+        let mut weights: Vec<(i64, u128)> = Vec::new();
+        for (key, point) in &self.keyed {
+            let candidates = u128::from(self.discs[*point as usize].candidates);
+            match weights.last_mut() {
+                Some((slab, weight)) if *slab == key[0] => *weight += candidates,
+                _ => weights.push((key[0], candidates)),
+            }
+        }
+        let total: u128 = weights.iter().map(|(_, weight)| weight).sum();
+        let tiles = tile.count as u128;
+        // The first slab with at least `share / count` of all the
+        // candidates before it.
+        let cut = |share: usize| -> i64 {
+            if share == 0 {
+                return span.start;
+            }
+            if share == tile.count {
+                return span.end;
+            }
+            let mut before = 0;
+            for &(slab, weight) in &weights {
+                if before * tiles >= share as u128 * total {
+                    return slab;
+                }
+                before += weight;
+            }
+            span.end
+        };
+        cut(tile.index)..cut(tile.index + 1)
+    }
+
+    /// The even slab `slab`: `last` when it is that slab, made before as
+    /// the neighbour of an odd one, else made now.
+    fn even_slab(&self, projector: &Projector, slab: i64, last: Option<(i64, Slab)>) -> Slab {
+        match last {
+            Some((at, made)) if at == slab => made,
+            _ => self.make(projector, slab, &[]),
+        }
+    }
+
+    /// The seeds of slab `slab` (one first coordinate of blocks), made
+    /// against `neighbours`, the slabs beside it made before (none for an
+    /// even slab, both for an odd one): chosen ([`Seeder::select_slab`]),
+    /// those beyond the cloud's edge dropped, projected with `projector`
+    /// and settled ([`settle`]).
+    fn make(&self, projector: &Projector, slab: i64, neighbours: &[&Slab]) -> Slab {
+        let from = self.keys.partition_point(|k| k[0] < slab);
+        let to = self.keys.partition_point(|k| k[0] <= slab);
+        let keys = &self.keys[from..to];
+        let chosen = self.select_slab(keys, neighbours);
+        // Seeds of discs by the cloud's edge that lie more than half a
+        // spacing beyond it go. Cutting the discs at the edge they show
+        // instead left gaps inside the cloud, where a gap between points
+        // looks like an edge to a disc's 16 neighbours; a seed's own
+        // neighbours see past it.
+        let origin = self.search.origin();
+        let kept: Vec<Kept> = keys
+            .iter()
+            .filter_map(|k| chosen.get(k))
+            .flatten()
+            .copied()
+            .collect();
+        let seeds: Vec<Point3<f64>> = kept
+            .par_iter()
+            .map_init(Neighbourhood::default, |hood, &(p, point)| {
+                let disc = &self.discs[point as usize];
+                (!disc.near_edge || inside_edge(self.search, &p, &disc.normal, hood))
+                    .then(|| origin + p)
+            })
+            .flatten_iter()
+            .collect();
+        let projected = super::project_all(projector, &seeds);
+        Slab {
+            settled: settle(projected, neighbours, SETTLED_SPACING * self.spacing),
+            kept: chosen,
         }
     }
 
     /// The seeds of the blocks `slab` (one first coordinate), each chosen
     /// against the seeds already kept in its neighbours: those of the
-    /// slab before (`previous`) and of the blocks of this slab done in
-    /// an earlier phase. Blocks are done in four phases of a 2×2 colouring
-    /// in the other two coordinates, so that the blocks of one phase never
-    /// touch and run in parallel: the result depends on the blocks, never
-    /// on the threads.
-    fn select_slab(
-        &self,
-        slab: &[Key],
-        previous: &HashMap<Key, Vec<Kept>>,
-    ) -> HashMap<Key, Vec<Kept>> {
+    /// slabs beside it made before (`neighbours`) and of the blocks of
+    /// this slab done in an earlier phase. Blocks are done in four phases
+    /// of a 2×2 colouring in the other two coordinates, so that the blocks
+    /// of one phase never touch and run in parallel: the result depends
+    /// on the blocks, never on the threads.
+    fn select_slab(&self, slab: &[Key], neighbours: &[&Slab]) -> HashMap<Key, Vec<Kept>> {
         let colour = |key: &Key| (key[1] & 1 | (key[2] & 1) << 1) as usize;
         let mut current: HashMap<Key, Vec<Kept>> = HashMap::with_capacity(slab.len());
         for phase in 0..4 {
@@ -551,7 +639,12 @@ impl<'a> Seeder<'a> {
                         .map(|i| (i, &self.discs[i as usize]));
                     let lent = around
                         .iter()
-                        .filter_map(|k| previous.get(k).or_else(|| current.get(k)))
+                        .filter_map(|k| {
+                            neighbours
+                                .iter()
+                                .find_map(|made| made.kept.get(k))
+                                .or_else(|| current.get(k))
+                        })
                         .flat_map(|seeds| seeds.iter().map(|(p, _)| p));
                     (key, block.select(&self.discs, sources, lent, scratch))
                 })
@@ -562,132 +655,95 @@ impl<'a> Seeder<'a> {
     }
 }
 
-/// The seeds of a [`Seeder`], slab by slab, holding the kept seeds of one
-/// slab besides the one being made.
-pub struct Slabs<'s, 'a> {
-    seeder: &'s Seeder<'a>,
-    /// Where the next slab's blocks start in the seeder's keys.
-    next: usize,
-    /// The seeds kept in each block of the slab before.
-    previous: HashMap<Key, Vec<Kept>>,
+/// A slab's seeds once made: those the selection kept in each block
+/// (lent to the selection of the odd slabs beside it) and the projections
+/// the settling kept (which those slabs settle against).
+struct Slab {
+    kept: HashMap<Key, Vec<Kept>>,
+    settled: Vec<Projected>,
 }
 
-impl Iterator for Slabs<'_, '_> {
-    type Item = Vec<Point3<f64>>;
-
-    fn next(&mut self) -> Option<Vec<Point3<f64>>> {
-        let seeder = self.seeder;
-        let keys = &seeder.keys;
-        let first = *keys.get(self.next)?;
-        let end = self.next + keys[self.next..].partition_point(|k| k[0] == first[0]);
-        let slab = &keys[self.next..end];
-        self.next = end;
-        if self
-            .previous
-            .keys()
-            .next()
-            .is_some_and(|k| k[0] + 1 != first[0])
-        {
-            self.previous.clear();
-        }
-        let current = seeder.select_slab(slab, &self.previous);
-        // Seeds of discs by the cloud's edge that lie more than half a
-        // spacing beyond it go. Cutting the discs at the edge they show
-        // instead left gaps inside the cloud, where a gap between points
-        // looks like an edge to a disc's 16 neighbours; a seed's own
-        // neighbours see past it.
-        let origin = seeder.search.origin();
-        let kept: Vec<Kept> = slab
-            .iter()
-            .filter_map(|k| current.get(k))
-            .flatten()
-            .copied()
-            .collect();
-        let seeds = kept
-            .par_iter()
-            .map_init(Neighbourhood::default, |hood, &(p, point)| {
-                let disc = &seeder.discs[point as usize];
-                (!disc.near_edge || inside_edge(seeder.search, &p, &disc.normal, hood))
-                    .then(|| origin + p)
-            })
-            .flatten_iter()
-            .collect();
-        self.previous = current;
-        Some(seeds)
-    }
+/// True for a slab made alone, before the odd slabs beside it.
+fn even(slab: i64) -> bool {
+    slab.rem_euclid(2) == 0
 }
 
 /// Makes the seeds at `spacing` over the surface the cloud of `search`
-/// covers, projects them with `projector` (over the same search) and hands the projections to `sink`, slab by
-/// slab in spatial order, so that memory holds the discs of the cloud and
-/// two slabs of seeds, never all of them. A seed that lands within
-/// [`SETTLED_SPACING`] · d of one kept before it (in seed order, so the
-/// same whatever the threads) goes: where the surface bends faster than a
-/// disc's radius, or where it merges two close sheets (a part thinner than
-/// the support), seeds drawn d apart on different discs land together (on
-/// a sparse bunny scan, 0.1% of them within 0.1 d). The same `seed` gives
-/// the same projections, in the same order, whatever the threads.
+/// covers (or, for `Some(tile)`, over the slabs of that tile,
+/// [`Seeder::tile_slabs`]), projects them with `projector` (over the same
+/// search) and hands the projections to `sink`, slab by slab in spatial
+/// order, so that memory holds the discs of the cloud and three slabs of
+/// seeds, never all of them.
+///
+/// Slabs come in two colours: an even slab is made alone, an odd one
+/// against the even slabs on both sides (its selection is lent their
+/// seeds, its settling checks against their projections). A slab so
+/// depends on its two neighbours at most, never on a chain of slabs
+/// before it: a tile makes its own slabs and the even slabs beside them,
+/// and its seeds are those a whole run makes there, exactly. The same
+/// `seed` gives the same projections, in the same order, whatever the
+/// threads.
 pub fn seed_surface<E>(
     search: &NeighbourSearch,
     projector: &Projector,
     spacing: f64,
     seed: u64,
+    tile: Option<Tile>,
     mut sink: impl FnMut(&[Projected]) -> Result<(), E>,
 ) -> Result<(), E> {
     let seeder = Seeder::new(search, spacing, seed);
-    let mut settled = Settled::new(spacing);
-    for seeds in seeder.slabs() {
-        let projected = super::project_all(projector, &seeds);
-        sink(&settled.keep(projected))?;
+    let slabs = tile.map_or_else(|| seeder.span(), |tile| seeder.tile_slabs(tile));
+    // The even slab made last, with its coordinate.
+    let mut last: Option<(i64, Slab)> = None;
+    for slab in slabs {
+        if even(slab) {
+            let made = seeder.even_slab(projector, slab, last.take());
+            sink(&made.settled)?;
+            last = Some((slab, made));
+        } else {
+            let before = seeder.even_slab(projector, slab - 1, last.take());
+            let after = seeder.make(projector, slab + 1, &[]);
+            sink(&seeder.make(projector, slab, &[&before, &after]).settled)?;
+            last = Some((slab + 1, after));
+        }
     }
     Ok(())
 }
 
-/// The projected seeds kept in the last slab and the one being settled,
-/// against which each new one is checked.
-struct Settled {
-    radius: f64,
-    previous: Vec<Point3<f64>>,
-}
-
-impl Settled {
-    fn new(spacing: f64) -> Settled {
-        Settled {
-            radius: SETTLED_SPACING * spacing,
-            previous: Vec::new(),
-        }
+/// `projected`, a slab's seeds in seed order, less those that land within
+/// `radius` of one kept before them: in `neighbours` (settled already) or
+/// earlier in this slab. A seed that lands so close to another goes:
+/// where the surface bends faster than a disc's radius, or where it merges
+/// two close sheets (a part thinner than the support), seeds drawn d apart
+/// on different discs land together (on a sparse bunny scan, 0.1% of them
+/// within 0.1 d).
+fn settle(projected: Vec<Projected>, neighbours: &[&Slab], radius: f64) -> Vec<Projected> {
+    let mut positions: Vec<Point3<f64>> = neighbours
+        .iter()
+        .flat_map(|made| made.settled.iter().map(|p| p.position))
+        .collect();
+    let before = positions.len();
+    positions.extend(projected.iter().map(|p| p.position));
+    let Ok(search) = NeighbourSearch::new(&positions) else {
+        return projected;
+    };
+    let mut keep = vec![true; before];
+    keep.resize(positions.len(), false);
+    let mut hood = Neighbourhood::default();
+    for i in before..positions.len() {
+        search.gather(
+            &(positions[i] - search.origin()),
+            Support::Radius(radius),
+            1.0,
+            &mut hood,
+        );
+        keep[i] = !hood.neighbours.iter().any(|n| keep[n.index as usize]);
     }
-
-    /// The slab's `projected` seeds less those within the settled spacing
-    /// of one kept before: in the slab before, or earlier in this one.
-    fn keep(&mut self, projected: Vec<Projected>) -> Vec<Projected> {
-        let before = self.previous.len();
-        let mut positions = std::mem::take(&mut self.previous);
-        positions.extend(projected.iter().map(|p| p.position));
-        let Ok(search) = NeighbourSearch::new(&positions) else {
-            self.previous = positions.split_off(before);
-            return projected;
-        };
-        let mut keep = vec![true; before];
-        keep.resize(positions.len(), false);
-        let mut hood = Neighbourhood::default();
-        for i in before..positions.len() {
-            search.gather(
-                &(positions[i] - search.origin()),
-                Support::Radius(self.radius),
-                1.0,
-                &mut hood,
-            );
-            keep[i] = !hood.neighbours.iter().any(|n| keep[n.index as usize]);
-        }
-        let kept: Vec<Projected> = projected
-            .into_iter()
-            .zip(&keep[before..])
-            .filter_map(|(p, &keep)| keep.then_some(p))
-            .collect();
-        self.previous = kept.iter().map(|p| p.position).collect();
-        kept
-    }
+    projected
+        .into_iter()
+        .zip(&keep[before..])
+        .filter_map(|(p, &keep)| keep.then_some(p))
+        .collect()
 }
 
 /// How close (in spacings) two projected seeds may come before the later

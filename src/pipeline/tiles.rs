@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::cloud::{CentroidSum, PointCloud, finite_bounds, is_finite_point};
 use crate::config::{Config, Particles, Support};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::io::{Kept, PointReader};
 use crate::neighbours::Neighbourhood;
 
@@ -415,8 +415,6 @@ pub(super) fn halo_needed(
 /// Runs tile `tile` of the job: its particles, with the part of the cloud
 /// they reach.
 pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Summary> {
-    // A caller of the library may build a tile past the cap by hand.
-    let tile = Tile::new(tile.index, tile.count).map_err(Error::Invalid)?;
     let mut timings = Timings::default();
     let reading = progress_bar(progress, "reading tile", None);
     let particle_file = particle_path(config);
@@ -433,7 +431,7 @@ pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Su
         Particles::File(_) => Some(timed(&mut timings.load, || {
             tile_particles(particle_file, &slabs, tile)
         })?),
-        // (Seed jobs are refused a tile in `run_with`.)
+        // (A Seed job's tiles run as whole jobs, `run_whole`.)
         Particles::Cloud | Particles::Seed { .. } => None,
     };
     let (from, to) = slabs.bounds(tile.index);

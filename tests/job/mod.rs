@@ -161,6 +161,22 @@ pub fn mlsproj(args: &[&str]) -> Run {
         .into()
 }
 
+/// Rewrites the output at `path` (binary PLY) without its last row, its
+/// comments (a tile's provenance) kept: a tile altered after its run.
+pub fn drop_last_row(path: &Path) {
+    let comments = mlsproj::io::PointReader::open(path)
+        .unwrap()
+        .comments()
+        .to_vec();
+    let columns = mlsproj::io::file_columns(&mlsproj::io::read_points(path).unwrap());
+    let rows = columns[0].values.len();
+    let fewer: Vec<Attribute> = columns
+        .iter()
+        .map(|c| attribute(&c.name, c.values.slice(0..rows - 1)))
+        .collect();
+    write_ply(path, &fewer, PlyEncoding::BinaryLittleEndian, &comments).unwrap();
+}
+
 /// A PLY file from its header lines (without `ply` and `end_header`) and
 /// body.
 pub fn ply(header: &str, body: &[u8]) -> Vec<u8> {
