@@ -26,27 +26,33 @@ fn job_of(truth: &dyn Truth, count: usize, sigma: f64) -> Job {
     job
 }
 
-/// Runs `mlsproj COMMAND` on the job's config, expected to succeed.
-fn succeeds(job: &Job, command: &str, args: &[&str]) {
-    let run = job.command(command, FIELDS, args);
+/// Runs `mlsproj COMMAND` on a config of `fields`, expected to succeed.
+fn succeeds(job: &Job, fields: &str, command: &str, args: &[&str]) {
+    let run = job.command(command, fields, args);
     assert!(run.success, "{command} {args:?}: {}", run.stderr);
 }
 
 /// Runs every tile of `command` split in `tiles`.
-fn run_tiles(job: &Job, command: &str, tiles: usize) {
+fn run_tiles(job: &Job, fields: &str, command: &str, tiles: usize) {
     for index in 0..tiles {
         let tile = format!("{index}/{tiles}");
-        succeeds(job, command, &["--tile", &tile, "--quiet"]);
+        succeeds(job, fields, command, &["--tile", &tile, "--quiet"]);
     }
 }
 
-/// The whole `normals` output and the merge of its `tiles` tiles.
-fn whole_and_tiled(job: &Job, tiles: usize) -> (PointCloud, PointCloud) {
-    succeeds(job, "normals", &["--quiet"]);
+/// The whole `normals` output of a config of `fields` and the merge of its
+/// `tiles` tiles.
+fn whole_and_tiled(job: &Job, fields: &str, tiles: usize) -> (PointCloud, PointCloud) {
+    succeeds(job, fields, "normals", &["--quiet"]);
     let whole = mlsproj::io::read_points(&job.path(OUTPUT)).unwrap();
     std::fs::remove_file(job.path(OUTPUT)).unwrap();
-    run_tiles(job, "normals", tiles);
-    succeeds(job, "merge", &["--tiles", &tiles.to_string(), "--quiet"]);
+    run_tiles(job, fields, "normals", tiles);
+    succeeds(
+        job,
+        fields,
+        "merge",
+        &["--tiles", &tiles.to_string(), "--quiet"],
+    );
     let tiled = mlsproj::io::read_points(&job.path(OUTPUT)).unwrap();
     (whole, tiled)
 }
@@ -99,7 +105,7 @@ fn normals_tiles_merged_hold_the_whole_runs_points_and_signs_on_a_torus() {
     };
     let job = job_of(&torus, 40_000, 0.003);
     for tiles in [3, 5] {
-        let (whole, tiled) = whole_and_tiled(&job, tiles);
+        let (whole, tiled) = whole_and_tiled(&job, FIELDS, tiles);
         let differ = sign_differences(&whole, &tiled);
         eprintln!(
             "torus, {tiles} tiles: {differ} signs differ; wrong: whole {}, tiled {}",
@@ -117,7 +123,7 @@ fn normals_tiles_merged_hold_the_whole_runs_points_and_signs_on_a_sphere() {
         radius: 1.0,
     };
     let job = job_of(&sphere, 30_000, 0.002);
-    let (whole, tiled) = whole_and_tiled(&job, 4);
+    let (whole, tiled) = whole_and_tiled(&job, FIELDS, 4);
     let differ = sign_differences(&whole, &tiled);
     eprintln!(
         "sphere, 4 tiles: {differ} signs differ; wrong: whole {}, tiled {}",
@@ -146,22 +152,22 @@ fn merge_refuses_normals_tiles_mixed_with_run_tiles() {
     // Tile 1 of one command written over tile 1 of the other: tile 0 says
     // which command's tiles are merged.
     for (first, second) in [("normals", "run"), ("run", "normals")] {
-        run_tiles(&job, first, 2);
-        succeeds(&job, second, &["--tile", "1/2", "--quiet"]);
+        run_tiles(&job, FIELDS, first, 2);
+        succeeds(&job, FIELDS, second, &["--tile", "1/2", "--quiet"]);
         let reason = format!(
             "written by `mlsproj {second} --tile`, and the first tile by `mlsproj {first} --tile`"
         );
         merge_refused(&job, FIELDS, &tile_path(&job, 1), &reason);
     }
     // Either set whole merges.
-    run_tiles(&job, "normals", 2);
-    succeeds(&job, "merge", &["--tiles", "2", "--quiet"]);
+    run_tiles(&job, FIELDS, "normals", 2);
+    succeeds(&job, FIELDS, "merge", &["--tiles", "2", "--quiet"]);
 }
 
 #[test]
 fn merge_refuses_normals_tiles_of_a_job_with_other_settings() {
     let job = job_of(&Sphere::unit(), 4_000, 0.002);
-    run_tiles(&job, "normals", 2);
+    run_tiles(&job, FIELDS, "normals", 2);
     let other = format!("{FIELDS}, normal_neighbours: 20");
     merge_refused(&job, &other, &tile_path(&job, 0), "its settings differ");
 }
@@ -181,7 +187,7 @@ fn a_normals_tile_refuses_a_cloud_with_an_index_property() {
     assert!(line.contains("'index'"), "{line}");
     assert!(!tile_path(&job, 0).exists(), "no tile written");
     // Whole, it is written with the cloud's other properties.
-    succeeds(&job, "normals", &["--quiet"]);
+    succeeds(&job, FIELDS, "normals", &["--quiet"]);
 }
 
 #[test]
@@ -213,4 +219,16 @@ fn normals_tiles_with_non_finite_points_merge_as_text_into_the_whole_runs_output
         whole == text(),
         "the merged text differs from the whole run's"
     );
+}
+
+#[test]
+fn normals_tiles_of_a_seed_jobs_config_count_the_clouds_points() {
+    // The particles play no part in `normals`: a `Seed` job's config
+    // writes the cloud's points, whole or in tiles (whose `run` tiles each
+    // record their own count, which `normals` tiles must not).
+    let job = job_of(&Sphere::unit(), 4_000, 0.002);
+    let fields = r#"cloud: "cloud.ply", particles: Seed(spacing: 0.05)"#;
+    let (whole, tiled) = whole_and_tiled(&job, fields, 2);
+    assert_eq!(whole.len(), 4_000);
+    assert_eq!(sign_differences(&whole, &tiled), 0);
 }

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 
 use crate::cloud::{Attribute, Column, ScalarKind};
-use crate::config::{Config, Particles};
+use crate::config::Config;
 use crate::error::{Error, Location, Result};
 use crate::io::{
     self, CHUNK, OutputWriter, PlyEncoding, PlyVertexReader, PlyVertexWriter, PointReader,
@@ -122,9 +122,8 @@ pub fn merge_in_groups(
         total += reader.len();
     }
     // A `Seed` job's `run` tiles are checked against the counts they
-    // recorded; a `normals` job's count is the cloud's, whatever the
-    // particles.
-    let seeded = command == TileCommand::Run && matches!(config.particles, Particles::Seed { .. });
+    // recorded (`open_tile`).
+    let seeded = command.counts_per_tile(config);
     if !seeded && total as u64 != job.count {
         return Err(Error::format(
             command.counted_file(config),
@@ -229,9 +228,7 @@ fn open_tile(config: &Config, job: &JobIdentity, tile: Tile) -> Result<(PathBuf,
     }
     // A seeded tile records the seeds it made (its job's count is known
     // only once every tile ran).
-    if matches!(config.particles, Particles::Seed { .. })
-        && provenance.job.count != reader.len() as u64
-    {
+    if job.command.counts_per_tile(config) && provenance.job.count != reader.len() as u64 {
         return Err(refuse(format!(
             "it holds {} particles, its run made {} (altered since?): run it again with \
              --tile {tile}",

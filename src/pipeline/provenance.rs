@@ -175,6 +175,14 @@ impl TileCommand {
         }
     }
 
+    /// Whether each tile records its own count, not the job's: the `run`
+    /// of a `Seed` job, which learns its count only as its tiles make the
+    /// seeds (a `normals` job counts the cloud's points whatever the
+    /// particles).
+    pub fn counts_per_tile(self, config: &Config) -> bool {
+        self == TileCommand::Run && matches!(config.particles, Particles::Seed { .. })
+    }
+
     /// The file whose points the job writes, one per point: the particle
     /// file for `run`, the cloud for `normals`.
     pub fn counted_file(self, config: &Config) -> &Path {
@@ -391,9 +399,7 @@ impl Provenance {
                 expected.particles,
             ));
         }
-        let seeded = expected.command == TileCommand::Run
-            && matches!(config.particles, Particles::Seed { .. });
-        if !seeded && found.count != expected.count {
+        if !expected.command.counts_per_tile(config) && found.count != expected.count {
             differences.push(format!(
                 "its job had {} {}, {} has {}",
                 found.count,
