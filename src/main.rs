@@ -54,9 +54,10 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Join the outputs of `run --tile 0/N` … `run --tile N-1/N` into the
-    /// config's output, in input order (a `Seed` job's in tile order,
-    /// `index` numbered on from tile to tile, as one run writes them).
+    /// Join the outputs of `run --tile 0/N` … `run --tile N-1/N` (or of
+    /// `normals --tile`) into the config's output, in input order (a
+    /// `Seed` job's in tile order, `index` numbered on from tile to tile,
+    /// as one run writes them).
     Merge {
         /// The job's RON config (the same one the tiles ran).
         config: PathBuf,
@@ -94,6 +95,14 @@ enum Command {
     Normals {
         /// The job's RON config.
         config: PathBuf,
+        /// Only tile I of N (0-based, N at most 65536): the cloud's points
+        /// in the I-th of N slabs along its longest axis, with normals
+        /// estimated on the slab and a halo around it. Writes OUTPUT with
+        /// `.tile-IIII-of-NNNN` before its extension; `mlsproj merge`
+        /// joins the tiles. Directions are a whole run's; signs too, but
+        /// on parts thinner than a neighbourhood (docs/normals.md).
+        #[arg(long, value_name = "I/N")]
+        tile: Option<Tile>,
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
@@ -193,9 +202,10 @@ fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 passes => format!(" in {passes} passes"),
             };
             println!(
-                "merged {} tiles{passes}, {} particles, into {}",
+                "merged {} tiles{passes}, {} {}, into {}",
                 summary.tiles,
                 summary.particles,
+                summary.command.counted(),
                 summary.output.display()
             );
             Ok(ExitCode::SUCCESS)
@@ -207,9 +217,18 @@ fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
         } => done(init(&cloud, particles.as_deref(), &output)),
         Command::Info { file } => done(info(&file)),
-        Command::Normals { config, quiet } => {
-            let summary =
-                mlsproj::pipeline::normals::write_normals(&load(&config)?, show_progress(quiet))?;
+        Command::Normals {
+            config,
+            tile,
+            quiet,
+        } => {
+            let (config, progress) = (load(&config)?, show_progress(quiet));
+            let summary = match tile {
+                None => mlsproj::pipeline::normals::write_normals(&config, progress)?,
+                Some(tile) => {
+                    mlsproj::pipeline::normals::write_normals_tile(&config, tile, progress)?
+                }
+            };
             println!(
                 "wrote {} points with {} normals ({} without one) into {} in {:.1} ms",
                 summary.points,

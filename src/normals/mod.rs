@@ -16,6 +16,7 @@ use nalgebra::{Point3, Vector3};
 pub use estimate::{Estimate, estimate};
 pub use orient::{SignRule, orient};
 
+use crate::cloud::{CentroidSum, is_finite_point};
 use crate::config::Orientation;
 use crate::error::Result;
 use crate::neighbours::NeighbourSearch;
@@ -62,6 +63,23 @@ pub fn estimate_oriented(
     neighbours: usize,
     orientation: Orientation,
 ) -> Result<Vec<Vector3<f32>>> {
+    let mut centroid = CentroidSum::default();
+    for p in positions {
+        centroid.add(p);
+    }
+    estimate_oriented_about(positions, neighbours, orientation, centroid.centroid())
+}
+
+/// [`estimate_oriented`] for part of a cloud whose whole has its centroid
+/// at `centroid` (a tile's slab and halo): the rules that look at the
+/// centroid (`AwayFromCentroid`, and a vertical sheet's sign under
+/// `Consistent`) then sign the part as they sign the whole.
+pub fn estimate_oriented_about(
+    positions: &[Point3<f64>],
+    neighbours: usize,
+    orientation: Orientation,
+    centroid: Point3<f64>,
+) -> Result<Vec<Vector3<f32>>> {
     let Some(k) = NonZeroUsize::new(neighbours) else {
         return Err(crate::Error::Invalid(
             "normals need at least one neighbour".into(),
@@ -70,15 +88,14 @@ pub fn estimate_oriented(
     // In Morton order, so that each thread's gathers start from a
     // neighbour's radius; non-finite points come last and are left out.
     let mut finite = morton_order(positions);
-    finite.retain(|&i| positions[i as usize].iter().all(|c| c.is_finite()));
+    finite.retain(|&i| is_finite_point(&positions[i as usize]));
     let mut out = vec![Vector3::zeros(); positions.len()];
     if finite.is_empty() {
         return Ok(out);
     }
     let kept: Vec<Point3<f64>> = finite.iter().map(|&i| positions[i as usize]).collect();
     let search = NeighbourSearch::new(&kept)?;
-    let centroid = kept.iter().map(|p| p.coords).sum::<Vector3<f64>>() / kept.len() as f64
-        - search.origin().coords;
+    let centroid = centroid - search.origin();
     // The search holds its own copy: at 20M points this one is 480 MB.
     drop(kept);
     let Estimate {

@@ -1,5 +1,6 @@
 //! `mlsproj merge`: the outputs of `run --tile 0/N` … `run --tile N-1/N`
-//! joined into the job's output, in input order, streaming.
+//! (or of `normals --tile`) joined into the job's output, in input order,
+//! streaming.
 //!
 //! Every tile is checked before anything is written: it must exist, record
 //! that it is tile `I/N` of the job the config describes now (its
@@ -7,7 +8,8 @@
 //! tiles must hold the job's particle count (a `Seed` job's tile, the count
 //! its run recorded). A tile left from another
 //! version of the job (a config or an input changed, and only some tiles
-//! ran again) is refused by name, with what differs.
+//! ran again), or written by the other command, is refused by name, with
+//! what differs. Which command's tiles are merged, tile 0 says.
 //!
 //! A `Seed` job's tiles hold runs of consecutive slabs, each numbered from
 //! 0: they are written one after another, `index` numbered on
@@ -28,15 +30,15 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 
 use crate::cloud::{Attribute, Column, ScalarKind};
-use crate::config::{Config, Particles};
+use crate::config::Config;
 use crate::error::{Error, Location, Result};
 use crate::io::{
     self, CHUNK, OutputWriter, PlyEncoding, PlyVertexReader, PlyVertexWriter, PointReader,
 };
 
-use super::provenance::{JobIdentity, Provenance};
+use super::progress_bar;
+use super::provenance::{JobIdentity, Provenance, TileCommand};
 use super::tiles::Tile;
-use super::{particle_path, progress_bar};
 
 /// Tiles (or merged groups) read at once. Above it, tiles are merged in
 /// groups of at most this many first; the open files then peak at a
@@ -53,9 +55,11 @@ const MIN_READ: usize = 1 << 12;
 /// What `mlsproj merge` did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergeSummary {
+    /// The command whose tiles were merged.
+    pub command: TileCommand,
     /// Tile outputs read.
     pub tiles: usize,
-    /// Particles written.
+    /// Particles (or, for `normals`, points) written.
     pub particles: usize,
     /// Passes over the particles: 1, or more when groups of tiles were
     /// merged first (more than 500 tiles, or than the group asked for).
@@ -86,11 +90,12 @@ pub fn merge_in_groups(
             "merge: groups of {group} tiles: at least 2 are merged at once"
         )));
     }
-    let job = JobIdentity::of(config)?;
     let tile = |index| Tile {
         index,
         count: tiles,
     };
+    let command = command_of(config, tile(0));
+    let job = JobIdentity::of_command(config, command)?;
     // Every tile checked, one file open at a time, before anything is
     // written.
     let mut schema = None;
@@ -116,27 +121,33 @@ pub fn merge_in_groups(
         }
         total += reader.len();
     }
-    let seeded = matches!(config.particles, Particles::Seed { .. });
+    // A `Seed` job's `run` tiles are checked against the counts they
+    // recorded (`open_tile`).
+    let seeded = command.counts_per_tile(config);
     if !seeded && total as u64 != job.count {
         return Err(Error::format(
-            particle_path(config),
+            command.counted_file(config),
             Location::File,
             format!(
-                "the {tiles} tiles hold {total} particles, the job has {} \
+                "the {tiles} tiles hold {total} {what}, the job has {} \
                  (a tile was altered or written by another job)",
-                job.count
+                job.count,
+                what = command.counted()
             ),
         ));
     }
     let schema = schema.expect("at least one tile");
+    let output = Pass::Output {
+        index: command == TileCommand::Run,
+    };
     let comments = vec![format!(
         "mlsproj {} merge of {tiles} tiles",
         env!("CARGO_PKG_VERSION")
     )];
-    let create = || {
+    let create = |schema: &[(String, ScalarKind)]| {
         OutputWriter::create(
             &config.output,
-            &schema,
+            schema,
             total,
             config.encoding.into(),
             &comments,
@@ -145,7 +156,7 @@ pub fn merge_in_groups(
     let merging = || progress_bar(progress, "merging", Some(total));
     let passes = if seeded {
         let bar = merging();
-        concatenate(config, &job, tiles, create()?, &bar)?;
+        concatenate(config, &job, tiles, create(&schema)?, &bar)?;
         bar.finish_and_clear();
         1
     } else {
@@ -156,17 +167,32 @@ pub fn merge_in_groups(
             passes += 1;
         }
         let cursors = open_sources(config, &job, sources)?;
+        let written: Vec<_> = schema
+            .iter()
+            .filter(|(name, _)| output.writes(name))
+            .cloned()
+            .collect();
         let bar = merging();
-        join(cursors, create()?, true, &bar)?;
+        join(cursors, create(&written)?, output, &bar)?;
         bar.finish_and_clear();
         passes
     };
     Ok(MergeSummary {
+        command,
         tiles,
         particles: total,
         passes,
         output: config.output.clone(),
     })
+}
+
+/// The command whose tiles are merged: the one tile 0 records; `run` when
+/// it records none or cannot be read ([`open_tile`] then says why).
+fn command_of(config: &Config, first: Tile) -> TileCommand {
+    PointReader::open(&first.output_path(&config.output))
+        .ok()
+        .and_then(|reader| Provenance::find(reader.comments()))
+        .map_or(TileCommand::Run, |provenance| provenance.job.command)
 }
 
 /// Opens the output of `tile` and checks that it is that tile of `job`.
@@ -202,9 +228,7 @@ fn open_tile(config: &Config, job: &JobIdentity, tile: Tile) -> Result<(PathBuf,
     }
     // A seeded tile records the seeds it made (its job's count is known
     // only once every tile ran).
-    if matches!(config.particles, Particles::Seed { .. })
-        && provenance.job.count != reader.len() as u64
-    {
+    if job.command.counts_per_tile(config) && provenance.job.count != reader.len() as u64 {
         return Err(refuse(format!(
             "it holds {} particles, its run made {} (altered since?): run it again with \
              --tile {tile}",
@@ -296,7 +320,7 @@ fn merge_groups(
             PlyEncoding::BinaryLittleEndian,
             &[],
         )?);
-        join(cursors, writer, false, &bar)?;
+        join(cursors, writer, Pass::Group, &bar)?;
         let mut file = file;
         file.seek(SeekFrom::Start(0))
             .map_err(|error| Error::io(&path, error))?;
@@ -379,19 +403,43 @@ impl Cursor {
     }
 }
 
+/// What a pass of [`join`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// A group of tiles, into a temporary file read by the next pass: every
+    /// property, some of the particles.
+    Group,
+    /// The output: every particle; the input positions (`index`) only when
+    /// `index` (a `run`'s output has them; a `normals` output is the
+    /// cloud's properties alone, like a whole `normals` run's).
+    Output { index: bool },
+}
+
+impl Pass {
+    /// Whether the pass writes the property `name`.
+    fn writes(self, name: &str) -> bool {
+        match self {
+            Pass::Group => true,
+            Pass::Output { index } => index || name != "index",
+        }
+    }
+}
+
 /// Writes the particles of `cursors` to `writer` in input order, refusing
-/// a particle found twice (or a file out of order) and, when `whole` (the
-/// final pass), a particle found in no file: the output then holds input
+/// a particle found twice (or a file out of order) and, in the output's
+/// pass, a particle found in no file: the output then holds input
 /// positions 0, 1, 2, … each once.
 fn join(
     mut cursors: Vec<Cursor>,
     mut writer: OutputWriter,
-    whole: bool,
+    pass: Pass,
     bar: &ProgressBar,
 ) -> Result<()> {
+    let whole = pass != Pass::Group;
     let empty = |columns: &[Attribute]| -> Vec<Attribute> {
         columns
             .iter()
+            .filter(|c| pass.writes(&c.name))
             .map(|c| Attribute {
                 name: c.name.clone(),
                 values: c.values.slice(0..0),
@@ -434,7 +482,8 @@ fn join(
         {
             end += 1;
         }
-        for (to, from) in pending.iter_mut().zip(&cursor.columns) {
+        let written = cursor.columns.iter().filter(|c| pass.writes(&c.name));
+        for (to, from) in pending.iter_mut().zip(written) {
             to.values.extend_from(&from.values, start..end);
         }
         pending_rows += end - start;

@@ -30,7 +30,7 @@ use crate::surface::{MlsSurface, NormalOptions};
 
 pub use inspect::{CheckReport, check};
 pub use merge::{MergeSummary, merge, merge_in_groups};
-pub use provenance::{JobIdentity, Provenance};
+pub use provenance::{JobIdentity, Provenance, TileCommand};
 pub use tiles::Tile;
 
 /// Wall-clock time of each stage.
@@ -437,7 +437,8 @@ fn run_whole(config: &Config, tile: Option<Tile>, progress: bool) -> Result<Summ
     // only once every tile has made its seeds.
     let provenance = tile
         .map(|tile| {
-            JobIdentity::with_count(config, particles.len()).map(|job| Provenance { tile, job })
+            JobIdentity::with_count(config, TileCommand::Run, particles.len())
+                .map(|job| Provenance { tile, job })
         })
         .transpose()?;
     job.project_stream(

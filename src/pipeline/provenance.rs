@@ -7,14 +7,15 @@
 //! comment; any format with comments or metadata records can carry it):
 //!
 //! ```text
-//! mlsproj tile 3/16 version 0.1.0 job 9f3c… cloud 1048576:5e2a… particles 65536:c0d1… count 3000
+//! mlsproj tile 3/16 version 0.1.0 job 9f3c… cloud 1048576:5e2a… particles 65536:c0d1… count 3000 command run
 //! ```
 //!
 //! `job` is a fingerprint of the settings that shape a particle's values,
 //! `cloud` and `particles` the identity of the input files (size and a
 //! hash of samples of their bytes, [`FileIdentity`]), `count` the particles
 //! of the whole job (of the tile itself for a `Seed` job, which learns its
-//! count only as its tiles make the seeds).
+//! count only as its tiles make the seeds), `command` the command that
+//! wrote the tile ([`TileCommand`]).
 
 use std::fmt;
 use std::fs::File;
@@ -140,6 +141,58 @@ impl std::str::FromStr for FileIdentity {
     }
 }
 
+/// The command whose tiles a job runs: one config describes a `run` job
+/// (its particles projected) and a `normals` job (its cloud's points with
+/// normals), whose tiles must not be merged together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TileCommand {
+    /// `mlsproj run --tile`: the particles, projected.
+    Run,
+    /// `mlsproj normals --tile`: the cloud's points with oriented normals.
+    Normals,
+}
+
+impl TileCommand {
+    /// The command's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            TileCommand::Run => "run",
+            TileCommand::Normals => "normals",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [TileCommand::Run, TileCommand::Normals]
+            .into_iter()
+            .find(|command| command.name() == name)
+    }
+
+    /// What the job writes one of per point of its counted file.
+    pub fn counted(self) -> &'static str {
+        match self {
+            TileCommand::Run => "particles",
+            TileCommand::Normals => "points",
+        }
+    }
+
+    /// Whether each tile records its own count, not the job's: the `run`
+    /// of a `Seed` job, which learns its count only as its tiles make the
+    /// seeds (a `normals` job counts the cloud's points whatever the
+    /// particles).
+    pub fn counts_per_tile(self, config: &Config) -> bool {
+        self == TileCommand::Run && matches!(config.particles, Particles::Seed { .. })
+    }
+
+    /// The file whose points the job writes, one per point: the particle
+    /// file for `run`, the cloud for `normals`.
+    pub fn counted_file(self, config: &Config) -> &Path {
+        match self {
+            TileCommand::Run => particle_path(config),
+            TileCommand::Normals => &config.cloud,
+        }
+    }
+}
+
 /// The job a config describes, as its tiles record it: everything that
 /// decides the values a tile writes, and the size of the whole job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,36 +208,43 @@ pub struct JobIdentity {
     /// The particle file (the cloud's again for `particles: Cloud` and
     /// `Seed`, whose seeds are made from the cloud).
     pub particles: FileIdentity,
-    /// Particles in the whole job: the particle file's point count. A
-    /// `Seed` job learns its count only as its tiles make the seeds, so
-    /// each of its tiles records its own count here (which `merge` checks
-    /// against the rows the tile holds), and the job a config describes
-    /// has 0.
+    /// Points the whole job writes: the point count of the particle file
+    /// (`run`) or of the cloud (`normals`). A `Seed` job's `run` learns
+    /// its count only as its tiles make the seeds, so each of its tiles
+    /// records its own count here (which `merge` checks against the rows
+    /// the tile holds), and the job a config describes has 0.
     pub count: u64,
+    /// The command that runs the job's tiles.
+    pub command: TileCommand,
 }
 
 impl JobIdentity {
-    /// The identity of the job `config` describes as it stands now: its
-    /// settings and its input files as they are on disk.
+    /// The identity of the `run` job `config` describes as it stands now:
+    /// its settings and its input files as they are on disk.
     pub fn of(config: &Config) -> Result<Self> {
-        let count = match config.particles {
-            Particles::File(_) | Particles::Cloud => {
-                PointReader::open(particle_path(config))?.len()
-            }
-            Particles::Seed { .. } => 0,
-        };
-        Self::with_count(config, count)
+        Self::of_command(config, TileCommand::Run)
     }
 
-    /// [`JobIdentity::of`] for a job whose particle file is already known
-    /// to hold `count` points (a tile run has counted them), or a tile of a
-    /// `Seed` job that made `count` seeds.
-    pub(super) fn with_count(config: &Config, count: usize) -> Result<Self> {
+    /// [`JobIdentity::of`] for the job of `command`.
+    pub fn of_command(config: &Config, command: TileCommand) -> Result<Self> {
+        let count = match (command, &config.particles) {
+            (TileCommand::Run, Particles::Seed { .. }) => 0,
+            _ => PointReader::open(command.counted_file(config))?.len(),
+        };
+        Self::with_count(config, command, count)
+    }
+
+    /// [`JobIdentity::of_command`] for a job whose counted file
+    /// ([`TileCommand::counted_file`]) is already known to hold `count`
+    /// points (a tile run has counted them), or a tile of a `Seed` job's
+    /// `run` that made `count` seeds.
+    pub(super) fn with_count(config: &Config, command: TileCommand, count: usize) -> Result<Self> {
         let cloud = FileIdentity::of(&config.cloud)?;
-        let particles = match &config.particles {
-            Particles::File(path) => FileIdentity::of(path)?,
-            // Seeds are made from the cloud.
-            Particles::Cloud | Particles::Seed { .. } => cloud,
+        let particles = match (&config.particles, command) {
+            (Particles::File(path), TileCommand::Run) => FileIdentity::of(path)?,
+            // Seeds are made from the cloud; `normals` writes the cloud's
+            // points whatever the particles.
+            (Particles::Cloud | Particles::Seed { .. }, _) | (_, TileCommand::Normals) => cloud,
         };
         Ok(JobIdentity {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -192,6 +252,7 @@ impl JobIdentity {
             cloud,
             particles,
             count: count as u64,
+            command,
         })
     }
 }
@@ -239,13 +300,21 @@ impl Provenance {
     pub fn to_comment(&self) -> String {
         let Provenance { tile, job } = self;
         format!(
-            "{MARK}{}/{} version {} job {:016x} cloud {} particles {} count {}",
-            tile.index, tile.count, job.version, job.settings, job.cloud, job.particles, job.count
+            "{MARK}{}/{} version {} job {:016x} cloud {} particles {} count {} command {}",
+            tile.index,
+            tile.count,
+            job.version,
+            job.settings,
+            job.cloud,
+            job.particles,
+            job.count,
+            job.command.name()
         )
     }
 
     /// Reads a line written by [`Provenance::to_comment`]; `None` for any
-    /// other line.
+    /// other line. A line without `command` (tiles written before `normals`
+    /// had tiles) is a `run` tile's.
     pub fn parse(comment: &str) -> Option<Self> {
         let rest = comment.strip_prefix(MARK)?;
         let mut words = rest.split_ascii_whitespace();
@@ -259,6 +328,10 @@ impl Provenance {
         let cloud = value("cloud")?.parse().ok()?;
         let particles = value("particles")?.parse().ok()?;
         let count = value("count")?.parse().ok()?;
+        let command = match value("command") {
+            Some(name) => TileCommand::parse(name)?,
+            None => TileCommand::Run,
+        };
         Some(Provenance {
             tile,
             job: JobIdentity {
@@ -267,6 +340,7 @@ impl Provenance {
                 cloud,
                 particles,
                 count,
+                command,
             },
         })
     }
@@ -281,6 +355,15 @@ impl Provenance {
     /// `None` when it is a tile of that job.
     pub fn differences(&self, expected: &JobIdentity, config: &Config) -> Option<String> {
         let found = &self.job;
+        if found.command != expected.command {
+            // Nothing else compares: the two jobs count other points.
+            return Some(format!(
+                "written by `mlsproj {} --tile`, and the first tile by `mlsproj {} --tile`: \
+                 the tiles of both commands cannot be merged together",
+                found.command.name(),
+                expected.command.name()
+            ));
+        }
         let mut differences = Vec::new();
         if found.version != expected.version {
             differences.push(format!(
@@ -316,12 +399,12 @@ impl Provenance {
                 expected.particles,
             ));
         }
-        let seeded = matches!(config.particles, Particles::Seed { .. });
-        if !seeded && found.count != expected.count {
+        if !expected.command.counts_per_tile(config) && found.count != expected.count {
             differences.push(format!(
-                "its job had {} particles, {} has {}",
+                "its job had {} {}, {} has {}",
                 found.count,
-                particle_path(config).display(),
+                expected.command.counted(),
+                expected.command.counted_file(config).display(),
                 expected.count
             ));
         }
@@ -351,6 +434,7 @@ mod tests {
                     sample: u64::MAX,
                 },
                 count: 3_000,
+                command: TileCommand::Run,
             },
         }
     }
@@ -361,11 +445,19 @@ mod tests {
         assert_eq!(
             line,
             "mlsproj tile 3/16 version 0.1.0 job 0123456789abcdef cloud 1048576:0000000000000007 \
-             particles 65536:ffffffffffffffff count 3000"
+             particles 65536:ffffffffffffffff count 3000 command run"
         );
         assert_eq!(Provenance::parse(&line), Some(provenance()));
-        let comments = ["mlsproj 0.1.0".to_owned(), line];
+        let comments = ["mlsproj 0.1.0".to_owned(), line.clone()];
         assert_eq!(Provenance::find(&comments), Some(provenance()));
+        // Tiles written before `normals` had tiles are `run` tiles.
+        let older = line.replace(" command run", "");
+        assert_eq!(Provenance::parse(&older), Some(provenance()));
+        let mut normals = provenance();
+        normals.job.command = TileCommand::Normals;
+        let line = normals.to_comment();
+        assert!(line.ends_with(" command normals"), "{line}");
+        assert_eq!(Provenance::parse(&line), Some(normals));
     }
 
     #[test]
@@ -378,6 +470,7 @@ mod tests {
             &line.replace(" count 3000", ""),
             &line.replace("3/16", "16/16"),
             &line.replace("1048576:", "1048576-"),
+            &line.replace("command run", "command merge"),
         ] {
             assert_eq!(Provenance::parse(other), None, "{other}");
         }

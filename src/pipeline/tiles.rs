@@ -21,10 +21,8 @@ use crate::config::{Config, Particles, Support};
 use crate::error::Result;
 use crate::io::{Kept, PointReader};
 use crate::neighbours::Neighbourhood;
-use crate::projection::Method;
-use crate::surface::MlsSurface;
 
-use super::provenance::{JobIdentity, Provenance};
+use super::provenance::{JobIdentity, Provenance, TileCommand};
 use super::{
     CloudRead, Job, Source, Stream, Summary, Timings, particle_path, progress_bar, refuse_empty,
     surface_of, timed,
@@ -240,7 +238,7 @@ impl Slabs {
 
 /// The slabs of a job split into `count` tiles, from one pass over its
 /// particle file in chunks, and the file's point count.
-fn particle_slabs(path: &Path, count: usize) -> Result<(Slabs, usize)> {
+pub(super) fn particle_slabs(path: &Path, count: usize) -> Result<(Slabs, usize)> {
     let reader = PointReader::open(path)?;
     let mut sample = SlabSample::new(reader.len(), count);
     let total = reader.for_each_chunk(|_, chunk| sample.add(&chunk.positions))?;
@@ -335,36 +333,81 @@ fn cloud_slab(
 }
 
 /// What [`cloud_slab`] read.
-struct CloudSlab {
-    part: PointCloud,
-    total: usize,
+pub(super) struct CloudSlab {
+    /// The points of the slab and its halo, in file order.
+    pub(super) part: PointCloud,
+    /// Points in the whole file.
+    pub(super) total: usize,
     /// The bounding-box diagonal of the whole cloud's finite points.
-    diagonal: f64,
-    centroid: Point3<f64>,
+    pub(super) diagonal: f64,
+    /// The centroid of the whole cloud's finite points.
+    pub(super) centroid: Point3<f64>,
     /// The positions of the scanners that saw the cloud (E57).
-    scanners: Vec<Point3<f64>>,
-    particles: Option<(PointCloud, Vec<u32>)>,
+    pub(super) scanners: Vec<Point3<f64>>,
+    /// The cloud's points in the tile's own slab with their positions in
+    /// the file, when they were picked.
+    pub(super) particles: Option<(PointCloud, Vec<u32>)>,
+}
+
+impl CloudSlab {
+    /// Whether the part read is the whole cloud (no halo can hold more).
+    pub(super) fn is_whole(&self) -> bool {
+        self.part.len() == self.total
+    }
+}
+
+/// What a tile makes of the part of the cloud read around its slab.
+pub(super) enum Halo<T> {
+    /// The halo read held every point the tile needs: its result.
+    Enough(T),
+    /// Read the cloud again with a halo this wide.
+    Grow(f64),
+}
+
+/// Reads the part of the cloud that tile `tile` of `slabs` needs: its slab
+/// and a halo of `halo` on each side ([`cloud_slab`], with the slab's own
+/// points picked when `pick`), handed to `measure`, read again with a
+/// wider halo while `measure` asks for one. An empty cloud is refused.
+pub(super) fn read_with_halo<T>(
+    path: &Path,
+    slabs: &Slabs,
+    tile: Tile,
+    mut halo: f64,
+    pick: bool,
+    load: &mut std::time::Duration,
+    mut measure: impl FnMut(CloudSlab, f64) -> Result<Halo<T>>,
+) -> Result<T> {
+    let (from, to) = slabs.bounds(tile.index);
+    loop {
+        let picker = pick.then(|| TileParticles::new(slabs, tile));
+        let slab = timed(load, || {
+            cloud_slab(path, slabs.axis(), (from - halo, to + halo), picker)
+        })?;
+        refuse_empty(path, slab.total)?;
+        match measure(slab, halo)? {
+            Halo::Enough(result) => return Ok(result),
+            Halo::Grow(wider) => halo = wider,
+        }
+    }
 }
 
 /// How far beyond its slab, `[from, to]` along `axis`, the cloud must
-/// reach so that every particle's fit sees the points it would see in the
-/// whole cloud: the farthest [`Method::reach`] of a particle past the
-/// slab's faces, measured on the part of the cloud loaded so far.
-fn halo_needed(
-    surface: &MlsSurface,
-    particles: &[Point3<f64>],
-    method: &Method,
+/// reach so that each of `points` finds what it would find in the whole
+/// cloud: the farthest `reach` of a point (measured on the part of the
+/// cloud loaded so far, with a thread's neighbourhood scratch) past the
+/// slab's faces.
+pub(super) fn halo_needed(
+    points: &[Point3<f64>],
     axis: usize,
     (from, to): (f64, f64),
+    reach: impl Fn(&Point3<f64>, &mut Neighbourhood) -> f64 + Sync,
 ) -> f64 {
-    let search = surface.search();
-    particles
+    points
         .par_iter()
         .filter(|p| is_finite_point(p))
         .map_init(Neighbourhood::default, |neighbourhood, p| {
-            let reach = method.reach(search, &(p - search.origin()), neighbourhood);
             let inside = (p[axis] - from).min(to - p[axis]).max(0.0);
-            reach - inside
+            reach(p, neighbourhood) - inside
         })
         .reduce(|| 0.0, f64::max)
 }
@@ -380,7 +423,7 @@ pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Su
     })?;
     let provenance = Provenance {
         tile,
-        job: JobIdentity::with_count(config, particle_count)?,
+        job: JobIdentity::with_count(config, TileCommand::Run, particle_count)?,
     };
     // Particles from their own file; the cloud's own points are picked in
     // the first pass over the cloud.
@@ -394,46 +437,48 @@ pub(super) fn run_tile(config: &Config, tile: Tile, progress: bool) -> Result<Su
     let (from, to) = slabs.bounds(tile.index);
     let axis = slabs.axis();
     let job = Job::from(config);
-    let mut halo = job.method.fixed_reach().unwrap_or(0.0);
-    let (surface, cloud_points, cloud_precision) = loop {
-        let picker = particles
-            .is_none()
-            .then(|| TileParticles::new(&slabs, tile));
-        let slab = timed(&mut timings.load, || {
-            cloud_slab(&config.cloud, axis, (from - halo, to + halo), picker)
-        })?;
-        refuse_empty(&config.cloud, slab.total)?;
-        let (part, total) = (slab.part, slab.total);
-        let (picked, _) = particles.get_or_insert_with(|| slab.particles.unwrap_or_default());
-        let finite = part.positions.iter().filter(|p| is_finite_point(p)).count();
-        let whole = part.len() == total;
-        // Too few cloud points near the slab to measure the halo from (a
-        // `Nearest(k)` gather among fewer than k finds too near a k-th):
-        // the whole cloud it is. A tile without a finite particle needs
-        // no halo.
-        let least = match config.support {
-            Support::Nearest(k) => k,
-            Support::Radius(_) | Support::RadiusNearest { .. } => 1,
-        };
-        if finite < least && !whole && picked.positions.iter().any(is_finite_point) {
-            halo = f64::INFINITY;
-            continue;
-        }
-        let surface = timed(&mut timings.tree, || {
-            surface_of(config, &part, &slab.scanners)
-        })?
-        .with_centroid(slab.centroid);
-        surface.refuse_whole_cloud_support(
-            &config.cloud,
-            config.support,
-            Some((total, slab.diagonal)),
-        )?;
-        let needed = halo_needed(&surface, &picked.positions, &job.method, axis, (from, to));
-        if needed <= halo || whole {
-            break (surface, total, part.precision);
-        }
-        halo = 1.25 * needed;
+    // Too few cloud points near the slab to measure the halo from (a
+    // `Nearest(k)` gather among fewer than k finds too near a k-th): the
+    // whole cloud it is.
+    let least = match config.support {
+        Support::Nearest(k) => k,
+        Support::Radius(_) | Support::RadiusNearest { .. } => 1,
     };
+    let tree = &mut timings.tree;
+    let (surface, cloud_points, cloud_precision) = read_with_halo(
+        &config.cloud,
+        &slabs,
+        tile,
+        job.method.fixed_reach().unwrap_or(0.0),
+        particles.is_none(),
+        &mut timings.load,
+        |slab, halo| {
+            let whole = slab.is_whole();
+            let (picked, _) = particles.get_or_insert_with(|| slab.particles.unwrap_or_default());
+            let part = slab.part;
+            let finite = part.positions.iter().filter(|p| is_finite_point(p)).count();
+            // A tile without a finite particle needs no halo.
+            if finite < least && !whole && picked.positions.iter().any(is_finite_point) {
+                return Ok(Halo::Grow(f64::INFINITY));
+            }
+            let surface = timed(tree, || surface_of(config, &part, &slab.scanners))?
+                .with_centroid(slab.centroid);
+            surface.refuse_whole_cloud_support(
+                &config.cloud,
+                config.support,
+                Some((slab.total, slab.diagonal)),
+            )?;
+            let search = surface.search();
+            let needed = halo_needed(&picked.positions, axis, (from, to), |p, hood| {
+                job.method.reach(search, &(p - search.origin()), hood)
+            });
+            Ok(if needed <= halo || whole {
+                Halo::Enough((surface, slab.total, part.precision))
+            } else {
+                Halo::Grow(1.25 * needed)
+            })
+        },
+    )?;
     let (particles, indices) = particles.expect("picked in the first pass over the cloud");
     reading.finish_and_clear();
     job.project_stream(
