@@ -8,6 +8,7 @@
 
 pub mod estimate;
 pub mod orient;
+mod thin;
 
 use std::num::NonZeroUsize;
 

@@ -4,13 +4,15 @@
 //! edge's direction against both normals, as König & Gumhold 2009 do, to
 //! keep the propagation off the far face of a thin part, and the flatness
 //! of both neighbourhoods, to reach doubtful normals last; then each
-//! component's sign by a vote of its extreme points, and each point's by a
-//! vote of its neighbours. Or a rule per normal.
+//! component's sign by a vote of its extreme points, the faces of thin
+//! parts that point inward flipped by a ray test ([`super::thin`]), and
+//! each point's sign by a vote of its neighbours. Or a rule per normal.
 
 use nalgebra::Vector3;
 use rayon::prelude::*;
 
 use super::estimate::{GRAPH_NEIGHBOURS, NO_NEIGHBOUR};
+use super::thin::flip_inward_faces;
 use crate::neighbours::NeighbourSearch;
 
 /// How the normals of a point set get their signs. Points are relative to
@@ -40,8 +42,9 @@ pub enum SignRule {
 /// normal as its own component would be: by the open-sheet rules). A zero
 /// normal stays zero. `estimated` says the normals are the PCA's of
 /// `estimate`: then a doubtful one may take its neighbours' direction
-/// ([`mend_with_neighbours`]); a file's own keep their directions and only
-/// get signs.
+/// ([`mend_with_neighbours`]) and the inward faces of thin parts flip
+/// ([`super::thin`]); a file's own keep their directions and only get the
+/// signs of the forest, the components and the neighbours' vote.
 pub fn orient(
     search: &NeighbourSearch,
     graph: &[[u32; GRAPH_NEIGHBOURS]],
@@ -70,6 +73,11 @@ pub fn orient(
             let centroid = centroid();
             components.choose_signs(search, normals, viewpoint, &centroid);
             components.apply(normals);
+            if estimated {
+                flip_inward_faces(search, graph, variation, normals, |point| {
+                    components.closed[components.label[point] as usize]
+                });
+            }
             for _ in 0..MENDING_ROUNDS {
                 mend_with_neighbours(graph, variation, normals, estimated);
             }
@@ -392,6 +400,9 @@ struct Components {
     parity: Vec<bool>,
     /// Per component: flip every normal of it.
     flip: Vec<bool>,
+    /// Per component: its extremes agree, so it is a closed surface (set
+    /// by `choose_signs`).
+    closed: Vec<bool>,
 }
 
 impl Components {
@@ -415,6 +426,7 @@ impl Components {
             label,
             parity,
             flip: vec![false; count as usize],
+            closed: vec![false; count as usize],
         }
     }
 
@@ -468,7 +480,8 @@ impl Components {
             }
             let votes = open_votes[component];
             let size = self.label.len() as f64;
-            let outward = if total > 0.0 && sum.abs() >= CLOSED_AGREEMENT * total {
+            self.closed[component] = total > 0.0 && sum.abs() >= CLOSED_AGREEMENT * total;
+            let outward = if self.closed[component] {
                 sum
             } else if viewpoint.is_some() {
                 votes[0]
