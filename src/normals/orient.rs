@@ -112,19 +112,25 @@ fn per_normal(
 /// seven per point): 12 bytes with both ends spelt out, 1.7 GB.
 type Edge = u64;
 
-/// Bits of an edge's slot: room for 2³² points of 10 neighbours and more.
+/// Bits of an edge's slot and its disagreement bit: room for 2³² points of
+/// 10 neighbours and more.
 const SLOT_BITS: u32 = 40;
 
-fn edge(cost: f32, slot: u64) -> Edge {
-    u64::from(cost.to_bits() >> 8) << SLOT_BITS | slot
+/// The edge in `slot` (below 2^(SLOT_BITS − 1)) at `cost`, and whether its
+/// ends' normals `disagree`, in the lowest bit: found while the edges are
+/// made in parallel, so that the forest's sequential pass does not read
+/// the two normals at scattered places (one cache miss each, per edge, on
+/// clouds of millions of points).
+fn edge(cost: f32, slot: u64, disagree: bool) -> Edge {
+    u64::from(cost.to_bits() >> 8) << SLOT_BITS | slot << 1 | u64::from(disagree)
 }
 
-/// The ends of the edge in `slot`.
-fn ends(graph: &[[u32; GRAPH_NEIGHBOURS]], edge: Edge) -> (u32, u32) {
-    let slot = edge & ((1 << SLOT_BITS) - 1);
+/// The ends of `edge` and whether their normals disagree.
+fn ends(graph: &[[u32; GRAPH_NEIGHBOURS]], edge: Edge) -> (u32, u32, bool) {
+    let slot = (edge & ((1 << SLOT_BITS) - 1)) >> 1;
     let from = slot / GRAPH_NEIGHBOURS as u64;
     let to = graph[from as usize][(slot % GRAPH_NEIGHBOURS as u64) as usize];
-    (from as u32, to)
+    (from as u32, to, edge & 1 == 1)
 }
 
 /// Whether two normals disagree in sign (`ni·nj < 0`, as Hoppe et al.):
@@ -214,7 +220,12 @@ fn propagate(
                     let doubt = variation[i as usize] + variation[j as usize];
                     // Non-negative, so that the cost's bits sort as it does.
                     let cost = (cost + VARIATION_PENALTY * doubt).clamp(0.0, MAX_COST);
-                    edge(cost, u64::from(i) * GRAPH_NEIGHBOURS as u64 + s as u64)
+                    let slot = u64::from(i) * GRAPH_NEIGHBOURS as u64 + s as u64;
+                    edge(
+                        cost,
+                        slot,
+                        disagree(&normals[i as usize], &normals[j as usize]),
+                    )
                 })
         })
         .collect();
@@ -223,8 +234,7 @@ fn propagate(
     edges.par_sort_unstable();
     let mut signs = SignedUnionFind::new(normals.len());
     for &edge in &edges {
-        let (from, to) = ends(graph, edge);
-        let flip = disagree(&normals[from as usize], &normals[to as usize]);
+        let (from, to, flip) = ends(graph, edge);
         signs.union(from, to, flip);
     }
     signs
@@ -240,17 +250,31 @@ fn keeps_edge(graph: &[[u32; GRAPH_NEIGHBOURS]], i: u32, j: u32) -> bool {
 /// its parent: the parity of a node relative to its root says whether its
 /// normal flips against the root's.
 struct SignedUnionFind {
-    parent: Vec<u32>,
-    parity: Vec<bool>,
-    size: Vec<u32>,
+    /// One entry per point, its fields together: the forest's pass visits
+    /// points in the order of edge costs, at scattered places.
+    nodes: Vec<Node>,
+}
+
+/// A point in [`SignedUnionFind`], in 8 bytes (at 20M points the forest
+/// is built beside the edges, at the run's peak memory).
+#[derive(Clone, Copy)]
+struct Node {
+    parent: u32,
+    /// For a root, the size of its tree; for any other node, its parity
+    /// relative to its parent (0 or 1). A root has no parity, and only a
+    /// root's size is ever read.
+    size_or_parity: u32,
 }
 
 impl SignedUnionFind {
     fn new(len: usize) -> Self {
         SignedUnionFind {
-            parent: (0..len as u32).collect(),
-            parity: vec![false; len],
-            size: vec![1; len],
+            nodes: (0..len as u32)
+                .map(|parent| Node {
+                    parent,
+                    size_or_parity: 1,
+                })
+                .collect(),
         }
     }
 
@@ -259,16 +283,15 @@ impl SignedUnionFind {
     fn find(&mut self, node: u32) -> (u32, bool) {
         let mut root = node;
         let mut parity = false;
-        while self.parent[root as usize] != root {
-            parity ^= self.parity[root as usize];
-            root = self.parent[root as usize];
+        while self.nodes[root as usize].parent != root {
+            parity ^= self.nodes[root as usize].size_or_parity == 1;
+            root = self.nodes[root as usize].parent;
         }
         let (mut at, mut at_parity) = (node, parity);
         while at != root {
-            let next = self.parent[at as usize];
-            let next_parity = at_parity ^ self.parity[at as usize];
-            self.parent[at as usize] = root;
-            self.parity[at as usize] = at_parity;
+            let here = &mut self.nodes[at as usize];
+            let (next, next_parity) = (here.parent, at_parity ^ (here.size_or_parity == 1));
+            (here.parent, here.size_or_parity) = (root, u32::from(at_parity));
             (at, at_parity) = (next, next_parity);
         }
         (root, parity)
@@ -281,14 +304,16 @@ impl SignedUnionFind {
         if root_a == root_b {
             return;
         }
-        let (big, small) = if self.size[root_a as usize] >= self.size[root_b as usize] {
+        let size = |root: u32| self.nodes[root as usize].size_or_parity;
+        let (big, small) = if size(root_a) >= size(root_b) {
             (root_a, root_b)
         } else {
             (root_b, root_a)
         };
-        self.parent[small as usize] = big;
-        self.parity[small as usize] = parity_a ^ parity_b ^ flip;
-        self.size[big as usize] += self.size[small as usize];
+        let small_size = size(small);
+        let joined = &mut self.nodes[small as usize];
+        (joined.parent, joined.size_or_parity) = (big, u32::from(parity_a ^ parity_b ^ flip));
+        self.nodes[big as usize].size_or_parity += small_size;
     }
 }
 
@@ -407,7 +432,7 @@ struct Components {
 
 impl Components {
     fn of(mut signs: SignedUnionFind) -> Self {
-        let len = signs.parent.len();
+        let len = signs.nodes.len();
         let mut label_of_root = vec![u32::MAX; len];
         let mut label = Vec::with_capacity(len);
         let mut parity = Vec::with_capacity(len);
@@ -549,13 +574,14 @@ mod tests {
             row
         }];
         let slot = GRAPH_NEIGHBOURS as u64 + 3;
-        assert_eq!(ends(&graph, edge(0.25, slot)), (1, 0));
-        assert!(edge(0.25, slot) < edge(0.26, 0));
-        assert!(edge(0.0, slot) < edge(MAX_COST, 0));
-        assert!(edge(0.25, 0) < edge(0.25, slot));
+        assert_eq!(ends(&graph, edge(0.25, slot, true)), (1, 0, true));
+        assert_eq!(ends(&graph, edge(0.25, slot, false)), (1, 0, false));
+        assert!(edge(0.25, slot, true) < edge(0.26, 0, false));
+        assert!(edge(0.0, slot, true) < edge(MAX_COST, 0, false));
+        assert!(edge(0.25, 0, true) < edge(0.25, slot, false));
         // The largest slot fits below the cost.
         let last = (1u64 << 32) * GRAPH_NEIGHBOURS as u64;
-        assert!(last < 1 << SLOT_BITS);
-        assert!(edge(0.0, last) < edge(1e-30, 0));
+        assert!(last < 1 << (SLOT_BITS - 1));
+        assert!(edge(0.0, last, true) < edge(1e-30, 0, false));
     }
 }
