@@ -354,6 +354,18 @@ pub struct Config {
     /// Robust reweighting of the local fits. Default `None`.
     #[serde(default)]
     pub robust: Robust,
+    /// Tell the two faces of a thin part apart by the cloud's oriented
+    /// normals (its own or estimated, when they enter the fit under
+    /// `normal_weight`): a neighbour whose normal is over 90° from those of
+    /// the neighbours nearest the fit's centre loses weight, all of it past
+    /// 120°, unless under a third of the neighbours would keep theirs, so
+    /// that a part thinner than the support is fitted face by face, not as
+    /// one surface between its faces (see `fit::faces`). Default true: on
+    /// the truth sets, RMS on the fins 0.27σ against 0.91σ, on the
+    /// armadillo 0.24σ against 0.27σ, the others within 1%; false fits
+    /// every neighbour, as before.
+    #[serde(default = "default_true")]
+    pub separate_faces: bool,
     /// Normal orientation rule. Default `Auto`.
     #[serde(default)]
     pub orientation: Orientation,
@@ -647,7 +659,7 @@ fn accepted_forms(field: &str) -> Option<&'static str> {
         "cloud_normals" => "Use or Estimate",
         "encoding" => "Binary or Ascii",
         "quality" => "None, MeanCurvature, GaussianCurvature, Residual, Status or Neighbours",
-        "colours" | "attributes" => "true or false",
+        "colours" | "attributes" | "separate_faces" => "true or false",
         "degree" => "0, 1 or 2",
         "iterations" | "threads" | "normal_neighbours" | "max_particles" | "seed" => {
             "a whole number"

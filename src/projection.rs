@@ -9,7 +9,7 @@ use crate::cloud::is_finite_point;
 use crate::config::{Config, Particles, Projection, Robust, Start, Support, Weight};
 use crate::fit::columns::Columns;
 use crate::fit::robust::{self, RefitScratch, Weighted};
-use crate::fit::{Fit, Frame, HeightField, Jet, Kernel, LocalFit, Moments};
+use crate::fit::{Fit, Frame, HeightField, Jet, Kernel, LocalFit, Moments, faces};
 use crate::neighbours::{Neighbour, NeighbourSearch, Neighbourhood};
 use crate::status::Status;
 
@@ -47,6 +47,8 @@ pub struct Method {
     pub normal_weight: f64,
     /// See [`Config::robust`].
     pub robust: Robust,
+    /// See [`Config::separate_faces`].
+    pub separate_faces: bool,
 }
 
 /// The method of a job.
@@ -66,6 +68,7 @@ impl From<&Config> for Method {
             max_offset: config.max_offset,
             normal_weight: config.normal_weight,
             robust: config.robust,
+            separate_faces: config.separate_faces,
         }
     }
 }
@@ -215,6 +218,9 @@ pub struct Scratch {
     /// The neighbourhood's moments under the frame's weights (see
     /// [`Kernel::frame_at`]), summed as the weights are set.
     frame_moments: Moments,
+    /// Each neighbour's share of its weight as a neighbour of the
+    /// centre's face (see [`faces`]); empty when every one keeps it all.
+    face_factors: Vec<f64>,
     /// The robust refits' buffers.
     refits: RefitScratch,
 }
@@ -458,7 +464,12 @@ impl<'a> Projector<'a> {
         scratch
             .columns
             .load(&scratch.neighbourhood.neighbours, self.slope_normals);
-        let (frame_moments, count) = kernel.weigh(&mut scratch.columns, None);
+        scratch.face_factors.clear();
+        if method.separate_faces {
+            faces::face_factors(&scratch.columns, &mut scratch.face_factors);
+        }
+        let factors = (!scratch.face_factors.is_empty()).then_some(scratch.face_factors.as_slice());
+        let (frame_moments, count) = kernel.weigh(&mut scratch.columns, factors);
         scratch.frame_moments = frame_moments;
         Some((kernel, count))
     }
@@ -507,6 +518,7 @@ impl<'a> Projector<'a> {
                     columns: &mut scratch.columns,
                     frame_moments: &mut scratch.frame_moments,
                     normals: self.normals,
+                    face_factors: &scratch.face_factors,
                 },
                 &mut scratch.refits,
                 |columns, frame_moments| {

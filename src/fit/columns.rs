@@ -121,7 +121,7 @@ impl Columns {
     /// `Σ w n` of the neighbours' weights and normals, when the columns
     /// carry normals.
     pub fn weighted_normal_sum(&self) -> Option<Vector3<f64>> {
-        if self.normal[0].is_empty() {
+        if !self.has_normals() {
             return None;
         }
         #[cfg(target_arch = "x86_64")]
@@ -137,6 +137,11 @@ impl Columns {
                 .map(|(i, &w)| w * self.normal_of(i))
                 .sum(),
         )
+    }
+
+    /// True when the columns carry the neighbours' normals.
+    pub fn has_normals(&self) -> bool {
+        !self.normal[0].is_empty()
     }
 
     /// The offset of neighbour `i`.

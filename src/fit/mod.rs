@@ -11,12 +11,14 @@
 //! ([`kernel`]), the PCA frame ([`frame`], with its closed-form 3×3 eigen
 //! step in `eigen`), the height field's moments and normal equations
 //! ([`height`]), the fitted surface's jet, normal and curvatures ([`jet`]),
+//! the two faces of a thin part told apart by their normals ([`faces`]),
 //! and the robust refits ([`robust`]).
 
 #[cfg(target_arch = "x86_64")]
 mod avx;
 pub mod columns;
 pub(crate) mod eigen;
+pub mod faces;
 pub mod frame;
 pub mod height;
 pub mod jet;

@@ -88,6 +88,10 @@ pub struct Weighted<'a> {
     pub frame_moments: &'a mut Moments,
     /// The cloud's unit normals, when it has them.
     pub normals: Option<&'a [Vector3<f32>]>,
+    /// Each neighbour's share of its weight as a neighbour of the centre's
+    /// face (`super::faces`), kept through the refits; empty when every
+    /// one keeps it all.
+    pub face_factors: &'a [f64],
 }
 
 /// The robust refits of `plain`: reweight, fit again with `fit_again`
@@ -133,10 +137,10 @@ pub fn refit(
 }
 
 /// Sets each neighbour's weight (and frame weight, summing the frame's
-/// moments anew) to its kernel weight times the refit factor of its
-/// agreement with the plane of `fit`: the residual to the linear height
-/// field (degree ≤ 1), and the angle between the neighbour's normal and
-/// that plane's. False, weights left alone, when no plane can be solved.
+/// moments anew) to its kernel weight times its face factor times the
+/// refit factor of its agreement with the plane of `fit`: the residual to
+/// the linear height field (degree ≤ 1), and the angle between the
+/// neighbour's normal and that plane's. False, weights left alone, when no plane can be solved.
 ///
 /// The reference is a plane, not the quadric, because a quadric bends
 /// around an edge: both faces then fit it about as well, and the
@@ -211,7 +215,7 @@ fn reweight(
         .factors
         .extend(scratch.residuals.iter().enumerate().map(|(i, &residual)| {
             let cosine = scratch.normal_cosines.get(i).map(|c| sign * c);
-            refit.at(residual, cosine)
+            refit.at(residual, cosine) * weighted.face_factors.get(i).unwrap_or(&1.0)
         }));
     (*weighted.frame_moments, _) = kernel.weigh(weighted.columns, Some(&scratch.factors));
     true
