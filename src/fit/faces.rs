@@ -109,15 +109,13 @@ fn within_one_face(columns: &Columns) -> bool {
     let (x0, y0, z0) = (xs[0], ys[0], zs[0]);
     // Counted, not `all`: without an exit per neighbour the loop runs in
     // vector lanes (the common case reads every normal anyway).
-    let outside = xs[..len]
+    let inside = xs[..len]
         .iter()
         .zip(&ys[..len])
         .zip(&zs[..len])
-        .map(|((x, y), z)| {
-            usize::from(!(x * x0 + y * y0 + z * z0 >= std::f64::consts::FRAC_1_SQRT_2))
-        })
+        .map(|((x, y), z)| usize::from(x * x0 + y * y0 + z * z0 >= std::f64::consts::FRAC_1_SQRT_2))
         .sum::<usize>();
-    outside == 0
+    inside == len
 }
 
 /// The weight factor of a neighbour whose normal makes cosine `cosine`
