@@ -24,6 +24,7 @@ use nalgebra::Vector3;
 use rayon::prelude::*;
 
 use super::Neighbour;
+use crate::cpu::floor_i64;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
 use crate::order::morton_code;
@@ -580,8 +581,8 @@ fn split_row(key: u64) -> (u32, u32) {
 /// The fine cell coordinate of a position in fine cell units, clamped into
 /// the grid. Monotone in its argument, which is all a ball's box needs.
 fn fine_coordinate(in_fine_cells: f64) -> u32 {
-    // `as` saturates: negative and NaN go to 0, past the grid to the edge.
-    (in_fine_cells.floor() as u32).min(MAX_CELL)
+    // Negative and NaN go to 0, past the grid to the edge.
+    floor_i64(in_fine_cells).clamp(0, i64::from(MAX_CELL)) as u32
 }
 
 /// The grid's corner (relative to the search's origin) and fine cell size

@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use super::estimate::{GRAPH_NEIGHBOURS, NO_NEIGHBOUR};
 use crate::config::Support;
+use crate::cpu::floor_i64;
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
 
 /// Flips the normals of the points at the back of a stack of faces that
@@ -351,7 +352,7 @@ impl Bitmap {
     }
 
     fn cell_of(&self, p: &Vector3<f64>) -> [i64; 3] {
-        [0, 1, 2].map(|axis| (p[axis] / self.cell).floor() as i64)
+        [0, 1, 2].map(|axis| floor_i64(p[axis] / self.cell))
     }
 
     /// The bit of `cell`, `None` outside the grid.

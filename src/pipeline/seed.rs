@@ -54,6 +54,7 @@ use nalgebra::{Matrix3, Point3, SymmetricEigen, Vector3};
 use rayon::prelude::*;
 
 use crate::config::Support;
+use crate::cpu::floor_i64;
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
 use crate::projection::{Projected, Projector};
 
@@ -326,7 +327,7 @@ impl Blocks {
 
     fn key(&self, p: &Vector3<f64>) -> Key {
         let c = (p - self.lo) / self.edge;
-        self.axes.map(|a| c[a].floor() as i64)
+        self.axes.map(|a| floor_i64(c[a]))
     }
 
     fn corner(&self, key: Key) -> Vector3<f64> {
