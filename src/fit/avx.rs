@@ -90,28 +90,40 @@ fn rows(map: &TangentMap, tangent_scale: f64) -> [[f64; 3]; 3] {
 pub(super) fn weighted_moments(columns: &Columns, weight: &[f64]) -> [f64; 10] {
     let [xs, ys, zs] = [0, 1, 2].map(|axis| lanes(&columns.offset[axis]));
     let ws = lanes(weight);
+    let blocks = |b: usize| [load!(xs[b]), load!(ys[b]), load!(zs[b]), load!(ws[b])];
+    second_moments(ws.len(), blocks).map(|sum| total(sum))
+}
+
+/// The lanes of `Σ w`, `Σ w a`, `Σ w b`, `Σ w c` and `Σ w a a`, `Σ w a b`,
+/// `Σ w a c`, `Σ w b b`, `Σ w b c`, `Σ w c c` over the `blocks(i)` = `[a,
+/// b, c, w]` of `count` blocks (each product formed as `(w a) b`): the
+/// frame's moments of the offsets, and the first pass of the height
+/// moments (with `a` the height).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn second_moments(count: usize, blocks: impl Fn(usize) -> [__m256d; 4]) -> [__m256d; 10] {
     let zero = _mm256_setzero_pd();
-    let [mut w, mut wx, mut wy, mut wz, mut wxx] = [zero; 5];
-    let [mut wxy, mut wxz, mut wyy, mut wyz, mut wzz] = [zero; 5];
-    for b in 0..ws.len() {
-        let (x, y, z, weight) = (load!(xs[b]), load!(ys[b]), load!(zs[b]), load!(ws[b]));
-        let (px, py, pz) = (
-            _mm256_mul_pd(weight, x),
-            _mm256_mul_pd(weight, y),
-            _mm256_mul_pd(weight, z),
+    let [mut w, mut wa, mut wb, mut wc, mut waa] = [zero; 5];
+    let [mut wab, mut wac, mut wbb, mut wbc, mut wcc] = [zero; 5];
+    for i in 0..count {
+        let [a, b, c, weight] = blocks(i);
+        let (pa, pb, pc) = (
+            _mm256_mul_pd(weight, a),
+            _mm256_mul_pd(weight, b),
+            _mm256_mul_pd(weight, c),
         );
         w = _mm256_add_pd(w, weight);
-        wx = _mm256_add_pd(wx, px);
-        wy = _mm256_add_pd(wy, py);
-        wz = _mm256_add_pd(wz, pz);
-        wxx = _mm256_fmadd_pd(px, x, wxx);
-        wxy = _mm256_fmadd_pd(px, y, wxy);
-        wxz = _mm256_fmadd_pd(px, z, wxz);
-        wyy = _mm256_fmadd_pd(py, y, wyy);
-        wyz = _mm256_fmadd_pd(py, z, wyz);
-        wzz = _mm256_fmadd_pd(pz, z, wzz);
+        wa = _mm256_add_pd(wa, pa);
+        wb = _mm256_add_pd(wb, pb);
+        wc = _mm256_add_pd(wc, pc);
+        waa = _mm256_fmadd_pd(pa, a, waa);
+        wab = _mm256_fmadd_pd(pa, b, wab);
+        wac = _mm256_fmadd_pd(pa, c, wac);
+        wbb = _mm256_fmadd_pd(pb, b, wbb);
+        wbc = _mm256_fmadd_pd(pb, c, wbc);
+        wcc = _mm256_fmadd_pd(pc, c, wcc);
     }
-    [w, wx, wy, wz, wxx, wxy, wxz, wyy, wyz, wzz].map(|sum| total(sum))
+    [w, wa, wb, wc, waa, wab, wac, wbb, wbc, wcc]
 }
 
 /// `Σ w n` of the neighbours' weights and normals (the columns carry
@@ -135,31 +147,16 @@ pub(super) fn weighted_normal_sum(columns: &Columns) -> [f64; 3] {
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn height_moments(map: &TangentMap, columns: &Columns) -> HeightMoments {
     let points = FramePoints::new(map, columns);
+    // Pass 1: Σ w uᵃ vᵇ, a + b ≤ 2, Σ w f uᵃ vᵇ, a + b ≤ 1, and Σ w f².
+    let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv] = second_moments(points.blocks(), |b| {
+        let [u, v, f, weight] = points.block(b);
+        [f, u, v, weight]
+    });
+    // Pass 2: a + b = 3 and 4, and Σ w f uᵃ vᵇ, a + b = 2.
     let zero = _mm256_setzero_pd();
-    // Pass 1: Σ w uᵃ vᵇ, a + b ≤ 2, and Σ w f uᵃ vᵇ, a + b ≤ 1.
-    let [mut w, mut wu, mut wv, mut wuu, mut wuv, mut wvv] = [zero; 6];
-    let [mut wf, mut wfu, mut wfv] = [zero; 3];
-    // Pass 2: a + b = 3 and 4, and Σ w f uᵃ vᵇ, a + b = 2, and Σ w f².
     let [mut wuuu, mut wuuv, mut wuvv, mut wvvv] = [zero; 4];
     let [mut wuuuu, mut wuuuv, mut wuuvv, mut wuvvv, mut wvvvv] = [zero; 5];
-    let [mut wfuu, mut wfuv, mut wfvv, mut wff] = [zero; 4];
-    for b in 0..points.blocks() {
-        let [u, v, f, weight] = points.block(b);
-        let (pu, pv, pf) = (
-            _mm256_mul_pd(weight, u),
-            _mm256_mul_pd(weight, v),
-            _mm256_mul_pd(weight, f),
-        );
-        w = _mm256_add_pd(w, weight);
-        wu = _mm256_add_pd(wu, pu);
-        wv = _mm256_add_pd(wv, pv);
-        wuu = _mm256_fmadd_pd(pu, u, wuu);
-        wuv = _mm256_fmadd_pd(pu, v, wuv);
-        wvv = _mm256_fmadd_pd(pv, v, wvv);
-        wf = _mm256_add_pd(wf, pf);
-        wfu = _mm256_fmadd_pd(pf, u, wfu);
-        wfv = _mm256_fmadd_pd(pf, v, wfv);
-    }
+    let [mut wfuu, mut wfuv, mut wfvv] = [zero; 3];
     for b in 0..points.blocks() {
         let [u, v, f, weight] = points.block(b);
         let (puu, pvv) = (
@@ -181,7 +178,6 @@ pub(super) fn height_moments(map: &TangentMap, columns: &Columns) -> HeightMomen
         wfuu = _mm256_fmadd_pd(pfu, u, wfuu);
         wfuv = _mm256_fmadd_pd(pfu, v, wfuv);
         wfvv = _mm256_fmadd_pd(_mm256_mul_pd(pf, v), v, wfvv);
-        wff = _mm256_fmadd_pd(pf, f, wff);
     }
     let moments = [
         w, wu, wv, wuu, wuv, wvv, wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv,

@@ -171,13 +171,6 @@ impl HeightMoments {
         }
     }
 
-    /// Adds the moments of `other` (more neighbours of the same frame).
-    pub fn merge(&mut self, other: &Self) {
-        add_into(&mut self.moments, &other.moments);
-        add_into(&mut self.rhs, &other.rhs);
-        self.height_squares += other.height_squares;
-    }
-
     /// The normal equations these moments stand for.
     pub fn equations(&self) -> NormalEquations {
         NormalEquations {
@@ -263,13 +256,6 @@ fn plain_slope_moments(map: &TangentMap, columns: &Columns, support_radius: f64)
     slopes
 }
 
-/// `sums += more`, entry by entry.
-fn add_into<const N: usize>(sums: &mut [f64; N], more: &[f64; N]) {
-    for (sum, more) in sums.iter_mut().zip(more) {
-        *sum += more;
-    }
-}
-
 /// The slope equations that the cloud's normals add to the height field's
 /// fit ("Hermite data"): a neighbour at `(u, v)` whose normal is
 /// `(n_u, n_v, n_n)` in the frame says `∂g/∂u = −h n_u / n_n` and
@@ -327,13 +313,6 @@ impl SlopeMoments {
             along_u,
             along_v,
         }
-    }
-
-    /// Adds the moments of `other` (more neighbours of the same frame).
-    pub fn merge(&mut self, other: &Self) {
-        add_into(&mut self.square, &other.square);
-        add_into(&mut self.along_u, &other.along_u);
-        add_into(&mut self.along_v, &other.along_v);
     }
 }
 

@@ -98,15 +98,15 @@ impl LocalFit {
         }
     }
 
-    /// Adds the height equations of the neighbours of `columns` under
+    /// Sums the height equations of the neighbours of `columns` under
     /// their weights, and their slope equations when `with_normals` (then
-    /// the columns must carry the neighbours' unit normals).
+    /// the columns must carry the neighbours' unit normals): a gather's
+    /// columns hold the whole neighbourhood, so this is done once per fit.
     pub fn add_neighbours(&mut self, columns: &Columns, with_normals: bool) {
         let map = self.tangent_map();
-        self.heights.merge(&height_moments(&map, columns));
+        self.heights = height_moments(&map, columns);
         if with_normals {
-            self.slopes
-                .merge(&slope_moments(&map, columns, self.support_radius));
+            self.slopes = slope_moments(&map, columns, self.support_radius);
         }
     }
 
