@@ -94,7 +94,16 @@ fn stages(positions: &[nalgebra::Point3<f64>]) {
         graph,
     } = estimate(&search, k);
     let (estimated, estimated_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds());
-    let rule = SignRule::Consistent { viewpoint: None };
+    let centroid = ordered
+        .iter()
+        .map(|p| p.coords)
+        .sum::<nalgebra::Vector3<f64>>()
+        / ordered.len().max(1) as f64
+        - search.origin().coords;
+    let rule = SignRule::Consistent {
+        viewpoint: None,
+        centroid,
+    };
     orient(&search, &graph, &variation, &mut normals, rule, true);
     let (oriented, oriented_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds());
     println!(

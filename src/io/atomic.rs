@@ -101,10 +101,7 @@ impl AtomicFile {
     /// Starts writing `path`. Refuses a target that is a folder, device,
     /// FIFO or socket, and a missing folder, naming them.
     pub(crate) fn create(path: &Path) -> Result<Self> {
-        let folder = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
+        let folder = super::paths::output_folder(path);
         if !folder.is_dir() {
             return Err(Error::io(
                 folder,

@@ -32,6 +32,7 @@ pub use atomic::remove_temps_on_signals;
 pub use e57::{Scans, read_e57};
 pub use las::LasReader;
 pub use output::{OutputFormat, OutputWriter};
+pub(crate) use paths::unnamed_temp_beside;
 pub use paths::{check_not_input, check_output, tile_path};
 pub use ply_read::PlyVertexReader;
 pub use ply_write::{PlyVertexWriter, schema_of, write_ply};

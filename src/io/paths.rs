@@ -109,10 +109,24 @@ fn linked(output: &Path, input: &Path) -> &'static str {
     }
 }
 
+/// The folder of `path`: its parent, or the current folder for a bare
+/// file name.
+pub(crate) fn output_folder(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// An unnamed temporary file in the folder of `output` (removed by the
+/// system when closed): room for work beside the output, on its disk.
+pub(crate) fn unnamed_temp_beside(output: &Path) -> crate::error::Result<std::fs::File> {
+    let folder = output_folder(output);
+    tempfile::tempfile_in(folder).map_err(|e| crate::Error::io(folder, e))
+}
+
 /// The canonical folder of `path` (its parent, or the current folder).
 fn canonical_folder(path: &Path) -> Option<PathBuf> {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-    parent.unwrap_or(Path::new(".")).canonicalize().ok()
+    output_folder(path).canonicalize().ok()
 }
 
 /// The directory entry `path` names, with its folder canonical: the name

@@ -41,9 +41,13 @@ pub fn sign_rule(
 ) -> SignRule {
     let local = |x: f64, y: f64, z: f64| Point3::new(x, y, z) - search.origin();
     match orientation {
-        Orientation::Auto | Orientation::Consistent => SignRule::Consistent { viewpoint: None },
+        Orientation::Auto | Orientation::Consistent => SignRule::Consistent {
+            viewpoint: None,
+            centroid,
+        },
         Orientation::ConsistentToward(x, y, z) => SignRule::Consistent {
             viewpoint: Some(local(x, y, z)),
+            centroid,
         },
         Orientation::AwayFromCentroid => SignRule::AwayFrom(centroid),
         Orientation::Viewpoint(x, y, z) => SignRule::Toward(local(x, y, z)),

@@ -293,10 +293,6 @@ fn merge_groups(
     schema: &[(String, ScalarKind)],
     progress: bool,
 ) -> Result<Vec<Source>> {
-    let folder = match config.output.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
     // Groups of equal size: 1,200 tiles make 3 groups of 400, not 500,
     // 500 and 200.
     let groups = sources.len().div_ceil(group);
@@ -310,7 +306,7 @@ fn merge_groups(
         let path = merged_name(&config.output, &tiles);
         let cursors = open_sources(config, job, members)?;
         let count = cursors.iter().map(|cursor| cursor.reader.len()).sum();
-        let file = tempfile::tempfile_in(folder).map_err(|error| Error::io(folder, error))?;
+        let file = io::unnamed_temp_beside(&config.output)?;
         let copy = file.try_clone().map_err(|error| Error::io(&path, error))?;
         let writer = OutputWriter::Ply(PlyVertexWriter::create_in(
             copy,

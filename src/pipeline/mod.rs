@@ -526,18 +526,15 @@ impl Job {
                 Source::Projected(spool) => {
                     let projected = timed(&mut timings.load, || spool.read_chunk(CHUNK))?;
                     bar.inc(projected.len() as u64);
-                    let chunk = PointCloud {
-                        positions: projected.iter().map(|p| p.position).collect(),
-                        ..PointCloud::default()
-                    };
-                    (chunk, projected)
+                    // Seeds carry no colours nor attributes of their own.
+                    (PointCloud::default(), projected)
                 }
             };
             for p in &projected {
                 status_counts[p.status.code() as usize] += 1;
             }
             let first = done;
-            done += chunk.len();
+            done += projected.len();
             let index: Vec<u32> = match indices {
                 Some(indices) => indices[first..done].to_vec(),
                 None => (first as u32..done as u32).collect(),
@@ -565,7 +562,7 @@ impl Job {
                 };
                 writer.write_chunk(&columns)
             })?;
-            if chunk.is_empty() || done >= total {
+            if projected.is_empty() || done >= total {
                 break;
             }
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use nalgebra::{Point3, Vector3};
 
-use crate::cloud::{Attribute, CentroidSum, Column, PointCloud, is_finite_point};
+use crate::cloud::{Attribute, Column, PointCloud, is_finite_point};
 use crate::config::{CloudNormals, Config, Orientation, Support};
 use crate::error::{Error, Location, Result};
 use crate::io::{self, OutputWriter};
@@ -49,12 +49,12 @@ pub fn write_normals(config: &Config, progress: bool) -> Result<NormalsSummary> 
     let estimated = estimates(config, &cloud);
     if estimated {
         let estimating = progress_bar(progress, "estimating normals", None);
-        let mut centroid = CentroidSum::default();
-        for p in &cloud.positions {
-            centroid.add(p);
-        }
         let normals = timed(&mut time, || {
-            oriented_normals(config, &cloud.positions, centroid.centroid())
+            crate::normals::estimate_oriented(
+                &cloud.positions,
+                config.normal_neighbours,
+                config.orientation,
+            )
         })?;
         cloud.normals = Some(normals);
         face_scanners(config, &mut cloud, &scanners);
@@ -129,8 +129,9 @@ pub fn write_normals_tile(config: &Config, tile: Tile, progress: bool) -> Result
                     ),
                 ));
             }
-            if !estimates(config, &part) || !points.positions.iter().any(is_finite_point) {
-                return Ok(Halo::Enough((points, indices, estimates(config, &part))));
+            let estimated = estimates(config, &part);
+            if !estimated || !points.positions.iter().any(is_finite_point) {
+                return Ok(Halo::Enough((points, indices, estimated)));
             }
             let finite: Vec<Point3<f64>> = part
                 .positions
@@ -169,7 +170,12 @@ pub fn write_normals_tile(config: &Config, tile: Tile, progress: bool) -> Result
                 .collect();
             drop(part);
             estimating.get_or_insert_with(|| progress_bar(progress, "estimating normals", None));
-            let normals = oriented_normals(config, &positions, centroid)?;
+            let normals = crate::normals::estimate_oriented_about(
+                &positions,
+                config.normal_neighbours,
+                config.orientation,
+                centroid,
+            )?;
             // The slab's own points among the part's, in the same order.
             let own = positions.iter().map(|p| slabs.of(p) == tile.index);
             let normals = normals.into_iter().zip(own).filter(|(_, own)| *own);
@@ -196,21 +202,6 @@ pub fn write_normals_tile(config: &Config, tile: Tile, progress: bool) -> Result
 /// config distrusts them.
 fn estimates(config: &Config, cloud: &PointCloud) -> bool {
     cloud.normals.is_none() || config.cloud_normals == CloudNormals::Estimate
-}
-
-/// The estimated normals of `positions`, part of a cloud whose centroid is
-/// `centroid`, signed by the config's `orientation`.
-fn oriented_normals(
-    config: &Config,
-    positions: &[Point3<f64>],
-    centroid: Point3<f64>,
-) -> Result<Vec<Vector3<f32>>> {
-    crate::normals::estimate_oriented_about(
-        positions,
-        config.normal_neighbours,
-        config.orientation,
-        centroid,
-    )
 }
 
 /// Under `Auto`, a scan that says where its scanners stood (E57) faces

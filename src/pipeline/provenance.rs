@@ -227,9 +227,10 @@ impl JobIdentity {
 
     /// [`JobIdentity::of`] for the job of `command`.
     pub fn of_command(config: &Config, command: TileCommand) -> Result<Self> {
-        let count = match (command, &config.particles) {
-            (TileCommand::Run, Particles::Seed { .. }) => 0,
-            _ => PointReader::open(command.counted_file(config))?.len(),
+        let count = if command.counts_per_tile(config) {
+            0
+        } else {
+            PointReader::open(command.counted_file(config))?.len()
         };
         Self::with_count(config, command, count)
     }

@@ -240,8 +240,15 @@ fn inside_edge(
     hood: &mut Neighbourhood,
 ) -> bool {
     let (mean, r) = centroid(search, centre, hood);
+    edge_offset(&mean, normal, r) <= EDGE_OFFSET
+}
+
+/// How far the centroid `mean` of a neighbourhood of radius `r` lies from
+/// its centre within the tangent plane of `normal`, in units of r: about
+/// 0.16 inside a random cloud, 4 / 3π (0.42) at its edge.
+fn edge_offset(mean: &Vector3<f64>, normal: &Vector3<f64>, r: f64) -> f64 {
     let inward = mean - normal * mean.dot(normal);
-    inward.norm() / r.max(f64::MIN_POSITIVE) <= EDGE_OFFSET
+    inward.norm() / r.max(f64::MIN_POSITIVE)
 }
 
 /// The centroid offset (in units of r, [`EDGE_OFFSET`]) above which a
@@ -261,8 +268,7 @@ fn disc(
     let centre = search.local_point(index);
     let (mean, normal, tangents, r) = frame(search, &centre, hood);
     let radius = DISC_SCALE * r;
-    let inward = mean - normal * mean.dot(&normal);
-    let offset = inward.norm() / r.max(f64::MIN_POSITIVE);
+    let offset = edge_offset(&mean, &normal, r);
     let neighbours = (hood.neighbours.len().max(2) - 1) as f64;
     // Drawn on the disc's square, of which the disc keeps π / 4.
     let expected = CANDIDATES_PER_SEED * PACKING * 4.0 * r * r / neighbours / (spacing * spacing);
@@ -379,8 +385,9 @@ fn disc_radius_median(search: &NeighbourSearch) -> f64 {
 #[derive(Default)]
 struct Scratch {
     candidates: Vec<(u64, Vector3<f64>, u32)>,
-    /// The candidates in the greedy's order ([`Scratch::order_by_hash`]).
-    ordered: Vec<(u64, Vector3<f64>, u32)>,
+    /// The candidates (position, cloud point) in the greedy's order
+    /// ([`Scratch::order_by_hash`]).
+    ordered: Vec<(Vector3<f64>, u32)>,
     /// Candidates per leading bits of the hash.
     counts: Vec<usize>,
     grid: Vec<u32>,
@@ -414,10 +421,10 @@ impl Scratch {
         }
         self.ordered.clear();
         self.ordered
-            .resize(self.candidates.len(), (0, Vector3::zeros(), 0));
-        for &candidate in &self.candidates {
-            let at = &mut self.counts[class(candidate.0)];
-            self.ordered[*at] = candidate;
+            .resize(self.candidates.len(), (Vector3::zeros(), 0));
+        for &(h, p, point) in &self.candidates {
+            let at = &mut self.counts[class(h)];
+            self.ordered[*at] = (p, point);
             *at += 1;
         }
     }
@@ -427,7 +434,7 @@ impl Scratch {
 /// one coordinate along the longest side at a time, so that a slab's
 /// seeds can be projected and written before the slabs after the next are
 /// made ([`seed_surface`]).
-pub struct Seeder<'a> {
+struct Seeder<'a> {
     search: &'a NeighbourSearch,
     spacing: f64,
     seed: u64,
@@ -437,14 +444,14 @@ pub struct Seeder<'a> {
     keyed: Vec<(Key, u32)>,
     /// Where each block's points lie in `keyed`.
     feet: HashMap<Key, (usize, usize)>,
-    /// Every block a disc reaches, in key order (x first: slab by slab).
+    /// Every block a disc reaches, in key order (the longest side first: slab by slab).
     keys: Vec<Key>,
 }
 
 impl<'a> Seeder<'a> {
     /// The discs and blocks of the cloud of `search` for seeds at
     /// `spacing` under `seed`.
-    pub fn new(search: &'a NeighbourSearch, spacing: f64, seed: u64) -> Seeder<'a> {
+    fn new(search: &'a NeighbourSearch, spacing: f64, seed: u64) -> Seeder<'a> {
         let discs: Vec<Disc> = (0..search.len() as u32)
             .into_par_iter()
             .map_init(Neighbourhood::default, |hood, i| {
@@ -531,7 +538,7 @@ impl<'a> Seeder<'a> {
     /// lies in the slabs before reach the next `1/count` of all, so that
     /// tiles hold about as many seeds. Every tile of a job computes the
     /// same discs from the same cloud, hence the same cuts.
-    pub fn tile_slabs(&self, tile: Tile) -> Range<i64> {
+    fn tile_slabs(&self, tile: Tile) -> Range<i64> {
         let span = self.span();
         // Candidates per slab, in slab order (`keyed` is sorted by key).
         let mut weights: Vec<(i64, u128)> = Vec::new();
@@ -828,7 +835,7 @@ impl Block {
         }
         let d2 = self.spacing * self.spacing;
         let mut own = Vec::new();
-        for &(_, p, point) in &scratch.ordered {
+        for &(p, point) in &scratch.ordered {
             let normal = discs[point as usize].normal;
             let Some(cell) = grid.cell(&p) else { continue };
             if scratch.grid[cell] != EMPTY {

@@ -33,26 +33,12 @@ pub struct Spool {
 impl Spool {
     /// A new spool in the folder of `output`.
     pub fn beside(output: &Path) -> Result<Spool> {
-        let folder = match output.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        let file = tempfile::tempfile_in(folder).map_err(|e| Error::io(folder, e))?;
+        let file = crate::io::unnamed_temp_beside(output)?;
         Ok(Spool {
             file: BufWriter::new(file),
             path: output.to_path_buf(),
             len: 0,
         })
-    }
-
-    /// Projections written so far.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when nothing is written.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Appends `projected`.
