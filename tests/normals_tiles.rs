@@ -159,7 +159,7 @@ fn merge_refuses_normals_tiles_mixed_with_run_tiles() {
         );
         merge_refused(&job, FIELDS, &tile_path(&job, 1), &reason);
     }
-    // Either set whole merges.
+    // A whole set of one command merges.
     run_tiles(&job, FIELDS, "normals", 2);
     succeeds(&job, FIELDS, "merge", &["--tiles", "2", "--quiet"]);
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Sphere, noisy_cloud, particles, plane_grid};
-use job::{Job, OUTPUT, attribute, column, count, xyz_columns};
-use mlsproj::io::{PlyEncoding, PointReader, file_columns, write_ply};
+use job::{Job, OUTPUT, attribute, column, count, read_tile, xyz_columns};
+use mlsproj::io::{PlyEncoding, file_columns, write_ply};
 use mlsproj::pipeline::{JobIdentity, Provenance, Tile};
 use mlsproj::{Attribute, Column, Config, PointCloud, Status};
 use nalgebra::{Point3, Vector3};
@@ -290,13 +290,6 @@ fn merge_refused(job: &Job, fields: &str, file: &Path, reason: &str) -> String {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
     line.to_owned()
-}
-
-/// A tile output read back: its columns as written and its comments.
-fn read_tile(path: &Path) -> (Vec<Attribute>, Vec<String>) {
-    let comments = PointReader::open(path).unwrap().comments().to_vec();
-    let points = mlsproj::io::read_points(path).unwrap();
-    (file_columns(&points), comments)
 }
 
 /// The values of the uint column `name`.

@@ -161,14 +161,20 @@ pub fn mlsproj(args: &[&str]) -> Run {
         .into()
 }
 
-/// Rewrites the output at `path` (binary PLY) without its last row, its
-/// comments (a tile's provenance) kept: a tile altered after its run.
-pub fn drop_last_row(path: &Path) {
+/// The columns and comments (a tile's provenance) of the output at `path`.
+pub fn read_tile(path: &Path) -> (Vec<Attribute>, Vec<String>) {
     let comments = mlsproj::io::PointReader::open(path)
         .unwrap()
         .comments()
         .to_vec();
-    let columns = mlsproj::io::file_columns(&mlsproj::io::read_points(path).unwrap());
+    let points = mlsproj::io::read_points(path).unwrap();
+    (mlsproj::io::file_columns(&points), comments)
+}
+
+/// Rewrites the output at `path` (binary PLY) without its last row, its
+/// comments (a tile's provenance) kept: a tile altered after its run.
+pub fn drop_last_row(path: &Path) {
+    let (columns, comments) = read_tile(path);
     let rows = columns[0].values.len();
     let fewer: Vec<Attribute> = columns
         .iter()
