@@ -254,26 +254,28 @@ fn laszip_vlr(path: &Path, header: &las::Header, record_len: usize) -> Result<la
 /// count would exhaust memory. The table is found as laz-rs finds it: at
 /// the offset stored at the start of the point data, or, when that offset
 /// was never written, at the offset stored in the file's last 8 bytes.
-fn check_chunk_table(path: &Path, size: u64) -> Result<()> {
+fn check_chunk_table(
+    path: &Path,
+    file: &mut BufReader<File>,
+    data_start: u64,
+    size: u64,
+) -> Result<()> {
     let bad = |message: &str| Error::format(path, Location::File, message.to_string());
-    let mut file = BufReader::new(File::open(path).map_err(|error| Error::io(path, error))?);
-    let raw = las::raw::Header::read_from(&mut file).map_err(|error| las_error(path, error))?;
-    let data_start = u64::from(raw.offset_to_point_data);
     let mut word = [0u8; 8];
     let read_at = |file: &mut BufReader<File>, at: SeekFrom, bytes: &mut [u8]| {
         file.seek(at).and_then(|_| file.read_exact(bytes)).ok()
     };
-    read_at(&mut file, SeekFrom::Start(data_start), &mut word)
+    read_at(file, SeekFrom::Start(data_start), &mut word)
         .ok_or_else(|| bad("the file ends before its compressed points"))?;
     let mut table = i64::from_le_bytes(word);
     if table <= data_start as i64 {
-        read_at(&mut file, SeekFrom::End(-8), &mut word)
+        read_at(file, SeekFrom::End(-8), &mut word)
             .ok_or_else(|| bad("the file ends before its chunk table"))?;
         table = i64::from_le_bytes(word);
     }
     let mut counts = [0u8; 8];
     let table = u64::try_from(table).unwrap_or(u64::MAX);
-    if table <= data_start || read_at(&mut file, SeekFrom::Start(table), &mut counts).is_none() {
+    if table <= data_start || read_at(file, SeekFrom::Start(table), &mut counts).is_none() {
         return Err(bad("the LAZ chunk table is missing or outside the file"));
     }
     let chunks = u64::from(u32::from_le_bytes([
@@ -290,9 +292,12 @@ fn check_chunk_table(path: &Path, size: u64) -> Result<()> {
 /// Refuses a LAS 1.4 file whose extended VLRs declare more bytes than the
 /// file has: the `las` crate allocates each one's declared length (a u64)
 /// before reading it.
-fn check_evlrs(path: &Path, size: u64) -> Result<()> {
-    let mut file = BufReader::new(File::open(path).map_err(|error| Error::io(path, error))?);
-    let raw = las::raw::Header::read_from(&mut file).map_err(|error| las_error(path, error))?;
+fn check_evlrs(
+    path: &Path,
+    file: &mut BufReader<File>,
+    raw: &las::raw::Header,
+    size: u64,
+) -> Result<()> {
     let Some(evlr) = raw.evlr else {
         return Ok(());
     };
@@ -397,8 +402,11 @@ impl LasReader {
         // The header is checked before the `las` crate reads it, and the
         // chunk table's count before laz-rs does: both allocate what the
         // file declares.
-        check_evlrs(path, size)?;
         let mut file = BufReader::with_capacity(1 << 16, file);
+        let raw = las::raw::Header::read_from(&mut file).map_err(|error| las_error(path, error))?;
+        check_evlrs(path, &mut file, &raw, size)?;
+        let data_start = u64::from(raw.offset_to_point_data);
+        file.rewind().map_err(|error| Error::io(path, error))?;
         let header = las::Header::new(&mut file).map_err(|error| las_error(path, error))?;
         let template = PointDataBuilder::new().for_header(&header).build();
         let record_len = template.record_len();
@@ -420,15 +428,9 @@ impl LasReader {
             ));
         }
         let total = usize::try_from(total).unwrap_or(usize::MAX);
-        file.rewind().map_err(|error| Error::io(path, error))?;
-        let data_start = u64::from(
-            las::raw::Header::read_from(&mut file)
-                .map_err(|error| las_error(path, error))?
-                .offset_to_point_data,
-        );
         let (laz, pieces) = if format.is_compressed {
             let vlr = laszip_vlr(path, &header, record_len)?;
-            check_chunk_table(path, size)?;
+            check_chunk_table(path, &mut file, data_start, size)?;
             let pieces = laz_pieces(path, &mut file, data_start, &vlr, total, size)?;
             (Some(vlr), pieces)
         } else {
