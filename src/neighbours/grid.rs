@@ -320,8 +320,8 @@ impl CellGrid {
     /// nearest of the whole grid.
     ///
     /// Scanning the whole box rather than the ball settles most searches
-    /// in one pass: a ball of a quarter cell often holds no point, while
-    /// its box of whole cells does (sphere_large's particles, up to 1.3
+    /// in one or two passes: a small ball often holds no point, while its
+    /// box of whole cells does (sphere_large's particles, up to 1.3
     /// neighbourhood radii off the surface, took 2.5 ball searches each).
     pub(super) fn nearest_in_box(
         &self,
@@ -395,9 +395,9 @@ impl CellGrid {
         }
     }
 
-    /// Calls `candidate(place)` for the points of `points` whose `f32`
-    /// squared distance (cell units) to `centre` is at most `limit`, in
-    /// order.
+    /// Calls `candidate(place, limit)` for the points of `points` whose
+    /// `f32` squared distance (cell units) to `centre` is at most `limit`,
+    /// in order; a candidate may lower the limit for the points after it.
     fn scan(
         &self,
         points: std::ops::Range<usize>,
