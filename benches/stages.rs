@@ -112,7 +112,7 @@ fn bench_search(
                 .par_iter()
                 .map_init(Neighbourhood::default, |neighbourhood, centre| {
                     search.gather(centre, config.support, config.nearest_scale, neighbourhood);
-                    neighbourhood.neighbours.len()
+                    neighbourhood.len()
                 })
                 .sum::<usize>()
         })

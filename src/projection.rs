@@ -10,7 +10,7 @@ use crate::config::{Config, Particles, Projection, Robust, Start, Support, Weigh
 use crate::fit::columns::Columns;
 use crate::fit::robust::{self, RefitScratch, Weighted};
 use crate::fit::{Fit, Frame, HeightField, Jet, Kernel, LocalFit, Moments, faces};
-use crate::neighbours::{Neighbour, NeighbourSearch, Neighbourhood};
+use crate::neighbours::{NeighbourSearch, Neighbourhood};
 use crate::status::Status;
 
 /// What one projection computes: the fields of the config that shape it
@@ -463,7 +463,7 @@ impl<'a> Projector<'a> {
         // The columns carry the normals only for the slope equations.
         scratch
             .columns
-            .load(&scratch.neighbourhood.neighbours, self.slope_normals);
+            .load(&scratch.neighbourhood, self.slope_normals);
         scratch.face_factors.clear();
         if method.separate_faces {
             faces::face_factors(&scratch.columns, &mut scratch.face_factors);
@@ -486,14 +486,14 @@ impl<'a> Projector<'a> {
         let Some((kernel, count)) = self.weigh_neighbourhood(centre, scratch) else {
             return StepOutcome::Failed(
                 Status::TooFewNeighbours,
-                scratch.neighbourhood.neighbours.len() as u32,
+                scratch.neighbourhood.len() as u32,
             );
         };
         let support_radius = kernel.support_radius();
         if count < 3 {
             return StepOutcome::Failed(Status::TooFewNeighbours, count);
         }
-        let neighbours = &scratch.neighbourhood.neighbours;
+        let neighbours = &scratch.neighbourhood;
         let plain = match self.local_fit(
             centre,
             support_radius,
@@ -569,7 +569,7 @@ impl<'a> Projector<'a> {
         &self,
         centre: &Vector3<f64>,
         support_radius: f64,
-        neighbours: &[Neighbour],
+        neighbours: &Neighbourhood,
         columns: &mut Columns,
         frame_moments: &Moments,
     ) -> Result<Fit, Status> {
@@ -595,7 +595,7 @@ impl<'a> Projector<'a> {
         &self,
         frame: &Frame,
         centre: &Vector3<f64>,
-        neighbours: &[Neighbour],
+        neighbours: &Neighbourhood,
         columns: &Columns,
     ) -> bool {
         let agreement = match self.sign {
@@ -607,11 +607,10 @@ impl<'a> Projector<'a> {
                 match in_columns.then(|| columns.weighted_normal_sum()).flatten() {
                     Some(sum) => sum.dot(&frame.normal),
                     None => neighbours
+                        .indices()
                         .iter()
                         .zip(columns.weights())
-                        .map(|(n, &w)| {
-                            w * normals[n.index as usize].cast::<f64>().dot(&frame.normal)
-                        })
+                        .map(|(&n, &w)| w * normals[n as usize].cast::<f64>().dot(&frame.normal))
                         .sum::<f64>(),
                 }
             }
@@ -651,7 +650,7 @@ impl<'a> Projector<'a> {
         if self.wrong_side(
             fit.frame(),
             &point,
-            &scratch.neighbourhood.neighbours,
+            &scratch.neighbourhood,
             &scratch.columns,
         ) {
             fit.flip();
@@ -666,13 +665,13 @@ impl<'a> Projector<'a> {
         };
         let mut sum = [0.0f64; 3];
         let mut weight_sum = 0.0;
-        for (n, &w) in scratch
+        for (&n, &w) in scratch
             .neighbourhood
-            .neighbours
+            .indices()
             .iter()
             .zip(scratch.columns.weights())
         {
-            let c = colours[n.index as usize];
+            let c = colours[n as usize];
             for (s, c) in sum.iter_mut().zip(c) {
                 *s += w * f64::from(c);
             }

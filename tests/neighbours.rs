@@ -122,13 +122,13 @@ fn radius_queries_find_exactly_the_points_brute_force_finds() {
             for k in [1, 5, 30] {
                 let radius = kth(&all, k.min(all.len())).sqrt() * 1.01;
                 search.gather(&centre, Support::Radius(radius), 1.0, &mut hood);
-                let mut found: Vec<u32> = hood.neighbours.iter().map(|n| n.index).collect();
+                let mut found: Vec<u32> = hood.iter().map(|n| n.index).collect();
                 found.sort_unstable();
                 let expected: Vec<u32> = (0..all.len() as u32)
                     .filter(|&i| all[i as usize] <= radius * radius)
                     .collect();
                 assert_eq!(found, expected, "{name}: radius {radius} around {centre:?}");
-                for n in &hood.neighbours {
+                for n in hood.iter() {
                     assert_eq!(n.distance_squared, all[n.index as usize], "{name}");
                     assert_eq!(n.offset, search.local_point(n.index) - centre, "{name}");
                 }
@@ -197,22 +197,19 @@ fn nearest_gathers_keep_the_brute_force_k_nearest() {
                     Support::Radius(_) => unreachable!(),
                 };
                 let inside = all.iter().filter(|&&d| d <= radius_squared).count();
-                assert_eq!(hood.neighbours.len(), k.min(inside), "{name} {support:?}");
-                if hood.neighbours.is_empty() {
+                assert_eq!(hood.len(), k.min(inside), "{name} {support:?}");
+                if hood.is_empty() {
                     continue;
                 }
-                let farthest = kth(&all, hood.neighbours.len());
+                let farthest = kth(&all, hood.len());
                 let closer = all.iter().filter(|&&d| d < farthest).count();
                 let kept_closer = hood
-                    .neighbours
                     .iter()
                     .filter(|n| n.distance_squared < farthest)
                     .count();
                 assert_eq!(kept_closer, closer, "{name} {support:?} around {centre:?}");
                 assert!(
-                    hood.neighbours
-                        .iter()
-                        .all(|n| n.distance_squared <= farthest),
+                    hood.iter().all(|n| n.distance_squared <= farthest),
                     "{name} {support:?}"
                 );
             }
@@ -238,7 +235,8 @@ fn neighbour_order_does_not_depend_on_the_start_radius() {
                 search.gather(before, Support::Nearest(20), 1.0, &mut warm);
                 search.gather(centre, Support::Nearest(20), 1.0, &mut warm);
                 assert_eq!(
-                    warm.neighbours, fresh.neighbours,
+                    warm.iter().collect::<Vec<_>>(),
+                    fresh.iter().collect::<Vec<_>>(),
                     "{name} around {centre:?}"
                 );
             }
@@ -250,9 +248,8 @@ fn neighbour_order_does_not_depend_on_the_start_radius() {
             let mut large = Neighbourhood::default();
             search.gather(centre, Support::Radius(radius), 1.0, &mut small);
             search.gather(centre, Support::Radius(radius * 3.0), 1.0, &mut large);
-            let inner: Vec<u32> = small.neighbours.iter().map(|n| n.index).collect();
+            let inner: Vec<u32> = small.iter().map(|n| n.index).collect();
             let in_large: Vec<u32> = large
-                .neighbours
                 .iter()
                 .map(|n| n.index)
                 .filter(|i| inner.contains(i))
@@ -323,7 +320,7 @@ fn a_centre_that_is_not_finite_finds_nothing_and_returns() {
         Vector3::new(f64::INFINITY, 0.0, 0.0),
     ] {
         search.gather(&centre, Support::Nearest(10), 1.0, &mut hood);
-        assert!(hood.neighbours.is_empty());
+        assert!(hood.is_empty());
         assert!(search.nearest(&centre).1.is_nan());
         assert!(
             search

@@ -17,7 +17,7 @@ use nalgebra::Vector3;
 
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
-use crate::neighbours::Neighbour;
+use crate::neighbours::Neighbourhood;
 
 use super::Moments;
 
@@ -49,22 +49,22 @@ impl Columns {
     /// Lays out `neighbours` (and their `normals`, indexed by neighbour
     /// index, when given) as columns. Weights are set later, by
     /// [`super::Kernel::weigh`].
-    pub fn load(&mut self, neighbours: &[Neighbour], normals: Option<&[Vector3<f32>]>) {
+    pub fn load(&mut self, neighbours: &Neighbourhood, normals: Option<&[Vector3<f32>]>) {
         self.len = neighbours.len();
         let padded = self.padded_len();
         let [xs, ys, zs] = &mut self.offset;
-        for column in [&mut *xs, ys, zs, &mut self.distance_squared] {
-            // Every entry is written below: the padding as zeros.
-            column.resize(padded, 0.0);
-            column[self.len..].fill(0.0);
-        }
-        let columns = xs.iter_mut().zip(ys.iter_mut()).zip(zs.iter_mut());
-        for ((((x, y), z), distance_squared), n) in columns
-            .zip(self.distance_squared.iter_mut())
-            .zip(neighbours)
+        let sources = neighbours
+            .offsets()
+            .into_iter()
+            .chain([neighbours.distances_squared()]);
+        for (column, source) in [&mut *xs, ys, zs, &mut self.distance_squared]
+            .into_iter()
+            .zip(sources)
         {
-            (*x, *y, *z) = (n.offset.x, n.offset.y, n.offset.z);
-            *distance_squared = n.distance_squared;
+            // The padding as zeros.
+            column.clear();
+            column.extend_from_slice(source);
+            column.resize(padded, 0.0);
         }
         let [nxs, nys, nzs] = &mut self.normal;
         let Some(normals) = normals else {
@@ -78,8 +78,8 @@ impl Columns {
             column[self.len..].fill(0.0);
         }
         let columns = nxs.iter_mut().zip(nys.iter_mut()).zip(nzs.iter_mut());
-        for (((x, y), z), n) in columns.zip(neighbours) {
-            let normal = normals[n.index as usize];
+        for (((x, y), z), &n) in columns.zip(neighbours.indices()) {
+            let normal = normals[n as usize];
             (*x, *y, *z) = (normal.x.into(), normal.y.into(), normal.z.into());
         }
     }
@@ -172,8 +172,9 @@ pub(crate) fn lanes(column: &[f64]) -> &[[f64; LANES]] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::neighbours::Neighbour;
 
-    fn neighbours(count: usize) -> Vec<Neighbour> {
+    fn neighbours(count: usize) -> Neighbourhood {
         (0..count)
             .map(|i| {
                 let offset = Vector3::new(

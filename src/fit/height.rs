@@ -628,9 +628,9 @@ mod tests {
 
     #[test]
     fn sums_in_lanes_are_the_plain_sums() {
-        use crate::neighbours::Neighbour;
+        use crate::neighbours::{Neighbour, Neighbourhood};
         // 13 neighbours: three whole blocks of lanes and a padded one.
-        let neighbours: Vec<Neighbour> = (0..13)
+        let neighbours: Neighbourhood = (0..13)
             .map(|i| {
                 let offset = Vector3::new(
                     (i as f64 * 0.37).sin(),

@@ -8,7 +8,7 @@
 
 use nalgebra::Vector3;
 
-use crate::neighbours::Neighbour;
+use crate::neighbours::Neighbourhood;
 use crate::status::Status;
 
 use super::columns::Columns;
@@ -80,7 +80,7 @@ pub struct RefitScratch {
 /// search's points) when it has them.
 pub struct Weighted<'a> {
     /// The neighbours, in the order the fit summed them.
-    pub neighbours: &'a [Neighbour],
+    pub neighbours: &'a Neighbourhood,
     /// The neighbours as columns, with each one's weights in the fit;
     /// refits overwrite the weights.
     pub columns: &'a mut Columns,

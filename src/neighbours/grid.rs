@@ -23,7 +23,7 @@
 use nalgebra::Vector3;
 use rayon::prelude::*;
 
-use super::Neighbour;
+use super::Neighbourhood;
 use crate::cpu::floor_i64;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
@@ -88,9 +88,10 @@ pub(super) struct CellGrid {
     /// in cell order, then [`GROUP`] entries of padding: the scan reads
     /// these.
     columns: [Vec<f32>; 3],
-    /// Positions relative to the search's origin, in cell order: the exact
-    /// test and the offsets handed to the fit.
-    local: Vec<Vector3<f64>>,
+    /// Positions relative to the search's origin, one column per axis, in
+    /// cell order: the exact test and the offsets handed to the fit, read
+    /// a lane of four at a time by the gather.
+    exact: [Vec<f64>; 3],
     /// For each point in cell order, its index in the slice built from.
     original: Vec<u32>,
     /// For each index of the slice built from, its place in cell order.
@@ -122,7 +123,7 @@ impl CellGrid {
             cell_x: Vec::new(),
             cell_first_point: Vec::new(),
             columns: Default::default(),
-            local: Vec::new(),
+            exact: Default::default(),
             original: Vec::new(),
             place: Vec::new(),
         };
@@ -180,14 +181,13 @@ impl CellGrid {
         // Freed before the copies in cell order: the build's peak memory.
         drop((coded, runs));
 
-        grid.local = grid
-            .original
-            .par_iter()
-            .map(|&i| local[i as usize])
-            .collect();
+        grid.exact = [0, 1, 2].map(|axis| {
+            let column = grid.original.par_iter().map(|&i| local[i as usize][axis]);
+            column.collect()
+        });
         grid.columns = [0, 1, 2].map(|axis| {
-            let column = grid.local.par_iter().map(|p| {
-                let in_cells = grid.in_cells(p)[axis];
+            let column = grid.original.par_iter().map(|&i| {
+                let in_cells = grid.in_cells(&local[i as usize])[axis];
                 in_cells.clamp(-COLUMN_LIMIT, COLUMN_LIMIT) as f32
             });
             column.chain([0.0; GROUP]).collect()
@@ -201,7 +201,7 @@ impl CellGrid {
 
     /// Number of points.
     pub(super) fn len(&self) -> usize {
-        self.local.len()
+        self.original.len()
     }
 
     /// Number of occupied cells: what the index's memory grows with, besides
@@ -223,7 +223,13 @@ impl CellGrid {
     /// Point `index` of the slice built from, relative to the search's
     /// origin.
     pub(super) fn local_point(&self, index: u32) -> Vector3<f64> {
-        self.local[self.place[index as usize] as usize]
+        self.point(self.place[index as usize] as usize)
+    }
+
+    /// The point at `place` in cell order, relative to the search's origin.
+    fn point(&self, place: usize) -> Vector3<f64> {
+        let [x, y, z] = &self.exact;
+        Vector3::new(x[place], y[place], z[place])
     }
 
     /// Index in the slice built from of the point at `place` in cell order.
@@ -277,11 +283,13 @@ impl CellGrid {
     /// support keeps most of the points it scans (about 700 of 1,000 on
     /// sphere_seed), and there the branches of a filter that picked the
     /// passing points one by one cost more than the points' own work.
+    /// Where the CPU has AVX2, four points at a time: their passing lanes
+    /// packed to the front of each column by one permutation.
     pub(super) fn gather_within(
         &self,
         centre: &Vector3<f64>,
         radius_squared: f64,
-        out: &mut Vec<Neighbour>,
+        out: &mut Neighbourhood,
     ) {
         out.clear();
         if radius_squared.is_nan() || radius_squared < 0.0 || !centre.iter().all(|c| c.is_finite())
@@ -289,25 +297,23 @@ impl CellGrid {
             return;
         }
         let (low, high) = self.cell_box(centre, radius_squared.sqrt());
-        let (local, original) = (self.local.as_slice(), self.original.as_slice());
+        let ball = Ball {
+            centre: *centre,
+            radius_squared,
+        };
         self.visit_rows(&low, &high, |points| {
-            out.reserve(points.len());
-            let room = out.spare_capacity_mut();
-            let mut kept = 0;
-            for (point, &index) in local[points.clone()].iter().zip(&original[points]) {
-                let offset = point - centre;
-                let distance_squared = offset.norm_squared();
-                room[kept].write(Neighbour {
-                    index,
-                    offset,
-                    distance_squared,
-                });
-                kept += usize::from(distance_squared <= radius_squared);
+            // Room for the run, and for a whole lane of four written past
+            // the last point kept.
+            out.reserve(points.len() + LANES);
+            let (mut place, end) = (points.start, points.end);
+            #[cfg(target_arch = "x86_64")]
+            if wide_lanes() {
+                // SAFETY: the CPU has AVX2, and `out` has room for the
+                // run and a lane more.
+                place = unsafe { gather_lanes(self, points, &ball, out) };
             }
-            // SAFETY: `room[..kept]` were all written above (each write
-            // goes to the first slot not yet kept), and `Neighbour` is
-            // plain data.
-            unsafe { out.set_len(out.len() + kept) };
+            // SAFETY: `out` has room for the run.
+            unsafe { gather_plain(self, place..end, &ball, out) };
         });
     }
 
@@ -335,7 +341,7 @@ impl CellGrid {
         // test cannot tell from nearer ones.
         let mut limit = f32::INFINITY;
         let mut candidate = |place: usize, limit: &mut f32| {
-            let distance_squared = (self.local[place] - centre).norm_squared();
+            let distance_squared = (self.point(place) - centre).norm_squared();
             if best.is_none_or(|(_, nearest)| distance_squared < nearest) {
                 best = Some((place as u32, distance_squared));
                 *limit = scan_centre.limit(distance_squared.sqrt());
@@ -540,6 +546,144 @@ unsafe fn scan_avx(
         let passed = _mm256_movemask_ps(within) as u32;
         visit_passed(passed, start, points.end, limit, candidate);
     }
+}
+
+/// A gather's ball, relative to the search's origin.
+struct Ball {
+    centre: Vector3<f64>,
+    radius_squared: f64,
+}
+
+/// Points the gather tests at once where the CPU has AVX2 (four `f64`).
+const LANES: usize = 4;
+
+/// Appends the points at `places` (cell order) within `ball` to `out`, one
+/// by one, each written and kept when it passes.
+///
+/// # Safety
+/// `out` must have room for `places.len()` more neighbours.
+unsafe fn gather_plain(
+    grid: &CellGrid,
+    places: std::ops::Range<usize>,
+    ball: &Ball,
+    out: &mut Neighbourhood,
+) {
+    let start = out.len();
+    let mut kept = start;
+    let [ox, oy, oz] = &mut out.offset;
+    let index = out.index.as_mut_ptr();
+    let (ox, oy, oz) = (ox.as_mut_ptr(), oy.as_mut_ptr(), oz.as_mut_ptr());
+    let distance = out.distance_squared.as_mut_ptr();
+    let centre = &ball.centre;
+    for place in places {
+        let offset = [0, 1, 2].map(|axis| grid.exact[axis][place] - centre[axis]);
+        // As `Vector3::norm_squared` sums, and as the lanes do.
+        let distance_squared =
+            offset[0] * offset[0] + offset[1] * offset[1] + offset[2] * offset[2];
+        // SAFETY: `kept` is below `start + places.len()`, within the room
+        // the caller made.
+        unsafe {
+            index.add(kept).write(grid.original[place]);
+            ox.add(kept).write(offset[0]);
+            oy.add(kept).write(offset[1]);
+            oz.add(kept).write(offset[2]);
+            distance.add(kept).write(distance_squared);
+        }
+        kept += usize::from(distance_squared <= ball.radius_squared);
+    }
+    // SAFETY: every entry below `kept` was written, here or before.
+    unsafe { out.set_len(kept) };
+}
+
+/// For each mask of four passing lanes, the 32-bit lanes that move the
+/// passing `f64` lanes to the front (`f64` lane i is 32-bit lanes 2i,
+/// 2i + 1), and the lanes that move passing `u32` lanes to the front.
+const fn compress_tables() -> ([[i32; 8]; 16], [[i32; 8]; 16]) {
+    let mut wide = [[0; 8]; 16];
+    let mut narrow = [[0; 8]; 16];
+    let mut mask = 0;
+    while mask < 16 {
+        let (mut lane, mut to): (i32, usize) = (0, 0);
+        while lane < 4 {
+            if mask >> lane & 1 == 1 {
+                wide[mask][2 * to] = 2 * lane;
+                wide[mask][2 * to + 1] = 2 * lane + 1;
+                narrow[mask][to] = lane;
+                to += 1;
+            }
+            lane += 1;
+        }
+        mask += 1;
+    }
+    (wide, narrow)
+}
+
+/// [`compress_tables`], computed once.
+const COMPRESS: ([[i32; 8]; 16], [[i32; 8]; 16]) = compress_tables();
+
+/// [`gather_plain`] four points at a time over the whole lanes of
+/// `places`; returns where the lanes stopped (the rest, under four points,
+/// is [`gather_plain`]'s). Each lane writes all four of its points' values,
+/// the passing ones packed to the front, at the first place not yet kept,
+/// and advances it by the number that passed: the same neighbours, values
+/// and order as [`gather_plain`].
+///
+/// # Safety
+/// The CPU must have AVX2; `out` must have room for `places.len()` + 4
+/// more neighbours.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gather_lanes(
+    grid: &CellGrid,
+    places: std::ops::Range<usize>,
+    ball: &Ball,
+    out: &mut Neighbourhood,
+) -> usize {
+    use std::arch::x86_64::*;
+    let mut kept = out.len();
+    let [ox, oy, oz] = &mut out.offset;
+    let index = out.index.as_mut_ptr();
+    let (ox, oy, oz) = (ox.as_mut_ptr(), oy.as_mut_ptr(), oz.as_mut_ptr());
+    let distance = out.distance_squared.as_mut_ptr();
+    let [cx, cy, cz] = [0, 1, 2].map(|axis| _mm256_set1_pd(ball.centre[axis]));
+    let radius_squared = _mm256_set1_pd(ball.radius_squared);
+    let whole = places.start + (places.len() / LANES) * LANES;
+    let [xs, ys, zs] = &grid.exact;
+    for place in (places.start..whole).step_by(LANES) {
+        // SAFETY: `place..place + 4` lies within `places`, hence within
+        // every column and `original`; the writes go to
+        // `kept..kept + 4`, within the room the caller made (`kept` is at
+        // most `place - places.start` past the start).
+        unsafe {
+            let dx = _mm256_sub_pd(_mm256_loadu_pd(xs.as_ptr().add(place)), cx);
+            let dy = _mm256_sub_pd(_mm256_loadu_pd(ys.as_ptr().add(place)), cy);
+            let dz = _mm256_sub_pd(_mm256_loadu_pd(zs.as_ptr().add(place)), cz);
+            // (x² + y²) + z², unfused, as `gather_plain` sums.
+            let squared = _mm256_add_pd(
+                _mm256_add_pd(_mm256_mul_pd(dx, dx), _mm256_mul_pd(dy, dy)),
+                _mm256_mul_pd(dz, dz),
+            );
+            let passed = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LE_OQ>(squared, radius_squared));
+            let mask = passed as usize;
+            let wide = _mm256_loadu_si256(COMPRESS.0[mask].as_ptr().cast());
+            let narrow = _mm256_loadu_si256(COMPRESS.1[mask].as_ptr().cast());
+            let pack = |values: __m256d| {
+                _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(values), wide))
+            };
+            _mm256_storeu_pd(ox.add(kept), pack(dx));
+            _mm256_storeu_pd(oy.add(kept), pack(dy));
+            _mm256_storeu_pd(oz.add(kept), pack(dz));
+            _mm256_storeu_pd(distance.add(kept), pack(squared));
+            let indices =
+                _mm256_castsi128_si256(_mm_loadu_si128(grid.original.as_ptr().add(place).cast()));
+            let indices = _mm256_permutevar8x32_epi32(indices, narrow);
+            _mm_storeu_si128(index.add(kept).cast(), _mm256_castsi256_si128(indices));
+            kept += passed.count_ones() as usize;
+        }
+    }
+    // SAFETY: every entry below `kept` was written, here or before.
+    unsafe { out.set_len(kept) };
+    whole
 }
 
 /// The part of `range` (indices into `coordinates`, sorted increasing

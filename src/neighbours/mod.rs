@@ -141,15 +141,16 @@ impl NeighbourSearch {
     /// first (points at the same distance in the grid's order); fewer when
     /// the index holds fewer or `centre` is not finite.
     pub fn nearest_n(&self, centre: &Vector3<f64>, k: NonZeroUsize) -> Vec<Neighbour> {
-        let mut found = Vec::new();
+        let mut hood = Neighbourhood::default();
         let mut radius = self.grid.cell_size();
         loop {
-            self.within(centre, radius * radius, &mut found);
-            if found.len() >= k.get() || radius == f64::INFINITY {
+            self.within(centre, radius * radius, &mut hood);
+            if hood.len() >= k.get() || radius == f64::INFINITY {
                 break;
             }
             radius = self.grow(centre, radius, 2.0);
         }
+        let mut found: Vec<Neighbour> = hood.iter().collect();
         found.sort_by(|a, b| a.distance_squared.total_cmp(&b.distance_squared));
         found.truncate(k.get());
         found
@@ -174,7 +175,7 @@ impl NeighbourSearch {
     ) -> f64 {
         match support {
             Support::Radius(radius) => {
-                self.within(centre, radius * radius, &mut hood.neighbours);
+                self.within(centre, radius * radius, hood);
                 radius
             }
             Support::Nearest(k) => {
@@ -198,14 +199,14 @@ impl NeighbourSearch {
                 // and how far past it the ball reaches.
                 let mut far: Option<(f64, f64)> = None;
                 loop {
-                    self.within(centre, radius_squared, &mut hood.neighbours);
+                    self.within(centre, radius_squared, hood);
                     // An infinite radius holds every point: a centre that
                     // is not finite finds none, and stops here.
-                    if hood.neighbours.len() >= k || !radius_squared.is_finite() {
+                    if hood.len() >= k || !radius_squared.is_finite() {
                         break;
                     }
                     radius_squared = match far {
-                        None if hood.neighbours.is_empty() => {
+                        None if hood.is_empty() => {
                             // The centre lies farther from the cloud than
                             // the last neighbourhood was wide (a particle
                             // well off the scan). Doubling the ball until it
@@ -228,11 +229,7 @@ impl NeighbourSearch {
                     };
                 }
                 hood.keep_nearest(k);
-                let kth_squared = hood
-                    .neighbours
-                    .iter()
-                    .map(|n| n.distance_squared)
-                    .fold(0.0, f64::max);
+                let kth_squared = hood.distance_squared.iter().copied().fold(0.0, f64::max);
                 // A far centre's radius is no guide to the next centre's.
                 if far.is_none() {
                     hood.nearest_radius_squared = kth_squared;
@@ -240,7 +237,7 @@ impl NeighbourSearch {
                 kth_squared.sqrt() * nearest_scale
             }
             Support::RadiusNearest { radius, k } => {
-                self.within(centre, radius * radius, &mut hood.neighbours);
+                self.within(centre, radius * radius, hood);
                 hood.keep_nearest(k);
                 radius
             }
@@ -261,17 +258,27 @@ impl NeighbourSearch {
 
     /// Every point within `sqrt(radius_squared)` of `centre`, into `out`,
     /// in the grid's order.
-    fn within(&self, centre: &Vector3<f64>, radius_squared: f64, out: &mut Vec<Neighbour>) {
+    fn within(&self, centre: &Vector3<f64>, radius_squared: f64, out: &mut Neighbourhood) {
         self.grid.gather_within(centre, radius_squared, out);
     }
 }
 
 /// A neighbourhood, and the buffers that gathering it needs: one per
 /// thread, reused for every query (no allocation per query once grown).
+///
+/// The neighbours are stored as columns (index, offset per axis, squared
+/// distance), as the grid's gather writes them and the fit reads them
+/// (`fit::Columns`): a row of structs had to be transposed for the fit,
+/// a tenth of the time of a smoothing job.
 #[derive(Debug, Default)]
 pub struct Neighbourhood {
-    /// The neighbours of the last gather.
-    pub neighbours: Vec<Neighbour>,
+    /// Index of each neighbour into the point slice the search was built
+    /// from.
+    index: Vec<u32>,
+    /// `p − centre` of each neighbour, one column per axis.
+    offset: [Vec<f64>; 3],
+    /// `|p − centre|²` of each neighbour.
+    distance_squared: Vec<f64>,
     /// Room to select the k-th distance in, as the bits of the squared
     /// distances (see [`Neighbourhood::keep_nearest`]).
     distances: Vec<u64>,
@@ -281,6 +288,84 @@ pub struct Neighbourhood {
 }
 
 impl Neighbourhood {
+    /// Number of neighbours.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when the last gather found no neighbour.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The neighbours' indices into the point slice the search was built
+    /// from.
+    pub fn indices(&self) -> &[u32] {
+        &self.index
+    }
+
+    /// The neighbours' offsets from the query's centre, one column per
+    /// axis.
+    pub fn offsets(&self) -> [&[f64]; 3] {
+        self.offset.each_ref().map(Vec::as_slice)
+    }
+
+    /// The neighbours' squared distances from the query's centre.
+    pub fn distances_squared(&self) -> &[f64] {
+        &self.distance_squared
+    }
+
+    /// The neighbours, one by one, in the order they were gathered.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Neighbour> + '_ {
+        (0..self.len()).map(|i| Neighbour {
+            index: self.index[i],
+            offset: Vector3::new(self.offset[0][i], self.offset[1][i], self.offset[2][i]),
+            distance_squared: self.distance_squared[i],
+        })
+    }
+
+    /// Forgets the neighbours (keeps the buffers and the radius hint).
+    fn clear(&mut self) {
+        self.index.clear();
+        for column in &mut self.offset {
+            column.clear();
+        }
+        self.distance_squared.clear();
+    }
+
+    /// Room for `additional` more neighbours in every column.
+    fn reserve(&mut self, additional: usize) {
+        self.index.reserve(additional);
+        for column in &mut self.offset {
+            column.reserve(additional);
+        }
+        self.distance_squared.reserve(additional);
+    }
+
+    /// Sets the number of neighbours to `len`.
+    ///
+    /// # Safety
+    /// The first `len` entries of every column must be written.
+    unsafe fn set_len(&mut self, len: usize) {
+        // SAFETY: the caller wrote them (and `len` is within capacity).
+        unsafe {
+            self.index.set_len(len);
+            for column in &mut self.offset {
+                column.set_len(len);
+            }
+            self.distance_squared.set_len(len);
+        }
+    }
+
+    /// Appends one neighbour.
+    fn push(&mut self, neighbour: Neighbour) {
+        self.index.push(neighbour.index);
+        for (column, value) in self.offset.iter_mut().zip(neighbour.offset.iter()) {
+            column.push(*value);
+        }
+        self.distance_squared.push(neighbour.distance_squared);
+    }
+
     /// Keeps the `k` nearest neighbours, in the order they came.
     ///
     /// The order matters: the fit sums over the neighbours in this order,
@@ -291,7 +376,7 @@ impl Neighbourhood {
     /// hence of the particle a thread did before, hence of the number of
     /// threads.
     fn keep_nearest(&mut self, k: usize) {
-        if self.neighbours.len() <= k || k == 0 {
+        if self.len() <= k || k == 0 {
             return;
         }
         // Squared distances are never negative nor NaN (they come from
@@ -300,21 +385,44 @@ impl Neighbourhood {
         // selection with `f64::total_cmp` took 4% of the job).
         self.distances.clear();
         self.distances
-            .extend(self.neighbours.iter().map(|n| n.distance_squared.to_bits()));
+            .extend(self.distance_squared.iter().map(|d| d.to_bits()));
         let kth = f64::from_bits(*self.distances.select_nth_unstable(k - 1).1);
-        let closer = self
-            .neighbours
-            .iter()
-            .filter(|n| n.distance_squared < kth)
-            .count();
+        let closer = self.distance_squared.iter().filter(|&&d| d < kth).count();
         // Ties at the k-th distance: the first ones in order fill up to k.
         let mut ties = k - closer;
-        self.neighbours.retain(|n| {
-            n.distance_squared < kth
-                || (n.distance_squared == kth && ties > 0 && {
+        let mut kept = 0;
+        for i in 0..self.len() {
+            let distance_squared = self.distance_squared[i];
+            let keep = distance_squared < kth
+                || (distance_squared == kth && ties > 0 && {
                     ties -= 1;
                     true
-                })
-        });
+                });
+            if keep {
+                self.index[kept] = self.index[i];
+                for column in &mut self.offset {
+                    column[kept] = column[i];
+                }
+                self.distance_squared[kept] = distance_squared;
+                kept += 1;
+            }
+        }
+        self.index.truncate(kept);
+        for column in &mut self.offset {
+            column.truncate(kept);
+        }
+        self.distance_squared.truncate(kept);
+    }
+}
+
+/// A neighbourhood made by hand (tests, and callers with their own
+/// neighbours).
+impl FromIterator<Neighbour> for Neighbourhood {
+    fn from_iter<I: IntoIterator<Item = Neighbour>>(neighbours: I) -> Self {
+        let mut hood = Neighbourhood::default();
+        for neighbour in neighbours {
+            hood.push(neighbour);
+        }
+        hood
     }
 }

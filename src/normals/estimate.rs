@@ -86,7 +86,7 @@ fn point_estimate(
 ) -> (Vector3<f32>, f32, [u32; GRAPH_NEIGHBOURS]) {
     let centre = search.local_point(index);
     search.gather(&centre, Support::Nearest(k.get()), 1.0, &mut scratch.hood);
-    let neighbours = &scratch.hood.neighbours;
+    let neighbours = &scratch.hood;
 
     let count = neighbours.len() as f64;
     let mean = neighbours
@@ -94,7 +94,7 @@ fn point_estimate(
         .fold(Vector3::zeros(), |sum, n| sum + n.offset)
         / count.max(1.0);
     let mut covariance = Matrix3::zeros();
-    for neighbour in neighbours {
+    for neighbour in neighbours.iter() {
         let d = neighbour.offset - mean;
         covariance += d * d.transpose();
     }

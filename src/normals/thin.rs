@@ -187,7 +187,7 @@ impl Scene<'_> {
         self.search
             .gather(&p, Support::Radius(STACK_REACH * reach), 1.0, hood);
         let mut stacked = 0;
-        for q in &hood.neighbours {
+        for q in hood.iter() {
             if self.normals[q.index as usize].cast::<f64>().dot(&n) > 0.0 {
                 let ahead = q.offset.dot(&n);
                 if ahead > self.clearance {
@@ -229,7 +229,7 @@ impl Scene<'_> {
                 _ => {
                     self.search
                         .gather(&at, Support::Radius(2.0 * tube), 1.0, hood);
-                    let blockers = hood.neighbours.iter().filter(|q| {
+                    let blockers = hood.iter().filter(|q| {
                         let offset = at + q.offset - origin;
                         let ahead = offset.dot(direction);
                         ahead > self.clearance

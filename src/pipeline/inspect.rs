@@ -101,7 +101,7 @@ pub fn neighbourhoods(
                 nearest_scale,
                 &mut neighbourhood,
             );
-            (neighbourhood.neighbours.len(), h)
+            (neighbourhood.len(), h)
         })
         .unzip();
     Some((Spread::of(&mut counts)?, Spread::of(&mut radii)?))

@@ -198,7 +198,7 @@ fn centroid(
     hood: &mut Neighbourhood,
 ) -> (Vector3<f64>, f64) {
     let r = search.gather(centre, Support::Nearest(FRAME_NEIGHBOURS + 1), 1.0, hood);
-    let nearest = &hood.neighbours;
+    let nearest: &Neighbourhood = hood;
     let count = nearest.len().max(1) as f64;
     (
         nearest.iter().map(|n| n.offset).sum::<Vector3<f64>>() / count,
@@ -216,7 +216,7 @@ fn frame(
 ) -> (Vector3<f64>, Vector3<f64>, [Vector3<f64>; 2], f64) {
     let (mean, r) = centroid(search, centre, hood);
     let mut covariance = Matrix3::zeros();
-    for n in &hood.neighbours {
+    for n in hood.iter() {
         let d = n.offset - mean;
         covariance += d * d.transpose();
     }
@@ -269,7 +269,7 @@ fn disc(
     let (mean, normal, tangents, r) = frame(search, &centre, hood);
     let radius = DISC_SCALE * r;
     let offset = edge_offset(&mean, &normal, r);
-    let neighbours = (hood.neighbours.len().max(2) - 1) as f64;
+    let neighbours = (hood.len().max(2) - 1) as f64;
     // Drawn on the disc's square, of which the disc keeps π / 4.
     let expected = CANDIDATES_PER_SEED * PACKING * 4.0 * r * r / neighbours / (spacing * spacing);
     let rounding = unit(hash(seed, index, u32::MAX));
@@ -745,7 +745,7 @@ fn settle(projected: Vec<Projected>, neighbours: &[&Slab], radius: f64) -> Vec<P
             1.0,
             &mut hood,
         );
-        keep[i] = !hood.neighbours.iter().any(|n| keep[n.index as usize]);
+        keep[i] = !hood.indices().iter().any(|&n| keep[n as usize]);
     }
     projected
         .into_iter()
