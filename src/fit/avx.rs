@@ -101,7 +101,7 @@ pub(super) fn weighted_moments(columns: &Columns, weight: &[f64]) -> [f64; 10] {
 /// moments (with `a` the height).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn second_moments(count: usize, blocks: impl Fn(usize) -> [__m256d; 4]) -> [__m256d; 10] {
+fn second_moments(count: usize, mut blocks: impl FnMut(usize) -> [__m256d; 4]) -> [__m256d; 10] {
     let zero = _mm256_setzero_pd();
     let [mut w, mut wa, mut wb, mut wc, mut waa] = [zero; 5];
     let [mut wab, mut wac, mut wbb, mut wbc, mut wcc] = [zero; 5];
@@ -235,68 +235,169 @@ pub(super) fn slope_moments(
     )
 }
 
-/// `exp(−d² · inverse_variance)` of each squared distance of `distances`
-/// whose `d² · inverse_h_squared` is below `edge` and whose exponent is at
-/// least `floor` (zero otherwise, as [`super::Kernel`]'s support and
-/// floor), into `weights` (as long): the Gaussian kernel in lanes, its
-/// exponential by the usual reduction `e^x = 2ⁿ e^r`, |r| ≤ ln 2 / 2, and a
-/// degree-13 Taylor polynomial (within 4 ulp of libm's, tested).
+/// A weight kernel's profile θ as the lanes evaluate it: the formulas of
+/// [`super::Kernel`], operation for operation, so that both give the same
+/// weights bit for bit.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Profile {
+    /// `exp(−d² · inverse_variance)`, zero below `e^floor`.
+    Gaussian { inverse_variance: f64, floor: f64 },
+    /// `(1 − r²)⁴`.
+    Wendland,
+    /// `(1 − r²)²`.
+    Biweight,
+    /// `(1 − r⁴)²`.
+    Plateau,
+    /// `(1 − r⁶)²`.
+    Broad,
+}
+
+/// [`super::Kernel::weigh`] in lanes, in one pass over the columns: each
+/// neighbour's weight under `profile` and its frame weight (zero from
+/// `r² = edge` on, `r² = d² · inverse_h_squared`; times its factor, when
+/// `factors` has one per neighbour), the moments of the offsets under the
+/// frame weights, and the number of neighbours of positive weight. Sets
+/// the columns' weights, padding included (zero).
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn gaussian_weights(
-    distances: &[f64],
-    inverse_variance: f64,
+pub(super) fn weigh(
+    columns: &mut Columns,
+    factors: Option<&[f64]>,
     inverse_h_squared: f64,
     edge: f64,
-    floor: f64,
-    weights: &mut [f64],
-) {
-    let (whole, rest) = weights.as_chunks_mut::<LANES>();
-    debug_assert!(rest.is_empty(), "a column is padded to whole lanes");
-    let minus_inverse_variance = _mm256_set1_pd(-inverse_variance);
+    profile: Profile,
+) -> ([f64; 10], u32) {
+    let one = _mm256_set1_pd(1.0);
+    let squared = |t: __m256d| _mm256_mul_pd(t, t);
+    match profile {
+        Profile::Gaussian {
+            inverse_variance,
+            floor,
+        } => {
+            let minus_inverse_variance = _mm256_set1_pd(-inverse_variance);
+            let floor = _mm256_set1_pd(floor);
+            weigh_with(columns, factors, inverse_h_squared, edge, |d2, _| {
+                let exponent = _mm256_mul_pd(d2, minus_inverse_variance);
+                let above_floor = _mm256_cmp_pd::<_CMP_GE_OQ>(exponent, floor);
+                // Clamped so that 2ⁿ stays a normal number; zeroed below.
+                _mm256_and_pd(exp(_mm256_max_pd(exponent, floor)), above_floor)
+            })
+        }
+        Profile::Wendland => weigh_with(columns, factors, inverse_h_squared, edge, |_, r2| {
+            squared(squared(_mm256_sub_pd(one, r2)))
+        }),
+        Profile::Biweight => weigh_with(columns, factors, inverse_h_squared, edge, |_, r2| {
+            squared(_mm256_sub_pd(one, r2))
+        }),
+        Profile::Plateau => weigh_with(columns, factors, inverse_h_squared, edge, |_, r2| {
+            squared(_mm256_sub_pd(one, _mm256_mul_pd(r2, r2)))
+        }),
+        Profile::Broad => weigh_with(columns, factors, inverse_h_squared, edge, |_, r2| {
+            squared(_mm256_sub_pd(one, _mm256_mul_pd(_mm256_mul_pd(r2, r2), r2)))
+        }),
+    }
+}
+
+/// [`weigh`] with the kernel's profile `theta(d², r²)`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn weigh_with(
+    columns: &mut Columns,
+    factors: Option<&[f64]>,
+    inverse_h_squared: f64,
+    edge: f64,
+    theta: impl Fn(__m256d, __m256d) -> __m256d,
+) -> ([f64; 10], u32) {
+    let (len, padded) = (columns.len(), columns.padded_len());
+    columns.weight.resize(padded, 0.0);
+    columns.frame_weight.resize(padded, 0.0);
+    let [xs, ys, zs] = [0, 1, 2].map(|axis| lanes(&columns.offset[axis]));
+    let distances = lanes(&columns.distance_squared);
+    let (weights, _) = columns.weight.as_chunks_mut::<LANES>();
+    let (frame_weights, _) = columns.frame_weight.as_chunks_mut::<LANES>();
     let (inverse_h_squared, edge) = (_mm256_set1_pd(inverse_h_squared), _mm256_set1_pd(edge));
-    let floor = _mm256_set1_pd(floor);
+    let (one, lane) = (_mm256_set1_pd(1.0), _mm256_setr_epi64x(0, 1, 2, 3));
+    let mut count = 0;
+    let sums = second_moments(distances.len(), |b| {
+        let d2 = load!(distances[b]);
+        let r2 = _mm256_mul_pd(d2, inverse_h_squared);
+        // Inside the support, and a neighbour (not the padding).
+        let neighbour = _mm256_cmpgt_epi64(_mm256_set1_epi64x((len - b * LANES) as i64), lane);
+        let inside = _mm256_and_pd(
+            _mm256_cmp_pd::<_CMP_LT_OQ>(r2, edge),
+            _mm256_castsi256_pd(neighbour),
+        );
+        let mut weight = _mm256_and_pd(theta(d2, r2), inside);
+        // The frame's (1 − r¹²⁸)².
+        let mut r128 = r2;
+        for _ in 0..6 {
+            r128 = _mm256_mul_pd(r128, r128);
+        }
+        let t = _mm256_sub_pd(one, r128);
+        let mut frame_weight = _mm256_and_pd(_mm256_mul_pd(t, t), inside);
+        if let Some(factors) = factors {
+            let mut block = [0.0; LANES];
+            let from = b * LANES;
+            let to = len.min(from + LANES);
+            block[..to - from].copy_from_slice(&factors[from..to]);
+            let factor = load!(block);
+            weight = _mm256_mul_pd(weight, factor);
+            frame_weight = _mm256_mul_pd(frame_weight, factor);
+        }
+        // SAFETY: each is a `[f64; 4]`: room for four values.
+        unsafe {
+            _mm256_storeu_pd(weights[b].as_mut_ptr(), weight);
+            _mm256_storeu_pd(frame_weights[b].as_mut_ptr(), frame_weight);
+        }
+        let positive = _mm256_cmp_pd::<_CMP_GT_OQ>(weight, _mm256_setzero_pd());
+        count += _mm256_movemask_pd(positive).count_ones();
+        [load!(xs[b]), load!(ys[b]), load!(zs[b]), frame_weight]
+    });
+    (sums.map(|sum| total(sum)), count)
+}
+
+/// `1 / k!`, k = 0..=13: the Taylor coefficients of [`exp`].
+const EXP_TAYLOR: [f64; 14] = {
+    let mut coefficients = [1.0; 14];
+    let mut factorial = 1.0;
+    let mut k = 1;
+    while k < 14 {
+        factorial *= k as f64;
+        coefficients[k] = 1.0 / factorial;
+        k += 1;
+    }
+    coefficients
+};
+
+/// `e^x` in lanes, for `x` from −708 up (2ⁿ stays a normal number): the
+/// usual reduction `e^x = 2ⁿ e^r`, |r| ≤ ln 2 / 2, and a degree-13 Taylor
+/// polynomial (within 4 ulp of libm's, tested).
+#[target_feature(enable = "avx2,fma")]
+fn exp(x: __m256d) -> __m256d {
     let log2e = _mm256_set1_pd(std::f64::consts::LOG2_E);
     // ln 2 split as Cephes does, so that n · ln2_high is exact.
     let ln2_high = _mm256_set1_pd(6.931_457_519_531_25e-1);
     let ln2_low = _mm256_set1_pd(1.428_606_820_309_417_3e-6);
-    let mut factorial = [1.0f64; 14];
-    for k in 1..14 {
-        factorial[k] = factorial[k - 1] * k as f64;
+    let n = _mm256_round_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_pd(
+        x, log2e,
+    ));
+    let r = _mm256_fnmadd_pd(n, ln2_low, _mm256_fnmadd_pd(n, ln2_high, x));
+    let mut p = _mm256_set1_pd(EXP_TAYLOR[13]);
+    for k in (0..13).rev() {
+        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(EXP_TAYLOR[k]));
     }
-    let coefficients = factorial.map(|f| _mm256_set1_pd(1.0 / f));
-    for (out, d2) in whole.iter_mut().zip(lanes(distances)) {
-        let d2 = load!(d2);
-        let exponent = _mm256_mul_pd(d2, minus_inverse_variance);
-        let above_floor = _mm256_cmp_pd::<_CMP_GE_OQ>(exponent, floor);
-        // Clamped so that 2ⁿ stays a normal number; zeroed below.
-        let x = _mm256_max_pd(exponent, floor);
-        let n = _mm256_round_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm256_mul_pd(x, log2e),
-        );
-        let r = _mm256_fnmadd_pd(n, ln2_low, _mm256_fnmadd_pd(n, ln2_high, x));
-        let mut p = coefficients[13];
-        for k in (0..13).rev() {
-            p = _mm256_fmadd_pd(p, r, coefficients[k]);
-        }
-        // 2ⁿ from its bits: n + 1023 in the exponent field.
-        let exponent = _mm256_add_epi64(
-            _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)),
-            _mm256_set1_epi64x(1023),
-        );
-        let two_to_n = _mm256_castsi256_pd(_mm256_slli_epi64::<52>(exponent));
-        let inside = _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_mul_pd(d2, inverse_h_squared), edge);
-        let weight = _mm256_and_pd(
-            _mm256_mul_pd(p, two_to_n),
-            _mm256_and_pd(inside, above_floor),
-        );
-        // SAFETY: `out` is a `[f64; 4]`: room for four values.
-        unsafe { _mm256_storeu_pd(out.as_mut_ptr(), weight) };
-    }
+    // 2ⁿ from its bits: n + 1023 in the exponent field.
+    let exponent = _mm256_add_epi64(
+        _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)),
+        _mm256_set1_epi64x(1023),
+    );
+    _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_slli_epi64::<52>(exponent)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::neighbours::{Neighbour, Neighbourhood};
+    use nalgebra::Vector3;
 
     #[test]
     fn gaussian_weights_are_the_exponential() {
@@ -305,26 +406,26 @@ mod tests {
         }
         // Exponents from 0 past the floor (−700) inside the support, and
         // squared distances past the support's edge.
-        let distances: Vec<f64> = (0..4000)
-            .map(|i| (i as f64 * 0.37).powi(2) * 1e-3)
+        let hood: Neighbourhood = (0..4000)
+            .map(|i| Neighbour {
+                index: i,
+                offset: Vector3::zeros(),
+                distance_squared: (i as f64 * 0.37).powi(2) * 1e-3,
+            })
             .collect();
+        let mut columns = Columns::default();
+        columns.load(&hood, None);
         let (inverse_variance, inverse_h_squared, edge) = (370.0, 0.05, 1.0 - 1e-9);
         let floor = -700.0;
-        let mut weights = vec![0.0; distances.len()];
-        // SAFETY: the CPU has AVX2 and FMA (checked above).
-        unsafe {
-            gaussian_weights(
-                &distances,
-                inverse_variance,
-                inverse_h_squared,
-                edge,
-                floor,
-                &mut weights,
-            )
+        let profile = Profile::Gaussian {
+            inverse_variance,
+            floor,
         };
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        unsafe { weigh(&mut columns, None, inverse_h_squared, edge, profile) };
         let mut below_floor = 0;
         let mut inside = 0;
-        for (&d2, &w) in distances.iter().zip(&weights) {
+        for (&d2, &w) in columns.distance_squared.iter().zip(columns.weights()) {
             if d2 * inverse_h_squared >= edge {
                 assert_eq!(w, 0.0, "{d2}");
                 continue;
@@ -341,7 +442,7 @@ mod tests {
                 "{d2}: {w} vs {exact}"
             );
         }
-        assert!(inside > 100 && inside < distances.len());
+        assert!(inside > 100 && inside < columns.len());
         assert!(below_floor > 10 && below_floor < inside - 100);
     }
 }

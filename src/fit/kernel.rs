@@ -4,6 +4,8 @@
 use crate::config::Weight;
 
 use super::Moments;
+#[cfg(target_arch = "x86_64")]
+use super::avx::Profile;
 use super::columns::Columns;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
@@ -115,6 +117,35 @@ impl Kernel {
     /// moments under the frame weights and the number of neighbours of
     /// positive weight.
     pub fn weigh(&self, columns: &mut Columns, factors: Option<&[f64]>) -> (Moments, u32) {
+        #[cfg(target_arch = "x86_64")]
+        if wide_lanes() {
+            let profile = match self.weight {
+                Weight::Gaussian => Profile::Gaussian {
+                    inverse_variance: self.inverse_gaussian_variance,
+                    floor: GAUSSIAN_FLOOR,
+                },
+                Weight::Wendland => Profile::Wendland,
+                Weight::Biweight => Profile::Biweight,
+                Weight::Plateau => Profile::Plateau,
+                Weight::Broad => Profile::Broad,
+            };
+            // SAFETY: the CPU has AVX2 and FMA.
+            let (sums, count) = unsafe {
+                super::avx::weigh(
+                    columns,
+                    factors,
+                    self.inverse_h_squared,
+                    1.0 - EDGE,
+                    profile,
+                )
+            };
+            return (Moments::from_sums(sums), count);
+        }
+        self.weigh_plain(columns, factors)
+    }
+
+    /// [`Self::weigh`] one neighbour at a time.
+    fn weigh_plain(&self, columns: &mut Columns, factors: Option<&[f64]>) -> (Moments, u32) {
         // One loop per kernel, each without a branch on the kernel.
         let by = |weight: Weight| {
             move |kernel: &Kernel, distances: &[f64], weights: &mut [f64]| {
@@ -124,22 +155,6 @@ impl Kernel {
             }
         };
         match self.weight {
-            #[cfg(target_arch = "x86_64")]
-            Weight::Gaussian if wide_lanes() => {
-                self.weigh_by(columns, factors, |kernel, distances, weights| {
-                    // SAFETY: the CPU has AVX2 and FMA.
-                    unsafe {
-                        super::avx::gaussian_weights(
-                            distances,
-                            kernel.inverse_gaussian_variance,
-                            kernel.inverse_h_squared,
-                            1.0 - EDGE,
-                            GAUSSIAN_FLOOR,
-                            weights,
-                        )
-                    }
-                })
-            }
             Weight::Gaussian => self.weigh_by(columns, factors, by(Weight::Gaussian)),
             Weight::Wendland => self.weigh_by(columns, factors, by(Weight::Wendland)),
             Weight::Biweight => self.weigh_by(columns, factors, by(Weight::Biweight)),
@@ -180,5 +195,77 @@ impl Kernel {
         }
         columns.weight[len..].fill(0.0);
         columns.frame_weight[len..].fill(0.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::neighbours::{Neighbour, Neighbourhood};
+    use nalgebra::Vector3;
+
+    /// The one pass in lanes gives the weights, frame moments and count of
+    /// the plain loops: bit for bit for the polynomial kernels, within the
+    /// lanes' exponential for the Gaussian.
+    #[test]
+    fn weights_in_lanes_are_the_plain_weights() {
+        if !crate::cpu::wide_lanes() {
+            return; // nothing to compare on this CPU
+        }
+        // 23 neighbours (a padded last lane), some past the support.
+        let hood: Neighbourhood = (0..23)
+            .map(|i| {
+                let offset = Vector3::new(
+                    (i as f64 * 0.37).sin(),
+                    (i as f64 * 0.91).cos(),
+                    0.3 * (i as f64 * 1.3).sin(),
+                );
+                Neighbour {
+                    index: i,
+                    offset,
+                    distance_squared: offset.norm_squared(),
+                }
+            })
+            .collect();
+        let factors: Vec<f64> = (0..23).map(|i| f64::from(i % 3) * 0.5).collect();
+        let weights = [
+            Weight::Gaussian,
+            Weight::Wendland,
+            Weight::Biweight,
+            Weight::Plateau,
+            Weight::Broad,
+        ];
+        for weight in weights {
+            for factors in [None, Some(&factors[..])] {
+                let kernel = Kernel::new(weight, 1.2, 0.7);
+                let (mut lanes, mut plain) = (Columns::default(), Columns::default());
+                lanes.load(&hood, None);
+                plain.load(&hood, None);
+                let (lane_moments, lane_count) = kernel.weigh(&mut lanes, factors);
+                let (plain_moments, plain_count) = kernel.weigh_plain(&mut plain, factors);
+                assert_eq!(lane_count, plain_count, "{weight:?}");
+                assert!(lane_count > 0 && (lane_count as usize) < hood.len());
+                let close = |a: f64, b: f64| match weight {
+                    Weight::Gaussian => (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
+                    _ => a == b,
+                };
+                let pairs = lanes.weight.iter().zip(&plain.weight);
+                let frame_pairs = lanes.frame_weight.iter().zip(&plain.frame_weight);
+                assert_eq!(lanes.weight.len(), plain.weight.len());
+                assert!(
+                    pairs.chain(frame_pairs).all(|(&a, &b)| close(a, b)),
+                    "{weight:?}"
+                );
+                let (a, b) = (
+                    lane_moments.frame().unwrap(),
+                    plain_moments.frame().unwrap(),
+                );
+                assert!((a.centroid - b.centroid).norm() <= 1e-14, "{weight:?}");
+                if weight != Weight::Gaussian {
+                    assert_eq!(a.centroid, b.centroid, "{weight:?}");
+                    assert_eq!(a.normal, b.normal, "{weight:?}");
+                }
+            }
+        }
     }
 }
