@@ -7,9 +7,14 @@
 //! UTM-sized coordinates keep their millimetres; every standard field and
 //! every described extra-bytes field becomes a typed attribute.
 
-use super::las_pieces::{Piece, las_pieces, laz_pieces, next_group, read_group, split};
-use crate::cloud::{Attribute, Column, PointCloud, Precision, ScalarKind};
+use super::las_pieces::{
+    AttributeRows, Piece, PieceRows, cut, extend_rows, holding, las_pieces, laz_pieces, next_group,
+    piece_rows, read_group,
+};
+use super::scalar::{Scalar, empty_column};
+use crate::cloud::{Attribute, PointCloud, Precision, ScalarKind};
 use crate::error::{Error, Location, Result};
+use las::point::Format;
 use las::{PointData, PointDataBuilder};
 use laz::laszip::ChunkTableEntry;
 use nalgebra::{Point3, Vector3};
@@ -17,6 +22,7 @@ use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 /// The first bytes of every LAS and LAZ file.
 pub(crate) const SIGNATURE: &[u8; 4] = b"LASF";
@@ -67,6 +73,115 @@ pub(crate) const STANDARD_FIELDS: [&str; 12] = [
     "nir",
 ];
 
+/// Where a column goes in a LAS point, or where an attribute read from
+/// one comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Target {
+    Axis(usize),
+    Intensity,
+    ReturnNumber,
+    NumberOfReturns,
+    Classification,
+    ScanAngle,
+    UserData,
+    PointSourceId,
+    GpsTime,
+    Colour(usize),
+    Nir,
+    Extra,
+}
+
+impl Target {
+    /// The standard field a column name stands for, if any.
+    pub(super) fn of(name: &str) -> Target {
+        match name {
+            "x" => Target::Axis(0),
+            "y" => Target::Axis(1),
+            "z" => Target::Axis(2),
+            "intensity" => Target::Intensity,
+            "return_number" => Target::ReturnNumber,
+            "number_of_returns" => Target::NumberOfReturns,
+            "classification" => Target::Classification,
+            "scan_angle" => Target::ScanAngle,
+            "user_data" => Target::UserData,
+            "point_source_id" => Target::PointSourceId,
+            "gps_time" => Target::GpsTime,
+            "red" => Target::Colour(0),
+            "green" => Target::Colour(1),
+            "blue" => Target::Colour(2),
+            "nir" => Target::Nir,
+            _ => Target::Extra,
+        }
+    }
+}
+
+/// The standard fields of point format `format` as attributes: their
+/// names, in the order of [`STANDARD_FIELDS`], and where they are.
+fn standard_fields(format: &Format) -> impl Iterator<Item = (&'static str, Target)> + '_ {
+    STANDARD_FIELDS
+        .into_iter()
+        .map(|name| (name, Target::of(name)))
+        .filter(|(_, field)| match field {
+            Target::GpsTime => format.has_gps_time,
+            Target::Colour(_) => format.has_color,
+            Target::Nir => format.has_nir,
+            _ => true,
+        })
+}
+
+/// The column type of a standard field: its own, `f32` degrees for the
+/// scan angle, and 16 bits for colours, as the file stores them.
+fn standard_kind(field: Target) -> ScalarKind {
+    match field {
+        Target::ReturnNumber
+        | Target::NumberOfReturns
+        | Target::Classification
+        | Target::UserData => ScalarKind::U8,
+        Target::ScanAngle => ScalarKind::F32,
+        Target::GpsTime => ScalarKind::F64,
+        _ => ScalarKind::U16,
+    }
+}
+
+/// Stores the values of the standard field `field` in `data` in `rows`.
+fn fill_standard(field: Target, data: &PointData, rows: &mut AttributeRows) {
+    match field {
+        Target::Intensity => rows.fill(data.intensity().map(f64::from)),
+        Target::ReturnNumber => rows.fill(data.return_number().map(f64::from)),
+        Target::NumberOfReturns => rows.fill(data.number_of_returns().map(f64::from)),
+        Target::Classification => rows.fill(data.classification().map(f64::from)),
+        Target::ScanAngle => rows.fill(data.scan_angle_degrees().map(f64::from)),
+        Target::UserData => rows.fill(data.user_data().map(f64::from)),
+        Target::PointSourceId => rows.fill(data.point_source_id().map(f64::from)),
+        Target::GpsTime => {
+            if let Some(times) = data.gps_time() {
+                rows.fill(times);
+            }
+        }
+        Target::Colour(channel) => {
+            if let Some(rgb) = data.rgb() {
+                rows.fill(rgb.map(|(r, g, b)| f64::from([r, g, b][channel])));
+            }
+        }
+        Target::Nir => {
+            if let Some(nir) = data.nir() {
+                rows.fill(nir.map(f64::from));
+            }
+        }
+        // Not standard fields: positions and extra bytes are read apart.
+        Target::Axis(_) | Target::Extra => {}
+    }
+}
+
+/// Where the values of an attribute column come from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// A standard field, with its name.
+    Standard(&'static str, Target),
+    /// A field of the extra bytes: its position in `Records::extra`.
+    Extra(usize),
+}
+
 /// One described field of the extra bytes: where it is in the record and
 /// how it is decoded.
 #[derive(Debug, Clone)]
@@ -91,42 +206,30 @@ impl ExtraField {
     }
 
     /// The field's value in `record`, scaled and offset when the
-    /// descriptor says so.
+    /// descriptor says so. Each type loads its own size, so that a value
+    /// costs a load and a conversion.
+    #[inline]
     fn value(&self, record: &[u8]) -> f64 {
-        let size = extra_type(self.code).map_or(0, |(_, size)| size);
-        let mut a = [0u8; 8];
-        a[..size].copy_from_slice(&record[self.offset..self.offset + size]);
+        fn load<T: Scalar>(bytes: &[u8]) -> f64 {
+            T::from_le_slice(&bytes[..size_of::<T>()]).to_f64()
+        }
+        let bytes = &record[self.offset..];
+        let eight = || bytes[..8].try_into().unwrap_or_default();
         let raw = match self.code {
-            1 => f64::from(a[0]),
-            2 => f64::from(a[0] as i8),
-            3 => f64::from(u16::from_le_bytes([a[0], a[1]])),
-            4 => f64::from(i16::from_le_bytes([a[0], a[1]])),
-            5 => f64::from(u32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-            6 => f64::from(i32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-            7 => u64::from_le_bytes(a) as f64,
-            8 => i64::from_le_bytes(a) as f64,
-            9 => f64::from(f32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-            _ => f64::from_le_bytes(a),
+            1 => load::<u8>(bytes),
+            2 => load::<i8>(bytes),
+            3 => load::<u16>(bytes),
+            4 => load::<i16>(bytes),
+            5 => load::<u32>(bytes),
+            6 => load::<i32>(bytes),
+            7 => u64::from_le_bytes(eight()) as f64,
+            8 => i64::from_le_bytes(eight()) as f64,
+            9 => load::<f32>(bytes),
+            _ => load::<f64>(bytes),
         };
         match self.transform {
             Some((scale, offset)) => raw * scale + offset,
             None => raw,
-        }
-    }
-
-    /// Appends the field's values in `records` to `column`.
-    fn decode(&self, records: &[u8], stride: usize, column: &mut Column) {
-        let records = records.chunks_exact(stride);
-        let value = |record| self.value(record);
-        match column {
-            Column::F64(values) => values.extend(records.map(value)),
-            Column::F32(values) => values.extend(records.map(|r| value(r) as f32)),
-            Column::U8(values) => values.extend(records.map(|r| value(r) as u8)),
-            Column::I8(values) => values.extend(records.map(|r| value(r) as i8)),
-            Column::U16(values) => values.extend(records.map(|r| value(r) as u16)),
-            Column::I16(values) => values.extend(records.map(|r| value(r) as i16)),
-            Column::U32(values) => values.extend(records.map(|r| value(r) as u32)),
-            Column::I32(values) => values.extend(records.map(|r| value(r) as i32)),
         }
     }
 }
@@ -374,17 +477,24 @@ fn las_error(path: &Path, error: las::Error) -> Error {
 /// How the point records of one file become points.
 struct Records {
     /// An empty buffer of the file's records (format and transforms),
-    /// cloned as each thread's scratch.
+    /// cloned as a thread's scratch.
     template: PointData,
+    /// The buffers into which threads decode their pieces, taken for a
+    /// piece and given back: kept from piece to piece and from group to
+    /// group, so that decoding writes into memory already mapped, and in
+    /// cache (a fresh buffer a piece cost its page faults each time).
+    scratch: Mutex<Vec<PointData>>,
     extra: Vec<ExtraField>,
     /// The extra-bytes fields `nx ny nz` (their positions in `extra`),
     /// when all three are there: the normals, written so by mlsproj (or
     /// anyone).
     normals: Option<[usize; 3]>,
+    /// The attribute columns, in order: every standard field of the
+    /// format, then the extra-bytes fields but the normals; none when they
+    /// are skipped (see [`LasReader::skip_attributes`]).
+    sources: Vec<Source>,
     /// The compression of a LAZ file.
     laz: Option<laz::LazVlr>,
-    /// Whether the attributes are decoded (see [`LasReader::skip_attributes`]).
-    attributes: bool,
     /// The layers of a LAZ file that are decompressed.
     selection: laz::DecompressionSelection,
 }
@@ -454,15 +564,24 @@ impl LasReader {
             (Some(x), Some(y), Some(z)) => Some([x, y, z]),
             _ => None,
         };
+        let sources = standard_fields(format)
+            .map(|(name, field)| Source::Standard(name, field))
+            .chain(
+                (0..extra.len())
+                    .filter(|at| !normals.is_some_and(|axes| axes.contains(at)))
+                    .map(Source::Extra),
+            )
+            .collect();
         let records = Records {
             template,
+            scratch: Mutex::new(Vec::new()),
             extra,
             normals,
+            sources,
             laz,
-            attributes: true,
             selection: laz::DecompressionSelection::all(),
         };
-        let rest = records.decode(&records.template);
+        let rest = records.empty();
         Ok(LasReader {
             path: path.to_path_buf(),
             file,
@@ -510,8 +629,8 @@ impl LasReader {
             layers |= Layers::ALL_EXTRA_BYTES;
         }
         self.records.selection = Layers(layers);
-        self.records.attributes = false;
-        self.rest = self.records.decode(&self.records.template);
+        self.records.sources.clear();
+        self.rest = self.records.empty();
     }
 
     /// The next up to `max` points: positions, and as attributes `intensity`
@@ -530,17 +649,13 @@ impl LasReader {
             ));
         }
         let rows = max.min(self.total - self.read);
-        let mut chunk = if self.rest.len() > rows {
-            let rest = self.rest.slice(rows..self.rest.len());
-            let chunk = self.rest.slice(0..rows);
-            self.rest = rest;
-            chunk
-        } else {
-            let empty = self.rest.slice(0..0);
-            std::mem::replace(&mut self.rest, empty)
-        };
-        let missing = rows - chunk.len();
-        reserve(&mut chunk, missing);
+        let mut chunk = std::mem::replace(&mut self.rest, self.records.empty());
+        if chunk.len() < rows {
+            // Room for the pieces that complete the request, the last one
+            // whole, so that no group moves the columns.
+            let pieces = holding(&self.pieces, self.next, rows - chunk.len());
+            reserve(&mut chunk, pieces.iter().map(|piece| piece.points).sum());
+        }
         while chunk.len() < rows {
             let first = self.read + chunk.len();
             let group = next_group(&self.pieces, self.next, rows - chunk.len());
@@ -566,25 +681,20 @@ impl LasReader {
                     ),
                 ));
             }
-            let decoded = self.records.decode_pieces(group, &self.bytes);
+            let from = chunk.len();
+            extend_rows(&mut chunk, group.iter().map(|piece| piece.points).sum());
+            let rows = piece_rows(&mut chunk, from, group);
+            let decoded = self.records.decode_pieces(group, &mut self.bytes, rows);
             self.next += group.len();
-            let pieces = match decoded {
-                Ok(pieces) => pieces,
-                Err((piece, error)) => {
-                    self.broken = true;
-                    let index = first + group[..piece].iter().map(|p| p.points).sum::<usize>();
-                    return Err(Error::format(&self.path, at(index), error));
-                }
-            };
-            for piece in pieces {
-                let wanted = rows - chunk.len();
-                if piece.len() > wanted {
-                    chunk.append(&piece.slice(0..wanted));
-                    self.rest = piece.slice(wanted..piece.len());
-                } else {
-                    chunk.append(&piece);
-                }
+            if let Err((piece, error)) = decoded {
+                self.broken = true;
+                let index = first + group[..piece].iter().map(|p| p.points).sum::<usize>();
+                return Err(Error::format(&self.path, at(index), error));
             }
+        }
+        // The points of the last piece beyond the request wait for the next.
+        if chunk.len() > rows {
+            self.rest = chunk.split_off(rows);
         }
         self.read += rows;
         Ok(chunk)
@@ -592,7 +702,7 @@ impl LasReader {
 }
 
 /// Makes room for `additional` more points in every column of `cloud`, so
-/// that appending the pieces of a large request does not move it.
+/// that the groups of a large request do not move it.
 fn reserve(cloud: &mut PointCloud, additional: usize) {
     cloud.positions.reserve(additional);
     if let Some(normals) = &mut cloud.normals {
@@ -604,39 +714,77 @@ fn reserve(cloud: &mut PointCloud, additional: usize) {
 }
 
 impl Records {
-    /// The points of the pieces of `group`, whose bytes are `bytes`, each
-    /// decoded (decompressed, for LAZ) and converted on one thread; a
-    /// fault names the piece (its position in the group) and what is wrong.
+    /// A cloud of no point with the file's columns (but those skipped).
+    fn empty(&self) -> PointCloud {
+        let attributes = self
+            .sources
+            .iter()
+            .map(|source| {
+                let (name, kind) = match *source {
+                    Source::Standard(name, field) => (name, standard_kind(field)),
+                    Source::Extra(at) => (self.extra[at].name.as_str(), self.extra[at].kind()),
+                };
+                Attribute {
+                    name: name.to_string(),
+                    values: empty_column(kind, 0),
+                }
+            })
+            .collect();
+        PointCloud {
+            positions: Vec::new(),
+            normals: self.normals.map(|_| Vec::new()),
+            colours: None,
+            attributes,
+            precision: Precision::Double,
+            // Extra bytes of any type; mlsproj's own outputs write float.
+            normal_precision: Precision::Single,
+        }
+    }
+
+    /// Decodes the pieces of `group`, whose bytes are `bytes`, into their
+    /// `rows`, each piece decoded (decompressed, for LAZ) and converted on
+    /// one thread; a fault names the piece (its position in the group) and
+    /// what is wrong.
     fn decode_pieces(
         &self,
         group: &[Piece],
-        bytes: &[u8],
-    ) -> std::result::Result<Vec<PointCloud>, (usize, String)> {
-        let jobs: Vec<(usize, &[u8], usize)> = split(group, bytes)
+        bytes: &mut [u8],
+        rows: Vec<PieceRows<'_>>,
+    ) -> std::result::Result<(), (usize, String)> {
+        let jobs: Vec<_> = cut(bytes, group.iter().map(|piece| piece.bytes))
             .into_iter()
+            .zip(rows)
             .zip(group)
             .enumerate()
-            .map(|(at, (bytes, piece))| (at, bytes, piece.points))
             .collect();
         jobs.into_par_iter()
-            .map_init(
-                || self.template.clone(),
-                |scratch, (at, bytes, points)| {
-                    self.decode_piece(scratch, bytes, points)
-                        .map_err(|error| (at, error))
-                },
-            )
-            .collect()
+            .try_for_each(|(at, ((bytes, rows), piece))| {
+                let taken = self
+                    .scratch
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop();
+                let mut scratch = taken.unwrap_or_else(|| self.template.clone());
+                let decoded = self.decode_piece(&mut scratch, bytes, piece.points);
+                if decoded.is_ok() {
+                    self.convert(&scratch, rows);
+                }
+                self.scratch
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(scratch);
+                decoded.map_err(|error| (at, error))
+            })
     }
 
-    /// The `points` points of one piece, its `bytes` decoded into
+    /// Decodes the `points` points of one piece, its `bytes`, into
     /// `scratch`.
     fn decode_piece(
         &self,
         scratch: &mut PointData,
         bytes: &[u8],
         points: usize,
-    ) -> std::result::Result<PointCloud, String> {
+    ) -> std::result::Result<(), String> {
         let records = scratch.resize_for(points);
         match &self.laz {
             None => records.copy_from_slice(bytes),
@@ -662,98 +810,41 @@ impl Records {
                 })?;
             }
         }
-        Ok(self.decode(scratch))
+        Ok(())
     }
 
-    /// The standard fields and the extra bytes (but the normals) of
-    /// `data` as attributes.
-    fn attributes(&self, data: &PointData) -> Vec<Attribute> {
-        let format = data.format();
-        let mut attributes = Vec::new();
-        let mut push = |name: &str, values: Column| {
-            attributes.push(Attribute {
-                name: name.to_string(),
-                values,
+    /// Converts the records of `data` into their `rows`: positions through
+    /// the header's scale and offset (the first 12 bytes of every format's
+    /// record), the normals and the attributes.
+    fn convert(&self, data: &PointData, rows: PieceRows<'_>) {
+        let records = || data.raw_bytes().chunks_exact(data.record_len());
+        let transforms = data.transforms();
+        let axes = [transforms.x, transforms.y, transforms.z];
+        for (position, record) in rows.positions.iter_mut().zip(records()) {
+            let [x, y, z] = [0, 1, 2].map(|axis| {
+                let raw = &record[4 * axis..4 * axis + 4];
+                axes[axis].direct(i32::from_le_bytes(raw.try_into().unwrap_or_default()))
             });
-        };
-        push("intensity", Column::U16(data.intensity().collect()));
-        push("return_number", Column::U8(data.return_number().collect()));
-        push(
-            "number_of_returns",
-            Column::U8(data.number_of_returns().collect()),
-        );
-        push(
-            "classification",
-            Column::U8(data.classification().collect()),
-        );
-        push(
-            "scan_angle",
-            Column::F32(data.scan_angle_degrees().collect()),
-        );
-        push("user_data", Column::U8(data.user_data().collect()));
-        push(
-            "point_source_id",
-            Column::U16(data.point_source_id().collect()),
-        );
-        if let Some(times) = data.gps_time() {
-            push("gps_time", Column::F64(times.collect()));
+            *position = Point3::new(x, y, z);
         }
-        if let Some(rgb) = data.rgb() {
-            let (mut red, mut green, mut blue) = (Vec::new(), Vec::new(), Vec::new());
-            for (r, g, b) in rgb {
-                red.push(r);
-                green.push(g);
-                blue.push(b);
-            }
-            push("red", Column::U16(red));
-            push("green", Column::U16(green));
-            push("blue", Column::U16(blue));
-        }
-        if format.has_nir
-            && let Some(nir) = data.nir()
-        {
-            push("nir", Column::U16(nir.collect()));
-        }
-        for (at, field) in self.extra.iter().enumerate() {
-            if self.normals.is_some_and(|axes| axes.contains(&at)) {
-                continue;
-            }
-            let mut column = super::scalar::empty_column(field.kind(), data.len());
-            field.decode(data.raw_bytes(), data.record_len(), &mut column);
-            push(&field.name, column);
-        }
-        attributes
-    }
-
-    /// The points of `data` as a cloud (without attributes when they are
-    /// skipped).
-    fn decode(&self, data: &PointData) -> PointCloud {
-        let positions = data
-            .x()
-            .zip(data.y())
-            .zip(data.z())
-            .map(|((x, y), z)| Point3::new(x, y, z))
-            .collect();
-        let attributes = if self.attributes {
-            self.attributes(data)
-        } else {
-            Vec::new()
-        };
-        let normals = self.normals.map(|axes| {
+        if let (Some(axes), Some(normals)) = (self.normals, rows.normals) {
             let [x, y, z] = axes.map(|at| &self.extra[at]);
-            data.raw_bytes()
-                .chunks_exact(data.record_len())
-                .map(|r| Vector3::new(x.value(r) as f32, y.value(r) as f32, z.value(r) as f32))
-                .collect()
-        });
-        PointCloud {
-            positions,
-            normals,
-            colours: None,
-            attributes,
-            precision: Precision::Double,
-            // Extra bytes of any type; mlsproj's own outputs write float.
-            normal_precision: Precision::Single,
+            for (normal, record) in normals.iter_mut().zip(records()) {
+                *normal = Vector3::new(
+                    x.value(record) as f32,
+                    y.value(record) as f32,
+                    z.value(record) as f32,
+                );
+            }
+        }
+        for (source, mut rows) in self.sources.iter().zip(rows.attributes) {
+            match *source {
+                Source::Standard(_, field) => fill_standard(field, data, &mut rows),
+                Source::Extra(at) => {
+                    let field = &self.extra[at];
+                    rows.fill(records().map(|record| field.value(record)));
+                }
+            }
         }
     }
 }

@@ -1,13 +1,18 @@
 //! The point records of a LAS or LAZ file as pieces: the chunks of a LAZ
 //! file's chunk table (usually 50,000 points each), runs of
 //! [`LAS_PIECE`] records of a LAS file. Pieces are read a group at a time
-//! and decoded in parallel, each one decompressed and converted to columns
-//! by the thread that decodes it while its records are still in cache, so
-//! that reading the group's bytes is the only sequential step.
+//! and decoded in parallel, each one decompressed by the thread that
+//! decodes it into that thread's buffer, and converted while its records
+//! are still in cache straight into the piece's rows of the columns handed
+//! out ([`PieceRows`]), so that reading the group's bytes is the only
+//! sequential step and no piece is copied again.
 
+use crate::cloud::{Column, PointCloud, with_column};
 use crate::error::{Error, Location, Result};
 use laz::LazVlr;
 use laz::laszip::ChunkTable;
+use nalgebra::{Point3, Vector3};
+use rayon::iter::{ParallelExtend, repeat_n};
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -101,19 +106,24 @@ pub(super) fn laz_pieces(
     Ok(pieces)
 }
 
-/// The pieces of the next group, from `next`: at least one, and as many as
-/// give up to `points` points (at most [`GROUP_POINTS`]).
-pub(super) fn next_group(pieces: &[Piece], next: usize, points: usize) -> &[Piece] {
-    let want = points.min(GROUP_POINTS);
+/// The pieces from `next` that hold `points` points: at least one, the
+/// last one whole.
+pub(super) fn holding(pieces: &[Piece], next: usize, points: usize) -> &[Piece] {
     let mut held = 0;
     let end = pieces[next..]
         .iter()
         .position(|piece| {
             held += piece.points;
-            held >= want
+            held >= points
         })
         .map_or(pieces.len(), |at| next + at + 1);
     &pieces[next..end]
+}
+
+/// The pieces of the next group, from `next`: at least one, and as many as
+/// give up to `points` points (at most [`GROUP_POINTS`]).
+pub(super) fn next_group(pieces: &[Piece], next: usize, points: usize) -> &[Piece] {
+    holding(pieces, next, points.min(GROUP_POINTS))
 }
 
 /// Reads the bytes of `group` from `file` into `buffer`; false when the
@@ -132,14 +142,101 @@ pub(super) fn read_group(
     }
 }
 
-/// `bytes` cut into the bytes of each piece of `group`.
-pub(super) fn split<'a>(group: &[Piece], mut bytes: &'a [u8]) -> Vec<&'a [u8]> {
-    group
-        .iter()
-        .map(|piece| {
-            let (head, tail) = bytes.split_at(piece.bytes);
-            bytes = tail;
+/// `values` cut into consecutive runs of `sizes` values (which they hold).
+pub(super) fn cut<T>(mut values: &mut [T], sizes: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
+    sizes
+        .map(|size| {
+            let (head, tail) = std::mem::take(&mut values).split_at_mut(size);
+            values = tail;
             head
+        })
+        .collect()
+}
+
+/// One piece's rows of the columns of a request, which the thread that
+/// decodes the piece fills.
+pub(super) struct PieceRows<'a> {
+    pub(super) positions: &'a mut [Point3<f64>],
+    pub(super) normals: Option<&'a mut [Vector3<f32>]>,
+    /// In the order of the cloud's attributes.
+    pub(super) attributes: Vec<AttributeRows<'a>>,
+}
+
+macro_rules! attribute_rows {
+    ($($variant:ident: $type:ty),*) => {
+        /// A piece's rows of one attribute column, of the column's type.
+        pub(super) enum AttributeRows<'a> {
+            $($variant(&'a mut [$type]),)*
+        }
+
+        impl<'a> AttributeRows<'a> {
+            /// `column` from row `from` on, cut into the rows of each piece
+            /// of `group`.
+            fn cut(column: &'a mut Column, from: usize, group: &[Piece]) -> Vec<Self> {
+                let sizes = group.iter().map(|piece| piece.points);
+                match column {
+                    $(Column::$variant(values) => cut(&mut values[from..], sizes)
+                        .into_iter()
+                        .map(AttributeRows::$variant)
+                        .collect(),)*
+                }
+            }
+
+            /// Stores `values` in the rows, each converted to the column's
+            /// type: exactly, for every LAS field (`f64` holds them all, and
+            /// each column has its field's type).
+            pub(super) fn fill(&mut self, values: impl Iterator<Item = f64>) {
+                match self {
+                    $(AttributeRows::$variant(rows) => {
+                        for (row, value) in rows.iter_mut().zip(values) {
+                            *row = value as $type;
+                        }
+                    })*
+                }
+            }
+        }
+    };
+}
+attribute_rows!(I8: i8, U8: u8, I16: i16, U16: u16, I32: i32, U32: u32, F32: f32, F64: f64);
+
+/// Adds `rows` rows to every column of `cloud`, for the pieces of a group
+/// to fill: written in parallel, so that both threads map the new memory.
+pub(super) fn extend_rows(cloud: &mut PointCloud, rows: usize) {
+    fn extend<T: Clone + Send>(values: &mut Vec<T>, value: T, rows: usize) {
+        values.par_extend(repeat_n(value, rows));
+    }
+    extend(&mut cloud.positions, Point3::origin(), rows);
+    if let Some(normals) = &mut cloud.normals {
+        extend(normals, Vector3::zeros(), rows);
+    }
+    for attribute in &mut cloud.attributes {
+        with_column!(&mut attribute.values, values => extend(values, Default::default(), rows));
+    }
+}
+
+/// The rows of `cloud` from `from` on, cut into the rows of each piece of
+/// `group` (which they hold).
+pub(super) fn piece_rows<'a>(
+    cloud: &'a mut PointCloud,
+    from: usize,
+    group: &[Piece],
+) -> Vec<PieceRows<'a>> {
+    let sizes = || group.iter().map(|piece| piece.points);
+    let mut normals = cloud
+        .normals
+        .as_mut()
+        .map(|normals| cut(&mut normals[from..], sizes()).into_iter());
+    let mut attributes: Vec<_> = cloud
+        .attributes
+        .iter_mut()
+        .map(|attribute| AttributeRows::cut(&mut attribute.values, from, group).into_iter())
+        .collect();
+    cut(&mut cloud.positions[from..], sizes())
+        .into_iter()
+        .map(|positions| PieceRows {
+            positions,
+            normals: normals.as_mut().and_then(Iterator::next),
+            attributes: attributes.iter_mut().filter_map(Iterator::next).collect(),
         })
         .collect()
 }
