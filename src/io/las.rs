@@ -16,11 +16,14 @@ use crate::cloud::{Attribute, PointCloud, Precision, ScalarKind};
 use crate::error::{Error, Location, Result};
 use las::point::Format;
 use las::{PointData, PointDataBuilder};
-use laz::laszip::ChunkTableEntry;
+use laz::record::{
+    LayeredPointRecordDecompressor, RecordDecompressor, SequentialPointRecordDecompressor,
+};
+use laz::{DecompressionSelection, LazVlr};
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -146,26 +149,26 @@ fn standard_kind(field: Target) -> ScalarKind {
 /// Stores the values of the standard field `field` in `data` in `rows`.
 fn fill_standard(field: Target, data: &PointData, rows: &mut AttributeRows) {
     match field {
-        Target::Intensity => rows.fill(data.intensity().map(f64::from)),
-        Target::ReturnNumber => rows.fill(data.return_number().map(f64::from)),
-        Target::NumberOfReturns => rows.fill(data.number_of_returns().map(f64::from)),
-        Target::Classification => rows.fill(data.classification().map(f64::from)),
-        Target::ScanAngle => rows.fill(data.scan_angle_degrees().map(f64::from)),
-        Target::UserData => rows.fill(data.user_data().map(f64::from)),
-        Target::PointSourceId => rows.fill(data.point_source_id().map(f64::from)),
+        Target::Intensity => rows.put(data.intensity()),
+        Target::ReturnNumber => rows.put(data.return_number()),
+        Target::NumberOfReturns => rows.put(data.number_of_returns()),
+        Target::Classification => rows.put(data.classification()),
+        Target::ScanAngle => rows.put(data.scan_angle_degrees()),
+        Target::UserData => rows.put(data.user_data()),
+        Target::PointSourceId => rows.put(data.point_source_id()),
         Target::GpsTime => {
             if let Some(times) = data.gps_time() {
-                rows.fill(times);
+                rows.put(times);
             }
         }
         Target::Colour(channel) => {
             if let Some(rgb) = data.rgb() {
-                rows.fill(rgb.map(|(r, g, b)| f64::from([r, g, b][channel])));
+                rows.put(rgb.map(|(r, g, b)| [r, g, b][channel]));
             }
         }
         Target::Nir => {
             if let Some(nir) = data.nir() {
-                rows.fill(nir.map(f64::from));
+                rows.put(nir);
             }
         }
         // Not standard fields: positions and extra bytes are read apart.
@@ -208,7 +211,7 @@ impl ExtraField {
     /// The field's value in `record`, scaled and offset when the
     /// descriptor says so. Each type loads its own size, so that a value
     /// costs a load and a conversion.
-    #[inline]
+    #[inline(always)]
     fn value(&self, record: &[u8]) -> f64 {
         fn load<T: Scalar>(bytes: &[u8]) -> f64 {
             T::from_le_slice(&bytes[..size_of::<T>()]).to_f64()
@@ -479,10 +482,11 @@ struct Records {
     /// An empty buffer of the file's records (format and transforms),
     /// cloned as a thread's scratch.
     template: PointData,
-    /// The buffers into which threads decode their pieces, taken for a
-    /// piece and given back: kept from piece to piece and from group to
-    /// group, so that decoding writes into memory already mapped, and in
-    /// cache (a fresh buffer a piece cost its page faults each time).
+    /// The buffers of [`BLOCK`] records into which threads decode their
+    /// pieces, taken for a piece and given back: kept from piece to piece
+    /// and from group to group, so that decoding writes into memory
+    /// already mapped, and in cache (a fresh buffer a piece cost its page
+    /// faults each time).
     scratch: Mutex<Vec<PointData>>,
     extra: Vec<ExtraField>,
     /// The extra-bytes fields `nx ny nz` (their positions in `extra`),
@@ -713,6 +717,39 @@ fn reserve(cloud: &mut PointCloud, additional: usize) {
     }
 }
 
+/// Records decoded and converted at a time by a thread: few enough
+/// (170 kB of sphere_large's 42-byte records) to stay in the core's cache
+/// between being decompressed and being read once for each column.
+const BLOCK: usize = 4096;
+
+/// laz-rs's decompressor of one chunk, `bytes`, as its parallel
+/// decompressor makes one for each chunk, decompressing the layers of
+/// `selection`: driven here a block of records at a time.
+fn chunk_decompressor<'a>(
+    vlr: &LazVlr,
+    bytes: &'a [u8],
+    selection: DecompressionSelection,
+) -> std::result::Result<Box<dyn RecordDecompressor<Cursor<&'a [u8]>> + 'a>, String> {
+    let input = Cursor::new(bytes);
+    let mut decompressor: Box<dyn RecordDecompressor<Cursor<&'a [u8]>> + 'a> =
+        match vlr.items().first().map(|item| (item, item.version())) {
+            Some((_, 1 | 2)) => Box::new(SequentialPointRecordDecompressor::new(input)),
+            Some((_, 3 | 4)) => Box::new(LayeredPointRecordDecompressor::new(input)),
+            Some((item, version)) => {
+                return Err(format!(
+                    "LAZ item {:?} of compression version {version} is not supported",
+                    item.item_type()
+                ));
+            }
+            None => return Err("the 'laszip encoded' VLR lists no item".into()),
+        };
+    decompressor
+        .set_fields_from(vlr.items())
+        .map_err(|error| format!("the LAZ items cannot be decompressed: {error}"))?;
+    decompressor.set_selection(selection);
+    Ok(decompressor)
+}
+
 impl Records {
     /// A cloud of no point with the file's columns (but those skipped).
     fn empty(&self) -> PointCloud {
@@ -742,9 +779,8 @@ impl Records {
     }
 
     /// Decodes the pieces of `group`, whose bytes are `bytes`, into their
-    /// `rows`, each piece decoded (decompressed, for LAZ) and converted on
-    /// one thread; a fault names the piece (its position in the group) and
-    /// what is wrong.
+    /// `rows`, each piece on one thread; a fault names the piece (its
+    /// position in the group) and what is wrong.
     fn decode_pieces(
         &self,
         group: &[Piece],
@@ -765,10 +801,7 @@ impl Records {
                     .unwrap_or_else(PoisonError::into_inner)
                     .pop();
                 let mut scratch = taken.unwrap_or_else(|| self.template.clone());
-                let decoded = self.decode_piece(&mut scratch, bytes, piece.points);
-                if decoded.is_ok() {
-                    self.convert(&scratch, rows);
-                }
+                let decoded = self.decode_piece(&mut scratch, bytes, piece.points, rows);
                 self.scratch
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -777,38 +810,46 @@ impl Records {
             })
     }
 
-    /// Decodes the `points` points of one piece, its `bytes`, into
-    /// `scratch`.
+    /// Decodes the `points` points of one piece, its `bytes`, into its
+    /// `rows`, [`BLOCK`] records at a time through `scratch`: each block is
+    /// decompressed (LAZ) or copied (LAS) there and converted while in
+    /// cache.
     fn decode_piece(
         &self,
         scratch: &mut PointData,
         bytes: &[u8],
         points: usize,
+        mut rows: PieceRows<'_>,
     ) -> std::result::Result<(), String> {
-        let records = scratch.resize_for(points);
-        match &self.laz {
-            None => records.copy_from_slice(bytes),
-            Some(vlr) => {
-                let chunk = [ChunkTableEntry {
-                    point_count: points as u64,
-                    byte_count: bytes.len() as u64,
-                }];
-                // laz-rs panics on some corrupt compressed data instead of
-                // failing: the panic is caught and the reader not used
-                // again.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    laz::par_decompress_selective(bytes, records, vlr, &chunk, self.selection)
-                }))
-                .map_err(|_| "the compressed points are corrupt".to_string())?
-                .map_err(|error| match error {
-                    laz::LasZipError::IoError(error)
-                        if error.kind() == std::io::ErrorKind::UnexpectedEof =>
-                    {
-                        "the compressed points end before the count the header declares (or are corrupt)".to_string()
-                    }
-                    error => format!("the compressed points are corrupt: {error}"),
-                })?;
+        let Some(vlr) = &self.laz else {
+            let record_len = scratch.record_len();
+            for records in bytes.chunks(BLOCK * record_len) {
+                let block = records.len() / record_len;
+                scratch.resize_for(block).copy_from_slice(records);
+                self.convert(scratch, rows.take_front(block));
             }
+            return Ok(());
+        };
+        let mut decompressor = chunk_decompressor(vlr, bytes, self.selection)?;
+        let mut left = points;
+        while left > 0 {
+            let block = left.min(BLOCK);
+            let records = scratch.resize_for(block);
+            // laz-rs panics on some corrupt compressed data instead of
+            // failing: the panic is caught and the reader not used again.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decompressor.decompress_many(records)
+            }))
+            .map_err(|_| "the compressed points are corrupt".to_string())?
+            .map_err(|error| {
+                if error.kind() == std::io::ErrorKind::UnexpectedEof {
+                    "the compressed points end before the count the header declares (or are corrupt)".to_string()
+                } else {
+                    format!("the compressed points are corrupt: {error}")
+                }
+            })?;
+            self.convert(scratch, rows.take_front(block));
+            left -= block;
         }
         Ok(())
     }
@@ -821,11 +862,14 @@ impl Records {
         let transforms = data.transforms();
         let axes = [transforms.x, transforms.y, transforms.z];
         for (position, record) in rows.positions.iter_mut().zip(records()) {
-            let [x, y, z] = [0, 1, 2].map(|axis| {
-                let raw = &record[4 * axis..4 * axis + 4];
-                axes[axis].direct(i32::from_le_bytes(raw.try_into().unwrap_or_default()))
-            });
-            *position = Point3::new(x, y, z);
+            let xyz: &[u8; 12] = record[..12].try_into().unwrap_or(&[0; 12]);
+            let raw =
+                |at: usize| i32::from_le_bytes([xyz[at], xyz[at + 1], xyz[at + 2], xyz[at + 3]]);
+            *position = Point3::new(
+                axes[0].direct(raw(0)),
+                axes[1].direct(raw(4)),
+                axes[2].direct(raw(8)),
+            );
         }
         if let (Some(axes), Some(normals)) = (self.normals, rows.normals) {
             let [x, y, z] = axes.map(|at| &self.extra[at]);

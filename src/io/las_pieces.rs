@@ -142,15 +142,16 @@ pub(super) fn read_group(
     }
 }
 
+/// The first `n` values of `values`, which keep the others.
+fn take_front<'a, T>(values: &mut &'a mut [T], n: usize) -> &'a mut [T] {
+    let (head, tail) = std::mem::take(values).split_at_mut(n);
+    *values = tail;
+    head
+}
+
 /// `values` cut into consecutive runs of `sizes` values (which they hold).
 pub(super) fn cut<T>(mut values: &mut [T], sizes: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
-    sizes
-        .map(|size| {
-            let (head, tail) = std::mem::take(&mut values).split_at_mut(size);
-            values = tail;
-            head
-        })
-        .collect()
+    sizes.map(|size| take_front(&mut values, size)).collect()
 }
 
 /// One piece's rows of the columns of a request, which the thread that
@@ -162,12 +163,37 @@ pub(super) struct PieceRows<'a> {
     pub(super) attributes: Vec<AttributeRows<'a>>,
 }
 
+impl<'a> PieceRows<'a> {
+    /// The first `n` rows, which the piece's next `n` records fill; these
+    /// rows keep the others.
+    pub(super) fn take_front(&mut self, n: usize) -> PieceRows<'a> {
+        PieceRows {
+            positions: take_front(&mut self.positions, n),
+            normals: self.normals.as_mut().map(|normals| take_front(normals, n)),
+            attributes: self
+                .attributes
+                .iter_mut()
+                .map(|rows| rows.take_front(n))
+                .collect(),
+        }
+    }
+}
+
 macro_rules! attribute_rows {
     ($($variant:ident: $type:ty),*) => {
         /// A piece's rows of one attribute column, of the column's type.
         pub(super) enum AttributeRows<'a> {
             $($variant(&'a mut [$type]),)*
         }
+
+        $(impl RowValue for $type {
+            fn rows<'r>(rows: &'r mut AttributeRows<'_>) -> Option<&'r mut [Self]> {
+                match rows {
+                    AttributeRows::$variant(rows) => Some(rows),
+                    _ => None,
+                }
+            }
+        })*
 
         impl<'a> AttributeRows<'a> {
             /// `column` from row `from` on, cut into the rows of each piece
@@ -179,6 +205,23 @@ macro_rules! attribute_rows {
                         .into_iter()
                         .map(AttributeRows::$variant)
                         .collect(),)*
+                }
+            }
+
+            /// The first `n` rows; these rows keep the others.
+            fn take_front(&mut self, n: usize) -> Self {
+                match self {
+                    $(AttributeRows::$variant(rows) => AttributeRows::$variant(take_front(rows, n)),)*
+                }
+            }
+
+            /// Stores `values`, of the column's own type (nothing when
+            /// they are of another: the caller made the column for them).
+            pub(super) fn put<T: RowValue>(&mut self, values: impl Iterator<Item = T>) {
+                let rows = T::rows(self);
+                debug_assert!(rows.is_some(), "values of another type than their column");
+                for (row, value) in rows.into_iter().flatten().zip(values) {
+                    *row = value;
                 }
             }
 
@@ -197,6 +240,13 @@ macro_rules! attribute_rows {
         }
     };
 }
+/// A type of the values of [`AttributeRows`], so that a field whose type
+/// is known is stored as it is, not through `f64`.
+pub(super) trait RowValue: Sized {
+    /// The rows, when they hold this type.
+    fn rows<'r>(rows: &'r mut AttributeRows<'_>) -> Option<&'r mut [Self]>;
+}
+
 attribute_rows!(I8: i8, U8: u8, I16: i16, U16: u16, I32: i32, U32: u32, F32: f32, F64: f64);
 
 /// Adds `rows` rows to every column of `cloud`, for the pieces of a group
