@@ -8,8 +8,7 @@
 //! every described extra-bytes field becomes a typed attribute.
 
 use super::las_pieces::{
-    AttributeRows, Piece, PieceRows, cut, extend_rows, holding, las_pieces, laz_pieces, next_group,
-    piece_rows, read_group,
+    AttributeRows, Piece, PieceRows, extend_rows, holding, las_pieces, laz_pieces, piece_rows,
 };
 use super::scalar::{Scalar, empty_column};
 use crate::cloud::{Attribute, PointCloud, Precision, ScalarKind};
@@ -433,24 +432,22 @@ fn check_evlrs(
     Ok(())
 }
 
-/// A LAS or LAZ file read chunk by chunk, a group of pieces at a time
+/// A LAS or LAZ file read chunk by chunk, its pieces decoded in parallel
 /// (see [`super::las_pieces`]).
 pub struct LasReader {
     path: PathBuf,
-    /// The file, at the bytes of the next piece.
-    file: BufReader<File>,
+    /// The file, which each thread seeks to its piece's bytes.
+    file: Mutex<File>,
     records: Records,
     pieces: Vec<Piece>,
     /// The first piece not yet read.
     next: usize,
-    /// The bytes of the group of pieces being decoded, reused.
-    bytes: Vec<u8>,
     /// Points decoded but not yet handed out (fewer than a piece).
     rest: PointCloud,
     total: usize,
     read: usize,
-    /// True after decompression panicked (the decoder's state is unknown)
-    /// or a read stopped part way into a group (the file's position is).
+    /// True after a fault: decompression may have panicked (the decoder's
+    /// state is unknown) and later pieces may have been decoded already.
     broken: bool,
     /// The lines of mlsproj's provenance VLR (user `mlsproj`, record 1).
     comments: Vec<String>,
@@ -477,17 +474,40 @@ fn las_error(path: &Path, error: las::Error) -> Error {
     }
 }
 
+/// A thread's buffers for decoding a piece.
+struct Scratch {
+    /// The piece's bytes, as in the file.
+    bytes: Vec<u8>,
+    /// A block of its records, decoded.
+    records: PointData,
+}
+
+/// Why a piece could not be decoded.
+enum PieceFault {
+    /// Its bytes could not be read.
+    Read(std::io::Error),
+    /// They are not records of the file's format.
+    Corrupt(String),
+}
+
+/// Reads the bytes of `piece` from `file` into `bytes`.
+fn read_piece(file: &Mutex<File>, piece: &Piece, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+    bytes.resize(piece.bytes, 0);
+    let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+    file.seek(SeekFrom::Start(piece.offset))?;
+    file.read_exact(bytes)
+}
+
 /// How the point records of one file become points.
 struct Records {
     /// An empty buffer of the file's records (format and transforms),
     /// cloned as a thread's scratch.
     template: PointData,
-    /// The buffers of [`BLOCK`] records into which threads decode their
-    /// pieces, taken for a piece and given back: kept from piece to piece
-    /// and from group to group, so that decoding writes into memory
-    /// already mapped, and in cache (a fresh buffer a piece cost its page
-    /// faults each time).
-    scratch: Mutex<Vec<PointData>>,
+    /// The buffers of the threads decoding pieces, taken for a piece and
+    /// given back: kept from piece to piece and from request to request,
+    /// so that reading and decoding write into memory already mapped, and
+    /// in cache (a fresh buffer a piece cost its page faults each time).
+    scratch: Mutex<Vec<Scratch>>,
     extra: Vec<ExtraField>,
     /// The extra-bytes fields `nx ny nz` (their positions in `extra`),
     /// when all three are there: the normals, written so by mlsproj (or
@@ -548,9 +568,7 @@ impl LasReader {
             let pieces = laz_pieces(path, &mut file, data_start, &vlr, total, size)?;
             (Some(vlr), pieces)
         } else {
-            file.seek(SeekFrom::Start(data_start))
-                .map_err(|error| Error::io(path, error))?;
-            (None, las_pieces(total, record_len))
+            (None, las_pieces(total, record_len, data_start))
         };
         let extra = extra_fields(path, &header, record_len)?;
         let comments = header
@@ -588,11 +606,10 @@ impl LasReader {
         let rest = records.empty();
         Ok(LasReader {
             path: path.to_path_buf(),
-            file,
+            file: Mutex::new(file.into_inner()),
             records,
             pieces,
             next: 0,
-            bytes: Vec::new(),
             rest,
             total,
             read: 0,
@@ -655,45 +672,38 @@ impl LasReader {
         let rows = max.min(self.total - self.read);
         let mut chunk = std::mem::replace(&mut self.rest, self.records.empty());
         if chunk.len() < rows {
-            // Room for the pieces that complete the request, the last one
-            // whole, so that no group moves the columns.
+            // The pieces that complete the request, the last one whole.
             let pieces = holding(&self.pieces, self.next, rows - chunk.len());
-            reserve(&mut chunk, pieces.iter().map(|piece| piece.points).sum());
-        }
-        while chunk.len() < rows {
             let first = self.read + chunk.len();
-            let group = next_group(&self.pieces, self.next, rows - chunk.len());
-            let at = |index| Location::Element {
-                element: "point".to_string(),
-                index,
-            };
-            let complete = !group.is_empty()
-                && read_group(&mut self.file, group, &mut self.bytes).map_err(|error| {
-                    // The file stands part way into a group: no later
-                    // read could find its records' boundaries.
-                    self.broken = true;
-                    Error::io(&self.path, error)
-                })?;
-            if !complete {
-                self.broken = true;
-                return Err(Error::format(
-                    &self.path,
-                    at(first),
-                    format!(
-                        "the file ends before its last point ({} declared)",
-                        self.total
-                    ),
-                ));
-            }
             let from = chunk.len();
-            extend_rows(&mut chunk, group.iter().map(|piece| piece.points).sum());
-            let rows = piece_rows(&mut chunk, from, group);
-            let decoded = self.records.decode_pieces(group, &mut self.bytes, rows);
-            self.next += group.len();
-            if let Err((piece, error)) = decoded {
+            let points = pieces.iter().map(|piece| piece.points).sum();
+            reserve(&mut chunk, points);
+            extend_rows(&mut chunk, points);
+            let rows = piece_rows(&mut chunk, from, pieces);
+            let decoded = self.records.decode_pieces(&self.file, pieces, rows);
+            self.next += pieces.len();
+            if let Err((piece, fault)) = decoded {
                 self.broken = true;
-                let index = first + group[..piece].iter().map(|p| p.points).sum::<usize>();
-                return Err(Error::format(&self.path, at(index), error));
+                let at = Location::Element {
+                    element: "point".to_string(),
+                    index: first + pieces[..piece].iter().map(|p| p.points).sum::<usize>(),
+                };
+                return Err(match fault {
+                    PieceFault::Read(error)
+                        if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+                    {
+                        Error::format(
+                            &self.path,
+                            at,
+                            format!(
+                                "the file ends before its last point ({} declared)",
+                                self.total
+                            ),
+                        )
+                    }
+                    PieceFault::Read(error) => Error::io(&self.path, error),
+                    PieceFault::Corrupt(message) => Error::format(&self.path, at, message),
+                });
             }
         }
         // The points of the last piece beyond the request wait for the next.
@@ -705,8 +715,8 @@ impl LasReader {
     }
 }
 
-/// Makes room for `additional` more points in every column of `cloud`, so
-/// that the groups of a large request do not move it.
+/// Makes room for exactly `additional` more points in every column of
+/// `cloud` (more would be memory never used).
 fn reserve(cloud: &mut PointCloud, additional: usize) {
     cloud.positions.reserve(additional);
     if let Some(normals) = &mut cloud.normals {
@@ -778,36 +788,38 @@ impl Records {
         }
     }
 
-    /// Decodes the pieces of `group`, whose bytes are `bytes`, into their
-    /// `rows`, each piece on one thread; a fault names the piece (its
-    /// position in the group) and what is wrong.
+    /// Decodes `pieces` of `file` into their `rows`, each piece on one
+    /// thread; a fault names the piece (its position in `pieces`) and what
+    /// is wrong.
     fn decode_pieces(
         &self,
-        group: &[Piece],
-        bytes: &mut [u8],
+        file: &Mutex<File>,
+        pieces: &[Piece],
         rows: Vec<PieceRows<'_>>,
-    ) -> std::result::Result<(), (usize, String)> {
-        let jobs: Vec<_> = cut(bytes, group.iter().map(|piece| piece.bytes))
-            .into_iter()
-            .zip(rows)
-            .zip(group)
-            .enumerate()
-            .collect();
-        jobs.into_par_iter()
-            .try_for_each(|(at, ((bytes, rows), piece))| {
-                let taken = self
-                    .scratch
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .pop();
-                let mut scratch = taken.unwrap_or_else(|| self.template.clone());
-                let decoded = self.decode_piece(&mut scratch, bytes, piece.points, rows);
-                self.scratch
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(scratch);
-                decoded.map_err(|error| (at, error))
-            })
+    ) -> std::result::Result<(), (usize, PieceFault)> {
+        let jobs: Vec<_> = rows.into_iter().zip(pieces).enumerate().collect();
+        jobs.into_par_iter().try_for_each(|(at, (rows, piece))| {
+            let taken = self
+                .scratch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let mut scratch = taken.unwrap_or_else(|| Scratch {
+                bytes: Vec::new(),
+                records: self.template.clone(),
+            });
+            let decoded = read_piece(file, piece, &mut scratch.bytes)
+                .map_err(PieceFault::Read)
+                .and_then(|()| {
+                    self.decode_piece(&mut scratch.records, &scratch.bytes, piece.points, rows)
+                        .map_err(PieceFault::Corrupt)
+                });
+            self.scratch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(scratch);
+            decoded.map_err(|fault| (at, fault))
+        })
     }
 
     /// Decodes the `points` points of one piece, its `bytes`, into its

@@ -1,11 +1,14 @@
 //! The point records of a LAS or LAZ file as pieces: the chunks of a LAZ
 //! file's chunk table (usually 50,000 points each), runs of
-//! [`LAS_PIECE`] records of a LAS file. Pieces are read a group at a time
-//! and decoded in parallel, each one decompressed by the thread that
-//! decodes it into that thread's buffer, and converted while its records
-//! are still in cache straight into the piece's rows of the columns handed
-//! out ([`PieceRows`]), so that reading the group's bytes is the only
-//! sequential step and no piece is copied again.
+//! [`LAS_PIECE`] records of a LAS file. The pieces of a request are
+//! decoded in parallel, each one by one thread from start to end: it reads
+//! the piece's bytes from the file into its own buffer, decompresses them a
+//! block of records at a time into another, and converts each block while
+//! it is in cache straight into the piece's rows of the columns handed out
+//! ([`PieceRows`]). No step is sequential, no piece is copied again, and
+//! memory holds the request's columns and two buffers a thread, whatever
+//! the size of the file or of the request (a LAZ chunk is read whole,
+//! however large).
 
 use crate::cloud::{Column, PointCloud, with_column};
 use crate::error::{Error, Location, Result};
@@ -13,37 +16,33 @@ use laz::LazVlr;
 use laz::laszip::ChunkTable;
 use nalgebra::{Point3, Vector3};
 use rayon::iter::{ParallelExtend, repeat_n};
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 /// Records of a LAS file in one piece: enough work to spread over threads
-/// in groups of [`crate::io::CHUNK`] points, few enough to stay in cache
-/// between being read and converted.
+/// in requests of [`crate::io::CHUNK`] points, and a buffer of a few MB a
+/// thread.
 pub(super) const LAS_PIECE: usize = 50_000;
 
-/// Points of a group of pieces read and decoded at once: bounds the
-/// memory of the compressed bytes and of the decoded pieces not yet
-/// appended, whatever the size of the file or of the request, except that
-/// a group holds at least one whole piece (a LAZ chunk larger than this is
-/// read whole).
-pub(super) const GROUP_POINTS: usize = 1 << 20;
-
-/// One piece: its points and the bytes they take in the file.
+/// One piece: its points and where its bytes are in the file.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Piece {
     pub(super) points: usize,
+    /// The offset of its first byte in the file.
+    pub(super) offset: u64,
     pub(super) bytes: usize,
 }
 
 /// The pieces of an uncompressed file of `total` records of `record_len`
-/// bytes.
-pub(super) fn las_pieces(total: usize, record_len: usize) -> Vec<Piece> {
+/// bytes from `data_start` on.
+pub(super) fn las_pieces(total: usize, record_len: usize, data_start: u64) -> Vec<Piece> {
     (0..total)
         .step_by(LAS_PIECE)
         .map(|first| {
             let points = LAS_PIECE.min(total - first);
             Piece {
                 points,
+                offset: data_start + (first * record_len) as u64,
                 bytes: points * record_len,
             }
         })
@@ -51,8 +50,7 @@ pub(super) fn las_pieces(total: usize, record_len: usize) -> Vec<Piece> {
 }
 
 /// The chunks of a LAZ file whose point data starts at `data_start`, as
-/// pieces holding the header's `total` points, with `file` left at the
-/// first chunk's bytes. A chunk table that holds fewer points than the
+/// pieces holding the header's `total` points. A chunk table that holds fewer points than the
 /// header declares, or whose chunks reach past the file's `size` bytes, is
 /// refused; chunks past the declared points are not read.
 pub(super) fn laz_pieces(
@@ -73,8 +71,6 @@ pub(super) fn laz_pieces(
     .map_err(|_| refuse("the LAZ chunk table is corrupt".into()))?
     .map_err(|error| refuse(format!("the LAZ chunk table cannot be read: {error}")))?;
     let first_chunk = data_start + ChunkTable::OFFSET_SIZE as u64;
-    file.seek(SeekFrom::Start(first_chunk))
-        .map_err(|error| Error::io(path, error))?;
     let mut pieces = Vec::new();
     let (mut points, mut bytes) = (0usize, 0u64);
     // A table of fixed-size chunks gives each the chunk size: the last one
@@ -86,12 +82,13 @@ pub(super) fn laz_pieces(
         let count = usize::try_from(entry.point_count)
             .unwrap_or(usize::MAX)
             .min(total - points);
-        bytes = bytes.saturating_add(entry.byte_count);
-        points += count;
         pieces.push(Piece {
             points: count,
+            offset: first_chunk.saturating_add(bytes),
             bytes: usize::try_from(entry.byte_count).unwrap_or(usize::MAX),
         });
+        bytes = bytes.saturating_add(entry.byte_count);
+        points += count;
     }
     if points < total {
         return Err(refuse(format!(
@@ -118,28 +115,6 @@ pub(super) fn holding(pieces: &[Piece], next: usize, points: usize) -> &[Piece] 
         })
         .map_or(pieces.len(), |at| next + at + 1);
     &pieces[next..end]
-}
-
-/// The pieces of the next group, from `next`: at least one, and as many as
-/// give up to `points` points (at most [`GROUP_POINTS`]).
-pub(super) fn next_group(pieces: &[Piece], next: usize, points: usize) -> &[Piece] {
-    holding(pieces, next, points.min(GROUP_POINTS))
-}
-
-/// Reads the bytes of `group` from `file` into `buffer`; false when the
-/// file ends first.
-pub(super) fn read_group(
-    file: &mut impl Read,
-    group: &[Piece],
-    buffer: &mut Vec<u8>,
-) -> std::io::Result<bool> {
-    let bytes = group.iter().map(|piece| piece.bytes).sum();
-    buffer.resize(bytes, 0);
-    match file.read_exact(buffer) {
-        Ok(()) => Ok(true),
-        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(error) => Err(error),
-    }
 }
 
 /// The first `n` values of `values`, which keep the others.
@@ -249,7 +224,7 @@ pub(super) trait RowValue: Sized {
 
 attribute_rows!(I8: i8, U8: u8, I16: i16, U16: u16, I32: i32, U32: u32, F32: f32, F64: f64);
 
-/// Adds `rows` rows to every column of `cloud`, for the pieces of a group
+/// Adds `rows` rows to every column of `cloud`, for the pieces of a request
 /// to fill: written in parallel, so that both threads map the new memory.
 pub(super) fn extend_rows(cloud: &mut PointCloud, rows: usize) {
     fn extend<T: Clone + Send>(values: &mut Vec<T>, value: T, rows: usize) {
