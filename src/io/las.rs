@@ -8,7 +8,7 @@
 //! every described extra-bytes field becomes a typed attribute.
 
 use super::las_pieces::{
-    AttributeRows, Piece, PieceRows, extend_rows, holding, las_pieces, laz_pieces, piece_rows,
+    AttributeRows, Piece, PieceRows, commit_rows, holding, las_pieces, laz_pieces, piece_rows,
 };
 use super::scalar::{Scalar, empty_column};
 use crate::cloud::{Attribute, PointCloud, Precision, ScalarKind};
@@ -145,8 +145,9 @@ fn standard_kind(field: Target) -> ScalarKind {
     }
 }
 
-/// Stores the values of the standard field `field` in `data` in `rows`.
-fn fill_standard(field: Target, data: &PointData, rows: &mut AttributeRows) {
+/// Writes the values of the standard field `field` in `data` into `rows`;
+/// true when they filled them (false for a field the format lacks).
+fn fill_standard(field: Target, data: &PointData, rows: &mut AttributeRows) -> bool {
     match field {
         Target::Intensity => rows.put(data.intensity()),
         Target::ReturnNumber => rows.put(data.return_number()),
@@ -155,23 +156,13 @@ fn fill_standard(field: Target, data: &PointData, rows: &mut AttributeRows) {
         Target::ScanAngle => rows.put(data.scan_angle_degrees()),
         Target::UserData => rows.put(data.user_data()),
         Target::PointSourceId => rows.put(data.point_source_id()),
-        Target::GpsTime => {
-            if let Some(times) = data.gps_time() {
-                rows.put(times);
-            }
-        }
-        Target::Colour(channel) => {
-            if let Some(rgb) = data.rgb() {
-                rows.put(rgb.map(|(r, g, b)| [r, g, b][channel]));
-            }
-        }
-        Target::Nir => {
-            if let Some(nir) = data.nir() {
-                rows.put(nir);
-            }
-        }
+        Target::GpsTime => data.gps_time().is_some_and(|times| rows.put(times)),
+        Target::Colour(channel) => data
+            .rgb()
+            .is_some_and(|rgb| rows.put(rgb.map(|(r, g, b)| [r, g, b][channel]))),
+        Target::Nir => data.nir().is_some_and(|nir| rows.put(nir)),
         // Not standard fields: positions and extra bytes are read apart.
-        Target::Axis(_) | Target::Extra => {}
+        Target::Axis(_) | Target::Extra => false,
     }
 }
 
@@ -675,35 +666,39 @@ impl LasReader {
             // The pieces that complete the request, the last one whole.
             let pieces = holding(&self.pieces, self.next, rows - chunk.len());
             let first = self.read + chunk.len();
-            let from = chunk.len();
-            let points = pieces.iter().map(|piece| piece.points).sum();
-            reserve(&mut chunk, points);
-            extend_rows(&mut chunk, points);
-            let rows = piece_rows(&mut chunk, from, pieces);
-            let decoded = self.records.decode_pieces(&self.file, pieces, rows);
+            let decoded =
+                self.records
+                    .decode_pieces(&self.file, pieces, piece_rows(&mut chunk, pieces));
             self.next += pieces.len();
-            if let Err((piece, fault)) = decoded {
-                self.broken = true;
-                let at = Location::Element {
-                    element: "point".to_string(),
-                    index: first + pieces[..piece].iter().map(|p| p.points).sum::<usize>(),
-                };
-                return Err(match fault {
-                    PieceFault::Read(error)
-                        if error.kind() == std::io::ErrorKind::UnexpectedEof =>
-                    {
-                        Error::format(
-                            &self.path,
-                            at,
-                            format!(
-                                "the file ends before its last point ({} declared)",
-                                self.total
-                            ),
-                        )
-                    }
-                    PieceFault::Read(error) => Error::io(&self.path, error),
-                    PieceFault::Corrupt(message) => Error::format(&self.path, at, message),
-                });
+            match decoded {
+                // SAFETY: every piece wrote all its rows (decode_pieces
+                // says so only then), and the pieces had all the rows.
+                Ok(()) => unsafe {
+                    commit_rows(&mut chunk, pieces.iter().map(|piece| piece.points).sum())
+                },
+                Err((piece, fault)) => {
+                    self.broken = true;
+                    let at = Location::Element {
+                        element: "point".to_string(),
+                        index: first + pieces[..piece].iter().map(|p| p.points).sum::<usize>(),
+                    };
+                    return Err(match fault {
+                        PieceFault::Read(error)
+                            if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+                        {
+                            Error::format(
+                                &self.path,
+                                at,
+                                format!(
+                                    "the file ends before its last point ({} declared)",
+                                    self.total
+                                ),
+                            )
+                        }
+                        PieceFault::Read(error) => Error::io(&self.path, error),
+                        PieceFault::Corrupt(message) => Error::format(&self.path, at, message),
+                    });
+                }
             }
         }
         // The points of the last piece beyond the request wait for the next.
@@ -712,18 +707,6 @@ impl LasReader {
         }
         self.read += rows;
         Ok(chunk)
-    }
-}
-
-/// Makes room for exactly `additional` more points in every column of
-/// `cloud` (more would be memory never used).
-fn reserve(cloud: &mut PointCloud, additional: usize) {
-    cloud.positions.reserve(additional);
-    if let Some(normals) = &mut cloud.normals {
-        normals.reserve(additional);
-    }
-    for attribute in &mut cloud.attributes {
-        crate::cloud::with_column!(&mut attribute.values, values => values.reserve(additional));
     }
 }
 
@@ -823,9 +806,9 @@ impl Records {
     }
 
     /// Decodes the `points` points of one piece, its `bytes`, into its
-    /// `rows`, [`BLOCK`] records at a time through `scratch`: each block is
-    /// decompressed (LAZ) or copied (LAS) there and converted while in
-    /// cache.
+    /// `rows` (which it writes all, or fails), [`BLOCK`] records at a time
+    /// through `scratch`: each block is decompressed (LAZ) or copied (LAS)
+    /// there and converted while in cache.
     fn decode_piece(
         &self,
         scratch: &mut PointData,
@@ -833,74 +816,80 @@ impl Records {
         points: usize,
         mut rows: PieceRows<'_>,
     ) -> std::result::Result<(), String> {
-        let Some(vlr) = &self.laz else {
-            let record_len = scratch.record_len();
-            for records in bytes.chunks(BLOCK * record_len) {
-                let block = records.len() / record_len;
-                scratch.resize_for(block).copy_from_slice(records);
-                self.convert(scratch, rows.take_front(block));
-            }
-            return Ok(());
+        let mut decompressor = match &self.laz {
+            Some(vlr) => Some(chunk_decompressor(vlr, bytes, self.selection)?),
+            None => None,
         };
-        let mut decompressor = chunk_decompressor(vlr, bytes, self.selection)?;
-        let mut left = points;
-        while left > 0 {
-            let block = left.min(BLOCK);
+        let record_len = scratch.record_len();
+        let mut done = 0;
+        while done < points {
+            let block = (points - done).min(BLOCK);
             let records = scratch.resize_for(block);
-            // laz-rs panics on some corrupt compressed data instead of
-            // failing: the panic is caught and the reader not used again.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decompressor.decompress_many(records)
-            }))
-            .map_err(|_| "the compressed points are corrupt".to_string())?
-            .map_err(|error| {
-                if error.kind() == std::io::ErrorKind::UnexpectedEof {
-                    "the compressed points end before the count the header declares (or are corrupt)".to_string()
-                } else {
-                    format!("the compressed points are corrupt: {error}")
-                }
-            })?;
-            self.convert(scratch, rows.take_front(block));
-            left -= block;
+            match &mut decompressor {
+                None => records.copy_from_slice(&bytes[done * record_len..][..block * record_len]),
+                // laz-rs panics on some corrupt compressed data instead of
+                // failing: the panic is caught and the reader not used
+                // again.
+                Some(decompressor) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    decompressor.decompress_many(records)
+                }))
+                .map_err(|_| "the compressed points are corrupt".to_string())?
+                .map_err(|error| {
+                    if error.kind() == std::io::ErrorKind::UnexpectedEof {
+                        "the compressed points end before the count the header declares (or are corrupt)".to_string()
+                    } else {
+                        format!("the compressed points are corrupt: {error}")
+                    }
+                })?,
+            }
+            if !self.convert(scratch, rows.take_front(block)) {
+                return Err("the records do not fit the columns read".into());
+            }
+            done += block;
         }
         Ok(())
     }
 
     /// Converts the records of `data` into their `rows`: positions through
     /// the header's scale and offset (the first 12 bytes of every format's
-    /// record), the normals and the attributes.
-    fn convert(&self, data: &PointData, rows: PieceRows<'_>) {
+    /// record), the normals and the attributes; true when every row of
+    /// every column is written (the rows were made for these columns, so
+    /// always).
+    fn convert(&self, data: &PointData, mut rows: PieceRows<'_>) -> bool {
         let records = || data.raw_bytes().chunks_exact(data.record_len());
         let transforms = data.transforms();
         let axes = [transforms.x, transforms.y, transforms.z];
-        for (position, record) in rows.positions.iter_mut().zip(records()) {
+        let mut written = rows.put_positions(records().map(|record| {
             let xyz: &[u8; 12] = record[..12].try_into().unwrap_or(&[0; 12]);
             let raw =
                 |at: usize| i32::from_le_bytes([xyz[at], xyz[at + 1], xyz[at + 2], xyz[at + 3]]);
-            *position = Point3::new(
+            Point3::new(
                 axes[0].direct(raw(0)),
                 axes[1].direct(raw(4)),
                 axes[2].direct(raw(8)),
-            );
-        }
-        if let (Some(axes), Some(normals)) = (self.normals, rows.normals) {
+            )
+        }));
+        written &= rows.put_normals(self.normals.map(|axes| {
             let [x, y, z] = axes.map(|at| &self.extra[at]);
-            for (normal, record) in normals.iter_mut().zip(records()) {
-                *normal = Vector3::new(
+            records().map(|record| {
+                Vector3::new(
                     x.value(record) as f32,
                     y.value(record) as f32,
                     z.value(record) as f32,
-                );
-            }
-        }
-        for (source, mut rows) in self.sources.iter().zip(rows.attributes) {
-            match *source {
-                Source::Standard(_, field) => fill_standard(field, data, &mut rows),
+                )
+            })
+        }));
+        let attributes = rows.attributes();
+        written &= attributes.len() == self.sources.len();
+        for (source, rows) in self.sources.iter().zip(attributes) {
+            written &= match *source {
+                Source::Standard(_, field) => fill_standard(field, data, rows),
                 Source::Extra(at) => {
                     let field = &self.extra[at];
-                    rows.fill(records().map(|record| field.value(record)));
+                    rows.fill(records().map(|record| field.value(record)))
                 }
-            }
+            };
         }
+        written
     }
 }

@@ -15,8 +15,8 @@ use crate::error::{Error, Location, Result};
 use laz::LazVlr;
 use laz::laszip::ChunkTable;
 use nalgebra::{Point3, Vector3};
-use rayon::iter::{ParallelExtend, repeat_n};
 use std::io::{BufReader, Seek, SeekFrom};
+use std::mem::MaybeUninit;
 use std::path::Path;
 
 /// Records of a LAS file in one piece: enough work to spread over threads
@@ -129,13 +129,25 @@ pub(super) fn cut<T>(mut values: &mut [T], sizes: impl Iterator<Item = usize>) -
     sizes.map(|size| take_front(&mut values, size)).collect()
 }
 
+/// Writes `values` into `rows`, in order; true when they filled them all.
+fn write_rows<T>(rows: &mut [MaybeUninit<T>], values: impl Iterator<Item = T>) -> bool {
+    let mut written = 0;
+    for (row, value) in rows.iter_mut().zip(values) {
+        row.write(value);
+        written += 1;
+    }
+    written == rows.len()
+}
+
 /// One piece's rows of the columns of a request, which the thread that
-/// decodes the piece fills.
+/// decodes the piece writes: the columns' room past their values, written
+/// once, by that thread (not first zeroed, which cost a pass over the
+/// memory and a second write to it, out of cache).
 pub(super) struct PieceRows<'a> {
-    pub(super) positions: &'a mut [Point3<f64>],
-    pub(super) normals: Option<&'a mut [Vector3<f32>]>,
+    positions: &'a mut [MaybeUninit<Point3<f64>>],
+    normals: Option<&'a mut [MaybeUninit<Vector3<f32>>]>,
     /// In the order of the cloud's attributes.
-    pub(super) attributes: Vec<AttributeRows<'a>>,
+    attributes: Vec<AttributeRows<'a>>,
 }
 
 impl<'a> PieceRows<'a> {
@@ -152,17 +164,39 @@ impl<'a> PieceRows<'a> {
                 .collect(),
         }
     }
+
+    /// Writes the positions; true when `values` filled them all.
+    pub(super) fn put_positions(&mut self, values: impl Iterator<Item = Point3<f64>>) -> bool {
+        write_rows(self.positions, values)
+    }
+
+    /// Writes the normals; true when `values` filled them all, or when the
+    /// columns have no normals and `values` is `None`.
+    pub(super) fn put_normals(
+        &mut self,
+        values: Option<impl Iterator<Item = Vector3<f32>>>,
+    ) -> bool {
+        match (&mut self.normals, values) {
+            (Some(rows), Some(values)) => write_rows(rows, values),
+            (rows, values) => rows.is_none() && values.is_none(),
+        }
+    }
+
+    /// The rows of each attribute, in the cloud's order.
+    pub(super) fn attributes(&mut self) -> &mut [AttributeRows<'a>] {
+        &mut self.attributes
+    }
 }
 
 macro_rules! attribute_rows {
     ($($variant:ident: $type:ty),*) => {
         /// A piece's rows of one attribute column, of the column's type.
         pub(super) enum AttributeRows<'a> {
-            $($variant(&'a mut [$type]),)*
+            $($variant(&'a mut [MaybeUninit<$type>]),)*
         }
 
         $(impl RowValue for $type {
-            fn rows<'r>(rows: &'r mut AttributeRows<'_>) -> Option<&'r mut [Self]> {
+            fn rows<'r>(rows: &'r mut AttributeRows<'_>) -> Option<&'r mut [MaybeUninit<Self>]> {
                 match rows {
                     AttributeRows::$variant(rows) => Some(rows),
                     _ => None,
@@ -171,12 +205,12 @@ macro_rules! attribute_rows {
         })*
 
         impl<'a> AttributeRows<'a> {
-            /// `column` from row `from` on, cut into the rows of each piece
-            /// of `group`.
-            fn cut(column: &'a mut Column, from: usize, group: &[Piece]) -> Vec<Self> {
-                let sizes = group.iter().map(|piece| piece.points);
+            /// The room of `column` for `points` more values, cut into the
+            /// rows of each piece of `pieces`.
+            fn cut(column: &'a mut Column, points: usize, pieces: &[Piece]) -> Vec<Self> {
+                let sizes = pieces.iter().map(|piece| piece.points);
                 match column {
-                    $(Column::$variant(values) => cut(&mut values[from..], sizes)
+                    $(Column::$variant(values) => cut(&mut values.spare_capacity_mut()[..points], sizes)
                         .into_iter()
                         .map(AttributeRows::$variant)
                         .collect(),)*
@@ -190,25 +224,19 @@ macro_rules! attribute_rows {
                 }
             }
 
-            /// Stores `values`, of the column's own type (nothing when
-            /// they are of another: the caller made the column for them).
-            pub(super) fn put<T: RowValue>(&mut self, values: impl Iterator<Item = T>) {
-                let rows = T::rows(self);
-                debug_assert!(rows.is_some(), "values of another type than their column");
-                for (row, value) in rows.into_iter().flatten().zip(values) {
-                    *row = value;
-                }
+            /// Writes `values`, of the column's own type; true when they
+            /// filled the rows (false when they are of another type).
+            pub(super) fn put<T: RowValue>(&mut self, values: impl Iterator<Item = T>) -> bool {
+                T::rows(self).is_some_and(|rows| write_rows(rows, values))
             }
 
-            /// Stores `values` in the rows, each converted to the column's
-            /// type: exactly, for every LAS field (`f64` holds them all, and
-            /// each column has its field's type).
-            pub(super) fn fill(&mut self, values: impl Iterator<Item = f64>) {
+            /// Writes `values`, each converted to the column's type:
+            /// exactly, for every LAS field (`f64` holds them all, and each
+            /// column has its field's type); true when they filled the rows.
+            pub(super) fn fill(&mut self, values: impl Iterator<Item = f64>) -> bool {
                 match self {
                     $(AttributeRows::$variant(rows) => {
-                        for (row, value) in rows.iter_mut().zip(values) {
-                            *row = value as $type;
-                        }
+                        write_rows(rows, values.map(|value| value as $type))
                     })*
                 }
             }
@@ -219,44 +247,34 @@ macro_rules! attribute_rows {
 /// is known is stored as it is, not through `f64`.
 pub(super) trait RowValue: Sized {
     /// The rows, when they hold this type.
-    fn rows<'r>(rows: &'r mut AttributeRows<'_>) -> Option<&'r mut [Self]>;
+    fn rows<'r>(rows: &'r mut AttributeRows<'_>) -> Option<&'r mut [MaybeUninit<Self>]>;
 }
 
 attribute_rows!(I8: i8, U8: u8, I16: i16, U16: u16, I32: i32, U32: u32, F32: f32, F64: f64);
 
-/// Adds `rows` rows to every column of `cloud`, for the pieces of a request
-/// to fill: written in parallel, so that both threads map the new memory.
-pub(super) fn extend_rows(cloud: &mut PointCloud, rows: usize) {
-    fn extend<T: Clone + Send>(values: &mut Vec<T>, value: T, rows: usize) {
-        values.par_extend(repeat_n(value, rows));
-    }
-    extend(&mut cloud.positions, Point3::origin(), rows);
+/// Room in `cloud`'s columns for the points of `pieces` (exactly: more
+/// would be memory never used), cut into the rows of each piece. The
+/// columns count the rows only once written ([`commit_rows`]).
+pub(super) fn piece_rows<'a>(cloud: &'a mut PointCloud, pieces: &[Piece]) -> Vec<PieceRows<'a>> {
+    let points = pieces.iter().map(|piece| piece.points).sum();
+    cloud.positions.reserve_exact(points);
     if let Some(normals) = &mut cloud.normals {
-        extend(normals, Vector3::zeros(), rows);
+        normals.reserve_exact(points);
     }
     for attribute in &mut cloud.attributes {
-        with_column!(&mut attribute.values, values => extend(values, Default::default(), rows));
+        with_column!(&mut attribute.values, values => values.reserve_exact(points));
     }
-}
-
-/// The rows of `cloud` from `from` on, cut into the rows of each piece of
-/// `group` (which they hold).
-pub(super) fn piece_rows<'a>(
-    cloud: &'a mut PointCloud,
-    from: usize,
-    group: &[Piece],
-) -> Vec<PieceRows<'a>> {
-    let sizes = || group.iter().map(|piece| piece.points);
+    let sizes = || pieces.iter().map(|piece| piece.points);
     let mut normals = cloud
         .normals
         .as_mut()
-        .map(|normals| cut(&mut normals[from..], sizes()).into_iter());
+        .map(|normals| cut(&mut normals.spare_capacity_mut()[..points], sizes()).into_iter());
     let mut attributes: Vec<_> = cloud
         .attributes
         .iter_mut()
-        .map(|attribute| AttributeRows::cut(&mut attribute.values, from, group).into_iter())
+        .map(|attribute| AttributeRows::cut(&mut attribute.values, points, pieces).into_iter())
         .collect();
-    cut(&mut cloud.positions[from..], sizes())
+    cut(&mut cloud.positions.spare_capacity_mut()[..points], sizes())
         .into_iter()
         .map(|positions| PieceRows {
             positions,
@@ -264,4 +282,25 @@ pub(super) fn piece_rows<'a>(
             attributes: attributes.iter_mut().filter_map(Iterator::next).collect(),
         })
         .collect()
+}
+
+/// Counts the `points` rows past the values of each column of `cloud` as
+/// values.
+///
+/// # Safety
+/// Every one of those rows was written: [`piece_rows`] gave them all to
+/// pieces, and each piece's writes reported every row filled.
+pub(super) unsafe fn commit_rows(cloud: &mut PointCloud, points: usize) {
+    // SAFETY: the rows are written (the caller's promise) and within the
+    // capacity (they were given out of the spare capacity); the values are
+    // plain numbers, with no drop.
+    unsafe {
+        cloud.positions.set_len(cloud.positions.len() + points);
+        if let Some(normals) = &mut cloud.normals {
+            normals.set_len(normals.len() + points);
+        }
+        for attribute in &mut cloud.attributes {
+            with_column!(&mut attribute.values, values => values.set_len(values.len() + points));
+        }
+    }
 }
