@@ -50,9 +50,10 @@ pub(super) fn las_pieces(total: usize, record_len: usize, data_start: u64) -> Ve
 }
 
 /// The chunks of a LAZ file whose point data starts at `data_start`, as
-/// pieces holding the header's `total` points. A chunk table that holds fewer points than the
-/// header declares, or whose chunks reach past the file's `size` bytes, is
-/// refused; chunks past the declared points are not read.
+/// pieces holding the header's `total` points. A chunk table that holds
+/// fewer points than the header declares, or whose chunks reach past the
+/// file's `size` bytes, is refused; chunks past the declared points are
+/// not read.
 pub(super) fn laz_pieces(
     path: &Path,
     file: &mut BufReader<std::fs::File>,
@@ -125,7 +126,7 @@ fn take_front<'a, T>(values: &mut &'a mut [T], n: usize) -> &'a mut [T] {
 }
 
 /// `values` cut into consecutive runs of `sizes` values (which they hold).
-pub(super) fn cut<T>(mut values: &mut [T], sizes: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
+fn cut<T>(mut values: &mut [T], sizes: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
     sizes.map(|size| take_front(&mut values, size)).collect()
 }
 
@@ -243,6 +244,7 @@ macro_rules! attribute_rows {
         }
     };
 }
+
 /// A type of the values of [`AttributeRows`], so that a field whose type
 /// is known is stored as it is, not through `f64`.
 pub(super) trait RowValue: Sized {
