@@ -664,18 +664,24 @@ impl LasReader {
         let mut chunk = std::mem::replace(&mut self.rest, self.records.empty());
         if chunk.len() < rows {
             // The pieces that complete the request, the last one whole.
-            let pieces = holding(&self.pieces, self.next, rows - chunk.len());
+            let missing = rows - chunk.len();
+            let pieces = holding(&self.pieces, self.next, missing);
+            let points = pieces.iter().map(|piece| piece.points).sum();
             let first = self.read + chunk.len();
-            let decoded =
-                self.records
-                    .decode_pieces(&self.file, pieces, piece_rows(&mut chunk, pieces));
+            let decoded = if points < missing {
+                // The pieces hold what the header declares (they are made
+                // so); fewer would be a file ending early.
+                let end = std::io::ErrorKind::UnexpectedEof.into();
+                Err((pieces.len(), PieceFault::Read(end)))
+            } else {
+                let rows = piece_rows(&mut chunk, pieces);
+                self.records.decode_pieces(&self.file, pieces, rows)
+            };
             self.next += pieces.len();
             match decoded {
                 // SAFETY: every piece wrote all its rows (decode_pieces
                 // says so only then), and the pieces had all the rows.
-                Ok(()) => unsafe {
-                    commit_rows(&mut chunk, pieces.iter().map(|piece| piece.points).sum())
-                },
+                Ok(()) => unsafe { commit_rows(&mut chunk, points) },
                 Err((piece, fault)) => {
                     self.broken = true;
                     let at = Location::Element {
