@@ -312,6 +312,26 @@ impl PointCloud {
         }
     }
 
+    /// Splits the cloud in two at point `at`: keeps the points before it
+    /// and returns the others, with every property (as `Vec::split_off`).
+    pub fn split_off(&mut self, at: usize) -> PointCloud {
+        PointCloud {
+            positions: self.positions.split_off(at),
+            normals: self.normals.as_mut().map(|n| n.split_off(at)),
+            colours: self.colours.as_mut().map(|c| c.split_off(at)),
+            attributes: self
+                .attributes
+                .iter_mut()
+                .map(|a| Attribute {
+                    name: a.name.clone(),
+                    values: map_column!(&mut a.values, values => values.split_off(at)),
+                })
+                .collect(),
+            precision: self.precision,
+            normal_precision: self.normal_precision,
+        }
+    }
+
     /// Appends the points of `other`, which must come from the same file
     /// (the same properties).
     pub fn append(&mut self, other: &PointCloud) {

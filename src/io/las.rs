@@ -7,16 +7,24 @@
 //! UTM-sized coordinates keep their millimetres; every standard field and
 //! every described extra-bytes field becomes a typed attribute.
 
-use super::las_pieces::{Piece, las_pieces, laz_pieces, next_group, read_group, split};
-use crate::cloud::{Attribute, Column, PointCloud, Precision, ScalarKind};
+use super::las_pieces::{
+    AttributeRows, Piece, PieceRows, commit_rows, holding, las_pieces, laz_pieces, piece_rows,
+};
+use super::scalar::{Scalar, empty_column};
+use crate::cloud::{Attribute, PointCloud, Precision, ScalarKind};
 use crate::error::{Error, Location, Result};
+use las::point::Format;
 use las::{PointData, PointDataBuilder};
-use laz::laszip::ChunkTableEntry;
+use laz::record::{
+    LayeredPointRecordDecompressor, RecordDecompressor, SequentialPointRecordDecompressor,
+};
+use laz::{DecompressionSelection, LazVlr};
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 /// The first bytes of every LAS and LAZ file.
 pub(crate) const SIGNATURE: &[u8; 4] = b"LASF";
@@ -67,6 +75,106 @@ pub(crate) const STANDARD_FIELDS: [&str; 12] = [
     "nir",
 ];
 
+/// Where a column goes in a LAS point, or where an attribute read from
+/// one comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Target {
+    Axis(usize),
+    Intensity,
+    ReturnNumber,
+    NumberOfReturns,
+    Classification,
+    ScanAngle,
+    UserData,
+    PointSourceId,
+    GpsTime,
+    Colour(usize),
+    Nir,
+    Extra,
+}
+
+impl Target {
+    /// The standard field a column name stands for, if any.
+    pub(super) fn of(name: &str) -> Target {
+        match name {
+            "x" => Target::Axis(0),
+            "y" => Target::Axis(1),
+            "z" => Target::Axis(2),
+            "intensity" => Target::Intensity,
+            "return_number" => Target::ReturnNumber,
+            "number_of_returns" => Target::NumberOfReturns,
+            "classification" => Target::Classification,
+            "scan_angle" => Target::ScanAngle,
+            "user_data" => Target::UserData,
+            "point_source_id" => Target::PointSourceId,
+            "gps_time" => Target::GpsTime,
+            "red" => Target::Colour(0),
+            "green" => Target::Colour(1),
+            "blue" => Target::Colour(2),
+            "nir" => Target::Nir,
+            _ => Target::Extra,
+        }
+    }
+}
+
+/// The standard fields of point format `format` as attributes: their
+/// names, in the order of [`STANDARD_FIELDS`], and where they are.
+fn standard_fields(format: &Format) -> impl Iterator<Item = (&'static str, Target)> + '_ {
+    STANDARD_FIELDS
+        .into_iter()
+        .map(|name| (name, Target::of(name)))
+        .filter(|(_, field)| match field {
+            Target::GpsTime => format.has_gps_time,
+            Target::Colour(_) => format.has_color,
+            Target::Nir => format.has_nir,
+            _ => true,
+        })
+}
+
+/// The column type of a standard field: its own, `f32` degrees for the
+/// scan angle, and 16 bits for colours, as the file stores them.
+fn standard_kind(field: Target) -> ScalarKind {
+    match field {
+        Target::ReturnNumber
+        | Target::NumberOfReturns
+        | Target::Classification
+        | Target::UserData => ScalarKind::U8,
+        Target::ScanAngle => ScalarKind::F32,
+        Target::GpsTime => ScalarKind::F64,
+        _ => ScalarKind::U16,
+    }
+}
+
+/// Writes the values of the standard field `field` in `data` into `rows`;
+/// true when they filled them (false for a field the format lacks).
+fn fill_standard(field: Target, data: &PointData, rows: &mut AttributeRows) -> bool {
+    match field {
+        Target::Intensity => rows.put(data.intensity()),
+        Target::ReturnNumber => rows.put(data.return_number()),
+        Target::NumberOfReturns => rows.put(data.number_of_returns()),
+        Target::Classification => rows.put(data.classification()),
+        Target::ScanAngle => rows.put(data.scan_angle_degrees()),
+        Target::UserData => rows.put(data.user_data()),
+        Target::PointSourceId => rows.put(data.point_source_id()),
+        Target::GpsTime => data.gps_time().is_some_and(|times| rows.put(times)),
+        Target::Colour(channel) => data
+            .rgb()
+            .is_some_and(|rgb| rows.put(rgb.map(|(r, g, b)| [r, g, b][channel]))),
+        Target::Nir => data.nir().is_some_and(|nir| rows.put(nir)),
+        // Not standard fields: positions and extra bytes are read apart.
+        Target::Axis(_) | Target::Extra => false,
+    }
+}
+
+/// Where the values of an attribute column come from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// A standard field, with its name.
+    Standard(&'static str, Target),
+    /// A field of the extra bytes: its position in `Records::extra`.
+    Extra(usize),
+}
+
 /// One described field of the extra bytes: where it is in the record and
 /// how it is decoded.
 #[derive(Debug, Clone)]
@@ -91,42 +199,30 @@ impl ExtraField {
     }
 
     /// The field's value in `record`, scaled and offset when the
-    /// descriptor says so.
+    /// descriptor says so. Each type loads its own size, so that a value
+    /// costs a load and a conversion.
+    #[inline(always)]
     fn value(&self, record: &[u8]) -> f64 {
-        let size = extra_type(self.code).map_or(0, |(_, size)| size);
-        let mut a = [0u8; 8];
-        a[..size].copy_from_slice(&record[self.offset..self.offset + size]);
+        fn load<T: Scalar>(bytes: &[u8]) -> f64 {
+            T::from_le_slice(&bytes[..size_of::<T>()]).to_f64()
+        }
+        let bytes = &record[self.offset..];
+        let eight = || bytes[..8].try_into().unwrap_or_default();
         let raw = match self.code {
-            1 => f64::from(a[0]),
-            2 => f64::from(a[0] as i8),
-            3 => f64::from(u16::from_le_bytes([a[0], a[1]])),
-            4 => f64::from(i16::from_le_bytes([a[0], a[1]])),
-            5 => f64::from(u32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-            6 => f64::from(i32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-            7 => u64::from_le_bytes(a) as f64,
-            8 => i64::from_le_bytes(a) as f64,
-            9 => f64::from(f32::from_le_bytes([a[0], a[1], a[2], a[3]])),
-            _ => f64::from_le_bytes(a),
+            1 => load::<u8>(bytes),
+            2 => load::<i8>(bytes),
+            3 => load::<u16>(bytes),
+            4 => load::<i16>(bytes),
+            5 => load::<u32>(bytes),
+            6 => load::<i32>(bytes),
+            7 => u64::from_le_bytes(eight()) as f64,
+            8 => i64::from_le_bytes(eight()) as f64,
+            9 => load::<f32>(bytes),
+            _ => load::<f64>(bytes),
         };
         match self.transform {
             Some((scale, offset)) => raw * scale + offset,
             None => raw,
-        }
-    }
-
-    /// Appends the field's values in `records` to `column`.
-    fn decode(&self, records: &[u8], stride: usize, column: &mut Column) {
-        let records = records.chunks_exact(stride);
-        let value = |record| self.value(record);
-        match column {
-            Column::F64(values) => values.extend(records.map(value)),
-            Column::F32(values) => values.extend(records.map(|r| value(r) as f32)),
-            Column::U8(values) => values.extend(records.map(|r| value(r) as u8)),
-            Column::I8(values) => values.extend(records.map(|r| value(r) as i8)),
-            Column::U16(values) => values.extend(records.map(|r| value(r) as u16)),
-            Column::I16(values) => values.extend(records.map(|r| value(r) as i16)),
-            Column::U32(values) => values.extend(records.map(|r| value(r) as u32)),
-            Column::I32(values) => values.extend(records.map(|r| value(r) as i32)),
         }
     }
 }
@@ -327,24 +423,22 @@ fn check_evlrs(
     Ok(())
 }
 
-/// A LAS or LAZ file read chunk by chunk, a group of pieces at a time
+/// A LAS or LAZ file read chunk by chunk, its pieces decoded in parallel
 /// (see [`super::las_pieces`]).
 pub struct LasReader {
     path: PathBuf,
-    /// The file, at the bytes of the next piece.
-    file: BufReader<File>,
+    /// The file, which each thread seeks to its piece's bytes.
+    file: Mutex<File>,
     records: Records,
     pieces: Vec<Piece>,
     /// The first piece not yet read.
     next: usize,
-    /// The bytes of the group of pieces being decoded, reused.
-    bytes: Vec<u8>,
     /// Points decoded but not yet handed out (fewer than a piece).
     rest: PointCloud,
     total: usize,
     read: usize,
-    /// True after decompression panicked (the decoder's state is unknown)
-    /// or a read stopped part way into a group (the file's position is).
+    /// True after a fault: decompression may have panicked (the decoder's
+    /// state is unknown) and later pieces may have been decoded already.
     broken: bool,
     /// The lines of mlsproj's provenance VLR (user `mlsproj`, record 1).
     comments: Vec<String>,
@@ -371,20 +465,51 @@ fn las_error(path: &Path, error: las::Error) -> Error {
     }
 }
 
+/// A thread's buffers for decoding a piece.
+struct Scratch {
+    /// The piece's bytes, as in the file.
+    bytes: Vec<u8>,
+    /// A block of its records, decoded.
+    records: PointData,
+}
+
+/// Why a piece could not be decoded.
+enum PieceFault {
+    /// Its bytes could not be read.
+    Read(std::io::Error),
+    /// They are not records of the file's format.
+    Corrupt(String),
+}
+
+/// Reads the bytes of `piece` from `file` into `bytes`.
+fn read_piece(file: &Mutex<File>, piece: &Piece, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+    bytes.resize(piece.bytes, 0);
+    let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+    file.seek(SeekFrom::Start(piece.offset))?;
+    file.read_exact(bytes)
+}
+
 /// How the point records of one file become points.
 struct Records {
     /// An empty buffer of the file's records (format and transforms),
-    /// cloned as each thread's scratch.
+    /// cloned as a thread's scratch.
     template: PointData,
+    /// The buffers of the threads decoding pieces, taken for a piece and
+    /// given back: kept from piece to piece and from request to request,
+    /// so that reading and decoding write into memory already mapped, and
+    /// in cache (a fresh buffer a piece cost its page faults each time).
+    scratch: Mutex<Vec<Scratch>>,
     extra: Vec<ExtraField>,
     /// The extra-bytes fields `nx ny nz` (their positions in `extra`),
     /// when all three are there: the normals, written so by mlsproj (or
     /// anyone).
     normals: Option<[usize; 3]>,
+    /// The attribute columns, in order: every standard field of the
+    /// format, then the extra-bytes fields but the normals; none when they
+    /// are skipped (see [`LasReader::skip_attributes`]).
+    sources: Vec<Source>,
     /// The compression of a LAZ file.
     laz: Option<laz::LazVlr>,
-    /// Whether the attributes are decoded (see [`LasReader::skip_attributes`]).
-    attributes: bool,
     /// The layers of a LAZ file that are decompressed.
     selection: laz::DecompressionSelection,
 }
@@ -434,9 +559,7 @@ impl LasReader {
             let pieces = laz_pieces(path, &mut file, data_start, &vlr, total, size)?;
             (Some(vlr), pieces)
         } else {
-            file.seek(SeekFrom::Start(data_start))
-                .map_err(|error| Error::io(path, error))?;
-            (None, las_pieces(total, record_len))
+            (None, las_pieces(total, record_len, data_start))
         };
         let extra = extra_fields(path, &header, record_len)?;
         let comments = header
@@ -454,22 +577,30 @@ impl LasReader {
             (Some(x), Some(y), Some(z)) => Some([x, y, z]),
             _ => None,
         };
+        let sources = standard_fields(format)
+            .map(|(name, field)| Source::Standard(name, field))
+            .chain(
+                (0..extra.len())
+                    .filter(|at| !normals.is_some_and(|axes| axes.contains(at)))
+                    .map(Source::Extra),
+            )
+            .collect();
         let records = Records {
             template,
+            scratch: Mutex::new(Vec::new()),
             extra,
             normals,
+            sources,
             laz,
-            attributes: true,
             selection: laz::DecompressionSelection::all(),
         };
-        let rest = records.decode(&records.template);
+        let rest = records.empty();
         Ok(LasReader {
             path: path.to_path_buf(),
-            file,
+            file: Mutex::new(file.into_inner()),
             records,
             pieces,
             next: 0,
-            bytes: Vec::new(),
             rest,
             total,
             read: 0,
@@ -510,8 +641,8 @@ impl LasReader {
             layers |= Layers::ALL_EXTRA_BYTES;
         }
         self.records.selection = Layers(layers);
-        self.records.attributes = false;
-        self.rest = self.records.decode(&self.records.template);
+        self.records.sources.clear();
+        self.rest = self.records.empty();
     }
 
     /// The next up to `max` points: positions, and as attributes `intensity`
@@ -530,230 +661,241 @@ impl LasReader {
             ));
         }
         let rows = max.min(self.total - self.read);
-        let mut chunk = if self.rest.len() > rows {
-            let rest = self.rest.slice(rows..self.rest.len());
-            let chunk = self.rest.slice(0..rows);
-            self.rest = rest;
-            chunk
-        } else {
-            let empty = self.rest.slice(0..0);
-            std::mem::replace(&mut self.rest, empty)
-        };
-        let missing = rows - chunk.len();
-        reserve(&mut chunk, missing);
-        while chunk.len() < rows {
+        let mut chunk = std::mem::replace(&mut self.rest, self.records.empty());
+        if chunk.len() < rows {
+            // The pieces that complete the request, the last one whole.
+            let missing = rows - chunk.len();
+            let pieces = holding(&self.pieces, self.next, missing);
+            let points = pieces.iter().map(|piece| piece.points).sum();
             let first = self.read + chunk.len();
-            let group = next_group(&self.pieces, self.next, rows - chunk.len());
-            let at = |index| Location::Element {
-                element: "point".to_string(),
-                index,
+            let decoded = if points < missing {
+                // The pieces hold what the header declares (they are made
+                // so); fewer would be a file ending early.
+                let end = std::io::ErrorKind::UnexpectedEof.into();
+                Err((pieces.len(), PieceFault::Read(end)))
+            } else {
+                let rows = piece_rows(&mut chunk, pieces);
+                self.records.decode_pieces(&self.file, pieces, rows)
             };
-            let complete = !group.is_empty()
-                && read_group(&mut self.file, group, &mut self.bytes).map_err(|error| {
-                    // The file stands part way into a group: no later
-                    // read could find its records' boundaries.
+            self.next += pieces.len();
+            match decoded {
+                // SAFETY: every piece wrote all its rows (decode_pieces
+                // says so only then), and the pieces had all the rows.
+                Ok(()) => unsafe { commit_rows(&mut chunk, points) },
+                Err((piece, fault)) => {
                     self.broken = true;
-                    Error::io(&self.path, error)
-                })?;
-            if !complete {
-                self.broken = true;
-                return Err(Error::format(
-                    &self.path,
-                    at(first),
-                    format!(
-                        "the file ends before its last point ({} declared)",
-                        self.total
-                    ),
-                ));
-            }
-            let decoded = self.records.decode_pieces(group, &self.bytes);
-            self.next += group.len();
-            let pieces = match decoded {
-                Ok(pieces) => pieces,
-                Err((piece, error)) => {
-                    self.broken = true;
-                    let index = first + group[..piece].iter().map(|p| p.points).sum::<usize>();
-                    return Err(Error::format(&self.path, at(index), error));
-                }
-            };
-            for piece in pieces {
-                let wanted = rows - chunk.len();
-                if piece.len() > wanted {
-                    chunk.append(&piece.slice(0..wanted));
-                    self.rest = piece.slice(wanted..piece.len());
-                } else {
-                    chunk.append(&piece);
+                    let at = Location::Element {
+                        element: "point".to_string(),
+                        index: first + pieces[..piece].iter().map(|p| p.points).sum::<usize>(),
+                    };
+                    return Err(match fault {
+                        PieceFault::Read(error)
+                            if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+                        {
+                            Error::format(
+                                &self.path,
+                                at,
+                                format!(
+                                    "the file ends before its last point ({} declared)",
+                                    self.total
+                                ),
+                            )
+                        }
+                        PieceFault::Read(error) => Error::io(&self.path, error),
+                        PieceFault::Corrupt(message) => Error::format(&self.path, at, message),
+                    });
                 }
             }
+        }
+        // The points of the last piece beyond the request wait for the next.
+        if chunk.len() > rows {
+            self.rest = chunk.split_off(rows);
         }
         self.read += rows;
         Ok(chunk)
     }
 }
 
-/// Makes room for `additional` more points in every column of `cloud`, so
-/// that appending the pieces of a large request does not move it.
-fn reserve(cloud: &mut PointCloud, additional: usize) {
-    cloud.positions.reserve(additional);
-    if let Some(normals) = &mut cloud.normals {
-        normals.reserve(additional);
-    }
-    for attribute in &mut cloud.attributes {
-        crate::cloud::with_column!(&mut attribute.values, values => values.reserve(additional));
-    }
+/// Records decoded and converted at a time by a thread: few enough
+/// (170 kB of sphere_large's 42-byte records) to stay in the core's cache
+/// between being decompressed and being read once for each column.
+const BLOCK: usize = 4096;
+
+/// laz-rs's decompressor of one chunk, `bytes`, as its parallel
+/// decompressor makes one for each chunk, decompressing the layers of
+/// `selection`: driven here a block of records at a time.
+fn chunk_decompressor<'a>(
+    vlr: &LazVlr,
+    bytes: &'a [u8],
+    selection: DecompressionSelection,
+) -> std::result::Result<Box<dyn RecordDecompressor<Cursor<&'a [u8]>> + 'a>, String> {
+    let input = Cursor::new(bytes);
+    let mut decompressor: Box<dyn RecordDecompressor<Cursor<&'a [u8]>> + 'a> =
+        match vlr.items().first().map(|item| (item, item.version())) {
+            Some((_, 1 | 2)) => Box::new(SequentialPointRecordDecompressor::new(input)),
+            Some((_, 3 | 4)) => Box::new(LayeredPointRecordDecompressor::new(input)),
+            Some((item, version)) => {
+                return Err(format!(
+                    "LAZ item {:?} of compression version {version} is not supported",
+                    item.item_type()
+                ));
+            }
+            None => return Err("the 'laszip encoded' VLR lists no item".into()),
+        };
+    decompressor
+        .set_fields_from(vlr.items())
+        .map_err(|error| format!("the LAZ items cannot be decompressed: {error}"))?;
+    decompressor.set_selection(selection);
+    Ok(decompressor)
 }
 
 impl Records {
-    /// The points of the pieces of `group`, whose bytes are `bytes`, each
-    /// decoded (decompressed, for LAZ) and converted on one thread; a
-    /// fault names the piece (its position in the group) and what is wrong.
-    fn decode_pieces(
-        &self,
-        group: &[Piece],
-        bytes: &[u8],
-    ) -> std::result::Result<Vec<PointCloud>, (usize, String)> {
-        let jobs: Vec<(usize, &[u8], usize)> = split(group, bytes)
-            .into_iter()
-            .zip(group)
-            .enumerate()
-            .map(|(at, (bytes, piece))| (at, bytes, piece.points))
+    /// A cloud of no point with the file's columns (but those skipped).
+    fn empty(&self) -> PointCloud {
+        let attributes = self
+            .sources
+            .iter()
+            .map(|source| {
+                let (name, kind) = match *source {
+                    Source::Standard(name, field) => (name, standard_kind(field)),
+                    Source::Extra(at) => (self.extra[at].name.as_str(), self.extra[at].kind()),
+                };
+                Attribute {
+                    name: name.to_string(),
+                    values: empty_column(kind, 0),
+                }
+            })
             .collect();
-        jobs.into_par_iter()
-            .map_init(
-                || self.template.clone(),
-                |scratch, (at, bytes, points)| {
-                    self.decode_piece(scratch, bytes, points)
-                        .map_err(|error| (at, error))
-                },
-            )
-            .collect()
-    }
-
-    /// The `points` points of one piece, its `bytes` decoded into
-    /// `scratch`.
-    fn decode_piece(
-        &self,
-        scratch: &mut PointData,
-        bytes: &[u8],
-        points: usize,
-    ) -> std::result::Result<PointCloud, String> {
-        let records = scratch.resize_for(points);
-        match &self.laz {
-            None => records.copy_from_slice(bytes),
-            Some(vlr) => {
-                let chunk = [ChunkTableEntry {
-                    point_count: points as u64,
-                    byte_count: bytes.len() as u64,
-                }];
-                // laz-rs panics on some corrupt compressed data instead of
-                // failing: the panic is caught and the reader not used
-                // again.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    laz::par_decompress_selective(bytes, records, vlr, &chunk, self.selection)
-                }))
-                .map_err(|_| "the compressed points are corrupt".to_string())?
-                .map_err(|error| match error {
-                    laz::LasZipError::IoError(error)
-                        if error.kind() == std::io::ErrorKind::UnexpectedEof =>
-                    {
-                        "the compressed points end before the count the header declares (or are corrupt)".to_string()
-                    }
-                    error => format!("the compressed points are corrupt: {error}"),
-                })?;
-            }
-        }
-        Ok(self.decode(scratch))
-    }
-
-    /// The standard fields and the extra bytes (but the normals) of
-    /// `data` as attributes.
-    fn attributes(&self, data: &PointData) -> Vec<Attribute> {
-        let format = data.format();
-        let mut attributes = Vec::new();
-        let mut push = |name: &str, values: Column| {
-            attributes.push(Attribute {
-                name: name.to_string(),
-                values,
-            });
-        };
-        push("intensity", Column::U16(data.intensity().collect()));
-        push("return_number", Column::U8(data.return_number().collect()));
-        push(
-            "number_of_returns",
-            Column::U8(data.number_of_returns().collect()),
-        );
-        push(
-            "classification",
-            Column::U8(data.classification().collect()),
-        );
-        push(
-            "scan_angle",
-            Column::F32(data.scan_angle_degrees().collect()),
-        );
-        push("user_data", Column::U8(data.user_data().collect()));
-        push(
-            "point_source_id",
-            Column::U16(data.point_source_id().collect()),
-        );
-        if let Some(times) = data.gps_time() {
-            push("gps_time", Column::F64(times.collect()));
-        }
-        if let Some(rgb) = data.rgb() {
-            let (mut red, mut green, mut blue) = (Vec::new(), Vec::new(), Vec::new());
-            for (r, g, b) in rgb {
-                red.push(r);
-                green.push(g);
-                blue.push(b);
-            }
-            push("red", Column::U16(red));
-            push("green", Column::U16(green));
-            push("blue", Column::U16(blue));
-        }
-        if format.has_nir
-            && let Some(nir) = data.nir()
-        {
-            push("nir", Column::U16(nir.collect()));
-        }
-        for (at, field) in self.extra.iter().enumerate() {
-            if self.normals.is_some_and(|axes| axes.contains(&at)) {
-                continue;
-            }
-            let mut column = super::scalar::empty_column(field.kind(), data.len());
-            field.decode(data.raw_bytes(), data.record_len(), &mut column);
-            push(&field.name, column);
-        }
-        attributes
-    }
-
-    /// The points of `data` as a cloud (without attributes when they are
-    /// skipped).
-    fn decode(&self, data: &PointData) -> PointCloud {
-        let positions = data
-            .x()
-            .zip(data.y())
-            .zip(data.z())
-            .map(|((x, y), z)| Point3::new(x, y, z))
-            .collect();
-        let attributes = if self.attributes {
-            self.attributes(data)
-        } else {
-            Vec::new()
-        };
-        let normals = self.normals.map(|axes| {
-            let [x, y, z] = axes.map(|at| &self.extra[at]);
-            data.raw_bytes()
-                .chunks_exact(data.record_len())
-                .map(|r| Vector3::new(x.value(r) as f32, y.value(r) as f32, z.value(r) as f32))
-                .collect()
-        });
         PointCloud {
-            positions,
-            normals,
+            positions: Vec::new(),
+            normals: self.normals.map(|_| Vec::new()),
             colours: None,
             attributes,
             precision: Precision::Double,
             // Extra bytes of any type; mlsproj's own outputs write float.
             normal_precision: Precision::Single,
         }
+    }
+
+    /// Decodes `pieces` of `file` into their `rows`, each piece on one
+    /// thread; a fault names the piece (its position in `pieces`) and what
+    /// is wrong.
+    fn decode_pieces(
+        &self,
+        file: &Mutex<File>,
+        pieces: &[Piece],
+        rows: Vec<PieceRows<'_>>,
+    ) -> std::result::Result<(), (usize, PieceFault)> {
+        let jobs: Vec<_> = rows.into_iter().zip(pieces).enumerate().collect();
+        jobs.into_par_iter().try_for_each(|(at, (rows, piece))| {
+            let taken = self
+                .scratch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let mut scratch = taken.unwrap_or_else(|| Scratch {
+                bytes: Vec::new(),
+                records: self.template.clone(),
+            });
+            let decoded = read_piece(file, piece, &mut scratch.bytes)
+                .map_err(PieceFault::Read)
+                .and_then(|()| {
+                    self.decode_piece(&mut scratch.records, &scratch.bytes, piece.points, rows)
+                        .map_err(PieceFault::Corrupt)
+                });
+            self.scratch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(scratch);
+            decoded.map_err(|fault| (at, fault))
+        })
+    }
+
+    /// Decodes the `points` points of one piece, its `bytes`, into its
+    /// `rows` (which it writes all, or fails), [`BLOCK`] records at a time
+    /// through `scratch`: each block is decompressed (LAZ) or copied (LAS)
+    /// there and converted while in cache.
+    fn decode_piece(
+        &self,
+        scratch: &mut PointData,
+        bytes: &[u8],
+        points: usize,
+        mut rows: PieceRows<'_>,
+    ) -> std::result::Result<(), String> {
+        let mut decompressor = match &self.laz {
+            Some(vlr) => Some(chunk_decompressor(vlr, bytes, self.selection)?),
+            None => None,
+        };
+        let record_len = scratch.record_len();
+        let mut done = 0;
+        while done < points {
+            let block = (points - done).min(BLOCK);
+            let records = scratch.resize_for(block);
+            match &mut decompressor {
+                None => records.copy_from_slice(&bytes[done * record_len..][..block * record_len]),
+                // laz-rs panics on some corrupt compressed data instead of
+                // failing: the panic is caught and the reader not used
+                // again.
+                Some(decompressor) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    decompressor.decompress_many(records)
+                }))
+                .map_err(|_| "the compressed points are corrupt".to_string())?
+                .map_err(|error| {
+                    if error.kind() == std::io::ErrorKind::UnexpectedEof {
+                        "the compressed points end before the count the header declares (or are corrupt)".to_string()
+                    } else {
+                        format!("the compressed points are corrupt: {error}")
+                    }
+                })?,
+            }
+            if !self.convert(scratch, rows.take_front(block)) {
+                return Err("the records do not fit the columns read".into());
+            }
+            done += block;
+        }
+        Ok(())
+    }
+
+    /// Converts the records of `data` into their `rows`: positions through
+    /// the header's scale and offset (the first 12 bytes of every format's
+    /// record), the normals and the attributes; true when every row of
+    /// every column is written (the rows were made for these columns, so
+    /// always).
+    fn convert(&self, data: &PointData, mut rows: PieceRows<'_>) -> bool {
+        let records = || data.raw_bytes().chunks_exact(data.record_len());
+        let transforms = data.transforms();
+        let axes = [transforms.x, transforms.y, transforms.z];
+        let mut written = rows.put_positions(records().map(|record| {
+            let xyz: &[u8; 12] = record[..12].try_into().unwrap_or(&[0; 12]);
+            let raw =
+                |at: usize| i32::from_le_bytes([xyz[at], xyz[at + 1], xyz[at + 2], xyz[at + 3]]);
+            Point3::new(
+                axes[0].direct(raw(0)),
+                axes[1].direct(raw(4)),
+                axes[2].direct(raw(8)),
+            )
+        }));
+        written &= rows.put_normals(self.normals.map(|axes| {
+            let [x, y, z] = axes.map(|at| &self.extra[at]);
+            records().map(|record| {
+                Vector3::new(
+                    x.value(record) as f32,
+                    y.value(record) as f32,
+                    z.value(record) as f32,
+                )
+            })
+        }));
+        let attributes = rows.attributes();
+        written &= attributes.len() == self.sources.len();
+        for (source, rows) in self.sources.iter().zip(attributes) {
+            written &= match *source {
+                Source::Standard(_, field) => fill_standard(field, data, rows),
+                Source::Extra(at) => {
+                    let field = &self.extra[at];
+                    rows.fill(records().map(|record| field.value(record)))
+                }
+            };
+        }
+        written
     }
 }

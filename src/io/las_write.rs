@@ -11,7 +11,7 @@
 //! is 6, 7 with colour, 8 with colour and `nir`.
 
 use super::atomic::AtomicFile;
-use super::las::{DESCRIPTOR_BYTES, EXTRA_BYTES_RECORD, EXTRA_BYTES_USER};
+use super::las::{DESCRIPTOR_BYTES, EXTRA_BYTES_RECORD, EXTRA_BYTES_USER, Target};
 use super::output::{RowLedger, refusal};
 use super::scalar::Scalar;
 use crate::cloud::with_column;
@@ -23,47 +23,6 @@ use nalgebra::Point3;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-
-/// Where a column goes in a LAS point.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Target {
-    Axis(usize),
-    Intensity,
-    ReturnNumber,
-    NumberOfReturns,
-    Classification,
-    ScanAngle,
-    UserData,
-    PointSourceId,
-    GpsTime,
-    Colour(usize),
-    Nir,
-    Extra,
-}
-
-impl Target {
-    /// The standard field a column name stands for, if any.
-    fn of(name: &str) -> Target {
-        match name {
-            "x" => Target::Axis(0),
-            "y" => Target::Axis(1),
-            "z" => Target::Axis(2),
-            "intensity" => Target::Intensity,
-            "return_number" => Target::ReturnNumber,
-            "number_of_returns" => Target::NumberOfReturns,
-            "classification" => Target::Classification,
-            "scan_angle" => Target::ScanAngle,
-            "user_data" => Target::UserData,
-            "point_source_id" => Target::PointSourceId,
-            "gps_time" => Target::GpsTime,
-            "red" => Target::Colour(0),
-            "green" => Target::Colour(1),
-            "blue" => Target::Colour(2),
-            "nir" => Target::Nir,
-            _ => Target::Extra,
-        }
-    }
-}
 
 /// The extra-bytes `data_type` code of a column type.
 fn extra_code(kind: ScalarKind) -> u8 {
