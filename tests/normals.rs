@@ -694,7 +694,7 @@ fn a_plate_thinner_than_the_neighbourhood_gets_each_faces_own_normal() {
     // radius r with noise σ is off by a Rayleigh angle of scale
     // 2σ / (r√k) per axis, mean 1.25 × that. Measured (seed 11): the
     // whole neighbourhood's PCA, mended, 4.9 × that mean and 29% of the
-    // points past 6 ×; refitted on each point's own sheet, 2.2 × and 6%.
+    // points past 6 ×; refitted on each point's own sheet, 1.9 × and 6%.
     let (shape, radius, sigma) = thin_plate(11);
     let estimated =
         estimate_oriented(&shape.points, DEFAULT_NEIGHBOURS, Orientation::Auto).expect("estimates");
