@@ -686,8 +686,8 @@ fn estimated_normals_face_the_scanner_that_saw_each_point() {
 
 #[test]
 fn a_plate_thinner_than_the_neighbourhood_gets_each_faces_own_normal() {
-    // A closed box 0.9 neighbourhood radius thick (about four point
-    // spacings, 16σ): a PCA neighbourhood on a face holds the other face
+    // A closed box 0.9 neighbourhood radius thick (about three point
+    // spacings, 14σ): a PCA neighbourhood on a face holds the other face
     // too, whose offset, not the surface, then sets the covariance's
     // smallest axis, and the normal tilts off the face or lies in it. On
     // a lone plane the PCA normal of k points spread over a disc of
