@@ -628,22 +628,8 @@ mod tests {
 
     #[test]
     fn sums_in_lanes_are_the_plain_sums() {
-        use crate::neighbours::{Neighbour, Neighbourhood};
         // 13 neighbours: three whole blocks of lanes and a padded one.
-        let neighbours: Neighbourhood = (0..13)
-            .map(|i| {
-                let offset = Vector3::new(
-                    (i as f64 * 0.37).sin(),
-                    (i as f64 * 0.91).cos(),
-                    0.1 * (i as f64 * 1.3).sin(),
-                );
-                Neighbour {
-                    index: i,
-                    offset,
-                    distance_squared: offset.norm_squared(),
-                }
-            })
-            .collect();
+        let neighbours = crate::fit::wavy_neighbourhood(13);
         let normals: Vec<Vector3<f32>> = (0..13)
             .map(|i| Vector3::new(0.1 * i as f32, -0.2, 1.0).normalize())
             .collect();

@@ -201,8 +201,6 @@ impl Kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::neighbours::{Neighbour, Neighbourhood};
-    use nalgebra::Vector3;
 
     /// The one pass in lanes gives the weights, frame moments and count of
     /// the plain loops: bit for bit for the polynomial kernels, within the
@@ -213,20 +211,7 @@ mod tests {
             return; // nothing to compare on this CPU
         }
         // 23 neighbours (a padded last lane), some past the support.
-        let hood: Neighbourhood = (0..23)
-            .map(|i| {
-                let offset = Vector3::new(
-                    (i as f64 * 0.37).sin(),
-                    (i as f64 * 0.91).cos(),
-                    0.3 * (i as f64 * 1.3).sin(),
-                );
-                Neighbour {
-                    index: i,
-                    offset,
-                    distance_squared: offset.norm_squared(),
-                }
-            })
-            .collect();
+        let hood = crate::fit::wavy_neighbourhood(23);
         let factors: Vec<f64> = (0..23).map(|i| f64::from(i % 3) * 0.5).collect();
         let weights = [
             Weight::Gaussian,

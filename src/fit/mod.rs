@@ -171,3 +171,23 @@ impl Fit {
         })
     }
 }
+
+/// A neighbourhood of `count` points on a wavy patch about the centre
+/// (tests of the fit's sums).
+#[cfg(test)]
+pub(crate) fn wavy_neighbourhood(count: u32) -> crate::neighbours::Neighbourhood {
+    (0..count)
+        .map(|i| {
+            let offset = nalgebra::Vector3::new(
+                (f64::from(i) * 0.37).sin(),
+                (f64::from(i) * 0.91).cos(),
+                0.1 * (f64::from(i) * 1.3).sin(),
+            );
+            crate::neighbours::Neighbour {
+                index: i,
+                offset,
+                distance_squared: offset.norm_squared(),
+            }
+        })
+        .collect()
+}
