@@ -268,8 +268,9 @@ impl NeighbourSearch {
 ///
 /// The neighbours are stored as columns (index, offset per axis, squared
 /// distance), as the grid's gather writes them and the fit reads them
-/// (`fit::Columns`): a row of structs had to be transposed for the fit,
-/// a tenth of the time of a smoothing job.
+/// (`fit::Columns`): a row of structs had to be transposed for the fit
+/// (with the normals' reads, 13% of a smoothing job's time; the columns
+/// took that job's CPU down by 6%, docs/performance.md).
 #[derive(Debug, Default)]
 pub struct Neighbourhood {
     /// Index of each neighbour into the point slice the search was built
