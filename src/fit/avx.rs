@@ -14,6 +14,8 @@ use std::arch::x86_64::*;
 
 use super::columns::{Columns, LANES, lanes};
 use super::height::{HeightMoments, SlopeMoments, TangentMap};
+use super::kernel::{EDGE, GAUSSIAN_FLOOR, Kernel};
+use crate::config::Weight;
 
 /// Loads four values of a column.
 macro_rules! load {
@@ -235,63 +237,44 @@ pub(super) fn slope_moments(
     )
 }
 
-/// A weight kernel's profile θ as the lanes evaluate it: the formulas of
-/// [`super::Kernel`], operation for operation, so that both give the same
-/// weights bit for bit.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Profile {
-    /// `exp(−d² · inverse_variance)`, zero below `e^floor`.
-    Gaussian { inverse_variance: f64, floor: f64 },
-    /// `(1 − r²)⁴`.
-    Wendland,
-    /// `(1 − r²)²`.
-    Biweight,
-    /// `(1 − r⁴)²`.
-    Plateau,
-    /// `(1 − r⁶)²`.
-    Broad,
-}
-
 /// [`super::Kernel::weigh`] in lanes, in one pass over the columns: each
-/// neighbour's weight under `profile` and its frame weight (zero from
-/// `r² = edge` on, `r² = d² · inverse_h_squared`; times its factor, when
-/// `factors` has one per neighbour), the moments of the offsets under the
-/// frame weights, and the number of neighbours of positive weight. Sets
-/// the columns' weights, padding included (zero).
+/// neighbour's weight under `kernel` and its frame weight (zero from the
+/// support's edge on; times its factor, when `factors` has one per
+/// neighbour), the moments of the offsets under the frame weights, and the
+/// number of neighbours of positive weight. Sets the columns' weights,
+/// padding included (zero). The profiles are the kernel's formulas,
+/// operation for operation, so that both give the same weights bit for
+/// bit (the Gaussian's exponential aside).
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn weigh(
     columns: &mut Columns,
     factors: Option<&[f64]>,
-    inverse_h_squared: f64,
-    edge: f64,
-    profile: Profile,
+    kernel: &Kernel,
 ) -> ([f64; 10], u32) {
     let one = _mm256_set1_pd(1.0);
     let squared = |t: __m256d| _mm256_mul_pd(t, t);
-    match profile {
-        Profile::Gaussian {
-            inverse_variance,
-            floor,
-        } => {
-            let minus_inverse_variance = _mm256_set1_pd(-inverse_variance);
-            let floor = _mm256_set1_pd(floor);
-            weigh_with(columns, factors, inverse_h_squared, edge, |d2, _| {
+    let inverse_h_squared = kernel.inverse_h_squared;
+    match kernel.weight {
+        Weight::Gaussian => {
+            let minus_inverse_variance = _mm256_set1_pd(-kernel.inverse_gaussian_variance);
+            let floor = _mm256_set1_pd(GAUSSIAN_FLOOR);
+            weigh_with(columns, factors, inverse_h_squared, |d2, _| {
                 let exponent = _mm256_mul_pd(d2, minus_inverse_variance);
                 let above_floor = _mm256_cmp_pd::<_CMP_GE_OQ>(exponent, floor);
                 // Clamped so that 2ⁿ stays a normal number; zeroed below.
                 _mm256_and_pd(exp(_mm256_max_pd(exponent, floor)), above_floor)
             })
         }
-        Profile::Wendland => weigh_with(columns, factors, inverse_h_squared, edge, |_, r2| {
+        Weight::Wendland => weigh_with(columns, factors, inverse_h_squared, |_, r2| {
             squared(squared(_mm256_sub_pd(one, r2)))
         }),
-        Profile::Biweight => weigh_with(columns, factors, inverse_h_squared, edge, |_, r2| {
+        Weight::Biweight => weigh_with(columns, factors, inverse_h_squared, |_, r2| {
             squared(_mm256_sub_pd(one, r2))
         }),
-        Profile::Plateau => weigh_with(columns, factors, inverse_h_squared, edge, |_, r2| {
+        Weight::Plateau => weigh_with(columns, factors, inverse_h_squared, |_, r2| {
             squared(_mm256_sub_pd(one, _mm256_mul_pd(r2, r2)))
         }),
-        Profile::Broad => weigh_with(columns, factors, inverse_h_squared, edge, |_, r2| {
+        Weight::Broad => weigh_with(columns, factors, inverse_h_squared, |_, r2| {
             squared(_mm256_sub_pd(one, _mm256_mul_pd(_mm256_mul_pd(r2, r2), r2)))
         }),
     }
@@ -304,7 +287,6 @@ fn weigh_with(
     columns: &mut Columns,
     factors: Option<&[f64]>,
     inverse_h_squared: f64,
-    edge: f64,
     theta: impl Fn(__m256d, __m256d) -> __m256d,
 ) -> ([f64; 10], u32) {
     let (len, padded) = (columns.len(), columns.padded_len());
@@ -314,7 +296,8 @@ fn weigh_with(
     let distances = lanes(&columns.distance_squared);
     let (weights, _) = columns.weight.as_chunks_mut::<LANES>();
     let (frame_weights, _) = columns.frame_weight.as_chunks_mut::<LANES>();
-    let (inverse_h_squared, edge) = (_mm256_set1_pd(inverse_h_squared), _mm256_set1_pd(edge));
+    let inverse_h_squared = _mm256_set1_pd(inverse_h_squared);
+    let edge = _mm256_set1_pd(1.0 - EDGE);
     let (one, lane) = (_mm256_set1_pd(1.0), _mm256_setr_epi64x(0, 1, 2, 3));
     let mut count = 0;
     let sums = second_moments(distances.len(), |b| {
@@ -415,14 +398,17 @@ mod tests {
             .collect();
         let mut columns = Columns::default();
         columns.load(&hood, None);
-        let (inverse_variance, inverse_h_squared, edge) = (370.0, 0.05, 1.0 - 1e-9);
-        let floor = -700.0;
-        let profile = Profile::Gaussian {
-            inverse_variance,
-            floor,
-        };
+        // h² about 20, s = (width · h)² about 1 / 370.
+        let kernel = Kernel::new(
+            Weight::Gaussian,
+            20f64.sqrt(),
+            (20.0f64 * 370.0).recip().sqrt(),
+        );
+        let inverse_variance = kernel.inverse_gaussian_variance;
+        let inverse_h_squared = kernel.inverse_h_squared;
+        let (edge, floor) = (1.0 - EDGE, GAUSSIAN_FLOOR);
         // SAFETY: the CPU has AVX2 and FMA (checked above).
-        unsafe { weigh(&mut columns, None, inverse_h_squared, edge, profile) };
+        unsafe { weigh(&mut columns, None, &kernel) };
         let mut below_floor = 0;
         let mut inside = 0;
         for (&d2, &w) in columns.distance_squared.iter().zip(columns.weights()) {

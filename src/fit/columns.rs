@@ -172,24 +172,7 @@ pub(crate) fn lanes(column: &[f64]) -> &[[f64; LANES]] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::neighbours::Neighbour;
-
-    fn neighbours(count: usize) -> Neighbourhood {
-        (0..count)
-            .map(|i| {
-                let offset = Vector3::new(
-                    (i as f64 * 0.37).sin(),
-                    (i as f64 * 0.91).cos(),
-                    0.1 * i as f64,
-                );
-                Neighbour {
-                    index: i as u32,
-                    offset,
-                    distance_squared: offset.norm_squared(),
-                }
-            })
-            .collect()
-    }
+    use crate::fit::wavy_neighbourhood;
 
     #[test]
     fn columns_are_padded_to_whole_lanes_with_nothing() {
@@ -198,7 +181,7 @@ mod tests {
         let normals = vec![Vector3::new(0.0f32, 0.0, 1.0); 7];
         let mut columns = Columns::default();
         for count in [7, 5, 4, 1, 0] {
-            columns.load(&neighbours(count), Some(&normals));
+            columns.load(&wavy_neighbourhood(count), Some(&normals));
             assert_eq!(columns.len(), count);
             assert_eq!(columns.padded_len() % LANES, 0);
             assert!(columns.padded_len() < count + LANES);
@@ -212,13 +195,13 @@ mod tests {
                 assert!(column[count..].iter().all(|&x| x == 0.0));
             }
         }
-        columns.load(&neighbours(3), None);
+        columns.load(&wavy_neighbourhood(3), None);
         assert!(columns.normal[0].is_empty());
     }
 
     #[test]
     fn normal_sum_in_lanes_is_the_plain_sum() {
-        let hood = neighbours(11);
+        let hood = wavy_neighbourhood(11);
         let normals: Vec<Vector3<f32>> = (0..11)
             .map(|i| Vector3::new(0.3 * i as f32, 1.0, -0.5).normalize())
             .collect();
@@ -238,7 +221,7 @@ mod tests {
 
     #[test]
     fn moments_in_lanes_are_the_plain_sums() {
-        let hood = neighbours(13);
+        let hood = wavy_neighbourhood(13);
         let mut columns = Columns::default();
         columns.load(&hood, None);
         columns.weight = (0..columns.padded_len())

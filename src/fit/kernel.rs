@@ -4,8 +4,6 @@
 use crate::config::Weight;
 
 use super::Moments;
-#[cfg(target_arch = "x86_64")]
-use super::avx::Profile;
 use super::columns::Columns;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
@@ -16,7 +14,7 @@ use crate::cpu::wide_lanes;
 /// the neighbours were summed in) must not decide whether it is in: it
 /// would change the neighbour count and, for the Gaussian, the surface.
 /// The smooth kernels weigh such a point below 1e-17 anyway.
-const EDGE: f64 = 1e-9;
+pub(super) const EDGE: f64 = 1e-9;
 
 /// The exponent below which the Gaussian weighs zero: e^-700 (1e-304) is
 /// nothing beside any weight near the centre, and the lanes' exponential
@@ -26,11 +24,11 @@ pub(crate) const GAUSSIAN_FLOOR: f64 = -700.0;
 /// A weight kernel bound to a support radius.
 #[derive(Debug, Clone, Copy)]
 pub struct Kernel {
-    weight: Weight,
+    pub(super) weight: Weight,
     support_radius: f64,
-    inverse_h_squared: f64,
+    pub(super) inverse_h_squared: f64,
     /// `1 / s` for the Gaussian, `s = (gaussian_width·h)²`.
-    inverse_gaussian_variance: f64,
+    pub(super) inverse_gaussian_variance: f64,
 }
 
 impl Kernel {
@@ -119,26 +117,8 @@ impl Kernel {
     pub fn weigh(&self, columns: &mut Columns, factors: Option<&[f64]>) -> (Moments, u32) {
         #[cfg(target_arch = "x86_64")]
         if wide_lanes() {
-            let profile = match self.weight {
-                Weight::Gaussian => Profile::Gaussian {
-                    inverse_variance: self.inverse_gaussian_variance,
-                    floor: GAUSSIAN_FLOOR,
-                },
-                Weight::Wendland => Profile::Wendland,
-                Weight::Biweight => Profile::Biweight,
-                Weight::Plateau => Profile::Plateau,
-                Weight::Broad => Profile::Broad,
-            };
             // SAFETY: the CPU has AVX2 and FMA.
-            let (sums, count) = unsafe {
-                super::avx::weigh(
-                    columns,
-                    factors,
-                    self.inverse_h_squared,
-                    1.0 - EDGE,
-                    profile,
-                )
-            };
+            let (sums, count) = unsafe { super::avx::weigh(columns, factors, self) };
             return (Moments::from_sums(sums), count);
         }
         self.weigh_plain(columns, factors)

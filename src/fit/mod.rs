@@ -175,8 +175,8 @@ impl Fit {
 /// A neighbourhood of `count` points on a wavy patch about the centre
 /// (tests of the fit's sums).
 #[cfg(test)]
-pub(crate) fn wavy_neighbourhood(count: u32) -> crate::neighbours::Neighbourhood {
-    (0..count)
+pub(crate) fn wavy_neighbourhood(count: usize) -> crate::neighbours::Neighbourhood {
+    (0..count as u32)
         .map(|i| {
             let offset = nalgebra::Vector3::new(
                 (f64::from(i) * 0.37).sin(),
