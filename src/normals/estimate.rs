@@ -4,11 +4,11 @@
 
 use std::num::NonZeroUsize;
 
-use nalgebra::{Matrix3, Vector3};
+use nalgebra::Vector3;
 use rayon::prelude::*;
 
 use crate::config::Support;
-use crate::fit::eigen::{PrincipalAxes, principal_axes};
+use crate::fit::{Frame, Moments};
 use crate::neighbours::{Neighbour, NeighbourSearch, Neighbourhood};
 
 /// Neighbours of each point in the orientation graph: the nearest few of
@@ -137,15 +137,13 @@ fn point_estimate(
     scratch.rows.extend(scratch.hood.iter());
     let neighbours = &scratch.rows;
 
-    let axes = weighted_pca(neighbours, |_| 1.0).map(|(_, axes)| axes);
-    let total: f64 = axes.map_or(0.0, |axes| axes.eigenvalues.iter().sum());
+    let whole = plane_frame(neighbours, |_| 1.0);
     // The surface variation is the whole neighbourhood's, both sheets of a
     // thin part included: the orientation reads it as how doubtful the
-    // normal is (see `Estimate::variation`).
-    let variation = axes.map_or(1.0 / 3.0, |axes| {
-        // The closed-form smallest eigenvalue of a flat patch may land a
-        // few ulp below zero; a variation is never negative.
-        (axes.eigenvalues[0] / total).max(0.0) as f32
+    // normal is (see `Estimate::variation`). A frame's spreads are never
+    // negative, and the middle one is positive.
+    let variation = whole.map_or(1.0 / 3.0, |whole| {
+        (whole.spread[0] / whole.spread.iter().sum::<f64>()) as f32
     });
 
     scratch.nearest.clear();
@@ -165,8 +163,8 @@ fn point_estimate(
     for (slot, &(_, neighbour)) in row.iter_mut().zip(&scratch.nearest[..keep]) {
         *slot = neighbour;
     }
-    let normal = axes.map_or(Vector3::zeros(), |axes| {
-        sheet_normal(&mut scratch.rows, &axes).cast::<f32>()
+    let normal = whole.map_or(Vector3::zeros(), |whole| {
+        sheet_normal(&mut scratch.rows, &whole).cast::<f32>()
     });
     (normal, variation, row)
 }
@@ -188,72 +186,57 @@ fn point_estimate(
 /// σ = 0.1% of the diagonal, spacing 3σ): where the ears are under 0.03
 /// thick (468 points), the normals' median error 14.3° → 7.9°, mean
 /// 17.1° → 13.4°; over the scan 4.78° → 4.57°.
-fn sheet_normal(neighbours: &mut [Neighbour], whole: &PrincipalAxes) -> Vector3<f64> {
+fn sheet_normal(neighbours: &mut [Neighbour], whole: &Frame) -> Vector3<f64> {
     if neighbours.len() <= SHEET_SEED {
         return whole.normal;
     }
     neighbours.select_nth_unstable_by(SHEET_SEED - 1, |a, b| {
         a.distance_squared.total_cmp(&b.distance_squared)
     });
-    let Some((mut centre, seed)) = weighted_pca(&neighbours[..SHEET_SEED], |_| 1.0) else {
+    let Some(seed) = plane_frame(&neighbours[..SHEET_SEED], |_| 1.0) else {
         return whole.normal;
     };
     // The seed's spread off its plane: the local noise (and curvature).
     // Where it is not well under the seed's extent (noise as large as
     // the spacing), the seed's plane is noise, and a refit held to it
     // would only add that noise to the PCA's normal.
-    if seed.eigenvalues[0] >= SEED_FLATNESS * seed.eigenvalues[1] {
+    if seed.spread[0] >= SEED_FLATNESS * seed.spread[1] {
         return whole.normal;
     }
     // An exact plane has none: a millionth of its extent stands in, so
     // that the refit still drops the other face.
-    let spread = seed.eigenvalues[0].max(FLATNESS_FLOOR * seed.eigenvalues[1]) / SHEET_SEED as f64;
+    let spread = seed.spread[0].max(FLATNESS_FLOOR * seed.spread[1]);
     // One sheet: the whole neighbourhood spreads off its plane about as
     // its nearest do, and the refit would return the PCA's normal.
-    if whole.eigenvalues[0] / neighbours.len() as f64 <= TWO_SHEETS * spread {
+    if whole.spread[0] <= TWO_SHEETS * spread {
         return whole.normal;
     }
     let cutoff_squared = SHEET_CUTOFF * SHEET_CUTOFF * spread;
-    let mut sheet = seed.normal;
+    let (mut centre, mut sheet) = (seed.centroid, seed.normal);
     for _ in 0..SHEET_ROUNDS {
         let weight = |n: &Neighbour| {
             let height = (n.offset - centre).dot(&sheet);
             let t = 1.0 - height * height / cutoff_squared;
             if t > 0.0 { t * t } else { 0.0 }
         };
-        let Some((refit_centre, refit)) = weighted_pca(neighbours, weight) else {
+        let Some(refit) = plane_frame(neighbours, weight) else {
             break;
         };
-        centre = refit_centre;
-        sheet = refit.normal;
+        (centre, sheet) = (refit.centroid, refit.normal);
     }
     sheet
 }
 
-/// The weighted centroid and the principal axes of the weighted
-/// covariance of `neighbours`' offsets; `None` when the weights vanish or
-/// the points span no plane (collinear, a lone point: the normal is
-/// undefined).
-fn weighted_pca(
-    neighbours: &[Neighbour],
-    weight: impl Fn(&Neighbour) -> f64,
-) -> Option<(Vector3<f64>, PrincipalAxes)> {
-    let (sum, weighted) = neighbours
-        .iter()
-        .fold((0.0, Vector3::zeros()), |(sum, weighted), n| {
-            let w = weight(n);
-            (sum + w, weighted + w * n.offset)
-        });
-    if sum <= 0.0 || !sum.is_finite() {
-        return None;
-    }
-    let centre = weighted / sum;
-    let mut covariance = Matrix3::zeros();
+/// The weighted frame of `neighbours`' offsets (`fit::Moments`: the
+/// weighted centroid and the principal axes of the weighted covariance);
+/// `None` when the weights vanish or the points span no plane (collinear,
+/// a lone point: the normal is undefined).
+fn plane_frame(neighbours: &[Neighbour], weight: impl Fn(&Neighbour) -> f64) -> Option<Frame> {
+    let mut moments = Moments::default();
     for neighbour in neighbours {
-        let d = neighbour.offset - centre;
-        covariance += weight(neighbour) * d * d.transpose();
+        moments.add(&neighbour.offset, weight(neighbour));
     }
-    let axes = principal_axes(&covariance);
-    let spans_a_plane = axes.eigenvalues[1] > FLATNESS_FLOOR * axes.eigenvalues[2];
-    (spans_a_plane && axes.normal.iter().all(|c| c.is_finite())).then_some((centre, axes))
+    let frame = moments.frame()?;
+    let spans_a_plane = frame.spread[1] > FLATNESS_FLOOR * frame.spread[2];
+    (spans_a_plane && frame.normal.iter().all(|c| c.is_finite())).then_some(frame)
 }

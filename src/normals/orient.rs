@@ -71,7 +71,9 @@ pub fn orient(
             let mut components = Components::of(flips);
             components.choose_signs(search, normals, viewpoint, &centroid);
             components.apply(normals);
-            if estimated {
+            // Nothing to test in open components (a terrain, most LiDAR
+            // scans): the ray test's occupancy alone zeroes up to 128 MiB.
+            if estimated && components.closed.contains(&true) {
                 flip_inward_faces(search, graph, variation, normals, |point| {
                     components.closed[components.label[point] as usize]
                 });

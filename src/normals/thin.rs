@@ -35,12 +35,7 @@ pub(super) fn flip_inward_faces(
     normals: &mut [Vector3<f32>],
     closed: impl Fn(usize) -> bool + Sync,
 ) {
-    // Nothing to test in open components (a terrain, most LiDAR scans):
-    // the occupancy below alone zeroes up to 128 MiB.
-    if graph.len() != normals.len()
-        || variation.len() != normals.len()
-        || !(0..normals.len()).into_par_iter().any(&closed)
-    {
+    if graph.len() != normals.len() || variation.len() != normals.len() {
         return;
     }
     let (Some(spread), Some(reach), Some(typical_variation)) = (

@@ -154,9 +154,14 @@ pub fn merge_in_groups(
         )
     };
     let merging = || progress_bar(progress, "merging", Some(total));
+    let written: Vec<_> = schema
+        .iter()
+        .filter(|(name, _)| output.writes(name))
+        .cloned()
+        .collect();
     let passes = if seeded {
         let bar = merging();
-        concatenate(config, &job, tiles, create(&schema)?, &bar)?;
+        concatenate(config, &job, tiles, create(&written)?, &bar)?;
         bar.finish_and_clear();
         1
     } else {
@@ -167,11 +172,6 @@ pub fn merge_in_groups(
             passes += 1;
         }
         let cursors = open_sources(config, &job, sources)?;
-        let written: Vec<_> = schema
-            .iter()
-            .filter(|(name, _)| output.writes(name))
-            .cloned()
-            .collect();
         let bar = merging();
         join(cursors, create(&written)?, output, &bar)?;
         bar.finish_and_clear();

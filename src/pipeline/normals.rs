@@ -162,12 +162,15 @@ pub fn write_normals_tile(config: &Config, tile: Tile, progress: bool) -> Result
             // far on the `fingers` set's finger tips), so the estimate
             // takes the halo measured on the last read, not all it read.
             let near = (from - wanted)..=(to + wanted);
-            let positions: Vec<Point3<f64>> = part
+            // The slab's own points among the part's, and those near it.
+            let (positions, own): (Vec<Point3<f64>>, Vec<bool>) = part
                 .positions
                 .iter()
-                .copied()
-                .filter(|p| slabs.of(p) == tile.index || near.contains(&p[axis]))
-                .collect();
+                .filter_map(|p| {
+                    let own = slabs.of(p) == tile.index;
+                    (own || near.contains(&p[axis])).then_some((*p, own))
+                })
+                .unzip();
             drop(part);
             estimating.get_or_insert_with(|| progress_bar(progress, "estimating normals", None));
             let normals = crate::normals::estimate_oriented_about(
@@ -176,8 +179,6 @@ pub fn write_normals_tile(config: &Config, tile: Tile, progress: bool) -> Result
                 config.orientation,
                 centroid,
             )?;
-            // The slab's own points among the part's, in the same order.
-            let own = positions.iter().map(|p| slabs.of(p) == tile.index);
             let normals = normals.into_iter().zip(own).filter(|(_, own)| *own);
             points.normals = Some(normals.map(|(normal, _)| normal).collect());
             face_scanners(config, &mut points, &scanners);

@@ -198,10 +198,9 @@ fn centroid(
     hood: &mut Neighbourhood,
 ) -> (Vector3<f64>, f64) {
     let r = search.gather(centre, Support::Nearest(FRAME_NEIGHBOURS + 1), 1.0, hood);
-    let nearest: &Neighbourhood = hood;
-    let count = nearest.len().max(1) as f64;
+    let count = hood.len().max(1) as f64;
     (
-        nearest.iter().map(|n| n.offset).sum::<Vector3<f64>>() / count,
+        hood.iter().map(|n| n.offset).sum::<Vector3<f64>>() / count,
         r,
     )
 }
