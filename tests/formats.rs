@@ -252,6 +252,39 @@ fn las_and_laz_of_many_pieces_round_trip_streamed() {
 }
 
 #[test]
+fn a_streamed_las_read_stops_at_its_fault_and_stays_stopped() {
+    // 120,000 points in pieces of 50,000: the file cut short in its last
+    // piece, read in chunks that do not line up with the pieces.
+    let count = 120_000;
+    let cloud = PointCloud::from_positions(utm_tile(count, 11));
+    let job = Job::new();
+    let whole = job.path("whole.las");
+    write(&whole, &cloud, 30_000);
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = job.write("cut.las", &bytes[..bytes.len() - 100]);
+    let mut reader = PointReader::open(&cut).unwrap();
+    let mut read = 0;
+    let fault = loop {
+        match reader.read_chunk(7_001) {
+            Ok(chunk) => {
+                assert!(!chunk.is_empty(), "a cut file read to its end");
+                for (offset, p) in chunk.positions.iter().enumerate() {
+                    assert!((p - cloud.positions[read + offset]).norm() < 1e-5);
+                }
+                read += chunk.len();
+            }
+            Err(error) => break error.to_string(),
+        }
+    };
+    assert!(fault.contains("ends before its last point"), "{fault}");
+    assert!(fault.contains(&*cut.to_string_lossy()), "{fault}");
+    // Every point before the last piece came out, none after the fault.
+    assert!((98_000..100_000).contains(&read), "{read}");
+    let again = reader.read_chunk(7_001).unwrap_err().to_string();
+    assert!(again.contains("reading stopped"), "{again}");
+}
+
+#[test]
 fn las_and_laz_read_without_attributes_keep_positions_and_normals() {
     // Point format 6 (layered: laz-rs skips the layers not asked for),
     // normals as extra bytes beside standard fields.

@@ -5,7 +5,8 @@
 //! the piece's bytes from the file into its own buffer, decompresses them a
 //! block of records at a time into another, and converts each block while
 //! it is in cache straight into the piece's rows of the columns handed out
-//! ([`PieceRows`]). No step is sequential, no piece is copied again, and
+//! ([`PieceRows`]). Only the reads take turns on the file, overlapping the
+//! other threads' decoding; no piece is copied again, and
 //! memory holds the request's columns and two buffers a thread, whatever
 //! the size of the file or of the request (a LAZ chunk is read whole,
 //! however large).
