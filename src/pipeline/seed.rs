@@ -126,19 +126,26 @@ pub enum SeedRequest {
 /// surface; a regular grid's ties bias it by up to 20%).
 pub fn estimated_area(search: &NeighbourSearch) -> f64 {
     let len = search.len();
-    let Some(k) = NonZeroUsize::new((FRAME_NEIGHBOURS + 1).min(len)) else {
-        return 0.0;
-    };
-    let neighbours = (k.get() - 1).max(1) as f64;
-    let (sum, count) = (0..len)
-        .filter(|&i| in_sample(i, len))
-        .map(|i| {
-            let nearest = search.nearest_n(&search.local_point(i as u32), k);
-            let r2 = nearest.last().map_or(0.0, |n| n.distance_squared);
-            PI * r2 / neighbours
-        })
+    let neighbours = (FRAME_NEIGHBOURS.min(len.saturating_sub(1))).max(1) as f64;
+    let (sum, count) = sampled_frame_reach_squared(search)
+        .map(|r2| PI * r2 / neighbours)
         .fold((0.0, 0usize), |(s, c), a| (s + a, c + 1));
     sum / count.max(1) as f64 * len as f64
+}
+
+/// For each point of the sample ([`in_sample`]), the squared distance to
+/// its [`FRAME_NEIGHBOURS`]-th neighbour (the farthest of the
+/// `FRAME_NEIGHBOURS + 1` nearest, itself included; fewer in a smaller
+/// cloud).
+fn sampled_frame_reach_squared(search: &NeighbourSearch) -> impl Iterator<Item = f64> + '_ {
+    let len = search.len();
+    let k = NonZeroUsize::new((FRAME_NEIGHBOURS + 1).min(len));
+    k.into_iter().flat_map(move |k| {
+        (0..len).filter(move |&i| in_sample(i, len)).map(move |i| {
+            let nearest = search.nearest_n(&search.local_point(i as u32), k);
+            nearest.last().map_or(0.0, |n| n.distance_squared)
+        })
+    })
 }
 
 impl SeedPlan {
@@ -364,16 +371,8 @@ pub fn refuse_spacing(search: &NeighbourSearch, spacing: f64) -> Option<String> 
 
 /// The median candidate-disc radius, on a sample.
 fn disc_radius_median(search: &NeighbourSearch) -> f64 {
-    let len = search.len();
-    let Some(k) = NonZeroUsize::new((FRAME_NEIGHBOURS + 1).min(len)) else {
-        return 0.0;
-    };
-    let mut radii: Vec<f64> = (0..len)
-        .filter(|&i| in_sample(i, len))
-        .map(|i| {
-            let nearest = search.nearest_n(&search.local_point(i as u32), k);
-            DISC_SCALE * nearest.last().map_or(0.0, |n| n.distance_squared.sqrt())
-        })
+    let mut radii: Vec<f64> = sampled_frame_reach_squared(search)
+        .map(|r2| DISC_SCALE * r2.sqrt())
         .collect();
     radii.sort_by(f64::total_cmp);
     radii.get(radii.len() / 2).copied().unwrap_or(0.0)
