@@ -125,9 +125,14 @@ fn edge(cost: f32, slot: u64, disagree: bool) -> Edge {
     u64::from(cost.to_bits() >> 8) << SLOT_BITS | slot << 1 | u64::from(disagree)
 }
 
+/// The graph slot of `edge`.
+fn edge_slot(edge: Edge) -> u64 {
+    (edge & ((1 << SLOT_BITS) - 1)) >> 1
+}
+
 /// The ends of `edge` and whether their normals disagree.
 fn ends(graph: &[[u32; GRAPH_NEIGHBOURS]], edge: Edge) -> (u32, u32, bool) {
-    let slot = (edge & ((1 << SLOT_BITS) - 1)) >> 1;
+    let slot = edge_slot(edge);
     let from = slot / GRAPH_NEIGHBOURS as u64;
     let to = graph[from as usize][(slot % GRAPH_NEIGHBOURS as u64) as usize];
     (from as u32, to, edge & 1 == 1)
@@ -230,11 +235,41 @@ fn propagate(
     // on the number of threads.
     edges.par_sort_unstable();
     let mut signs = SignedUnionFind::new(normals.len());
-    for &edge in &edges {
+    // Edges in the order of their costs are at scattered places: each one
+    // reads its graph row and both ends' nodes from memory, one cache miss
+    // after another. Asking for them ahead lets the misses overlap: the
+    // rows `ROW_AHEAD` edges on, the nodes `NODES_AHEAD` on (their rows
+    // have arrived by then).
+    const ROW_AHEAD: usize = 16;
+    const NODES_AHEAD: usize = 8;
+    for (at, &edge) in edges.iter().enumerate() {
+        if let Some(&later) = edges.get(at + ROW_AHEAD) {
+            prefetch(&graph[(edge_slot(later) / GRAPH_NEIGHBOURS as u64) as usize]);
+        }
+        if let Some(&soon) = edges.get(at + NODES_AHEAD) {
+            let (from, to, _) = ends(graph, soon);
+            signs.prefetch(from);
+            signs.prefetch(to);
+        }
         let (from, to, flip) = ends(graph, edge);
         signs.union(from, to, flip);
     }
     signs
+}
+
+/// Asks the CPU to bring the cache line holding `value` closer: a hint,
+/// with no effect on what the program computes.
+#[inline]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and cannot fault;
+    // SSE is part of every x86-64 CPU.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 /// One copy of each undirected edge: `i–j` from i's row when j is not
@@ -273,6 +308,11 @@ impl SignedUnionFind {
                 })
                 .collect(),
         }
+    }
+
+    /// Asks for `node`'s entry ahead of its use (see [`propagate`]).
+    fn prefetch(&self, node: u32) {
+        prefetch(&self.nodes[node as usize]);
     }
 
     /// The root of `node` and the node's parity relative to it; compresses
