@@ -98,7 +98,7 @@ struct Scratch {
     hood: Neighbourhood,
     /// The neighbourhood's neighbours, one row each.
     rows: Vec<Neighbour>,
-    nearest: Vec<(f64, u32)>,
+    nearest: Vec<(u64, u32)>,
 }
 
 /// Estimates the normal and the graph row of every point of `search`, in
@@ -146,18 +146,19 @@ fn point_estimate(
         (whole.spread[0] / whole.spread.iter().sum::<f64>()) as f32
     });
 
+    // Squared distances are never negative nor NaN, and such floats order
+    // as their bits do: the selection compares integers (the same order as
+    // `f64::total_cmp`, so the same rows).
     scratch.nearest.clear();
     scratch.nearest.extend(
         neighbours
             .iter()
             .filter(|n| n.index != index)
-            .map(|n| (n.distance_squared, n.index)),
+            .map(|n| (n.distance_squared.to_bits(), n.index)),
     );
     let keep = GRAPH_NEIGHBOURS.min(scratch.nearest.len());
     if keep > 0 && keep < scratch.nearest.len() {
-        scratch
-            .nearest
-            .select_nth_unstable_by(keep - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        scratch.nearest.select_nth_unstable(keep - 1);
     }
     let mut row = [NO_NEIGHBOUR; GRAPH_NEIGHBOURS];
     for (slot, &(_, neighbour)) in row.iter_mut().zip(&scratch.nearest[..keep]) {
@@ -190,9 +191,7 @@ fn sheet_normal(neighbours: &mut [Neighbour], whole: &Frame) -> Vector3<f64> {
     if neighbours.len() <= SHEET_SEED {
         return whole.normal;
     }
-    neighbours.select_nth_unstable_by(SHEET_SEED - 1, |a, b| {
-        a.distance_squared.total_cmp(&b.distance_squared)
-    });
+    neighbours.select_nth_unstable_by_key(SHEET_SEED - 1, |n| n.distance_squared.to_bits());
     let Some(seed) = plane_frame(&neighbours[..SHEET_SEED], |_| 1.0) else {
         return whole.normal;
     };
