@@ -31,6 +31,9 @@ const FLATNESS_FLOOR: f64 = 1e-6;
 /// under noise as large as the spacing.
 const SHEET_SEED: usize = 10;
 
+// The seed is the point and the first of its graph neighbours.
+const _: () = assert!(SHEET_SEED <= GRAPH_NEIGHBOURS + 1);
+
 /// The seed is trusted only when its smallest eigenvalue is under this
 /// share of its middle one: its points then spread over a plane at least
 /// three noise widths wide. Where the noise is about the point spacing
@@ -98,7 +101,11 @@ struct Scratch {
     hood: Neighbourhood,
     /// The neighbourhood's neighbours, one row each.
     rows: Vec<Neighbour>,
-    nearest: Vec<(u64, u32)>,
+    /// The neighbours' squared distances (as bits), indices and places in
+    /// `rows`, to select the graph's row and the sheet's seed in.
+    nearest: Vec<(u64, u32, u32)>,
+    /// The sheet's seed: the point and its nearest neighbours.
+    seed: Vec<Neighbour>,
 }
 
 /// Estimates the normal and the graph row of every point of `search`, in
@@ -146,33 +153,55 @@ fn point_estimate(
         (whole.spread[0] / whole.spread.iter().sum::<f64>()) as f32
     });
 
-    // Squared distances are never negative nor NaN, and such floats order
-    // as their bits do: the selection compares integers (the same order as
-    // `f64::total_cmp`, so the same rows).
+    // The graph's row: the point's nearest others, ties at the last
+    // distance broken by index. Squared distances are never negative nor
+    // NaN, and such floats order as their bits do: the selection compares
+    // integers. Each entry keeps its place in `rows` for the sheet's seed.
+    let mut own = None;
     scratch.nearest.clear();
-    scratch.nearest.extend(
-        neighbours
-            .iter()
-            .filter(|n| n.index != index)
-            .map(|n| (n.distance_squared.to_bits(), n.index)),
-    );
+    for (place, n) in neighbours.iter().enumerate() {
+        if n.index == index {
+            own = Some(place);
+        } else {
+            scratch
+                .nearest
+                .push((n.distance_squared.to_bits(), n.index, place as u32));
+        }
+    }
     let keep = GRAPH_NEIGHBOURS.min(scratch.nearest.len());
-    if keep > 0 && keep < scratch.nearest.len() {
+    let selected = keep > 0 && keep < scratch.nearest.len();
+    if selected {
         scratch.nearest.select_nth_unstable(keep - 1);
     }
     let mut row = [NO_NEIGHBOUR; GRAPH_NEIGHBOURS];
-    for (slot, &(_, neighbour)) in row.iter_mut().zip(&scratch.nearest[..keep]) {
+    for (slot, &(_, neighbour, _)) in row.iter_mut().zip(&scratch.nearest[..keep]) {
         *slot = neighbour;
     }
+    // The sheet's seed: the point and its nearest others, SHEET_SEED in
+    // all, taken from the graph's selection (one selection per point, not
+    // two: the selections were a fifth of the estimate's time).
+    let seed_others = SHEET_SEED.saturating_sub(usize::from(own.is_some()));
+    let ready = seed_others >= keep || (selected && seed_others + 1 == keep);
+    if !ready && seed_others > 0 {
+        scratch.nearest[..keep].select_nth_unstable(seed_others - 1);
+    }
+    scratch.seed.clear();
+    scratch.seed.extend(own.map(|place| neighbours[place]));
+    scratch.seed.extend(
+        scratch.nearest[..seed_others.min(keep)]
+            .iter()
+            .map(|&(_, _, place)| neighbours[place as usize]),
+    );
     let normal = whole.map_or(Vector3::zeros(), |whole| {
-        sheet_normal(&mut scratch.rows, &whole).cast::<f32>()
+        sheet_normal(neighbours, &scratch.seed, &whole).cast::<f32>()
     });
     (normal, variation, row)
 }
 
 /// The normal of the sheet a point lies on, from its neighbourhood
-/// (offsets from the point, in any order; reordered here) and the PCA
-/// normal of the whole of it.
+/// (offsets from the point, in any order), the PCA normal of the whole of
+/// it, and its `seed`: the point and its nearest neighbours, `SHEET_SEED`
+/// in all.
 ///
 /// Where a part is thinner than the neighbourhood (an ear, a fin), the
 /// neighbourhood holds both its faces, and their separation, not the
@@ -187,12 +216,11 @@ fn point_estimate(
 /// σ = 0.1% of the diagonal, spacing 3σ): where the ears are under 0.03
 /// thick (468 points), the normals' median error 14.3° → 7.9°, mean
 /// 17.1° → 13.4°; over the scan 4.78° → 4.57°.
-fn sheet_normal(neighbours: &mut [Neighbour], whole: &Frame) -> Vector3<f64> {
+fn sheet_normal(neighbours: &[Neighbour], seed: &[Neighbour], whole: &Frame) -> Vector3<f64> {
     if neighbours.len() <= SHEET_SEED {
         return whole.normal;
     }
-    neighbours.select_nth_unstable_by_key(SHEET_SEED - 1, |n| n.distance_squared.to_bits());
-    let Some(seed) = plane_frame(&neighbours[..SHEET_SEED], |_| 1.0) else {
+    let Some(seed) = plane_frame(seed, |_| 1.0) else {
         return whole.normal;
     };
     // The seed's spread off its plane: the local noise (and curvature).
