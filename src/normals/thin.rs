@@ -317,8 +317,8 @@ impl Occupancy {
         }
         Occupancy {
             bounds,
-            fine,
-            coarse,
+            fine: fine.crowded(),
+            coarse: coarse.crowded(),
         }
     }
 
@@ -333,9 +333,14 @@ impl Occupancy {
     }
 }
 
-/// One grid's occupied cells, a bit each, `x` fastest.
+/// A grid's cells, a bit each, `x` fastest: those holding a point (as
+/// built), or those with a point in them or in one of their 26 neighbours
+/// ([`Bitmap::crowded`], what a ray asks).
 struct Bitmap {
     cell: f64,
+    /// The coordinates of the grid's first cell: 0, or −1 for a crowded
+    /// map, which reaches a cell past the points' grid on every side.
+    first: i64,
     size: [usize; 3],
     bits: Vec<u64>,
 }
@@ -343,9 +348,17 @@ struct Bitmap {
 impl Bitmap {
     /// Empty cells `cell` wide over a box of `extent` from the origin.
     fn new(extent: &Vector3<f64>, cell: f64) -> Self {
-        let size = [0, 1, 2].map(|axis| (extent[axis] / cell) as usize + 1);
+        Bitmap::empty(
+            cell,
+            0,
+            [0, 1, 2].map(|axis| (extent[axis] / cell) as usize + 1),
+        )
+    }
+
+    fn empty(cell: f64, first: i64, size: [usize; 3]) -> Self {
         Bitmap {
             cell,
+            first,
             size,
             bits: vec![0; size.iter().product::<usize>().div_ceil(64)],
         }
@@ -359,7 +372,7 @@ impl Bitmap {
     fn index(&self, cell: [i64; 3]) -> Option<usize> {
         let mut index = 0;
         for axis in (0..3).rev() {
-            let c = usize::try_from(cell[axis])
+            let c = usize::try_from(cell[axis] - self.first)
                 .ok()
                 .filter(|&c| c < self.size[axis])?;
             index = index * self.size[axis] + c;
@@ -367,23 +380,105 @@ impl Bitmap {
         Some(index)
     }
 
+    fn set_bit(&mut self, index: usize) {
+        self.bits[index / 64] |= 1 << (index % 64);
+    }
+
+    fn bit(&self, index: usize) -> bool {
+        self.bits[index / 64] & (1 << (index % 64)) != 0
+    }
+
     fn set(&mut self, p: &Vector3<f64>) {
         if let Some(index) = self.index(self.cell_of(p)) {
-            self.bits[index / 64] |= 1 << (index % 64);
+            self.set_bit(index);
         }
     }
 
-    /// Whether the cell of `p` and its 26 neighbours hold no point: then
-    /// none lies within a cell's width of `p`.
+    /// The crowded map of this one (the occupied cells'): a cell's bit
+    /// says whether it or one of its 26 neighbours holds a point, over the
+    /// grid grown by a cell on every side (beyond, no cell has an occupied
+    /// neighbour). A ray's step then reads one bit where it read 27 (the
+    /// 27 reads were 4% of `normals`' CPU on a closed 2M-point sphere).
+    fn crowded(&self) -> Bitmap {
+        let [width, depth, _] = self.size;
+        let mut crowded = Bitmap::empty(self.cell, self.first - 1, self.size.map(|s| s + 2));
+        for (word_index, &word) in self.bits.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let index = word_index * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                let cell = [
+                    index % width,
+                    index / width % depth,
+                    index / (width * depth),
+                ]
+                .map(|c| c as i64 + self.first);
+                for dz in -1..=1 {
+                    for dy in -1..=1 {
+                        for dx in -1..=1 {
+                            let near = [cell[0] + dx, cell[1] + dy, cell[2] + dz];
+                            if let Some(near) = crowded.index(near) {
+                                crowded.set_bit(near);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        crowded
+    }
+
+    /// Whether the cell of `p` and its 26 neighbours hold no point (on a
+    /// crowded map: one bit): then none lies within a cell's width of `p`.
     fn empty_around(&self, p: &Vector3<f64>) -> bool {
-        let [x, y, z] = self.cell_of(p);
-        (-1..=1).all(|dz| {
-            (-1..=1).all(|dy| {
-                (-1..=1).all(|dx| {
-                    self.index([x + dx, y + dy, z + dz])
-                        .is_none_or(|index| self.bits[index / 64] & (1 << (index % 64)) == 0)
-                })
-            })
-        })
+        debug_assert_eq!(self.first, -1, "asked of a map of occupied cells");
+        self.index(self.cell_of(p))
+            .is_none_or(|index| !self.bit(index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The crowded map answers what the 27 cells of the occupied map say,
+    /// inside the grid, at its rim and beyond it.
+    #[test]
+    fn a_crowded_cell_is_one_with_an_occupied_neighbour() {
+        let extent = Vector3::new(10.0, 6.0, 4.0);
+        let mut occupied = Bitmap::new(&extent, 1.0);
+        let mut seed = 7u64;
+        let mut next = |scale: f64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64 * scale
+        };
+        for _ in 0..12 {
+            occupied.set(&Vector3::new(next(10.0), next(6.0), next(4.0)));
+        }
+        let crowded = occupied.crowded();
+        let mut empty = 0;
+        for z in -3..8 {
+            for y in -3..10 {
+                for x in -3..14 {
+                    let p = Vector3::new(x as f64 + 0.5, y as f64 + 0.5, z as f64 + 0.5);
+                    let [cx, cy, cz] = occupied.cell_of(&p);
+                    let by_neighbours = (-1..=1).all(|dz| {
+                        (-1..=1).all(|dy| {
+                            (-1..=1).all(|dx| {
+                                occupied
+                                    .index([cx + dx, cy + dy, cz + dz])
+                                    .is_none_or(|index| !occupied.bit(index))
+                            })
+                        })
+                    });
+                    assert_eq!(crowded.empty_around(&p), by_neighbours, "cell {x} {y} {z}");
+                    empty += usize::from(by_neighbours);
+                }
+            }
+        }
+        // Both answers occur.
+        assert!(empty > 0 && empty < 17 * 13 * 11, "{empty} empty");
     }
 }
