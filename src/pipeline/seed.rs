@@ -58,7 +58,7 @@ use crate::cpu::floor_i64;
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
 use crate::projection::{Projected, Projector};
 
-use super::inspect::in_sample;
+use super::inspect::{in_sample, radius_for};
 use super::tiles::Tile;
 
 /// Neighbours (besides the point itself) from which each cloud point's
@@ -126,26 +126,21 @@ pub enum SeedRequest {
 /// surface; a regular grid's ties bias it by up to 20%).
 pub fn estimated_area(search: &NeighbourSearch) -> f64 {
     let len = search.len();
-    let neighbours = (FRAME_NEIGHBOURS.min(len.saturating_sub(1))).max(1) as f64;
-    let (sum, count) = sampled_frame_reach_squared(search)
-        .map(|r2| PI * r2 / neighbours)
+    // The FRAME_NEIGHBOURS + 1 nearest, the point itself included (fewer
+    // in a smaller cloud).
+    let Some(k) = NonZeroUsize::new((FRAME_NEIGHBOURS + 1).min(len)) else {
+        return 0.0;
+    };
+    let neighbours = (k.get() - 1).max(1) as f64;
+    let (sum, count) = (0..len)
+        .filter(|&i| in_sample(i, len))
+        .map(|i| {
+            let nearest = search.nearest_n(&search.local_point(i as u32), k);
+            let reach_squared = nearest.last().map_or(0.0, |n| n.distance_squared);
+            PI * reach_squared / neighbours
+        })
         .fold((0.0, 0usize), |(s, c), a| (s + a, c + 1));
     sum / count.max(1) as f64 * len as f64
-}
-
-/// For each point of the sample ([`in_sample`]), the squared distance to
-/// its [`FRAME_NEIGHBOURS`]-th neighbour (the farthest of the
-/// `FRAME_NEIGHBOURS + 1` nearest, itself included; fewer in a smaller
-/// cloud).
-fn sampled_frame_reach_squared(search: &NeighbourSearch) -> impl Iterator<Item = f64> + '_ {
-    let len = search.len();
-    let k = NonZeroUsize::new((FRAME_NEIGHBOURS + 1).min(len));
-    k.into_iter().flat_map(move |k| {
-        (0..len).filter(move |&i| in_sample(i, len)).map(move |i| {
-            let nearest = search.nearest_n(&search.local_point(i as u32), k);
-            nearest.last().map_or(0.0, |n| n.distance_squared)
-        })
-    })
 }
 
 impl SeedPlan {
@@ -369,13 +364,10 @@ pub fn refuse_spacing(search: &NeighbourSearch, spacing: f64) -> Option<String> 
     })
 }
 
-/// The median candidate-disc radius, on a sample.
+/// The median candidate-disc radius, on a sample: the disc scale of the
+/// median distance to the [`FRAME_NEIGHBOURS`]-th neighbour.
 fn disc_radius_median(search: &NeighbourSearch) -> f64 {
-    let mut radii: Vec<f64> = sampled_frame_reach_squared(search)
-        .map(|r2| DISC_SCALE * r2.sqrt())
-        .collect();
-    radii.sort_by(f64::total_cmp);
-    radii.get(radii.len() / 2).copied().unwrap_or(0.0)
+    DISC_SCALE * radius_for(search, FRAME_NEIGHBOURS + 1).unwrap_or(0.0)
 }
 
 /// The scratch of one thread: one block's candidates, its conflict grid
