@@ -784,29 +784,31 @@ impl Records {
         pieces: &[Piece],
         rows: Vec<PieceRows<'_>>,
     ) -> std::result::Result<(), (usize, PieceFault)> {
-        let jobs: Vec<_> = rows.into_iter().zip(pieces).enumerate().collect();
-        jobs.into_par_iter().try_for_each(|(at, (rows, piece))| {
-            let taken = self
-                .scratch
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
-            let mut scratch = taken.unwrap_or_else(|| Scratch {
-                bytes: Vec::new(),
-                records: self.template.clone(),
-            });
-            let decoded = read_piece(file, piece, &mut scratch.bytes)
-                .map_err(PieceFault::Read)
-                .and_then(|()| {
-                    self.decode_piece(&mut scratch.records, &scratch.bytes, piece.points, rows)
-                        .map_err(PieceFault::Corrupt)
+        rows.into_par_iter()
+            .zip(pieces)
+            .enumerate()
+            .try_for_each(|(at, (rows, piece))| {
+                let taken = self
+                    .scratch
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop();
+                let mut scratch = taken.unwrap_or_else(|| Scratch {
+                    bytes: Vec::new(),
+                    records: self.template.clone(),
                 });
-            self.scratch
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(scratch);
-            decoded.map_err(|fault| (at, fault))
-        })
+                let decoded = read_piece(file, piece, &mut scratch.bytes)
+                    .map_err(PieceFault::Read)
+                    .and_then(|()| {
+                        self.decode_piece(&mut scratch.records, &scratch.bytes, piece.points, rows)
+                            .map_err(PieceFault::Corrupt)
+                    });
+                self.scratch
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(scratch);
+                decoded.map_err(|fault| (at, fault))
+            })
     }
 
     /// Decodes the `points` points of one piece, its `bytes`, into its
