@@ -127,39 +127,29 @@ impl Kernel {
     /// [`Self::weigh`] one neighbour at a time.
     fn weigh_plain(&self, columns: &mut Columns, factors: Option<&[f64]>) -> (Moments, u32) {
         // One loop per kernel, each without a branch on the kernel.
-        let by = |weight: Weight| {
-            move |kernel: &Kernel, distances: &[f64], weights: &mut [f64]| {
-                for (w, &distance_squared) in weights.iter_mut().zip(distances) {
-                    *w = kernel.profile(weight, distance_squared);
-                }
-            }
-        };
         match self.weight {
-            Weight::Gaussian => self.weigh_by(columns, factors, by(Weight::Gaussian)),
-            Weight::Wendland => self.weigh_by(columns, factors, by(Weight::Wendland)),
-            Weight::Biweight => self.weigh_by(columns, factors, by(Weight::Biweight)),
-            Weight::Plateau => self.weigh_by(columns, factors, by(Weight::Plateau)),
-            Weight::Broad => self.weigh_by(columns, factors, by(Weight::Broad)),
+            Weight::Gaussian => self.weigh_by(columns, factors, Weight::Gaussian),
+            Weight::Wendland => self.weigh_by(columns, factors, Weight::Wendland),
+            Weight::Biweight => self.weigh_by(columns, factors, Weight::Biweight),
+            Weight::Plateau => self.weigh_by(columns, factors, Weight::Plateau),
+            Weight::Broad => self.weigh_by(columns, factors, Weight::Broad),
         }
         let count = columns.weight.iter().filter(|&&w| w > 0.0).count() as u32;
         (columns.frame_moments(), count)
     }
 
-    /// [`Self::weigh`]'s weights, with `kernel_weights(self, distances,
-    /// weights)` setting each neighbour's kernel weight from its squared
-    /// distance (the padding is zeroed after).
+    /// [`Self::weigh`]'s weights under the kernel `weight` (a constant at
+    /// each call, so that each loop is the kernel's own; the padding is
+    /// zeroed after).
     #[inline(always)]
-    fn weigh_by(
-        &self,
-        columns: &mut Columns,
-        factors: Option<&[f64]>,
-        kernel_weights: impl FnOnce(&Kernel, &[f64], &mut [f64]),
-    ) {
+    fn weigh_by(&self, columns: &mut Columns, factors: Option<&[f64]>, weight: Weight) {
         let (len, padded) = (columns.len(), columns.padded_len());
         columns.weight.resize(padded, 0.0);
         columns.frame_weight.resize(padded, 0.0);
         let distances = &columns.distance_squared[..padded];
-        kernel_weights(self, distances, &mut columns.weight);
+        for (w, &distance_squared) in columns.weight.iter_mut().zip(distances) {
+            *w = self.profile(weight, distance_squared);
+        }
         for (frame_w, &distance_squared) in columns.frame_weight.iter_mut().zip(distances) {
             *frame_w = self.frame_at(distance_squared);
         }
