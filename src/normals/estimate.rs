@@ -99,7 +99,7 @@ pub const NO_NEIGHBOUR: u32 = u32::MAX;
 #[derive(Default)]
 struct Scratch {
     hood: Neighbourhood,
-    /// The neighbourhood's neighbours, one row each.
+    /// The neighbourhood's neighbours, one row each, in its order.
     rows: Vec<Neighbour>,
     /// The neighbours' squared distances (as bits), indices and places in
     /// `rows`, to select the graph's row and the sheet's seed in.
@@ -139,7 +139,8 @@ fn point_estimate(
 ) -> (Vector3<f32>, f32, [u32; GRAPH_NEIGHBOURS]) {
     let centre = search.local_point(index);
     search.gather(&centre, Support::Nearest(k.get()), 1.0, &mut scratch.hood);
-    // As rows: the sheet's refit reorders them.
+    // As rows, which the frames read (summing from the columns instead
+    // measured no faster, docs/normals.md).
     scratch.rows.clear();
     scratch.rows.extend(scratch.hood.iter());
     let neighbours = &scratch.rows;

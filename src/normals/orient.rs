@@ -72,7 +72,7 @@ pub fn orient(
             components.choose_signs(search, normals, viewpoint, &centroid);
             components.apply(normals);
             // Nothing to test in open components (a terrain, most LiDAR
-            // scans): the ray test's occupancy alone zeroes up to 128 MiB.
+            // scans): the ray test's occupancy alone takes up to 256 MiB while built.
             if estimated && components.closed.contains(&true) {
                 flip_inward_faces(search, graph, variation, normals, |point| {
                     components.closed[components.label[point] as usize]

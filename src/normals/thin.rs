@@ -279,7 +279,8 @@ struct Occupancy {
 /// A fine cell's width in typical tubes (graph neighbourhood radii).
 const FINE_CELL: f64 = 2.0;
 
-/// Fine cells at most: 2³⁰ bits, 128 MiB.
+/// Fine cells at most: 2³⁰ bits, 128 MiB (twice that while the crowded
+/// map is made from the occupied one).
 const MAX_FINE_CELLS: f64 = (1u64 << 30) as f64;
 
 /// Fine cells per coarse cell on a side.
