@@ -8,8 +8,9 @@ mod job;
 
 use common::{Sphere, all_finite, noisy_cloud, particles};
 use job::{Job, OUTPUT, ply, statuses, xyz_columns, xyz_header};
+use mlsproj::config::Orientation;
 use mlsproj::io::position_columns;
-use mlsproj::{MlsSurface, PointCloud, Precision, Projected, Status};
+use mlsproj::{Config, Method, MlsSurface, PointCloud, Precision, Projected, Status, project_all};
 use nalgebra::{Point3, Vector3};
 
 /// A noisy unit sphere of `count` points (σ = 0.01).
@@ -451,4 +452,28 @@ fn endless_lines_and_huge_column_counts_are_refused_in_bounded_work() {
         assert_eq!(line.lines().count(), 1, "{line}");
         assert!(line.contains(reason) && line.contains(": line "), "{line}");
     }
+}
+
+/// Particles that share a nearest cloud point share its first fit (kept
+/// per thread for those that follow): each must come out exactly as when
+/// projected alone, whatever came before it. Many particles per cloud
+/// point, as seeds are, with both degrees of success: some need a second
+/// step, some land outside the first fit's support.
+#[test]
+fn a_shared_first_fit_projects_as_a_fit_of_its_own() {
+    let cloud = noisy_cloud(&Sphere::unit(), 2_000, 0.002, 7);
+    let particles = particles(&Sphere::unit(), 3_000, 0.08, 8, |_| true);
+    let config = Config::parse(
+        r#"(cloud: "c.ply", particles: File("p.ply"), output: "o.ply", support: Nearest(20))"#,
+    )
+    .unwrap();
+    let surface = MlsSurface::new(&cloud).unwrap();
+    let projector = surface.projector(Method::from(&config), Orientation::Auto, false);
+    let together = project_all(&projector, &particles);
+    for (particle, shared) in particles.iter().zip(&together) {
+        let alone = project_all(&projector, std::slice::from_ref(particle));
+        assert_eq!(alone[0], *shared, "particle {particle}");
+    }
+    let second_steps = together.iter().filter(|p| p.steps == 2).count();
+    assert!(second_steps > 0 && second_steps < together.len());
 }
