@@ -22,11 +22,10 @@ pub fn morton_order(points: &[Point3<f64>]) -> Vec<u32> {
 
 /// Key given to non-finite points by [`morton_keys`]: larger than any
 /// Morton code.
-pub const NON_FINITE_KEY: u64 = u64::MAX;
+const NON_FINITE_KEY: u64 = u64::MAX;
 
-/// `(Morton code, index)` of every point, sorted; equal positions have
-/// equal codes, so they sit in one run of equal keys.
-pub fn morton_keys(points: &[Point3<f64>]) -> Vec<(u64, u32)> {
+/// `(Morton code, index)` of every point, sorted.
+fn morton_keys(points: &[Point3<f64>]) -> Vec<(u64, u32)> {
     // Without a finite point every key is NON_FINITE_KEY: any box will do.
     let (lo, hi) = finite_bounds(points).unwrap_or((Point3::origin(), Point3::origin()));
     let cells = f64::from((1u32 << BITS) - 1);

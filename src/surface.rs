@@ -1,18 +1,20 @@
 //! A cloud made ready for projection: its finite points in a neighbour
 //! search, with the normals and colours that go with them.
 
+use std::borrow::Cow;
 use std::num::NonZeroUsize;
 use std::path::Path;
 
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
-use crate::cloud::{CentroidSum, PointCloud, Precision, finite_bounds, values_precision};
+use crate::cloud::{
+    CentroidSum, PointCloud, Precision, finite_bounds, is_finite_point, values_precision,
+};
 use crate::config::{CloudNormals, Config, Orientation, Support};
 use crate::error::{Error, Location, Result};
 use crate::neighbours::NeighbourSearch;
 use crate::normals::{self, Estimate, SignRule};
-use crate::order::{NON_FINITE_KEY, morton_keys};
 use crate::projection::{Method, NormalSign, Projector, slope_normals};
 
 /// How a surface gets its normals: the config's `cloud_normals`,
@@ -75,8 +77,8 @@ impl MlsSurface {
     /// or infinite coordinate are left out and counted in [`Self::skipped`].
     /// Errors when no finite point remains.
     ///
-    /// The points are stored in Morton order, so that the normals and
-    /// colours of one neighbourhood sit together in memory.
+    /// The points are stored in the search's cell order, so that the
+    /// normals and colours of one neighbourhood sit together in memory.
     ///
     /// Normals are made unit length; a zero or non-finite one becomes zero
     /// (it then says nothing to the fit or the orientation).
@@ -108,17 +110,32 @@ impl MlsSurface {
     /// its slab and halo, and may differ from a whole run's where a part of
     /// the surface leaves the slab and comes back.
     pub fn with_options(cloud: &PointCloud, options: &NormalOptions) -> Result<Self> {
-        let (finite, duplicates) = distinct_finite(cloud);
-        let skipped = cloud.len() - finite.len() - duplicates;
-        let positions = pick(&cloud.positions, &finite);
+        let finite: Vec<u32> = (0..cloud.len() as u32)
+            .into_par_iter()
+            .filter(|&i| is_finite_point(&cloud.positions[i as usize]))
+            .collect();
+        let skipped = cloud.len() - finite.len();
+        // Every point is finite in most clouds: then no copy is needed.
+        let finite_positions = if skipped == 0 {
+            Cow::Borrowed(cloud.positions.as_slice())
+        } else {
+            Cow::Owned(pick(&cloud.positions, &finite))
+        };
+        let (search, kept) = NeighbourSearch::distinct(&finite_positions)?;
+        let duplicates = finite.len() - kept.len();
+        // The cloud's index of each point of the search.
+        let finite = if skipped == 0 {
+            kept
+        } else {
+            kept.par_iter().map(|&k| finite[k as usize]).collect()
+        };
         let own_normals = cloud
             .normals
             .as_deref()
             .filter(|_| options.cloud_normals == CloudNormals::Use)
             .map(|n| pick(n, &finite).into_iter().map(unit_or_zero).collect());
         let colours = cloud.colours.as_deref().map(|c| pick(c, &finite));
-        let search = NeighbourSearch::new(&positions)?;
-        let (lo, hi) = finite_bounds(&positions).expect("the search has a point");
+        let (lo, hi) = finite_bounds(finite_positions.iter()).expect("the search has a point");
         let diagonal = (hi - lo).norm();
         let values_precision = values_precision(diagonal, lo.coords.amax().max(hi.coords.amax()));
         // Over every finite point, duplicates included, as a tile's pass
@@ -293,39 +310,6 @@ impl MlsSurface {
             Some(&self.normals),
         )
     }
-}
-
-/// Longest stretch of one Morton cell searched for an equal position: keeps
-/// the merge linear even when a huge extent puts many points in one cell
-/// (a duplicate farther apart in such a cell is kept; it only costs time).
-const DUPLICATE_WINDOW: usize = 64;
-
-/// Indices of the finite points in Morton order, exact duplicates left
-/// out, and the number of duplicates.
-fn distinct_finite(cloud: &PointCloud) -> (Vec<u32>, usize) {
-    let keyed = morton_keys(&cloud.positions);
-    let mut kept: Vec<u32> = Vec::with_capacity(keyed.len());
-    let mut duplicates = 0;
-    let mut run = (NON_FINITE_KEY, 0);
-    for (key, index) in keyed {
-        if key == NON_FINITE_KEY {
-            break; // sorted last
-        }
-        if key != run.0 {
-            run = (key, kept.len());
-        }
-        let position = cloud.positions[index as usize];
-        let window = run.1.max(kept.len().saturating_sub(DUPLICATE_WINDOW));
-        if kept[window..]
-            .iter()
-            .any(|&k| cloud.positions[k as usize] == position)
-        {
-            duplicates += 1;
-        } else {
-            kept.push(index);
-        }
-    }
-    (kept, duplicates)
 }
 
 /// A cloud normal as the fit uses it: unit length, or zero (says nothing)

@@ -329,3 +329,38 @@ fn a_centre_that_is_not_finite_finds_nothing_and_returns() {
         );
     }
 }
+
+/// The distinct index keeps one point of each position, the first of its
+/// copies in the input, and says which input point each of its own is;
+/// over distinct points it finds what the plain index finds. Copies far
+/// apart in the input, side by side, and of points that share their fine
+/// cell with others (near duplicates 1e-12 apart stay distinct).
+#[test]
+fn a_distinct_index_keeps_the_first_of_each_position_and_says_which() {
+    for (name, points) in clouds() {
+        let mut input = points.clone();
+        input.extend(points.iter().step_by(3).copied());
+        input.insert(0, points[points.len() / 2]);
+        let (search, kept) = NeighbourSearch::distinct(&input).unwrap();
+        let mut distinct: Vec<[u64; 3]> = points
+            .iter()
+            .map(|p| p.coords.map(f64::to_bits).into())
+            .collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(search.len(), distinct.len(), "{name}");
+        assert_eq!(kept.len(), search.len(), "{name}");
+        let mut seen = std::collections::HashSet::new();
+        for (i, &k) in kept.iter().enumerate() {
+            let point = input[k as usize];
+            assert_eq!(
+                search.local_point(i as u32),
+                point - search.origin(),
+                "{name}: point {i} is input {k}"
+            );
+            let first = input.iter().position(|p| *p == point).unwrap();
+            assert_eq!(k as usize, first, "{name}: the first copy is kept");
+            assert!(seen.insert(k), "{name}: input {k} kept twice");
+        }
+    }
+}

@@ -111,6 +111,23 @@ impl CellGrid {
     /// box); and each cell's points are one run of that order. Only the
     /// cells are then sorted into rows.
     pub(super) fn new(local: &[Vector3<f64>]) -> Self {
+        Self::build(local, false).0
+    }
+
+    /// As [`Self::new`], leaving out each point at exactly the position
+    /// of one before it in cell order (of equal positions, the first in
+    /// `local`): the same sort finds them, as equal positions have equal
+    /// codes. Returns the grid, whose point `i` (in cell order) is
+    /// `local[kept[i]]`, and `kept`.
+    pub(super) fn distinct(local: &[Vector3<f64>]) -> (Self, Vec<u32>) {
+        let (grid, kept) = Self::build(local, true);
+        (grid, kept.expect("built without duplicates"))
+    }
+
+    /// [`Self::new`], or with `drop_duplicates` [`Self::distinct`]: then
+    /// the grid's indices are its own cell order, and the second value
+    /// maps them to `local`.
+    fn build(local: &[Vector3<f64>], drop_duplicates: bool) -> (Self, Option<Vec<u32>>) {
         let (corner, fine_size) = fine_grid(local);
         let mut grid = CellGrid {
             corner,
@@ -134,6 +151,9 @@ impl CellGrid {
             .collect();
         // Within a cell: by fine code, then by input order; a fixed order.
         coded.par_sort_unstable();
+        if drop_duplicates {
+            drop_coincident(&mut coded, local);
+        }
         grid.shift = CELL_BITS - level(&coded);
 
         // Each cell's run in `coded`: (row and x, first, one past last).
@@ -192,11 +212,18 @@ impl CellGrid {
             });
             column.chain([0.0; GROUP]).collect()
         });
+        // Without duplicates the grid's indices are its own order, so that
+        // what the caller keeps per point (normals, colours) is read in
+        // cell order too.
+        let kept = drop_duplicates.then(|| {
+            let own_order = (0..grid.original.len() as u32).collect();
+            std::mem::replace(&mut grid.original, own_order)
+        });
         grid.place = vec![0; grid.original.len()];
         for (place, &i) in grid.original.iter().enumerate() {
             grid.place[i as usize] = place as u32;
         }
-        grid
+        (grid, kept)
     }
 
     /// Number of points.
@@ -727,6 +754,41 @@ fn split_row(key: u64) -> (u32, u32) {
 fn fine_coordinate(in_fine_cells: f64) -> u32 {
     // Negative and NaN go to 0, past the grid to the edge.
     floor_i64(in_fine_cells).clamp(0, i64::from(MAX_CELL)) as u32
+}
+
+/// `coded` (sorted by code, then index) less each point at exactly the
+/// position in `local` of another with a lower index: exact duplicates,
+/// which add no shape to a fit (and under `Nearest(k)` would fill the k
+/// nearest with one position). Equal positions have equal codes; a run of
+/// equal codes (a stack of copies, or points closer than a fine cell) is
+/// ordered by position, then index, so that copies sit side by side
+/// however many points share the cell.
+fn drop_coincident(coded: &mut Vec<(u64, u32)>, local: &[Vector3<f64>]) {
+    // Bits that are equal exactly when the coordinates are (−0 as 0).
+    let position = |index: u32| local[index as usize].map(|v| (v + 0.0).to_bits());
+    let mut kept = 0;
+    let mut start = 0;
+    while start < coded.len() {
+        let code = coded[start].0;
+        let end = start
+            + coded[start..]
+                .iter()
+                .take_while(|&&(c, _)| c == code)
+                .count();
+        let run = &mut coded[start..end];
+        if run.len() > 1 {
+            run.sort_unstable_by_key(|&(_, index)| (<[u64; 3]>::from(position(index)), index));
+        }
+        for at in start..end {
+            let (_, index) = coded[at];
+            if at == start || position(index) != position(coded[at - 1].1) {
+                coded[kept] = coded[at];
+                kept += 1;
+            }
+        }
+        start = end;
+    }
+    coded.truncate(kept);
 }
 
 /// The grid's corner (relative to the search's origin) and fine cell size

@@ -47,15 +47,32 @@ impl NeighbourSearch {
     /// Builds the index. `positions` must be finite (the pipeline drops
     /// non-finite cloud points before this) and not empty.
     pub fn new(positions: &[Point3<f64>]) -> Result<Self> {
-        let Some((lo, hi)) = finite_bounds(positions) else {
-            return Err(Error::Invalid("cannot search an empty cloud".into()));
-        };
-        let origin = nalgebra::center(&lo, &hi);
-        let local: Vec<Vector3<f64>> = positions.par_iter().map(|p| p - origin).collect();
+        let (origin, local) = Self::local(positions)?;
         Ok(NeighbourSearch {
             grid: CellGrid::new(&local),
             origin,
         })
+    }
+
+    /// Builds the index over the distinct points of `positions` (finite,
+    /// not empty): a point at exactly the position of another is left out
+    /// ([`Self::new`] keeps it). The index's points are in its own order,
+    /// the cells' (neighbours sit together in memory): returns the index,
+    /// whose point `i` is `positions[kept[i]]`, and `kept`.
+    pub fn distinct(positions: &[Point3<f64>]) -> Result<(Self, Vec<u32>)> {
+        let (origin, local) = Self::local(positions)?;
+        let (grid, kept) = CellGrid::distinct(&local);
+        Ok((NeighbourSearch { grid, origin }, kept))
+    }
+
+    /// The centre of the bounding box of `positions`, and the positions
+    /// relative to it.
+    fn local(positions: &[Point3<f64>]) -> Result<(Point3<f64>, Vec<Vector3<f64>>)> {
+        let Some((lo, hi)) = finite_bounds(positions) else {
+            return Err(Error::Invalid("cannot search an empty cloud".into()));
+        };
+        let origin = nalgebra::center(&lo, &hi);
+        Ok((origin, positions.par_iter().map(|p| p - origin).collect()))
     }
 
     /// The centre of the cloud's bounding box, subtracted from every point.
