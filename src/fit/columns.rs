@@ -1,6 +1,7 @@
-//! The neighbours of one fit laid out as columns (a structure of arrays),
-//! so that the sums of the fit run in lanes: [`LANES`] neighbours at a
-//! time, each lane its own partial sum, the lanes added at the end.
+//! What the fit adds to a neighbourhood's columns (a structure of arrays:
+//! the gather's offsets and squared distances, `crate::neighbours`), so
+//! that the sums of the fit run in lanes: [`LANES`] neighbours at a time,
+//! each lane its own partial sum, the lanes added at the end.
 //!
 //! A sum over neighbours written one neighbour at a time is a chain of
 //! dependent additions that the compiler may not reorder (floating-point
@@ -21,20 +22,17 @@ use crate::neighbours::Neighbourhood;
 
 use super::Moments;
 
-/// Neighbours summed at once: four `f64` fill one AVX register.
-pub const LANES: usize = 4;
+pub use crate::neighbours::LANES;
 
-/// The neighbours of one gather as columns, each padded to a multiple of
-/// [`LANES`] with neighbours of zero weight at the centre (they add zero to
-/// every sum).
+/// What the fit adds to the columns of a neighbourhood (which it reads
+/// where the gather wrote them, padded to whole [`LANES`]): each
+/// neighbour's weights and, for the slope equations, its normal; each
+/// column padded like the neighbourhood's, with zeros (the padding adds
+/// zero to every sum).
 #[derive(Debug, Default)]
 pub struct Columns {
     /// Number of neighbours (before the padding).
     len: usize,
-    /// `p − centre`, one column per axis.
-    pub(crate) offset: [Vec<f64>; 3],
-    /// `|p − centre|²`.
-    pub(crate) distance_squared: Vec<f64>,
     /// Each neighbour's weight in the fit.
     pub(crate) weight: Vec<f64>,
     /// Each neighbour's weight in the fit's frame (see
@@ -46,26 +44,12 @@ pub struct Columns {
 }
 
 impl Columns {
-    /// Lays out `neighbours` (and their `normals`, indexed by neighbour
-    /// index, when given) as columns. Weights are set later, by
-    /// [`super::Kernel::weigh`].
+    /// Takes the neighbours' `normals` (indexed by neighbour index, when
+    /// given) into columns for the neighbourhood `neighbours`. Weights are
+    /// set later, by [`super::Kernel::weigh`].
     pub fn load(&mut self, neighbours: &Neighbourhood, normals: Option<&[Vector3<f32>]>) {
         self.len = neighbours.len();
         let padded = self.padded_len();
-        let [xs, ys, zs] = &mut self.offset;
-        let sources = neighbours
-            .offsets()
-            .into_iter()
-            .chain([neighbours.distances_squared()]);
-        for (column, source) in [&mut *xs, ys, zs, &mut self.distance_squared]
-            .into_iter()
-            .zip(sources)
-        {
-            // The padding as zeros.
-            column.clear();
-            column.extend_from_slice(source);
-            column.resize(padded, 0.0);
-        }
         let [nxs, nys, nzs] = &mut self.normal;
         let Some(normals) = normals else {
             for column in [nxs, nys, nzs] {
@@ -94,26 +78,31 @@ impl Columns {
         self.len.div_ceil(LANES) * LANES
     }
 
-    /// The moments of the neighbours under their weights in the fit.
-    pub fn moments(&self) -> Moments {
-        self.moments_under(&self.weight)
+    /// The moments of `neighbours` (those loaded) under their weights in
+    /// the fit.
+    pub fn moments(&self, neighbours: &Neighbourhood) -> Moments {
+        self.moments_under(neighbours, &self.weight)
     }
 
-    /// The moments of the neighbours under their weights in the frame.
-    pub fn frame_moments(&self) -> Moments {
-        self.moments_under(&self.frame_weight)
+    /// The moments of `neighbours` (those loaded) under their weights in
+    /// the frame.
+    pub fn frame_moments(&self, neighbours: &Neighbourhood) -> Moments {
+        self.moments_under(neighbours, &self.frame_weight)
     }
 
-    /// The moments under the weight column `weight` (one of the columns').
-    fn moments_under(&self, weight: &[f64]) -> Moments {
+    /// The moments of `neighbours` under the weight column `weight` (one of
+    /// the columns').
+    fn moments_under(&self, neighbours: &Neighbourhood, weight: &[f64]) -> Moments {
+        debug_assert_eq!(neighbours.len(), self.len, "the neighbourhood loaded");
         #[cfg(target_arch = "x86_64")]
         if wide_lanes() {
             // SAFETY: the CPU has AVX2 and FMA.
-            return Moments::from_sums(unsafe { super::avx::weighted_moments(self, weight) });
+            let sums = unsafe { super::avx::weighted_moments(neighbours, weight) };
+            return Moments::from_sums(sums);
         }
         let mut moments = Moments::default();
-        for (i, &w) in weight[..self.len].iter().enumerate() {
-            moments.add(&self.offset_of(i), w);
+        for (neighbour, &w) in neighbours.iter().zip(weight) {
+            moments.add(&neighbour.offset, w);
         }
         moments
     }
@@ -142,11 +131,6 @@ impl Columns {
     /// True when the columns carry the neighbours' normals.
     pub fn has_normals(&self) -> bool {
         !self.normal[0].is_empty()
-    }
-
-    /// The offset of neighbour `i`.
-    pub(crate) fn offset_of(&self, i: usize) -> Vector3<f64> {
-        Vector3::new(self.offset[0][i], self.offset[1][i], self.offset[2][i])
     }
 
     /// The normal of neighbour `i` (the columns must carry normals).
@@ -185,12 +169,7 @@ mod tests {
             assert_eq!(columns.len(), count);
             assert_eq!(columns.padded_len() % LANES, 0);
             assert!(columns.padded_len() < count + LANES);
-            let padding = columns
-                .offset
-                .iter()
-                .chain(&columns.normal)
-                .chain([&columns.distance_squared]);
-            for column in padding {
+            for column in &columns.normal {
                 assert_eq!(column.len(), columns.padded_len());
                 assert!(column[count..].iter().all(|&x| x == 0.0));
             }
@@ -235,7 +214,7 @@ mod tests {
             columns.weighted_normal_sum().is_none(),
             "loaded without normals"
         );
-        let lanes = columns.moments();
+        let lanes = columns.moments(&hood);
         let (a, b) = (lanes.frame().unwrap(), plain.frame().unwrap());
         assert!((a.centroid - b.centroid).norm() < 1e-12);
         assert!((a.normal.dot(&b.normal).abs() - 1.0).abs() < 1e-12);

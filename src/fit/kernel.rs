@@ -7,6 +7,7 @@ use super::Moments;
 use super::columns::Columns;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
+use crate::neighbours::Neighbourhood;
 
 /// Points within this (relative, in r²) of the support's edge count as
 /// outside. With `Nearest(k)` the k-th neighbour lies at r = 1 by
@@ -109,44 +110,62 @@ impl Kernel {
         }
     }
 
-    /// Sets the weights of `columns` to each neighbour's weight times its
-    /// `factor` (one per neighbour; all 1 when `None`), and its frame
+    /// Sets the weights in `columns` of the neighbours of `neighbours`
+    /// (those loaded into `columns`) to each one's weight times its
+    /// `factor` (one per neighbour; all 1 when `None`), and their frame
     /// weights to [`Self::frame_at`] times the same factor; returns the
     /// moments under the frame weights and the number of neighbours of
     /// positive weight.
-    pub fn weigh(&self, columns: &mut Columns, factors: Option<&[f64]>) -> (Moments, u32) {
+    pub fn weigh(
+        &self,
+        neighbours: &Neighbourhood,
+        columns: &mut Columns,
+        factors: Option<&[f64]>,
+    ) -> (Moments, u32) {
+        debug_assert_eq!(neighbours.len(), columns.len(), "the neighbourhood loaded");
         #[cfg(target_arch = "x86_64")]
         if wide_lanes() {
             // SAFETY: the CPU has AVX2 and FMA.
-            let (sums, count) = unsafe { super::avx::weigh(columns, factors, self) };
+            let (sums, count) = unsafe { super::avx::weigh(neighbours, columns, factors, self) };
             return (Moments::from_sums(sums), count);
         }
-        self.weigh_plain(columns, factors)
+        self.weigh_plain(neighbours, columns, factors)
     }
 
     /// [`Self::weigh`] one neighbour at a time.
-    fn weigh_plain(&self, columns: &mut Columns, factors: Option<&[f64]>) -> (Moments, u32) {
+    fn weigh_plain(
+        &self,
+        neighbours: &Neighbourhood,
+        columns: &mut Columns,
+        factors: Option<&[f64]>,
+    ) -> (Moments, u32) {
+        let distances = neighbours.distances_squared();
         // One loop per kernel, each without a branch on the kernel.
         match self.weight {
-            Weight::Gaussian => self.weigh_by(columns, factors, Weight::Gaussian),
-            Weight::Wendland => self.weigh_by(columns, factors, Weight::Wendland),
-            Weight::Biweight => self.weigh_by(columns, factors, Weight::Biweight),
-            Weight::Plateau => self.weigh_by(columns, factors, Weight::Plateau),
-            Weight::Broad => self.weigh_by(columns, factors, Weight::Broad),
+            Weight::Gaussian => self.weigh_by(distances, columns, factors, Weight::Gaussian),
+            Weight::Wendland => self.weigh_by(distances, columns, factors, Weight::Wendland),
+            Weight::Biweight => self.weigh_by(distances, columns, factors, Weight::Biweight),
+            Weight::Plateau => self.weigh_by(distances, columns, factors, Weight::Plateau),
+            Weight::Broad => self.weigh_by(distances, columns, factors, Weight::Broad),
         }
         let count = columns.weight.iter().filter(|&&w| w > 0.0).count() as u32;
-        (columns.frame_moments(), count)
+        (columns.frame_moments(neighbours), count)
     }
 
-    /// [`Self::weigh`]'s weights under the kernel `weight` (a constant at
-    /// each call, so that each loop is the kernel's own; the padding is
-    /// zeroed after).
+    /// [`Self::weigh`]'s weights of the neighbours at squared `distances`
+    /// under the kernel `weight` (a constant at each call, so that each
+    /// loop is the kernel's own; the padding is zeroed).
     #[inline(always)]
-    fn weigh_by(&self, columns: &mut Columns, factors: Option<&[f64]>, weight: Weight) {
+    fn weigh_by(
+        &self,
+        distances: &[f64],
+        columns: &mut Columns,
+        factors: Option<&[f64]>,
+        weight: Weight,
+    ) {
         let (len, padded) = (columns.len(), columns.padded_len());
         columns.weight.resize(padded, 0.0);
         columns.frame_weight.resize(padded, 0.0);
-        let distances = &columns.distance_squared[..padded];
         for (w, &distance_squared) in columns.weight.iter_mut().zip(distances) {
             *w = self.profile(weight, distance_squared);
         }
@@ -196,8 +215,8 @@ mod tests {
                 let (mut lanes, mut plain) = (Columns::default(), Columns::default());
                 lanes.load(&hood, None);
                 plain.load(&hood, None);
-                let (lane_moments, lane_count) = kernel.weigh(&mut lanes, factors);
-                let (plain_moments, plain_count) = kernel.weigh_plain(&mut plain, factors);
+                let (lane_moments, lane_count) = kernel.weigh(&hood, &mut lanes, factors);
+                let (plain_moments, plain_count) = kernel.weigh_plain(&hood, &mut plain, factors);
                 assert_eq!(lane_count, plain_count, "{weight:?}");
                 assert!(lane_count > 0 && (lane_count as usize) < hood.len());
                 let close = |a: f64, b: f64| match weight {

@@ -23,7 +23,7 @@
 use nalgebra::Vector3;
 use rayon::prelude::*;
 
-use super::Neighbourhood;
+use super::{LANES, Neighbourhood};
 use crate::cpu::floor_i64;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
@@ -275,7 +275,8 @@ impl CellGrid {
     }
 
     /// Every point within `sqrt(radius_squared)` of `centre` (relative to
-    /// the search's origin) into `out`, in the grid's global order.
+    /// the search's origin) into `out`, in the grid's global order (padded
+    /// to whole lanes, see [`Neighbourhood`]).
     ///
     /// Every point of the rows the ball's box crosses is tested exactly
     /// and written, and only those that pass are kept (the write position
@@ -315,6 +316,7 @@ impl CellGrid {
             // SAFETY: `out` has room for the run.
             unsafe { gather_plain(self, place..end, &ball, out) };
         });
+        out.pad();
     }
 
     /// The nearest point to `centre` (finite, relative to the search's
@@ -553,9 +555,6 @@ struct Ball {
     centre: Vector3<f64>,
     radius_squared: f64,
 }
-
-/// Points the gather tests at once where the CPU has AVX2 (four `f64`).
-const LANES: usize = 4;
 
 /// Appends the points at `places` (cell order) within `ball` to `out`, one
 /// by one, each written and kept when it passes.

@@ -21,6 +21,11 @@ mod grid;
 
 use grid::CellGrid;
 
+/// Neighbours the fit sums at once: four `f64` fill one AVX register. A
+/// [`Neighbourhood`]'s offsets and squared distances are padded to whole
+/// lanes, so that the fit's sums read them where the gather wrote them.
+pub const LANES: usize = 4;
+
 /// Particles in Morton order, for queries that follow one another in
 /// space (see [`crate::pipeline::project_all`]).
 pub use crate::order::morton_order;
@@ -229,7 +234,7 @@ impl NeighbourSearch {
                     };
                 }
                 hood.keep_nearest(k);
-                let kth_squared = hood.distance_squared.iter().copied().fold(0.0, f64::max);
+                let kth_squared = hood.distances_squared().iter().copied().fold(0.0, f64::max);
                 // A far centre's radius is no guide to the next centre's.
                 if far.is_none() {
                     hood.nearest_radius_squared = kth_squared;
@@ -267,18 +272,23 @@ impl NeighbourSearch {
 /// thread, reused for every query (no allocation per query once grown).
 ///
 /// The neighbours are stored as columns (index, offset per axis, squared
-/// distance), as the grid's gather writes them and the fit reads them
-/// (`fit::Columns`): a row of structs had to be transposed for the fit
-/// (with the normals' reads, 13% of a smoothing job's time; the columns
-/// took that job's CPU down by 6%, docs/performance.md).
+/// distance), as the grid's gather writes them and the fit's sums read
+/// them (`fit::columns`): a row of structs had to be transposed for the
+/// fit (with the normals' reads, 13% of a smoothing job's time; the
+/// columns took that job's CPU down by 6%, docs/performance.md). The
+/// offsets and squared distances are padded to whole [`LANES`] with
+/// neighbours at the centre (zero offset and distance, which the fit
+/// weighs zero), so that the fit reads them in place rather than copying
+/// them into its own padded columns.
 #[derive(Debug, Default)]
 pub struct Neighbourhood {
     /// Index of each neighbour into the point slice the search was built
     /// from.
     index: Vec<u32>,
-    /// `p − centre` of each neighbour, one column per axis.
+    /// `p − centre` of each neighbour, one column per axis, then the
+    /// padding to whole lanes (zeros).
     offset: [Vec<f64>; 3],
-    /// `|p − centre|²` of each neighbour.
+    /// `|p − centre|²` of each neighbour, then the padding (zeros).
     distance_squared: Vec<f64>,
     /// Room to select the k-th distance in, as the bits of the squared
     /// distances (see [`Neighbourhood::keep_nearest`]).
@@ -308,12 +318,23 @@ impl Neighbourhood {
     /// The neighbours' offsets from the query's centre, one column per
     /// axis.
     pub fn offsets(&self) -> [&[f64]; 3] {
-        self.offset.each_ref().map(Vec::as_slice)
+        self.offset.each_ref().map(|column| &column[..self.len()])
     }
 
     /// The neighbours' squared distances from the query's centre.
     pub fn distances_squared(&self) -> &[f64] {
-        &self.distance_squared
+        &self.distance_squared[..self.len()]
+    }
+
+    /// [`Self::offsets`] in whole lanes, the last padded with zeros.
+    pub fn offset_lanes(&self) -> [&[[f64; LANES]]; 3] {
+        self.offset.each_ref().map(|column| whole_lanes(column))
+    }
+
+    /// [`Self::distances_squared`] in whole lanes, the last padded with
+    /// zeros.
+    pub fn distance_lanes(&self) -> &[[f64; LANES]] {
+        whole_lanes(&self.distance_squared)
     }
 
     /// The neighbours, one by one, in the order they were gathered.
@@ -343,7 +364,17 @@ impl Neighbourhood {
         self.distance_squared.reserve(additional);
     }
 
-    /// Sets the number of neighbours to `len`.
+    /// Pads the offsets and squared distances with zeros to whole lanes:
+    /// every public way to fill a neighbourhood ends with this.
+    fn pad(&mut self) {
+        let padded = self.len().div_ceil(LANES) * LANES;
+        for column in self.offset.iter_mut().chain([&mut self.distance_squared]) {
+            column.resize(padded, 0.0);
+        }
+    }
+
+    /// Sets the number of neighbours to `len` (unpadded: the gather pads
+    /// once it has written every run).
     ///
     /// # Safety
     /// The first `len` entries of every column must be written.
@@ -358,7 +389,7 @@ impl Neighbourhood {
         }
     }
 
-    /// Appends one neighbour.
+    /// Appends one neighbour (to an unpadded neighbourhood).
     fn push(&mut self, neighbour: Neighbour) {
         self.index.push(neighbour.index);
         for (column, value) in self.offset.iter_mut().zip(neighbour.offset.iter()) {
@@ -385,10 +416,10 @@ impl Neighbourhood {
         // selection compares integers (measured on sphere_large: the
         // selection with `f64::total_cmp` took 4% of the job).
         self.distances.clear();
-        self.distances
-            .extend(self.distance_squared.iter().map(|d| d.to_bits()));
+        let distances = &self.distance_squared[..self.len()];
+        self.distances.extend(distances.iter().map(|d| d.to_bits()));
         let kth = f64::from_bits(*self.distances.select_nth_unstable(k - 1).1);
-        let closer = self.distance_squared.iter().filter(|&&d| d < kth).count();
+        let closer = distances.iter().filter(|&&d| d < kth).count();
         // Ties at the k-th distance: the first ones in order fill up to k.
         let mut ties = k - closer;
         let mut kept = 0;
@@ -413,6 +444,7 @@ impl Neighbourhood {
             column.truncate(kept);
         }
         self.distance_squared.truncate(kept);
+        self.pad();
     }
 }
 
@@ -424,6 +456,15 @@ impl FromIterator<Neighbour> for Neighbourhood {
         for neighbour in neighbours {
             hood.push(neighbour);
         }
+        hood.pad();
         hood
     }
+}
+
+/// `column` as whole lanes (its length a multiple of [`LANES`]).
+#[inline(always)]
+fn whole_lanes(column: &[f64]) -> &[[f64; LANES]] {
+    let (whole, rest) = column.as_chunks::<LANES>();
+    debug_assert!(rest.is_empty(), "a column is padded to whole lanes");
+    whole
 }
