@@ -243,14 +243,15 @@ pub(super) fn slope_moments(
     )
 }
 
-/// [`super::Kernel::weigh`] in lanes, in one pass over the neighbourhood
-/// and its columns: each neighbour's weight under `kernel` and its frame weight (zero from the
-/// support's edge on; times its factor, when `factors` has one per
+/// [`super::Kernel::weigh`] in lanes, in one pass over the neighbourhood:
+/// each neighbour's weight under `kernel` and its frame weight (zero from
+/// the support's edge on; times its factor, when `factors` has one per
 /// neighbour), the moments of the offsets under the frame weights, and the
 /// number of neighbours of positive weight. Sets the columns' weights,
-/// padding included (zero). The profiles are the kernel's formulas,
-/// operation for operation, so that both give the same weights bit for
-/// bit (the Gaussian's exponential aside).
+/// padding included (zero); the frame weights are summed, not stored. The
+/// profiles are the kernel's formulas, operation for operation, so that
+/// both give the same weights bit for bit (the Gaussian's exponential
+/// aside).
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn weigh(
     neighbours: &Neighbourhood,
@@ -299,11 +300,9 @@ fn weigh_with(
 ) -> ([f64; 10], u32) {
     let (len, padded) = (columns.len(), columns.padded_len());
     columns.weight.resize(padded, 0.0);
-    columns.frame_weight.resize(padded, 0.0);
     let [xs, ys, zs] = neighbours.offset_lanes();
     let distances = neighbours.distance_lanes();
     let (weights, _) = columns.weight.as_chunks_mut::<LANES>();
-    let (frame_weights, _) = columns.frame_weight.as_chunks_mut::<LANES>();
     let inverse_h_squared = _mm256_set1_pd(inverse_h_squared);
     let edge = _mm256_set1_pd(1.0 - EDGE);
     let (one, lane) = (_mm256_set1_pd(1.0), _mm256_setr_epi64x(0, 1, 2, 3));
@@ -334,11 +333,8 @@ fn weigh_with(
             weight = _mm256_mul_pd(weight, factor);
             frame_weight = _mm256_mul_pd(frame_weight, factor);
         }
-        // SAFETY: each is a `[f64; 4]`: room for four values.
-        unsafe {
-            _mm256_storeu_pd(weights[b].as_mut_ptr(), weight);
-            _mm256_storeu_pd(frame_weights[b].as_mut_ptr(), frame_weight);
-        }
+        // SAFETY: a `[f64; 4]`: room for four values.
+        unsafe { _mm256_storeu_pd(weights[b].as_mut_ptr(), weight) };
         let positive = _mm256_cmp_pd::<_CMP_GT_OQ>(weight, _mm256_setzero_pd());
         count += _mm256_movemask_pd(positive).count_ones();
         [load!(xs[b]), load!(ys[b]), load!(zs[b]), frame_weight]

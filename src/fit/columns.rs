@@ -26,18 +26,17 @@ pub use crate::neighbours::LANES;
 
 /// What the fit adds to the columns of a neighbourhood (which it reads
 /// where the gather wrote them, padded to whole [`LANES`]): each
-/// neighbour's weights and, for the slope equations, its normal; each
+/// neighbour's weight and, for the slope equations, its normal; each
 /// column padded like the neighbourhood's, with zeros (the padding adds
 /// zero to every sum).
 #[derive(Debug, Default)]
 pub struct Columns {
     /// Number of neighbours (before the padding).
     len: usize,
-    /// Each neighbour's weight in the fit.
+    /// Each neighbour's weight in the fit. (Its weight in the fit's frame
+    /// is summed into the frame's moments as it is set, never stored: see
+    /// [`super::Kernel::weigh`].)
     pub(crate) weight: Vec<f64>,
-    /// Each neighbour's weight in the fit's frame (see
-    /// [`super::Kernel::frame_at`]).
-    pub(crate) frame_weight: Vec<f64>,
     /// The neighbours' unit normals, one column per axis, when loaded with
     /// them (empty otherwise).
     pub(crate) normal: [Vec<f64>; 3],
@@ -81,27 +80,15 @@ impl Columns {
     /// The moments of `neighbours` (those loaded) under their weights in
     /// the fit.
     pub fn moments(&self, neighbours: &Neighbourhood) -> Moments {
-        self.moments_under(neighbours, &self.weight)
-    }
-
-    /// The moments of `neighbours` (those loaded) under their weights in
-    /// the frame.
-    pub fn frame_moments(&self, neighbours: &Neighbourhood) -> Moments {
-        self.moments_under(neighbours, &self.frame_weight)
-    }
-
-    /// The moments of `neighbours` under the weight column `weight` (one of
-    /// the columns').
-    fn moments_under(&self, neighbours: &Neighbourhood, weight: &[f64]) -> Moments {
         debug_assert_eq!(neighbours.len(), self.len, "the neighbourhood loaded");
         #[cfg(target_arch = "x86_64")]
         if wide_lanes() {
             // SAFETY: the CPU has AVX2 and FMA.
-            let sums = unsafe { super::avx::weighted_moments(neighbours, weight) };
+            let sums = unsafe { super::avx::weighted_moments(neighbours, &self.weight) };
             return Moments::from_sums(sums);
         }
         let mut moments = Moments::default();
-        for (neighbour, &w) in neighbours.iter().zip(weight) {
+        for (neighbour, &w) in neighbours.iter().zip(self.weights()) {
             moments.add(&neighbour.offset, w);
         }
         moments

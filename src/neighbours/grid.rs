@@ -275,8 +275,7 @@ impl CellGrid {
     }
 
     /// Every point within `sqrt(radius_squared)` of `centre` (relative to
-    /// the search's origin) into `out`, in the grid's global order (padded
-    /// to whole lanes, see [`Neighbourhood`]).
+    /// the search's origin) into `out`, in the grid's global order.
     ///
     /// Every point of the rows the ball's box crosses is tested exactly
     /// and written, and only those that pass are kept (the write position
@@ -316,7 +315,6 @@ impl CellGrid {
             // SAFETY: `out` has room for the run.
             unsafe { gather_plain(self, place..end, &ball, out) };
         });
-        out.pad();
     }
 
     /// The nearest point to `centre` (finite, relative to the search's

@@ -162,8 +162,9 @@ impl NeighbourSearch {
     }
 
     /// Fills `hood` with the neighbourhood of `centre` (relative to
-    /// `origin`) under `support`, and returns the support radius `h` to
-    /// weight it with. `nearest_scale` widens `h` for `Support::Nearest`.
+    /// `origin`) under `support` (its columns padded to whole lanes), and
+    /// returns the support radius `h` to weight it with. `nearest_scale`
+    /// widens `h` for `Support::Nearest`.
     ///
     /// For `Nearest(k)` the k nearest are found by radius queries, starting
     /// from the radius of the last `Nearest` neighbourhood gathered with
@@ -178,7 +179,7 @@ impl NeighbourSearch {
         nearest_scale: f64,
         hood: &mut Neighbourhood,
     ) -> f64 {
-        match support {
+        let support_radius = match support {
             Support::Radius(radius) => {
                 self.within(centre, radius * radius, hood);
                 radius
@@ -246,7 +247,9 @@ impl NeighbourSearch {
                 hood.keep_nearest(k);
                 radius
             }
-        }
+        };
+        hood.pad();
+        support_radius
     }
 
     /// The next radius of a search about `centre` that found too little
@@ -365,7 +368,8 @@ impl Neighbourhood {
     }
 
     /// Pads the offsets and squared distances with zeros to whole lanes:
-    /// every public way to fill a neighbourhood ends with this.
+    /// every public way to fill a neighbourhood ends with this (once: a
+    /// `Nearest(k)` gather's balls and selection work unpadded).
     fn pad(&mut self) {
         let padded = self.len().div_ceil(LANES) * LANES;
         for column in self.offset.iter_mut().chain([&mut self.distance_squared]) {
@@ -373,8 +377,7 @@ impl Neighbourhood {
         }
     }
 
-    /// Sets the number of neighbours to `len` (unpadded: the gather pads
-    /// once it has written every run).
+    /// Sets the number of neighbours to `len` (unpadded).
     ///
     /// # Safety
     /// The first `len` entries of every column must be written.
@@ -444,7 +447,6 @@ impl Neighbourhood {
             column.truncate(kept);
         }
         self.distance_squared.truncate(kept);
-        self.pad();
     }
 }
 
