@@ -12,6 +12,8 @@
 
 use std::arch::x86_64::*;
 
+use nalgebra::Vector3;
+
 use super::columns::{Columns, LANES, lanes};
 use super::height::{HeightMoments, SlopeMoments, TangentMap};
 use super::kernel::{EDGE, GAUSSIAN_FLOOR, Kernel};
@@ -143,6 +145,45 @@ pub(super) fn weighted_normal_sum(columns: &Columns) -> [f64; 3] {
         }
     }
     sums.map(|sum| total(sum))
+}
+
+/// The normals at `indices` (into `normals`) into `columns`, four at a
+/// time over the whole lanes of `indices`; returns how many were written
+/// (the rest, under four, is the caller's). Each normal is read as its
+/// `x, y` and its `z` (not 16 bytes, which would read past the last
+/// normal), the four transposed into the columns and widened (exactly):
+/// a quarter of the stores of one normal at a time, whose loop waited on
+/// its scattered reads.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn gather_normals(
+    indices: &[u32],
+    normals: &[Vector3<f32>],
+    columns: [&mut Vec<f64>; 3],
+) -> usize {
+    let (blocks, _) = indices.as_chunks::<LANES>();
+    let [xs, ys, zs] = columns.map(|column| column.as_chunks_mut::<LANES>().0);
+    for (b, block) in blocks.iter().enumerate() {
+        let [p, q, r, s] = block.map(|n| normals[n as usize].as_ptr());
+        // SAFETY: each pointer is a normal's: three readable `f32`.
+        let ([pq, rs], [zp, zq, zr, zs_]) = unsafe {
+            let xy = |p: *const f32| _mm_castsi128_ps(_mm_loadu_si64(p.cast()));
+            let z = |p: *const f32| _mm_load_ss(p.add(2));
+            (
+                [_mm_unpacklo_ps(xy(p), xy(q)), _mm_unpacklo_ps(xy(r), xy(s))],
+                [z(p), z(q), z(r), z(s)],
+            )
+        };
+        let x = _mm_movelh_ps(pq, rs);
+        let y = _mm_movehl_ps(rs, pq);
+        let z = _mm_movelh_ps(_mm_unpacklo_ps(zp, zq), _mm_unpacklo_ps(zr, zs_));
+        // SAFETY: each is a `[f64; 4]`: room for four values.
+        unsafe {
+            _mm256_storeu_pd(xs[b].as_mut_ptr(), _mm256_cvtps_pd(x));
+            _mm256_storeu_pd(ys[b].as_mut_ptr(), _mm256_cvtps_pd(y));
+            _mm256_storeu_pd(zs[b].as_mut_ptr(), _mm256_cvtps_pd(z));
+        }
+    }
+    blocks.len() * LANES
 }
 
 /// The height moments of `neighbours` under their weights in `columns` in

@@ -60,8 +60,16 @@ impl Columns {
             column.resize(padded, 0.0);
             column[self.len..].fill(0.0);
         }
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if wide_lanes() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            done = unsafe {
+                super::avx::gather_normals(neighbours.indices(), normals, [nxs, nys, nzs])
+            };
+        }
         let columns = nxs.iter_mut().zip(nys.iter_mut()).zip(nzs.iter_mut());
-        for (((x, y), z), &n) in columns.zip(neighbours.indices()) {
+        for (((x, y), z), &n) in columns.zip(neighbours.indices()).skip(done) {
             let normal = normals[n as usize];
             (*x, *y, *z) = (normal.x.into(), normal.y.into(), normal.z.into());
         }
@@ -146,18 +154,24 @@ mod tests {
     use crate::fit::wavy_neighbourhood;
 
     #[test]
-    fn columns_are_padded_to_whole_lanes_with_nothing() {
+    fn normals_are_loaded_and_padded_to_whole_lanes_with_nothing() {
         // Longer neighbourhoods first: a shorter one must zero the padding
-        // over what the longer left behind.
-        let normals = vec![Vector3::new(0.0f32, 0.0, 1.0); 7];
+        // over what the longer left behind. Each reads the last normal
+        // (the lanes read no further).
+        let normals: Vec<Vector3<f32>> = (0..11)
+            .map(|i| Vector3::new(0.3 * i as f32, 1.0, -0.5 * i as f32).normalize())
+            .collect();
         let mut columns = Columns::default();
-        for count in [7, 5, 4, 1, 0] {
-            columns.load(&wavy_neighbourhood(count), Some(&normals));
+        for count in [11, 9, 8, 5, 4, 1, 0] {
+            let hood = wavy_neighbourhood(count);
+            columns.load(&hood, Some(&normals[..count]));
             assert_eq!(columns.len(), count);
             assert_eq!(columns.padded_len() % LANES, 0);
             assert!(columns.padded_len() < count + LANES);
-            for column in &columns.normal {
+            for (axis, column) in columns.normal.iter().enumerate() {
                 assert_eq!(column.len(), columns.padded_len());
+                let mut loaded = hood.indices().iter().zip(column);
+                assert!(loaded.all(|(&n, &x)| x == f64::from(normals[n as usize][axis])));
                 assert!(column[count..].iter().all(|&x| x == 0.0));
             }
         }
