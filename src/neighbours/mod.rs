@@ -8,6 +8,7 @@
 //! bounding box): scanned clouds sit at 10⁵..10⁶ m, and every later step
 //! works with small offsets `p − q`, never with raw coordinates.
 
+use std::mem::MaybeUninit;
 use std::num::NonZeroUsize;
 
 use nalgebra::{Point3, Vector3};
@@ -370,10 +371,17 @@ impl Neighbourhood {
     /// Pads the offsets and squared distances with zeros to whole lanes:
     /// every public way to fill a neighbourhood ends with this (once: a
     /// `Nearest(k)` gather's balls and selection work unpadded).
+    ///
+    /// A whole lane of zeros is written past the last neighbour, whatever
+    /// the padding's length: no loop of one to three writes per column.
     fn pad(&mut self) {
         let padded = self.len().div_ceil(LANES) * LANES;
         for column in self.offset.iter_mut().chain([&mut self.distance_squared]) {
-            column.resize(padded, 0.0);
+            column.reserve(LANES);
+            column.spare_capacity_mut()[..LANES].fill(MaybeUninit::new(0.0));
+            // SAFETY: the entries up to `padded`, at most a lane past the
+            // column's length, were written just above.
+            unsafe { column.set_len(padded) };
         }
     }
 
