@@ -14,11 +14,11 @@ use std::arch::x86_64::*;
 
 use nalgebra::Vector3;
 
-use super::columns::{Columns, LANES, lanes};
+use super::columns::{Columns, LANES};
 use super::height::{HeightMoments, SlopeMoments, TangentMap};
 use super::kernel::{EDGE, GAUSSIAN_FLOOR, Kernel};
 use crate::config::Weight;
-use crate::neighbours::Neighbourhood;
+use crate::neighbours::{Neighbourhood, lanes};
 
 /// Loads four values of a column.
 macro_rules! load {

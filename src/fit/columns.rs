@@ -139,15 +139,6 @@ impl Columns {
     }
 }
 
-/// `column` in lanes (its length a multiple of [`LANES`]).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-pub(crate) fn lanes(column: &[f64]) -> &[[f64; LANES]] {
-    let (whole, rest) = column.as_chunks::<LANES>();
-    debug_assert!(rest.is_empty(), "a column is padded to whole lanes");
-    whole
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

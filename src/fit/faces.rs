@@ -56,14 +56,14 @@ const MIN_KEPT_SHARE: f64 = 1.0 / 3.0;
 /// The fewest neighbours that make the reference.
 const REFERENCE_MIN: usize = 3;
 
-/// Fills `factors` (empty on entry) with each neighbour of `neighbours`
-/// (with their normals in `columns`) its share of its weight as a
-/// neighbour of the centre's face (see the module's doc): 1 for a normal within 90° of the
-/// reference, 0 past 120°, smooth between; a zero normal (which says
-/// nothing) keeps its weight. Leaves `factors` empty when every neighbour
-/// keeps all its weight, when too few would keep it ([`MIN_KEPT_SHARE`]),
-/// when the columns carry no normals, or when the normals near the centre
-/// cancel.
+/// Fills `factors` (empty on entry) with the share of its weight that
+/// each neighbour of `neighbours` (their normals in `columns`) keeps as a
+/// neighbour of the centre's face (see the module's doc): 1 for a normal
+/// within 90° of the reference, 0 past 120°, smooth between; a zero normal
+/// (which says nothing) keeps its weight. Leaves `factors` empty when
+/// every neighbour keeps all its weight, when too few would keep it
+/// ([`MIN_KEPT_SHARE`]), when the columns carry no normals, or when the
+/// normals near the centre cancel.
 pub fn face_factors(neighbours: &Neighbourhood, columns: &Columns, factors: &mut Vec<f64>) {
     debug_assert!(factors.is_empty());
     debug_assert_eq!(neighbours.len(), columns.len(), "the neighbourhood loaded");

@@ -8,12 +8,12 @@
 //!
 //! The pieces, one idea a file: the weights and normals beside the
 //! neighbourhood's columns, summed in lanes ([`columns`], with the AVX2
-//! sums in `avx`), the weight kernels
-//! ([`kernel`]), the PCA frame ([`frame`], with its closed-form 3×3 eigen
-//! step in `eigen`), the height field's moments and normal equations
-//! ([`height`]), the fitted surface's jet, normal and curvatures ([`jet`]),
-//! the two faces of a thin part told apart by their normals ([`faces`]),
-//! and the robust refits ([`robust`]).
+//! sums in `avx`), the weight kernels ([`kernel`]), the PCA frame
+//! ([`frame`], with its closed-form 3×3 eigen step in `eigen`), the
+//! height field's moments and normal equations ([`height`]), the fitted
+//! surface's jet, normal and curvatures ([`jet`]), the two faces of a thin
+//! part told apart by their normals ([`faces`]), and the robust refits
+//! ([`robust`]).
 
 #[cfg(target_arch = "x86_64")]
 mod avx;

@@ -332,13 +332,13 @@ impl Neighbourhood {
 
     /// [`Self::offsets`] in whole lanes, the last padded with zeros.
     pub fn offset_lanes(&self) -> [&[[f64; LANES]]; 3] {
-        self.offset.each_ref().map(|column| whole_lanes(column))
+        self.offset.each_ref().map(|column| lanes(column))
     }
 
     /// [`Self::distances_squared`] in whole lanes, the last padded with
     /// zeros.
     pub fn distance_lanes(&self) -> &[[f64; LANES]] {
-        whole_lanes(&self.distance_squared)
+        lanes(&self.distance_squared)
     }
 
     /// The neighbours, one by one, in the order they were gathered.
@@ -471,9 +471,10 @@ impl FromIterator<Neighbour> for Neighbourhood {
     }
 }
 
-/// `column` as whole lanes (its length a multiple of [`LANES`]).
+/// `column` as whole lanes (its length a multiple of [`LANES`]: a
+/// neighbourhood's columns, and the fit's beside them).
 #[inline(always)]
-fn whole_lanes(column: &[f64]) -> &[[f64; LANES]] {
+pub(crate) fn lanes<T>(column: &[T]) -> &[[T; LANES]] {
     let (whole, rest) = column.as_chunks::<LANES>();
     debug_assert!(rest.is_empty(), "a column is padded to whole lanes");
     whole
