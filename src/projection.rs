@@ -505,7 +505,7 @@ impl<'a> Projector<'a> {
                 self.weigh_neighbourhood(target, scratch)?;
                 scratch
                     .columns
-                    .moments()
+                    .moments(&scratch.neighbourhood)
                     .centroid()
                     .map(|centroid| target + centroid)
             }
@@ -538,10 +538,15 @@ impl<'a> Projector<'a> {
             .load(&scratch.neighbourhood, self.slope_normals);
         scratch.face_factors.clear();
         if method.separate_faces {
-            faces::face_factors(&scratch.columns, &mut scratch.face_factors);
+            faces::face_factors(
+                &scratch.neighbourhood,
+                &scratch.columns,
+                &mut scratch.face_factors,
+            );
         }
         let factors = (!scratch.face_factors.is_empty()).then_some(scratch.face_factors.as_slice());
-        let (frame_moments, count) = kernel.weigh(&mut scratch.columns, factors);
+        let (frame_moments, count) =
+            kernel.weigh(&scratch.neighbourhood, &mut scratch.columns, factors);
         scratch.frame_moments = frame_moments;
         Some((kernel, count))
     }
@@ -706,7 +711,7 @@ impl<'a> Projector<'a> {
         if self.wrong_side(fit.frame(), centre, neighbours, columns) {
             fit.flip();
         }
-        fit.add_neighbours(columns, self.slope_normals.is_some());
+        fit.add_neighbours(neighbours, columns, self.slope_normals.is_some());
         Ok(fit.finish(self.slope_normals.map(|_| self.method.normal_weight)))
     }
 

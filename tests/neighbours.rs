@@ -11,7 +11,7 @@ use std::num::NonZeroUsize;
 
 use common::Rng;
 use mlsproj::config::Support;
-use mlsproj::neighbours::{NeighbourSearch, Neighbourhood};
+use mlsproj::neighbours::{LANES, NeighbourSearch, Neighbourhood};
 use nalgebra::{Point3, Vector3};
 
 /// The clouds, by name: each with a few thousand points.
@@ -111,6 +111,20 @@ fn kth(distances: &[f64], k: usize) -> f64 {
     sorted[k - 1]
 }
 
+/// Asserts that `hood`'s columns are as the fit reads them in lanes: the
+/// neighbours, then zeros up to whole lanes (whatever a larger gather
+/// left in the buffers before).
+fn assert_padded(hood: &Neighbourhood, name: &str) {
+    let distances = hood.distance_lanes();
+    assert_eq!(distances.len(), hood.len().div_ceil(LANES), "{name}");
+    let columns = hood.offset_lanes().into_iter().zip(hood.offsets());
+    for (lanes, column) in columns.chain([(distances, hood.distances_squared())]) {
+        let (neighbours, padding) = lanes.as_flattened().split_at(hood.len());
+        assert_eq!(neighbours, column, "{name}");
+        assert!(padding.iter().all(|&x| x == 0.0), "{name}");
+    }
+}
+
 #[test]
 fn radius_queries_find_exactly_the_points_brute_force_finds() {
     let mut rng = Rng::new(1);
@@ -122,6 +136,7 @@ fn radius_queries_find_exactly_the_points_brute_force_finds() {
             for k in [1, 5, 30] {
                 let radius = kth(&all, k.min(all.len())).sqrt() * 1.01;
                 search.gather(&centre, Support::Radius(radius), 1.0, &mut hood);
+                assert_padded(&hood, name);
                 let mut found: Vec<u32> = hood.iter().map(|n| n.index).collect();
                 found.sort_unstable();
                 let expected: Vec<u32> = (0..all.len() as u32)
@@ -191,6 +206,7 @@ fn nearest_gathers_keep_the_brute_force_k_nearest() {
                 },
             ] {
                 search.gather(&centre, support, 1.0, &mut hood);
+                assert_padded(&hood, name);
                 let (k, radius_squared) = match support {
                     Support::Nearest(k) => (k.min(all.len()), f64::INFINITY),
                     Support::RadiusNearest { radius, k } => (k, radius * radius),

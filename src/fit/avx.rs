@@ -12,10 +12,13 @@
 
 use std::arch::x86_64::*;
 
-use super::columns::{Columns, LANES, lanes};
+use nalgebra::Vector3;
+
+use super::columns::{Columns, LANES};
 use super::height::{HeightMoments, SlopeMoments, TangentMap};
 use super::kernel::{EDGE, GAUSSIAN_FLOOR, Kernel};
 use crate::config::Weight;
+use crate::neighbours::{Neighbourhood, lanes};
 
 /// Loads four values of a column.
 macro_rules! load {
@@ -42,7 +45,7 @@ fn affine(row: &[f64; 3], shift: f64, x: __m256d, y: __m256d, z: __m256d) -> __m
     _mm256_fmadd_pd(_mm256_set1_pd(row[0]), x, partial)
 }
 
-/// The columns of a neighbourhood read block by block in the frame of a
+/// A neighbourhood and its weights read block by block in the frame of a
 /// map: each block's frame coordinates `(u, v, f)` and weights.
 struct FramePoints<'a> {
     offset: [&'a [[f64; LANES]]; 3],
@@ -52,9 +55,9 @@ struct FramePoints<'a> {
 }
 
 impl<'a> FramePoints<'a> {
-    fn new(map: &TangentMap, columns: &'a Columns) -> Self {
+    fn new(map: &TangentMap, neighbours: &'a Neighbourhood, columns: &'a Columns) -> Self {
         FramePoints {
-            offset: [0, 1, 2].map(|axis| lanes(&columns.offset[axis])),
+            offset: neighbours.offset_lanes(),
             weight: lanes(&columns.weight),
             rows: rows(map, 1.0),
             shift: map.shift,
@@ -87,10 +90,10 @@ fn rows(map: &TangentMap, tangent_scale: f64) -> [[f64; 3]; 3] {
 }
 
 /// `Σ w`, `Σ w p` and the upper triangle of `Σ w p pᵀ` (by rows) of the
-/// offset columns under the weight column `weight`.
+/// offsets of `neighbours` under the weight column `weight`.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn weighted_moments(columns: &Columns, weight: &[f64]) -> [f64; 10] {
-    let [xs, ys, zs] = [0, 1, 2].map(|axis| lanes(&columns.offset[axis]));
+pub(super) fn weighted_moments(neighbours: &Neighbourhood, weight: &[f64]) -> [f64; 10] {
+    let [xs, ys, zs] = neighbours.offset_lanes();
     let ws = lanes(weight);
     let blocks = |b: usize| [load!(xs[b]), load!(ys[b]), load!(zs[b]), load!(ws[b])];
     second_moments(ws.len(), blocks).map(|sum| total(sum))
@@ -144,11 +147,54 @@ pub(super) fn weighted_normal_sum(columns: &Columns) -> [f64; 3] {
     sums.map(|sum| total(sum))
 }
 
-/// The height moments of the neighbours of `columns` under their weights
-/// in the frame of `map` (see [`HeightMoments::add`]).
+/// The normals at `indices` (into `normals`) into `columns`, four at a
+/// time over the whole lanes of `indices`; returns how many were written
+/// (the rest, under four, is the caller's). Each normal is read as its
+/// `x, y` and its `z` (not 16 bytes, which would read past the last
+/// normal), the four transposed into the columns and widened (exactly):
+/// a quarter of the stores of one normal at a time, whose loop waited on
+/// its scattered reads.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn height_moments(map: &TangentMap, columns: &Columns) -> HeightMoments {
-    let points = FramePoints::new(map, columns);
+pub(super) fn gather_normals(
+    indices: &[u32],
+    normals: &[Vector3<f32>],
+    columns: [&mut Vec<f64>; 3],
+) -> usize {
+    let (blocks, _) = indices.as_chunks::<LANES>();
+    let [xs, ys, zs] = columns.map(|column| column.as_chunks_mut::<LANES>().0);
+    for (b, block) in blocks.iter().enumerate() {
+        let [p, q, r, s] = block.map(|n| normals[n as usize].as_ptr());
+        // SAFETY: each pointer is a normal's: three readable `f32`.
+        let ([pq, rs], [zp, zq, zr, zs_]) = unsafe {
+            let xy = |p: *const f32| _mm_castsi128_ps(_mm_loadu_si64(p.cast()));
+            let z = |p: *const f32| _mm_load_ss(p.add(2));
+            (
+                [_mm_unpacklo_ps(xy(p), xy(q)), _mm_unpacklo_ps(xy(r), xy(s))],
+                [z(p), z(q), z(r), z(s)],
+            )
+        };
+        let x = _mm_movelh_ps(pq, rs);
+        let y = _mm_movehl_ps(rs, pq);
+        let z = _mm_movelh_ps(_mm_unpacklo_ps(zp, zq), _mm_unpacklo_ps(zr, zs_));
+        // SAFETY: each is a `[f64; 4]`: room for four values.
+        unsafe {
+            _mm256_storeu_pd(xs[b].as_mut_ptr(), _mm256_cvtps_pd(x));
+            _mm256_storeu_pd(ys[b].as_mut_ptr(), _mm256_cvtps_pd(y));
+            _mm256_storeu_pd(zs[b].as_mut_ptr(), _mm256_cvtps_pd(z));
+        }
+    }
+    blocks.len() * LANES
+}
+
+/// The height moments of `neighbours` under their weights in `columns` in
+/// the frame of `map` (see [`HeightMoments::add`]).
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn height_moments(
+    map: &TangentMap,
+    neighbours: &Neighbourhood,
+    columns: &Columns,
+) -> HeightMoments {
+    let points = FramePoints::new(map, neighbours, columns);
     // Pass 1: Σ w uᵃ vᵇ, a + b ≤ 2, Σ w f uᵃ vᵇ, a + b ≤ 1, and Σ w f².
     let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv] = second_moments(points.blocks(), |b| {
         let [u, v, f, weight] = points.block(b);
@@ -189,16 +235,17 @@ pub(super) fn height_moments(map: &TangentMap, columns: &Columns) -> HeightMomen
     HeightMoments::from_sums(moments, rhs, total(wff))
 }
 
-/// The slope moments of the neighbours of `columns` (which carry their unit
-/// normals) under their weights in the frame of `map`, whose tangent rows
-/// are scaled by `1 / support_radius` (see [`SlopeMoments::add`]).
+/// The slope moments of `neighbours` under their weights in `columns`
+/// (which carry their unit normals) in the frame of `map`, whose tangent
+/// rows are scaled by `1 / support_radius` (see [`SlopeMoments::add`]).
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn slope_moments(
     map: &TangentMap,
+    neighbours: &Neighbourhood,
     columns: &Columns,
     support_radius: f64,
 ) -> SlopeMoments {
-    let points = FramePoints::new(map, columns);
+    let points = FramePoints::new(map, neighbours, columns);
     let [nxs, nys, nzs] = [0, 1, 2].map(|axis| lanes(&columns.normal[axis]));
     // A normal is rotated into the frame, not scaled.
     let [nu_row, nv_row, nn_row] = rows(map, support_radius);
@@ -237,16 +284,18 @@ pub(super) fn slope_moments(
     )
 }
 
-/// [`super::Kernel::weigh`] in lanes, in one pass over the columns: each
-/// neighbour's weight under `kernel` and its frame weight (zero from the
-/// support's edge on; times its factor, when `factors` has one per
+/// [`super::Kernel::weigh`] in lanes, in one pass over the neighbourhood:
+/// each neighbour's weight under `kernel` and its frame weight (zero from
+/// the support's edge on; times its factor, when `factors` has one per
 /// neighbour), the moments of the offsets under the frame weights, and the
 /// number of neighbours of positive weight. Sets the columns' weights,
-/// padding included (zero). The profiles are the kernel's formulas,
-/// operation for operation, so that both give the same weights bit for
-/// bit (the Gaussian's exponential aside).
+/// padding included (zero); the frame weights are summed, not stored. The
+/// profiles are the kernel's formulas, operation for operation, so that
+/// both give the same weights bit for bit (the Gaussian's exponential
+/// aside).
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn weigh(
+    neighbours: &Neighbourhood,
     columns: &mut Columns,
     factors: Option<&[f64]>,
     kernel: &Kernel,
@@ -258,23 +307,23 @@ pub(super) fn weigh(
         Weight::Gaussian => {
             let minus_inverse_variance = _mm256_set1_pd(-kernel.inverse_gaussian_variance);
             let floor = _mm256_set1_pd(GAUSSIAN_FLOOR);
-            weigh_with(columns, factors, inverse_h_squared, |d2, _| {
+            weigh_with(neighbours, columns, factors, inverse_h_squared, |d2, _| {
                 let exponent = _mm256_mul_pd(d2, minus_inverse_variance);
                 let above_floor = _mm256_cmp_pd::<_CMP_GE_OQ>(exponent, floor);
                 // Clamped so that 2ⁿ stays a normal number; zeroed below.
                 _mm256_and_pd(exp(_mm256_max_pd(exponent, floor)), above_floor)
             })
         }
-        Weight::Wendland => weigh_with(columns, factors, inverse_h_squared, |_, r2| {
+        Weight::Wendland => weigh_with(neighbours, columns, factors, inverse_h_squared, |_, r2| {
             squared(squared(_mm256_sub_pd(one, r2)))
         }),
-        Weight::Biweight => weigh_with(columns, factors, inverse_h_squared, |_, r2| {
+        Weight::Biweight => weigh_with(neighbours, columns, factors, inverse_h_squared, |_, r2| {
             squared(_mm256_sub_pd(one, r2))
         }),
-        Weight::Plateau => weigh_with(columns, factors, inverse_h_squared, |_, r2| {
+        Weight::Plateau => weigh_with(neighbours, columns, factors, inverse_h_squared, |_, r2| {
             squared(_mm256_sub_pd(one, _mm256_mul_pd(r2, r2)))
         }),
-        Weight::Broad => weigh_with(columns, factors, inverse_h_squared, |_, r2| {
+        Weight::Broad => weigh_with(neighbours, columns, factors, inverse_h_squared, |_, r2| {
             squared(_mm256_sub_pd(one, _mm256_mul_pd(_mm256_mul_pd(r2, r2), r2)))
         }),
     }
@@ -284,6 +333,7 @@ pub(super) fn weigh(
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn weigh_with(
+    neighbours: &Neighbourhood,
     columns: &mut Columns,
     factors: Option<&[f64]>,
     inverse_h_squared: f64,
@@ -291,11 +341,9 @@ fn weigh_with(
 ) -> ([f64; 10], u32) {
     let (len, padded) = (columns.len(), columns.padded_len());
     columns.weight.resize(padded, 0.0);
-    columns.frame_weight.resize(padded, 0.0);
-    let [xs, ys, zs] = [0, 1, 2].map(|axis| lanes(&columns.offset[axis]));
-    let distances = lanes(&columns.distance_squared);
+    let [xs, ys, zs] = neighbours.offset_lanes();
+    let distances = neighbours.distance_lanes();
     let (weights, _) = columns.weight.as_chunks_mut::<LANES>();
-    let (frame_weights, _) = columns.frame_weight.as_chunks_mut::<LANES>();
     let inverse_h_squared = _mm256_set1_pd(inverse_h_squared);
     let edge = _mm256_set1_pd(1.0 - EDGE);
     let (one, lane) = (_mm256_set1_pd(1.0), _mm256_setr_epi64x(0, 1, 2, 3));
@@ -326,11 +374,8 @@ fn weigh_with(
             weight = _mm256_mul_pd(weight, factor);
             frame_weight = _mm256_mul_pd(frame_weight, factor);
         }
-        // SAFETY: each is a `[f64; 4]`: room for four values.
-        unsafe {
-            _mm256_storeu_pd(weights[b].as_mut_ptr(), weight);
-            _mm256_storeu_pd(frame_weights[b].as_mut_ptr(), frame_weight);
-        }
+        // SAFETY: a `[f64; 4]`: room for four values.
+        unsafe { _mm256_storeu_pd(weights[b].as_mut_ptr(), weight) };
         let positive = _mm256_cmp_pd::<_CMP_GT_OQ>(weight, _mm256_setzero_pd());
         count += _mm256_movemask_pd(positive).count_ones();
         [load!(xs[b]), load!(ys[b]), load!(zs[b]), frame_weight]
@@ -408,10 +453,10 @@ mod tests {
         let inverse_h_squared = kernel.inverse_h_squared;
         let (edge, floor) = (1.0 - EDGE, GAUSSIAN_FLOOR);
         // SAFETY: the CPU has AVX2 and FMA (checked above).
-        unsafe { weigh(&mut columns, None, &kernel) };
+        unsafe { weigh(&hood, &mut columns, None, &kernel) };
         let mut below_floor = 0;
         let mut inside = 0;
-        for (&d2, &w) in columns.distance_squared.iter().zip(columns.weights()) {
+        for (&d2, &w) in hood.distances_squared().iter().zip(columns.weights()) {
             if d2 * inverse_h_squared >= edge {
                 assert_eq!(w, 0.0, "{d2}");
                 continue;

@@ -1,6 +1,7 @@
-//! The neighbours of one fit laid out as columns (a structure of arrays),
-//! so that the sums of the fit run in lanes: [`LANES`] neighbours at a
-//! time, each lane its own partial sum, the lanes added at the end.
+//! What the fit adds to a neighbourhood's columns (a structure of arrays:
+//! the gather's offsets and squared distances, `crate::neighbours`), so
+//! that the sums of the fit run in lanes: [`LANES`] neighbours at a time,
+//! each lane its own partial sum, the lanes added at the end.
 //!
 //! A sum over neighbours written one neighbour at a time is a chain of
 //! dependent additions that the compiler may not reorder (floating-point
@@ -21,51 +22,33 @@ use crate::neighbours::Neighbourhood;
 
 use super::Moments;
 
-/// Neighbours summed at once: four `f64` fill one AVX register.
-pub const LANES: usize = 4;
+pub use crate::neighbours::LANES;
 
-/// The neighbours of one gather as columns, each padded to a multiple of
-/// [`LANES`] with neighbours of zero weight at the centre (they add zero to
-/// every sum).
+/// What the fit adds to the columns of a neighbourhood (which it reads
+/// where the gather wrote them, padded to whole [`LANES`]): each
+/// neighbour's weight and, for the slope equations, its normal; each
+/// column padded like the neighbourhood's, with zeros (the padding adds
+/// zero to every sum).
 #[derive(Debug, Default)]
 pub struct Columns {
     /// Number of neighbours (before the padding).
     len: usize,
-    /// `p − centre`, one column per axis.
-    pub(crate) offset: [Vec<f64>; 3],
-    /// `|p − centre|²`.
-    pub(crate) distance_squared: Vec<f64>,
-    /// Each neighbour's weight in the fit.
+    /// Each neighbour's weight in the fit. (Its weight in the fit's frame
+    /// is summed into the frame's moments as it is set, never stored: see
+    /// [`super::Kernel::weigh`].)
     pub(crate) weight: Vec<f64>,
-    /// Each neighbour's weight in the fit's frame (see
-    /// [`super::Kernel::frame_at`]).
-    pub(crate) frame_weight: Vec<f64>,
     /// The neighbours' unit normals, one column per axis, when loaded with
     /// them (empty otherwise).
     pub(crate) normal: [Vec<f64>; 3],
 }
 
 impl Columns {
-    /// Lays out `neighbours` (and their `normals`, indexed by neighbour
-    /// index, when given) as columns. Weights are set later, by
-    /// [`super::Kernel::weigh`].
+    /// Takes the neighbours' `normals` (indexed by neighbour index, when
+    /// given) into columns for the neighbourhood `neighbours`. Weights are
+    /// set later, by [`super::Kernel::weigh`].
     pub fn load(&mut self, neighbours: &Neighbourhood, normals: Option<&[Vector3<f32>]>) {
         self.len = neighbours.len();
         let padded = self.padded_len();
-        let [xs, ys, zs] = &mut self.offset;
-        let sources = neighbours
-            .offsets()
-            .into_iter()
-            .chain([neighbours.distances_squared()]);
-        for (column, source) in [&mut *xs, ys, zs, &mut self.distance_squared]
-            .into_iter()
-            .zip(sources)
-        {
-            // The padding as zeros.
-            column.clear();
-            column.extend_from_slice(source);
-            column.resize(padded, 0.0);
-        }
         let [nxs, nys, nzs] = &mut self.normal;
         let Some(normals) = normals else {
             for column in [nxs, nys, nzs] {
@@ -77,8 +60,16 @@ impl Columns {
             column.resize(padded, 0.0);
             column[self.len..].fill(0.0);
         }
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if wide_lanes() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            done = unsafe {
+                super::avx::gather_normals(neighbours.indices(), normals, [nxs, nys, nzs])
+            };
+        }
         let columns = nxs.iter_mut().zip(nys.iter_mut()).zip(nzs.iter_mut());
-        for (((x, y), z), &n) in columns.zip(neighbours.indices()) {
+        for (((x, y), z), &n) in columns.zip(neighbours.indices()).skip(done) {
             let normal = normals[n as usize];
             (*x, *y, *z) = (normal.x.into(), normal.y.into(), normal.z.into());
         }
@@ -94,26 +85,19 @@ impl Columns {
         self.len.div_ceil(LANES) * LANES
     }
 
-    /// The moments of the neighbours under their weights in the fit.
-    pub fn moments(&self) -> Moments {
-        self.moments_under(&self.weight)
-    }
-
-    /// The moments of the neighbours under their weights in the frame.
-    pub fn frame_moments(&self) -> Moments {
-        self.moments_under(&self.frame_weight)
-    }
-
-    /// The moments under the weight column `weight` (one of the columns').
-    fn moments_under(&self, weight: &[f64]) -> Moments {
+    /// The moments of `neighbours` (those loaded) under their weights in
+    /// the fit.
+    pub fn moments(&self, neighbours: &Neighbourhood) -> Moments {
+        debug_assert_eq!(neighbours.len(), self.len, "the neighbourhood loaded");
         #[cfg(target_arch = "x86_64")]
         if wide_lanes() {
             // SAFETY: the CPU has AVX2 and FMA.
-            return Moments::from_sums(unsafe { super::avx::weighted_moments(self, weight) });
+            let sums = unsafe { super::avx::weighted_moments(neighbours, &self.weight) };
+            return Moments::from_sums(sums);
         }
         let mut moments = Moments::default();
-        for (i, &w) in weight[..self.len].iter().enumerate() {
-            moments.add(&self.offset_of(i), w);
+        for (neighbour, &w) in neighbours.iter().zip(self.weights()) {
+            moments.add(&neighbour.offset, w);
         }
         moments
     }
@@ -144,11 +128,6 @@ impl Columns {
         !self.normal[0].is_empty()
     }
 
-    /// The offset of neighbour `i`.
-    pub(crate) fn offset_of(&self, i: usize) -> Vector3<f64> {
-        Vector3::new(self.offset[0][i], self.offset[1][i], self.offset[2][i])
-    }
-
     /// The normal of neighbour `i` (the columns must carry normals).
     pub(crate) fn normal_of(&self, i: usize) -> Vector3<f64> {
         Vector3::new(self.normal[0][i], self.normal[1][i], self.normal[2][i])
@@ -160,38 +139,30 @@ impl Columns {
     }
 }
 
-/// `column` in lanes (its length a multiple of [`LANES`]).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-pub(crate) fn lanes(column: &[f64]) -> &[[f64; LANES]] {
-    let (whole, rest) = column.as_chunks::<LANES>();
-    debug_assert!(rest.is_empty(), "a column is padded to whole lanes");
-    whole
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fit::wavy_neighbourhood;
 
     #[test]
-    fn columns_are_padded_to_whole_lanes_with_nothing() {
+    fn normals_are_loaded_and_padded_to_whole_lanes_with_nothing() {
         // Longer neighbourhoods first: a shorter one must zero the padding
-        // over what the longer left behind.
-        let normals = vec![Vector3::new(0.0f32, 0.0, 1.0); 7];
+        // over what the longer left behind. Each reads the last normal
+        // (the lanes read no further).
+        let normals: Vec<Vector3<f32>> = (0..11)
+            .map(|i| Vector3::new(0.3 * i as f32, 1.0, -0.5 * i as f32).normalize())
+            .collect();
         let mut columns = Columns::default();
-        for count in [7, 5, 4, 1, 0] {
-            columns.load(&wavy_neighbourhood(count), Some(&normals));
+        for count in [11, 9, 8, 5, 4, 1, 0] {
+            let hood = wavy_neighbourhood(count);
+            columns.load(&hood, Some(&normals[..count]));
             assert_eq!(columns.len(), count);
             assert_eq!(columns.padded_len() % LANES, 0);
             assert!(columns.padded_len() < count + LANES);
-            let padding = columns
-                .offset
-                .iter()
-                .chain(&columns.normal)
-                .chain([&columns.distance_squared]);
-            for column in padding {
+            for (axis, column) in columns.normal.iter().enumerate() {
                 assert_eq!(column.len(), columns.padded_len());
+                let mut loaded = hood.indices().iter().zip(column);
+                assert!(loaded.all(|(&n, &x)| x == f64::from(normals[n as usize][axis])));
                 assert!(column[count..].iter().all(|&x| x == 0.0));
             }
         }
@@ -235,7 +206,7 @@ mod tests {
             columns.weighted_normal_sum().is_none(),
             "loaded without normals"
         );
-        let lanes = columns.moments();
+        let lanes = columns.moments(&hood);
         let (a, b) = (lanes.frame().unwrap(), plain.frame().unwrap());
         assert!((a.centroid - b.centroid).norm() < 1e-12);
         assert!((a.normal.dot(&b.normal).abs() - 1.0).abs() < 1e-12);

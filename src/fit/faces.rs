@@ -24,6 +24,7 @@
 use nalgebra::Vector3;
 
 use super::columns::Columns;
+use crate::neighbours::Neighbourhood;
 
 /// The cosine (between a neighbour's normal and the reference) at and
 /// above which a neighbour keeps its whole weight: up to 90° apart it may
@@ -55,16 +56,17 @@ const MIN_KEPT_SHARE: f64 = 1.0 / 3.0;
 /// The fewest neighbours that make the reference.
 const REFERENCE_MIN: usize = 3;
 
-/// Fills `factors` (empty on entry) with each neighbour's share of its
-/// weight in `columns` (offsets from a centre) as a neighbour of the
-/// centre's face (see the module's doc): 1 for a normal within 90° of the
-/// reference, 0 past 120°, smooth between; a zero normal (which says
-/// nothing) keeps its weight. Leaves `factors` empty when every neighbour
-/// keeps all its weight, when too few would keep it ([`MIN_KEPT_SHARE`]),
-/// when the columns carry no normals, or when the normals near the centre
-/// cancel.
-pub fn face_factors(columns: &Columns, factors: &mut Vec<f64>) {
+/// Fills `factors` (empty on entry) with the share of its weight that
+/// each neighbour of `neighbours` (their normals in `columns`) keeps as a
+/// neighbour of the centre's face (see the module's doc): 1 for a normal
+/// within 90° of the reference, 0 past 120°, smooth between; a zero normal
+/// (which says nothing) keeps its weight. Leaves `factors` empty when
+/// every neighbour keeps all its weight, when too few would keep it
+/// ([`MIN_KEPT_SHARE`]), when the columns carry no normals, or when the
+/// normals near the centre cancel.
+pub fn face_factors(neighbours: &Neighbourhood, columns: &Columns, factors: &mut Vec<f64>) {
     debug_assert!(factors.is_empty());
+    debug_assert_eq!(neighbours.len(), columns.len(), "the neighbourhood loaded");
     let len = columns.len();
     if !columns.has_normals() || len < 2 || within_one_face(columns) {
         return;
@@ -72,12 +74,13 @@ pub fn face_factors(columns: &Columns, factors: &mut Vec<f64>) {
     // The reference's radius: the distance of the first neighbour beyond
     // the reference's share (`factors` lends its room to find it).
     let share = (len / REFERENCE_SHARE).max(REFERENCE_MIN).min(len - 1);
-    factors.extend_from_slice(&columns.distance_squared[..len]);
+    let distances = neighbours.distances_squared();
+    factors.extend_from_slice(distances);
     let (_, &mut radius_squared, _) = factors.select_nth_unstable_by(share, f64::total_cmp);
     factors.clear();
     let mut reference = Vector3::zeros();
-    for i in 0..len {
-        let t = 1.0 - columns.distance_squared[i] / radius_squared;
+    for (i, distance_squared) in distances.iter().enumerate() {
+        let t = 1.0 - distance_squared / radius_squared;
         if t > 0.0 {
             reference += t * columns.normal_of(i);
         }
@@ -173,14 +176,14 @@ mod tests {
         let mut factors = Vec::new();
         let hood: Neighbourhood = neighbours.iter().copied().collect();
         columns.load(&hood, Some(&normals));
-        face_factors(&columns, &mut factors);
+        face_factors(&hood, &columns, &mut factors);
         assert_eq!(factors, [1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
         // Without normals, or all on one face, nothing changes.
         for (count, normals) in [(2, Some(&normals[..])), (neighbours.len(), None)] {
             factors.clear();
             let hood: Neighbourhood = neighbours[..count].iter().copied().collect();
             columns.load(&hood, normals);
-            face_factors(&columns, &mut factors);
+            face_factors(&hood, &columns, &mut factors);
             assert!(factors.is_empty());
         }
     }

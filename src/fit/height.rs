@@ -9,6 +9,7 @@ use nalgebra::Vector3;
 use super::columns::Columns;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
+use crate::neighbours::Neighbourhood;
 
 /// Number of monomials `φ = (1, u, v, u², uv, v²)` of a degree-2 fit.
 pub const MONOMIALS: usize = 6;
@@ -201,50 +202,66 @@ impl TangentMap {
     }
 }
 
-/// The moments of the neighbours of `columns` under their weights, mapped
+/// The moments of `neighbours` under their weights in `columns`, mapped
 /// into the frame by `map`: the sums of [`HeightMoments::add`], in AVX
 /// lanes where the CPU has them (see [`super::columns`]).
-pub(crate) fn height_moments(map: &TangentMap, columns: &Columns) -> HeightMoments {
+pub(crate) fn height_moments(
+    map: &TangentMap,
+    neighbours: &Neighbourhood,
+    columns: &Columns,
+) -> HeightMoments {
+    debug_assert_eq!(neighbours.len(), columns.len(), "the neighbourhood loaded");
     #[cfg(target_arch = "x86_64")]
     if wide_lanes() {
         // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { super::avx::height_moments(map, columns) };
+        return unsafe { super::avx::height_moments(map, neighbours, columns) };
     }
-    plain_height_moments(map, columns)
+    plain_height_moments(map, neighbours, columns)
 }
 
 /// [`height_moments`] one neighbour at a time.
-fn plain_height_moments(map: &TangentMap, columns: &Columns) -> HeightMoments {
+fn plain_height_moments(
+    map: &TangentMap,
+    neighbours: &Neighbourhood,
+    columns: &Columns,
+) -> HeightMoments {
     let mut moments = HeightMoments::default();
-    for (i, &w) in columns.weights().iter().enumerate() {
-        let [u, v, f] = map.apply(&columns.offset_of(i));
+    for (neighbour, &w) in neighbours.iter().zip(columns.weights()) {
+        let [u, v, f] = map.apply(&neighbour.offset);
         moments.add(u, v, f, w);
     }
     moments
 }
 
-/// The slope moments of the neighbours of `columns` (which carry their
-/// unit normals) under their weights, in the frame of `map` (tangent rows
+/// The slope moments of `neighbours` under their weights in `columns`
+/// (which carry their unit normals), in the frame of `map` (tangent rows
 /// scaled by `1 / support_radius`): the sums of [`SlopeMoments::add`], in
 /// AVX lanes where the CPU has them.
 pub(crate) fn slope_moments(
     map: &TangentMap,
+    neighbours: &Neighbourhood,
     columns: &Columns,
     support_radius: f64,
 ) -> SlopeMoments {
+    debug_assert_eq!(neighbours.len(), columns.len(), "the neighbourhood loaded");
     #[cfg(target_arch = "x86_64")]
     if wide_lanes() {
         // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { super::avx::slope_moments(map, columns, support_radius) };
+        return unsafe { super::avx::slope_moments(map, neighbours, columns, support_radius) };
     }
-    plain_slope_moments(map, columns, support_radius)
+    plain_slope_moments(map, neighbours, columns, support_radius)
 }
 
 /// [`slope_moments`] one neighbour at a time.
-fn plain_slope_moments(map: &TangentMap, columns: &Columns, support_radius: f64) -> SlopeMoments {
+fn plain_slope_moments(
+    map: &TangentMap,
+    neighbours: &Neighbourhood,
+    columns: &Columns,
+    support_radius: f64,
+) -> SlopeMoments {
     let mut slopes = SlopeMoments::default();
-    for (i, &w) in columns.weights().iter().enumerate() {
-        let [u, v, _] = map.apply(&columns.offset_of(i));
+    for (i, (neighbour, &w)) in neighbours.iter().zip(columns.weights()).enumerate() {
+        let [u, v, _] = map.apply(&neighbour.offset);
         let normal = columns.normal_of(i);
         let local = Vector3::new(
             map.rows[0].dot(&normal) * support_radius,
@@ -654,15 +671,15 @@ mod tests {
                 .all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()))
         };
         let (lanes, plain) = (
-            height_moments(&map, &columns),
-            plain_height_moments(&map, &columns),
+            height_moments(&map, &neighbours, &columns),
+            plain_height_moments(&map, &neighbours, &columns),
         );
         assert!(close(&lanes.moments, &plain.moments), "{lanes:?} {plain:?}");
         assert!(close(&lanes.rhs, &plain.rhs));
         assert!(close(&[lanes.height_squares], &[plain.height_squares]));
         let (lanes, plain) = (
-            slope_moments(&map, &columns, h),
-            plain_slope_moments(&map, &columns, h),
+            slope_moments(&map, &neighbours, &columns, h),
+            plain_slope_moments(&map, &neighbours, &columns, h),
         );
         assert!(close(&lanes.square, &plain.square), "{lanes:?} {plain:?}");
         assert!(close(&lanes.along_u, &plain.along_u));

@@ -7,6 +7,7 @@ use super::Moments;
 use super::columns::Columns;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
+use crate::neighbours::Neighbourhood;
 
 /// Points within this (relative, in r²) of the support's edge count as
 /// outside. With `Nearest(k)` the k-th neighbour lies at r = 1 by
@@ -109,62 +110,75 @@ impl Kernel {
         }
     }
 
-    /// Sets the weights of `columns` to each neighbour's weight times its
-    /// `factor` (one per neighbour; all 1 when `None`), and its frame
-    /// weights to [`Self::frame_at`] times the same factor; returns the
-    /// moments under the frame weights and the number of neighbours of
-    /// positive weight.
-    pub fn weigh(&self, columns: &mut Columns, factors: Option<&[f64]>) -> (Moments, u32) {
+    /// Sets the weights in `columns` of the neighbours of `neighbours`
+    /// (those loaded into `columns`) to each one's weight times its
+    /// `factor` (one per neighbour; all 1 when `None`); returns their
+    /// moments under their frame weights ([`Self::frame_at`] times the
+    /// same factor) and the number of neighbours of positive weight.
+    pub fn weigh(
+        &self,
+        neighbours: &Neighbourhood,
+        columns: &mut Columns,
+        factors: Option<&[f64]>,
+    ) -> (Moments, u32) {
+        debug_assert_eq!(neighbours.len(), columns.len(), "the neighbourhood loaded");
         #[cfg(target_arch = "x86_64")]
         if wide_lanes() {
             // SAFETY: the CPU has AVX2 and FMA.
-            let (sums, count) = unsafe { super::avx::weigh(columns, factors, self) };
+            let (sums, count) = unsafe { super::avx::weigh(neighbours, columns, factors, self) };
             return (Moments::from_sums(sums), count);
         }
-        self.weigh_plain(columns, factors)
+        self.weigh_plain(neighbours, columns, factors)
     }
 
     /// [`Self::weigh`] one neighbour at a time.
-    fn weigh_plain(&self, columns: &mut Columns, factors: Option<&[f64]>) -> (Moments, u32) {
+    fn weigh_plain(
+        &self,
+        neighbours: &Neighbourhood,
+        columns: &mut Columns,
+        factors: Option<&[f64]>,
+    ) -> (Moments, u32) {
+        let distances = neighbours.distances_squared();
         // One loop per kernel, each without a branch on the kernel.
         match self.weight {
-            Weight::Gaussian => self.weigh_by(columns, factors, Weight::Gaussian),
-            Weight::Wendland => self.weigh_by(columns, factors, Weight::Wendland),
-            Weight::Biweight => self.weigh_by(columns, factors, Weight::Biweight),
-            Weight::Plateau => self.weigh_by(columns, factors, Weight::Plateau),
-            Weight::Broad => self.weigh_by(columns, factors, Weight::Broad),
+            Weight::Gaussian => self.weigh_by(distances, columns, factors, Weight::Gaussian),
+            Weight::Wendland => self.weigh_by(distances, columns, factors, Weight::Wendland),
+            Weight::Biweight => self.weigh_by(distances, columns, factors, Weight::Biweight),
+            Weight::Plateau => self.weigh_by(distances, columns, factors, Weight::Plateau),
+            Weight::Broad => self.weigh_by(distances, columns, factors, Weight::Broad),
         }
         let count = columns.weight.iter().filter(|&&w| w > 0.0).count() as u32;
-        (columns.frame_moments(), count)
+        let mut frame_moments = Moments::default();
+        for (i, neighbour) in neighbours.iter().enumerate() {
+            let frame_weight = self.frame_at(neighbour.distance_squared);
+            let factor = factors.map_or(1.0, |factors| factors[i]);
+            frame_moments.add(&neighbour.offset, frame_weight * factor);
+        }
+        (frame_moments, count)
     }
 
-    /// [`Self::weigh`]'s weights under the kernel `weight` (a constant at
-    /// each call, so that each loop is the kernel's own; the padding is
-    /// zeroed after).
+    /// [`Self::weigh`]'s weights of the neighbours at squared `distances`
+    /// under the kernel `weight` (a constant at each call, so that each
+    /// loop is the kernel's own; the padding is zeroed).
     #[inline(always)]
-    fn weigh_by(&self, columns: &mut Columns, factors: Option<&[f64]>, weight: Weight) {
+    fn weigh_by(
+        &self,
+        distances: &[f64],
+        columns: &mut Columns,
+        factors: Option<&[f64]>,
+        weight: Weight,
+    ) {
         let (len, padded) = (columns.len(), columns.padded_len());
         columns.weight.resize(padded, 0.0);
-        columns.frame_weight.resize(padded, 0.0);
-        let distances = &columns.distance_squared[..padded];
         for (w, &distance_squared) in columns.weight.iter_mut().zip(distances) {
             *w = self.profile(weight, distance_squared);
         }
-        for (frame_w, &distance_squared) in columns.frame_weight.iter_mut().zip(distances) {
-            *frame_w = self.frame_at(distance_squared);
-        }
         if let Some(factors) = factors {
-            let targets = columns
-                .weight
-                .iter_mut()
-                .zip(columns.frame_weight.iter_mut());
-            for ((w, frame_w), factor) in targets.zip(factors) {
+            for (w, factor) in columns.weight.iter_mut().zip(factors) {
                 *w *= factor;
-                *frame_w *= factor;
             }
         }
         columns.weight[len..].fill(0.0);
-        columns.frame_weight[len..].fill(0.0);
     }
 }
 
@@ -173,8 +187,8 @@ mod tests {
     use super::*;
 
     /// The one pass in lanes gives the weights, frame moments and count of
-    /// the plain loops: bit for bit for the polynomial kernels, within the
-    /// lanes' exponential for the Gaussian.
+    /// the plain loops: the weights bit for bit for the polynomial kernels,
+    /// within the lanes' exponential for the Gaussian.
     #[test]
     fn weights_in_lanes_are_the_plain_weights() {
         if !crate::cpu::wide_lanes() {
@@ -196,30 +210,36 @@ mod tests {
                 let (mut lanes, mut plain) = (Columns::default(), Columns::default());
                 lanes.load(&hood, None);
                 plain.load(&hood, None);
-                let (lane_moments, lane_count) = kernel.weigh(&mut lanes, factors);
-                let (plain_moments, plain_count) = kernel.weigh_plain(&mut plain, factors);
+                let (lane_moments, lane_count) = kernel.weigh(&hood, &mut lanes, factors);
+                let (plain_moments, plain_count) = kernel.weigh_plain(&hood, &mut plain, factors);
                 assert_eq!(lane_count, plain_count, "{weight:?}");
                 assert!(lane_count > 0 && (lane_count as usize) < hood.len());
                 let close = |a: f64, b: f64| match weight {
                     Weight::Gaussian => (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
                     _ => a == b,
                 };
-                let pairs = lanes.weight.iter().zip(&plain.weight);
-                let frame_pairs = lanes.frame_weight.iter().zip(&plain.frame_weight);
+                let mut pairs = lanes.weight.iter().zip(&plain.weight);
                 assert_eq!(lanes.weight.len(), plain.weight.len());
-                assert!(
-                    pairs.chain(frame_pairs).all(|(&a, &b)| close(a, b)),
-                    "{weight:?}"
-                );
+                assert!(pairs.all(|(&a, &b)| close(a, b)), "{weight:?}");
                 let (a, b) = (
                     lane_moments.frame().unwrap(),
                     plain_moments.frame().unwrap(),
                 );
+                // One neighbour at a time: the same to the last bits.
                 assert!((a.centroid - b.centroid).norm() <= 1e-14, "{weight:?}");
-                if weight != Weight::Gaussian {
-                    assert_eq!(a.centroid, b.centroid, "{weight:?}");
-                    assert_eq!(a.normal, b.normal, "{weight:?}");
-                }
+                // The plain frame weights summed in lanes: bit for bit
+                // (the frame's weight is one polynomial for every kernel).
+                let mut frame = Columns::default();
+                frame.load(&hood, None);
+                frame.weight = (0..frame.padded_len())
+                    .map(|i| match hood.distances_squared().get(i) {
+                        Some(&d) => kernel.frame_at(d) * factors.map_or(1.0, |f| f[i]),
+                        None => 0.0,
+                    })
+                    .collect();
+                let summed = frame.moments(&hood).frame().unwrap();
+                assert_eq!(a.centroid, summed.centroid, "{weight:?}");
+                assert_eq!(a.normal, summed.normal, "{weight:?}");
             }
         }
     }

@@ -6,13 +6,14 @@
 //! from the configured degree down. The (N, 6) system of the seed question
 //! is never formed.
 //!
-//! The pieces, one idea a file: the neighbourhood as columns, summed in
-//! lanes ([`columns`], with the AVX2 sums in `avx`), the weight kernels
-//! ([`kernel`]), the PCA frame ([`frame`], with its closed-form 3×3 eigen
-//! step in `eigen`), the height field's moments and normal equations
-//! ([`height`]), the fitted surface's jet, normal and curvatures ([`jet`]),
-//! the two faces of a thin part told apart by their normals ([`faces`]),
-//! and the robust refits ([`robust`]).
+//! The pieces, one idea a file: the weights and normals beside the
+//! neighbourhood's columns, summed in lanes ([`columns`], with the AVX2
+//! sums in `avx`), the weight kernels ([`kernel`]), the PCA frame
+//! ([`frame`], with its closed-form 3×3 eigen step in `eigen`), the
+//! height field's moments and normal equations ([`height`]), the fitted
+//! surface's jet, normal and curvatures ([`jet`]), the two faces of a thin
+//! part told apart by their normals ([`faces`]), and the robust refits
+//! ([`robust`]).
 
 #[cfg(target_arch = "x86_64")]
 mod avx;
@@ -25,6 +26,7 @@ pub mod jet;
 pub mod kernel;
 pub mod robust;
 
+use crate::neighbours::Neighbourhood;
 use crate::status::Status;
 
 pub use frame::{Frame, Moments};
@@ -38,7 +40,7 @@ use height::{
 };
 
 /// A fit being accumulated: the frame is fixed, the neighbours are added
-/// as columns ([`LocalFit::add_neighbours`]).
+/// with their weights ([`LocalFit::add_neighbours`]).
 #[derive(Debug, Clone, Copy)]
 pub struct LocalFit {
     frame: Frame,
@@ -98,15 +100,20 @@ impl LocalFit {
         }
     }
 
-    /// Sums the height equations of the neighbours of `columns` under
-    /// their weights, and their slope equations when `with_normals` (then
-    /// the columns must carry the neighbours' unit normals): a gather's
-    /// columns hold the whole neighbourhood, so this is done once per fit.
-    pub fn add_neighbours(&mut self, columns: &Columns, with_normals: bool) {
+    /// Sums the height equations of `neighbours` under their weights in
+    /// `columns`, and their slope equations when `with_normals` (then the
+    /// columns must carry the neighbours' unit normals): a gather holds the
+    /// whole neighbourhood, so this is done once per fit.
+    pub fn add_neighbours(
+        &mut self,
+        neighbours: &Neighbourhood,
+        columns: &Columns,
+        with_normals: bool,
+    ) {
         let map = self.tangent_map();
-        self.heights = height_moments(&map, columns);
+        self.heights = height_moments(&map, neighbours, columns);
         if with_normals {
-            self.slopes = slope_moments(&map, columns, self.support_radius);
+            self.slopes = slope_moments(&map, neighbours, columns, self.support_radius);
         }
     }
 

@@ -217,6 +217,10 @@ fn reweight(
             let cosine = scratch.normal_cosines.get(i).map(|c| sign * c);
             refit.at(residual, cosine) * weighted.face_factors.get(i).unwrap_or(&1.0)
         }));
-    (*weighted.frame_moments, _) = kernel.weigh(weighted.columns, Some(&scratch.factors));
+    (*weighted.frame_moments, _) = kernel.weigh(
+        weighted.neighbours,
+        weighted.columns,
+        Some(&scratch.factors),
+    );
     true
 }

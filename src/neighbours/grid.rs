@@ -23,7 +23,7 @@
 use nalgebra::Vector3;
 use rayon::prelude::*;
 
-use super::Neighbourhood;
+use super::{LANES, Neighbourhood};
 use crate::cpu::floor_i64;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
@@ -580,9 +580,6 @@ struct Ball {
     centre: Vector3<f64>,
     radius_squared: f64,
 }
-
-/// Points the gather tests at once where the CPU has AVX2 (four `f64`).
-const LANES: usize = 4;
 
 /// Appends the points at `places` (cell order) within `ball` to `out`, one
 /// by one, each written and kept when it passes.

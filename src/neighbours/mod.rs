@@ -8,6 +8,7 @@
 //! bounding box): scanned clouds sit at 10⁵..10⁶ m, and every later step
 //! works with small offsets `p − q`, never with raw coordinates.
 
+use std::mem::MaybeUninit;
 use std::num::NonZeroUsize;
 
 use nalgebra::{Point3, Vector3};
@@ -20,6 +21,11 @@ use crate::error::{Error, Result};
 mod grid;
 
 use grid::CellGrid;
+
+/// Neighbours the fit sums at once: four `f64` fill one AVX register. A
+/// [`Neighbourhood`]'s offsets and squared distances are padded to whole
+/// lanes, so that the fit's sums read them where the gather wrote them.
+pub const LANES: usize = 4;
 
 /// Particles in Morton order, for queries that follow one another in
 /// space (see [`crate::pipeline::project_all`]).
@@ -174,8 +180,9 @@ impl NeighbourSearch {
     }
 
     /// Fills `hood` with the neighbourhood of `centre` (relative to
-    /// `origin`) under `support`, and returns the support radius `h` to
-    /// weight it with. `nearest_scale` widens `h` for `Support::Nearest`.
+    /// `origin`) under `support` (its columns padded to whole lanes), and
+    /// returns the support radius `h` to weight it with. `nearest_scale`
+    /// widens `h` for `Support::Nearest`.
     ///
     /// For `Nearest(k)` the k nearest are found by radius queries, starting
     /// from the radius of the last `Nearest` neighbourhood gathered with
@@ -190,7 +197,7 @@ impl NeighbourSearch {
         nearest_scale: f64,
         hood: &mut Neighbourhood,
     ) -> f64 {
-        match support {
+        let support_radius = match support {
             Support::Radius(radius) => {
                 self.within(centre, radius * radius, hood);
                 radius
@@ -246,7 +253,7 @@ impl NeighbourSearch {
                     };
                 }
                 hood.keep_nearest(k);
-                let kth_squared = hood.distance_squared.iter().copied().fold(0.0, f64::max);
+                let kth_squared = hood.distances_squared().iter().copied().fold(0.0, f64::max);
                 // A far centre's radius is no guide to the next centre's.
                 if far.is_none() {
                     hood.nearest_radius_squared = kth_squared;
@@ -258,7 +265,9 @@ impl NeighbourSearch {
                 hood.keep_nearest(k);
                 radius
             }
-        }
+        };
+        hood.pad();
+        support_radius
     }
 
     /// The next radius of a search about `centre` that found too little
@@ -284,18 +293,23 @@ impl NeighbourSearch {
 /// thread, reused for every query (no allocation per query once grown).
 ///
 /// The neighbours are stored as columns (index, offset per axis, squared
-/// distance), as the grid's gather writes them and the fit reads them
-/// (`fit::Columns`): a row of structs had to be transposed for the fit
-/// (with the normals' reads, 13% of a smoothing job's time; the columns
-/// took that job's CPU down by 6%, docs/performance.md).
+/// distance), as the grid's gather writes them and the fit's sums read
+/// them (`fit::columns`): a row of structs had to be transposed for the
+/// fit (with the normals' reads, 13% of a smoothing job's time; the
+/// columns took that job's CPU down by 6%, docs/performance.md). The
+/// offsets and squared distances are padded to whole [`LANES`] with
+/// neighbours at the centre (zero offset and distance, which the fit
+/// weighs zero), so that the fit reads them in place rather than copying
+/// them into its own padded columns.
 #[derive(Debug, Default)]
 pub struct Neighbourhood {
     /// Index of each neighbour into the point slice the search was built
     /// from.
     index: Vec<u32>,
-    /// `p − centre` of each neighbour, one column per axis.
+    /// `p − centre` of each neighbour, one column per axis, then the
+    /// padding to whole lanes (zeros).
     offset: [Vec<f64>; 3],
-    /// `|p − centre|²` of each neighbour.
+    /// `|p − centre|²` of each neighbour, then the padding (zeros).
     distance_squared: Vec<f64>,
     /// Room to select the k-th distance in, as the bits of the squared
     /// distances (see [`Neighbourhood::keep_nearest`]).
@@ -325,12 +339,23 @@ impl Neighbourhood {
     /// The neighbours' offsets from the query's centre, one column per
     /// axis.
     pub fn offsets(&self) -> [&[f64]; 3] {
-        self.offset.each_ref().map(Vec::as_slice)
+        self.offset.each_ref().map(|column| &column[..self.len()])
     }
 
     /// The neighbours' squared distances from the query's centre.
     pub fn distances_squared(&self) -> &[f64] {
-        &self.distance_squared
+        &self.distance_squared[..self.len()]
+    }
+
+    /// [`Self::offsets`] in whole lanes, the last padded with zeros.
+    pub fn offset_lanes(&self) -> [&[[f64; LANES]]; 3] {
+        self.offset.each_ref().map(|column| lanes(column))
+    }
+
+    /// [`Self::distances_squared`] in whole lanes, the last padded with
+    /// zeros.
+    pub fn distance_lanes(&self) -> &[[f64; LANES]] {
+        lanes(&self.distance_squared)
     }
 
     /// The neighbours, one by one, in the order they were gathered.
@@ -360,7 +385,24 @@ impl Neighbourhood {
         self.distance_squared.reserve(additional);
     }
 
-    /// Sets the number of neighbours to `len`.
+    /// Pads the offsets and squared distances with zeros to whole lanes:
+    /// every public way to fill a neighbourhood ends with this (once: a
+    /// `Nearest(k)` gather's balls and selection work unpadded).
+    ///
+    /// A whole lane of zeros is written past the last neighbour, whatever
+    /// the padding's length: no loop of one to three writes per column.
+    fn pad(&mut self) {
+        let padded = self.len().div_ceil(LANES) * LANES;
+        for column in self.offset.iter_mut().chain([&mut self.distance_squared]) {
+            column.reserve(LANES);
+            column.spare_capacity_mut()[..LANES].fill(MaybeUninit::new(0.0));
+            // SAFETY: the entries up to `padded`, at most a lane past the
+            // column's length, were written just above.
+            unsafe { column.set_len(padded) };
+        }
+    }
+
+    /// Sets the number of neighbours to `len` (unpadded).
     ///
     /// # Safety
     /// The first `len` entries of every column must be written.
@@ -375,7 +417,7 @@ impl Neighbourhood {
         }
     }
 
-    /// Appends one neighbour.
+    /// Appends one neighbour (to an unpadded neighbourhood).
     fn push(&mut self, neighbour: Neighbour) {
         self.index.push(neighbour.index);
         for (column, value) in self.offset.iter_mut().zip(neighbour.offset.iter()) {
@@ -402,10 +444,10 @@ impl Neighbourhood {
         // selection compares integers (measured on sphere_large: the
         // selection with `f64::total_cmp` took 4% of the job).
         self.distances.clear();
-        self.distances
-            .extend(self.distance_squared.iter().map(|d| d.to_bits()));
+        let distances = &self.distance_squared[..self.len()];
+        self.distances.extend(distances.iter().map(|d| d.to_bits()));
         let kth = f64::from_bits(*self.distances.select_nth_unstable(k - 1).1);
-        let closer = self.distance_squared.iter().filter(|&&d| d < kth).count();
+        let closer = distances.iter().filter(|&&d| d < kth).count();
         // Ties at the k-th distance: the first ones in order fill up to k.
         let mut ties = k - closer;
         let mut kept = 0;
@@ -441,6 +483,16 @@ impl FromIterator<Neighbour> for Neighbourhood {
         for neighbour in neighbours {
             hood.push(neighbour);
         }
+        hood.pad();
         hood
     }
+}
+
+/// `column` as whole lanes (its length a multiple of [`LANES`]: a
+/// neighbourhood's columns, and the fit's beside them).
+#[inline(always)]
+pub(crate) fn lanes<T>(column: &[T]) -> &[[T; LANES]] {
+    let (whole, rest) = column.as_chunks::<LANES>();
+    debug_assert!(rest.is_empty(), "a column is padded to whole lanes");
+    whole
 }
