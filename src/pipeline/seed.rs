@@ -741,12 +741,17 @@ impl<'a> Seeder<'a> {
         let to = self.keyed.partition_point(|(k, _)| k[0] <= at + 1);
         let feet: Vec<&[(Key, u32)]> = self.keyed[from..to].chunk_by(|a, b| a.0 == b.0).collect();
         let edge = self.blocks.edge;
+        // Each block's corner and bounds, once.
+        let places: Vec<(Vector3<f64>, Bounds)> = slab
+            .iter()
+            .map(|&key| (self.blocks.corner(key), self.blocks.bounds(key)))
+            .collect();
         feet.par_iter()
             .map(|points| {
                 let foot = points[0].0;
-                let targets: Vec<(Key, Vector3<f64>, Bounds)> = around(foot)
-                    .filter(|key| key[0] == at && slab.binary_search(key).is_ok())
-                    .map(|key| (key, self.blocks.corner(key), self.blocks.bounds(key)))
+                let targets: Vec<(Key, &(Vector3<f64>, Bounds))> = around(foot)
+                    .filter(|key| key[0] == at)
+                    .filter_map(|key| Some((key, &places[slab.binary_search(&key).ok()?])))
                     .collect();
                 let mut drawn: Drawn = targets.iter().map(|t| (t.0, Vec::new())).collect();
                 for &(_, point) in *points {
@@ -755,7 +760,7 @@ impl<'a> Seeder<'a> {
                     // its foot's), each with whether it lies within it.
                     let mut reached = [(0, false); 9];
                     let mut reaches = 0;
-                    for (t, (_, corner, _)) in targets.iter().enumerate() {
+                    for (t, (_, (corner, _))) in targets.iter().enumerate() {
                         let centre = disc.foot - corner;
                         let gap =
                             Vector3::from_fn(|a, _| (-centre[a]).max(centre[a] - edge).max(0.0));
@@ -792,7 +797,7 @@ impl<'a> Seeder<'a> {
                         let offset = (disc.tangents[0] * x + disc.tangents[1] * y) * disc.radius;
                         let p = disc.foot + offset;
                         for &(t, within) in reached {
-                            if within || targets[t].2.contains(&p) {
+                            if within || targets[t].1.1.contains(&p) {
                                 drawn[t].1.push(Candidate {
                                     p,
                                     point,
