@@ -470,6 +470,9 @@ const EMPTY: u32 = u32::MAX;
 /// themselves (the drawing order) hardly matters.
 const ORDER_BITS: u32 = 10;
 
+// A candidate keeps its class in 16 bits.
+const _: () = assert!(ORDER_BITS <= 16);
+
 impl Scratch {
     /// `candidates` (runs of them, one after another) into `ordered` by
     /// the leading [`ORDER_BITS`] of their hash, in drawing order within a
@@ -737,8 +740,12 @@ impl<'a> Seeder<'a> {
         let Some(&[at, ..]) = slab.first() else {
             return HashMap::new();
         };
-        let from = self.keyed.partition_point(|(k, _)| k[0] < at - 1);
-        let to = self.keyed.partition_point(|(k, _)| k[0] <= at + 1);
+        let from = self
+            .keyed
+            .partition_point(|(k, _)| k[0] < at.saturating_sub(1));
+        let to = self
+            .keyed
+            .partition_point(|(k, _)| k[0] <= at.saturating_add(1));
         let feet: Vec<&[(Key, u32)]> = self.keyed[from..to].chunk_by(|a, b| a.0 == b.0).collect();
         let edge = self.blocks.edge;
         // Each block's corner and bounds, once.
