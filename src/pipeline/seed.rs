@@ -38,8 +38,9 @@
 //!    the job writes.
 //!
 //! Memory: the discs (about 110 bytes per cloud point), the seeds of three
-//! slabs (32 bytes each as kept, and about 100 as projected), and one
-//! block's candidates per thread. A slab holds the
+//! slabs (32 bytes each as kept, and about 100 as projected), and the
+//! candidates of the slab being made (32 bytes each, about 20 per seed),
+//! drawn once per disc for all its blocks. A slab holds the
 //! seeds of one block-thick slice of the surface (blocks are at least 32
 //! spacings wide), so memory follows the widest slice, not the count; the
 //! projections go to a spool on disk until the count is known
@@ -362,6 +363,21 @@ impl Blocks {
         self.axes.map(|a| floor_i64(c[a]))
     }
 
+    /// The positions [`Blocks::key`] puts in block `key`, as bounds per
+    /// axis: a candidate of a disc that crosses the block's faces (three
+    /// in four that reach a block, on the bunny scan) is then placed by
+    /// six comparisons instead of three divisions and roundings.
+    fn bounds(&self, key: Key) -> Bounds {
+        let mut lo = Vector3::zeros();
+        let mut hi = Vector3::zeros();
+        for (&k, &a) in key.iter().zip(&self.axes) {
+            let block = |x: f64| floor_i64((x - self.lo[a]) / self.edge);
+            lo[a] = first_reaching(k, block);
+            hi[a] = first_reaching(k.saturating_add(1), block);
+        }
+        Bounds { lo, hi }
+    }
+
     fn corner(&self, key: Key) -> Vector3<f64> {
         let mut c = Vector3::zeros();
         for (k, &a) in key.iter().zip(&self.axes) {
@@ -369,6 +385,53 @@ impl Blocks {
         }
         self.lo + c * self.edge
     }
+}
+
+/// The positions that [`Blocks::key`] puts in one block: `lo` up to but
+/// not including `hi`, per axis (for finite positions, as every
+/// candidate's is: the cloud's points are).
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    lo: Vector3<f64>,
+    hi: Vector3<f64>,
+}
+
+impl Bounds {
+    fn contains(&self, p: &Vector3<f64>) -> bool {
+        (0..3).all(|a| self.lo[a] <= p[a] && p[a] < self.hi[a])
+    }
+}
+
+/// The least finite x with `block(x) >= k`, or infinity when there is
+/// none, for `block` non-decreasing (a subtraction, a division by a
+/// positive number and a rounding down are, in floating point too): by
+/// bisection over the f64 values in order, so that the bound is exact to
+/// the last bit.
+fn first_reaching(k: i64, block: impl Fn(f64) -> i64) -> f64 {
+    // The f64 values in order, as integers (`f64::total_cmp`'s key); the
+    // same map turns them back.
+    let order = |bits: i64| bits ^ (((bits >> 63) as u64) >> 1) as i64;
+    let value = |at: i128| f64::from_bits(order(at as i64) as u64);
+    let (mut below, mut at) = (
+        i128::from(order(f64::MIN.to_bits() as i64)),
+        i128::from(order(f64::MAX.to_bits() as i64)),
+    );
+    if block(value(below)) >= k {
+        return value(below);
+    }
+    if block(value(at)) < k {
+        return f64::INFINITY;
+    }
+    // block(value(below)) < k <= block(value(at)).
+    while at - below > 1 {
+        let middle = below + (at - below) / 2;
+        if block(value(middle)) >= k {
+            at = middle;
+        } else {
+            below = middle;
+        }
+    }
+    value(at)
 }
 
 /// The 27 keys around `key`, itself included.
@@ -395,14 +458,26 @@ fn disc_radius_median(search: &NeighbourSearch) -> f64 {
     DISC_SCALE * radius_for(search, FRAME_NEIGHBOURS + 1).unwrap_or(0.0)
 }
 
-/// The scratch of one thread: one block's candidates, its conflict grid
-/// and the seeds in it.
+/// A candidate: its position, the cloud point whose disc drew it, and
+/// the leading [`ORDER_BITS`] of its hash.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    p: Vector3<f64>,
+    point: u32,
+    class: u16,
+}
+
+/// The candidates that the discs whose foot lies in one block drew, for
+/// each block of the slab being made that they reach, in drawing order.
+type Drawn = Vec<(Key, Vec<Candidate>)>;
+
+/// The scratch of one thread: one block's candidates in order, its
+/// conflict grid and the seeds in it.
 #[derive(Default)]
 struct Scratch {
-    candidates: Vec<(u64, Vector3<f64>, u32)>,
-    /// The candidates (position, cloud point) in the greedy's order
+    /// The block's candidates in the greedy's order
     /// ([`Scratch::order_by_hash`]).
-    ordered: Vec<(Vector3<f64>, u32)>,
+    ordered: Vec<Candidate>,
     /// Candidates per leading bits of the hash.
     counts: Vec<usize>,
     grid: Vec<u32>,
@@ -420,26 +495,34 @@ const EMPTY: u32 = u32::MAX;
 /// themselves (the drawing order) hardly matters.
 const ORDER_BITS: u32 = 10;
 
+// A candidate keeps its class in 16 bits.
+const _: () = assert!(ORDER_BITS <= 16);
+
 impl Scratch {
-    /// `candidates` into `ordered` by the leading [`ORDER_BITS`] of their
-    /// hash, in drawing order within a class: as random an order as a full
-    /// sort by hash, in two linear passes (the sort took 9% of a job).
-    fn order_by_hash(&mut self) {
-        let class = |h: u64| (h >> (64 - ORDER_BITS)) as usize;
+    /// `candidates` (runs of them, one after another) into `ordered` by
+    /// the leading [`ORDER_BITS`] of their hash, in drawing order within a
+    /// class: as random an order as a full sort by hash, in two linear
+    /// passes (the sort took 9% of a job).
+    fn order_by_hash(&mut self, candidates: &[&[Candidate]]) {
+        let all = || candidates.iter().flat_map(|run| run.iter());
         self.counts.clear();
         self.counts.resize((1 << ORDER_BITS) + 1, 0);
-        for &(h, _, _) in &self.candidates {
-            self.counts[class(h) + 1] += 1;
+        for c in all() {
+            self.counts[usize::from(c.class) + 1] += 1;
         }
         for c in 1..self.counts.len() {
             self.counts[c] += self.counts[c - 1];
         }
         self.ordered.clear();
-        self.ordered
-            .resize(self.candidates.len(), (Vector3::zeros(), 0));
-        for &(h, p, point) in &self.candidates {
-            let at = &mut self.counts[class(h)];
-            self.ordered[*at] = (p, point);
+        let unset = Candidate {
+            p: Vector3::zeros(),
+            point: 0,
+            class: 0,
+        };
+        self.ordered.resize(self.counts[1 << ORDER_BITS], unset);
+        for &c in all() {
+            let at = &mut self.counts[usize::from(c.class)];
+            self.ordered[*at] = c;
             *at += 1;
         }
     }
@@ -455,10 +538,9 @@ struct Seeder<'a> {
     seed: u64,
     discs: Vec<Disc>,
     blocks: Blocks,
-    /// The cloud points whose foot lies in each block, sorted by block.
+    /// The cloud points whose foot lies in each block, sorted by block
+    /// (then by point).
     keyed: Vec<(Key, u32)>,
-    /// Where each block's points lie in `keyed`.
-    feet: HashMap<Key, (usize, usize)>,
     /// Every block a disc reaches, in key order (the longest side first: slab by slab).
     keys: Vec<Key>,
 }
@@ -503,10 +585,6 @@ impl<'a> Seeder<'a> {
             .map(|(i, d)| (blocks.key(&d.foot), i as u32))
             .collect();
         keyed.par_sort_unstable();
-        let mut feet: HashMap<Key, (usize, usize)> = HashMap::new();
-        for (at, (key, _)) in keyed.iter().enumerate() {
-            feet.entry(*key).or_insert((at, at)).1 = at + 1;
-        }
         // Every block a disc reaches, whether or not a foot lies in it: a
         // block that a curved surface only grazes still holds candidates.
         let mut keys: Vec<Key> = discs
@@ -528,15 +606,8 @@ impl<'a> Seeder<'a> {
             discs,
             blocks,
             keyed,
-            feet,
             keys,
         }
-    }
-
-    /// The cloud points whose foot lies in block `key`.
-    fn points(&self, key: &Key) -> impl Iterator<Item = u32> + '_ {
-        let (from, to) = self.feet.get(key).copied().unwrap_or((0, 0));
-        self.keyed[from..to].iter().map(|(_, i)| *i)
     }
 
     /// The slabs (first block coordinates) from the first that holds a
@@ -643,6 +714,7 @@ impl<'a> Seeder<'a> {
     /// on the blocks, never on the threads.
     fn select_slab(&self, slab: &[Key], neighbours: &[&Slab]) -> HashMap<Key, Vec<Kept>> {
         let colour = |key: &Key| (key[1] & 1 | (key[2] & 1) << 1) as usize;
+        let drawn = self.draw_slab(slab);
         let mut current: HashMap<Key, Vec<Kept>> = HashMap::with_capacity(slab.len());
         for phase in 0..4 {
             let done: Vec<(Key, Vec<Kept>)> = slab
@@ -653,13 +725,15 @@ impl<'a> Seeder<'a> {
                         key,
                         blocks: self.blocks,
                         spacing: self.spacing,
-                        seed: self.seed,
                     };
                     let around: Vec<Key> = around(key).collect();
-                    let sources = around
+                    // In the order of `keyed`, as drawn.
+                    let candidates: Vec<&[Candidate]> = around
                         .iter()
-                        .flat_map(|k| self.points(k))
-                        .map(|i| (i, &self.discs[i as usize]));
+                        .filter_map(|foot| drawn.get(foot))
+                        .filter_map(|targets| targets.iter().find(|(target, _)| *target == key))
+                        .map(|(_, run)| run.as_slice())
+                        .collect();
                     let lent = around
                         .iter()
                         .filter_map(|k| {
@@ -669,12 +743,105 @@ impl<'a> Seeder<'a> {
                                 .or_else(|| current.get(k))
                         })
                         .flat_map(|seeds| seeds.iter().map(|(p, _)| p));
-                    (key, block.select(&self.discs, sources, lent, scratch))
+                    (key, block.select(&self.discs, &candidates, lent, scratch))
                 })
                 .collect();
             current.extend(done);
         }
         current
+    }
+
+    /// The candidates of the blocks `slab` (of one first coordinate, in
+    /// key order), by the block of the discs' feet: every disc whose foot
+    /// lies in a block beside one of them is drawn once, and each of its
+    /// candidates goes to the block it falls in. Drawn for each block
+    /// instead, a disc crossing a face between two blocks of the slab was
+    /// drawn twice (11.2M draws for 4.57M candidates on the bunny scan).
+    /// Which blocks a disc gives candidates to, and in what order, is as
+    /// when each block drew the discs of its 27 neighbours: the discs it
+    /// reaches, a disc inside its faces by a margin without a check of
+    /// each candidate, in the order of `keyed`.
+    fn draw_slab(&self, slab: &[Key]) -> HashMap<Key, Drawn> {
+        let Some(&[at, ..]) = slab.first() else {
+            return HashMap::new();
+        };
+        let from = self
+            .keyed
+            .partition_point(|(k, _)| k[0] < at.saturating_sub(1));
+        let to = self
+            .keyed
+            .partition_point(|(k, _)| k[0] <= at.saturating_add(1));
+        let feet: Vec<&[(Key, u32)]> = self.keyed[from..to].chunk_by(|a, b| a.0 == b.0).collect();
+        let edge = self.blocks.edge;
+        // Each block's corner and bounds, once.
+        let places: Vec<(Vector3<f64>, Bounds)> = slab
+            .iter()
+            .map(|&key| (self.blocks.corner(key), self.blocks.bounds(key)))
+            .collect();
+        feet.par_iter()
+            .map(|points| {
+                let foot = points[0].0;
+                let targets: Vec<(Key, &(Vector3<f64>, Bounds))> = around(foot)
+                    .filter(|key| key[0] == at)
+                    .filter_map(|key| Some((key, &places[slab.binary_search(&key).ok()?])))
+                    .collect();
+                let mut drawn: Drawn = targets.iter().map(|t| (t.0, Vec::new())).collect();
+                for &(_, point) in *points {
+                    let disc = &self.discs[point as usize];
+                    // The targets the disc reaches (at most the 9 around
+                    // its foot's), each with whether it lies within it.
+                    let mut reached = [(0, false); 9];
+                    let mut reaches = 0;
+                    for (t, (_, (corner, _))) in targets.iter().enumerate() {
+                        let centre = disc.foot - corner;
+                        let gap =
+                            Vector3::from_fn(|a, _| (-centre[a]).max(centre[a] - edge).max(0.0));
+                        if gap.norm() > disc.radius {
+                            continue;
+                        }
+                        // Most discs lie well inside one block: their
+                        // candidates need no check of the block they fall
+                        // in (the margin keeps rounding from deciding
+                        // otherwise than `Blocks::key`).
+                        let within = (0..3)
+                            .map(|a| centre[a].min(edge - centre[a]))
+                            .fold(f64::INFINITY, f64::min)
+                            > disc.radius + 1e-9 * edge;
+                        reached[reaches] = (t, within);
+                        reaches += 1;
+                    }
+                    let reached = &reached[..reaches];
+                    if reached.is_empty() {
+                        continue;
+                    }
+                    for number in 0..disc.candidates {
+                        let h = hash(self.seed, point, number);
+                        // Uniform on the disc by rejection from its square:
+                        // no square root or sine per draw.
+                        // (From another hash than the order's, which must
+                        // not follow the position.)
+                        let place = mix(h);
+                        let x = 2.0 * unit(place << 32) - 1.0;
+                        let y = 2.0 * unit(place & !0xffff_ffff) - 1.0;
+                        if x * x + y * y > 1.0 {
+                            continue;
+                        }
+                        let offset = (disc.tangents[0] * x + disc.tangents[1] * y) * disc.radius;
+                        let p = disc.foot + offset;
+                        for &(t, within) in reached {
+                            if within || targets[t].1.1.contains(&p) {
+                                drawn[t].1.push(Candidate {
+                                    p,
+                                    point,
+                                    class: (h >> (64 - ORDER_BITS)) as u16,
+                                });
+                            }
+                        }
+                    }
+                }
+                (foot, drawn)
+            })
+            .collect()
     }
 }
 
@@ -782,57 +949,23 @@ struct Block {
     key: Key,
     blocks: Blocks,
     spacing: f64,
-    seed: u64,
 }
 
 impl Block {
-    /// The seeds kept in this block: the candidates of the `sources` discs
-    /// that fall in it, in hash order, each kept when no seed (of this
-    /// block, or `lent` by its neighbours) lies within the spacing.
+    /// The seeds kept in this block: its `candidates` (runs of them, in
+    /// drawing order, [`Seeder::draw_slab`]) in hash order, each kept when
+    /// no seed (of this block, or `lent` by its neighbours) lies within
+    /// the spacing.
     fn select<'a>(
         &self,
         discs: &[Disc],
-        sources: impl Iterator<Item = (u32, &'a Disc)>,
+        candidates: &[&[Candidate]],
         lent: impl Iterator<Item = &'a Vector3<f64>>,
         scratch: &mut Scratch,
     ) -> Vec<Kept> {
         let corner = self.blocks.corner(self.key);
         let edge = self.blocks.edge;
-        scratch.candidates.clear();
-        for (point, disc) in sources {
-            // Skip discs that cannot reach the block.
-            let centre = disc.foot - corner;
-            let gap = Vector3::from_fn(|a, _| (-centre[a]).max(centre[a] - edge).max(0.0));
-            if gap.norm() > disc.radius {
-                continue;
-            }
-            // Most discs lie well inside one block: their candidates need
-            // no check of the block they fall in (the margin keeps
-            // rounding from deciding otherwise than `Blocks::key`).
-            let within = (0..3)
-                .map(|a| centre[a].min(edge - centre[a]))
-                .fold(f64::INFINITY, f64::min)
-                > disc.radius + 1e-9 * edge;
-            for number in 0..disc.candidates {
-                let h = hash(self.seed, point, number);
-                // Uniform on the disc by rejection from its square: no
-                // square root or sine per draw.
-                // (From another hash than the order's, which must not
-                // follow the position.)
-                let place = mix(h);
-                let x = 2.0 * unit(place << 32) - 1.0;
-                let y = 2.0 * unit(place & !0xffff_ffff) - 1.0;
-                if x * x + y * y > 1.0 {
-                    continue;
-                }
-                let offset = (disc.tangents[0] * x + disc.tangents[1] * y) * disc.radius;
-                let p = disc.foot + offset;
-                if within || self.blocks.key(&p) == self.key {
-                    scratch.candidates.push((h, p, point));
-                }
-            }
-        }
-        scratch.order_by_hash();
+        scratch.order_by_hash(candidates);
         let grid = Grid::new(corner, edge, self.spacing);
         if scratch.grid.len() == grid.cells() {
             for &cell in &scratch.written {
@@ -853,7 +986,7 @@ impl Block {
         }
         let d2 = self.spacing * self.spacing;
         let mut own = Vec::new();
-        for &(p, point) in &scratch.ordered {
+        for &Candidate { p, point, .. } in &scratch.ordered {
             let normal = discs[point as usize].normal;
             let Some(cell) = grid.cell(&p) else { continue };
             if scratch.grid[cell] != EMPTY {
@@ -942,5 +1075,53 @@ impl Grid {
         self.around
             .iter()
             .map(move |&offset| cell.wrapping_add_signed(offset))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A block's bounds hold exactly the positions `Blocks::key` puts in
+    /// it, down to the last bit at its faces.
+    #[test]
+    fn seed_block_bounds_agree_with_keys() {
+        let blocks = Blocks::new(
+            Vector3::new(-0.137, 0.021, -3.3),
+            Vector3::new(0.2, 0.9, 1.7),
+            0.079_367_475_922_867_73,
+        );
+        let mut h = 7u64;
+        for _ in 0..2000 {
+            h = mix(h);
+            let p = Vector3::new(
+                blocks.lo.x + 5.0 * unit(h) - 1.0,
+                blocks.lo.y + 5.0 * unit(mix(h ^ 1)) - 1.0,
+                blocks.lo.z + 5.0 * unit(mix(h ^ 2)) - 1.0,
+            );
+            let key = blocks.key(&p);
+            let bounds = blocks.bounds(key);
+            // The point itself, and a few ulps either side of each face of
+            // its block.
+            let corner = blocks.corner(key);
+            let mut probes = vec![p];
+            for a in 0..3 {
+                for face in [corner[a], corner[a] + blocks.edge] {
+                    let mut x = face;
+                    for _ in 0..4 {
+                        x = x.next_down();
+                    }
+                    for _ in 0..8 {
+                        let mut q = p;
+                        q[a] = x;
+                        probes.push(q);
+                        x = x.next_up();
+                    }
+                }
+            }
+            for q in probes {
+                assert_eq!(bounds.contains(&q), blocks.key(&q) == key, "{q:?}");
+            }
+        }
     }
 }
