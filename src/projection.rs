@@ -221,8 +221,8 @@ impl Projected {
 #[derive(Debug, Default)]
 pub struct Scratch {
     neighbourhood: Neighbourhood,
-    /// The neighbourhood as columns, with each neighbour's weights in the
-    /// current fit.
+    /// What the fit adds to the neighbourhood's columns: each neighbour's
+    /// weight in the current fit and, for the slope equations, its normal.
     columns: Columns,
     /// The neighbourhood's moments under the frame's weights (see
     /// [`Kernel::frame_at`]), summed as the weights are set.
