@@ -723,3 +723,35 @@ fn a_plate_thinner_than_the_neighbourhood_gets_each_faces_own_normal() {
         angles.len()
     );
 }
+
+/// `estimate_oriented` (the `normals` command) gives the normals a `run`
+/// estimates for its fit: a cloud carrying them projects as the bare cloud
+/// does, duplicates and a non-finite point included (to the rounding of a
+/// file's normals made unit length again as they are read: 1e-7 in a
+/// normal, far below the fit's noise; one sign or normal the two runs
+/// disagreed on would move a particle by the noise, 2e-3).
+#[test]
+fn the_normals_command_gives_the_normals_a_run_fits_with() {
+    let torus = common::Torus {
+        major: 1.0,
+        minor: 0.35,
+    };
+    let mut positions = common::noisy_cloud(&torus, 6_000, 0.002, 21).positions;
+    positions.extend(positions.iter().step_by(7).copied().collect::<Vec<_>>());
+    positions.push(Point3::new(f64::NAN, 0.0, 0.0));
+    let bare = PointCloud::from_positions(positions.clone());
+    let mut carrying = PointCloud::from_positions(positions.clone());
+    carrying.normals =
+        Some(estimate_oriented(&positions, DEFAULT_NEIGHBOURS, Orientation::Auto).unwrap());
+    let particles = common::particles(&torus, 500, 0.02, 22, |_| true);
+    let fields = "support: Nearest(30)";
+    let from_bare = common::project(&bare, &particles, fields);
+    let from_carrying = common::project(&carrying, &particles, fields);
+    for (a, b) in from_bare.iter().zip(&from_carrying) {
+        assert!(
+            (a.position - b.position).norm() < 1e-8,
+            "{a:?} against {b:?}"
+        );
+        assert!(a.normal.dot(&b.normal) > 1.0 - 1e-9, "{a:?} against {b:?}");
+    }
+}

@@ -115,7 +115,8 @@ pub fn estimate(search: &NeighbourSearch, k: NonZeroUsize) -> Estimate {
     // every row twice (1.1 GB at 20M points).
     let (normals, (variation, graph)) = (0..search.len() as u32)
         .into_par_iter()
-        // Consecutive indices are neighbours in Morton order: each gather
+        // Consecutive indices are neighbours (a distinct search numbers its
+        // points in its cells' order): each gather
         // starts from the radius of the one before (see `gather`).
         .with_min_len(256)
         .map_init(Scratch::default, |scratch, index| {

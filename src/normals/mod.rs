@@ -13,6 +13,7 @@ mod thin;
 use std::num::NonZeroUsize;
 
 use nalgebra::{Point3, Vector3};
+use rayon::prelude::*;
 
 pub use estimate::{Estimate, estimate};
 pub use orient::{SignRule, orient};
@@ -21,7 +22,6 @@ use crate::cloud::{CentroidSum, is_finite_point};
 use crate::config::Orientation;
 use crate::error::Result;
 use crate::neighbours::NeighbourSearch;
-use crate::order::morton_order;
 
 /// Neighbours of the PCA by default: the usual choice of scanner software,
 /// CGAL's and Open3D's examples and the truth sets' `*_pca` normals; enough
@@ -61,8 +61,10 @@ pub fn sign_rule(
 ///
 /// A point with a NaN or infinite coordinate gets a zero normal and takes
 /// no part; so does a point whose neighbourhood spans no plane (collinear
-/// points, a lone point). Duplicated points are kept (each gets the normal
-/// of their common neighbourhood). Errors only when `neighbours` is 0.
+/// points, a lone point). Exact duplicates are merged, as the surface of a
+/// `run` merges them (each copy gets the normal of the one kept): the
+/// normals are those `run` projects with. Errors only when `neighbours` is
+/// 0.
 pub fn estimate_oriented(
     positions: &[Point3<f64>],
     neighbours: usize,
@@ -90,19 +92,23 @@ pub fn estimate_oriented_about(
             "normals need at least one neighbour".into(),
         ));
     };
-    // In Morton order, so that each thread's gathers start from a
-    // neighbour's radius; non-finite points come last and are left out.
-    let mut finite = morton_order(positions);
-    finite.retain(|&i| is_finite_point(&positions[i as usize]));
+    // The surface's own search (`MlsSurface`): the finite points, exact
+    // duplicates merged, numbered in the grid's cell order, so that a
+    // `run` projects with these very normals.
+    let finite: Vec<u32> = (0..positions.len() as u32)
+        .into_par_iter()
+        .filter(|&i| is_finite_point(&positions[i as usize]))
+        .collect();
     let mut out = vec![Vector3::zeros(); positions.len()];
     if finite.is_empty() {
         return Ok(out);
     }
-    let kept: Vec<Point3<f64>> = finite.iter().map(|&i| positions[i as usize]).collect();
-    let search = NeighbourSearch::new(&kept)?;
+    let finite_positions: Vec<Point3<f64>> =
+        finite.par_iter().map(|&i| positions[i as usize]).collect();
+    let (search, kept) = NeighbourSearch::distinct(&finite_positions)?;
     let centroid = centroid - search.origin();
     // The search holds its own copy: at 20M points this one is 480 MB.
-    drop(kept);
+    drop(finite_positions);
     let Estimate {
         mut normals,
         variation,
@@ -116,8 +122,20 @@ pub fn estimate_oriented_about(
         sign_rule(orientation, &search, centroid),
         true,
     );
-    for (&i, normal) in finite.iter().zip(normals) {
-        out[i as usize] = normal;
+    let mut merged = vec![true; positions.len()];
+    for (&k, normal) in kept.iter().zip(&normals) {
+        let i = finite[k as usize] as usize;
+        out[i] = *normal;
+        merged[i] = false;
+    }
+    // A duplicate takes the normal of the copy the search kept.
+    if kept.len() < finite.len() {
+        for &i in &finite {
+            if merged[i as usize] {
+                let (twin, _) = search.nearest(&(positions[i as usize] - search.origin()));
+                out[i as usize] = normals[twin as usize];
+            }
+        }
     }
     Ok(out)
 }
