@@ -3,6 +3,8 @@
 //! Everything here works in coordinates relative to the neighbour search's
 //! origin, so a cloud at (500000, 4000000, 100) loses nothing to rounding.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use nalgebra::{Point3, Vector3};
 
 use crate::cloud::is_finite_point;
@@ -236,8 +238,9 @@ pub struct Scratch {
     first_fits: FirstFits,
 }
 
-/// The fit of one step: everything it computes from its centre alone,
-/// before a particle is projected onto it.
+/// The fit of one step: everything it computes from its centre (and,
+/// under a robust refit, the particle's residual), before a particle is
+/// projected onto it.
 #[derive(Debug, Clone, Copy)]
 struct StepFit {
     fit: Fit,
@@ -263,7 +266,10 @@ type FitOutcome = Result<StepFit, (Status, u32)>;
 /// drawn on the discs of cloud points share them far more.
 #[derive(Debug, Default)]
 struct FirstFits {
-    /// `(centre, outcome)`, replaced in turn.
+    /// The [`Projector::id`] of the projector whose fits these are (a
+    /// scratch may serve another projector later: its fits go then).
+    owner: u64,
+    /// `(centre, outcome)`, replaced oldest first.
     kept: Vec<(Vector3<f64>, FitOutcome)>,
     /// The entry replaced next.
     next: usize,
@@ -273,16 +279,25 @@ struct FirstFits {
 const KEPT_FITS: usize = 8;
 
 impl FirstFits {
-    /// The fit kept for `centre`, if any.
-    fn get(&self, centre: &Vector3<f64>) -> Option<FitOutcome> {
+    /// The fit that projector `owner` kept for `centre`, if any.
+    fn get(&self, owner: u64, centre: &Vector3<f64>) -> Option<FitOutcome> {
+        if owner != self.owner {
+            return None;
+        }
         self.kept
             .iter()
             .find(|(kept, _)| kept == centre)
             .map(|(_, outcome)| *outcome)
     }
 
-    /// Keeps `outcome` as the fit at `centre`, in place of the oldest.
-    fn keep(&mut self, centre: Vector3<f64>, outcome: FitOutcome) {
+    /// Keeps `outcome` as projector `owner`'s fit at `centre`, in place of
+    /// the oldest (of all, when the fits were another projector's).
+    fn keep(&mut self, owner: u64, centre: Vector3<f64>, outcome: FitOutcome) {
+        if owner != self.owner {
+            self.owner = owner;
+            self.kept.clear();
+            self.next = 0;
+        }
         if self.kept.len() < KEPT_FITS {
             self.kept.push((centre, outcome));
         } else {
@@ -320,7 +335,13 @@ pub struct Projector<'a> {
     normals: Option<&'a [Vector3<f32>]>,
     /// `normals` when they enter the fit ([`slope_normals`]).
     slope_normals: Option<&'a [Vector3<f32>]>,
+    /// This projector's own number, unique in the process: a [`Scratch`]
+    /// keeps fits for one projector at a time ([`FirstFits`]).
+    id: u64,
 }
+
+/// The next [`Projector::id`].
+static NEXT_PROJECTOR: AtomicU64 = AtomicU64::new(0);
 
 /// The cloud's normals as the fit's slope equations use them: when it has
 /// some and `normal_weight` is positive.
@@ -351,6 +372,7 @@ impl<'a> Projector<'a> {
             colours,
             normals,
             slope_normals: slope_normals(normals, method.normal_weight),
+            id: NEXT_PROJECTOR.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -563,11 +585,13 @@ impl<'a> Projector<'a> {
         scratch: &mut Scratch,
     ) -> StepOutcome {
         let shared = first && self.method.shares_first_fits();
-        let kept = shared.then(|| scratch.first_fits.get(centre)).flatten();
+        let kept = shared
+            .then(|| scratch.first_fits.get(self.id, centre))
+            .flatten();
         let outcome = kept.unwrap_or_else(|| {
             let outcome = self.fit_around(centre, target, scratch);
             if shared {
-                scratch.first_fits.keep(*centre, outcome);
+                scratch.first_fits.keep(self.id, *centre, outcome);
             }
             outcome
         });

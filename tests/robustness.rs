@@ -477,3 +477,28 @@ fn a_shared_first_fit_projects_as_a_fit_of_its_own() {
     let second_steps = together.iter().filter(|p| p.steps == 2).count();
     assert!(second_steps > 0 && second_steps < together.len());
 }
+
+/// A scratch that served one projector serves another afresh: the first
+/// fits it kept (by centre) belong to the first projector's method.
+#[test]
+fn a_scratch_keeps_no_fit_of_another_projector() {
+    let surface = MlsSurface::new(&noisy_cloud(&Sphere::unit(), 2_000, 0.002, 9)).unwrap();
+    let particle = Point3::new(0.3, 0.2, 0.95);
+    // Two supports: the same centre (the particle's nearest point), two fits.
+    let projector = |support: &str| {
+        let text = format!(
+            r#"(cloud: "c.ply", particles: File("p.ply"), output: "o.ply", support: {support})"#
+        );
+        surface.projector(
+            Method::from(&Config::parse(&text).unwrap()),
+            Orientation::Auto,
+            false,
+        )
+    };
+    let (narrow, wide) = (projector("Nearest(10)"), projector("Nearest(60)"));
+    let mut scratch = mlsproj::projection::Scratch::default();
+    narrow.project(&particle, &mut scratch);
+    let reused = wide.project(&particle, &mut scratch);
+    let fresh = wide.project(&particle, &mut mlsproj::projection::Scratch::default());
+    assert_eq!(reused, fresh);
+}
