@@ -326,6 +326,23 @@ fn a_far_outlier_does_not_crowd_the_cells() {
     );
 }
 
+/// A stack of copies far off (2% of the points at a scanner's no-return
+/// position) is one outlier, not a share of the cloud that holds the
+/// cells wide: the distinct index merges it, and the cells stay as fine
+/// as without it.
+#[test]
+fn a_far_stack_of_copies_does_not_crowd_the_cells() {
+    let (_, mut points) = clouds().swap_remove(0);
+    let count = points.len();
+    points.extend(std::iter::repeat_n(Point3::new(-4e5, 2e6, 0.0), count / 50));
+    let (search, _) = NeighbourSearch::distinct(&points).unwrap();
+    assert!(
+        search.cell_count() * 64 >= count,
+        "{} cells",
+        search.cell_count()
+    );
+}
+
 #[test]
 fn a_centre_that_is_not_finite_finds_nothing_and_returns() {
     let (_, points) = clouds().swap_remove(0);

@@ -92,9 +92,12 @@ pub(super) struct CellGrid {
     /// cell order: the exact test and the offsets handed to the fit, read
     /// a lane of four at a time by the gather.
     exact: [Vec<f64>; 3],
-    /// For each point in cell order, its index in the slice built from.
+    /// For each point in cell order, its index in the slice built from
+    /// (the identity for [`CellGrid::distinct`], whose indices are its
+    /// own order).
     original: Vec<u32>,
-    /// For each index of the slice built from, its place in cell order.
+    /// For each index of the slice built from, its place in cell order
+    /// (the identity for [`CellGrid::distinct`]).
     place: Vec<u32>,
 }
 
@@ -121,7 +124,7 @@ impl CellGrid {
     /// `local[kept[i]]`, and `kept`.
     pub(super) fn distinct(local: &[Vector3<f64>]) -> (Self, Vec<u32>) {
         let (grid, kept) = Self::build(local, true);
-        (grid, kept.expect("built without duplicates"))
+        (grid, kept.expect("a distinct build maps its points"))
     }
 
     /// [`Self::new`], or with `drop_duplicates` [`Self::distinct`]: then
@@ -149,7 +152,8 @@ impl CellGrid {
             .enumerate()
             .map(|(i, p)| (morton_code(grid.fine_cell(p)), i as u32))
             .collect();
-        // Within a cell: by fine code, then by input order; a fixed order.
+        // Within a cell: by fine code, then by input order; a fixed order
+        // (a distinct grid orders a run of equal codes by position).
         coded.par_sort_unstable();
         if drop_duplicates {
             drop_coincident(&mut coded, local);
@@ -839,11 +843,23 @@ fn level(coded: &[(u64, u32)]) -> u32 {
 }
 
 /// The box holding all but the outermost [`BOX_TAIL`] of a sample of
-/// `local` on each side of each axis.
+/// `local` on each side of each axis, each position of the sample counted
+/// once: a stack of copies far from the rest (a scanner's no-returns
+/// written at the origin) is as much an outlier as one point there, and
+/// [`CellGrid::distinct`] merges it into one; counted as many, it would hold
+/// the box open and every cell wide.
 fn robust_box(local: &[Vector3<f64>]) -> (Vector3<f64>, Vector3<f64>) {
     let step = local.len().div_ceil(BOX_SAMPLE).max(1);
+    // Bits that are equal exactly when the coordinates are (−0 as 0).
+    let mut sample: Vec<[u64; 3]> = local
+        .iter()
+        .step_by(step)
+        .map(|p| p.map(|v| (v + 0.0).to_bits()).into())
+        .collect();
+    sample.sort_unstable();
+    sample.dedup();
     let ends = [0, 1, 2].map(|axis| {
-        let mut values: Vec<f64> = local.iter().step_by(step).map(|p| p[axis]).collect();
+        let mut values: Vec<f64> = sample.iter().map(|p| f64::from_bits(p[axis])).collect();
         values.sort_unstable_by(f64::total_cmp);
         let cut = (values.len() as f64 * BOX_TAIL) as usize;
         (values[cut], values[values.len() - 1 - cut])
