@@ -326,7 +326,7 @@ fn unit_or_zero(normal: Vector3<f32>) -> Vector3<f32> {
 
 /// The values at `indices`.
 fn pick<T: Copy + Send + Sync>(values: &[T], indices: &[u32]) -> Vec<T> {
-    // A gather in Morton order: random reads, so worth every thread.
+    // A gather in the search's order: random reads, so worth every thread.
     indices.par_iter().map(|&i| values[i as usize]).collect()
 }
 

@@ -34,7 +34,9 @@ pub use crate::order::morton_order;
 /// One neighbour of a query centre.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Neighbour {
-    /// Index into the point slice the search was built from.
+    /// Index of the point in the search: into the slice it was built from
+    /// ([`NeighbourSearch::new`]), or its own order
+    /// ([`NeighbourSearch::distinct`]).
     pub index: u32,
     /// `p − centre`, in the cloud's units.
     pub offset: Vector3<f64>,

@@ -8,10 +8,12 @@
 //!    nearest gives a tangent plane through their centroid (so the noise
 //!    of one point does not lift its disc), and the distance r to the
 //!    farthest of them the area the point covers, π r² / k. Candidates are
-//!    drawn uniformly on a disc of radius r / 2 around the point's foot on
-//!    that plane: about four discs overlap anywhere inside the cloud, so no
-//!    gap is left between points, while a hole wider than the discs stays
-//!    empty by itself.
+//!    drawn uniformly on a disc around the point's foot on that plane, of
+//!    radius r / 2 inside the cloud (about four discs overlap anywhere
+//!    there), growing to r where the neighbours lean to one side (a gap in
+//!    the cloud beside the point, or its edge: [`disc_scale`]), so that no
+//!    gap the surface spans is left between points, while a hole wider
+//!    than the discs stays empty.
 //! 2. **Poisson-disk selection** at spacing d, greedy in the order of a hash
 //!    of each candidate (and `seed`): a candidate is kept when no kept one
 //!    lies within d. Space is cut into cubic blocks, done slab by slab
@@ -452,8 +454,10 @@ pub fn refuse_spacing(search: &NeighbourSearch, spacing: f64) -> Option<String> 
     })
 }
 
-/// The median candidate-disc radius, on a sample: the disc scale of the
-/// median distance to the [`FRAME_NEIGHBOURS`]-th neighbour.
+/// The median radius of a candidate disc inside the cloud, on a sample:
+/// [`DISC_SCALE`] times the median distance to the [`FRAME_NEIGHBOURS`]-th
+/// neighbour (discs grow at gaps and edges, [`disc_scale`], which the
+/// median hardly sees).
 fn disc_radius_median(search: &NeighbourSearch) -> f64 {
     DISC_SCALE * radius_for(search, FRAME_NEIGHBOURS + 1).unwrap_or(0.0)
 }
