@@ -565,7 +565,13 @@ impl<'a> Seeder<'a> {
             .select_nth_unstable_by(middle, f64::total_cmp)
             .1
             .to_owned();
-        let edge = (BLOCK_SPACINGS * spacing).max(BLOCK_RADII * median);
+        // At most the edge `refuse_spacing` allows, which it measures on
+        // discs inside the cloud: the median here counts the discs grown
+        // at gaps and edges too, and the conflict grid's memory grows with
+        // the edge's cube (a wider disc is cut to the edge below).
+        let edge = (BLOCK_SPACINGS * spacing)
+            .max(BLOCK_RADII * median)
+            .min(MAX_BLOCK_SPACINGS * spacing);
         let (lo, hi) = discs.iter().fold(
             (
                 Vector3::repeat(f64::INFINITY),
