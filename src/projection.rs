@@ -279,20 +279,23 @@ struct FirstFits {
 const KEPT_FITS: usize = 8;
 
 impl FirstFits {
-    /// The fit that projector `owner` kept for `centre`, if any.
-    fn get(&self, owner: u64, centre: &Vector3<f64>) -> Option<FitOutcome> {
+    /// Where the fit that projector `owner` kept for `centre` is, if any.
+    fn find(&self, owner: u64, centre: &Vector3<f64>) -> Option<usize> {
         if owner != self.owner {
             return None;
         }
-        self.kept
-            .iter()
-            .find(|(kept, _)| kept == centre)
-            .map(|(_, outcome)| *outcome)
+        self.kept.iter().position(|(kept, _)| kept == centre)
+    }
+
+    /// The fit kept at `at` ([`Self::find`], [`Self::keep`]).
+    fn outcome(&self, at: usize) -> &FitOutcome {
+        &self.kept[at].1
     }
 
     /// Keeps `outcome` as projector `owner`'s fit at `centre`, in place of
-    /// the oldest (of all, when the fits were another projector's).
-    fn keep(&mut self, owner: u64, centre: Vector3<f64>, outcome: FitOutcome) {
+    /// the oldest (of all, when the fits were another projector's), and
+    /// returns where.
+    fn keep(&mut self, owner: u64, centre: Vector3<f64>, outcome: FitOutcome) -> usize {
         if owner != self.owner {
             self.owner = owner;
             self.kept.clear();
@@ -300,9 +303,12 @@ impl FirstFits {
         }
         if self.kept.len() < KEPT_FITS {
             self.kept.push((centre, outcome));
+            self.kept.len() - 1
         } else {
-            self.kept[self.next] = (centre, outcome);
-            self.next = (self.next + 1) % KEPT_FITS;
+            let at = self.next;
+            self.kept[at] = (centre, outcome);
+            self.next = (at + 1) % KEPT_FITS;
+            at
         }
     }
 }
@@ -584,20 +590,24 @@ impl<'a> Projector<'a> {
         first: bool,
         scratch: &mut Scratch,
     ) -> StepOutcome {
-        let shared = first && self.method.shares_first_fits();
-        let kept = shared
-            .then(|| scratch.first_fits.get(self.id, centre))
-            .flatten();
-        let outcome = kept.unwrap_or_else(|| {
-            let outcome = self.fit_around(centre, target, scratch);
-            if shared {
-                scratch.first_fits.keep(self.id, *centre, outcome);
-            }
-            outcome
-        });
+        // A fit is some 700 bytes: read where it is kept, not copied out.
+        let fresh;
+        let outcome = if first && self.method.shares_first_fits() {
+            let at = match scratch.first_fits.find(self.id, centre) {
+                Some(at) => at,
+                None => {
+                    let outcome = self.fit_around(centre, target, scratch);
+                    scratch.first_fits.keep(self.id, *centre, outcome)
+                }
+            };
+            scratch.first_fits.outcome(at)
+        } else {
+            fresh = self.fit_around(centre, target, scratch);
+            &fresh
+        };
         match outcome {
-            Ok(fit) => self.project_onto(&fit, centre, target),
-            Err((status, count)) => StepOutcome::Failed(status, count),
+            Ok(fit) => self.project_onto(fit, centre, target),
+            Err((status, count)) => StepOutcome::Failed(*status, *count),
         }
     }
 
