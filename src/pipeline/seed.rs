@@ -927,17 +927,33 @@ fn settle(projected: Vec<Projected>, neighbours: &[&Slab], radius: f64) -> Vec<P
     let Ok(search) = NeighbourSearch::new(&positions) else {
         return projected;
     };
-    let mut keep = vec![true; before];
-    keep.resize(positions.len(), false);
-    let mut hood = Neighbourhood::default();
-    for i in before..positions.len() {
+    let near = |i: usize, hood: &mut Neighbourhood| {
         search.gather(
             &(positions[i] - search.origin()),
             Support::Radius(radius),
             1.0,
-            &mut hood,
+            hood,
         );
-        keep[i] = !hood.indices().iter().any(|&n| keep[n as usize]);
+    };
+    // Only a seed with one before it within `radius` can go: found in
+    // parallel (the gathers are the cost), so that the greedy pass in seed
+    // order, which must run one seed after another, looks again at those
+    // alone (about a third on the bunny scan of docs/seeding.md).
+    let crowded: Vec<bool> = (before..positions.len())
+        .into_par_iter()
+        .map_init(Neighbourhood::default, |hood, i| {
+            near(i, hood);
+            hood.indices().iter().any(|&n| (n as usize) < i)
+        })
+        .collect();
+    let mut keep = vec![true; before];
+    keep.resize(positions.len(), false);
+    let mut hood = Neighbourhood::default();
+    for (i, crowded) in (before..positions.len()).zip(crowded) {
+        keep[i] = !crowded || {
+            near(i, &mut hood);
+            !hood.indices().iter().any(|&n| keep[n as usize])
+        };
     }
     projected
         .into_iter()
