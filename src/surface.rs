@@ -1,16 +1,13 @@
 //! A cloud made ready for projection: its finite points in a neighbour
 //! search, with the normals and colours that go with them.
 
-use std::borrow::Cow;
 use std::num::NonZeroUsize;
 use std::path::Path;
 
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
-use crate::cloud::{
-    CentroidSum, PointCloud, Precision, finite_bounds, is_finite_point, values_precision,
-};
+use crate::cloud::{CentroidSum, PointCloud, Precision, finite_bounds, values_precision};
 use crate::config::{CloudNormals, Config, Orientation, Support};
 use crate::error::{Error, Location, Result};
 use crate::neighbours::NeighbourSearch;
@@ -110,32 +107,17 @@ impl MlsSurface {
     /// its slab and halo, and may differ from a whole run's where a part of
     /// the surface leaves the slab and comes back.
     pub fn with_options(cloud: &PointCloud, options: &NormalOptions) -> Result<Self> {
-        let finite: Vec<u32> = (0..cloud.len() as u32)
-            .into_par_iter()
-            .filter(|&i| is_finite_point(&cloud.positions[i as usize]))
-            .collect();
-        let skipped = cloud.len() - finite.len();
-        // Every point is finite in most clouds: then no copy is needed.
-        let finite_positions = if skipped == 0 {
-            Cow::Borrowed(cloud.positions.as_slice())
-        } else {
-            Cow::Owned(pick(&cloud.positions, &finite))
-        };
-        let (search, kept) = NeighbourSearch::distinct(&finite_positions)?;
-        let duplicates = finite.len() - kept.len();
         // The cloud's index of each point of the search.
-        let finite = if skipped == 0 {
-            kept
-        } else {
-            kept.par_iter().map(|&k| finite[k as usize]).collect()
-        };
+        let (search, finite, finite_count) = NeighbourSearch::distinct_finite(&cloud.positions)?;
+        let skipped = cloud.len() - finite_count;
+        let duplicates = finite_count - finite.len();
         let own_normals = cloud
             .normals
             .as_deref()
             .filter(|_| options.cloud_normals == CloudNormals::Use)
             .map(|n| pick(n, &finite).into_iter().map(unit_or_zero).collect());
         let colours = cloud.colours.as_deref().map(|c| pick(c, &finite));
-        let (lo, hi) = finite_bounds(finite_positions.iter()).expect("the search has a point");
+        let (lo, hi) = finite_bounds(&cloud.positions).expect("the search has a point");
         let diagonal = (hi - lo).norm();
         let values_precision = values_precision(diagonal, lo.coords.amax().max(hi.coords.amax()));
         // Over every finite point, duplicates included, as a tile's pass

@@ -14,7 +14,7 @@ use std::num::NonZeroUsize;
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
-use crate::cloud::finite_bounds;
+use crate::cloud::{finite_bounds, is_finite_point};
 use crate::config::Support;
 use crate::error::{Error, Result};
 
@@ -71,6 +71,28 @@ impl NeighbourSearch {
         let (origin, local) = Self::local(positions)?;
         let (grid, kept) = CellGrid::distinct(&local);
         Ok((NeighbourSearch { grid, origin }, kept))
+    }
+
+    /// [`Self::distinct`] over the finite points of `positions` (any:
+    /// those with a NaN or infinite coordinate are left out), as a
+    /// cloud's surface searches them. Returns the index, the index into
+    /// `positions` of each of its points, and how many of `positions` are
+    /// finite. Errors when none is.
+    pub fn distinct_finite(positions: &[Point3<f64>]) -> Result<(Self, Vec<u32>, usize)> {
+        let finite: Vec<u32> = (0..positions.len() as u32)
+            .into_par_iter()
+            .filter(|&i| is_finite_point(&positions[i as usize]))
+            .collect();
+        if finite.len() == positions.len() {
+            // Every point is finite in most clouds: no copy, no renumbering.
+            let (search, kept) = Self::distinct(positions)?;
+            return Ok((search, kept, finite.len()));
+        }
+        let finite_positions: Vec<Point3<f64>> =
+            finite.par_iter().map(|&i| positions[i as usize]).collect();
+        let (search, kept) = Self::distinct(&finite_positions)?;
+        let kept = kept.par_iter().map(|&k| finite[k as usize]).collect();
+        Ok((search, kept, finite.len()))
     }
 
     /// The centre of the bounding box of `positions`, and the positions

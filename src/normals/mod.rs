@@ -13,7 +13,6 @@ mod thin;
 use std::num::NonZeroUsize;
 
 use nalgebra::{Point3, Vector3};
-use rayon::prelude::*;
 
 pub use estimate::{Estimate, estimate};
 pub use orient::{SignRule, orient};
@@ -95,20 +94,12 @@ pub fn estimate_oriented_about(
     // The surface's own search (`MlsSurface`): the finite points, exact
     // duplicates merged, numbered in the grid's cell order, so that a
     // `run` projects with these very normals.
-    let finite: Vec<u32> = (0..positions.len() as u32)
-        .into_par_iter()
-        .filter(|&i| is_finite_point(&positions[i as usize]))
-        .collect();
     let mut out = vec![Vector3::zeros(); positions.len()];
-    if finite.is_empty() {
+    if !positions.iter().any(is_finite_point) {
         return Ok(out);
     }
-    let finite_positions: Vec<Point3<f64>> =
-        finite.par_iter().map(|&i| positions[i as usize]).collect();
-    let (search, kept) = NeighbourSearch::distinct(&finite_positions)?;
+    let (search, kept, finite_count) = NeighbourSearch::distinct_finite(positions)?;
     let centroid = centroid - search.origin();
-    // The search holds its own copy: at 20M points this one is 480 MB.
-    drop(finite_positions);
     let Estimate {
         mut normals,
         variation,
@@ -123,15 +114,14 @@ pub fn estimate_oriented_about(
         true,
     );
     let mut merged = vec![true; positions.len()];
-    for (&k, normal) in kept.iter().zip(&normals) {
-        let i = finite[k as usize] as usize;
-        out[i] = *normal;
-        merged[i] = false;
+    for (&i, normal) in kept.iter().zip(&normals) {
+        out[i as usize] = *normal;
+        merged[i as usize] = false;
     }
     // A duplicate takes the normal of the copy the search kept.
-    if kept.len() < finite.len() {
-        for &i in &finite {
-            if merged[i as usize] {
+    if kept.len() < finite_count {
+        for i in 0..positions.len() as u32 {
+            if merged[i as usize] && is_finite_point(&positions[i as usize]) {
                 let (twin, _) = search.nearest(&(positions[i as usize] - search.origin()));
                 out[i as usize] = normals[twin as usize];
             }
