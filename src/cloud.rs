@@ -3,6 +3,7 @@
 //! be written back unchanged.
 
 use nalgebra::{Point3, Vector3};
+use rayon::prelude::*;
 
 /// True when every coordinate of `p` is finite: scanners write NaN or
 /// infinite coordinates for points they could not measure.
@@ -49,6 +50,12 @@ impl CentroidSum {
     pub fn centroid(&self) -> Point3<f64> {
         self.reference.unwrap_or_else(Point3::origin) + self.sum / self.count.max(1) as f64
     }
+}
+
+/// The values at `indices`: a gather of random reads, so worth every
+/// thread.
+pub(crate) fn pick<T: Copy + Send + Sync>(values: &[T], indices: &[u32]) -> Vec<T> {
+    indices.par_iter().map(|&i| values[i as usize]).collect()
 }
 
 /// Axis-aligned bounding box `(min, max)` of the finite points among

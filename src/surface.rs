@@ -7,7 +7,7 @@ use std::path::Path;
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
-use crate::cloud::{CentroidSum, PointCloud, Precision, finite_bounds, values_precision};
+use crate::cloud::{CentroidSum, PointCloud, Precision, finite_bounds, pick, values_precision};
 use crate::config::{CloudNormals, Config, Orientation, Support};
 use crate::error::{Error, Location, Result};
 use crate::neighbours::NeighbourSearch;
@@ -304,12 +304,6 @@ fn unit_or_zero(normal: Vector3<f32>) -> Vector3<f32> {
     } else {
         Vector3::zeros()
     }
-}
-
-/// The values at `indices`.
-fn pick<T: Copy + Send + Sync>(values: &[T], indices: &[u32]) -> Vec<T> {
-    // A gather in the search's order: random reads, so worth every thread.
-    indices.par_iter().map(|&i| values[i as usize]).collect()
 }
 
 /// Where the scanner that saw each point of `search` stood (relative to its

@@ -765,31 +765,20 @@ fn fine_coordinate(in_fine_cells: f64) -> u32 {
 /// ordered by position, then index, so that copies sit side by side
 /// however many points share the cell.
 fn drop_coincident(coded: &mut Vec<(u64, u32)>, local: &[Vector3<f64>]) {
-    // Bits that are equal exactly when the coordinates are (−0 as 0).
-    let position = |index: u32| local[index as usize].map(|v| (v + 0.0).to_bits());
-    let mut kept = 0;
-    let mut start = 0;
-    while start < coded.len() {
-        let code = coded[start].0;
-        let end = start
-            + coded[start..]
-                .iter()
-                .take_while(|&&(c, _)| c == code)
-                .count();
-        let run = &mut coded[start..end];
+    let position = |index: u32| position_bits(&local[index as usize]);
+    for run in coded.chunk_by_mut(|a, b| a.0 == b.0) {
         if run.len() > 1 {
-            run.sort_unstable_by_key(|&(_, index)| (<[u64; 3]>::from(position(index)), index));
+            run.sort_unstable_by_key(|&(_, index)| (position(index), index));
         }
-        for at in start..end {
-            let (_, index) = coded[at];
-            if at == start || position(index) != position(coded[at - 1].1) {
-                coded[kept] = coded[at];
-                kept += 1;
-            }
-        }
-        start = end;
     }
-    coded.truncate(kept);
+    // Equal positions have equal codes: copies now sit side by side.
+    coded.dedup_by_key(|&mut (_, index)| position(index));
+}
+
+/// A position's coordinates as bits, equal exactly when the coordinates
+/// are (−0 counted as 0).
+fn position_bits(p: &Vector3<f64>) -> [u64; 3] {
+    p.map(|v| (v + 0.0).to_bits()).into()
 }
 
 /// The grid's corner (relative to the search's origin) and fine cell size
@@ -850,12 +839,7 @@ fn level(coded: &[(u64, u32)]) -> u32 {
 /// the box open and every cell wide.
 fn robust_box(local: &[Vector3<f64>]) -> (Vector3<f64>, Vector3<f64>) {
     let step = local.len().div_ceil(BOX_SAMPLE).max(1);
-    // Bits that are equal exactly when the coordinates are (−0 as 0).
-    let mut sample: Vec<[u64; 3]> = local
-        .iter()
-        .step_by(step)
-        .map(|p| p.map(|v| (v + 0.0).to_bits()).into())
-        .collect();
+    let mut sample: Vec<[u64; 3]> = local.iter().step_by(step).map(position_bits).collect();
     sample.sort_unstable();
     sample.dedup();
     let ends = [0, 1, 2].map(|axis| {

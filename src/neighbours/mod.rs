@@ -14,7 +14,7 @@ use std::num::NonZeroUsize;
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
-use crate::cloud::{finite_bounds, is_finite_point};
+use crate::cloud::{finite_bounds, is_finite_point, pick};
 use crate::config::Support;
 use crate::error::{Error, Result};
 
@@ -88,11 +88,8 @@ impl NeighbourSearch {
             let (search, kept) = Self::distinct(positions)?;
             return Ok((search, kept, finite.len()));
         }
-        let finite_positions: Vec<Point3<f64>> =
-            finite.par_iter().map(|&i| positions[i as usize]).collect();
-        let (search, kept) = Self::distinct(&finite_positions)?;
-        let kept = kept.par_iter().map(|&k| finite[k as usize]).collect();
-        Ok((search, kept, finite.len()))
+        let (search, kept) = Self::distinct(&pick(positions, &finite))?;
+        Ok((search, pick(&finite, &kept), finite.len()))
     }
 
     /// The centre of the bounding box of `positions`, and the positions
