@@ -99,11 +99,9 @@ def main():
         for tool, cmd, output, (cloud, fields) in tools:
             wall, cpu, rss = timed(cmd)
             s = score(folder / "mesh.ply", output)
-            flips = s.get("flips", s.get("wrong_sign_fraction"))
-            angle = s.get("mean_angle_deg", s.get("angle_deg_mean"))
             projected = accuracy(folder, cloud, fields, output.with_name(output.stem + "-projected.ply"))
             rows.append(f"| {name} | {tool} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | "
-                        f"{100 * flips:.3f}% | {angle if angle is None else f'{angle:.1f}'} | {projected} |")
+                        f"{100 * s['flips']:.3f}% | {s['angle_deg_mean']:.1f} | {projected} |")
             print(rows[-1], file=sys.stderr, flush=True)
     table = "\n".join(rows) + "\n"
     (OUT / "table.md").write_text(table)

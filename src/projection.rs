@@ -690,11 +690,12 @@ impl<'a> Projector<'a> {
         } = step_fit;
         let support_radius = fit.support_radius;
         let particle_local = fit.frame.local(&(target - centre - fit.frame.centroid));
-        // The lower degrees are solved only when the first is of no use.
-        let solutions = first
-            .iter()
-            .copied()
-            .chain(fit.surfaces(method.degree, *count).skip(1));
+        // The degrees below the first are solved only when it is of no use.
+        let lower = first
+            .filter(|solution| solution.degree > 0)
+            .into_iter()
+            .flat_map(|solution| fit.surfaces(solution.degree - 1, *count));
+        let solutions = first.iter().copied().chain(lower);
         for solution in solutions {
             let field = solution.field;
             let (u, v) = match method.projection {

@@ -747,6 +747,8 @@ fn the_normals_command_gives_the_normals_a_run_fits_with() {
     let fields = "support: Nearest(30)";
     let from_bare = common::project(&bare, &particles, fields);
     let from_carrying = common::project(&carrying, &particles, fields);
+    assert_eq!(from_bare.len(), particles.len());
+    assert_eq!(from_carrying.len(), particles.len());
     for (a, b) in from_bare.iter().zip(&from_carrying) {
         assert!(
             (a.position - b.position).norm() < 1e-8,

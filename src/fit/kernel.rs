@@ -225,8 +225,13 @@ mod tests {
                     lane_moments.frame().unwrap(),
                     plain_moments.frame().unwrap(),
                 );
-                // One neighbour at a time: the same to the last bits.
+                // One neighbour at a time against lanes: the same frame to
+                // the rounding of another order of sums.
                 assert!((a.centroid - b.centroid).norm() <= 1e-14, "{weight:?}");
+                assert!(
+                    (a.normal.dot(&b.normal).abs() - 1.0).abs() < 1e-12,
+                    "{weight:?}"
+                );
                 // The plain frame weights summed in lanes: bit for bit
                 // (the frame's weight is one polynomial for every kernel).
                 let mut frame = Columns::default();

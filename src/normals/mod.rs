@@ -113,13 +113,15 @@ pub fn estimate_oriented_about(
         sign_rule(orientation, &search, centroid),
         true,
     );
-    let mut merged = vec![true; positions.len()];
     for (&i, normal) in kept.iter().zip(&normals) {
         out[i as usize] = *normal;
-        merged[i as usize] = false;
     }
     // A duplicate takes the normal of the copy the search kept.
     if kept.len() < finite_count {
+        let mut merged = vec![true; positions.len()];
+        for &i in &kept {
+            merged[i as usize] = false;
+        }
         for i in 0..positions.len() as u32 {
             if merged[i as usize] && is_finite_point(&positions[i as usize]) {
                 let (twin, _) = search.nearest(&(positions[i as usize] - search.origin()));

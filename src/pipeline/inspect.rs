@@ -57,15 +57,22 @@ fn sample_step(len: usize) -> usize {
     len.div_ceil(SAMPLE_SIZE).max(1)
 }
 
+/// The squared distance from each point of the sample (at most
+/// [`SAMPLE_SIZE`], [`in_sample`]) to its `k`-th nearest, itself the first.
+pub fn kth_distances_squared(
+    search: &NeighbourSearch,
+    k: NonZeroUsize,
+) -> impl Iterator<Item = f64> + '_ {
+    sample(search.len()).map(move |i| {
+        let nearest = search.nearest_n(&search.local_point(i as u32), k);
+        nearest.last().map_or(0.0, |n| n.distance_squared)
+    })
+}
+
 /// Mean distance from a point to its nearest other point, on a sample.
 pub fn mean_spacing(search: &NeighbourSearch) -> f64 {
     let two = NonZeroUsize::new(2).expect("2 is not zero");
-    let distances: Vec<f64> = sample(search.len())
-        .map(|i| {
-            let nearest = search.nearest_n(&search.local_point(i as u32), two);
-            nearest.last().map_or(0.0, |n| n.distance_squared.sqrt())
-        })
-        .collect();
+    let distances: Vec<f64> = kth_distances_squared(search, two).map(f64::sqrt).collect();
     distances.iter().sum::<f64>() / distances.len().max(1) as f64
 }
 
@@ -73,12 +80,7 @@ pub fn mean_spacing(search: &NeighbourSearch) -> f64 {
 /// radius giving about `k` neighbours.
 pub fn radius_for(search: &NeighbourSearch, k: usize) -> Option<f64> {
     let k = NonZeroUsize::new(k.min(search.len()))?;
-    let mut distances: Vec<f64> = sample(search.len())
-        .map(|i| {
-            let nearest = search.nearest_n(&search.local_point(i as u32), k);
-            nearest.last().map_or(0.0, |n| n.distance_squared.sqrt())
-        })
-        .collect();
+    let mut distances: Vec<f64> = kth_distances_squared(search, k).map(f64::sqrt).collect();
     Spread::of(&mut distances).map(|s| s.median)
 }
 

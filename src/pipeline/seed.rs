@@ -61,7 +61,7 @@ use crate::cpu::floor_i64;
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
 use crate::projection::{Projected, Projector};
 
-use super::inspect::{in_sample, radius_for};
+use super::inspect::{kth_distances_squared, radius_for};
 use super::tiles::Tile;
 
 /// Neighbours (besides the point itself) from which each cloud point's
@@ -160,13 +160,8 @@ pub fn estimated_area(search: &NeighbourSearch) -> f64 {
         return 0.0;
     };
     let neighbours = (k.get() - 1).max(1) as f64;
-    let (sum, count) = (0..len)
-        .filter(|&i| in_sample(i, len))
-        .map(|i| {
-            let nearest = search.nearest_n(&search.local_point(i as u32), k);
-            let reach_squared = nearest.last().map_or(0.0, |n| n.distance_squared);
-            PI * reach_squared / neighbours
-        })
+    let (sum, count) = kth_distances_squared(search, k)
+        .map(|reach_squared| PI * reach_squared / neighbours)
         .fold((0.0, 0usize), |(s, c), a| (s + a, c + 1));
     sum / count.max(1) as f64 * len as f64
 }
@@ -361,8 +356,13 @@ impl Blocks {
     }
 
     fn key(&self, p: &Vector3<f64>) -> Key {
-        let c = (p - self.lo) / self.edge;
-        self.axes.map(|a| floor_i64(c[a]))
+        self.axes.map(|a| self.coordinate(p[a], a))
+    }
+
+    /// The block coordinate of `x` along axis `axis`: [`Blocks::key`]'s,
+    /// and the one [`Blocks::bounds`] inverts.
+    fn coordinate(&self, x: f64, axis: usize) -> i64 {
+        floor_i64((x - self.lo[axis]) / self.edge)
     }
 
     /// The positions [`Blocks::key`] puts in block `key`, as bounds per
@@ -373,7 +373,7 @@ impl Blocks {
         let mut lo = Vector3::zeros();
         let mut hi = Vector3::zeros();
         for (&k, &a) in key.iter().zip(&self.axes) {
-            let block = |x: f64| floor_i64((x - self.lo[a]) / self.edge);
+            let block = |x: f64| self.coordinate(x, a);
             lo[a] = first_reaching(k, block);
             hi[a] = first_reaching(k.saturating_add(1), block);
         }
