@@ -46,6 +46,12 @@ impl CentroidSum {
         self.bounds.map_or(0.0, |(lo, hi)| (hi - lo).norm())
     }
 
+    /// The finite points' bounding box `(min, max)`, `None` when none was
+    /// added.
+    pub fn bounds(&self) -> Option<(Point3<f64>, Point3<f64>)> {
+        self.bounds
+    }
+
     /// The centroid of the finite points added, the origin when none was.
     pub fn centroid(&self) -> Point3<f64> {
         self.reference.unwrap_or_else(Point3::origin) + self.sum / self.count.max(1) as f64

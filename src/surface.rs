@@ -7,7 +7,7 @@ use std::path::Path;
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
-use crate::cloud::{CentroidSum, PointCloud, Precision, finite_bounds, pick, values_precision};
+use crate::cloud::{CentroidSum, PointCloud, Precision, pick, values_precision};
 use crate::config::{CloudNormals, Config, Orientation, Support};
 use crate::error::{Error, Location, Result};
 use crate::neighbours::NeighbourSearch;
@@ -115,18 +115,24 @@ impl MlsSurface {
             .normals
             .as_deref()
             .filter(|_| options.cloud_normals == CloudNormals::Use)
-            .map(|n| pick(n, &finite).into_iter().map(unit_or_zero).collect());
+            .map(|n| {
+                finite
+                    .par_iter()
+                    .map(|&i| unit_or_zero(n[i as usize]))
+                    .collect()
+            });
         let colours = cloud.colours.as_deref().map(|c| pick(c, &finite));
-        let (lo, hi) = finite_bounds(&cloud.positions).expect("the search has a point");
-        let diagonal = (hi - lo).norm();
-        let values_precision = values_precision(diagonal, lo.coords.amax().max(hi.coords.amax()));
         // Over every finite point, duplicates included, as a tile's pass
         // over the file sums it.
         let mut centroid = CentroidSum::default();
         for p in &cloud.positions {
             centroid.add(p);
         }
+        let (lo, hi) = centroid.bounds().expect("the search has a point");
+        let diagonal = (hi - lo).norm();
+        let values_precision = values_precision(diagonal, lo.coords.amax().max(hi.coords.amax()));
         let centroid = centroid.centroid() - search.origin();
+
         let estimated = own_normals.is_none();
         let re_sign = estimated
             || matches!(
@@ -167,6 +173,7 @@ impl MlsSurface {
                 normals
             }
         };
+
         Ok(MlsSurface {
             search,
             normals,

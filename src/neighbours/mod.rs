@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 
 mod grid;
 
-use grid::CellGrid;
+use grid::{CellGrid, Local};
 
 /// Neighbours the fit sums at once: four `f64` fill one AVX register. A
 /// [`Neighbourhood`]'s offsets and squared distances are padded to whole
@@ -55,10 +55,10 @@ impl NeighbourSearch {
     /// Builds the index. `positions` must be finite (the pipeline drops
     /// non-finite cloud points before this) and not empty.
     pub fn new(positions: &[Point3<f64>]) -> Result<Self> {
-        let (origin, local) = Self::local(positions)?;
+        let local = Self::local(positions)?;
         Ok(NeighbourSearch {
-            grid: CellGrid::new(&local),
-            origin,
+            grid: CellGrid::new(local),
+            origin: local.origin,
         })
     }
 
@@ -68,9 +68,15 @@ impl NeighbourSearch {
     /// the cells' (neighbours sit together in memory): returns the index,
     /// whose point `i` is `positions[kept[i]]`, and `kept`.
     pub fn distinct(positions: &[Point3<f64>]) -> Result<(Self, Vec<u32>)> {
-        let (origin, local) = Self::local(positions)?;
-        let (grid, kept) = CellGrid::distinct(&local);
-        Ok((NeighbourSearch { grid, origin }, kept))
+        let local = Self::local(positions)?;
+        let (grid, kept) = CellGrid::distinct(local);
+        Ok((
+            NeighbourSearch {
+                grid,
+                origin: local.origin,
+            },
+            kept,
+        ))
     }
 
     /// [`Self::distinct`] over the finite points of `positions` (any:
@@ -79,27 +85,27 @@ impl NeighbourSearch {
     /// `positions` of each of its points, and how many of `positions` are
     /// finite. Errors when none is.
     pub fn distinct_finite(positions: &[Point3<f64>]) -> Result<(Self, Vec<u32>, usize)> {
+        let finite_count = positions.par_iter().filter(|p| is_finite_point(p)).count();
+        if finite_count == positions.len() {
+            // Every point is finite in most clouds: no copy, no renumbering.
+            let (search, kept) = Self::distinct(positions)?;
+            return Ok((search, kept, finite_count));
+        }
         let finite: Vec<u32> = (0..positions.len() as u32)
             .into_par_iter()
             .filter(|&i| is_finite_point(&positions[i as usize]))
             .collect();
-        if finite.len() == positions.len() {
-            // Every point is finite in most clouds: no copy, no renumbering.
-            let (search, kept) = Self::distinct(positions)?;
-            return Ok((search, kept, finite.len()));
-        }
         let (search, kept) = Self::distinct(&pick(positions, &finite))?;
-        Ok((search, pick(&finite, &kept), finite.len()))
+        Ok((search, pick(&finite, &kept), finite_count))
     }
 
-    /// The centre of the bounding box of `positions`, and the positions
-    /// relative to it.
-    fn local(positions: &[Point3<f64>]) -> Result<(Point3<f64>, Vec<Vector3<f64>>)> {
+    /// `positions` relative to the centre of their bounding box.
+    fn local(positions: &[Point3<f64>]) -> Result<Local<'_>> {
         let Some((lo, hi)) = finite_bounds(positions) else {
             return Err(Error::Invalid("cannot search an empty cloud".into()));
         };
         let origin = nalgebra::center(&lo, &hi);
-        Ok((origin, positions.par_iter().map(|p| p - origin).collect()))
+        Ok(Local { positions, origin })
     }
 
     /// The centre of the cloud's bounding box, subtracted from every point.
