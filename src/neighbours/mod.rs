@@ -476,23 +476,21 @@ impl Neighbourhood {
         let kth = f64::from_bits(*self.distances.select_nth_unstable(k - 1).1);
         let closer = distances.iter().filter(|&&d| d < kth).count();
         // Ties at the k-th distance: the first ones in order fill up to k.
+        // Every neighbour is written at the next kept place and the place
+        // advances past the kept ones: no branch per neighbour, whose
+        // outcome is a coin toss (a quarter of the gathered go).
         let mut ties = k - closer;
         let mut kept = 0;
         for i in 0..self.len() {
             let distance_squared = self.distance_squared[i];
-            let keep = distance_squared < kth
-                || (distance_squared == kth && ties > 0 && {
-                    ties -= 1;
-                    true
-                });
-            if keep {
-                self.index[kept] = self.index[i];
-                for column in &mut self.offset {
-                    column[kept] = column[i];
-                }
-                self.distance_squared[kept] = distance_squared;
-                kept += 1;
+            let tie = distance_squared == kth && ties > 0;
+            ties -= usize::from(tie);
+            self.index[kept] = self.index[i];
+            for column in &mut self.offset {
+                column[kept] = column[i];
             }
+            self.distance_squared[kept] = distance_squared;
+            kept += usize::from(distance_squared < kth || tie);
         }
         self.index.truncate(kept);
         for column in &mut self.offset {
