@@ -145,7 +145,7 @@ impl CellGrid {
     /// of one before it in cell order (of equal positions, the first in
     /// `local`): the same sort finds them, as equal positions have equal
     /// codes. Returns the grid, whose point `i` (in cell order) is
-    /// `local[kept[i]]`, and `kept`.
+    /// `local.positions[kept[i]]`, and `kept`.
     pub(super) fn distinct(local: Local) -> (Self, Vec<u32>) {
         let (grid, kept) = Self::build(local, true);
         (grid, kept.expect("a distinct build maps its points"))
@@ -254,7 +254,6 @@ impl CellGrid {
             });
         grid.exact = [ex, ey, ez];
         grid.columns = [cx, cy, cz];
-
         // Without duplicates the grid's indices are its own order, so that
         // what the caller keeps per point (normals, colours) is read in
         // cell order too.
@@ -269,7 +268,6 @@ impl CellGrid {
             }
             grid.place = Some(place);
         }
-
         (grid, kept)
     }
 
