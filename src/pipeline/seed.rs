@@ -283,11 +283,15 @@ fn edge_offset(mean: &Vector3<f64>, normal: &Vector3<f64>, r: f64) -> f64 {
 /// in four were tested, each a gather of its own 17 nearest (17% of the
 /// CPU of the bunny scan of docs/seeding.md): 193,227 tests there, which
 /// dropped 988 seeds, 99 of them from discs under 0.2. At 0.2, 45% of
-/// those tests (CPU 1.329 → 1.303 s, medians of 7 alternating runs), and
-/// the scan's holes 0.874% → 0.869%, CoV, RMS and max the same, wrong
-/// signs 30 → 31 seeds, 231,065 seeds (231,001); the sphere, torus and plane with a
-/// hole of tests/seeding.rs score as before (widest gaps 1.482 d and
-/// 1.627 d, deepest seed in the hole 1.00 d).
+/// those tests: CPU −2 to −6% (medians of alternating runs, see
+/// docs/seeding.md), holes 0.874% → 0.869% (lower in four
+/// draws of four), CoV, RMS and max the same, one or two more seeds with
+/// a wrong sign per draw (30 → 31). What it gives up is margin at edges:
+/// over ten random clouds of the plane with a hole of tests/seeding.rs,
+/// the farthest seed beyond the outer edge 0.73-1.09 d → 0.80-1.32 d and
+/// the deepest in the hole 0.51-1.11 d → 0.51-1.31 d (the test allows
+/// 1.5 d for both). 0.16 keeps those margins and the wrong signs exactly
+/// but saves 1%; 0.25 lets a seed past 1.5 d on the test's cloud.
 const NEAR_EDGE: f64 = 0.2;
 
 /// The disc of cloud point `index` for spacing `spacing`.
@@ -1063,7 +1067,8 @@ impl Block {
 /// Candidates whose cell [`Block::select`] asks into the cache ahead of
 /// their test. On the bunny scan of docs/seeding.md (CPU, medians of 7
 /// alternating runs): none 1.303 s, 8 ahead 1.240 s, 16 ahead 1.216 s;
-/// the same seeds. Asking for each candidate's disc too (its normal) as
+/// in another call (11 runs) 1.277 → 1.239 s, and 1.339 → 1.318 s with
+/// [`NEAR_EDGE`] at 0.1; the same seeds. Asking for each candidate's disc too (its normal) as
 /// well: 1.279 s against 1.224 s, not kept.
 const AHEAD: usize = 16;
 
