@@ -276,23 +276,17 @@ fn edge_offset(mean: &Vector3<f64>, normal: &Vector3<f64>, r: f64) -> f64 {
 }
 
 /// The centroid offset (in units of r, [`EDGE_OFFSET`]) above which a
-/// disc's seeds are checked against the cloud's edge once kept: 0.2, the
-/// offset of a point 0.45 r inside a straight edge, where a disc of r / 2
-/// reaches it. A point inside a random cloud sees offsets around 0.16
-/// from its 16 neighbours alone, so at 0.1 (until 2026-11-30) three seeds
-/// in four were tested, each a gather of its own 17 nearest (17% of the
-/// CPU of the bunny scan of docs/seeding.md): 193,227 tests there, which
-/// dropped 988 seeds, 99 of them from discs under 0.2. At 0.2, 45% of
-/// those tests: CPU −2 to −6% (medians of alternating runs, see
-/// docs/seeding.md), holes 0.874% → 0.869% (lower in four
-/// draws of four), CoV, RMS and max the same, one or two more seeds with
-/// a wrong sign per draw (30 → 31). What it gives up is margin at edges:
-/// over ten random clouds of the plane with a hole of tests/seeding.rs,
-/// the farthest seed beyond the outer edge 0.73-1.09 d → 0.80-1.32 d and
-/// the deepest in the hole 0.51-1.11 d → 0.51-1.31 d (the test allows
-/// 1.5 d for both). 0.16 keeps those margins and the wrong signs exactly
-/// but saves 1%; 0.25 lets a seed past 1.5 d on the test's cloud.
-const NEAR_EDGE: f64 = 0.2;
+/// disc's seeds are checked against the cloud's edge once kept: 0.1, an
+/// edge within about two thirds of r, where a disc may overhang it. A
+/// point inside a random cloud sees offsets around 0.16 from its 16
+/// neighbours alone, so three seeds in four are tested (on the bunny scan
+/// of docs/seeding.md 193,227 tests, 17% of the CPU, which drop 988
+/// seeds). At 0.2 (45% of the tests, −4.6% CPU) seeds reached farther past
+/// an edge: over ten random clouds of the plane with a hole of
+/// tests/seeding.rs the farthest beyond the outer edge 0.73-1.09 d →
+/// 0.80-1.32 d, the deepest in the hole 0.51-1.11 d → 0.51-1.31 d; not
+/// kept, as "about d beyond the edge" is what the seeding promises.
+const NEAR_EDGE: f64 = 0.1;
 
 /// The disc of cloud point `index` for spacing `spacing`.
 fn disc(
@@ -1066,10 +1060,10 @@ impl Block {
 
 /// Candidates whose cell [`Block::select`] asks into the cache ahead of
 /// their test. On the bunny scan of docs/seeding.md (CPU, medians of 7
-/// alternating runs): none 1.303 s, 8 ahead 1.240 s, 16 ahead 1.216 s;
-/// in another call (11 runs) 1.277 → 1.239 s, and 1.339 → 1.318 s with
-/// [`NEAR_EDGE`] at 0.1; the same seeds. Asking for each candidate's disc too (its normal) as
-/// well: 1.279 s against 1.224 s, not kept.
+/// alternating runs, [`NEAR_EDGE`] at 0.2): none 1.303 s, 8 ahead
+/// 1.240 s, 16 ahead 1.216 s; at 0.1 (11 runs) 1.339 → 1.318 s; the same
+/// seeds. Asking for each candidate's disc (its normal) as well: 1.279 s
+/// against 1.224 s, not kept.
 const AHEAD: usize = 16;
 
 /// Asks for `cells[at]` to be brought into the cache: a hint, which
