@@ -14,6 +14,8 @@
 //! Behind a double scan the ray meets the far side of the object and
 //! nothing changes.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use nalgebra::Vector3;
 use rayon::prelude::*;
 
@@ -311,11 +313,30 @@ impl Occupancy {
         }
         let mut fine = Bitmap::new(&extent, cell);
         let mut coarse = Bitmap::new(&extent, cell * COARSE);
-        for i in 0..search.len() as u32 {
+        // Set on every thread (a bit's word is shared, hence atomic; the
+        // sequential pass took 0.85 s of the 20M sphere's orientation,
+        // under load). Most points share their cell with others: a word
+        // is read first, and written only for a bit not yet set.
+        let shared = |map: &mut Bitmap| -> Vec<AtomicU64> {
+            std::mem::take(&mut map.bits)
+                .into_iter()
+                .map(AtomicU64::new)
+                .collect()
+        };
+        let (fine_bits, coarse_bits) = (shared(&mut fine), shared(&mut coarse));
+        (0..search.len() as u32).into_par_iter().for_each(|i| {
             let p = search.local_point(i) - bounds.0;
-            fine.set(&p);
-            coarse.set(&p);
-        }
+            for (map, bits) in [(&fine, &fine_bits), (&coarse, &coarse_bits)] {
+                if let Some(index) = map.index(map.cell_of(&p)) {
+                    let (word, bit) = (&bits[index / 64], 1 << (index % 64));
+                    if word.load(Relaxed) & bit == 0 {
+                        word.fetch_or(bit, Relaxed);
+                    }
+                }
+            }
+        });
+        let owned = |bits: Vec<AtomicU64>| bits.into_iter().map(AtomicU64::into_inner).collect();
+        (fine.bits, coarse.bits) = (owned(fine_bits), owned(coarse_bits));
         Occupancy {
             bounds,
             fine: fine.crowded(),
@@ -389,6 +410,9 @@ impl Bitmap {
         self.bits[index / 64] & (1 << (index % 64)) != 0
     }
 
+    /// Sets the cell of `p` (the tests' maps; [`Occupancy::new`] sets its
+    /// cells on every thread).
+    #[cfg(test)]
     fn set(&mut self, p: &Vector3<f64>) {
         if let Some(index) = self.index(self.cell_of(p)) {
             self.set_bit(index);
