@@ -105,12 +105,13 @@ fn per_normal(
     });
 }
 
-/// An edge of the graph in 8 bytes, sortable as an integer: its cost in
+/// An edge of the graph in 8 bytes, ordered as an integer: its cost in
 /// the high `64 − SLOT_BITS` bits (the f32's bits without their lowest
 /// eight: costs are ≥ 0, so the bits sort as the values do, to a relative
 /// 2⁻¹⁵), and in the low bits its slot in the graph (for row i's s-th
 /// neighbour `i · GRAPH_NEIGHBOURS + s`), which names both ends and breaks
-/// ties.
+/// ties: no two edges are equal, so the minimum spanning forest under this
+/// order is unique ([`propagate`]).
 /// At 20M points the edges are the largest array of the orientation (about
 /// seven per point): 12 bytes with both ends spelt out, 1.7 GB.
 type Edge = u64;
@@ -121,9 +122,7 @@ const SLOT_BITS: u32 = 40;
 
 /// The edge in `slot` (below 2^(SLOT_BITS − 1)) at `cost`, and whether its
 /// ends' normals `disagree`, in the lowest bit: found while the edges are
-/// made in parallel, so that the forest's sequential pass does not read
-/// the two normals at scattered places (one cache miss each, per edge, on
-/// clouds of millions of points).
+/// made, so that the forest's rounds do not read the two normals again.
 fn edge(cost: f32, slot: u64, disagree: bool) -> Edge {
     u64::from(cost.to_bits() >> 8) << SLOT_BITS | slot << 1 | u64::from(disagree)
 }
