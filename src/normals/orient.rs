@@ -682,14 +682,32 @@ impl Components {
     fn extremes(&self, search: &NeighbourSearch, directions: &[Vector3<f64>]) -> Vec<(f64, u32)> {
         let width = directions.len();
         let none = vec![(f64::NEG_INFINITY, u32::MAX); self.flip.len() * width];
+        // The directions come in opposite pairs, the k-th and the k-th from
+        // the end (`vote_directions`): a height along the second is the
+        // first's negated, exactly (negation commutes with rounding), so
+        // half the products do.
+        let paired = (0..width / 2).all(|k| directions[width - 1 - k] == -directions[k]);
         let raise = |mut extremes: Vec<(f64, u32)>, point: usize| {
             let p = search.local_point(point as u32);
             let component = self.label[point] as usize;
             let row = &mut extremes[component * width..][..width];
-            for (extreme, direction) in row.iter_mut().zip(directions) {
-                let height = p.dot(direction);
-                if height > extreme.0 {
-                    *extreme = (height, point as u32);
+            let mut raise_to = |k: usize, height: f64| {
+                if height > row[k].0 {
+                    row[k] = (height, point as u32);
+                }
+            };
+            if paired {
+                for (k, direction) in directions[..width / 2].iter().enumerate() {
+                    let height = p.dot(direction);
+                    raise_to(k, height);
+                    raise_to(width - 1 - k, -height);
+                }
+                if width % 2 == 1 {
+                    raise_to(width / 2, p.dot(&directions[width / 2]));
+                }
+            } else {
+                for (k, direction) in directions.iter().enumerate() {
+                    raise_to(k, p.dot(direction));
                 }
             }
             extremes
