@@ -4,7 +4,7 @@
 
 use nalgebra::{Matrix3, Vector3};
 
-use super::eigen::principal_axes;
+use super::eigen::{principal_axes, smallest_axis};
 
 /// Weighted first and second moments of a neighbourhood, relative to the
 /// query centre (small numbers, whatever the cloud's origin).
@@ -60,9 +60,7 @@ impl Moments {
     /// covariance. `None` when the weights sum to zero. The normal's sign is
     /// arbitrary here; the caller orients it.
     pub fn frame(&self) -> Option<Frame> {
-        let centroid = self.centroid()?;
-        // Only the upper triangle is filled and read.
-        let covariance = self.second / self.weight_sum - centroid * centroid.transpose();
+        let (centroid, covariance) = self.covariance()?;
         let axes = principal_axes(&covariance);
         let normal = axes.normal;
         let e1 = axes.major;
@@ -76,6 +74,40 @@ impl Moments {
             spread,
         })
     }
+
+    /// The weighted centroid, the normal and the spreads of [`Self::frame`]
+    /// (the same numbers), without its tangent axes: what a normal's
+    /// estimate reads.
+    pub fn plane(&self) -> Option<Plane> {
+        let (centroid, covariance) = self.covariance()?;
+        let axis = smallest_axis(&covariance);
+        Some(Plane {
+            centroid,
+            normal: axis.normal,
+            spread: axis.eigenvalues.map(|v| v.max(0.0)),
+        })
+    }
+
+    /// The weighted centroid and covariance (its upper triangle: only
+    /// that is filled and read), or `None` when the weights sum to zero.
+    fn covariance(&self) -> Option<(Vector3<f64>, Matrix3<f64>)> {
+        let centroid = self.centroid()?;
+        Some((
+            centroid,
+            self.second / self.weight_sum - centroid * centroid.transpose(),
+        ))
+    }
+}
+
+/// The plane of a [`Frame`]: its centroid, normal and spreads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plane {
+    /// Weighted centroid, relative to the query centre.
+    pub centroid: Vector3<f64>,
+    /// Unit normal of the PCA plane.
+    pub normal: Vector3<f64>,
+    /// Covariance eigenvalues, ascending (the first along the normal).
+    pub spread: [f64; 3],
 }
 
 /// A local frame: origin at the weighted centroid, `e1, e2` spanning the

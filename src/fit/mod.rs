@@ -29,7 +29,7 @@ pub mod robust;
 use crate::neighbours::Neighbourhood;
 use crate::status::Status;
 
-pub use frame::{Frame, Moments};
+pub use frame::{Frame, Moments, Plane};
 pub use height::{MONOMIALS, NormalEquations};
 pub use jet::{HeightField, Jet};
 pub use kernel::Kernel;

@@ -85,18 +85,18 @@ impl NeighbourSearch {
     /// `positions` of each of its points, and how many of `positions` are
     /// finite. Errors when none is.
     pub fn distinct_finite(positions: &[Point3<f64>]) -> Result<(Self, Vec<u32>, usize)> {
-        let finite_count = positions.par_iter().filter(|p| is_finite_point(p)).count();
-        if finite_count == positions.len() {
-            // Every point is finite in most clouds: no copy, no renumbering.
+        // Every point is finite in most clouds: no list of them, no copy,
+        // no renumbering.
+        if positions.par_iter().all(is_finite_point) {
             let (search, kept) = Self::distinct(positions)?;
-            return Ok((search, kept, finite_count));
+            return Ok((search, kept, positions.len()));
         }
         let finite: Vec<u32> = (0..positions.len() as u32)
             .into_par_iter()
             .filter(|&i| is_finite_point(&positions[i as usize]))
             .collect();
         let (search, kept) = Self::distinct(&pick(positions, &finite))?;
-        Ok((search, pick(&finite, &kept), finite_count))
+        Ok((search, pick(&finite, &kept), finite.len()))
     }
 
     /// `positions` relative to the centre of their bounding box.

@@ -8,7 +8,7 @@ use nalgebra::Vector3;
 use rayon::prelude::*;
 
 use crate::config::Support;
-use crate::fit::{Frame, Moments};
+use crate::fit::{Moments, Plane};
 use crate::neighbours::{Neighbour, NeighbourSearch, Neighbourhood};
 
 /// Neighbours of each point in the orientation graph: the nearest few of
@@ -218,7 +218,7 @@ fn point_estimate(
 /// σ = 0.1% of the diagonal, spacing 3σ): where the ears are under 0.03
 /// thick (468 points), the normals' median error 14.3° → 7.9°, mean
 /// 17.1° → 13.4°; over the scan 4.78° → 4.57°.
-fn sheet_normal(neighbours: &[Neighbour], seed: &[Neighbour], whole: &Frame) -> Vector3<f64> {
+fn sheet_normal(neighbours: &[Neighbour], seed: &[Neighbour], whole: &Plane) -> Vector3<f64> {
     if neighbours.len() <= SHEET_SEED {
         return whole.normal;
     }
@@ -256,16 +256,17 @@ fn sheet_normal(neighbours: &[Neighbour], seed: &[Neighbour], whole: &Frame) -> 
     sheet
 }
 
-/// The weighted frame of `neighbours`' offsets (`fit::Moments`: the
-/// weighted centroid and the principal axes of the weighted covariance);
-/// `None` when the weights vanish or the points span no plane (collinear,
-/// a lone point: the normal is undefined).
-fn plane_frame(neighbours: &[Neighbour], weight: impl Fn(&Neighbour) -> f64) -> Option<Frame> {
+/// The weighted plane of `neighbours`' offsets (`fit::Moments::plane`: the
+/// weighted centroid, and the least-variance axis and the eigenvalues of
+/// the weighted covariance; the tangent axes, which no estimate reads, are
+/// not solved for); `None` when the weights vanish or the points span no
+/// plane (collinear, a lone point: the normal is undefined).
+fn plane_frame(neighbours: &[Neighbour], weight: impl Fn(&Neighbour) -> f64) -> Option<Plane> {
     let mut moments = Moments::default();
     for neighbour in neighbours {
         moments.add(&neighbour.offset, weight(neighbour));
     }
-    let frame = moments.frame()?;
+    let frame = moments.plane()?;
     let spans_a_plane = frame.spread[1] > FLATNESS_FLOOR * frame.spread[2];
     (spans_a_plane && frame.normal.iter().all(|c| c.is_finite())).then_some(frame)
 }
