@@ -187,6 +187,46 @@ fn no_seeds_across_a_hole_nor_far_beyond_the_edge() {
     assert!(widest <= 2.0 * d, "a gap of {} d inside", widest / d);
 }
 
+#[test]
+fn outliers_far_off_get_no_seeds_nor_a_share_of_the_area() {
+    // A unit sphere scan, one point 10¹² away and 100 scattered over a box
+    // 10⁴ wide: isolated points, no samples of a surface. Before, the far
+    // one's disc drew billions of candidates (the job was killed for its
+    // memory), the scattered ones grew 166k seeds and took the area
+    // estimate (hence `Seed(count)`'s spacing) up ten thousandfold.
+    let sphere = noisy_cloud(&Sphere::unit(), 5_000, 0.002, 11);
+    // Without normals, as such a scan comes: the surface estimates them.
+    let mut cloud = PointCloud {
+        positions: sphere.positions.clone(),
+        ..PointCloud::default()
+    };
+    cloud.positions.push(Point3::new(1e12, -1e12, 3e11));
+    let mut rng = Rng::new(12);
+    cloud
+        .positions
+        .extend((0..100).map(|_| Point3::from([(); 3].map(|_| rng.range(-1e4, 1e4)))));
+    let area = |cloud: &PointCloud| seed::estimated_area(MlsSurface::new(cloud).unwrap().search());
+    let (with, without) = (area(&cloud), area(&sphere));
+    println!("area with the outliers {with:.4}, without {without:.4}");
+    assert!((with / without - 1.0).abs() < 0.05, "the outliers' share");
+    let d = 0.06;
+    let (seeds, plan) = seeded(&cloud, d);
+    let off = seeds
+        .iter()
+        .filter(|p| (p.coords.norm() - 1.0).abs() > 0.1)
+        .count();
+    println!(
+        "{} seeds, check {}, {off} off the sphere",
+        seeds.len(),
+        plan.predicted
+    );
+    assert_eq!(off, 0, "seeds off the sphere");
+    assert!(
+        (seeds.len() as f64 / plan.predicted as f64 - 1.0).abs() < 0.1,
+        "count against check's prediction"
+    );
+}
+
 /// A small sphere scan written as a PLY file in `job`'s folder.
 fn sphere_file(job: &Job) {
     let cloud = noisy_cloud(&Sphere::unit(), 5_000, 0.002, 4);

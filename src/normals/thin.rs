@@ -238,7 +238,18 @@ impl Scene<'_> {
                     if blockers.count() >= BLOCKERS {
                         return false;
                     }
-                    tube
+                    if hood.is_empty() {
+                        // No point within 2 tube: none within the tube of
+                        // the ray until the nearest point's distance less a
+                        // tube. Where the occupancy's cells are coarse (a
+                        // far outlier widens the box, and with it every
+                        // cell, a millionfold) steps of a tube took
+                        // forever; these grow as the ray leaves the cloud.
+                        let nearest = self.search.nearest(&at).1.sqrt();
+                        (nearest - tube).max(tube)
+                    } else {
+                        tube
+                    }
                 }
             };
         }

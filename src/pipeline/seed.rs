@@ -61,7 +61,7 @@ use crate::cpu::floor_i64;
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
 use crate::projection::{Projected, Projector};
 
-use super::inspect::{kth_distances_squared, radius_for};
+use super::inspect::{Spread, kth_distances_squared, radius_for};
 use super::tiles::Tile;
 
 /// Neighbours (besides the point itself) from which each cloud point's
@@ -151,7 +151,13 @@ pub enum SeedRequest {
 /// The area the cloud covers, estimated on a sample of at most
 /// [`super::inspect::SAMPLE_SIZE`] points: each covers π r² / k, r the
 /// distance to its k-th nearest (unbiased for a random sample of a
-/// surface; a regular grid's ties bias it by up to 20%).
+/// surface; a regular grid's ties bias it by up to 20%), but for a point
+/// that covers over [`ISOLATED_AREA`] times the median: an isolated point
+/// (an outlier far off the cloud) is no sample of a surface, and the
+/// seeding puts no seeds around it (its neighbours all lie to one side),
+/// while the area its far neighbours span would swamp the sum (100 points
+/// scattered over a box 10⁴ times a sphere's size took `Seed(count)`'s
+/// spacing from 0.06 to 625).
 pub fn estimated_area(search: &NeighbourSearch) -> f64 {
     let len = search.len();
     // The FRAME_NEIGHBOURS + 1 nearest, the point itself included (fewer
@@ -160,11 +166,25 @@ pub fn estimated_area(search: &NeighbourSearch) -> f64 {
         return 0.0;
     };
     let neighbours = (k.get() - 1).max(1) as f64;
-    let (sum, count) = kth_distances_squared(search, k)
+    let covered: Vec<f64> = kth_distances_squared(search, k)
         .map(|reach_squared| PI * reach_squared / neighbours)
-        .fold((0.0, 0usize), |(s, c), a| (s + a, c + 1));
-    sum / count.max(1) as f64 * len as f64
+        .collect();
+    let Some(median) = Spread::of(&mut covered.clone()).map(|s| s.median) else {
+        return 0.0;
+    };
+    let sum: f64 = covered
+        .iter()
+        .filter(|&&area| area <= ISOLATED_AREA * median)
+        .sum();
+    sum / covered.len() as f64 * len as f64
 }
+
+/// How many times the median area a sampled point may cover and still
+/// count as a sample of the surface ([`estimated_area`]): five times the
+/// median reach of its neighbours. A random sample's largest share is
+/// about 3 times the median; a part of the surface sampled 25 times more
+/// thinly than the rest is counted out with the outliers.
+const ISOLATED_AREA: f64 = 25.0;
 
 impl SeedPlan {
     /// The plan for `request` on the surface of `search`.
@@ -289,11 +309,17 @@ fn edge_offset(mean: &Vector3<f64>, normal: &Vector3<f64>, r: f64) -> f64 {
 const NEAR_EDGE: f64 = 0.1;
 
 /// The disc of cloud point `index` for spacing `spacing`.
+/// A point whose [`FRAME_NEIGHBOURS`]-th neighbour lies farther than
+/// `isolated_reach` draws no candidates: an outlier off the cloud, whose
+/// disc would span the gap to the points it sees (100 points scattered
+/// over a box 10⁴ times a sphere's size grew 166,248 seeds around them,
+/// against the sphere's 2,000).
 fn disc(
     search: &NeighbourSearch,
     index: u32,
     spacing: f64,
     seed: u64,
+    isolated_reach: f64,
     hood: &mut Neighbourhood,
 ) -> Disc {
     let centre = search.local_point(index);
@@ -302,7 +328,11 @@ fn disc(
     let radius = disc_scale(offset) * r;
     let neighbours = (hood.len().max(2) - 1) as f64;
     // Drawn on the disc's square, of which the disc keeps π / 4.
-    let expected = CANDIDATES_PER_SEED * PACKING * 4.0 * r * r / neighbours / (spacing * spacing);
+    let expected = if r > isolated_reach {
+        0.0
+    } else {
+        CANDIDATES_PER_SEED * PACKING * 4.0 * r * r / neighbours / (spacing * spacing)
+    };
     let rounding = unit(hash(seed, index, u32::MAX));
     Disc {
         foot: centre + normal * mean.dot(&normal),
@@ -312,6 +342,17 @@ fn disc(
         near_edge: offset > NEAR_EDGE,
         candidates: (expected + rounding).floor().min(f64::from(u32::MAX)) as u32,
     }
+}
+
+/// The most candidates worth drawing on a disc of `radius` at `spacing`:
+/// [`CANDIDATES_PER_SEED`] for each seed its square could hold at the
+/// densest packing (2 / √3 per d²). A disc inside the cloud draws a sixth
+/// of that or less; an isolated point (an outlier), whose 16 neighbours lie
+/// far off, would draw by the area they span.
+fn most_candidates(radius: f64, spacing: f64) -> u32 {
+    let densest = 2.0 / 3f64.sqrt();
+    let most = CANDIDATES_PER_SEED * densest * 4.0 * radius * radius / (spacing * spacing);
+    most.ceil().min(f64::from(u32::MAX)) as u32
 }
 
 /// A well-mixed 64-bit hash of a candidate (point, number) under `seed`
@@ -560,10 +601,13 @@ impl<'a> Seeder<'a> {
     /// The discs and blocks of the cloud of `search` for seeds at
     /// `spacing` under `seed`.
     fn new(search: &'a NeighbourSearch, spacing: f64, seed: u64) -> Seeder<'a> {
+        // As `estimated_area` counts isolated points out.
+        let isolated_reach = radius_for(search, FRAME_NEIGHBOURS + 1)
+            .map_or(f64::INFINITY, |median| ISOLATED_AREA.sqrt() * median);
         let discs: Vec<Disc> = (0..search.len() as u32)
             .into_par_iter()
             .map_init(Neighbourhood::default, |hood, i| {
-                disc(search, i, spacing, seed, hood)
+                disc(search, i, spacing, seed, isolated_reach, hood)
             })
             .collect();
         let mut radii: Vec<f64> = discs.iter().map(|d| d.radius).collect();
@@ -588,12 +632,17 @@ impl<'a> Seeder<'a> {
         );
         let blocks = Blocks::new(lo, hi, edge);
         // Every disc within one block of its foot's: a rare outlier's wider
-        // disc is cut down.
+        // disc is cut down, and its candidates to what the cut disc holds
+        // (an outlier far off the cloud reached a count of billions).
         let discs: Vec<Disc> = discs
             .into_iter()
-            .map(|d| Disc {
-                radius: d.radius.min(edge),
-                ..d
+            .map(|d| {
+                let radius = d.radius.min(edge);
+                Disc {
+                    radius,
+                    candidates: d.candidates.min(most_candidates(radius, spacing)),
+                    ..d
+                }
             })
             .collect();
         let mut keyed: Vec<(Key, u32)> = discs
@@ -634,6 +683,20 @@ impl<'a> Seeder<'a> {
             (Some(first), Some(last)) => first[0]..last[0] + 1,
             _ => 0..0,
         }
+    }
+
+    /// The slabs of `range` that hold a block, in order: a slab without one
+    /// has no seeds, and an outlier far off the cloud puts billions of
+    /// such slabs between it and the rest.
+    fn occupied(&self, range: Range<i64>) -> Vec<i64> {
+        let mut slabs: Vec<i64> = self
+            .keys
+            .iter()
+            .map(|key| key[0])
+            .filter(|slab| range.contains(slab))
+            .collect();
+        slabs.dedup();
+        slabs
     }
 
     /// The slabs of `tile`: the `tile.index`-th of `tile.count` runs of
@@ -902,7 +965,7 @@ pub fn seed_surface<E>(
     let slabs = tile.map_or_else(|| seeder.span(), |tile| seeder.tile_slabs(tile));
     // The even slab made last, with its coordinate.
     let mut last: Option<(i64, Slab)> = None;
-    for slab in slabs {
+    for slab in seeder.occupied(slabs) {
         if even(slab) {
             let made = seeder.even_slab(projector, slab, last.take());
             sink(&made.settled)?;
