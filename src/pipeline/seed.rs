@@ -180,11 +180,14 @@ pub fn estimated_area(search: &NeighbourSearch) -> f64 {
 }
 
 /// How many times the median area a sampled point may cover and still
-/// count as a sample of the surface ([`estimated_area`]): five times the
-/// median reach of its neighbours. A random sample's largest share is
-/// about 3 times the median; a part of the surface sampled 25 times more
-/// thinly than the rest is counted out with the outliers.
-const ISOLATED_AREA: f64 = 25.0;
+/// count as a sample of the surface ([`estimated_area`]): its 16th
+/// neighbour a hundred times farther than the median point's. A random
+/// sample's largest share is about 3 times the median, but a scan's
+/// density may fall with the square of the range (a terrestrial scanner
+/// 2 to 100 m from the surface samples it 2,500 times more thinly far
+/// off), and its far parts are surface: only a point far beyond any such
+/// spread is left out.
+const ISOLATED_AREA: f64 = 1e4;
 
 impl SeedPlan {
     /// The plan for `request` on the surface of `search`.
