@@ -227,6 +227,40 @@ fn outliers_far_off_get_no_seeds_nor_a_share_of_the_area() {
     );
 }
 
+#[test]
+fn a_scan_thinning_with_range_is_seeded_to_its_far_end() {
+    // A strip [1, 20] × [0, 1] sampled as a scanner at the origin sees
+    // it, density falling with the square of the range: the far end
+    // 400 times thinner than the near one, its points' reach 20 times
+    // the median point's. It is surface all the same.
+    let mut rng = Rng::new(21);
+    let mut cloud = PointCloud::default();
+    while cloud.len() < 20_000 {
+        // x from the density 1/x² on [1, 20], by its inverse CDF.
+        let u = rng.uniform();
+        let x = 1.0 / (1.0 - u * (1.0 - 1.0 / 20.0));
+        cloud.positions.push(Point3::new(x, rng.uniform(), 0.0));
+    }
+    let d = 0.05;
+    let (seeds, _) = seeded(&cloud, d);
+    let probes: Vec<Point3<f64>> = (0..2_000)
+        .map(|_| Point3::new(rng.range(15.0, 19.0), rng.range(0.2, 0.8), 0.0))
+        .collect();
+    let covered = gaps(&seeds, &probes)
+        .into_iter()
+        .filter(|&gap| gap <= 1.5 * d)
+        .count();
+    println!(
+        "{} seeds; far end: {covered} of {} probes within 1.5 d",
+        seeds.len(),
+        probes.len()
+    );
+    assert!(
+        covered as f64 >= 0.95 * probes.len() as f64,
+        "the far end left unseeded"
+    );
+}
+
 /// A small sphere scan written as a PLY file in `job`'s folder.
 fn sphere_file(job: &Job) {
     let cloud = noisy_cloud(&Sphere::unit(), 5_000, 0.002, 4);
