@@ -152,7 +152,8 @@ pub enum SeedRequest {
 /// [`super::inspect::SAMPLE_SIZE`] points: each covers π r² / k, r the
 /// distance to its k-th nearest (unbiased for a random sample of a
 /// surface; a regular grid's ties bias it by up to 20%), but for a point
-/// that covers over [`ISOLATED_AREA`] times the median: an isolated point
+/// whose k-th nearest lies over [`ISOLATED_REACH`] times the median's
+/// distance (the rule the seeding's discs follow): an isolated point
 /// (an outlier far off the cloud) is no sample of a surface, and the
 /// seeding puts no seeds around it (its neighbours all lie to one side),
 /// while the area its far neighbours span would swamp the sum (100 points
@@ -166,28 +167,28 @@ pub fn estimated_area(search: &NeighbourSearch) -> f64 {
         return 0.0;
     };
     let neighbours = (k.get() - 1).max(1) as f64;
-    let covered: Vec<f64> = kth_distances_squared(search, k)
-        .map(|reach_squared| PI * reach_squared / neighbours)
-        .collect();
-    let Some(median) = Spread::of(&mut covered.clone()).map(|s| s.median) else {
+    let reaches_squared: Vec<f64> = kth_distances_squared(search, k).collect();
+    let Some(median) = Spread::of(&mut reaches_squared.clone()).map(|s| s.median) else {
         return 0.0;
     };
-    let sum: f64 = covered
+    let sum: f64 = reaches_squared
         .iter()
-        .filter(|&&area| area <= ISOLATED_AREA * median)
+        .filter(|&&reach_squared| reach_squared <= ISOLATED_REACH * ISOLATED_REACH * median)
+        .map(|reach_squared| PI * reach_squared / neighbours)
         .sum();
-    sum / covered.len() as f64 * len as f64
+    sum / reaches_squared.len() as f64 * len as f64
 }
 
-/// How many times the median area a sampled point may cover and still
-/// count as a sample of the surface ([`estimated_area`]): its 16th
-/// neighbour a hundred times farther than the median point's. A random
-/// sample's largest share is about 3 times the median, but a scan's
-/// density may fall with the square of the range (a terrestrial scanner
-/// 2 to 100 m from the surface samples it 2,500 times more thinly far
-/// off), and its far parts are surface: only a point far beyond any such
-/// spread is left out.
-const ISOLATED_AREA: f64 = 1e4;
+/// How many times farther than the median point's its [`FRAME_NEIGHBOURS`]-th
+/// neighbour may lie for a point to count as a sample of the surface
+/// ([`estimated_area`], [`disc`]): 100, ten thousand times the median's
+/// area. A random sample's largest share is about 3 times the median
+/// area, but a scan's density may fall with the square of the range (a
+/// terrestrial scanner 2 to 100 m from the surface samples it 2,500 times
+/// more thinly far off), and its far parts are surface: only a point far
+/// beyond any such spread is left out (at 5, the far end of
+/// tests/seeding.rs's thinning strip went unseeded).
+const ISOLATED_REACH: f64 = 100.0;
 
 impl SeedPlan {
     /// The plan for `request` on the surface of `search`.
@@ -606,7 +607,7 @@ impl<'a> Seeder<'a> {
     fn new(search: &'a NeighbourSearch, spacing: f64, seed: u64) -> Seeder<'a> {
         // As `estimated_area` counts isolated points out.
         let isolated_reach = radius_for(search, FRAME_NEIGHBOURS + 1)
-            .map_or(f64::INFINITY, |median| ISOLATED_AREA.sqrt() * median);
+            .map_or(f64::INFINITY, |median| ISOLATED_REACH * median);
         let discs: Vec<Disc> = (0..search.len() as u32)
             .into_par_iter()
             .map_init(Neighbourhood::default, |hood, i| {
