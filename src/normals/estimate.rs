@@ -146,7 +146,7 @@ fn point_estimate(
     scratch.rows.extend(scratch.hood.iter());
     let neighbours = &scratch.rows;
 
-    let whole = plane_frame(neighbours, |_| 1.0);
+    let whole = weighted_plane(neighbours, |_| 1.0);
     // The surface variation is the whole neighbourhood's, both sheets of a
     // thin part included: the orientation reads it as how doubtful the
     // normal is (see `Estimate::variation`). A frame's spreads are never
@@ -222,7 +222,7 @@ fn sheet_normal(neighbours: &[Neighbour], seed: &[Neighbour], whole: &Plane) -> 
     if neighbours.len() <= SHEET_SEED {
         return whole.normal;
     }
-    let Some(seed) = plane_frame(seed, |_| 1.0) else {
+    let Some(seed) = weighted_plane(seed, |_| 1.0) else {
         return whole.normal;
     };
     // The seed's spread off its plane: the local noise (and curvature).
@@ -248,7 +248,7 @@ fn sheet_normal(neighbours: &[Neighbour], seed: &[Neighbour], whole: &Plane) -> 
             let t = 1.0 - height * height / cutoff_squared;
             if t > 0.0 { t * t } else { 0.0 }
         };
-        let Some(refit) = plane_frame(neighbours, weight) else {
+        let Some(refit) = weighted_plane(neighbours, weight) else {
             break;
         };
         (centre, sheet) = (refit.centroid, refit.normal);
@@ -261,12 +261,12 @@ fn sheet_normal(neighbours: &[Neighbour], seed: &[Neighbour], whole: &Plane) -> 
 /// the weighted covariance; the tangent axes, which no estimate reads, are
 /// not solved for); `None` when the weights vanish or the points span no
 /// plane (collinear, a lone point: the normal is undefined).
-fn plane_frame(neighbours: &[Neighbour], weight: impl Fn(&Neighbour) -> f64) -> Option<Plane> {
+fn weighted_plane(neighbours: &[Neighbour], weight: impl Fn(&Neighbour) -> f64) -> Option<Plane> {
     let mut moments = Moments::default();
     for neighbour in neighbours {
         moments.add(&neighbour.offset, weight(neighbour));
     }
-    let frame = moments.plane()?;
-    let spans_a_plane = frame.spread[1] > FLATNESS_FLOOR * frame.spread[2];
-    (spans_a_plane && frame.normal.iter().all(|c| c.is_finite())).then_some(frame)
+    let plane = moments.plane()?;
+    let spans_a_plane = plane.spread[1] > FLATNESS_FLOOR * plane.spread[2];
+    (spans_a_plane && plane.normal.iter().all(|c| c.is_finite())).then_some(plane)
 }

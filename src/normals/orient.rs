@@ -324,7 +324,9 @@ const NO_EDGE: u64 = u64::MAX;
 /// point's neighbours and their labels are near it in memory, where
 /// Kruskal's pass in cost order missed the cache at every edge. Every
 /// step is a pure function of the edges' keys: the forest, hence the
-/// signs, do not depend on the number of threads.
+/// signs, do not depend on the number of threads. The atomics are
+/// `Relaxed`: a phase reads what another thread wrote only after the
+/// parallel call that wrote it has returned, which orders it.
 fn spanning_forest(graph: &[[u32; GRAPH_NEIGHBOURS]], mut edges: Vec<Edge>, len: usize) -> Forest {
     let mut rep: Vec<u32> = (0..len as u32).into_par_iter().collect();
     let mut parity = vec![false; len];
@@ -439,12 +441,8 @@ fn each(active: &Option<Vec<u32>>, len: usize) -> impl ParallelIterator<Item = u
 /// Lowers `slot` to `edge` when it is the lighter (an atomic minimum that
 /// writes only when it lowers).
 fn lighten(slot: &AtomicU64, edge: Edge) {
-    let mut current = slot.load(Relaxed);
-    while edge < current {
-        match slot.compare_exchange_weak(current, edge, Relaxed, Relaxed) {
-            Ok(_) => return,
-            Err(now) => current = now,
-        }
+    if edge < slot.load(Relaxed) {
+        slot.fetch_min(edge, Relaxed);
     }
 }
 
@@ -683,10 +681,13 @@ impl Components {
         let width = directions.len();
         let none = vec![(f64::NEG_INFINITY, u32::MAX); self.flip.len() * width];
         // The directions come in opposite pairs, the k-th and the k-th from
-        // the end (`vote_directions`): a height along the second is the
-        // first's negated, exactly (negation commutes with rounding), so
-        // half the products do.
-        let paired = (0..width / 2).all(|k| directions[width - 1 - k] == -directions[k]);
+        // the end (`vote_directions`: 26, none its own opposite): a height
+        // along the second is the first's negated, exactly (negation
+        // commutes with rounding), so half the products do.
+        debug_assert!(
+            width.is_multiple_of(2)
+                && (0..width / 2).all(|k| directions[width - 1 - k] == -directions[k])
+        );
         let raise = |mut extremes: Vec<(f64, u32)>, point: usize| {
             let p = search.local_point(point as u32);
             let component = self.label[point] as usize;
@@ -696,19 +697,10 @@ impl Components {
                     row[k] = (height, point as u32);
                 }
             };
-            if paired {
-                for (k, direction) in directions[..width / 2].iter().enumerate() {
-                    let height = p.dot(direction);
-                    raise_to(k, height);
-                    raise_to(width - 1 - k, -height);
-                }
-                if width % 2 == 1 {
-                    raise_to(width / 2, p.dot(&directions[width / 2]));
-                }
-            } else {
-                for (k, direction) in directions.iter().enumerate() {
-                    raise_to(k, p.dot(direction));
-                }
+            for (k, direction) in directions[..width / 2].iter().enumerate() {
+                let height = p.dot(direction);
+                raise_to(k, height);
+                raise_to(width - 1 - k, -height);
             }
             extremes
         };

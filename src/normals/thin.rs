@@ -209,7 +209,8 @@ impl Scene<'_> {
     ///
     /// Empty space is crossed a cell of [`Occupancy`] at a time; near
     /// points, those within `2 tube` are checked and the ray steps by
-    /// `tube`.
+    /// `tube`, or, when there are none, by the nearest point's distance
+    /// less a tube.
     fn escapes(
         &self,
         origin: &Vector3<f64>,
