@@ -107,7 +107,7 @@ impl Summary {
 /// piece of work rayon splits off (at least [`PROGRESS_STEP`] particles)
 /// makes one [`Scratch`], reused for all its particles.
 pub fn project_all(projector: &Projector, particles: &[Point3<f64>]) -> Vec<Projected> {
-    project_all_reporting(projector, particles, &|_| {})
+    visit(projector, particles, &|_| {}).in_input_order(0..particles.len())
 }
 
 /// Particles between two progress reports, and the unit of work the
@@ -115,15 +115,34 @@ pub fn project_all(projector: &Projector, particles: &[Point3<f64>]) -> Vec<Proj
 /// evenly over the threads, large enough that the split costs nothing.
 const PROGRESS_STEP: usize = 512;
 
-/// [`project_all`], calling `done(n)` as each batch of `n` particles is
-/// projected (for progress bars).
-pub fn project_all_reporting(
+/// Projected particles in the order they were visited, and where each
+/// input particle's result lies among them: one copy of the results, where
+/// a second in input order would double a pass's largest allocation.
+struct Visited {
+    results: Vec<Projected>,
+    /// `results` index of input particle `i`.
+    place: Vec<u32>,
+}
+
+impl Visited {
+    /// The results of the input particles in `range`, in input order.
+    fn in_input_order(&self, range: std::ops::Range<usize>) -> Vec<Projected> {
+        self.place[range]
+            .par_iter()
+            .map(|&at| self.results[at as usize])
+            .collect()
+    }
+}
+
+/// [`project_all`] without the reordering, calling `done(n)` as each batch
+/// of `n` particles is projected (for progress bars).
+fn visit(
     projector: &Projector,
     particles: &[Point3<f64>],
     done: &(dyn Fn(usize) + Sync),
-) -> Vec<Projected> {
+) -> Visited {
     let order = morton_order(particles);
-    let visited: Vec<Projected> = order
+    let results: Vec<Projected> = order
         .par_chunks(PROGRESS_STEP)
         .map_init(
             || (Scratch::default(), Vec::with_capacity(PROGRESS_STEP)),
@@ -145,11 +164,11 @@ pub fn project_all_reporting(
         )
         .flat_map_iter(|batch| batch)
         .collect();
-    let mut rank = vec![0u32; particles.len()];
-    for (position, &i) in order.iter().enumerate() {
-        rank[i as usize] = position as u32;
+    let mut place = vec![0u32; particles.len()];
+    for (at, &i) in order.iter().enumerate() {
+        place[i as usize] = at as u32;
     }
-    rank.par_iter().map(|&r| visited[r as usize]).collect()
+    Visited { results, place }
 }
 
 /// What the command line adds to a config.
@@ -477,11 +496,81 @@ struct Stream<'a> {
     provenance: Option<Provenance>,
 }
 
+/// Particles projected together, in one Morton order, at most. Visited
+/// in that order, particles as dense as the cloud's points share their
+/// neighbourhoods' cells with the particles before them; a pass of a
+/// million particles over a cloud of twenty million spreads them twenty
+/// points apart, and each gather fetches its cells afresh (the 20M + 20M
+/// job's projection took 20% more CPU so: docs/performance.md). A pass
+/// costs about 120 bytes a particle, 2 GB at most.
+const MAX_PASS: usize = 1 << 24;
+
+/// Particles per pass for `total` particles over a cloud of `cloud_points`:
+/// as many as the cloud has points (at least a write chunk, at most
+/// [`MAX_PASS`]), spread evenly over the passes that takes.
+fn pass_size(total: usize, cloud_points: usize) -> usize {
+    let most = cloud_points.clamp(CHUNK, MAX_PASS);
+    let passes = total.div_ceil(most).max(1);
+    total.div_ceil(passes).max(1)
+}
+
+/// The output as it is written: the writer, made with the first chunk's
+/// schema, and what has been written so far.
+struct Sink<'a> {
+    job: &'a Job,
+    surface: &'a MlsSurface,
+    output: &'a Path,
+    total: usize,
+    precision: Precision,
+    comments: &'a [String],
+    /// The particles' input positions (`None`: 0, 1, 2, …).
+    indices: Option<&'a [u32]>,
+    writer: Option<OutputWriter>,
+    status_counts: [usize; Status::ALL.len()],
+    done: usize,
+}
+
+impl Sink<'_> {
+    /// Writes the next `projected` particles, read as `chunk` (whose
+    /// colours and attributes they carry).
+    fn write(&mut self, chunk: &PointCloud, projected: &[Projected]) -> Result<()> {
+        for p in projected {
+            self.status_counts[p.status.code() as usize] += 1;
+        }
+        let first = self.done;
+        self.done += projected.len();
+        let index: Vec<u32> = match self.indices {
+            Some(indices) => indices[first..self.done].to_vec(),
+            None => (first as u32..self.done as u32).collect(),
+        };
+        let job = self.job;
+        let record = Record {
+            positions: self.precision,
+            values: self.surface.values_precision(),
+            average_colours: job.colours && self.surface.has_colours() && chunk.colours.is_none(),
+            attributes: job.attributes,
+            quality: job.quality,
+        };
+        let columns = io::output_columns(&record, chunk, projected, index);
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => self.writer.insert(OutputWriter::create(
+                self.output,
+                &io::schema_of(&columns),
+                self.total,
+                job.encoding.into(),
+                self.comments,
+            )?),
+        };
+        writer.write_chunk(&columns)
+    }
+}
+
 impl Job {
-    /// Projects the particles of `stream` chunk by chunk onto `surface`
-    /// and writes them as they come: read, project, write, so memory holds
-    /// one chunk of a PLY particle file (a text file, or a tile's
-    /// particles, are whole).
+    /// Projects the particles of `stream` pass by pass onto `surface` and
+    /// writes each pass as it is done, chunk by chunk: memory holds one
+    /// pass of a PLY particle file ([`pass_size`]; a text file, or a
+    /// tile's particles, are whole).
     fn project_stream(
         &self,
         surface: &MlsSurface,
@@ -511,62 +600,69 @@ impl Job {
         let mut comments = vec![format!("mlsproj {}", env!("CARGO_PKG_VERSION"))];
         comments.extend(provenance.map(|provenance| provenance.to_comment()));
         let bar = progress_bar(progress, "projecting", Some(total));
-        let mut writer: Option<OutputWriter> = None;
-        let mut status_counts = [0usize; Status::ALL.len()];
-        let mut done = 0usize;
+        let mut sink = Sink {
+            job: self,
+            surface,
+            output: &output,
+            total,
+            precision,
+            comments: &comments,
+            indices,
+            writer: None,
+            status_counts: [0; Status::ALL.len()],
+            done: 0,
+        };
+        let pass_size = pass_size(total, cloud.points);
         loop {
-            let (chunk, projected) = match &mut particles {
+            // Whether the source is spent: its last, empty, chunk still
+            // names the properties, so that an empty output has them.
+            let spent = match &mut particles {
                 Source::Read(reader) => {
-                    let chunk = timed(&mut timings.load, || reader.read_chunk(CHUNK))?;
-                    let projected = timed(&mut timings.project, || {
-                        project_all_reporting(&projector, &chunk.positions, &|n| bar.inc(n as u64))
+                    let pass = timed(&mut timings.load, || reader.read_chunk(pass_size))?;
+                    let visited = timed(&mut timings.project, || {
+                        visit(&projector, &pass.positions, &|n| bar.inc(n as u64))
                     });
-                    (chunk, projected)
+                    let mut start = 0;
+                    loop {
+                        let range = start..pass.len().min(start + CHUNK);
+                        let projected = timed(&mut timings.project, || {
+                            visited.in_input_order(range.clone())
+                        });
+                        timed(&mut timings.write, || {
+                            if range.len() == pass.len() {
+                                sink.write(&pass, &projected)
+                            } else {
+                                sink.write(&pass.slice(range.clone()), &projected)
+                            }
+                        })?;
+                        start = range.end;
+                        if start >= pass.len() {
+                            break;
+                        }
+                    }
+                    pass.is_empty()
                 }
                 Source::Projected(spool) => {
                     let projected = timed(&mut timings.load, || spool.read_chunk(CHUNK))?;
                     bar.inc(projected.len() as u64);
                     // Seeds carry no colours nor attributes of their own.
-                    (PointCloud::default(), projected)
+                    timed(&mut timings.write, || {
+                        sink.write(&PointCloud::default(), &projected)
+                    })?;
+                    projected.is_empty()
                 }
             };
-            for p in &projected {
-                status_counts[p.status.code() as usize] += 1;
-            }
-            let first = done;
-            done += projected.len();
-            let index: Vec<u32> = match indices {
-                Some(indices) => indices[first..done].to_vec(),
-                None => (first as u32..done as u32).collect(),
-            };
-            timed(&mut timings.write, || {
-                let record = Record {
-                    positions: precision,
-                    values: surface.values_precision(),
-                    average_colours: self.colours
-                        && surface.has_colours()
-                        && chunk.colours.is_none(),
-                    attributes: self.attributes,
-                    quality: self.quality,
-                };
-                let columns = io::output_columns(&record, &chunk, &projected, index);
-                let writer = match &mut writer {
-                    Some(writer) => writer,
-                    None => writer.insert(OutputWriter::create(
-                        &output,
-                        &io::schema_of(&columns),
-                        total,
-                        self.encoding.into(),
-                        &comments,
-                    )?),
-                };
-                writer.write_chunk(&columns)
-            })?;
-            if projected.is_empty() || done >= total {
+            if spent || sink.done >= total {
                 break;
             }
         }
         bar.finish_and_clear();
+        let Sink {
+            writer,
+            status_counts,
+            done,
+            ..
+        } = sink;
         if let Some(writer) = writer {
             timed(&mut timings.write, || writer.finish())?;
         }
@@ -581,5 +677,61 @@ impl Job {
             timings,
             output,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_hold_about_the_clouds_point_count_split_evenly() {
+        const M: usize = 1 << 20;
+        // As many particles as the cloud has points, evenly split.
+        assert_eq!(pass_size(20_000_000, 20_000_000), 10_000_000);
+        assert_eq!(pass_size(3 * M, 2 * M), 3 * M / 2);
+        // A whole job that fits in one pass is one.
+        assert_eq!(pass_size(M, 2 * M), M);
+        assert_eq!(pass_size(10_000, 200_000), 10_000);
+        // A small cloud still gets passes of a write chunk, a large one at
+        // most MAX_PASS.
+        assert_eq!(pass_size(100 * M, 1000), M);
+        assert_eq!(pass_size(100 * MAX_PASS, usize::MAX), MAX_PASS);
+        assert_eq!(pass_size(0, 0), 1);
+    }
+
+    #[test]
+    fn visited_results_come_back_in_input_order_range_by_range() {
+        let cloud = crate::cloud::PointCloud::from_positions(
+            (0..400)
+                .map(|i| {
+                    let (u, v) = (f64::from(i % 20) / 19.0, f64::from(i / 20) / 19.0);
+                    Point3::new(u, v, 0.1 * (u * u - v * v))
+                })
+                .collect(),
+        );
+        let surface = MlsSurface::new(&cloud).unwrap();
+        let config = Config::parse(
+            r#"(cloud: "c.ply", particles: File("p.ply"), output: "o.ply", support: Nearest(20))"#,
+        )
+        .unwrap();
+        let projector = surface.projector(Method::from(&config), Orientation::Auto, false);
+        // Particles in an order far from Morton's: the visit reorders them.
+        let particles: Vec<Point3<f64>> = (0..300)
+            .map(|i| {
+                let t = f64::from(i * 7919 % 300) / 300.0;
+                Point3::new(t, (t * 13.0).fract(), 0.05)
+            })
+            .collect();
+        let visited = visit(&projector, &particles, &|_| {});
+        let pieces: Vec<Projected> = [0..1, 1..128, 128..300]
+            .into_iter()
+            .flat_map(|range| visited.in_input_order(range))
+            .collect();
+        let alone: Vec<Projected> = particles
+            .iter()
+            .map(|p| projector.project(p, &mut Scratch::default()))
+            .collect();
+        assert_eq!(pieces, alone);
     }
 }
