@@ -379,7 +379,10 @@ fn weigh_with(
     let inverse_h_squared = _mm256_set1_pd(inverse_h_squared);
     let edge = _mm256_set1_pd(1.0 - EDGE);
     let (one, lane) = (_mm256_set1_pd(1.0), _mm256_setr_epi64x(0, 1, 2, 3));
-    let mut count = 0;
+    // Each lane counts its neighbours of positive weight (minus the
+    // comparison's all-ones): a count per block through the mask's bits
+    // took a table lookup (no `popcnt` in this target) in the loop.
+    let mut counts = _mm256_setzero_si256();
     let sums = second_moments(distances.len(), |b| {
         let d2 = load!(distances[b]);
         let r2 = _mm256_mul_pd(d2, inverse_h_squared);
@@ -409,10 +412,13 @@ fn weigh_with(
         // SAFETY: a `[f64; 4]`: room for four values.
         unsafe { _mm256_storeu_pd(weights[b].as_mut_ptr(), weight) };
         let positive = _mm256_cmp_pd::<_CMP_GT_OQ>(weight, _mm256_setzero_pd());
-        count += _mm256_movemask_pd(positive).count_ones();
+        counts = _mm256_sub_epi64(counts, _mm256_castpd_si256(positive));
         [load!(xs[b]), load!(ys[b]), load!(zs[b]), frame_weight]
     });
-    (sums.map(|sum| total(sum)), count)
+    let mut lanes = [0u64; LANES];
+    // SAFETY: room for four values.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), counts) };
+    (sums.map(|sum| total(sum)), lanes.iter().sum::<u64>() as u32)
 }
 
 /// Degree of [`exp`]'s polynomial. Its remainder on |r| ≤ ln 2 / 2,
@@ -447,10 +453,12 @@ pub(super) const EXP_ERROR: f64 = 7.5e-9;
 /// of degree [`EXP_DEGREE`] (within [`EXP_ERROR`] of the value, tested).
 #[target_feature(enable = "avx2,fma")]
 fn exp(x: __m256d) -> __m256d {
-    let log2e = _mm256_set1_pd(std::f64::consts::LOG2_E);
-    let n = _mm256_round_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_pd(
-        x, log2e,
-    ));
+    // 1.5 · 2⁵² + 1023: added to x · log₂ e, it rounds that to the
+    // nearest integer n and leaves n + 1023 in the low bits, where 2ⁿ's
+    // exponent field is one shift away.
+    let magic = _mm256_set1_pd(6_755_399_441_056_767.0);
+    let shifted = _mm256_fmadd_pd(x, _mm256_set1_pd(std::f64::consts::LOG2_E), magic);
+    let n = _mm256_sub_pd(shifted, magic);
     // n · ln 2 rounded once, by at most 1e-14 for |n| ≤ 1022: far inside
     // the polynomial's error.
     let r = _mm256_fnmadd_pd(n, _mm256_set1_pd(std::f64::consts::LN_2), x);
@@ -458,12 +466,8 @@ fn exp(x: __m256d) -> __m256d {
     for k in (0..EXP_DEGREE).rev() {
         p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(EXP_TAYLOR[k]));
     }
-    // 2ⁿ from its bits: n + 1023 in the exponent field.
-    let exponent = _mm256_add_epi64(
-        _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)),
-        _mm256_set1_epi64x(1023),
-    );
-    _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_slli_epi64::<52>(exponent)))
+    let two_to_n = _mm256_slli_epi64::<52>(_mm256_castpd_si256(shifted));
+    _mm256_mul_pd(p, _mm256_castsi256_pd(two_to_n))
 }
 
 #[cfg(test)]
