@@ -1,6 +1,7 @@
 //! The fit's sums over the columns of a neighbourhood in AVX2 + FMA lanes:
-//! four neighbours at a time, each lane its own partial sum, the lanes
-//! added at the end in a fixed order (see [`super::columns`]).
+//! four neighbours at a time in `f64`, eight in `f32` for the height
+//! moments, each lane its own partial sum, the lanes added at the end in a
+//! fixed order (see [`super::columns`]).
 //!
 //! Written with the intrinsics, a few sums per pass so that each pass keeps
 //! its sums in registers: left to the compiler, arrays of lanes came out as
@@ -100,35 +101,44 @@ pub(super) fn weighted_moments(neighbours: &Neighbourhood, weight: &[f64]) -> [f
 }
 
 /// The lanes of `Σ w`, `Σ w a`, `Σ w b`, `Σ w c` and `Σ w a a`, `Σ w a b`,
-/// `Σ w a c`, `Σ w b b`, `Σ w b c`, `Σ w c c` over the `blocks(i)` = `[a,
-/// b, c, w]` of `count` blocks (each product formed as `(w a) b`): the
-/// frame's moments of the offsets, and the first pass of the height
-/// moments (with `a` the height).
+/// `Σ w a c`, `Σ w b b`, `Σ w b c`, `Σ w c c` over the blocks `[a, b, c,
+/// w]` of the iterator `$blocks` (each product formed as `(w a) b`), in
+/// lanes of the type whose zero, `add`, `mul` and `fmadd` are given: the
+/// frame's moments of the offsets in `f64`, and the first pass of the
+/// height moments in `f32` (with `a` the height).
+macro_rules! second_moments {
+    ($blocks:expr, $zero:expr, $add:ident, $mul:ident, $fmadd:ident) => {{
+        let zero = $zero;
+        let [mut w, mut wa, mut wb, mut wc, mut waa] = [zero; 5];
+        let [mut wab, mut wac, mut wbb, mut wbc, mut wcc] = [zero; 5];
+        for [a, b, c, weight] in $blocks {
+            let (pa, pb, pc) = ($mul(weight, a), $mul(weight, b), $mul(weight, c));
+            w = $add(w, weight);
+            wa = $add(wa, pa);
+            wb = $add(wb, pb);
+            wc = $add(wc, pc);
+            waa = $fmadd(pa, a, waa);
+            wab = $fmadd(pa, b, wab);
+            wac = $fmadd(pa, c, wac);
+            wbb = $fmadd(pb, b, wbb);
+            wbc = $fmadd(pb, c, wbc);
+            wcc = $fmadd(pc, c, wcc);
+        }
+        [w, wa, wb, wc, waa, wab, wac, wbb, wbc, wcc]
+    }};
+}
+
+/// [`second_moments!`] in `f64` lanes over `blocks(i)`, i < `count`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn second_moments(count: usize, mut blocks: impl FnMut(usize) -> [__m256d; 4]) -> [__m256d; 10] {
-    let zero = _mm256_setzero_pd();
-    let [mut w, mut wa, mut wb, mut wc, mut waa] = [zero; 5];
-    let [mut wab, mut wac, mut wbb, mut wbc, mut wcc] = [zero; 5];
-    for i in 0..count {
-        let [a, b, c, weight] = blocks(i);
-        let (pa, pb, pc) = (
-            _mm256_mul_pd(weight, a),
-            _mm256_mul_pd(weight, b),
-            _mm256_mul_pd(weight, c),
-        );
-        w = _mm256_add_pd(w, weight);
-        wa = _mm256_add_pd(wa, pa);
-        wb = _mm256_add_pd(wb, pb);
-        wc = _mm256_add_pd(wc, pc);
-        waa = _mm256_fmadd_pd(pa, a, waa);
-        wab = _mm256_fmadd_pd(pa, b, wab);
-        wac = _mm256_fmadd_pd(pa, c, wac);
-        wbb = _mm256_fmadd_pd(pb, b, wbb);
-        wbc = _mm256_fmadd_pd(pb, c, wbc);
-        wcc = _mm256_fmadd_pd(pc, c, wcc);
-    }
-    [w, wa, wb, wc, waa, wab, wac, wbb, wbc, wcc]
+fn second_moments(count: usize, blocks: impl FnMut(usize) -> [__m256d; 4]) -> [__m256d; 10] {
+    second_moments!(
+        (0..count).map(blocks),
+        _mm256_setzero_pd(),
+        _mm256_add_pd,
+        _mm256_mul_pd,
+        _mm256_fmadd_pd
+    )
 }
 
 /// `Σ w n` of the neighbours' weights and normals (the columns carry
@@ -218,53 +228,131 @@ fn normals_at(normals: &[Vector3<f32>], indices: &[u32; LANES]) -> [__m256d; 3] 
     [x, y, z].map(|column| _mm256_cvtps_pd(column))
 }
 
+/// How many lanes of eight neighbours have their height moments summed in
+/// `f32` before the sums join their `f64` totals: each lane's partial sum
+/// holds at most this many terms, whatever the neighbourhood's size, and
+/// the frame coordinates of so many lanes (2 KB) stay in L1 between the
+/// two passes.
+const NARROW_BLOCKS: usize = 16;
+
+/// The `f32` lanes of the `f64` lanes `b` and `b + 1` of `column` (zeros
+/// for a lane at `end` or past it).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn narrow(column: &[[f64; LANES]], b: usize, end: usize) -> __m256 {
+    let low = _mm256_cvtpd_ps(load!(column[b]));
+    let high = if b + 1 < end {
+        _mm256_cvtpd_ps(load!(column[b + 1]))
+    } else {
+        _mm_setzero_ps()
+    };
+    _mm256_set_m128(high, low)
+}
+
+/// The `f64` lanes of `sum` added to `total`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn widen_into(total: &mut __m256d, sum: __m256) {
+    let low = _mm256_cvtps_pd(_mm256_castps256_ps128(sum));
+    let high = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(sum));
+    *total = _mm256_add_pd(*total, _mm256_add_pd(low, high));
+}
+
 /// The height moments of `neighbours` under their weights in `columns` in
-/// the frame of `map` (see [`HeightMoments::add`]).
+/// the frame of `map` (see [`HeightMoments::add`]), in `f32` lanes of
+/// eight: twice the neighbours of an `f64` lane per instruction. The frame
+/// coordinates are O(1) (the tangent ones scaled by h, all centred on the
+/// frame's centroid), so `f32` keeps 7 digits of each term; a block's sums
+/// (at most [`NARROW_BLOCKS`] terms a lane) are added into `f64` totals,
+/// so that rounding does not grow with the neighbourhood. The sums agree
+/// with the plain `f64` ones to `f32` rounding (tested); on the truth sets
+/// and `check.sh` every accuracy figure is unchanged.
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn height_moments(
     map: &TangentMap,
     neighbours: &Neighbourhood,
     columns: &Columns,
 ) -> HeightMoments {
-    let points = FramePoints::new(map, neighbours, columns);
-    // Pass 1: Σ w uᵃ vᵇ, a + b ≤ 2, Σ w f uᵃ vᵇ, a + b ≤ 1, and Σ w f².
-    let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv] = second_moments(points.blocks(), |b| {
-        let [u, v, f, weight] = points.block(b);
-        [f, u, v, weight]
-    });
-    // Pass 2: a + b = 3 and 4, and Σ w f uᵃ vᵇ, a + b = 2.
-    let zero = _mm256_setzero_pd();
-    let [mut wuuu, mut wuuv, mut wuvv, mut wvvv] = [zero; 4];
-    let [mut wuuuu, mut wuuuv, mut wuuvv, mut wuvvv, mut wvvvv] = [zero; 5];
-    let [mut wfuu, mut wfuv, mut wfvv] = [zero; 3];
-    for b in 0..points.blocks() {
-        let [u, v, f, weight] = points.block(b);
-        let (puu, pvv) = (
-            _mm256_mul_pd(_mm256_mul_pd(weight, u), u),
-            _mm256_mul_pd(_mm256_mul_pd(weight, v), v),
+    let [xs, ys, zs] = neighbours.offset_lanes();
+    let weights = lanes(&columns.weight);
+    let rows = rows(map, 1.0).map(|row| row.map(|x| _mm256_set1_ps(x as f32)));
+    let shift = map.shift.map(|x| _mm256_set1_ps(-x as f32));
+    let zero = _mm256_setzero_ps();
+    let mut totals = [_mm256_setzero_pd(); 22];
+    // `[u, v, f, w]` of each `f32` lane of the block.
+    let mut block = [[zero; 4]; NARROW_BLOCKS];
+    for start in (0..weights.len()).step_by(2 * NARROW_BLOCKS) {
+        let end = weights.len().min(start + 2 * NARROW_BLOCKS);
+        let block = &mut block[..(end - start).div_ceil(2)];
+        for (k, lane) in block.iter_mut().enumerate() {
+            let b = start + 2 * k;
+            let (x, y, z) = (narrow(xs, b, end), narrow(ys, b, end), narrow(zs, b, end));
+            let [u, v, f] = std::array::from_fn(|row| {
+                let [rx, ry, rz] = rows[row];
+                let partial = _mm256_fmadd_ps(rz, z, shift[row]);
+                _mm256_fmadd_ps(rx, x, _mm256_fmadd_ps(ry, y, partial))
+            });
+            *lane = [u, v, f, narrow(weights, b, end)];
+        }
+        // Pass 1: Σ w uᵃ vᵇ, a + b ≤ 2, Σ w f uᵃ vᵇ, a + b ≤ 1, and Σ w f².
+        let first = second_moments!(
+            block.iter().map(|&[u, v, f, w]| [f, u, v, w]),
+            zero,
+            _mm256_add_ps,
+            _mm256_mul_ps,
+            _mm256_fmadd_ps
         );
-        let (puuu, pvvv) = (_mm256_mul_pd(puu, u), _mm256_mul_pd(pvv, v));
-        wuuu = _mm256_add_pd(wuuu, puuu);
-        wuuv = _mm256_fmadd_pd(puu, v, wuuv);
-        wuvv = _mm256_fmadd_pd(pvv, u, wuvv);
-        wvvv = _mm256_add_pd(wvvv, pvvv);
-        wuuuu = _mm256_fmadd_pd(puuu, u, wuuuu);
-        wuuuv = _mm256_fmadd_pd(puuu, v, wuuuv);
-        wuuvv = _mm256_fmadd_pd(puu, _mm256_mul_pd(v, v), wuuvv);
-        wuvvv = _mm256_fmadd_pd(pvvv, u, wuvvv);
-        wvvvv = _mm256_fmadd_pd(pvvv, v, wvvvv);
-        let pf = _mm256_mul_pd(weight, f);
-        let pfu = _mm256_mul_pd(pf, u);
-        wfuu = _mm256_fmadd_pd(pfu, u, wfuu);
-        wfuv = _mm256_fmadd_pd(pfu, v, wfuv);
-        wfvv = _mm256_fmadd_pd(_mm256_mul_pd(pf, v), v, wfvv);
+        // Pass 2: a + b = 3 and 4, and Σ w f uᵃ vᵇ, a + b = 2.
+        let [mut wuuu, mut wuuv, mut wuvv, mut wvvv] = [zero; 4];
+        let [mut wuuuu, mut wuuuv, mut wuuvv, mut wuvvv, mut wvvvv] = [zero; 5];
+        let [mut wfuu, mut wfuv, mut wfvv] = [zero; 3];
+        for &[u, v, f, weight] in block.iter() {
+            let (puu, pvv) = (
+                _mm256_mul_ps(_mm256_mul_ps(weight, u), u),
+                _mm256_mul_ps(_mm256_mul_ps(weight, v), v),
+            );
+            let (puuu, pvvv) = (_mm256_mul_ps(puu, u), _mm256_mul_ps(pvv, v));
+            wuuu = _mm256_add_ps(wuuu, puuu);
+            wuuv = _mm256_fmadd_ps(puu, v, wuuv);
+            wuvv = _mm256_fmadd_ps(pvv, u, wuvv);
+            wvvv = _mm256_add_ps(wvvv, pvvv);
+            wuuuu = _mm256_fmadd_ps(puuu, u, wuuuu);
+            wuuuv = _mm256_fmadd_ps(puuu, v, wuuuv);
+            wuuvv = _mm256_fmadd_ps(puu, _mm256_mul_ps(v, v), wuuvv);
+            wuvvv = _mm256_fmadd_ps(pvvv, u, wuvvv);
+            wvvvv = _mm256_fmadd_ps(pvvv, v, wvvvv);
+            let pf = _mm256_mul_ps(weight, f);
+            let pfu = _mm256_mul_ps(pf, u);
+            wfuu = _mm256_fmadd_ps(pfu, u, wfuu);
+            wfuv = _mm256_fmadd_ps(pfu, v, wfuv);
+            wfvv = _mm256_fmadd_ps(_mm256_mul_ps(pf, v), v, wfvv);
+        }
+        let second = [
+            wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv, wfuu, wfuv, wfvv,
+        ];
+        for (total, &sum) in totals.iter_mut().zip(first.iter().chain(&second)) {
+            widen_into(total, sum);
+        }
     }
+    let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv, higher @ ..] = totals.map(|sum| total(sum));
+    let [
+        wuuu,
+        wuuv,
+        wuvv,
+        wvvv,
+        wuuuu,
+        wuuuv,
+        wuuvv,
+        wuvvv,
+        wvvvv,
+        wfuu,
+        wfuv,
+        wfvv,
+    ] = higher;
     let moments = [
         w, wu, wv, wuu, wuv, wvv, wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv,
-    ]
-    .map(|sum| total(sum));
-    let rhs = [wf, wfu, wfv, wfuu, wfuv, wfvv].map(|sum| total(sum));
-    HeightMoments::from_sums(moments, rhs, total(wff))
+    ];
+    HeightMoments::from_sums(moments, [wf, wfu, wfv, wfuu, wfuv, wfvv], wff)
 }
 
 /// The slope moments of `neighbours` under their weights in `columns`

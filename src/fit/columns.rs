@@ -12,7 +12,8 @@
 //! AVX registers (`super::avx`); elsewhere one neighbour at a time, by the
 //! plain definitions the tests hold the lanes to. The two add in different
 //! orders, so results agree to the last bits, not bit for bit, between a
-//! CPU with AVX2 and one without.
+//! CPU with AVX2 and one without; the height moments run in `f32` lanes,
+//! so there they agree to `f32`'s rounding of each term.
 
 use nalgebra::Vector3;
 

@@ -203,8 +203,8 @@ impl TangentMap {
 }
 
 /// The moments of `neighbours` under their weights in `columns`, mapped
-/// into the frame by `map`: the sums of [`HeightMoments::add`], in AVX
-/// lanes where the CPU has them (see [`super::columns`]).
+/// into the frame by `map`: the sums of [`HeightMoments::add`], in `f32`
+/// AVX lanes where the CPU has them (see `super::avx::height_moments`).
 pub(crate) fn height_moments(
     map: &TangentMap,
     neighbours: &Neighbourhood,
@@ -645,44 +645,79 @@ mod tests {
 
     #[test]
     fn sums_in_lanes_are_the_plain_sums() {
-        // 13 neighbours: three whole blocks of lanes and a padded one.
-        let neighbours = crate::fit::wavy_neighbourhood(13);
-        let normals: Vec<Vector3<f32>> = (0..13)
-            .map(|i| Vector3::new(0.1 * i as f32, -0.2, 1.0).normalize())
-            .collect();
-        let mut columns = Columns::default();
-        columns.load(&neighbours, Some(&normals));
-        columns.weight = (0..columns.padded_len())
-            .map(|i| if i < 13 { 1.0 + 0.1 * i as f64 } else { 0.0 })
-            .collect();
-        let e1 = Vector3::new(1.0, 0.2, 0.1).normalize();
-        let normal = e1.cross(&Vector3::new(0.0, 1.0, 0.0)).normalize();
-        let e2 = normal.cross(&e1);
-        let h = 1.5;
-        let centroid = Vector3::new(0.05, -0.02, 0.01);
-        let rows = [e1 / h, e2 / h, normal];
-        let map = TangentMap {
-            rows,
-            shift: rows.map(|row| row.dot(&centroid)),
-        };
-        let close = |a: &[f64], b: &[f64]| {
-            a.iter()
-                .zip(b)
-                .all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()))
-        };
-        let (lanes, plain) = (
-            height_moments(&map, &neighbours, &columns),
-            plain_height_moments(&map, &neighbours, &columns),
-        );
-        assert!(close(&lanes.moments, &plain.moments), "{lanes:?} {plain:?}");
-        assert!(close(&lanes.rhs, &plain.rhs));
-        assert!(close(&[lanes.height_squares], &[plain.height_squares]));
-        let (lanes, plain) = (
-            slope_moments(&map, &neighbours, &columns, h),
-            plain_slope_moments(&map, &neighbours, &columns, h),
-        );
-        assert!(close(&lanes.square, &plain.square), "{lanes:?} {plain:?}");
-        assert!(close(&lanes.along_u, &plain.along_u));
-        assert!(close(&lanes.along_v, &plain.along_v));
+        // 13 neighbours: three whole blocks of lanes and a padded one; 300:
+        // the height moments' blocks of 128 `f32` terms and a half lane.
+        for count in [13, 300] {
+            let neighbours = crate::fit::wavy_neighbourhood(count);
+            let normals: Vec<Vector3<f32>> = (0..count)
+                .map(|i| Vector3::new(0.1 * i as f32, -0.2, 1.0).normalize())
+                .collect();
+            let mut columns = Columns::default();
+            columns.load(&neighbours, Some(&normals));
+            columns.weight = (0..columns.padded_len())
+                .map(|i| {
+                    if i < count {
+                        1.0 + 0.1 * (i % 13) as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let e1 = Vector3::new(1.0, 0.2, 0.1).normalize();
+            let normal = e1.cross(&Vector3::new(0.0, 1.0, 0.0)).normalize();
+            let e2 = normal.cross(&e1);
+            let h = 1.5;
+            let centroid = Vector3::new(0.05, -0.02, 0.01);
+            let rows = [e1 / h, e2 / h, normal];
+            let map = TangentMap {
+                rows,
+                shift: rows.map(|row| row.dot(&centroid)),
+            };
+            // The height moments run in `f32`: each sum within the
+            // rounding of its terms' magnitudes, the same sums of the
+            // magnitudes `m` of each coordinate (|row| · |p| + |shift|,
+            // what its rounding is relative to). A term's coordinates
+            // carry at most 4 roundings each (the conversions of row,
+            // offset and shift, the affine's), its four coordinates, weight
+            // and four products at most 21, and a lane's `f32` partial sum
+            // of at most 16 terms 16 more: under 40 ε of `f32`.
+            let mut magnitudes = HeightMoments::default();
+            for (neighbour, &w) in neighbours.iter().zip(columns.weights()) {
+                let [mu, mv, mf] = std::array::from_fn(|row| {
+                    rows[row].abs().dot(&neighbour.offset.abs()) + map.shift[row].abs()
+                });
+                magnitudes.add(mu, mv, mf, w);
+            }
+            let within = |a: &[f64], b: &[f64], magnitude: &[f64]| {
+                let mut triples = a.iter().zip(b).zip(magnitude);
+                triples.all(|((x, y), m)| (x - y).abs() <= 40.0 * f64::from(f32::EPSILON) * m)
+            };
+            let (lanes, plain) = (
+                height_moments(&map, &neighbours, &columns),
+                plain_height_moments(&map, &neighbours, &columns),
+            );
+            let m = &magnitudes;
+            assert!(
+                within(&lanes.moments, &plain.moments, &m.moments),
+                "{lanes:?} {plain:?}"
+            );
+            assert!(within(&lanes.rhs, &plain.rhs, &m.rhs));
+            let squares = [lanes.height_squares, plain.height_squares];
+            assert!(within(&squares[..1], &squares[1..], &[m.height_squares]));
+            // The slope moments run in `f64`: the same sums in another
+            // order.
+            let close = |a: &[f64], b: &[f64]| {
+                a.iter()
+                    .zip(b)
+                    .all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()))
+            };
+            let (lanes, plain) = (
+                slope_moments(&map, &neighbours, &columns, h),
+                plain_slope_moments(&map, &neighbours, &columns, h),
+            );
+            assert!(close(&lanes.square, &plain.square), "{lanes:?} {plain:?}");
+            assert!(close(&lanes.along_u, &plain.along_u));
+            assert!(close(&lanes.along_v, &plain.along_v));
+        }
     }
 }
