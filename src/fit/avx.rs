@@ -38,49 +38,6 @@ fn total(sum: __m256d) -> f64 {
     (values[0] + values[2]) + (values[1] + values[3])
 }
 
-/// `row · p − shift` for one block of positions.
-#[target_feature(enable = "avx2,fma")]
-fn affine(row: &[f64; 3], shift: f64, x: __m256d, y: __m256d, z: __m256d) -> __m256d {
-    let partial = _mm256_fmadd_pd(_mm256_set1_pd(row[2]), z, _mm256_set1_pd(-shift));
-    let partial = _mm256_fmadd_pd(_mm256_set1_pd(row[1]), y, partial);
-    _mm256_fmadd_pd(_mm256_set1_pd(row[0]), x, partial)
-}
-
-/// A neighbourhood and its weights read block by block in the frame of a
-/// map: each block's frame coordinates `(u, v, f)` and weights.
-struct FramePoints<'a> {
-    offset: [&'a [[f64; LANES]]; 3],
-    weight: &'a [[f64; LANES]],
-    rows: [[f64; 3]; 3],
-    shift: [f64; 3],
-}
-
-impl<'a> FramePoints<'a> {
-    fn new(map: &TangentMap, neighbours: &'a Neighbourhood, columns: &'a Columns) -> Self {
-        FramePoints {
-            offset: neighbours.offset_lanes(),
-            weight: lanes(&columns.weight),
-            rows: rows(map, 1.0),
-            shift: map.shift,
-        }
-    }
-
-    /// Number of blocks.
-    fn blocks(&self) -> usize {
-        self.weight.len()
-    }
-
-    /// `[u, v, f, w]` of block `b`.
-    #[target_feature(enable = "avx2,fma")]
-    fn block(&self, b: usize) -> [__m256d; 4] {
-        let [xs, ys, zs] = self.offset;
-        let (x, y, z) = (load!(xs[b]), load!(ys[b]), load!(zs[b]));
-        let [u, v, f] =
-            std::array::from_fn(|row| affine(&self.rows[row], self.shift[row], x, y, z));
-        [u, v, f, load!(self.weight[b])]
-    }
-}
-
 /// The rows of `map` as arrays, scaled by `scale` (the tangent rows only).
 fn rows(map: &TangentMap, tangent_scale: f64) -> [[f64; 3]; 3] {
     std::array::from_fn(|row| {
@@ -259,41 +216,62 @@ fn widen_into(total: &mut __m256d, sum: __m256) {
 }
 
 /// The height moments of `neighbours` under their weights in `columns` in
-/// the frame of `map` (see [`HeightMoments::add`]), in `f32` lanes of
-/// eight: twice the neighbours of an `f64` lane per instruction. The frame
-/// coordinates are O(1) (the tangent ones scaled by h, all centred on the
-/// frame's centroid), so `f32` keeps 7 digits of each term; a block's sums
+/// the frame of `map` (see [`HeightMoments::add`]), and their slope
+/// moments when `slopes_at` gives the support radius the map's tangent
+/// rows are scaled by (the columns then carry the unit normals; see
+/// [`SlopeMoments::add`]), in `f32` lanes of eight: twice the neighbours
+/// of an `f64` lane per instruction. The frame coordinates are O(1) (the
+/// tangent ones scaled by h, all centred on the frame's centroid) and so
+/// are the normals, so `f32` keeps 7 digits of each term; a block's sums
 /// (at most [`NARROW_BLOCKS`] terms a lane) are added into `f64` totals,
 /// so that rounding does not grow with the neighbourhood. The sums agree
 /// with the plain `f64` ones to `f32` rounding (tested); on the truth sets
 /// and `check.sh` every accuracy figure is unchanged.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn height_moments(
+pub(super) fn moments(
     map: &TangentMap,
     neighbours: &Neighbourhood,
     columns: &Columns,
-) -> HeightMoments {
+    slopes_at: Option<f64>,
+) -> (HeightMoments, Option<SlopeMoments>) {
     let [xs, ys, zs] = neighbours.offset_lanes();
     let weights = lanes(&columns.weight);
-    let rows = rows(map, 1.0).map(|row| row.map(|x| _mm256_set1_ps(x as f32)));
-    let shift = map.shift.map(|x| _mm256_set1_ps(-x as f32));
+    let normals = slopes_at.map(|_| [0, 1, 2].map(|axis| lanes(&columns.normal[axis])));
     let zero = _mm256_setzero_ps();
+    let narrow_rows = |scale| rows(map, scale).map(|row| row.map(|x| _mm256_set1_ps(x as f32)));
+    // A normal is rotated into the frame, not scaled.
+    let (frame_rows, normal_rows) = (narrow_rows(1.0), narrow_rows(slopes_at.unwrap_or(1.0)));
+    let shift = map.shift.map(|x| _mm256_set1_ps(-x as f32));
+    let apply = |rows: &[[__m256; 3]; 3], shift: [__m256; 3], [x, y, z]: [__m256; 3]| {
+        std::array::from_fn(|row| {
+            let [rx, ry, rz] = rows[row];
+            let partial = _mm256_fmadd_ps(rz, z, shift[row]);
+            _mm256_fmadd_ps(rx, x, _mm256_fmadd_ps(ry, y, partial))
+        })
+    };
     let mut totals = [_mm256_setzero_pd(); 22];
-    // `[u, v, f, w]` of each `f32` lane of the block.
+    let mut slope_totals = [_mm256_setzero_pd(); 12];
+    // `[u, v, f, w]` and the normal in the frame of each `f32` lane of the
+    // block.
     let mut block = [[zero; 4]; NARROW_BLOCKS];
+    let mut block_normals = [[zero; 3]; NARROW_BLOCKS];
     for start in (0..weights.len()).step_by(2 * NARROW_BLOCKS) {
         let end = weights.len().min(start + 2 * NARROW_BLOCKS);
-        let block = &mut block[..(end - start).div_ceil(2)];
-        for (k, lane) in block.iter_mut().enumerate() {
+        let lanes = (end - start).div_ceil(2);
+        for (k, (lane, normal)) in block.iter_mut().zip(&mut block_normals).enumerate() {
+            if k == lanes {
+                break;
+            }
             let b = start + 2 * k;
-            let (x, y, z) = (narrow(xs, b, end), narrow(ys, b, end), narrow(zs, b, end));
-            let [u, v, f] = std::array::from_fn(|row| {
-                let [rx, ry, rz] = rows[row];
-                let partial = _mm256_fmadd_ps(rz, z, shift[row]);
-                _mm256_fmadd_ps(rx, x, _mm256_fmadd_ps(ry, y, partial))
-            });
+            let offset = [xs, ys, zs].map(|column| narrow(column, b, end));
+            let [u, v, f] = apply(&frame_rows, shift, offset);
             *lane = [u, v, f, narrow(weights, b, end)];
+            if let Some(columns) = normals {
+                let normal_lanes = columns.map(|column| narrow(column, b, end));
+                *normal = apply(&normal_rows, [zero; 3], normal_lanes);
+            }
         }
+        let block = &block[..lanes];
         // Pass 1: Σ w uᵃ vᵇ, a + b ≤ 2, Σ w f uᵃ vᵇ, a + b ≤ 1, and Σ w f².
         let first = second_moments!(
             block.iter().map(|&[u, v, f, w]| [f, u, v, w]),
@@ -306,7 +284,7 @@ pub(super) fn height_moments(
         let [mut wuuu, mut wuuv, mut wuvv, mut wvvv] = [zero; 4];
         let [mut wuuuu, mut wuuuv, mut wuuvv, mut wuvvv, mut wvvvv] = [zero; 5];
         let [mut wfuu, mut wfuv, mut wfvv] = [zero; 3];
-        for &[u, v, f, weight] in block.iter() {
+        for &[u, v, f, weight] in block {
             let (puu, pvv) = (
                 _mm256_mul_ps(_mm256_mul_ps(weight, u), u),
                 _mm256_mul_ps(_mm256_mul_ps(weight, v), v),
@@ -333,6 +311,12 @@ pub(super) fn height_moments(
         for (total, &sum) in totals.iter_mut().zip(first.iter().chain(&second)) {
             widen_into(total, sum);
         }
+        if normals.is_some() {
+            let slopes = slope_sums(block.iter().zip(&block_normals));
+            for (total, sum) in slope_totals.iter_mut().zip(slopes) {
+                widen_into(total, sum);
+            }
+        }
     }
     let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv, higher @ ..] = totals.map(|sum| total(sum));
     let [
@@ -352,56 +336,61 @@ pub(super) fn height_moments(
     let moments = [
         w, wu, wv, wuu, wuv, wvv, wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv,
     ];
-    HeightMoments::from_sums(moments, [wf, wfu, wfv, wfuu, wfuv, wfvv], wff)
+    let heights = HeightMoments::from_sums(moments, [wf, wfu, wfv, wfuu, wfuv, wfvv], wff);
+    let slopes = normals.map(|_| {
+        let [
+            s,
+            s_u,
+            s_v,
+            s_uu,
+            s_uv,
+            s_vv,
+            a_u,
+            a_uu,
+            a_uv,
+            a_v,
+            a_vu,
+            a_vv,
+        ] = slope_totals.map(|sum| total(sum));
+        SlopeMoments::from_sums(
+            [s, s_u, s_v, s_uu, s_uv, s_vv],
+            [a_u, a_uu, a_uv],
+            [a_v, a_vu, a_vv],
+        )
+    });
+    (heights, slopes)
 }
 
-/// The slope moments of `neighbours` under their weights in `columns`
-/// (which carry their unit normals) in the frame of `map`, whose tangent
-/// rows are scaled by `1 / support_radius` (see [`SlopeMoments::add`]).
+/// The `f32` lanes of the slope moments' sums `Σ w n_n² {1, u, v, u², uv,
+/// v²}`, `Σ w n_n n_u {1, u, v}` and `Σ w n_n n_v {1, u, v}` over the
+/// lanes `([u, v, f, w], [n_u, n_v, n_n])` of `block`.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn slope_moments(
-    map: &TangentMap,
-    neighbours: &Neighbourhood,
-    columns: &Columns,
-    support_radius: f64,
-) -> SlopeMoments {
-    let points = FramePoints::new(map, neighbours, columns);
-    let [nxs, nys, nzs] = [0, 1, 2].map(|axis| lanes(&columns.normal[axis]));
-    // A normal is rotated into the frame, not scaled.
-    let [nu_row, nv_row, nn_row] = rows(map, support_radius);
-    let zero = _mm256_setzero_pd();
+#[inline]
+fn slope_sums<'a>(block: impl Iterator<Item = (&'a [__m256; 4], &'a [__m256; 3])>) -> [__m256; 12] {
+    let zero = _mm256_setzero_ps();
     let [mut s, mut s_u, mut s_v, mut s_uu, mut s_uv, mut s_vv] = [zero; 6];
     let [mut a_u, mut a_uu, mut a_uv, mut a_v, mut a_vu, mut a_vv] = [zero; 6];
-    for b in 0..points.blocks() {
-        let [u, v, _, weight] = points.block(b);
-        let (nx, ny, nz) = (load!(nxs[b]), load!(nys[b]), load!(nzs[b]));
-        let (nu, nv, nn) = (
-            affine(&nu_row, 0.0, nx, ny, nz),
-            affine(&nv_row, 0.0, nx, ny, nz),
-            affine(&nn_row, 0.0, nx, ny, nz),
-        );
-        let wn = _mm256_mul_pd(weight, nn);
-        let square = _mm256_mul_pd(wn, nn);
-        let (square_u, square_v) = (_mm256_mul_pd(square, u), _mm256_mul_pd(square, v));
-        s = _mm256_add_pd(s, square);
-        s_u = _mm256_add_pd(s_u, square_u);
-        s_v = _mm256_add_pd(s_v, square_v);
-        s_uu = _mm256_fmadd_pd(square_u, u, s_uu);
-        s_uv = _mm256_fmadd_pd(square_u, v, s_uv);
-        s_vv = _mm256_fmadd_pd(square_v, v, s_vv);
-        let (along_u, along_v) = (_mm256_mul_pd(wn, nu), _mm256_mul_pd(wn, nv));
-        a_u = _mm256_add_pd(a_u, along_u);
-        a_uu = _mm256_fmadd_pd(along_u, u, a_uu);
-        a_uv = _mm256_fmadd_pd(along_u, v, a_uv);
-        a_v = _mm256_add_pd(a_v, along_v);
-        a_vu = _mm256_fmadd_pd(along_v, u, a_vu);
-        a_vv = _mm256_fmadd_pd(along_v, v, a_vv);
+    for (&[u, v, _, weight], &[nu, nv, nn]) in block {
+        let wn = _mm256_mul_ps(weight, nn);
+        let square = _mm256_mul_ps(wn, nn);
+        let (square_u, square_v) = (_mm256_mul_ps(square, u), _mm256_mul_ps(square, v));
+        s = _mm256_add_ps(s, square);
+        s_u = _mm256_add_ps(s_u, square_u);
+        s_v = _mm256_add_ps(s_v, square_v);
+        s_uu = _mm256_fmadd_ps(square_u, u, s_uu);
+        s_uv = _mm256_fmadd_ps(square_u, v, s_uv);
+        s_vv = _mm256_fmadd_ps(square_v, v, s_vv);
+        let (along_u, along_v) = (_mm256_mul_ps(wn, nu), _mm256_mul_ps(wn, nv));
+        a_u = _mm256_add_ps(a_u, along_u);
+        a_uu = _mm256_fmadd_ps(along_u, u, a_uu);
+        a_uv = _mm256_fmadd_ps(along_u, v, a_uv);
+        a_v = _mm256_add_ps(a_v, along_v);
+        a_vu = _mm256_fmadd_ps(along_v, u, a_vu);
+        a_vv = _mm256_fmadd_ps(along_v, v, a_vv);
     }
-    SlopeMoments::from_sums(
-        [s, s_u, s_v, s_uu, s_uv, s_vv].map(|sum| total(sum)),
-        [a_u, a_uu, a_uv].map(|sum| total(sum)),
-        [a_v, a_vu, a_vv].map(|sum| total(sum)),
-    )
+    [
+        s, s_u, s_v, s_uu, s_uv, s_vv, a_u, a_uu, a_uv, a_v, a_vu, a_vv,
+    ]
 }
 
 /// [`super::Kernel::weigh`] in lanes, in one pass over the neighbourhood:

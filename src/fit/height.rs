@@ -128,7 +128,7 @@ const MATRIX_MOMENTS: [usize; PACKED] = {
 impl HeightMoments {
     /// Adds one sample: scaled tangent coordinates `(u, v)`, height `f`,
     /// weight `w`: the plain definition of the sums that
-    /// [`height_moments`] takes in lanes where it can.
+    /// [`moments`] takes in lanes where it can.
     pub fn add(&mut self, u: f64, v: f64, f: f64, w: f64) {
         let (wu, wv) = (w * u, w * v);
         let (wuu, wuv, wvv) = (wu * u, wu * v, wv * v);
@@ -202,24 +202,29 @@ impl TangentMap {
     }
 }
 
-/// The moments of `neighbours` under their weights in `columns`, mapped
-/// into the frame by `map`: the sums of [`HeightMoments::add`], in `f32`
-/// AVX lanes where the CPU has them (see `super::avx::height_moments`).
-pub(crate) fn height_moments(
+/// The height moments of `neighbours` under their weights in `columns`,
+/// mapped into the frame by `map`: the sums of [`HeightMoments::add`]; and
+/// when `slopes_at` gives the support radius (the map's tangent rows are
+/// scaled by its inverse, and the columns carry the unit normals), their
+/// slope moments, the sums of [`SlopeMoments::add`]. In `f32` AVX lanes
+/// where the CPU has them (see `super::avx::moments`).
+pub(crate) fn moments(
     map: &TangentMap,
     neighbours: &Neighbourhood,
     columns: &Columns,
-) -> HeightMoments {
+    slopes_at: Option<f64>,
+) -> (HeightMoments, Option<SlopeMoments>) {
     debug_assert_eq!(neighbours.len(), columns.len(), "the neighbourhood loaded");
     #[cfg(target_arch = "x86_64")]
     if wide_lanes() {
         // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { super::avx::height_moments(map, neighbours, columns) };
+        return unsafe { super::avx::moments(map, neighbours, columns, slopes_at) };
     }
-    plain_height_moments(map, neighbours, columns)
+    let slopes = slopes_at.map(|h| plain_slope_moments(map, neighbours, columns, h));
+    (plain_height_moments(map, neighbours, columns), slopes)
 }
 
-/// [`height_moments`] one neighbour at a time.
+/// [`moments`]' height moments one neighbour at a time.
 fn plain_height_moments(
     map: &TangentMap,
     neighbours: &Neighbourhood,
@@ -233,26 +238,7 @@ fn plain_height_moments(
     moments
 }
 
-/// The slope moments of `neighbours` under their weights in `columns`
-/// (which carry their unit normals), in the frame of `map` (tangent rows
-/// scaled by `1 / support_radius`): the sums of [`SlopeMoments::add`], in
-/// AVX lanes where the CPU has them.
-pub(crate) fn slope_moments(
-    map: &TangentMap,
-    neighbours: &Neighbourhood,
-    columns: &Columns,
-    support_radius: f64,
-) -> SlopeMoments {
-    debug_assert_eq!(neighbours.len(), columns.len(), "the neighbourhood loaded");
-    #[cfg(target_arch = "x86_64")]
-    if wide_lanes() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { super::avx::slope_moments(map, neighbours, columns, support_radius) };
-    }
-    plain_slope_moments(map, neighbours, columns, support_radius)
-}
-
-/// [`slope_moments`] one neighbour at a time.
+/// [`moments`]' slope moments one neighbour at a time.
 fn plain_slope_moments(
     map: &TangentMap,
     neighbours: &Neighbourhood,
@@ -299,7 +285,7 @@ pub struct SlopeMoments {
 impl SlopeMoments {
     /// Adds one neighbour: scaled tangent coordinates `(u, v)`, its unit
     /// normal in frame coordinates, weight `w`: the plain definition of
-    /// the sums that [`slope_moments`] takes in lanes where it can.
+    /// the sums that [`moments`] takes in lanes where it can.
     pub fn add(&mut self, u: f64, v: f64, normal: &Vector3<f64>, w: f64) {
         let wn = w * normal.z;
         let square = wn * normal.z;
@@ -673,51 +659,55 @@ mod tests {
                 rows,
                 shift: rows.map(|row| row.dot(&centroid)),
             };
-            // The height moments run in `f32`: each sum within the
-            // rounding of its terms' magnitudes, the same sums of the
-            // magnitudes `m` of each coordinate (|row| · |p| + |shift|,
-            // what its rounding is relative to). A term's coordinates
-            // carry at most 4 roundings each (the conversions of row,
-            // offset and shift, the affine's), its four coordinates, weight
-            // and four products at most 21, and a lane's `f32` partial sum
-            // of at most 16 terms 16 more: under 40 ε of `f32`.
-            let mut magnitudes = HeightMoments::default();
-            for (neighbour, &w) in neighbours.iter().zip(columns.weights()) {
+            // The sums run in `f32`: each within the rounding of its
+            // terms' magnitudes, the same sums of the magnitudes `m` of each
+            // coordinate and normal component (|row| · |p| + |shift|, what
+            // its rounding is relative to). A coordinate is within 6 units
+            // of `f32` rounding (2⁻²⁴) of its `m` (two for a product's
+            // rounded inputs, one for the shift, three for the FMAs), a
+            // term of four coordinates and a weight within 4 · 6 + 1 and
+            // its four products' roundings, 29, and a lane's `f32` partial
+            // sum of at most 16 terms 16 more: under 64 units, 32 ε.
+            let mut magnitudes = (HeightMoments::default(), SlopeMoments::default());
+            for (i, (neighbour, &w)) in neighbours.iter().zip(columns.weights()).enumerate() {
                 let [mu, mv, mf] = std::array::from_fn(|row| {
                     rows[row].abs().dot(&neighbour.offset.abs()) + map.shift[row].abs()
                 });
-                magnitudes.add(mu, mv, mf, w);
+                magnitudes.0.add(mu, mv, mf, w);
+                let normal = columns.normal_of(i).abs();
+                let scales = [h, h, 1.0];
+                let local = Vector3::from_fn(|row, _| rows[row].abs().dot(&normal) * scales[row]);
+                magnitudes.1.add(mu, mv, &local, w);
             }
             let within = |a: &[f64], b: &[f64], magnitude: &[f64]| {
                 let mut triples = a.iter().zip(b).zip(magnitude);
-                triples.all(|((x, y), m)| (x - y).abs() <= 40.0 * f64::from(f32::EPSILON) * m)
+                triples.all(|((x, y), m)| (x - y).abs() <= 32.0 * f64::from(f32::EPSILON) * m)
             };
-            let (lanes, plain) = (
-                height_moments(&map, &neighbours, &columns),
-                plain_height_moments(&map, &neighbours, &columns),
-            );
-            let m = &magnitudes;
+            let (heights, slopes) = moments(&map, &neighbours, &columns, Some(h));
+            let plain = plain_height_moments(&map, &neighbours, &columns);
+            let m = &magnitudes.0;
             assert!(
-                within(&lanes.moments, &plain.moments, &m.moments),
-                "{lanes:?} {plain:?}"
+                within(&heights.moments, &plain.moments, &m.moments),
+                "{heights:?} {plain:?}"
             );
-            assert!(within(&lanes.rhs, &plain.rhs, &m.rhs));
-            let squares = [lanes.height_squares, plain.height_squares];
+            assert!(within(&heights.rhs, &plain.rhs, &m.rhs));
+            let squares = [heights.height_squares, plain.height_squares];
             assert!(within(&squares[..1], &squares[1..], &[m.height_squares]));
-            // The slope moments run in `f64`: the same sums in another
-            // order.
-            let close = |a: &[f64], b: &[f64]| {
-                a.iter()
-                    .zip(b)
-                    .all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()))
-            };
-            let (lanes, plain) = (
-                slope_moments(&map, &neighbours, &columns, h),
+            let (slopes, plain) = (
+                slopes.unwrap(),
                 plain_slope_moments(&map, &neighbours, &columns, h),
             );
-            assert!(close(&lanes.square, &plain.square), "{lanes:?} {plain:?}");
-            assert!(close(&lanes.along_u, &plain.along_u));
-            assert!(close(&lanes.along_v, &plain.along_v));
+            let m = &magnitudes.1;
+            assert!(
+                within(&slopes.square, &plain.square, &m.square),
+                "{slopes:?} {plain:?}"
+            );
+            assert!(within(&slopes.along_u, &plain.along_u, &m.along_u));
+            assert!(within(&slopes.along_v, &plain.along_v, &m.along_v));
+            // Without slopes: the same height moments, no slope moments.
+            let (alone, none) = moments(&map, &neighbours, &columns, None);
+            assert_eq!(alone.moments, heights.moments);
+            assert!(none.is_none());
         }
     }
 }
