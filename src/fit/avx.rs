@@ -206,13 +206,21 @@ fn narrow(column: &[[f64; LANES]], b: usize, end: usize) -> __m256 {
     _mm256_set_m128(high, low)
 }
 
-/// The `f64` lanes of `sum` added to `total`.
+/// The sums of the eight lanes of each of the eight `sums`, in their
+/// order: pairs, then fours, then the two halves added. Reduced eight at a
+/// time, a block's 22 to 34 sums cost a few shuffles, where each widened
+/// into its own `f64` total cost as much as a small neighbourhood's terms.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn widen_into(total: &mut __m256d, sum: __m256) {
-    let low = _mm256_cvtps_pd(_mm256_castps256_ps128(sum));
-    let high = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(sum));
-    *total = _mm256_add_pd(*total, _mm256_add_pd(low, high));
+fn lane_sums(sums: &[__m256; 8]) -> __m256 {
+    let pairs = [0, 2, 4, 6].map(|i| _mm256_hadd_ps(sums[i], sums[i + 1]));
+    let fours = [
+        _mm256_hadd_ps(pairs[0], pairs[1]),
+        _mm256_hadd_ps(pairs[2], pairs[3]),
+    ];
+    let low = _mm256_permute2f128_ps::<0x20>(fours[0], fours[1]);
+    let high = _mm256_permute2f128_ps::<0x31>(fours[0], fours[1]);
+    _mm256_add_ps(low, high)
 }
 
 /// The height moments of `neighbours` under their weights in `columns` in
@@ -223,8 +231,9 @@ fn widen_into(total: &mut __m256d, sum: __m256) {
 /// of an `f64` lane per instruction. The frame coordinates are O(1) (the
 /// tangent ones scaled by h, all centred on the frame's centroid) and so
 /// are the normals, so `f32` keeps 7 digits of each term; a block's sums
-/// (at most [`NARROW_BLOCKS`] terms a lane) are added into `f64` totals,
-/// so that rounding does not grow with the neighbourhood. The sums agree
+/// (at most [`NARROW_BLOCKS`] terms a lane, then its eight lanes added)
+/// are added into `f64` totals, so that rounding does not grow with the
+/// neighbourhood. The sums agree
 /// with the plain `f64` ones to `f32` rounding (tested); on the truth sets
 /// and `check.sh` every accuracy figure is unchanged.
 #[target_feature(enable = "avx2,fma")]
@@ -249,8 +258,11 @@ pub(super) fn moments(
             _mm256_fmadd_ps(rx, x, _mm256_fmadd_ps(ry, y, partial))
         })
     };
-    let mut totals = [_mm256_setzero_pd(); 22];
-    let mut slope_totals = [_mm256_setzero_pd(); 12];
+    // The 22 height sums, then the 12 slope sums: each block's, reduced
+    // over its lanes in `f32`, added into `f64` totals four to a lane.
+    let mut sums = [zero; 40];
+    let groups = if normals.is_some() { 5 } else { 3 };
+    let mut totals = [_mm256_setzero_pd(); 10];
     // `[u, v, f, w]` and the normal in the frame of each `f32` lane of the
     // block.
     let mut block = [[zero; 4]; NARROW_BLOCKS];
@@ -308,17 +320,31 @@ pub(super) fn moments(
         let second = [
             wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv, wfuu, wfuv, wfvv,
         ];
-        for (total, &sum) in totals.iter_mut().zip(first.iter().chain(&second)) {
-            widen_into(total, sum);
-        }
+        sums[..10].copy_from_slice(&first);
+        sums[10..22].copy_from_slice(&second);
         if normals.is_some() {
-            let slopes = slope_sums(block.iter().zip(&block_normals));
-            for (total, sum) in slope_totals.iter_mut().zip(slopes) {
-                widen_into(total, sum);
-            }
+            sums[22..34].copy_from_slice(&slope_sums(block.iter().zip(&block_normals)));
+        }
+        let (groups_of_eight, _) = sums.as_chunks::<8>();
+        let (pairs, _) = totals.as_chunks_mut::<2>();
+        for (group, [low, high]) in groups_of_eight.iter().zip(pairs).take(groups) {
+            let reduced = lane_sums(group);
+            let widened = [
+                _mm256_cvtps_pd(_mm256_castps256_ps128(reduced)),
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(reduced)),
+            ];
+            *low = _mm256_add_pd(*low, widened[0]);
+            *high = _mm256_add_pd(*high, widened[1]);
         }
     }
-    let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv, higher @ ..] = totals.map(|sum| total(sum));
+    let mut all = [0.0; 40];
+    for (values, sum) in all.as_chunks_mut::<LANES>().0.iter_mut().zip(totals) {
+        // SAFETY: room for four values.
+        unsafe { _mm256_storeu_pd(values.as_mut_ptr(), sum) };
+    }
+    let (height_sums, rest) = all.split_first_chunk::<22>().unwrap();
+    let slope_sums = rest.first_chunk::<12>().unwrap();
+    let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv, higher @ ..] = *height_sums;
     let [
         wuuu,
         wuuv,
@@ -351,7 +377,7 @@ pub(super) fn moments(
             a_v,
             a_vu,
             a_vv,
-        ] = slope_totals.map(|sum| total(sum));
+        ] = *slope_sums;
         SlopeMoments::from_sums(
             [s, s_u, s_v, s_uu, s_uv, s_vv],
             [a_u, a_uu, a_uv],

@@ -666,8 +666,8 @@ mod tests {
             // of `f32` rounding (2⁻²⁴) of its `m` (two for a product's
             // rounded inputs, one for the shift, three for the FMAs), a
             // term of four coordinates and a weight within 4 · 6 + 1 and
-            // its four products' roundings, 29, and a lane's `f32` partial
-            // sum of at most 16 terms 16 more: under 64 units, 32 ε.
+            // its four products' roundings, 29, and a block's `f32` sum (16
+            // terms a lane, then 8 lanes) 19 more: under 64 units, 32 ε.
             let mut magnitudes = (HeightMoments::default(), SlopeMoments::default());
             for (i, (neighbour, &w)) in neighbours.iter().zip(columns.weights()).enumerate() {
                 let [mu, mv, mf] = std::array::from_fn(|row| {
