@@ -770,15 +770,9 @@ impl<'a> Projector<'a> {
                 let in_columns = self
                     .slope_normals
                     .is_some_and(|own| std::ptr::eq(own, normals));
-                match in_columns.then(|| columns.weighted_normal_sum()).flatten() {
-                    Some(sum) => sum.dot(&frame.normal),
-                    None => neighbours
-                        .indices()
-                        .iter()
-                        .zip(columns.weights())
-                        .map(|(&n, &w)| w * normals[n as usize].cast::<f64>().dot(&frame.normal))
-                        .sum::<f64>(),
-                }
+                let sum = in_columns.then(|| columns.weighted_normal_sum()).flatten();
+                sum.unwrap_or_else(|| columns.weighted_normal_sum_of(neighbours, normals))
+                    .dot(&frame.normal)
             }
             NormalSign::AwayFrom(point) => frame.normal.dot(&(centre + frame.centroid - point)),
             NormalSign::Toward(point) => frame.normal.dot(&(point - centre - frame.centroid)),

@@ -1,6 +1,7 @@
 //! The fit's sums over the columns of a neighbourhood in AVX2 + FMA lanes:
-//! four neighbours at a time, each lane its own partial sum, the lanes
-//! added at the end in a fixed order (see [`super::columns`]).
+//! four neighbours at a time in `f64`, eight in `f32` for the height
+//! moments, each lane its own partial sum, the lanes added at the end in a
+//! fixed order (see [`super::columns`]).
 //!
 //! Written with the intrinsics, a few sums per pass so that each pass keeps
 //! its sums in registers: left to the compiler, arrays of lanes came out as
@@ -37,49 +38,6 @@ fn total(sum: __m256d) -> f64 {
     (values[0] + values[2]) + (values[1] + values[3])
 }
 
-/// `row · p − shift` for one block of positions.
-#[target_feature(enable = "avx2,fma")]
-fn affine(row: &[f64; 3], shift: f64, x: __m256d, y: __m256d, z: __m256d) -> __m256d {
-    let partial = _mm256_fmadd_pd(_mm256_set1_pd(row[2]), z, _mm256_set1_pd(-shift));
-    let partial = _mm256_fmadd_pd(_mm256_set1_pd(row[1]), y, partial);
-    _mm256_fmadd_pd(_mm256_set1_pd(row[0]), x, partial)
-}
-
-/// A neighbourhood and its weights read block by block in the frame of a
-/// map: each block's frame coordinates `(u, v, f)` and weights.
-struct FramePoints<'a> {
-    offset: [&'a [[f64; LANES]]; 3],
-    weight: &'a [[f64; LANES]],
-    rows: [[f64; 3]; 3],
-    shift: [f64; 3],
-}
-
-impl<'a> FramePoints<'a> {
-    fn new(map: &TangentMap, neighbours: &'a Neighbourhood, columns: &'a Columns) -> Self {
-        FramePoints {
-            offset: neighbours.offset_lanes(),
-            weight: lanes(&columns.weight),
-            rows: rows(map, 1.0),
-            shift: map.shift,
-        }
-    }
-
-    /// Number of blocks.
-    fn blocks(&self) -> usize {
-        self.weight.len()
-    }
-
-    /// `[u, v, f, w]` of block `b`.
-    #[target_feature(enable = "avx2,fma")]
-    fn block(&self, b: usize) -> [__m256d; 4] {
-        let [xs, ys, zs] = self.offset;
-        let (x, y, z) = (load!(xs[b]), load!(ys[b]), load!(zs[b]));
-        let [u, v, f] =
-            std::array::from_fn(|row| affine(&self.rows[row], self.shift[row], x, y, z));
-        [u, v, f, load!(self.weight[b])]
-    }
-}
-
 /// The rows of `map` as arrays, scaled by `scale` (the tangent rows only).
 fn rows(map: &TangentMap, tangent_scale: f64) -> [[f64; 3]; 3] {
     std::array::from_fn(|row| {
@@ -100,35 +58,44 @@ pub(super) fn weighted_moments(neighbours: &Neighbourhood, weight: &[f64]) -> [f
 }
 
 /// The lanes of `Σ w`, `Σ w a`, `Σ w b`, `Σ w c` and `Σ w a a`, `Σ w a b`,
-/// `Σ w a c`, `Σ w b b`, `Σ w b c`, `Σ w c c` over the `blocks(i)` = `[a,
-/// b, c, w]` of `count` blocks (each product formed as `(w a) b`): the
-/// frame's moments of the offsets, and the first pass of the height
-/// moments (with `a` the height).
+/// `Σ w a c`, `Σ w b b`, `Σ w b c`, `Σ w c c` over the blocks `[a, b, c,
+/// w]` of the iterator `$blocks` (each product formed as `(w a) b`), in
+/// lanes of the type whose zero, `add`, `mul` and `fmadd` are given: the
+/// frame's moments of the offsets in `f64`, and the first pass of the
+/// height moments in `f32` (with `a` the height).
+macro_rules! second_moments {
+    ($blocks:expr, $zero:expr, $add:ident, $mul:ident, $fmadd:ident) => {{
+        let zero = $zero;
+        let [mut w, mut wa, mut wb, mut wc, mut waa] = [zero; 5];
+        let [mut wab, mut wac, mut wbb, mut wbc, mut wcc] = [zero; 5];
+        for [a, b, c, weight] in $blocks {
+            let (pa, pb, pc) = ($mul(weight, a), $mul(weight, b), $mul(weight, c));
+            w = $add(w, weight);
+            wa = $add(wa, pa);
+            wb = $add(wb, pb);
+            wc = $add(wc, pc);
+            waa = $fmadd(pa, a, waa);
+            wab = $fmadd(pa, b, wab);
+            wac = $fmadd(pa, c, wac);
+            wbb = $fmadd(pb, b, wbb);
+            wbc = $fmadd(pb, c, wbc);
+            wcc = $fmadd(pc, c, wcc);
+        }
+        [w, wa, wb, wc, waa, wab, wac, wbb, wbc, wcc]
+    }};
+}
+
+/// [`second_moments!`] in `f64` lanes over `blocks(i)`, i < `count`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn second_moments(count: usize, mut blocks: impl FnMut(usize) -> [__m256d; 4]) -> [__m256d; 10] {
-    let zero = _mm256_setzero_pd();
-    let [mut w, mut wa, mut wb, mut wc, mut waa] = [zero; 5];
-    let [mut wab, mut wac, mut wbb, mut wbc, mut wcc] = [zero; 5];
-    for i in 0..count {
-        let [a, b, c, weight] = blocks(i);
-        let (pa, pb, pc) = (
-            _mm256_mul_pd(weight, a),
-            _mm256_mul_pd(weight, b),
-            _mm256_mul_pd(weight, c),
-        );
-        w = _mm256_add_pd(w, weight);
-        wa = _mm256_add_pd(wa, pa);
-        wb = _mm256_add_pd(wb, pb);
-        wc = _mm256_add_pd(wc, pc);
-        waa = _mm256_fmadd_pd(pa, a, waa);
-        wab = _mm256_fmadd_pd(pa, b, wab);
-        wac = _mm256_fmadd_pd(pa, c, wac);
-        wbb = _mm256_fmadd_pd(pb, b, wbb);
-        wbc = _mm256_fmadd_pd(pb, c, wbc);
-        wcc = _mm256_fmadd_pd(pc, c, wcc);
-    }
-    [w, wa, wb, wc, waa, wab, wac, wbb, wbc, wcc]
+fn second_moments(count: usize, blocks: impl FnMut(usize) -> [__m256d; 4]) -> [__m256d; 10] {
+    second_moments!(
+        (0..count).map(blocks),
+        _mm256_setzero_pd(),
+        _mm256_add_pd,
+        _mm256_mul_pd,
+        _mm256_fmadd_pd
+    )
 }
 
 /// `Σ w n` of the neighbours' weights and normals (the columns carry
@@ -149,11 +116,8 @@ pub(super) fn weighted_normal_sum(columns: &Columns) -> [f64; 3] {
 
 /// The normals at `indices` (into `normals`) into `columns`, four at a
 /// time over the whole lanes of `indices`; returns how many were written
-/// (the rest, under four, is the caller's). Each normal is read as its
-/// `x, y` and its `z` (not 16 bytes, which would read past the last
-/// normal), the four transposed into the columns and widened (exactly):
-/// a quarter of the stores of one normal at a time, whose loop waited on
-/// its scattered reads.
+/// (the rest, under four, is the caller's): a quarter of the stores of one
+/// normal at a time, whose loop waited on its scattered reads.
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn gather_normals(
     indices: &[u32],
@@ -163,125 +127,296 @@ pub(super) fn gather_normals(
     let (blocks, _) = indices.as_chunks::<LANES>();
     let [xs, ys, zs] = columns.map(|column| column.as_chunks_mut::<LANES>().0);
     for (b, block) in blocks.iter().enumerate() {
-        let [p, q, r, s] = block.map(|n| normals[n as usize].as_ptr());
-        // SAFETY: each pointer is a normal's: three readable `f32`.
-        let ([pq, rs], [zp, zq, zr, zs_]) = unsafe {
-            let xy = |p: *const f32| _mm_castsi128_ps(_mm_loadu_si64(p.cast()));
-            let z = |p: *const f32| _mm_load_ss(p.add(2));
-            (
-                [_mm_unpacklo_ps(xy(p), xy(q)), _mm_unpacklo_ps(xy(r), xy(s))],
-                [z(p), z(q), z(r), z(s)],
-            )
-        };
-        let x = _mm_movelh_ps(pq, rs);
-        let y = _mm_movehl_ps(rs, pq);
-        let z = _mm_movelh_ps(_mm_unpacklo_ps(zp, zq), _mm_unpacklo_ps(zr, zs_));
+        let [x, y, z] = normals_at(normals, block);
         // SAFETY: each is a `[f64; 4]`: room for four values.
         unsafe {
-            _mm256_storeu_pd(xs[b].as_mut_ptr(), _mm256_cvtps_pd(x));
-            _mm256_storeu_pd(ys[b].as_mut_ptr(), _mm256_cvtps_pd(y));
-            _mm256_storeu_pd(zs[b].as_mut_ptr(), _mm256_cvtps_pd(z));
+            _mm256_storeu_pd(xs[b].as_mut_ptr(), x);
+            _mm256_storeu_pd(ys[b].as_mut_ptr(), y);
+            _mm256_storeu_pd(zs[b].as_mut_ptr(), z);
         }
     }
     blocks.len() * LANES
 }
 
-/// The height moments of `neighbours` under their weights in `columns` in
-/// the frame of `map` (see [`HeightMoments::add`]).
+/// `Σ w n` of the normals at `indices` (into `normals`) under the padded
+/// `weight` column, read by index (for columns that do not carry them):
+/// the sign rule's sum, which one normal at a time took 6% of a job. The
+/// last block's missing indices read the first normal, under weight zero.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn height_moments(
-    map: &TangentMap,
-    neighbours: &Neighbourhood,
-    columns: &Columns,
-) -> HeightMoments {
-    let points = FramePoints::new(map, neighbours, columns);
-    // Pass 1: Σ w uᵃ vᵇ, a + b ≤ 2, Σ w f uᵃ vᵇ, a + b ≤ 1, and Σ w f².
-    let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv] = second_moments(points.blocks(), |b| {
-        let [u, v, f, weight] = points.block(b);
-        [f, u, v, weight]
-    });
-    // Pass 2: a + b = 3 and 4, and Σ w f uᵃ vᵇ, a + b = 2.
-    let zero = _mm256_setzero_pd();
-    let [mut wuuu, mut wuuv, mut wuvv, mut wvvv] = [zero; 4];
-    let [mut wuuuu, mut wuuuv, mut wuuvv, mut wuvvv, mut wvvvv] = [zero; 5];
-    let [mut wfuu, mut wfuv, mut wfvv] = [zero; 3];
-    for b in 0..points.blocks() {
-        let [u, v, f, weight] = points.block(b);
-        let (puu, pvv) = (
-            _mm256_mul_pd(_mm256_mul_pd(weight, u), u),
-            _mm256_mul_pd(_mm256_mul_pd(weight, v), v),
-        );
-        let (puuu, pvvv) = (_mm256_mul_pd(puu, u), _mm256_mul_pd(pvv, v));
-        wuuu = _mm256_add_pd(wuuu, puuu);
-        wuuv = _mm256_fmadd_pd(puu, v, wuuv);
-        wuvv = _mm256_fmadd_pd(pvv, u, wuvv);
-        wvvv = _mm256_add_pd(wvvv, pvvv);
-        wuuuu = _mm256_fmadd_pd(puuu, u, wuuuu);
-        wuuuv = _mm256_fmadd_pd(puuu, v, wuuuv);
-        wuuvv = _mm256_fmadd_pd(puu, _mm256_mul_pd(v, v), wuuvv);
-        wuvvv = _mm256_fmadd_pd(pvvv, u, wuvvv);
-        wvvvv = _mm256_fmadd_pd(pvvv, v, wvvvv);
-        let pf = _mm256_mul_pd(weight, f);
-        let pfu = _mm256_mul_pd(pf, u);
-        wfuu = _mm256_fmadd_pd(pfu, u, wfuu);
-        wfuv = _mm256_fmadd_pd(pfu, v, wfuv);
-        wfvv = _mm256_fmadd_pd(_mm256_mul_pd(pf, v), v, wfvv);
+pub(super) fn weighted_normal_sum_at(
+    indices: &[u32],
+    normals: &[Vector3<f32>],
+    weight: &[f64],
+) -> [f64; 3] {
+    let (blocks, rest) = indices.as_chunks::<LANES>();
+    let mut last = [indices.first().copied().unwrap_or(0); LANES];
+    last[..rest.len()].copy_from_slice(rest);
+    let tail = (!rest.is_empty()).then_some(&last);
+    let mut sums = [_mm256_setzero_pd(); 3];
+    for (block, w) in blocks.iter().chain(tail).zip(lanes(weight)) {
+        let w = load!(w);
+        for (sum, n) in sums.iter_mut().zip(normals_at(normals, block)) {
+            *sum = _mm256_fmadd_pd(w, n, *sum);
+        }
     }
-    let moments = [
-        w, wu, wv, wuu, wuv, wvv, wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv,
-    ]
-    .map(|sum| total(sum));
-    let rhs = [wf, wfu, wfv, wfuu, wfuv, wfvv].map(|sum| total(sum));
-    HeightMoments::from_sums(moments, rhs, total(wff))
+    sums.map(|sum| total(sum))
 }
 
-/// The slope moments of `neighbours` under their weights in `columns`
-/// (which carry their unit normals) in the frame of `map`, whose tangent
-/// rows are scaled by `1 / support_radius` (see [`SlopeMoments::add`]).
+/// The normals at the four `indices` (into `normals`), transposed: their
+/// x, y and z each in the four lanes, widened (exactly). Each normal is
+/// read as its `x, y` and its `z` (not 16 bytes, which would read past the
+/// last normal).
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn slope_moments(
+#[inline]
+fn normals_at(normals: &[Vector3<f32>], indices: &[u32; LANES]) -> [__m256d; 3] {
+    let [p, q, r, s] = indices.map(|n| normals[n as usize].as_ptr());
+    // SAFETY: each pointer is a normal's: three readable `f32`.
+    let ([pq, rs], [zp, zq, zr, zs]) = unsafe {
+        let xy = |p: *const f32| _mm_castsi128_ps(_mm_loadu_si64(p.cast()));
+        let z = |p: *const f32| _mm_load_ss(p.add(2));
+        (
+            [_mm_unpacklo_ps(xy(p), xy(q)), _mm_unpacklo_ps(xy(r), xy(s))],
+            [z(p), z(q), z(r), z(s)],
+        )
+    };
+    let x = _mm_movelh_ps(pq, rs);
+    let y = _mm_movehl_ps(rs, pq);
+    let z = _mm_movelh_ps(_mm_unpacklo_ps(zp, zq), _mm_unpacklo_ps(zr, zs));
+    [x, y, z].map(|column| _mm256_cvtps_pd(column))
+}
+
+/// How many lanes of eight neighbours have their height moments summed in
+/// `f32` before the sums join their `f64` totals: each lane's partial sum
+/// holds at most this many terms, whatever the neighbourhood's size, and
+/// the frame coordinates of so many lanes (2 KB) stay in L1 between the
+/// two passes.
+const NARROW_BLOCKS: usize = 16;
+
+/// The `f32` lanes of the `f64` lanes `b` and `b + 1` of `column` (zeros
+/// for a lane at `end` or past it).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn narrow(column: &[[f64; LANES]], b: usize, end: usize) -> __m256 {
+    let low = _mm256_cvtpd_ps(load!(column[b]));
+    let high = if b + 1 < end {
+        _mm256_cvtpd_ps(load!(column[b + 1]))
+    } else {
+        _mm_setzero_ps()
+    };
+    _mm256_set_m128(high, low)
+}
+
+/// The sums of the eight lanes of each of the eight `sums`, in their
+/// order: pairs, then fours, then the two halves added. Reduced eight at a
+/// time, a block's 22 to 34 sums cost a few shuffles, where each widened
+/// into its own `f64` total cost as much as a small neighbourhood's terms.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn lane_sums(sums: &[__m256; 8]) -> __m256 {
+    let pairs = [0, 2, 4, 6].map(|i| _mm256_hadd_ps(sums[i], sums[i + 1]));
+    let fours = [
+        _mm256_hadd_ps(pairs[0], pairs[1]),
+        _mm256_hadd_ps(pairs[2], pairs[3]),
+    ];
+    let low = _mm256_permute2f128_ps::<0x20>(fours[0], fours[1]);
+    let high = _mm256_permute2f128_ps::<0x31>(fours[0], fours[1]);
+    _mm256_add_ps(low, high)
+}
+
+/// The height moments of `neighbours` under their weights in `columns` in
+/// the frame of `map` (see [`HeightMoments::add`]), and their slope
+/// moments when `slopes_at` gives the support radius the map's tangent
+/// rows are scaled by (the columns then carry the unit normals; see
+/// [`SlopeMoments::add`]), in `f32` lanes of eight: twice the neighbours
+/// of an `f64` lane per instruction. The frame coordinates are O(1) (the
+/// tangent ones scaled by h, all centred on the frame's centroid) and so
+/// are the normals, so `f32` keeps 7 digits of each term; a block's sums
+/// (at most [`NARROW_BLOCKS`] terms a lane, then its eight lanes added)
+/// are added into `f64` totals, so that rounding does not grow with the
+/// neighbourhood. The sums agree
+/// with the plain `f64` ones to `f32` rounding (tested); on the truth sets
+/// and `check.sh` every accuracy figure is unchanged.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn moments(
     map: &TangentMap,
     neighbours: &Neighbourhood,
     columns: &Columns,
-    support_radius: f64,
-) -> SlopeMoments {
-    let points = FramePoints::new(map, neighbours, columns);
-    let [nxs, nys, nzs] = [0, 1, 2].map(|axis| lanes(&columns.normal[axis]));
+    slopes_at: Option<f64>,
+) -> (HeightMoments, Option<SlopeMoments>) {
+    let [xs, ys, zs] = neighbours.offset_lanes();
+    let weights = lanes(&columns.weight);
+    let normals = slopes_at.map(|_| [0, 1, 2].map(|axis| lanes(&columns.normal[axis])));
+    let zero = _mm256_setzero_ps();
+    let narrow_rows = |scale| rows(map, scale).map(|row| row.map(|x| _mm256_set1_ps(x as f32)));
     // A normal is rotated into the frame, not scaled.
-    let [nu_row, nv_row, nn_row] = rows(map, support_radius);
-    let zero = _mm256_setzero_pd();
+    let (frame_rows, normal_rows) = (narrow_rows(1.0), narrow_rows(slopes_at.unwrap_or(1.0)));
+    let shift = map.shift.map(|x| _mm256_set1_ps(-x as f32));
+    let apply = |rows: &[[__m256; 3]; 3], shift: [__m256; 3], [x, y, z]: [__m256; 3]| {
+        std::array::from_fn(|row| {
+            let [rx, ry, rz] = rows[row];
+            let partial = _mm256_fmadd_ps(rz, z, shift[row]);
+            _mm256_fmadd_ps(rx, x, _mm256_fmadd_ps(ry, y, partial))
+        })
+    };
+    // The 22 height sums, then the 12 slope sums: each block's, reduced
+    // over its lanes in `f32`, added into `f64` totals four to a lane.
+    let mut sums = [zero; 40];
+    let groups = if normals.is_some() { 5 } else { 3 };
+    let mut totals = [_mm256_setzero_pd(); 10];
+    // `[u, v, f, w]` and the normal in the frame of each `f32` lane of the
+    // block.
+    let mut block = [[zero; 4]; NARROW_BLOCKS];
+    let mut block_normals = [[zero; 3]; NARROW_BLOCKS];
+    for start in (0..weights.len()).step_by(2 * NARROW_BLOCKS) {
+        let end = weights.len().min(start + 2 * NARROW_BLOCKS);
+        let lanes = (end - start).div_ceil(2);
+        for (k, (lane, normal)) in block.iter_mut().zip(&mut block_normals).enumerate() {
+            if k == lanes {
+                break;
+            }
+            let b = start + 2 * k;
+            let offset = [xs, ys, zs].map(|column| narrow(column, b, end));
+            let [u, v, f] = apply(&frame_rows, shift, offset);
+            *lane = [u, v, f, narrow(weights, b, end)];
+            if let Some(columns) = normals {
+                let normal_lanes = columns.map(|column| narrow(column, b, end));
+                *normal = apply(&normal_rows, [zero; 3], normal_lanes);
+            }
+        }
+        let block = &block[..lanes];
+        // Pass 1: Σ w uᵃ vᵇ, a + b ≤ 2, Σ w f uᵃ vᵇ, a + b ≤ 1, and Σ w f².
+        let first = second_moments!(
+            block.iter().map(|&[u, v, f, w]| [f, u, v, w]),
+            zero,
+            _mm256_add_ps,
+            _mm256_mul_ps,
+            _mm256_fmadd_ps
+        );
+        // Pass 2: a + b = 3 and 4, and Σ w f uᵃ vᵇ, a + b = 2.
+        let [mut wuuu, mut wuuv, mut wuvv, mut wvvv] = [zero; 4];
+        let [mut wuuuu, mut wuuuv, mut wuuvv, mut wuvvv, mut wvvvv] = [zero; 5];
+        let [mut wfuu, mut wfuv, mut wfvv] = [zero; 3];
+        for &[u, v, f, weight] in block {
+            let (puu, pvv) = (
+                _mm256_mul_ps(_mm256_mul_ps(weight, u), u),
+                _mm256_mul_ps(_mm256_mul_ps(weight, v), v),
+            );
+            let (puuu, pvvv) = (_mm256_mul_ps(puu, u), _mm256_mul_ps(pvv, v));
+            wuuu = _mm256_add_ps(wuuu, puuu);
+            wuuv = _mm256_fmadd_ps(puu, v, wuuv);
+            wuvv = _mm256_fmadd_ps(pvv, u, wuvv);
+            wvvv = _mm256_add_ps(wvvv, pvvv);
+            wuuuu = _mm256_fmadd_ps(puuu, u, wuuuu);
+            wuuuv = _mm256_fmadd_ps(puuu, v, wuuuv);
+            wuuvv = _mm256_fmadd_ps(puu, _mm256_mul_ps(v, v), wuuvv);
+            wuvvv = _mm256_fmadd_ps(pvvv, u, wuvvv);
+            wvvvv = _mm256_fmadd_ps(pvvv, v, wvvvv);
+            let pf = _mm256_mul_ps(weight, f);
+            let pfu = _mm256_mul_ps(pf, u);
+            wfuu = _mm256_fmadd_ps(pfu, u, wfuu);
+            wfuv = _mm256_fmadd_ps(pfu, v, wfuv);
+            wfvv = _mm256_fmadd_ps(_mm256_mul_ps(pf, v), v, wfvv);
+        }
+        let second = [
+            wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv, wfuu, wfuv, wfvv,
+        ];
+        sums[..10].copy_from_slice(&first);
+        sums[10..22].copy_from_slice(&second);
+        if normals.is_some() {
+            sums[22..34].copy_from_slice(&slope_sums(block.iter().zip(&block_normals)));
+        }
+        let (groups_of_eight, _) = sums.as_chunks::<8>();
+        let (pairs, _) = totals.as_chunks_mut::<2>();
+        for (group, [low, high]) in groups_of_eight.iter().zip(pairs).take(groups) {
+            let reduced = lane_sums(group);
+            let widened = [
+                _mm256_cvtps_pd(_mm256_castps256_ps128(reduced)),
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(reduced)),
+            ];
+            *low = _mm256_add_pd(*low, widened[0]);
+            *high = _mm256_add_pd(*high, widened[1]);
+        }
+    }
+    let mut all = [0.0; 40];
+    for (values, sum) in all.as_chunks_mut::<LANES>().0.iter_mut().zip(totals) {
+        // SAFETY: room for four values.
+        unsafe { _mm256_storeu_pd(values.as_mut_ptr(), sum) };
+    }
+    let (height_sums, rest) = all.split_first_chunk::<22>().unwrap();
+    let slope_sums = rest.first_chunk::<12>().unwrap();
+    let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv, higher @ ..] = *height_sums;
+    let [
+        wuuu,
+        wuuv,
+        wuvv,
+        wvvv,
+        wuuuu,
+        wuuuv,
+        wuuvv,
+        wuvvv,
+        wvvvv,
+        wfuu,
+        wfuv,
+        wfvv,
+    ] = higher;
+    let moments = [
+        w, wu, wv, wuu, wuv, wvv, wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv,
+    ];
+    let heights = HeightMoments::from_sums(moments, [wf, wfu, wfv, wfuu, wfuv, wfvv], wff);
+    let slopes = normals.map(|_| {
+        let [
+            s,
+            s_u,
+            s_v,
+            s_uu,
+            s_uv,
+            s_vv,
+            a_u,
+            a_uu,
+            a_uv,
+            a_v,
+            a_vu,
+            a_vv,
+        ] = *slope_sums;
+        SlopeMoments::from_sums(
+            [s, s_u, s_v, s_uu, s_uv, s_vv],
+            [a_u, a_uu, a_uv],
+            [a_v, a_vu, a_vv],
+        )
+    });
+    (heights, slopes)
+}
+
+/// The `f32` lanes of the slope moments' sums `Σ w n_n² {1, u, v, u², uv,
+/// v²}`, `Σ w n_n n_u {1, u, v}` and `Σ w n_n n_v {1, u, v}` over the
+/// lanes `([u, v, f, w], [n_u, n_v, n_n])` of `block`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn slope_sums<'a>(block: impl Iterator<Item = (&'a [__m256; 4], &'a [__m256; 3])>) -> [__m256; 12] {
+    let zero = _mm256_setzero_ps();
     let [mut s, mut s_u, mut s_v, mut s_uu, mut s_uv, mut s_vv] = [zero; 6];
     let [mut a_u, mut a_uu, mut a_uv, mut a_v, mut a_vu, mut a_vv] = [zero; 6];
-    for b in 0..points.blocks() {
-        let [u, v, _, weight] = points.block(b);
-        let (nx, ny, nz) = (load!(nxs[b]), load!(nys[b]), load!(nzs[b]));
-        let (nu, nv, nn) = (
-            affine(&nu_row, 0.0, nx, ny, nz),
-            affine(&nv_row, 0.0, nx, ny, nz),
-            affine(&nn_row, 0.0, nx, ny, nz),
-        );
-        let wn = _mm256_mul_pd(weight, nn);
-        let square = _mm256_mul_pd(wn, nn);
-        let (square_u, square_v) = (_mm256_mul_pd(square, u), _mm256_mul_pd(square, v));
-        s = _mm256_add_pd(s, square);
-        s_u = _mm256_add_pd(s_u, square_u);
-        s_v = _mm256_add_pd(s_v, square_v);
-        s_uu = _mm256_fmadd_pd(square_u, u, s_uu);
-        s_uv = _mm256_fmadd_pd(square_u, v, s_uv);
-        s_vv = _mm256_fmadd_pd(square_v, v, s_vv);
-        let (along_u, along_v) = (_mm256_mul_pd(wn, nu), _mm256_mul_pd(wn, nv));
-        a_u = _mm256_add_pd(a_u, along_u);
-        a_uu = _mm256_fmadd_pd(along_u, u, a_uu);
-        a_uv = _mm256_fmadd_pd(along_u, v, a_uv);
-        a_v = _mm256_add_pd(a_v, along_v);
-        a_vu = _mm256_fmadd_pd(along_v, u, a_vu);
-        a_vv = _mm256_fmadd_pd(along_v, v, a_vv);
+    for (&[u, v, _, weight], &[nu, nv, nn]) in block {
+        let wn = _mm256_mul_ps(weight, nn);
+        let square = _mm256_mul_ps(wn, nn);
+        let (square_u, square_v) = (_mm256_mul_ps(square, u), _mm256_mul_ps(square, v));
+        s = _mm256_add_ps(s, square);
+        s_u = _mm256_add_ps(s_u, square_u);
+        s_v = _mm256_add_ps(s_v, square_v);
+        s_uu = _mm256_fmadd_ps(square_u, u, s_uu);
+        s_uv = _mm256_fmadd_ps(square_u, v, s_uv);
+        s_vv = _mm256_fmadd_ps(square_v, v, s_vv);
+        let (along_u, along_v) = (_mm256_mul_ps(wn, nu), _mm256_mul_ps(wn, nv));
+        a_u = _mm256_add_ps(a_u, along_u);
+        a_uu = _mm256_fmadd_ps(along_u, u, a_uu);
+        a_uv = _mm256_fmadd_ps(along_u, v, a_uv);
+        a_v = _mm256_add_ps(a_v, along_v);
+        a_vu = _mm256_fmadd_ps(along_v, u, a_vu);
+        a_vv = _mm256_fmadd_ps(along_v, v, a_vv);
     }
-    SlopeMoments::from_sums(
-        [s, s_u, s_v, s_uu, s_uv, s_vv].map(|sum| total(sum)),
-        [a_u, a_uu, a_uv].map(|sum| total(sum)),
-        [a_v, a_vu, a_vv].map(|sum| total(sum)),
-    )
+    [
+        s, s_u, s_v, s_uu, s_uv, s_vv, a_u, a_uu, a_uv, a_v, a_vu, a_vv,
+    ]
 }
 
 /// [`super::Kernel::weigh`] in lanes, in one pass over the neighbourhood:
@@ -347,7 +482,10 @@ fn weigh_with(
     let inverse_h_squared = _mm256_set1_pd(inverse_h_squared);
     let edge = _mm256_set1_pd(1.0 - EDGE);
     let (one, lane) = (_mm256_set1_pd(1.0), _mm256_setr_epi64x(0, 1, 2, 3));
-    let mut count = 0;
+    // Each lane counts its neighbours of positive weight (minus the
+    // comparison's all-ones): a count per block through the mask's bits
+    // took a table lookup (no `popcnt` in this target) in the loop.
+    let mut counts = _mm256_setzero_si256();
     let sums = second_moments(distances.len(), |b| {
         let d2 = load!(distances[b]);
         let r2 = _mm256_mul_pd(d2, inverse_h_squared);
@@ -377,18 +515,29 @@ fn weigh_with(
         // SAFETY: a `[f64; 4]`: room for four values.
         unsafe { _mm256_storeu_pd(weights[b].as_mut_ptr(), weight) };
         let positive = _mm256_cmp_pd::<_CMP_GT_OQ>(weight, _mm256_setzero_pd());
-        count += _mm256_movemask_pd(positive).count_ones();
+        counts = _mm256_sub_epi64(counts, _mm256_castpd_si256(positive));
         [load!(xs[b]), load!(ys[b]), load!(zs[b]), frame_weight]
     });
-    (sums.map(|sum| total(sum)), count)
+    let mut lanes = [0u64; LANES];
+    // SAFETY: room for four values.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), counts) };
+    (sums.map(|sum| total(sum)), lanes.iter().sum::<u64>() as u32)
 }
 
-/// `1 / k!`, k = 0..=13: the Taylor coefficients of [`exp`].
-const EXP_TAYLOR: [f64; 14] = {
-    let mut coefficients = [1.0; 14];
+/// Degree of [`exp`]'s polynomial. Its remainder on |r| ≤ ln 2 / 2,
+/// (ln 2 / 2)⁸ / 8! = 5.2e-9 of the value, is below `f32`'s rounding
+/// (6e-8): a weight's relative error moves the fit by that fraction of
+/// its residual, far below what the output's `f32` keeps, and the degree
+/// 13 that `f64` rounding asks for cost the Gaussian job more than a
+/// tenth of its time (measured).
+const EXP_DEGREE: usize = 7;
+
+/// `1 / k!`, k = 0..=[`EXP_DEGREE`]: the Taylor coefficients of [`exp`].
+const EXP_TAYLOR: [f64; EXP_DEGREE + 1] = {
+    let mut coefficients = [1.0; EXP_DEGREE + 1];
     let mut factorial = 1.0;
     let mut k = 1;
-    while k < 14 {
+    while k <= EXP_DEGREE {
         factorial *= k as f64;
         coefficients[k] = 1.0 / factorial;
         k += 1;
@@ -396,29 +545,32 @@ const EXP_TAYLOR: [f64; 14] = {
     coefficients
 };
 
+/// The relative error [`exp`] is held to: its polynomial's remainder,
+/// at most (ln 2 / 2)⁸ / 8! · e^(ln 2 / 2) = 7.3e-9 of the value (at
+/// r = −ln 2 / 2), and the rounding of its few steps.
+#[cfg(test)]
+pub(super) const EXP_ERROR: f64 = 7.5e-9;
+
 /// `e^x` in lanes, for `x` from −708 up (2ⁿ stays a normal number): the
-/// usual reduction `e^x = 2ⁿ e^r`, |r| ≤ ln 2 / 2, and a degree-13 Taylor
-/// polynomial (within 4 ulp of libm's, tested).
+/// usual reduction `e^x = 2ⁿ e^r`, |r| ≤ ln 2 / 2, and a Taylor polynomial
+/// of degree [`EXP_DEGREE`] (within [`EXP_ERROR`] of the value, tested).
 #[target_feature(enable = "avx2,fma")]
 fn exp(x: __m256d) -> __m256d {
-    let log2e = _mm256_set1_pd(std::f64::consts::LOG2_E);
-    // ln 2 split as Cephes does, so that n · ln2_high is exact.
-    let ln2_high = _mm256_set1_pd(6.931_457_519_531_25e-1);
-    let ln2_low = _mm256_set1_pd(1.428_606_820_309_417_3e-6);
-    let n = _mm256_round_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_pd(
-        x, log2e,
-    ));
-    let r = _mm256_fnmadd_pd(n, ln2_low, _mm256_fnmadd_pd(n, ln2_high, x));
-    let mut p = _mm256_set1_pd(EXP_TAYLOR[13]);
-    for k in (0..13).rev() {
+    // 1.5 · 2⁵² + 1023: added to x · log₂ e, it rounds that to the
+    // nearest integer n and leaves n + 1023 in the low bits, where 2ⁿ's
+    // exponent field is one shift away.
+    let magic = _mm256_set1_pd(6_755_399_441_056_767.0);
+    let shifted = _mm256_fmadd_pd(x, _mm256_set1_pd(std::f64::consts::LOG2_E), magic);
+    let n = _mm256_sub_pd(shifted, magic);
+    // n · ln 2 rounded once, by at most 1e-14 for |n| ≤ 1022: far inside
+    // the polynomial's error.
+    let r = _mm256_fnmadd_pd(n, _mm256_set1_pd(std::f64::consts::LN_2), x);
+    let mut p = _mm256_set1_pd(EXP_TAYLOR[EXP_DEGREE]);
+    for k in (0..EXP_DEGREE).rev() {
         p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(EXP_TAYLOR[k]));
     }
-    // 2ⁿ from its bits: n + 1023 in the exponent field.
-    let exponent = _mm256_add_epi64(
-        _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)),
-        _mm256_set1_epi64x(1023),
-    );
-    _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_slli_epi64::<52>(exponent)))
+    let two_to_n = _mm256_slli_epi64::<52>(_mm256_castpd_si256(shifted));
+    _mm256_mul_pd(p, _mm256_castsi256_pd(two_to_n))
 }
 
 #[cfg(test)]
@@ -469,7 +621,7 @@ mod tests {
             }
             let exact = (-d2 * inverse_variance).exp();
             assert!(
-                (w - exact).abs() <= 4.0 * f64::EPSILON * exact,
+                (w - exact).abs() <= EXP_ERROR * exact,
                 "{d2}: {w} vs {exact}"
             );
         }

@@ -12,7 +12,8 @@
 //! AVX registers (`super::avx`); elsewhere one neighbour at a time, by the
 //! plain definitions the tests hold the lanes to. The two add in different
 //! orders, so results agree to the last bits, not bit for bit, between a
-//! CPU with AVX2 and one without.
+//! CPU with AVX2 and one without; the height moments run in `f32` lanes,
+//! so there they agree to `f32`'s rounding of each term.
 
 use nalgebra::Vector3;
 
@@ -123,6 +124,31 @@ impl Columns {
         )
     }
 
+    /// `Σ w n` of the neighbours' weights and their normals in `normals`
+    /// (indexed by neighbour index), read from there: for columns loaded
+    /// without normals.
+    pub fn weighted_normal_sum_of(
+        &self,
+        neighbours: &Neighbourhood,
+        normals: &[Vector3<f32>],
+    ) -> Vector3<f64> {
+        debug_assert_eq!(neighbours.len(), self.len, "the neighbourhood loaded");
+        #[cfg(target_arch = "x86_64")]
+        if wide_lanes() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            let [x, y, z] = unsafe {
+                super::avx::weighted_normal_sum_at(neighbours.indices(), normals, &self.weight)
+            };
+            return Vector3::new(x, y, z);
+        }
+        neighbours
+            .indices()
+            .iter()
+            .zip(self.weights())
+            .map(|(&n, &w)| w * normals[n as usize].cast::<f64>())
+            .sum()
+    }
+
     /// True when the columns carry the neighbours' normals.
     pub fn has_normals(&self) -> bool {
         !self.normal[0].is_empty()
@@ -188,6 +214,13 @@ mod tests {
             .sum();
         let lanes = columns.weighted_normal_sum().unwrap();
         assert!((lanes - plain).norm() < 1e-12 * plain.norm());
+        // Read by index, with the columns loaded without them (a last
+        // lane of three).
+        let weight = std::mem::take(&mut columns.weight);
+        columns.load(&hood, None);
+        columns.weight = weight;
+        let by_index = columns.weighted_normal_sum_of(&hood, &normals);
+        assert!((by_index - plain).norm() < 1e-12 * plain.norm());
     }
 
     #[test]

@@ -128,7 +128,7 @@ const MATRIX_MOMENTS: [usize; PACKED] = {
 impl HeightMoments {
     /// Adds one sample: scaled tangent coordinates `(u, v)`, height `f`,
     /// weight `w`: the plain definition of the sums that
-    /// [`height_moments`] takes in lanes where it can.
+    /// [`moments`] takes in lanes where it can.
     pub fn add(&mut self, u: f64, v: f64, f: f64, w: f64) {
         let (wu, wv) = (w * u, w * v);
         let (wuu, wuv, wvv) = (wu * u, wu * v, wv * v);
@@ -202,24 +202,29 @@ impl TangentMap {
     }
 }
 
-/// The moments of `neighbours` under their weights in `columns`, mapped
-/// into the frame by `map`: the sums of [`HeightMoments::add`], in AVX
-/// lanes where the CPU has them (see [`super::columns`]).
-pub(crate) fn height_moments(
+/// The height moments of `neighbours` under their weights in `columns`,
+/// mapped into the frame by `map`: the sums of [`HeightMoments::add`]; and
+/// when `slopes_at` gives the support radius (the map's tangent rows are
+/// scaled by its inverse, and the columns carry the unit normals), their
+/// slope moments, the sums of [`SlopeMoments::add`]. In `f32` AVX lanes
+/// where the CPU has them (see `super::avx::moments`).
+pub(crate) fn moments(
     map: &TangentMap,
     neighbours: &Neighbourhood,
     columns: &Columns,
-) -> HeightMoments {
+    slopes_at: Option<f64>,
+) -> (HeightMoments, Option<SlopeMoments>) {
     debug_assert_eq!(neighbours.len(), columns.len(), "the neighbourhood loaded");
     #[cfg(target_arch = "x86_64")]
     if wide_lanes() {
         // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { super::avx::height_moments(map, neighbours, columns) };
+        return unsafe { super::avx::moments(map, neighbours, columns, slopes_at) };
     }
-    plain_height_moments(map, neighbours, columns)
+    let slopes = slopes_at.map(|h| plain_slope_moments(map, neighbours, columns, h));
+    (plain_height_moments(map, neighbours, columns), slopes)
 }
 
-/// [`height_moments`] one neighbour at a time.
+/// [`moments`]' height moments one neighbour at a time.
 fn plain_height_moments(
     map: &TangentMap,
     neighbours: &Neighbourhood,
@@ -233,26 +238,7 @@ fn plain_height_moments(
     moments
 }
 
-/// The slope moments of `neighbours` under their weights in `columns`
-/// (which carry their unit normals), in the frame of `map` (tangent rows
-/// scaled by `1 / support_radius`): the sums of [`SlopeMoments::add`], in
-/// AVX lanes where the CPU has them.
-pub(crate) fn slope_moments(
-    map: &TangentMap,
-    neighbours: &Neighbourhood,
-    columns: &Columns,
-    support_radius: f64,
-) -> SlopeMoments {
-    debug_assert_eq!(neighbours.len(), columns.len(), "the neighbourhood loaded");
-    #[cfg(target_arch = "x86_64")]
-    if wide_lanes() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { super::avx::slope_moments(map, neighbours, columns, support_radius) };
-    }
-    plain_slope_moments(map, neighbours, columns, support_radius)
-}
-
-/// [`slope_moments`] one neighbour at a time.
+/// [`moments`]' slope moments one neighbour at a time.
 fn plain_slope_moments(
     map: &TangentMap,
     neighbours: &Neighbourhood,
@@ -299,7 +285,7 @@ pub struct SlopeMoments {
 impl SlopeMoments {
     /// Adds one neighbour: scaled tangent coordinates `(u, v)`, its unit
     /// normal in frame coordinates, weight `w`: the plain definition of
-    /// the sums that [`slope_moments`] takes in lanes where it can.
+    /// the sums that [`moments`] takes in lanes where it can.
     pub fn add(&mut self, u: f64, v: f64, normal: &Vector3<f64>, w: f64) {
         let wn = w * normal.z;
         let square = wn * normal.z;
@@ -645,44 +631,83 @@ mod tests {
 
     #[test]
     fn sums_in_lanes_are_the_plain_sums() {
-        // 13 neighbours: three whole blocks of lanes and a padded one.
-        let neighbours = crate::fit::wavy_neighbourhood(13);
-        let normals: Vec<Vector3<f32>> = (0..13)
-            .map(|i| Vector3::new(0.1 * i as f32, -0.2, 1.0).normalize())
-            .collect();
-        let mut columns = Columns::default();
-        columns.load(&neighbours, Some(&normals));
-        columns.weight = (0..columns.padded_len())
-            .map(|i| if i < 13 { 1.0 + 0.1 * i as f64 } else { 0.0 })
-            .collect();
-        let e1 = Vector3::new(1.0, 0.2, 0.1).normalize();
-        let normal = e1.cross(&Vector3::new(0.0, 1.0, 0.0)).normalize();
-        let e2 = normal.cross(&e1);
-        let h = 1.5;
-        let centroid = Vector3::new(0.05, -0.02, 0.01);
-        let rows = [e1 / h, e2 / h, normal];
-        let map = TangentMap {
-            rows,
-            shift: rows.map(|row| row.dot(&centroid)),
-        };
-        let close = |a: &[f64], b: &[f64]| {
-            a.iter()
-                .zip(b)
-                .all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()))
-        };
-        let (lanes, plain) = (
-            height_moments(&map, &neighbours, &columns),
-            plain_height_moments(&map, &neighbours, &columns),
-        );
-        assert!(close(&lanes.moments, &plain.moments), "{lanes:?} {plain:?}");
-        assert!(close(&lanes.rhs, &plain.rhs));
-        assert!(close(&[lanes.height_squares], &[plain.height_squares]));
-        let (lanes, plain) = (
-            slope_moments(&map, &neighbours, &columns, h),
-            plain_slope_moments(&map, &neighbours, &columns, h),
-        );
-        assert!(close(&lanes.square, &plain.square), "{lanes:?} {plain:?}");
-        assert!(close(&lanes.along_u, &plain.along_u));
-        assert!(close(&lanes.along_v, &plain.along_v));
+        // 13 neighbours: three whole blocks of lanes and a padded one; 300:
+        // the height moments' blocks of 128 `f32` terms and a half lane.
+        for count in [13, 300] {
+            let neighbours = crate::fit::wavy_neighbourhood(count);
+            let normals: Vec<Vector3<f32>> = (0..count)
+                .map(|i| Vector3::new(0.1 * i as f32, -0.2, 1.0).normalize())
+                .collect();
+            let mut columns = Columns::default();
+            columns.load(&neighbours, Some(&normals));
+            columns.weight = (0..columns.padded_len())
+                .map(|i| {
+                    if i < count {
+                        1.0 + 0.1 * (i % 13) as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let e1 = Vector3::new(1.0, 0.2, 0.1).normalize();
+            let normal = e1.cross(&Vector3::new(0.0, 1.0, 0.0)).normalize();
+            let e2 = normal.cross(&e1);
+            let h = 1.5;
+            let centroid = Vector3::new(0.05, -0.02, 0.01);
+            let rows = [e1 / h, e2 / h, normal];
+            let map = TangentMap {
+                rows,
+                shift: rows.map(|row| row.dot(&centroid)),
+            };
+            // The sums run in `f32`: each within the rounding of its
+            // terms' magnitudes, the same sums of the magnitudes `m` of each
+            // coordinate and normal component (|row| · |p| + |shift|, what
+            // its rounding is relative to). A coordinate is within 6 units
+            // of `f32` rounding (2⁻²⁴) of its `m` (two for a product's
+            // rounded inputs, one for the shift, three for the FMAs), a
+            // term of four coordinates and a weight within 4 · 6 + 1 and
+            // its four products' roundings, 29, and a block's `f32` sum (16
+            // terms a lane, then 8 lanes) 19 more: under 64 units, 32 ε.
+            let mut magnitudes = (HeightMoments::default(), SlopeMoments::default());
+            for (i, (neighbour, &w)) in neighbours.iter().zip(columns.weights()).enumerate() {
+                let [mu, mv, mf] = std::array::from_fn(|row| {
+                    rows[row].abs().dot(&neighbour.offset.abs()) + map.shift[row].abs()
+                });
+                magnitudes.0.add(mu, mv, mf, w);
+                let normal = columns.normal_of(i).abs();
+                let scales = [h, h, 1.0];
+                let local = Vector3::from_fn(|row, _| rows[row].abs().dot(&normal) * scales[row]);
+                magnitudes.1.add(mu, mv, &local, w);
+            }
+            let within = |a: &[f64], b: &[f64], magnitude: &[f64]| {
+                let mut triples = a.iter().zip(b).zip(magnitude);
+                triples.all(|((x, y), m)| (x - y).abs() <= 32.0 * f64::from(f32::EPSILON) * m)
+            };
+            let (heights, slopes) = moments(&map, &neighbours, &columns, Some(h));
+            let plain = plain_height_moments(&map, &neighbours, &columns);
+            let m = &magnitudes.0;
+            assert!(
+                within(&heights.moments, &plain.moments, &m.moments),
+                "{heights:?} {plain:?}"
+            );
+            assert!(within(&heights.rhs, &plain.rhs, &m.rhs));
+            let squares = [heights.height_squares, plain.height_squares];
+            assert!(within(&squares[..1], &squares[1..], &[m.height_squares]));
+            let (slopes, plain) = (
+                slopes.unwrap(),
+                plain_slope_moments(&map, &neighbours, &columns, h),
+            );
+            let m = &magnitudes.1;
+            assert!(
+                within(&slopes.square, &plain.square, &m.square),
+                "{slopes:?} {plain:?}"
+            );
+            assert!(within(&slopes.along_u, &plain.along_u, &m.along_u));
+            assert!(within(&slopes.along_v, &plain.along_v, &m.along_v));
+            // Without slopes: the same height moments, no slope moments.
+            let (alone, none) = moments(&map, &neighbours, &columns, None);
+            assert_eq!(alone.moments, heights.moments);
+            assert!(none.is_none());
+        }
     }
 }

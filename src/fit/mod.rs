@@ -35,9 +35,7 @@ pub use jet::{HeightField, Jet};
 pub use kernel::Kernel;
 
 use columns::Columns;
-use height::{
-    HeightMoments, SlopeMoments, TangentMap, height_moments, slope_moments, supported_degree,
-};
+use height::{HeightMoments, SlopeMoments, TangentMap, moments, supported_degree};
 
 /// A fit being accumulated: the frame is fixed, the neighbours are added
 /// with their weights ([`LocalFit::add_neighbours`]).
@@ -110,11 +108,10 @@ impl LocalFit {
         columns: &Columns,
         with_normals: bool,
     ) {
-        let map = self.tangent_map();
-        self.heights = height_moments(&map, neighbours, columns);
-        if with_normals {
-            self.slopes = slope_moments(&map, neighbours, columns, self.support_radius);
-        }
+        let slopes_at = with_normals.then_some(self.support_radius);
+        let (heights, slopes) = moments(&self.tangent_map(), neighbours, columns, slopes_at);
+        self.heights = heights;
+        self.slopes = slopes.unwrap_or_default();
     }
 
     /// The frame and normal equations; `normal_weight` is the weight of the
