@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 
 /// Which points are projected.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Particles {
     /// Particles read from a point file (PLY or text).
     File(PathBuf),
@@ -43,6 +44,7 @@ where
 
 /// How the neighbourhood of a centre and the support radius `h` are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Support {
     /// All cloud points within `h` of the centre.
     Radius(f64),
@@ -697,6 +699,28 @@ mod tests {
         }
         assert_eq!(refusal("Seed(spacing: 0.01)"), None);
         assert_eq!(refusal("Seed(count: 1000)"), None);
+    }
+
+    #[test]
+    fn unknown_fields_inside_a_variant_are_an_error_naming_them() {
+        for (fields, name) in [
+            ("particles: Seed(spacing: 0.05, spacng: 1)", "spacng"),
+            ("particles: Seed(spacng: 0.05)", "spacng"),
+            ("particles: Seed(count: 100, cuont: 1)", "cuont"),
+            (
+                "particles: Cloud, support: RadiusNearest(radius: 0.1, k: 20, kk: 3)",
+                "kk",
+            ),
+        ] {
+            let text = format!(r#"(cloud: "c.ply", output: "o.ply", {fields})"#);
+            let message = Config::parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("{fields} accepted"));
+            assert!(
+                message.contains(&format!("`{name}`")) && !message.contains('\n'),
+                "{fields}: {message}"
+            );
+        }
     }
 
     #[test]
