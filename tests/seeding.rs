@@ -121,33 +121,69 @@ fn seeds_on_a_torus_are_evenly_spaced_and_cover_it() {
     spacing_and_coverage(&torus, area, 20_000, 0.012);
 }
 
-#[test]
-fn seeds_come_slab_by_slab_along_the_longest_side() {
-    // The plane [-1, 1] × [-2, 2] at d = 0.01: blocks of 32 d, so about
-    // twelve slabs across y, each made, projected and handed on before
-    // the next.
-    let mut cloud = noisy_cloud(&Plane, 20_000, 0.001, 4);
+/// The least and the greatest y of `seeds`.
+fn y_range(seeds: &[Point3<f64>]) -> (f64, f64) {
+    seeds
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.y), hi.max(p.y))
+        })
+}
+
+/// The plane [-1, 1] × [-2, 2] sampled by `count` points, σ = 0.001.
+fn long_plane(count: usize) -> PointCloud {
+    let mut cloud = noisy_cloud(&Plane, count, 0.001, 4);
     for p in &mut cloud.positions {
         p.y *= 2.0;
     }
+    cloud
+}
+
+#[test]
+fn seeds_come_slab_by_slab_along_the_longest_side() {
+    // At d = 0.01: blocks of 32 d, so about twelve slabs across y, each
+    // made, projected and handed on before the next.
+    let cloud = long_plane(20_000);
     let d = 0.01;
     let (slabs, _) = seeded_slabs(&cloud, d);
     let total: usize = slabs.iter().map(Vec::len).sum();
     let largest = slabs.iter().map(Vec::len).max().unwrap_or(0);
-    let range = |slab: &[Point3<f64>]| {
-        slab.iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-                (lo.min(p.y), hi.max(p.y))
-            })
-    };
     println!("{} slabs, largest {largest} of {total} seeds", slabs.len());
     assert!(slabs.len() >= 10, "{} slabs", slabs.len());
     assert!(largest <= total / 8, "a slab of {largest} of {total} seeds");
     for pair in slabs.windows(2) {
-        let (before, after) = (range(&pair[0]), range(&pair[1]));
+        let (before, after) = (y_range(&pair[0]), y_range(&pair[1]));
         // Seeds move along the normal only: slabs stay apart in y.
         assert!(after.0 >= before.1 - d, "slabs {before:?} then {after:?}");
     }
+}
+
+#[test]
+fn slabs_stay_32_spacings_thick_however_many_seeds_per_cloud_point() {
+    // 1,000 points, whose discs have a radius of about 0.1 (half the
+    // distance to their 16th neighbour), seeded at d = 0.008: about 74
+    // seeds per cloud point. Blocks four disc radii wide (0.4, 50 d), as
+    // they were, made a slab's seeds grow with the seeds per cloud point
+    // (8.0M seeds of the bunny scan of docs/seeding.md took 1,003 MB).
+    let cloud = long_plane(1_000);
+    let d = 0.008;
+    let (slabs, _) = seeded_slabs(&cloud, d);
+    let total: usize = slabs.iter().map(Vec::len).sum();
+    let thickest = slabs
+        .iter()
+        .map(|slab| {
+            let (lo, hi) = y_range(slab);
+            hi - lo
+        })
+        .fold(0.0, f64::max);
+    println!(
+        "{} slabs, {total} seeds, thickest {:.1} d",
+        slabs.len(),
+        thickest / d
+    );
+    assert!(total > 50_000, "{total} seeds");
+    // Seeds move along the normal only.
+    assert!(thickest <= 32.0 * d, "a slab {:.1} d thick", thickest / d);
 }
 
 #[test]
