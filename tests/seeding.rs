@@ -325,6 +325,54 @@ fn a_job_over_max_particles_is_refused_before_any_work() {
 }
 
 #[test]
+fn a_spacing_too_fine_for_the_cloud_is_refused_with_the_limit() {
+    // 5,000 points of the unit sphere: discs of radius about 0.057, so
+    // spacings finer than about 0.0024 (some 270 seeds per cloud point,
+    // 1.3M seeds) are refused.
+    let job = Job::new();
+    sphere_file(&job);
+    for (seed, asked) in [
+        ("Seed(count: 2000000)", "Seed(count: 2000000) is too many"),
+        (
+            "Seed(spacing: 0.001)",
+            "Seed(spacing: 1.0000e-3) is too fine",
+        ),
+    ] {
+        let run = job.command(
+            "check",
+            &format!(r#"cloud: "cloud.ply", particles: {seed}"#),
+            &[],
+        );
+        assert!(!run.success, "{seed}: {}", run.stdout);
+        let line = run.stderr.trim_end();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        // The number that starts at byte `at` of the line.
+        let number = |at: usize| -> f64 {
+            let text: String = line[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+                .collect();
+            text.parse().unwrap_or_else(|_| panic!("{text}: {line}"))
+        };
+        let after = |marker: &str, at: Option<usize>| {
+            number(at.unwrap_or_else(|| panic!("{marker}: {line}")) + marker.len())
+        };
+        // The finest spacing comes last; the largest count last in a
+        // spacing's refusal, after "at most about" in a count's.
+        let most = if seed.contains("count") {
+            after("at most about ", line.find("at most about "))
+        } else {
+            after("about ", line.rfind("about "))
+        };
+        let finest = after("spacing ", line.rfind("spacing "));
+        println!("{line}");
+        assert!(line.contains(asked), "{line}");
+        assert!((1.0e6..2.0e6).contains(&most), "{line}");
+        assert!((0.002..0.003).contains(&finest), "{line}");
+    }
+}
+
+#[test]
 fn check_reports_area_count_and_spacing() {
     let job = Job::new();
     sphere_file(&job);

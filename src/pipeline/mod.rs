@@ -259,7 +259,7 @@ fn plan_seeds(
             plan.spacing, plan.predicted, config.max_particles
         )));
     }
-    if let Some(refusal) = seed::refuse_spacing(surface.search(), plan.spacing) {
+    if let Some(refusal) = plan.refusal() {
         return Err(Error::Invalid(refusal));
     }
     Ok(plan)

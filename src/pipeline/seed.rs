@@ -141,12 +141,18 @@ const MAX_REACH: i64 = 3;
 /// cloud covers, the spacing, and the predicted number of seeds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SeedPlan {
+    /// What the job asked for.
+    pub request: SeedRequest,
     /// Estimated area, in the cloud's units squared.
     pub area: f64,
     /// Spacing d between seeds.
     pub spacing: f64,
     /// Seeds expected: [`PACKING`] · area / d².
     pub predicted: u64,
+    /// The finest spacing the cloud allows ([`MAX_REACH`]).
+    pub finest: f64,
+    /// Points of the cloud.
+    pub cloud_points: usize,
 }
 
 /// The spacing or the count a `Seed` job asks for.
@@ -208,16 +214,49 @@ impl SeedPlan {
             SeedRequest::Spacing(d) => d,
             SeedRequest::Count(n) => (PACKING * area / n.max(1) as f64).sqrt(),
         };
-        let predicted = (PACKING * area / (spacing * spacing)).round();
         SeedPlan {
+            request,
             area,
             spacing,
-            predicted: if predicted.is_finite() {
-                predicted as u64
-            } else {
-                u64::MAX
-            },
+            predicted: seeds_at(area, spacing),
+            finest: WIDEST_DISC_RADII * disc_radius_median(search)
+                / (MAX_REACH as f64 * BLOCK_SPACINGS),
+            cloud_points: search.len(),
         }
+    }
+
+    /// Why the plan is refused, if it is: a spacing finer than
+    /// [`SeedPlan::finest`], whose discs would reach more than
+    /// [`MAX_REACH`] blocks. Says the spacing or the count asked, and the
+    /// finest spacing or the largest count allowed.
+    pub fn refusal(&self) -> Option<String> {
+        if self.spacing >= self.finest {
+            return None;
+        }
+        let most = seeds_at(self.area, self.finest);
+        let per_point = |seeds: u64| seeds as f64 / self.cloud_points.max(1) as f64;
+        let (asked, most_per_point) = (per_point(self.predicted), per_point(most));
+        let finest = self.finest;
+        Some(match self.request {
+            SeedRequest::Spacing(d) => format!(
+                "particles: Seed(spacing: {d:.4e}) is too fine for the cloud, about {asked:.0} seeds per cloud point: at most about {most_per_point:.0} here (spacing {finest:.4e}, about {most} seeds)"
+            ),
+            SeedRequest::Count(n) => format!(
+                "particles: Seed(count: {n}) is too many for the cloud (spacing {:.4e}, about {asked:.0} seeds per cloud point): at most about {most} seeds (spacing {finest:.4e}, about {most_per_point:.0} per cloud point)",
+                self.spacing
+            ),
+        })
+    }
+}
+
+/// Seeds expected at `spacing` on `area`: [`PACKING`] · area / d², or
+/// `u64::MAX` past it.
+fn seeds_at(area: f64, spacing: f64) -> u64 {
+    let seeds = (PACKING * area / (spacing * spacing)).round();
+    if seeds.is_finite() {
+        seeds as u64
+    } else {
+        u64::MAX
     }
 }
 
@@ -507,17 +546,6 @@ fn around(key: Key, reach: i64) -> impl Iterator<Item = Key> {
     })
 }
 
-/// Why a spacing is refused for the cloud of `search`, if it is.
-pub fn refuse_spacing(search: &NeighbourSearch, spacing: f64) -> Option<String> {
-    let r = disc_radius_median(search);
-    (WIDEST_DISC_RADII * r > (MAX_REACH as f64 * BLOCK_SPACINGS) * spacing).then(|| {
-        format!(
-            "particles: Seed spacing {spacing} is too fine for the cloud (its points cover discs of radius {r:.3e}, over {} spacings): at most about 300 seeds per cloud point",
-            (MAX_REACH as f64 * BLOCK_SPACINGS / WIDEST_DISC_RADII) as u32
-        )
-    })
-}
-
 /// The median radius of a candidate disc inside the cloud, on a sample:
 /// [`DISC_SCALE`] times the median distance to the [`FRAME_NEIGHBOURS`]-th
 /// neighbour (discs grow at gaps and edges, [`disc_scale`], which the
@@ -638,7 +666,7 @@ impl<'a> Seeder<'a> {
             .1
             .to_owned();
         let edge = BLOCK_SPACINGS * spacing;
-        // At most the reach `refuse_spacing` allows, which it measures on
+        // At most the reach `SeedPlan::refusal` allows, which it measures on
         // discs inside the cloud: the median here counts the discs grown
         // at gaps and edges too.
         let widest = (WIDEST_DISC_RADII * median)
