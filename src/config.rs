@@ -663,9 +663,8 @@ fn accepted_forms(field: &str) -> Option<&'static str> {
         "quality" => "None, MeanCurvature, GaussianCurvature, Residual, Status or Neighbours",
         "colours" | "attributes" | "separate_faces" => "true or false",
         "degree" => "0, 1 or 2",
-        "iterations" | "threads" | "normal_neighbours" | "max_particles" | "seed" => {
-            "a whole number"
-        }
+        "iterations" | "threads" | "normal_neighbours" => "a whole number",
+        "max_particles" | "seed" => "a whole number from 0 to 2^64 - 1",
         "gaussian_width" | "nearest_scale" | "tolerance" | "max_offset" | "normal_weight"
         | "min_projected" => "a number, e.g. 0.5",
         _ => return None,
@@ -719,6 +718,20 @@ mod tests {
             assert!(
                 message.contains(&format!("`{name}`")) && !message.contains('\n'),
                 "{fields}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_seed_or_count_out_of_range_says_the_range() {
+        for field in ["seed: -1", "max_particles: 18446744073709551616"] {
+            let text = format!(r#"(cloud: "c.ply", output: "o.ply", particles: Cloud, {field})"#);
+            let message = Config::parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("{field} accepted"));
+            assert!(
+                message.contains("a whole number from 0 to 2^64 - 1"),
+                "{field}: {message}"
             );
         }
     }

@@ -372,23 +372,82 @@ fn a_spacing_too_fine_for_the_cloud_is_refused_with_the_limit() {
     }
 }
 
+/// The text of `line` between `before` and the next `after`.
+fn between<'a>(line: &'a str, before: &str, after: &str) -> &'a str {
+    let start = line
+        .find(before)
+        .unwrap_or_else(|| panic!("no {before:?} in {line}"))
+        + before.len();
+    let end = line[start..]
+        .find(after)
+        .unwrap_or_else(|| panic!("no {after:?} after {before:?} in {line}"));
+    &line[start..start + end]
+}
+
 #[test]
-fn check_reports_area_count_and_spacing() {
+fn check_reports_area_count_and_spacing_and_run_meets_them() {
     let job = Job::new();
     sphere_file(&job);
-    let run = job.command(
-        "check",
-        r#"cloud: "cloud.ply", particles: Seed(count: 20000)"#,
-        &[],
-    );
-    assert!(run.success, "{}", run.stderr);
-    assert!(run.stdout.contains("estimated area"), "{}", run.stdout);
-    let (_, output) = job.output(r#"cloud: "cloud.ply", particles: Seed(count: 20000)"#);
+    let fields = r#"cloud: "cloud.ply", particles: Seed(count: 20000)"#;
+    let check = job.command("check", fields, &[]);
+    assert!(check.success, "{}", check.stderr);
+    let line = check
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("particles: Seed:"))
+        .unwrap_or_else(|| panic!("{}", check.stdout));
+    // The unit sphere, sampled by 5,000 points.
+    let area: f64 = between(line, "estimated area ", ",").parse().unwrap();
+    let spacing = between(line, "spacing ", ",");
+    let predicted: f64 = between(line, "about ", " particles").parse().unwrap();
     assert!(
-        (output.len() as f64 / 20_000.0 - 1.0).abs() < 0.1,
-        "{}",
-        output.len()
+        (area / (4.0 * std::f64::consts::PI) - 1.0).abs() < 0.05,
+        "{line}"
     );
+    let d: f64 = spacing.parse().unwrap();
+    assert!(
+        (PACKING * area / (d * d) / 20_000.0 - 1.0).abs() < 1e-3,
+        "{line}"
+    );
+    assert!((predicted - 20_000.0).abs() <= 1.0, "{line}");
+    // `run` says the spacing it chose, and makes about the count predicted.
+    let (run, output) = job.output(fields);
+    let summary = run
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("seeding:"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert_eq!(between(summary, "spacing ", ","), spacing, "{summary}");
+    assert!(
+        summary.contains(&format!("estimated area {area:.6e}")),
+        "{summary}"
+    );
+    let count = output.len() as f64;
+    assert!(
+        (count / predicted - 1.0).abs() < 0.1,
+        "{count} seeds, {predicted} predicted"
+    );
+}
+
+#[test]
+fn a_spacing_wider_than_the_surface_is_refused_before_any_work() {
+    let job = Job::new();
+    sphere_file(&job);
+    for command in ["run", "check"] {
+        let run = job.command(
+            command,
+            r#"cloud: "cloud.ply", particles: Seed(spacing: 1e9)"#,
+            &[],
+        );
+        assert_eq!(run.code, Some(1), "{command}: {}", run.stdout);
+        let line = run.stderr.trim_end();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(
+            line.contains("Seed(spacing: 1.0000e9) would make no seeds"),
+            "{line}"
+        );
+        assert!(!job.path(OUTPUT).exists());
+    }
 }
 
 #[test]
