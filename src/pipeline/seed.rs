@@ -117,9 +117,9 @@ fn disc_scale(offset: f64) -> f64 {
 /// seeds of a slice 32 d thick, and memory grows with the square root of
 /// the count. Blocks were at least four median disc radii wide until
 /// 2026-11-30, so that a disc reached only the blocks beside its foot's;
-/// finer than about 20 seeds per cloud point the slabs then stayed as
+/// finer than about 30 seeds per cloud point the slabs then stayed as
 /// thick in space while their seeds grew with the count (1,003 MB at
-/// 8.0M seeds on the bunny scan of docs/seeding.md, 409 MB now). A disc
+/// 8.0M seeds on the bunny scan of docs/seeding.md, 433 MB now). A disc
 /// is drawn once per slab it reaches, so slabs much thicker than the discs
 /// waste few draws (at 8 spacings, two discs' radii, drawing took 80% of
 /// the time), while the blocks of one phase still keep every thread busy.
