@@ -44,9 +44,10 @@
 //! candidates of the slab being made (32 bytes each, about 20 per seed),
 //! drawn once per disc for all its blocks. A slab holds the seeds of one
 //! slice of the surface [`BLOCK_SPACINGS`] thick, so memory follows the
-//! widest slice (the square root of the count, for one cloud), not the
-//! count; the projections go to a spool on disk until the count is known
-//! ([`super::spool`]).
+//! widest slice, not the count (the square root of the count, for one
+//! cloud, but for a flat part lying across the slabs, which one slab
+//! holds whole); the projections go to a spool on disk until the
+//! count is known ([`super::spool`]).
 
 use std::collections::HashMap;
 use std::f64::consts::PI;
@@ -114,8 +115,7 @@ fn disc_scale(offset: f64) -> f64 {
 }
 
 /// Block edge, in spacings: a slab is one block thick, so it holds the
-/// seeds of a slice 32 d thick, and memory grows with the square root of
-/// the count. Blocks were at least four median disc radii wide until
+/// seeds of a slice 32 d thick, whose area shrinks with d. Blocks were at least four median disc radii wide until
 /// 2026-11-30, so that a disc reached only the blocks beside its foot's;
 /// finer than about 30 seeds per cloud point the slabs then stayed as
 /// thick in space while their seeds grew with the count (1,003 MB at
