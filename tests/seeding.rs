@@ -299,7 +299,12 @@ fn a_scan_thinning_with_range_is_seeded_to_its_far_end() {
 
 /// A small sphere scan written as a PLY file in `job`'s folder.
 fn sphere_file(job: &Job) {
-    let cloud = noisy_cloud(&Sphere::unit(), 5_000, 0.002, 4);
+    sphere_file_of(job, 5_000);
+}
+
+/// A sphere scan of `points` points as `cloud.ply` in `job`'s folder.
+fn sphere_file_of(job: &Job, points: usize) {
+    let cloud = noisy_cloud(&Sphere::unit(), points, 0.002, 4);
     job.write_ply("cloud.ply", &xyz_columns(&cloud.positions));
 }
 
@@ -502,21 +507,20 @@ fn run_tiles(job: &Job, fields: &str, indices: &[usize], count: usize) -> Vec<us
         .collect()
 }
 
-#[test]
-fn seeded_tiles_merged_equal_the_whole_run_row_for_row() {
-    let job = Job::new();
-    sphere_file(&job);
-    let (_, whole) = job.output(&format!("{SLABBED}, threads: 2"));
+/// Checks that the job `fields` run whole on two threads, and in each of
+/// `tiles` tiles on one thread then merged, writes the same rows; the
+/// first count of `tiles` must leave no tile empty.
+fn tiles_merge_to_the_whole_run(job: &Job, fields: &str, tiles: &[usize]) {
+    let (_, whole) = job.output(&format!("{fields}, threads: 2"));
     let whole_rows = rows(&job.path(OUTPUT));
-    // Three tiles cut the five slabs; eight leave some tiles empty.
-    for count in [3, 8] {
+    for &count in tiles {
         std::fs::remove_file(job.path(OUTPUT)).unwrap();
-        let counts = run_tiles(&job, SLABBED, &(0..count).collect::<Vec<_>>(), count);
+        let counts = run_tiles(job, fields, &(0..count).collect::<Vec<_>>(), count);
         println!("{count} tiles: {counts:?} of {} seeds", whole.len());
-        if count == 3 {
+        if count == tiles[0] {
             assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
         }
-        let merged = job.command("merge", SLABBED, &["--tiles", &count.to_string()]);
+        let merged = job.command("merge", fields, &["--tiles", &count.to_string()]);
         assert!(merged.success, "merge: {}", merged.stderr);
         // The same bytes: positions, every property, and `index` numbering
         // the rows 0, 1, 2, … in the whole run's order.
@@ -525,6 +529,26 @@ fn seeded_tiles_merged_equal_the_whole_run_row_for_row() {
             "{count} tiles merged differ from the whole run"
         );
     }
+}
+
+#[test]
+fn seeded_tiles_merged_equal_the_whole_run_row_for_row() {
+    let job = Job::new();
+    sphere_file(&job);
+    // Three tiles cut the five slabs; eight leave some tiles empty.
+    tiles_merge_to_the_whole_run(&job, SLABBED, &[3, 8]);
+}
+
+#[test]
+fn seeded_tiles_merge_to_the_whole_run_where_discs_reach_three_blocks() {
+    // 1,000 points of the unit sphere, whose discs have a radius of about
+    // 0.13, seeded at 0.007: blocks of 32 d = 0.22, so discs cut to four
+    // median radii (0.5) reach three blocks beyond their foot's, and a
+    // slab draws the discs of seven (about 160 seeds per cloud point).
+    let job = Job::new();
+    sphere_file_of(&job, 1_000);
+    let fields = r#"cloud: "cloud.ply", particles: Seed(spacing: 0.007)"#;
+    tiles_merge_to_the_whole_run(&job, fields, &[3]);
 }
 
 #[test]
