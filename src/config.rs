@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 
 /// Which points are projected.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Particles {
     /// Particles read from a point file (PLY or text).
     File(PathBuf),
@@ -43,6 +44,7 @@ where
 
 /// How the neighbourhood of a centre and the support radius `h` are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Support {
     /// All cloud points within `h` of the centre.
     Radius(f64),
@@ -661,9 +663,8 @@ fn accepted_forms(field: &str) -> Option<&'static str> {
         "quality" => "None, MeanCurvature, GaussianCurvature, Residual, Status or Neighbours",
         "colours" | "attributes" | "separate_faces" => "true or false",
         "degree" => "0, 1 or 2",
-        "iterations" | "threads" | "normal_neighbours" | "max_particles" | "seed" => {
-            "a whole number"
-        }
+        "iterations" | "threads" | "normal_neighbours" => "a whole number",
+        "max_particles" | "seed" => "a whole number from 0 to 2^64 - 1",
         "gaussian_width" | "nearest_scale" | "tolerance" | "max_offset" | "normal_weight"
         | "min_projected" => "a number, e.g. 0.5",
         _ => return None,
@@ -697,6 +698,42 @@ mod tests {
         }
         assert_eq!(refusal("Seed(spacing: 0.01)"), None);
         assert_eq!(refusal("Seed(count: 1000)"), None);
+    }
+
+    #[test]
+    fn unknown_fields_inside_a_variant_are_an_error_naming_them() {
+        for (fields, name) in [
+            ("particles: Seed(spacing: 0.05, spacng: 1)", "spacng"),
+            ("particles: Seed(spacng: 0.05)", "spacng"),
+            ("particles: Seed(count: 100, cuont: 1)", "cuont"),
+            (
+                "particles: Cloud, support: RadiusNearest(radius: 0.1, k: 20, kk: 3)",
+                "kk",
+            ),
+        ] {
+            let text = format!(r#"(cloud: "c.ply", output: "o.ply", {fields})"#);
+            let message = Config::parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("{fields} accepted"));
+            assert!(
+                message.contains(&format!("`{name}`")) && !message.contains('\n'),
+                "{fields}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_seed_or_count_out_of_range_says_the_range() {
+        for field in ["seed: -1", "max_particles: 18446744073709551616"] {
+            let text = format!(r#"(cloud: "c.ply", output: "o.ply", particles: Cloud, {field})"#);
+            let message = Config::parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("{field} accepted"));
+            assert!(
+                message.contains("a whole number from 0 to 2^64 - 1"),
+                "{field}: {message}"
+            );
+        }
     }
 
     #[test]

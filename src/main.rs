@@ -281,6 +281,12 @@ fn run(config: &Config, options: &RunOptions) -> anyhow::Result<ExitCode> {
         cloud_note(summary.skipped_cloud_points, summary.duplicate_cloud_points)
     );
     println!("particles: {}", summary.particles);
+    if let Some(plan) = summary.seeding {
+        println!(
+            "seeding: spacing {:.6e}, estimated area {:.6e} (check predicts about {})",
+            plan.spacing, plan.area, plan.predicted
+        );
+    }
     for status in Status::ALL {
         println!(
             "  {:<20} {}",
@@ -309,6 +315,15 @@ fn run(config: &Config, options: &RunOptions) -> anyhow::Result<ExitCode> {
             summary.particles - summary.projected(),
             summary.particles,
         );
+    }
+    // A tile may hold no slab of the surface; a whole job's empty output
+    // is no seeding.
+    if let (Some(plan), 0, None) = (summary.seeding, summary.particles, options.tile) {
+        eprintln!(
+            "mlsproj: error: no seeds made at spacing {:.4e} (about {} predicted); the output was written",
+            plan.spacing, plan.predicted
+        );
+        return Ok(ExitCode::from(TOO_FEW_PROJECTED));
     }
     if summary.too_few_projected(config.min_projected) {
         eprintln!(

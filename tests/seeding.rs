@@ -121,33 +121,69 @@ fn seeds_on_a_torus_are_evenly_spaced_and_cover_it() {
     spacing_and_coverage(&torus, area, 20_000, 0.012);
 }
 
-#[test]
-fn seeds_come_slab_by_slab_along_the_longest_side() {
-    // The plane [-1, 1] × [-2, 2] at d = 0.01: blocks of 32 d, so about
-    // twelve slabs across y, each made, projected and handed on before
-    // the next.
-    let mut cloud = noisy_cloud(&Plane, 20_000, 0.001, 4);
+/// The least and the greatest y of `seeds`.
+fn y_range(seeds: &[Point3<f64>]) -> (f64, f64) {
+    seeds
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.y), hi.max(p.y))
+        })
+}
+
+/// The plane [-1, 1] × [-2, 2] sampled by `count` points, σ = 0.001.
+fn long_plane(count: usize) -> PointCloud {
+    let mut cloud = noisy_cloud(&Plane, count, 0.001, 4);
     for p in &mut cloud.positions {
         p.y *= 2.0;
     }
+    cloud
+}
+
+#[test]
+fn seeds_come_slab_by_slab_along_the_longest_side() {
+    // At d = 0.01: blocks of 32 d, so about twelve slabs across y, each
+    // made, projected and handed on before the next.
+    let cloud = long_plane(20_000);
     let d = 0.01;
     let (slabs, _) = seeded_slabs(&cloud, d);
     let total: usize = slabs.iter().map(Vec::len).sum();
     let largest = slabs.iter().map(Vec::len).max().unwrap_or(0);
-    let range = |slab: &[Point3<f64>]| {
-        slab.iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-                (lo.min(p.y), hi.max(p.y))
-            })
-    };
     println!("{} slabs, largest {largest} of {total} seeds", slabs.len());
     assert!(slabs.len() >= 10, "{} slabs", slabs.len());
     assert!(largest <= total / 8, "a slab of {largest} of {total} seeds");
     for pair in slabs.windows(2) {
-        let (before, after) = (range(&pair[0]), range(&pair[1]));
+        let (before, after) = (y_range(&pair[0]), y_range(&pair[1]));
         // Seeds move along the normal only: slabs stay apart in y.
         assert!(after.0 >= before.1 - d, "slabs {before:?} then {after:?}");
     }
+}
+
+#[test]
+fn slabs_stay_32_spacings_thick_however_many_seeds_per_cloud_point() {
+    // 1,000 points, whose discs have a radius of about 0.1 (half the
+    // distance to their 16th neighbour), seeded at d = 0.008: about 74
+    // seeds per cloud point. Blocks four disc radii wide (0.4, 50 d), as
+    // they were, made a slab's seeds grow with the seeds per cloud point
+    // (8.0M seeds of the bunny scan of docs/seeding.md took 1,003 MB).
+    let cloud = long_plane(1_000);
+    let d = 0.008;
+    let (slabs, _) = seeded_slabs(&cloud, d);
+    let total: usize = slabs.iter().map(Vec::len).sum();
+    let thickest = slabs
+        .iter()
+        .map(|slab| {
+            let (lo, hi) = y_range(slab);
+            hi - lo
+        })
+        .fold(0.0, f64::max);
+    println!(
+        "{} slabs, {total} seeds, thickest {:.1} d",
+        slabs.len(),
+        thickest / d
+    );
+    assert!(total > 50_000, "{total} seeds");
+    // Seeds move along the normal only.
+    assert!(thickest <= 32.0 * d, "a slab {:.1} d thick", thickest / d);
 }
 
 #[test]
@@ -263,7 +299,12 @@ fn a_scan_thinning_with_range_is_seeded_to_its_far_end() {
 
 /// A small sphere scan written as a PLY file in `job`'s folder.
 fn sphere_file(job: &Job) {
-    let cloud = noisy_cloud(&Sphere::unit(), 5_000, 0.002, 4);
+    sphere_file_of(job, 5_000);
+}
+
+/// A sphere scan of `points` points as `cloud.ply` in `job`'s folder.
+fn sphere_file_of(job: &Job, points: usize) {
+    let cloud = noisy_cloud(&Sphere::unit(), points, 0.002, 4);
     job.write_ply("cloud.ply", &xyz_columns(&cloud.positions));
 }
 
@@ -289,22 +330,129 @@ fn a_job_over_max_particles_is_refused_before_any_work() {
 }
 
 #[test]
-fn check_reports_area_count_and_spacing() {
+fn a_spacing_too_fine_for_the_cloud_is_refused_with_the_limit() {
+    // 5,000 points of the unit sphere: discs of radius about 0.057, so
+    // spacings finer than about 0.0024 (some 270 seeds per cloud point,
+    // 1.3M seeds) are refused.
     let job = Job::new();
     sphere_file(&job);
-    let run = job.command(
-        "check",
-        r#"cloud: "cloud.ply", particles: Seed(count: 20000)"#,
-        &[],
-    );
-    assert!(run.success, "{}", run.stderr);
-    assert!(run.stdout.contains("estimated area"), "{}", run.stdout);
-    let (_, output) = job.output(r#"cloud: "cloud.ply", particles: Seed(count: 20000)"#);
+    for (seed, asked) in [
+        ("Seed(count: 2000000)", "Seed(count: 2000000) is too many"),
+        (
+            "Seed(spacing: 0.001)",
+            "Seed(spacing: 1.0000e-3) is too fine",
+        ),
+    ] {
+        let run = job.command(
+            "check",
+            &format!(r#"cloud: "cloud.ply", particles: {seed}"#),
+            &[],
+        );
+        assert!(!run.success, "{seed}: {}", run.stdout);
+        let line = run.stderr.trim_end();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        // The number that starts at byte `at` of the line.
+        let number = |at: usize| -> f64 {
+            let text: String = line[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+                .collect();
+            text.parse().unwrap_or_else(|_| panic!("{text}: {line}"))
+        };
+        let after = |marker: &str, at: Option<usize>| {
+            number(at.unwrap_or_else(|| panic!("{marker}: {line}")) + marker.len())
+        };
+        // The finest spacing comes last; the largest count last in a
+        // spacing's refusal, after "at most about" in a count's.
+        let most = if seed.contains("count") {
+            after("at most about ", line.find("at most about "))
+        } else {
+            after("about ", line.rfind("about "))
+        };
+        let finest = after("spacing ", line.rfind("spacing "));
+        println!("{line}");
+        assert!(line.contains(asked), "{line}");
+        assert!((1.0e6..2.0e6).contains(&most), "{line}");
+        assert!((0.002..0.003).contains(&finest), "{line}");
+    }
+}
+
+/// The text of `line` between `before` and the next `after`.
+fn between<'a>(line: &'a str, before: &str, after: &str) -> &'a str {
+    let start = line
+        .find(before)
+        .unwrap_or_else(|| panic!("no {before:?} in {line}"))
+        + before.len();
+    let end = line[start..]
+        .find(after)
+        .unwrap_or_else(|| panic!("no {after:?} after {before:?} in {line}"));
+    &line[start..start + end]
+}
+
+#[test]
+fn check_reports_area_count_and_spacing_and_run_meets_them() {
+    let job = Job::new();
+    sphere_file(&job);
+    let fields = r#"cloud: "cloud.ply", particles: Seed(count: 20000)"#;
+    let check = job.command("check", fields, &[]);
+    assert!(check.success, "{}", check.stderr);
+    let line = check
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("particles: Seed:"))
+        .unwrap_or_else(|| panic!("{}", check.stdout));
+    // The unit sphere, sampled by 5,000 points.
+    let area: f64 = between(line, "estimated area ", ",").parse().unwrap();
+    let spacing = between(line, "spacing ", ",");
+    let predicted: f64 = between(line, "about ", " particles").parse().unwrap();
     assert!(
-        (output.len() as f64 / 20_000.0 - 1.0).abs() < 0.1,
-        "{}",
-        output.len()
+        (area / (4.0 * std::f64::consts::PI) - 1.0).abs() < 0.05,
+        "{line}"
     );
+    let d: f64 = spacing.parse().unwrap();
+    assert!(
+        (PACKING * area / (d * d) / 20_000.0 - 1.0).abs() < 1e-3,
+        "{line}"
+    );
+    assert!((predicted - 20_000.0).abs() <= 1.0, "{line}");
+    // `run` says the spacing it chose, and makes about the count predicted.
+    let (run, output) = job.output(fields);
+    let summary = run
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("seeding:"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert_eq!(between(summary, "spacing ", ","), spacing, "{summary}");
+    assert!(
+        summary.contains(&format!("estimated area {area:.6e}")),
+        "{summary}"
+    );
+    let count = output.len() as f64;
+    assert!(
+        (count / predicted - 1.0).abs() < 0.1,
+        "{count} seeds, {predicted} predicted"
+    );
+}
+
+#[test]
+fn a_spacing_wider_than_the_surface_is_refused_before_any_work() {
+    let job = Job::new();
+    sphere_file(&job);
+    for command in ["run", "check"] {
+        let run = job.command(
+            command,
+            r#"cloud: "cloud.ply", particles: Seed(spacing: 1e9)"#,
+            &[],
+        );
+        assert_eq!(run.code, Some(1), "{command}: {}", run.stdout);
+        let line = run.stderr.trim_end();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(
+            line.contains("Seed(spacing: 1.0000e9) would make no seeds"),
+            "{line}"
+        );
+        assert!(!job.path(OUTPUT).exists());
+    }
 }
 
 #[test]
@@ -359,21 +507,20 @@ fn run_tiles(job: &Job, fields: &str, indices: &[usize], count: usize) -> Vec<us
         .collect()
 }
 
-#[test]
-fn seeded_tiles_merged_equal_the_whole_run_row_for_row() {
-    let job = Job::new();
-    sphere_file(&job);
-    let (_, whole) = job.output(&format!("{SLABBED}, threads: 2"));
+/// Checks that the job `fields` run whole on two threads, and in each of
+/// `tiles` tiles on one thread then merged, writes the same rows; the
+/// first count of `tiles` must leave no tile empty.
+fn tiles_merge_to_the_whole_run(job: &Job, fields: &str, tiles: &[usize]) {
+    let (_, whole) = job.output(&format!("{fields}, threads: 2"));
     let whole_rows = rows(&job.path(OUTPUT));
-    // Three tiles cut the five slabs; eight leave some tiles empty.
-    for count in [3, 8] {
+    for &count in tiles {
         std::fs::remove_file(job.path(OUTPUT)).unwrap();
-        let counts = run_tiles(&job, SLABBED, &(0..count).collect::<Vec<_>>(), count);
+        let counts = run_tiles(job, fields, &(0..count).collect::<Vec<_>>(), count);
         println!("{count} tiles: {counts:?} of {} seeds", whole.len());
-        if count == 3 {
+        if count == tiles[0] {
             assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
         }
-        let merged = job.command("merge", SLABBED, &["--tiles", &count.to_string()]);
+        let merged = job.command("merge", fields, &["--tiles", &count.to_string()]);
         assert!(merged.success, "merge: {}", merged.stderr);
         // The same bytes: positions, every property, and `index` numbering
         // the rows 0, 1, 2, … in the whole run's order.
@@ -382,6 +529,26 @@ fn seeded_tiles_merged_equal_the_whole_run_row_for_row() {
             "{count} tiles merged differ from the whole run"
         );
     }
+}
+
+#[test]
+fn seeded_tiles_merged_equal_the_whole_run_row_for_row() {
+    let job = Job::new();
+    sphere_file(&job);
+    // Three tiles cut the five slabs; eight leave some tiles empty.
+    tiles_merge_to_the_whole_run(&job, SLABBED, &[3, 8]);
+}
+
+#[test]
+fn seeded_tiles_merge_to_the_whole_run_where_discs_reach_three_blocks() {
+    // 1,000 points of the unit sphere, whose discs have a radius of about
+    // 0.13, seeded at 0.007: blocks of 32 d = 0.22, so discs cut to four
+    // median radii (0.5) reach three blocks beyond their foot's, and a
+    // slab draws the discs of seven (about 160 seeds per cloud point).
+    let job = Job::new();
+    sphere_file_of(&job, 1_000);
+    let fields = r#"cloud: "cloud.ply", particles: Seed(spacing: 0.007)"#;
+    tiles_merge_to_the_whole_run(&job, fields, &[3]);
 }
 
 #[test]

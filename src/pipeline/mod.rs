@@ -67,6 +67,9 @@ pub struct Summary {
     pub timings: Timings,
     /// The file written.
     pub output: PathBuf,
+    /// A `Seed` job's plan: the spacing (chosen, for `Seed(count)`), the
+    /// estimated area and the predicted count.
+    pub seeding: Option<seed::SeedPlan>,
 }
 
 impl Summary {
@@ -221,7 +224,7 @@ fn seed_spool(
     (spacing, count): (Option<f64>, Option<u64>),
     tile: Option<Tile>,
     progress: bool,
-) -> Result<Source> {
+) -> Result<(Source, seed::SeedPlan)> {
     let plan = plan_seeds(config, surface, spacing, count)?;
     let bar = progress_bar(
         progress,
@@ -242,7 +245,7 @@ fn seed_spool(
         },
     )?;
     bar.finish_and_clear();
-    Ok(Source::Projected(spool.into_reader()?))
+    Ok((Source::Projected(spool.into_reader()?), plan))
 }
 
 /// The plan of a `Seed` job, `None` for other particles.
@@ -254,8 +257,8 @@ fn seed_plan(config: &Config, surface: &MlsSurface) -> Result<Option<seed::SeedP
 }
 
 /// The plan of `Seed(spacing, count)` on `surface`: refused when its
-/// predicted count is over `max_particles`, or its spacing too fine for
-/// the cloud, before any seed is made.
+/// predicted count is over `max_particles` or none, or its spacing too
+/// fine for the cloud, before any seed is made.
 fn plan_seeds(
     config: &Config,
     surface: &MlsSurface,
@@ -278,7 +281,15 @@ fn plan_seeds(
             plan.spacing, plan.predicted, config.max_particles
         )));
     }
-    if let Some(refusal) = seed::refuse_spacing(surface.search(), plan.spacing) {
+    if plan.predicted == 0 {
+        return Err(Error::Invalid(format!(
+            "particles: Seed(spacing: {:.4e}) would make no seeds: the surface's estimated area is {:.4e}, about one seed at spacing {:.4e}",
+            plan.spacing,
+            plan.area,
+            (seed::PACKING * plan.area).sqrt()
+        )));
+    }
+    if let Some(refusal) = plan.refusal() {
         return Err(Error::Invalid(refusal));
     }
     Ok(plan)
@@ -441,16 +452,18 @@ fn run_whole(config: &Config, tile: Option<Tile>, progress: bool) -> Result<Summ
     let job = Job::from(config);
     // Seeding counts as projection: it makes and projects the particles
     // the stream writes.
-    let particles = match config.particles {
+    let (particles, seeding) = match config.particles {
         Particles::Seed { spacing, count } => {
             drop(cloud);
-            timed(&mut timings.project, || {
+            let (spool, plan) = timed(&mut timings.project, || {
                 seed_spool(config, &job, &surface, (spacing, count), tile, progress)
-            })?
+            })?;
+            (spool, Some(plan))
         }
-        Particles::File(_) | Particles::Cloud => {
-            Source::Read(timed(&mut timings.load, || read_particles(config, cloud))?)
-        }
+        Particles::File(_) | Particles::Cloud => (
+            Source::Read(timed(&mut timings.load, || read_particles(config, cloud))?),
+            None,
+        ),
     };
     // A seeded tile records its job and its own count: the job's is known
     // only once every tile has made its seeds.
@@ -460,7 +473,7 @@ fn run_whole(config: &Config, tile: Option<Tile>, progress: bool) -> Result<Summ
                 .map(|job| Provenance { tile, job })
         })
         .transpose()?;
-    job.project_stream(
+    let summary = job.project_stream(
         &surface,
         Stream {
             cloud: cloud_read,
@@ -474,7 +487,8 @@ fn run_whole(config: &Config, tile: Option<Tile>, progress: bool) -> Result<Summ
         },
         progress,
         timings,
-    )
+    )?;
+    Ok(Summary { seeding, ..summary })
 }
 
 /// What the summary says of the cloud: points read, and the precision
@@ -676,6 +690,7 @@ impl Job {
             normals_in_fit: surface.normals_in_fit(self.method.normal_weight),
             timings,
             output,
+            seeding: None,
         })
     }
 }

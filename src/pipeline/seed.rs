@@ -42,11 +42,12 @@
 //! Memory: the discs (about 110 bytes per cloud point), the seeds of three
 //! slabs (32 bytes each as kept, and about 100 as projected), and the
 //! candidates of the slab being made (32 bytes each, about 20 per seed),
-//! drawn once per disc for all its blocks. A slab holds the
-//! seeds of one block-thick slice of the surface (blocks are at least 32
-//! spacings wide), so memory follows the widest slice, not the count; the
-//! projections go to a spool on disk until the count is known
-//! ([`super::spool`]).
+//! drawn once per disc for all its blocks. A slab holds the seeds of one
+//! slice of the surface [`BLOCK_SPACINGS`] thick, so memory follows the
+//! widest slice, not the count (the square root of the count, for one
+//! cloud, but for a flat part lying across the slabs, which one slab
+//! holds whole); the projections go to a spool on disk until the
+//! count is known ([`super::spool`]).
 
 use std::collections::HashMap;
 use std::f64::consts::PI;
@@ -113,30 +114,45 @@ fn disc_scale(offset: f64) -> f64 {
     DISC_SCALE + (1.0 - DISC_SCALE) * lean
 }
 
-/// Smallest block edge, in spacings, and in candidate-disc radii (four):
-/// a disc is drawn once for every block it reaches, so blocks much wider
-/// than the discs waste few draws (at 8 spacings, two discs' radii,
-/// drawing took 80% of the time), while the blocks of one phase still
-/// keep every thread busy.
+/// Block edge, in spacings: a slab is one block thick, so it holds the
+/// seeds of a slice 32 d thick, whose area shrinks with d. Blocks were at least four median disc radii wide until
+/// 2026-11-30, so that a disc reached only the blocks beside its foot's;
+/// finer than about 30 seeds per cloud point the slabs then stayed as
+/// thick in space while their seeds grew with the count (1,003 MB at
+/// 8.0M seeds on the bunny scan of docs/seeding.md, 433 MB now). A disc
+/// is drawn once per slab it reaches, so slabs much thicker than the discs
+/// waste few draws (at 8 spacings, two discs' radii, drawing took 80% of
+/// the time), while the blocks of one phase still keep every thread busy.
 const BLOCK_SPACINGS: f64 = 32.0;
-const BLOCK_RADII: f64 = 4.0;
 
-/// Largest block edge, in spacings: the conflict grid of a block has
-/// (edge · √3)³ cells (20 MB per thread at 96). A spacing this much finer
-/// than the cloud's discs (about 300 seeds or more per cloud point) is
-/// refused.
-pub const MAX_BLOCK_SPACINGS: f64 = 96.0;
+/// The widest disc, in median disc radii: a rare outlier's wider disc is
+/// cut to this, or to a block's edge when that is wider (an outlier far
+/// off the cloud reached a count of billions).
+const WIDEST_DISC_RADII: f64 = 4.0;
+
+/// The most blocks a disc reaches beyond its foot's, each way: its
+/// candidates are drawn in every slab it reaches, and each block of a slab
+/// gathers them from the (2 · reach + 1)² blocks of feet around it in
+/// each slab within reach. A spacing finer than the cloud's discs by more
+/// than this (about 300 seeds or more per cloud point) is refused.
+const MAX_REACH: i64 = 3;
 
 /// What a `Seed` job will make: the estimated area of the surface the
 /// cloud covers, the spacing, and the predicted number of seeds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SeedPlan {
+    /// What the job asked for.
+    pub request: SeedRequest,
     /// Estimated area, in the cloud's units squared.
     pub area: f64,
     /// Spacing d between seeds.
     pub spacing: f64,
     /// Seeds expected: [`PACKING`] · area / d².
     pub predicted: u64,
+    /// The finest spacing the cloud allows ([`MAX_REACH`]).
+    pub finest: f64,
+    /// Points of the cloud.
+    pub cloud_points: usize,
 }
 
 /// The spacing or the count a `Seed` job asks for.
@@ -198,16 +214,49 @@ impl SeedPlan {
             SeedRequest::Spacing(d) => d,
             SeedRequest::Count(n) => (PACKING * area / n.max(1) as f64).sqrt(),
         };
-        let predicted = (PACKING * area / (spacing * spacing)).round();
         SeedPlan {
+            request,
             area,
             spacing,
-            predicted: if predicted.is_finite() {
-                predicted as u64
-            } else {
-                u64::MAX
-            },
+            predicted: seeds_at(area, spacing),
+            finest: WIDEST_DISC_RADII * disc_radius_median(search)
+                / (MAX_REACH as f64 * BLOCK_SPACINGS),
+            cloud_points: search.len(),
         }
+    }
+
+    /// Why the plan is refused, if it is: a spacing finer than
+    /// [`SeedPlan::finest`], whose discs would reach more than
+    /// [`MAX_REACH`] blocks. Says the spacing or the count asked, and the
+    /// finest spacing or the largest count allowed.
+    pub fn refusal(&self) -> Option<String> {
+        if self.spacing >= self.finest {
+            return None;
+        }
+        let most = seeds_at(self.area, self.finest);
+        let per_point = |seeds: u64| seeds as f64 / self.cloud_points.max(1) as f64;
+        let (asked, most_per_point) = (per_point(self.predicted), per_point(most));
+        let finest = self.finest;
+        Some(match self.request {
+            SeedRequest::Spacing(d) => format!(
+                "particles: Seed(spacing: {d:.4e}) is too fine for the cloud, about {asked:.0} seeds per cloud point: at most about {most_per_point:.0} here (spacing {finest:.4e}, about {most} seeds)"
+            ),
+            SeedRequest::Count(n) => format!(
+                "particles: Seed(count: {n}) is too many for the cloud (spacing {:.4e}, about {asked:.0} seeds per cloud point): at most about {most} seeds (spacing {finest:.4e}, about {most_per_point:.0} per cloud point)",
+                self.spacing
+            ),
+        })
+    }
+}
+
+/// Seeds expected at `spacing` on `area`: [`PACKING`] · area / d², or
+/// `u64::MAX` past it.
+fn seeds_at(area: f64, spacing: f64) -> u64 {
+    let seeds = (PACKING * area / (spacing * spacing)).round();
+    if seeds.is_finite() {
+        seeds as u64
+    } else {
+        u64::MAX
     }
 }
 
@@ -488,21 +537,12 @@ fn first_reaching(k: i64, block: impl Fn(f64) -> i64) -> f64 {
     value(at)
 }
 
-/// The 27 keys around `key`, itself included.
-fn around(key: Key) -> impl Iterator<Item = Key> {
-    (-1..=1).flat_map(move |x| {
-        (-1..=1).flat_map(move |y| (-1..=1).map(move |z| [key[0] + x, key[1] + y, key[2] + z]))
-    })
-}
-
-/// Why a spacing is refused for the cloud of `search`, if it is.
-pub fn refuse_spacing(search: &NeighbourSearch, spacing: f64) -> Option<String> {
-    let r = disc_radius_median(search);
-    (BLOCK_RADII * r > MAX_BLOCK_SPACINGS * spacing).then(|| {
-        format!(
-            "particles: Seed spacing {spacing} is too fine for the cloud (its points cover discs of radius {r:.3e}, over {} spacings): at most about 300 seeds per cloud point",
-            (MAX_BLOCK_SPACINGS / BLOCK_RADII) as u32
-        )
+/// The keys within `reach` blocks of `key` each way, itself included, in
+/// key order (27 for a reach of 1).
+fn around(key: Key, reach: i64) -> impl Iterator<Item = Key> {
+    (-reach..=reach).flat_map(move |x| {
+        (-reach..=reach)
+            .flat_map(move |y| (-reach..=reach).map(move |z| [key[0] + x, key[1] + y, key[2] + z]))
     })
 }
 
@@ -524,7 +564,9 @@ struct Candidate {
 }
 
 /// The candidates that the discs whose foot lies in one block drew, for
-/// each block of the slab being made that they reach, in drawing order.
+/// each block of the slab being made that they reach, in drawing order
+/// (each run no longer than it holds: spare capacity was a third of a
+/// slab's memory).
 type Drawn = Vec<(Key, Vec<Candidate>)>;
 
 /// The scratch of one thread: one block's candidates in order, its
@@ -599,6 +641,9 @@ struct Seeder<'a> {
     keyed: Vec<(Key, u32)>,
     /// Every block a disc reaches, in key order (the longest side first: slab by slab).
     keys: Vec<Key>,
+    /// The most blocks a disc reaches beyond its foot's, each way (at
+    /// most [`MAX_REACH`]).
+    reach: i64,
 }
 
 impl<'a> Seeder<'a> {
@@ -620,13 +665,14 @@ impl<'a> Seeder<'a> {
             .select_nth_unstable_by(middle, f64::total_cmp)
             .1
             .to_owned();
-        // At most the edge `refuse_spacing` allows, which it measures on
+        let edge = BLOCK_SPACINGS * spacing;
+        // At most the reach `SeedPlan::refusal` allows, which it measures on
         // discs inside the cloud: the median here counts the discs grown
-        // at gaps and edges too, and the conflict grid's memory grows with
-        // the edge's cube (a wider disc is cut to the edge below).
-        let edge = (BLOCK_SPACINGS * spacing)
-            .max(BLOCK_RADII * median)
-            .min(MAX_BLOCK_SPACINGS * spacing);
+        // at gaps and edges too.
+        let widest = (WIDEST_DISC_RADII * median)
+            .max(edge)
+            .min(MAX_REACH as f64 * edge);
+        let reach = ((widest / edge).ceil() as i64).clamp(1, MAX_REACH);
         let (lo, hi) = discs.iter().fold(
             (
                 Vector3::repeat(f64::INFINITY),
@@ -635,13 +681,13 @@ impl<'a> Seeder<'a> {
             |(lo, hi), d| (lo.inf(&d.foot), hi.sup(&d.foot)),
         );
         let blocks = Blocks::new(lo, hi, edge);
-        // Every disc within one block of its foot's: a rare outlier's wider
-        // disc is cut down, and its candidates to what the cut disc holds
-        // (an outlier far off the cloud reached a count of billions).
+        // Every disc within `reach` blocks of its foot's: a rare outlier's
+        // wider disc is cut down, and its candidates to what the cut disc
+        // holds.
         let discs: Vec<Disc> = discs
             .into_iter()
             .map(|d| {
-                let radius = d.radius.min(edge);
+                let radius = d.radius.min(widest);
                 Disc {
                     radius,
                     candidates: d.candidates.min(most_candidates(radius, spacing)),
@@ -677,6 +723,7 @@ impl<'a> Seeder<'a> {
             blocks,
             keyed,
             keys,
+            reach,
         }
     }
 
@@ -810,21 +857,19 @@ impl<'a> Seeder<'a> {
                         blocks: self.blocks,
                         spacing: self.spacing,
                     };
-                    let around: Vec<Key> = around(key).collect();
                     // In the order of `keyed`, as drawn.
-                    let candidates: Vec<&[Candidate]> = around
-                        .iter()
-                        .filter_map(|foot| drawn.get(foot))
+                    let candidates: Vec<&[Candidate]> = around(key, self.reach)
+                        .filter_map(|foot| drawn.get(&foot))
                         .filter_map(|targets| targets.iter().find(|(target, _)| *target == key))
                         .map(|(_, run)| run.as_slice())
                         .collect();
-                    let lent = around
-                        .iter()
+                    // A seed within reach of a conflict lies in a block beside.
+                    let lent = around(key, 1)
                         .filter_map(|k| {
                             neighbours
                                 .iter()
-                                .find_map(|made| made.kept.get(k))
-                                .or_else(|| current.get(k))
+                                .find_map(|made| made.kept.get(&k))
+                                .or_else(|| current.get(&k))
                         })
                         .flat_map(|seeds| seeds.iter().map(|(p, _)| p));
                     (key, block.select(&self.discs, &candidates, lent, scratch))
@@ -837,24 +882,25 @@ impl<'a> Seeder<'a> {
 
     /// The candidates of the blocks `slab` (of one first coordinate, in
     /// key order), by the block of the discs' feet: every disc whose foot
-    /// lies in a block beside one of them is drawn once, and each of its
-    /// candidates goes to the block it falls in. Drawn for each block
-    /// instead, a disc crossing a face between two blocks of the slab was
-    /// drawn twice (11.2M draws for 4.57M candidates on the bunny scan).
-    /// Which blocks a disc gives candidates to, and in what order, is as
-    /// when each block drew the discs of its 27 neighbours: the discs it
-    /// reaches, a disc inside its faces by a margin without a check of
-    /// each candidate, in the order of `keyed`.
+    /// lies within reach ([`Seeder::reach`]) of one of them is drawn once,
+    /// and each of its candidates goes to the block it falls in. Drawn for
+    /// each block instead, a disc crossing a face between two blocks of
+    /// the slab was drawn twice (11.2M draws for 4.57M candidates on the
+    /// bunny scan). Which blocks a disc gives candidates to, and in what
+    /// order, is as when each block drew the discs of the blocks within
+    /// reach of it: the discs it reaches, a disc inside its faces by a
+    /// margin without a check of each candidate, in the order of `keyed`.
     fn draw_slab(&self, slab: &[Key]) -> HashMap<Key, Drawn> {
         let Some(&[at, ..]) = slab.first() else {
             return HashMap::new();
         };
+        let reach = self.reach;
         let from = self
             .keyed
-            .partition_point(|(k, _)| k[0] < at.saturating_sub(1));
+            .partition_point(|(k, _)| k[0] < at.saturating_sub(reach));
         let to = self
             .keyed
-            .partition_point(|(k, _)| k[0] <= at.saturating_add(1));
+            .partition_point(|(k, _)| k[0] <= at.saturating_add(reach));
         let feet: Vec<&[(Key, u32)]> = self.keyed[from..to].chunk_by(|a, b| a.0 == b.0).collect();
         let edge = self.blocks.edge;
         // Each block's corner and bounds, once.
@@ -865,17 +911,17 @@ impl<'a> Seeder<'a> {
         feet.par_iter()
             .map(|points| {
                 let foot = points[0].0;
-                let targets: Vec<(Key, &(Vector3<f64>, Bounds))> = around(foot)
+                let targets: Vec<(Key, &(Vector3<f64>, Bounds))> = around(foot, reach)
                     .filter(|key| key[0] == at)
                     .filter_map(|key| Some((key, &places[slab.binary_search(&key).ok()?])))
                     .collect();
                 let mut drawn: Drawn = targets.iter().map(|t| (t.0, Vec::new())).collect();
+                // The targets a disc reaches, each with whether it lies
+                // within it.
+                let mut reached: Vec<(usize, bool)> = Vec::with_capacity(targets.len());
                 for &(_, point) in *points {
                     let disc = &self.discs[point as usize];
-                    // The targets the disc reaches (at most the 9 around
-                    // its foot's), each with whether it lies within it.
-                    let mut reached = [(0, false); 9];
-                    let mut reaches = 0;
+                    reached.clear();
                     for (t, (_, (corner, _))) in targets.iter().enumerate() {
                         let centre = disc.foot - corner;
                         let gap =
@@ -891,10 +937,8 @@ impl<'a> Seeder<'a> {
                             .map(|a| centre[a].min(edge - centre[a]))
                             .fold(f64::INFINITY, f64::min)
                             > disc.radius + 1e-9 * edge;
-                        reached[reaches] = (t, within);
-                        reaches += 1;
+                        reached.push((t, within));
                     }
-                    let reached = &reached[..reaches];
                     if reached.is_empty() {
                         continue;
                     }
@@ -912,7 +956,7 @@ impl<'a> Seeder<'a> {
                         }
                         let offset = (disc.tangents[0] * x + disc.tangents[1] * y) * disc.radius;
                         let p = disc.foot + offset;
-                        for &(t, within) in reached {
+                        for &(t, within) in &reached {
                             if within || targets[t].1.1.contains(&p) {
                                 drawn[t].1.push(Candidate {
                                     p,
@@ -922,6 +966,9 @@ impl<'a> Seeder<'a> {
                             }
                         }
                     }
+                }
+                for (_, run) in &mut drawn {
+                    run.shrink_to_fit();
                 }
                 (foot, drawn)
             })
