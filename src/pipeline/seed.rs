@@ -115,8 +115,9 @@ fn disc_scale(offset: f64) -> f64 {
 }
 
 /// Block edge, in spacings: a slab is one block thick, so it holds the
-/// seeds of a slice 32 d thick, whose area shrinks with d. Blocks were at least four median disc radii wide until
-/// 2026-11-30, so that a disc reached only the blocks beside its foot's;
+/// seeds of a slice 32 d thick, whose area shrinks with d. Blocks were at
+/// least four median disc radii wide until 2026-11-30, so that a disc
+/// reached only the blocks beside its foot's;
 /// finer than about 30 seeds per cloud point the slabs then stayed as
 /// thick in space while their seeds grew with the count (1,003 MB at
 /// 8.0M seeds on the bunny scan of docs/seeding.md, 433 MB now). A disc
