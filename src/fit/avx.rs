@@ -224,8 +224,8 @@ struct Narrowing<'a> {
     /// The map's rows, the tangent ones scaled by 1 / h.
     frame_rows: NarrowRows,
     /// The normals' columns and the rows that rotate a normal into the
-    /// frame (the tangent ones scaled by h: not 1 / h), for the slope
-    /// moments.
+    /// frame (the map's, the tangent ones times h: a normal is rotated,
+    /// not scaled), for the slope moments.
     normals: Option<([Column<'a>; 3], NarrowRows)>,
 }
 
@@ -345,7 +345,6 @@ pub(super) fn moments(
         centroid: [0, 1, 2].map(|axis| _mm256_set1_pd(map.centroid[axis])),
         weight_scale: _mm256_set1_pd(power_of_two(-k)),
         frame_rows: narrow_rows(1.0),
-        // A normal is rotated into the frame, not scaled.
         normals: slopes_at.map(|h| {
             let columns = [0, 1, 2].map(|axis| lanes(&columns.normal[axis]));
             (columns, narrow_rows(h))
