@@ -291,6 +291,28 @@ fn exponent(largest: f64) -> i32 {
     (biased as i32 - 1023).clamp(-1022, 1022)
 }
 
+/// The largest of `weights`, in four lanes of maxima so that no chain of
+/// dependent maxima holds the pass back.
+#[target_feature(enable = "avx2,fma")]
+fn largest(weights: Column) -> f64 {
+    let mut maxima = [_mm256_setzero_pd(); 4];
+    let (groups, rest) = weights.as_chunks::<4>();
+    for group in groups {
+        for (maximum, w) in maxima.iter_mut().zip(group) {
+            *maximum = _mm256_max_pd(*maximum, load!(w));
+        }
+    }
+    for w in rest {
+        maxima[0] = _mm256_max_pd(maxima[0], load!(w));
+    }
+    let [a, b, c, d] = maxima;
+    let mut values = [0.0; LANES];
+    let maximum = _mm256_max_pd(_mm256_max_pd(a, b), _mm256_max_pd(c, d));
+    // SAFETY: room for four values.
+    unsafe { _mm256_storeu_pd(values.as_mut_ptr(), maximum) };
+    values.into_iter().fold(0.0, f64::max)
+}
+
 /// 2ᵏ, |k| ≤ 1022.
 fn power_of_two(k: i32) -> f64 {
     f64::from_bits(((k + 1023) as u64) << 52)
@@ -338,7 +360,7 @@ pub(super) fn moments(
 ) -> (HeightMoments, Option<SlopeMoments>) {
     let weights = lanes(&columns.weight);
     let narrow_rows = |scale| rows(map, scale).map(|row| row.map(|x| _mm256_set1_ps(x as f32)));
-    let k = exponent(columns.largest_weight);
+    let k = exponent(largest(weights));
     let narrowing = Narrowing {
         offsets: neighbours.offset_lanes(),
         weights,
@@ -599,7 +621,6 @@ fn weigh_with(
     // comparison's all-ones): a count per block through the mask's bits
     // took a table lookup (no `popcnt` in this target) in the loop.
     let mut counts = _mm256_setzero_si256();
-    let mut largest = _mm256_setzero_pd();
     let sums = second_moments(distances.len(), |b| {
         let d2 = load!(distances[b]);
         let r2 = _mm256_mul_pd(d2, inverse_h_squared);
@@ -628,19 +649,13 @@ fn weigh_with(
         }
         // SAFETY: a `[f64; 4]`: room for four values.
         unsafe { _mm256_storeu_pd(weights[b].as_mut_ptr(), weight) };
-        largest = _mm256_max_pd(largest, weight);
         let positive = _mm256_cmp_pd::<_CMP_GT_OQ>(weight, _mm256_setzero_pd());
         counts = _mm256_sub_epi64(counts, _mm256_castpd_si256(positive));
         [load!(xs[b]), load!(ys[b]), load!(zs[b]), frame_weight]
     });
     let mut lanes = [0u64; LANES];
-    let mut largest_of_lanes = [0.0; LANES];
-    // SAFETY: room for four values each.
-    unsafe {
-        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), counts);
-        _mm256_storeu_pd(largest_of_lanes.as_mut_ptr(), largest);
-    }
-    columns.largest_weight = largest_of_lanes.into_iter().fold(0.0, f64::max);
+    // SAFETY: room for four values.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), counts) };
     (sums.map(|sum| total(sum)), lanes.iter().sum::<u64>() as u32)
 }
 

@@ -38,10 +38,6 @@ pub struct Columns {
     /// is summed into the frame's moments as it is set, never stored: see
     /// [`super::Kernel::weigh`].)
     pub(crate) weight: Vec<f64>,
-    /// The largest of the weights, found as they are set: the moments in
-    /// `f32` lanes scale the weights by its power of two into `f32`'s
-    /// range (see `super::avx::moments`).
-    pub(crate) largest_weight: f64,
     /// The neighbours' unit normals, one column per axis, when loaded with
     /// them (empty otherwise).
     pub(crate) normal: [Vec<f64>; 3],
@@ -170,7 +166,6 @@ impl Columns {
         self.weight = (0..self.padded_len())
             .map(|i| if i < self.len { weight(i) } else { 0.0 })
             .collect();
-        self.largest_weight = self.weight.iter().copied().fold(0.0, f64::max);
     }
 
     /// Each neighbour's weight in the fit, without the padding.

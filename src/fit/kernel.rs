@@ -179,7 +179,6 @@ impl Kernel {
             }
         }
         columns.weight[len..].fill(0.0);
-        columns.largest_weight = columns.weight.iter().copied().fold(0.0, f64::max);
     }
 }
 
