@@ -425,9 +425,9 @@ pub(super) fn moments(
         // SAFETY: room for four values.
         unsafe { _mm256_storeu_pd(values.as_mut_ptr(), _mm256_mul_pd(sum, unscale)) };
     }
-    let (heights, rest) = all.split_first_chunk::<HEIGHT_SUMS>().unwrap();
-    let slopes = rest.first_chunk::<SLOPE_SUMS>().unwrap();
-    let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv, higher @ ..] = *heights;
+    let (height_totals, rest) = all.split_first_chunk::<HEIGHT_SUMS>().unwrap();
+    let slope_totals = rest.first_chunk::<SLOPE_SUMS>().unwrap();
+    let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv, higher @ ..] = *height_totals;
     let [
         wuuu,
         wuuv,
@@ -460,7 +460,7 @@ pub(super) fn moments(
             a_v,
             a_vu,
             a_vv,
-        ] = *slopes;
+        ] = *slope_totals;
         SlopeMoments::from_sums(
             [s, s_u, s_v, s_uu, s_uv, s_vv],
             [a_u, a_uu, a_uv],
