@@ -455,6 +455,20 @@ fn iteration_stops_when_a_step_barely_moves_the_centre() {
 }
 
 #[test]
+fn a_narrow_gaussian_fits_a_particle_whose_neighbours_all_weigh_next_to_nothing() {
+    // A particle 0.8 h off a plane, started from itself: under a Gaussian
+    // of width 0.05 its nearest neighbour weighs e^-256, below `f32`'s
+    // range, the rest less. The weights are relative: the fit is the
+    // plane's.
+    let cloud = PointCloud::from_positions(plane_grid(-20..=20, 0.05));
+    let fields = "support: Radius(0.25), weight: Gaussian, gaussian_width: 0.05, \
+                  start: Particle, iterations: 1";
+    let off = project(&cloud, &[Point3::new(0.01, 0.02, 0.2)], fields);
+    assert_eq!(off[0].status, Status::Ok);
+    assert!(off[0].position.z.abs() < 1e-9, "{}", off[0].position);
+}
+
+#[test]
 fn six_to_ten_lopsided_neighbours_never_fling_a_particle() {
     // A few points on a small cap of a sphere of radius 2h, particles all
     // around and beyond them: the quadric through so few points

@@ -31,13 +31,14 @@ fn whole_and_tiled(job: &Job, fields: &str, tiles: usize) -> (PointCloud, PointC
     (whole, tiled)
 }
 
-/// Equal but for rounding: a tile's tree holds its points relative to
-/// another origin, so the fit's sums see offsets that differ in their last
-/// bits (order 1e-15); the height and slope sums run in `f32`
-/// (`fit::avx::moments`), where such a difference now and then rounds the
-/// other way, which moves a position by some 1e-9: a written (`f32`)
-/// coordinate may then differ by a unit in its last place, as the normals
-/// may. The neighbour counts are not compared: a
+/// Equal but for rounding: a tile's tree holds its points in another
+/// order relative to another origin (its grid's corner is the tile's own),
+/// so neighbours arrive in another order and the fit's sums run in
+/// another order; the height and slope sums run in `f32`
+/// (`fit::avx::moments`), where that now and then rounds the other way: a
+/// written (`f32`) coordinate may then differ by a unit in the last place
+/// of the position's largest coordinate ([`within_last_place`]), as the
+/// normals may. The neighbour counts are not compared: a
 /// `Nearest(k)` neighbourhood's farthest point sits exactly on the support
 /// radius, where rounding decides between weight 0 and a weight of 1e-30.
 fn assert_same_result(whole: &PointCloud, tiled: &PointCloud) {
@@ -51,12 +52,9 @@ fn assert_same_result(whole: &PointCloud, tiled: &PointCloud) {
         "statuses"
     );
     for (i, (a, b)) in whole.positions.iter().zip(&tiled.positions).enumerate() {
-        // A unit in the last place of each written coordinate: at most
-        // |a|∞ ε of `f32` each, under twice that for the three together.
-        let last_place = 2.0 * a.coords.amax() * f64::from(f32::EPSILON);
+        let nan = |p: &Point3<f64>| p.iter().any(|c| c.is_nan());
         assert!(
-            (a - b).norm() <= last_place.max(1e-9)
-                || (a.iter().any(|c| c.is_nan()) && b.iter().any(|c| c.is_nan())),
+            within_last_place(a, b) || (nan(a) && nan(b)),
             "particle {i}: {a} vs {b}"
         );
     }
@@ -90,6 +88,19 @@ fn assert_same_result(whole: &PointCloud, tiled: &PointCloud) {
             (x, y) => assert!(x == y, "{}", a.name),
         }
     }
+}
+
+/// Whether each written (`f32`) coordinate of `b` is within a unit in the
+/// last place of `a`'s largest coordinate of `a`'s (or 1e-9, near the
+/// origin): a position is computed relative to the magnitude of the terms
+/// that add up to it (the particle, the centroid, the support radius), so a
+/// coordinate near zero may differ in more of its own last bits (in the
+/// smoothing test each differs by at most 0.6 of that unit, one near zero
+/// by 34 of its own).
+fn within_last_place(a: &Point3<f64>, b: &Point3<f64>) -> bool {
+    let largest = a.coords.amax() as f32;
+    let unit = f64::from(largest.next_up() - largest).max(1e-9);
+    a.iter().zip(b.iter()).all(|(x, y)| (x - y).abs() <= unit)
 }
 
 const SPHERE: Sphere = Sphere {

@@ -63,7 +63,7 @@ pub(super) fn weighted_moments(neighbours: &Neighbourhood, weight: &[f64]) -> [f
 /// lanes of the type whose zero, `add`, `mul` and `fmadd` are given: the
 /// frame's moments of the offsets in `f64`, and the first pass of the
 /// height moments in `f32` (with `a` the height).
-macro_rules! second_moments {
+macro_rules! moment_sums {
     ($blocks:expr, $zero:expr, $add:ident, $mul:ident, $fmadd:ident) => {{
         let zero = $zero;
         let [mut w, mut wa, mut wb, mut wc, mut waa] = [zero; 5];
@@ -85,11 +85,11 @@ macro_rules! second_moments {
     }};
 }
 
-/// [`second_moments!`] in `f64` lanes over `blocks(i)`, i < `count`.
+/// [`moment_sums!`] in `f64` lanes over `blocks(i)`, i < `count`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn second_moments(count: usize, blocks: impl FnMut(usize) -> [__m256d; 4]) -> [__m256d; 10] {
-    second_moments!(
+    moment_sums!(
         (0..count).map(blocks),
         _mm256_setzero_pd(),
         _mm256_add_pd,
@@ -185,25 +185,137 @@ fn normals_at(normals: &[Vector3<f32>], indices: &[u32; LANES]) -> [__m256d; 3] 
     [x, y, z].map(|column| _mm256_cvtps_pd(column))
 }
 
-/// How many lanes of eight neighbours have their height moments summed in
-/// `f32` before the sums join their `f64` totals: each lane's partial sum
-/// holds at most this many terms, whatever the neighbourhood's size, and
-/// the frame coordinates of so many lanes (2 KB) stay in L1 between the
-/// two passes.
+/// How many lanes of eight neighbours have their moments summed in `f32`
+/// before the sums join their `f64` totals: each lane's partial sum holds
+/// at most this many terms, whatever the neighbourhood's size, and the
+/// frame coordinates of so many lanes (2 KB) stay in L1 between the
+/// passes.
 const NARROW_BLOCKS: usize = 16;
 
-/// The `f32` lanes of the `f64` lanes `b` and `b + 1` of `column` (zeros
-/// for a lane at `end` or past it).
+/// Number of the height moments' sums: the 15 `Σ w uᵃ vᵇ`, the 6
+/// `Σ w f φ` and `Σ w f²`.
+const HEIGHT_SUMS: usize = 22;
+
+/// Number of the slope moments' sums (see [`SlopeMoments`]).
+const SLOPE_SUMS: usize = 12;
+
+/// How many sums [`lane_sums`] reduces at once: one per `f32` lane.
+const REDUCED: usize = 8;
+
+/// A column of a neighbourhood, in lanes.
+type Column<'a> = &'a [[f64; LANES]];
+
+/// The rows of a 3 × 3 map, each in `f32` lanes.
+type NarrowRows = [[__m256; 3]; 3];
+
+/// The `f64` columns of a neighbourhood as the `f32` lanes [`moments`]
+/// sums, eight neighbours to a lane.
+struct Narrowing<'a> {
+    offsets: [Column<'a>; 3],
+    weights: Column<'a>,
+    /// The frame's centroid, subtracted from the offsets in `f64`: the
+    /// frame coordinates are then O(1) whatever the distance from the
+    /// query centre to the surface, and `f32` keeps 7 digits of each.
+    centroid: [__m256d; 3],
+    /// 2⁻ᵏ, k the exponent of the largest weight: the weights are scaled
+    /// into [`f32`]'s range by it, exactly (a Gaussian's go down to
+    /// e⁻⁷⁰⁰, and `f32` has no normal number below e⁻⁸⁷).
+    weight_scale: __m256d,
+    /// The map's rows, the tangent ones scaled by 1 / h.
+    frame_rows: NarrowRows,
+    /// The normals' columns and the rows that rotate a normal into the
+    /// frame (the map's, the tangent ones times h: a normal is rotated,
+    /// not scaled), for the slope moments.
+    normals: Option<([Column<'a>; 3], NarrowRows)>,
+}
+
+impl Narrowing<'_> {
+    /// The `f32` lanes of `[u, v, f, w]` of the `f64` lanes `b` and `b + 1`
+    /// (zeros for a lane at `end` or past it).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn frame_lanes(&self, b: usize, end: usize) -> [__m256; 4] {
+        let offset = std::array::from_fn(|axis| {
+            let centroid = self.centroid[axis];
+            narrow(self.offsets[axis], b, end, |x| _mm256_sub_pd(x, centroid))
+        });
+        let [u, v, f] = rotate(&self.frame_rows, offset);
+        let scale = self.weight_scale;
+        [
+            u,
+            v,
+            f,
+            narrow(self.weights, b, end, |w| _mm256_mul_pd(w, scale)),
+        ]
+    }
+
+    /// The `f32` lanes of the normals `[n_u, n_v, n_n]` in the frame of
+    /// the `f64` lanes `b` and `b + 1` (the columns carry normals).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn normal_lanes(&self, b: usize, end: usize) -> Option<[__m256; 3]> {
+        let (columns, rows) = self.normals.as_ref()?;
+        let normal = columns.map(|column| narrow(column, b, end, |n| n));
+        Some(rotate(rows, normal))
+    }
+}
+
+/// The `f32` lanes of the `f64` lanes `b` and `b + 1` of `column`, each
+/// through `exact` first (zeros for a lane at `end` or past it).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn narrow(column: &[[f64; LANES]], b: usize, end: usize) -> __m256 {
-    let low = _mm256_cvtpd_ps(load!(column[b]));
+fn narrow(column: Column, b: usize, end: usize, exact: impl Fn(__m256d) -> __m256d) -> __m256 {
+    let low = _mm256_cvtpd_ps(exact(load!(column[b])));
     let high = if b + 1 < end {
-        _mm256_cvtpd_ps(load!(column[b + 1]))
+        _mm256_cvtpd_ps(exact(load!(column[b + 1])))
     } else {
         _mm_setzero_ps()
     };
     _mm256_set_m128(high, low)
+}
+
+/// `rows` times the vector `[x, y, z]` of lanes.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn rotate(rows: &NarrowRows, [x, y, z]: [__m256; 3]) -> [__m256; 3] {
+    rows.map(|[rx, ry, rz]| _mm256_fmadd_ps(rx, x, _mm256_fmadd_ps(ry, y, _mm256_mul_ps(rz, z))))
+}
+
+/// The exponent k of the power of two 2ᵏ ≤ `largest` < 2ᵏ⁺¹ (zero for
+/// zero), within the range of a normal `f64` and of its inverse.
+fn exponent(largest: f64) -> i32 {
+    if !largest.is_normal() {
+        return 0;
+    }
+    let biased = (largest.to_bits() >> 52) & 0x7ff;
+    (biased as i32 - 1023).clamp(-1022, 1022)
+}
+
+/// The largest of `weights`, in four lanes of maxima so that no chain of
+/// dependent maxima holds the pass back.
+#[target_feature(enable = "avx2,fma")]
+fn largest(weights: Column) -> f64 {
+    let mut maxima = [_mm256_setzero_pd(); 4];
+    let (groups, rest) = weights.as_chunks::<4>();
+    for group in groups {
+        for (maximum, w) in maxima.iter_mut().zip(group) {
+            *maximum = _mm256_max_pd(*maximum, load!(w));
+        }
+    }
+    for w in rest {
+        maxima[0] = _mm256_max_pd(maxima[0], load!(w));
+    }
+    let [a, b, c, d] = maxima;
+    let mut values = [0.0; LANES];
+    let maximum = _mm256_max_pd(_mm256_max_pd(a, b), _mm256_max_pd(c, d));
+    // SAFETY: room for four values.
+    unsafe { _mm256_storeu_pd(values.as_mut_ptr(), maximum) };
+    values.into_iter().fold(0.0, f64::max)
+}
+
+/// 2ᵏ, |k| ≤ 1022.
+fn power_of_two(k: i32) -> f64 {
+    f64::from_bits(((k + 1023) as u64) << 52)
 }
 
 /// The sums of the eight lanes of each of the eight `sums`, in their
@@ -212,7 +324,7 @@ fn narrow(column: &[[f64; LANES]], b: usize, end: usize) -> __m256 {
 /// into its own `f64` total cost as much as a small neighbourhood's terms.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn lane_sums(sums: &[__m256; 8]) -> __m256 {
+fn lane_sums(sums: &[__m256; REDUCED]) -> __m256 {
     let pairs = [0, 2, 4, 6].map(|i| _mm256_hadd_ps(sums[i], sums[i + 1]));
     let fours = [
         _mm256_hadd_ps(pairs[0], pairs[1]),
@@ -228,14 +340,17 @@ fn lane_sums(sums: &[__m256; 8]) -> __m256 {
 /// moments when `slopes_at` gives the support radius the map's tangent
 /// rows are scaled by (the columns then carry the unit normals; see
 /// [`SlopeMoments::add`]), in `f32` lanes of eight: twice the neighbours
-/// of an `f64` lane per instruction. The frame coordinates are O(1) (the
-/// tangent ones scaled by h, all centred on the frame's centroid) and so
-/// are the normals, so `f32` keeps 7 digits of each term; a block's sums
-/// (at most [`NARROW_BLOCKS`] terms a lane, then its eight lanes added)
-/// are added into `f64` totals, so that rounding does not grow with the
-/// neighbourhood. The sums agree
-/// with the plain `f64` ones to `f32` rounding (tested); on the truth sets
-/// and `check.sh` every accuracy figure is unchanged.
+/// of an `f64` lane per instruction.
+///
+/// The offsets are taken from the frame's centroid in `f64`, so the frame
+/// coordinates are O(1) (the tangent ones scaled by 1 / h), and so are the
+/// normals; the weights are scaled by a power of two so that the largest
+/// is in [1, 2). `f32` then keeps 7 digits of each term, and a block's
+/// sums (at most [`NARROW_BLOCKS`] terms a lane, then its eight lanes
+/// added) are added into `f64` totals, so that rounding does not grow with
+/// the neighbourhood. The sums agree with the plain `f64` ones to `f32`
+/// rounding of each term (tested); on the truth sets and `check.sh` every
+/// accuracy figure is unchanged.
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn moments(
     map: &TangentMap,
@@ -243,26 +358,33 @@ pub(super) fn moments(
     columns: &Columns,
     slopes_at: Option<f64>,
 ) -> (HeightMoments, Option<SlopeMoments>) {
-    let [xs, ys, zs] = neighbours.offset_lanes();
     let weights = lanes(&columns.weight);
-    let normals = slopes_at.map(|_| [0, 1, 2].map(|axis| lanes(&columns.normal[axis])));
-    let zero = _mm256_setzero_ps();
     let narrow_rows = |scale| rows(map, scale).map(|row| row.map(|x| _mm256_set1_ps(x as f32)));
-    // A normal is rotated into the frame, not scaled.
-    let (frame_rows, normal_rows) = (narrow_rows(1.0), narrow_rows(slopes_at.unwrap_or(1.0)));
-    let shift = map.shift.map(|x| _mm256_set1_ps(-x as f32));
-    let apply = |rows: &[[__m256; 3]; 3], shift: [__m256; 3], [x, y, z]: [__m256; 3]| {
-        std::array::from_fn(|row| {
-            let [rx, ry, rz] = rows[row];
-            let partial = _mm256_fmadd_ps(rz, z, shift[row]);
-            _mm256_fmadd_ps(rx, x, _mm256_fmadd_ps(ry, y, partial))
-        })
+    let k = exponent(largest(weights));
+    let narrowing = Narrowing {
+        offsets: neighbours.offset_lanes(),
+        weights,
+        centroid: [0, 1, 2].map(|axis| _mm256_set1_pd(map.centroid[axis])),
+        weight_scale: _mm256_set1_pd(power_of_two(-k)),
+        frame_rows: narrow_rows(1.0),
+        normals: slopes_at.map(|h| {
+            let columns = [0, 1, 2].map(|axis| lanes(&columns.normal[axis]));
+            (columns, narrow_rows(h))
+        }),
     };
-    // The 22 height sums, then the 12 slope sums: each block's, reduced
-    // over its lanes in `f32`, added into `f64` totals four to a lane.
-    let mut sums = [zero; 40];
-    let groups = if normals.is_some() { 5 } else { 3 };
-    let mut totals = [_mm256_setzero_pd(); 10];
+    let zero = _mm256_setzero_ps();
+    // The height sums, then the slope sums: each block's, reduced over its
+    // lanes in `f32` eight at a time, added into `f64` totals four to a
+    // lane.
+    const ALL_SUMS: usize = HEIGHT_SUMS + SLOPE_SUMS;
+    let mut sums = [zero; ALL_SUMS.div_ceil(REDUCED) * REDUCED];
+    let reductions = if slopes_at.is_some() {
+        ALL_SUMS
+    } else {
+        HEIGHT_SUMS
+    }
+    .div_ceil(REDUCED);
+    let mut totals = [_mm256_setzero_pd(); ALL_SUMS.div_ceil(REDUCED) * REDUCED / LANES];
     // `[u, v, f, w]` and the normal in the frame of each `f32` lane of the
     // block.
     let mut block = [[zero; 4]; NARROW_BLOCKS];
@@ -270,81 +392,42 @@ pub(super) fn moments(
     for start in (0..weights.len()).step_by(2 * NARROW_BLOCKS) {
         let end = weights.len().min(start + 2 * NARROW_BLOCKS);
         let lanes = (end - start).div_ceil(2);
-        for (k, (lane, normal)) in block.iter_mut().zip(&mut block_normals).enumerate() {
-            if k == lanes {
-                break;
-            }
+        let lanes_of_block = block.iter_mut().zip(&mut block_normals).take(lanes);
+        for (k, (lane, normal)) in lanes_of_block.enumerate() {
             let b = start + 2 * k;
-            let offset = [xs, ys, zs].map(|column| narrow(column, b, end));
-            let [u, v, f] = apply(&frame_rows, shift, offset);
-            *lane = [u, v, f, narrow(weights, b, end)];
-            if let Some(columns) = normals {
-                let normal_lanes = columns.map(|column| narrow(column, b, end));
-                *normal = apply(&normal_rows, [zero; 3], normal_lanes);
+            *lane = narrowing.frame_lanes(b, end);
+            if let Some(lanes) = narrowing.normal_lanes(b, end) {
+                *normal = lanes;
             }
         }
         let block = &block[..lanes];
-        // Pass 1: Σ w uᵃ vᵇ, a + b ≤ 2, Σ w f uᵃ vᵇ, a + b ≤ 1, and Σ w f².
-        let first = second_moments!(
-            block.iter().map(|&[u, v, f, w]| [f, u, v, w]),
-            zero,
-            _mm256_add_ps,
-            _mm256_mul_ps,
-            _mm256_fmadd_ps
-        );
-        // Pass 2: a + b = 3 and 4, and Σ w f uᵃ vᵇ, a + b = 2.
-        let [mut wuuu, mut wuuv, mut wuvv, mut wvvv] = [zero; 4];
-        let [mut wuuuu, mut wuuuv, mut wuuvv, mut wuvvv, mut wvvvv] = [zero; 5];
-        let [mut wfuu, mut wfuv, mut wfvv] = [zero; 3];
-        for &[u, v, f, weight] in block {
-            let (puu, pvv) = (
-                _mm256_mul_ps(_mm256_mul_ps(weight, u), u),
-                _mm256_mul_ps(_mm256_mul_ps(weight, v), v),
-            );
-            let (puuu, pvvv) = (_mm256_mul_ps(puu, u), _mm256_mul_ps(pvv, v));
-            wuuu = _mm256_add_ps(wuuu, puuu);
-            wuuv = _mm256_fmadd_ps(puu, v, wuuv);
-            wuvv = _mm256_fmadd_ps(pvv, u, wuvv);
-            wvvv = _mm256_add_ps(wvvv, pvvv);
-            wuuuu = _mm256_fmadd_ps(puuu, u, wuuuu);
-            wuuuv = _mm256_fmadd_ps(puuu, v, wuuuv);
-            wuuvv = _mm256_fmadd_ps(puu, _mm256_mul_ps(v, v), wuuvv);
-            wuvvv = _mm256_fmadd_ps(pvvv, u, wuvvv);
-            wvvvv = _mm256_fmadd_ps(pvvv, v, wvvvv);
-            let pf = _mm256_mul_ps(weight, f);
-            let pfu = _mm256_mul_ps(pf, u);
-            wfuu = _mm256_fmadd_ps(pfu, u, wfuu);
-            wfuv = _mm256_fmadd_ps(pfu, v, wfuv);
-            wfvv = _mm256_fmadd_ps(_mm256_mul_ps(pf, v), v, wfvv);
+        sums[..HEIGHT_SUMS].copy_from_slice(&height_sums(block));
+        if slopes_at.is_some() {
+            sums[HEIGHT_SUMS..ALL_SUMS]
+                .copy_from_slice(&slope_sums(block.iter().zip(&block_normals)));
         }
-        let second = [
-            wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv, wfuu, wfuv, wfvv,
-        ];
-        sums[..10].copy_from_slice(&first);
-        sums[10..22].copy_from_slice(&second);
-        if normals.is_some() {
-            sums[22..34].copy_from_slice(&slope_sums(block.iter().zip(&block_normals)));
-        }
-        let (groups_of_eight, _) = sums.as_chunks::<8>();
+        let (reduced, _) = sums.as_chunks::<REDUCED>();
         let (pairs, _) = totals.as_chunks_mut::<2>();
-        for (group, [low, high]) in groups_of_eight.iter().zip(pairs).take(groups) {
-            let reduced = lane_sums(group);
+        for (group, [low, high]) in reduced.iter().zip(pairs).take(reductions) {
+            let lane_totals = lane_sums(group);
             let widened = [
-                _mm256_cvtps_pd(_mm256_castps256_ps128(reduced)),
-                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(reduced)),
+                _mm256_cvtps_pd(_mm256_castps256_ps128(lane_totals)),
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(lane_totals)),
             ];
             *low = _mm256_add_pd(*low, widened[0]);
             *high = _mm256_add_pd(*high, widened[1]);
         }
     }
-    let mut all = [0.0; 40];
+    // Every sum has one weight in each term: scaled back by 2ᵏ, exactly.
+    let unscale = _mm256_set1_pd(power_of_two(k));
+    let mut all = [0.0; ALL_SUMS.div_ceil(REDUCED) * REDUCED];
     for (values, sum) in all.as_chunks_mut::<LANES>().0.iter_mut().zip(totals) {
         // SAFETY: room for four values.
-        unsafe { _mm256_storeu_pd(values.as_mut_ptr(), sum) };
+        unsafe { _mm256_storeu_pd(values.as_mut_ptr(), _mm256_mul_pd(sum, unscale)) };
     }
-    let (height_sums, rest) = all.split_first_chunk::<22>().unwrap();
-    let slope_sums = rest.first_chunk::<12>().unwrap();
-    let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv, higher @ ..] = *height_sums;
+    let (height_totals, rest) = all.split_first_chunk::<HEIGHT_SUMS>().unwrap();
+    let slope_totals = rest.first_chunk::<SLOPE_SUMS>().unwrap();
+    let [w, wf, wu, wv, wff, wfu, wfv, wuu, wuv, wvv, higher @ ..] = *height_totals;
     let [
         wuuu,
         wuuv,
@@ -363,7 +446,7 @@ pub(super) fn moments(
         w, wu, wv, wuu, wuv, wvv, wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv,
     ];
     let heights = HeightMoments::from_sums(moments, [wf, wfu, wfv, wfuu, wfuv, wfvv], wff);
-    let slopes = normals.map(|_| {
+    let slopes = slopes_at.map(|_| {
         let [
             s,
             s_u,
@@ -377,7 +460,7 @@ pub(super) fn moments(
             a_v,
             a_vu,
             a_vv,
-        ] = *slope_sums;
+        ] = *slope_totals;
         SlopeMoments::from_sums(
             [s, s_u, s_v, s_uu, s_uv, s_vv],
             [a_u, a_uu, a_uv],
@@ -387,12 +470,65 @@ pub(super) fn moments(
     (heights, slopes)
 }
 
+/// The `f32` lanes of the height moments' sums over the lanes
+/// `[u, v, f, w]` of `block`, in the order `Σ w`, `Σ w f`, `Σ w u`,
+/// `Σ w v`, `Σ w f²`, `Σ w f u`, `Σ w f v`, `Σ w u²`, `Σ w u v`, `Σ w v²`
+/// (one pass of [`moment_sums!`], f in the place of its `a`), then
+/// `Σ w uᵃ vᵇ`, a + b = 3 and 4, and `Σ w f uᵃ vᵇ`, a + b = 2 (a second
+/// pass, so that each keeps its sums in registers).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn height_sums(block: &[[__m256; 4]]) -> [__m256; HEIGHT_SUMS] {
+    let zero = _mm256_setzero_ps();
+    let first = moment_sums!(
+        block.iter().map(|&[u, v, f, w]| [f, u, v, w]),
+        zero,
+        _mm256_add_ps,
+        _mm256_mul_ps,
+        _mm256_fmadd_ps
+    );
+    // Pass 2: a + b = 3 and 4, and Σ w f uᵃ vᵇ, a + b = 2.
+    let [mut wuuu, mut wuuv, mut wuvv, mut wvvv] = [zero; 4];
+    let [mut wuuuu, mut wuuuv, mut wuuvv, mut wuvvv, mut wvvvv] = [zero; 5];
+    let [mut wfuu, mut wfuv, mut wfvv] = [zero; 3];
+    for &[u, v, f, weight] in block {
+        let (puu, pvv) = (
+            _mm256_mul_ps(_mm256_mul_ps(weight, u), u),
+            _mm256_mul_ps(_mm256_mul_ps(weight, v), v),
+        );
+        let (puuu, pvvv) = (_mm256_mul_ps(puu, u), _mm256_mul_ps(pvv, v));
+        wuuu = _mm256_add_ps(wuuu, puuu);
+        wuuv = _mm256_fmadd_ps(puu, v, wuuv);
+        wuvv = _mm256_fmadd_ps(pvv, u, wuvv);
+        wvvv = _mm256_add_ps(wvvv, pvvv);
+        wuuuu = _mm256_fmadd_ps(puuu, u, wuuuu);
+        wuuuv = _mm256_fmadd_ps(puuu, v, wuuuv);
+        wuuvv = _mm256_fmadd_ps(puu, _mm256_mul_ps(v, v), wuuvv);
+        wuvvv = _mm256_fmadd_ps(pvvv, u, wuvvv);
+        wvvvv = _mm256_fmadd_ps(pvvv, v, wvvvv);
+        let pf = _mm256_mul_ps(weight, f);
+        let pfu = _mm256_mul_ps(pf, u);
+        wfuu = _mm256_fmadd_ps(pfu, u, wfuu);
+        wfuv = _mm256_fmadd_ps(pfu, v, wfuv);
+        wfvv = _mm256_fmadd_ps(_mm256_mul_ps(pf, v), v, wfvv);
+    }
+    let second = [
+        wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv, wfuu, wfuv, wfvv,
+    ];
+    let mut sums = [zero; HEIGHT_SUMS];
+    sums[..first.len()].copy_from_slice(&first);
+    sums[first.len()..].copy_from_slice(&second);
+    sums
+}
+
 /// The `f32` lanes of the slope moments' sums `Σ w n_n² {1, u, v, u², uv,
 /// v²}`, `Σ w n_n n_u {1, u, v}` and `Σ w n_n n_v {1, u, v}` over the
 /// lanes `([u, v, f, w], [n_u, n_v, n_n])` of `block`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn slope_sums<'a>(block: impl Iterator<Item = (&'a [__m256; 4], &'a [__m256; 3])>) -> [__m256; 12] {
+fn slope_sums<'a>(
+    block: impl Iterator<Item = (&'a [__m256; 4], &'a [__m256; 3])>,
+) -> [__m256; SLOPE_SUMS] {
     let zero = _mm256_setzero_ps();
     let [mut s, mut s_u, mut s_v, mut s_uu, mut s_uv, mut s_vv] = [zero; 6];
     let [mut a_u, mut a_uu, mut a_uv, mut a_v, mut a_vu, mut a_vv] = [zero; 6];
@@ -445,8 +581,7 @@ pub(super) fn weigh(
             weigh_with(neighbours, columns, factors, inverse_h_squared, |d2, _| {
                 let exponent = _mm256_mul_pd(d2, minus_inverse_variance);
                 let above_floor = _mm256_cmp_pd::<_CMP_GE_OQ>(exponent, floor);
-                // Clamped so that 2ⁿ stays a normal number; zeroed below.
-                _mm256_and_pd(exp(_mm256_max_pd(exponent, floor)), above_floor)
+                _mm256_and_pd(exp(exponent), above_floor)
             })
         }
         Weight::Wendland => weigh_with(neighbours, columns, factors, inverse_h_squared, |_, r2| {
@@ -551,19 +686,24 @@ const EXP_TAYLOR: [f64; EXP_DEGREE + 1] = {
 #[cfg(test)]
 pub(super) const EXP_ERROR: f64 = 7.5e-9;
 
-/// `e^x` in lanes, for `x` from −708 up (2ⁿ stays a normal number): the
+/// The least argument of [`exp`]: from there up 2ⁿ stays a normal number.
+const EXP_LEAST: f64 = -708.0;
+
+/// `e^x` in lanes for `x` ≤ 0 (`e^`[`EXP_LEAST`] below [`EXP_LEAST`]): the
 /// usual reduction `e^x = 2ⁿ e^r`, |r| ≤ ln 2 / 2, and a Taylor polynomial
 /// of degree [`EXP_DEGREE`] (within [`EXP_ERROR`] of the value, tested).
 #[target_feature(enable = "avx2,fma")]
 fn exp(x: __m256d) -> __m256d {
+    let x = _mm256_max_pd(x, _mm256_set1_pd(EXP_LEAST));
     // 1.5 · 2⁵² + 1023: added to x · log₂ e, it rounds that to the
     // nearest integer n and leaves n + 1023 in the low bits, where 2ⁿ's
     // exponent field is one shift away.
     let magic = _mm256_set1_pd(6_755_399_441_056_767.0);
     let shifted = _mm256_fmadd_pd(x, _mm256_set1_pd(std::f64::consts::LOG2_E), magic);
     let n = _mm256_sub_pd(shifted, magic);
-    // n · ln 2 rounded once, by at most 1e-14 for |n| ≤ 1022: far inside
-    // the polynomial's error.
+    // LN_2 is 2.32e-17 off ln 2, so n · LN_2 is off n ln 2 by at most
+    // 2.34e-14 for the weights' |n| ≤ 1010 (exponents from −700 up), 2.4e-14
+    // for |n| ≤ 1022: far inside the polynomial's error.
     let r = _mm256_fnmadd_pd(n, _mm256_set1_pd(std::f64::consts::LN_2), x);
     let mut p = _mm256_set1_pd(EXP_TAYLOR[EXP_DEGREE]);
     for k in (0..EXP_DEGREE).rev() {

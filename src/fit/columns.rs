@@ -12,8 +12,8 @@
 //! AVX registers (`super::avx`); elsewhere one neighbour at a time, by the
 //! plain definitions the tests hold the lanes to. The two add in different
 //! orders, so results agree to the last bits, not bit for bit, between a
-//! CPU with AVX2 and one without; the height moments run in `f32` lanes,
-//! so there they agree to `f32`'s rounding of each term.
+//! CPU with AVX2 and one without; the height and slope moments run in
+//! `f32` lanes, so there they agree to `f32`'s rounding of each term.
 
 use nalgebra::Vector3;
 
@@ -157,6 +157,15 @@ impl Columns {
     /// The normal of neighbour `i` (the columns must carry normals).
     pub(crate) fn normal_of(&self, i: usize) -> Vector3<f64> {
         Vector3::new(self.normal[0][i], self.normal[1][i], self.normal[2][i])
+    }
+
+    /// Sets each neighbour's weight in the fit to `weight(i)`, the
+    /// padding's to zero (tests of the sums over given weights).
+    #[cfg(test)]
+    pub(crate) fn set_weights(&mut self, weight: impl Fn(usize) -> f64) {
+        self.weight = (0..self.padded_len())
+            .map(|i| if i < self.len { weight(i) } else { 0.0 })
+            .collect();
     }
 
     /// Each neighbour's weight in the fit, without the padding.

@@ -190,15 +190,19 @@ impl HeightMoments {
 pub(crate) struct TangentMap {
     /// Rows of the map: `e1 / h`, `e2 / h`, `normal`.
     pub rows: [Vector3<f64>; 3],
-    /// The rows applied to the frame's centroid, subtracted.
-    pub shift: [f64; 3],
+    /// The frame's centroid (from the query centre), subtracted from an
+    /// offset before the rows apply: the frame coordinates are then
+    /// rounded relative to the neighbour's distance from the centroid,
+    /// not from the query centre (which may lie far off the surface).
+    pub centroid: Vector3<f64>,
 }
 
 impl TangentMap {
     /// `(u, v, f)` of the offset `p`.
     #[inline]
     fn apply(&self, p: &Vector3<f64>) -> [f64; 3] {
-        std::array::from_fn(|row| self.rows[row].dot(p) - self.shift[row])
+        let from_centroid = p - self.centroid;
+        std::array::from_fn(|row| self.rows[row].dot(&from_centroid))
     }
 }
 
@@ -629,70 +633,101 @@ mod tests {
         assert!(eq.solve(0).is_some());
     }
 
+    /// The moments of `f32` lanes against the plain `f64` ones, each
+    /// within the rounding of its terms' magnitudes (derived below): where
+    /// the CPU has no lanes there is nothing to compare.
     #[test]
     fn sums_in_lanes_are_the_plain_sums() {
+        if !wide_lanes() {
+            return; // nothing to compare on this CPU
+        }
+        let ordinary = |i: usize| 1.0 + 0.1 * (i % 13) as f64;
+        let near = Vector3::new(0.05, -0.02, 0.01);
+        let far = Vector3::new(300.0, -200.0, 100.0);
         // 13 neighbours: three whole blocks of lanes and a padded one; 300:
-        // the height moments' blocks of 128 `f32` terms and a half lane.
-        for count in [13, 300] {
-            let neighbours = crate::fit::wavy_neighbourhood(count);
+        // blocks of 128 `f32` terms and a half lane. Gaussian weights far
+        // below `f32`'s range (e^-100 is under its smallest normal, e^-104
+        // rounds to zero), and a set of them spanning 1 to 1e-40. A frame
+        // far from the query centre (a particle off the surface), its
+        // neighbours about it.
+        type WeightOf<'a> = &'a dyn Fn(usize) -> f64;
+        let cases: [(usize, WeightOf, Vector3<f64>); 5] = [
+            (13, &ordinary, near),
+            (300, &ordinary, near),
+            (300, &|i| 1e-40 * ordinary(i), near),
+            (300, &|i| 10f64.powf(-40.0 * i as f64 / 299.0), near),
+            (300, &ordinary, far),
+        ];
+        for (count, weight, centroid) in cases {
+            let neighbours: Neighbourhood = crate::fit::wavy_neighbourhood(count)
+                .iter()
+                .map(|neighbour| {
+                    let offset = neighbour.offset + centroid - near;
+                    crate::neighbours::Neighbour {
+                        offset,
+                        distance_squared: offset.norm_squared(),
+                        ..neighbour
+                    }
+                })
+                .collect();
             let normals: Vec<Vector3<f32>> = (0..count)
                 .map(|i| Vector3::new(0.1 * i as f32, -0.2, 1.0).normalize())
                 .collect();
             let mut columns = Columns::default();
             columns.load(&neighbours, Some(&normals));
-            columns.weight = (0..columns.padded_len())
-                .map(|i| {
-                    if i < count {
-                        1.0 + 0.1 * (i % 13) as f64
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
+            columns.set_weights(weight);
             let e1 = Vector3::new(1.0, 0.2, 0.1).normalize();
             let normal = e1.cross(&Vector3::new(0.0, 1.0, 0.0)).normalize();
             let e2 = normal.cross(&e1);
             let h = 1.5;
-            let centroid = Vector3::new(0.05, -0.02, 0.01);
-            let rows = [e1 / h, e2 / h, normal];
             let map = TangentMap {
-                rows,
-                shift: rows.map(|row| row.dot(&centroid)),
+                rows: [e1 / h, e2 / h, normal],
+                centroid,
             };
-            // The sums run in `f32`: each within the rounding of its
-            // terms' magnitudes, the same sums of the magnitudes `m` of each
-            // coordinate and normal component (|row| · |p| + |shift|, what
-            // its rounding is relative to). A coordinate is within 6 units
-            // of `f32` rounding (2⁻²⁴) of its `m` (two for a product's
-            // rounded inputs, one for the shift, three for the FMAs), a
-            // term of four coordinates and a weight within 4 · 6 + 1 and
-            // its four products' roundings, 29, and a block's `f32` sum (16
-            // terms a lane, then 8 lanes) 19 more: under 64 units, 32 ε.
+            // Each sum within the rounding of its terms' magnitudes: the
+            // same sums of the magnitudes `m` of each coordinate and
+            // normal component (|row| · |p − c|, what its rounding is
+            // relative to). A coordinate is within 5 units of `f32`
+            // rounding (2⁻²⁴) of its `m` (two for a product's rounded
+            // inputs, three for the FMAs), a term of four coordinates and
+            // a weight within 4 · 5 + 1 and its four products' roundings,
+            // 25, and a block's `f32` sum (16 terms a lane, then 8 lanes)
+            // 19 more: under 64 units, 32 ε. The weights are scaled by a
+            // power of two into `f32`'s range, exactly.
             let mut magnitudes = (HeightMoments::default(), SlopeMoments::default());
             for (i, (neighbour, &w)) in neighbours.iter().zip(columns.weights()).enumerate() {
-                let [mu, mv, mf] = std::array::from_fn(|row| {
-                    rows[row].abs().dot(&neighbour.offset.abs()) + map.shift[row].abs()
-                });
+                let offset = (neighbour.offset - centroid).abs();
+                let [mu, mv, mf] = std::array::from_fn(|row| map.rows[row].abs().dot(&offset));
                 magnitudes.0.add(mu, mv, mf, w);
                 let normal = columns.normal_of(i).abs();
                 let scales = [h, h, 1.0];
-                let local = Vector3::from_fn(|row, _| rows[row].abs().dot(&normal) * scales[row]);
+                let local =
+                    Vector3::from_fn(|row, _| map.rows[row].abs().dot(&normal) * scales[row]);
                 magnitudes.1.add(mu, mv, &local, w);
             }
             let within = |a: &[f64], b: &[f64], magnitude: &[f64]| {
                 let mut triples = a.iter().zip(b).zip(magnitude);
                 triples.all(|((x, y), m)| (x - y).abs() <= 32.0 * f64::from(f32::EPSILON) * m)
             };
-            let (heights, slopes) = moments(&map, &neighbours, &columns, Some(h));
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            let (heights, slopes) =
+                unsafe { super::super::avx::moments(&map, &neighbours, &columns, Some(h)) };
             let plain = plain_height_moments(&map, &neighbours, &columns);
             let m = &magnitudes.0;
+            let case = format!(
+                "{count} neighbours, weight {:e}, centroid {centroid:?}",
+                weight(0)
+            );
             assert!(
                 within(&heights.moments, &plain.moments, &m.moments),
-                "{heights:?} {plain:?}"
+                "{case}: {heights:?} {plain:?}"
             );
-            assert!(within(&heights.rhs, &plain.rhs, &m.rhs));
+            assert!(within(&heights.rhs, &plain.rhs, &m.rhs), "{case}");
             let squares = [heights.height_squares, plain.height_squares];
-            assert!(within(&squares[..1], &squares[1..], &[m.height_squares]));
+            assert!(
+                within(&squares[..1], &squares[1..], &[m.height_squares]),
+                "{case}"
+            );
             let (slopes, plain) = (
                 slopes.unwrap(),
                 plain_slope_moments(&map, &neighbours, &columns, h),
@@ -700,14 +735,87 @@ mod tests {
             let m = &magnitudes.1;
             assert!(
                 within(&slopes.square, &plain.square, &m.square),
-                "{slopes:?} {plain:?}"
+                "{case}: {slopes:?} {plain:?}"
             );
-            assert!(within(&slopes.along_u, &plain.along_u, &m.along_u));
-            assert!(within(&slopes.along_v, &plain.along_v, &m.along_v));
+            assert!(
+                within(&slopes.along_u, &plain.along_u, &m.along_u),
+                "{case}"
+            );
+            assert!(
+                within(&slopes.along_v, &plain.along_v, &m.along_v),
+                "{case}"
+            );
             // Without slopes: the same height moments, no slope moments.
-            let (alone, none) = moments(&map, &neighbours, &columns, None);
+            // SAFETY: as above.
+            let (alone, none) =
+                unsafe { super::super::avx::moments(&map, &neighbours, &columns, None) };
             assert_eq!(alone.moments, heights.moments);
+            assert_eq!(alone.rhs, heights.rhs);
+            assert_eq!(alone.height_squares, heights.height_squares);
             assert!(none.is_none());
         }
+    }
+
+    /// On a noiseless quadric the residual of the `f32` sums is the
+    /// rounding floor of `Σ w f² − aᵀ r`, not zero: each sum is within 32 ε
+    /// of `f32` of its terms' magnitudes (see the test above), so the
+    /// difference is within 32 ε (Σ w m_f² + Σ |a_i| m(r_i)), `m` the
+    /// magnitudes; and each height itself is rounded by 5 ε of its `m_f`
+    /// (which is of |p − c|, not of f), which a quadric fits no better
+    /// than its RMS. A worst case: here that floor is 4.2e-5, the residual
+    /// 1.2e-6 (2e-4 of the heights' RMS, 6e-3). The plain `f64` sums give
+    /// the quadric back.
+    #[test]
+    fn residual_of_a_noiseless_quadric_is_its_rounding_floor() {
+        let e1 = Vector3::new(1.0, 0.2, 0.1).normalize();
+        let normal = e1.cross(&Vector3::new(0.0, 1.0, 0.0)).normalize();
+        let e2 = normal.cross(&e1);
+        let (h, centroid) = (0.11, Vector3::new(0.02, -0.01, 0.005));
+        let a = [2e-4, 1e-3, -5e-4, 0.006, -0.002, 0.004];
+        let g = |u: f64, v: f64| {
+            a[0] + a[1] * u + a[2] * v + a[3] * u * u + a[4] * u * v + a[5] * v * v
+        };
+        let neighbours: Neighbourhood = (0..300u32)
+            .map(|i| {
+                let (u, v) = ((f64::from(i) * 0.37).sin(), (f64::from(i) * 0.91).cos());
+                let offset = centroid + e1 * (h * u) + e2 * (h * v) + normal * g(u, v);
+                crate::neighbours::Neighbour {
+                    index: i,
+                    offset,
+                    distance_squared: offset.norm_squared(),
+                }
+            })
+            .collect();
+        let mut columns = Columns::default();
+        columns.load(&neighbours, None);
+        columns.set_weights(|i| 1.0 + 0.1 * (i % 13) as f64);
+        let map = TangentMap {
+            rows: [e1 / h, e2 / h, normal],
+            centroid,
+        };
+        let (_, plain) = plain_height_moments(&map, &neighbours, &columns)
+            .equations()
+            .solve(2)
+            .unwrap();
+        assert!(plain < 1e-12, "{plain}");
+        let (heights, _) = moments(&map, &neighbours, &columns, None);
+        let (coefficients, residual) = heights.equations().solve(2).unwrap();
+        let mut magnitudes = HeightMoments::default();
+        for (neighbour, &w) in neighbours.iter().zip(columns.weights()) {
+            let offset = (neighbour.offset - centroid).abs();
+            let [mu, mv, mf] = std::array::from_fn(|row| map.rows[row].abs().dot(&offset));
+            magnitudes.add(mu, mv, mf, w);
+        }
+        let epsilon = f64::from(f32::EPSILON) / 2.0;
+        let weight_sum = magnitudes.moments[0];
+        let explained: f64 = coefficients
+            .iter()
+            .zip(&magnitudes.rhs)
+            .map(|(a, m)| a.abs() * m)
+            .sum();
+        let cancelled = 64.0 * epsilon * (magnitudes.height_squares + explained) / weight_sum;
+        let rounded = 5.0 * epsilon * (magnitudes.height_squares / weight_sum).sqrt();
+        let floor = (cancelled + rounded * rounded).sqrt();
+        assert!(residual <= floor, "{residual} above {floor}");
     }
 }

@@ -94,7 +94,7 @@ impl LocalFit {
         ];
         TangentMap {
             rows,
-            shift: rows.map(|row| row.dot(&frame.centroid)),
+            centroid: frame.centroid,
         }
     }
 

@@ -36,6 +36,12 @@ use crate::order::morton_code;
 /// 5.6-5.7 s, 4 (6 points a cell) 6.1 s.
 const POINTS_PER_CELL: f64 = 16.0;
 
+/// How many points the build's copies in cell order read before working on
+/// any: their cache misses (the input is in file order) overlap, where one
+/// at a time each point's arithmetic (three divisions) held the next reads
+/// back.
+const COPY_BATCH: usize = 16;
+
 /// Bits of a fine cell coordinate on each axis, as in a Morton code: a
 /// cell is 2^shift fine cells on a side, a row key holds `z` and `y`.
 const CELL_BITS: u32 = 21;
@@ -230,26 +236,23 @@ impl CellGrid {
 
         // Both copies in one pass over the points in cell order, each
         // point read once (a pass per column read every point six times in
-        // random order: 155 ms of the 2M-point build). The points of a
-        // batch are read before any is worked on, so that their cache
-        // misses (the input is in file order) overlap: one at a time, each
-        // point's arithmetic (three divisions) held the next reads back.
+        // random order: 155 ms of the 2M-point build), [`COPY_BATCH`] points
+        // at a time.
         let padded = grid.original.len() + GROUP;
         let [mut ex, mut ey, mut ez] = [(); 3].map(|_| vec![0.0; grid.original.len()]);
         let [mut cx, mut cy, mut cz] = [(); 3].map(|_| vec![0.0f32; padded]);
-        const BATCH: usize = 16;
         (
-            grid.original.par_chunks(BATCH),
-            ex.par_chunks_mut(BATCH),
-            ey.par_chunks_mut(BATCH),
-            ez.par_chunks_mut(BATCH),
-            cx.par_chunks_mut(BATCH),
-            cy.par_chunks_mut(BATCH),
-            cz.par_chunks_mut(BATCH),
+            grid.original.par_chunks(COPY_BATCH),
+            ex.par_chunks_mut(COPY_BATCH),
+            ey.par_chunks_mut(COPY_BATCH),
+            ez.par_chunks_mut(COPY_BATCH),
+            cx.par_chunks_mut(COPY_BATCH),
+            cy.par_chunks_mut(COPY_BATCH),
+            cz.par_chunks_mut(COPY_BATCH),
         )
             .into_par_iter()
             .for_each(|(original, ex, ey, ez, cx, cy, cz)| {
-                let points: [Vector3<f64>; BATCH] = std::array::from_fn(|j| {
+                let points: [Vector3<f64>; COPY_BATCH] = std::array::from_fn(|j| {
                     original
                         .get(j)
                         .map_or_else(Vector3::zeros, |&i| local.at(i))
