@@ -502,3 +502,32 @@ fn a_scratch_keeps_no_fit_of_another_projector() {
     let fresh = wide.project(&particle, &mut mlsproj::projection::Scratch::default());
     assert_eq!(reused, fresh);
 }
+
+/// An empty particle file gives an empty output that still names every
+/// property, its own attribute included: the stream writes its one
+/// empty pass rather than nothing.
+#[test]
+fn an_empty_particle_file_gives_an_empty_output_naming_every_property() {
+    let job = Job::new();
+    job.write_ply("cloud.ply", &xyz_columns(&sphere_cloud(500)));
+    let header = format!(
+        "{}property uchar label\n",
+        xyz_header("binary_little_endian", "float", 0)
+    );
+    job.write("particles.ply", &ply(&header, b""));
+    let (_, output) = job.output(r#"cloud: "cloud.ply", particles: File("particles.ply")"#);
+    assert!(output.is_empty());
+    let text = std::fs::read(job.path(OUTPUT)).unwrap();
+    let end = text
+        .windows(10)
+        .position(|w| w == b"end_header")
+        .expect("a header");
+    let header = String::from_utf8_lossy(&text[..end]);
+    assert!(header.contains("element vertex 0"), "{header}");
+    for name in ["x", "nx", "status", "index", "label"] {
+        assert!(
+            header.lines().any(|l| l.ends_with(&format!(" {name}"))),
+            "{name} missing from {header}"
+        );
+    }
+}

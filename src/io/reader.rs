@@ -1,5 +1,5 @@
-//! Point files read chunk by chunk: memory holds one chunk of a streamed
-//! file, whatever its size.
+//! Point files read chunk by chunk: memory holds one chunk (or one pass
+//! of chunks, `pipeline`) of a streamed file, whatever its size.
 
 use std::path::Path;
 
@@ -10,9 +10,10 @@ use nalgebra::Point3;
 
 use super::{LasReader, PlyVertexReader, Scans, Signature, read_by_extension, read_e57, signature};
 
-/// Particles per chunk when streaming: bounds the memory of the particle
-/// side (positions, results and output columns of one chunk) whatever the
-/// file size, and is large enough to keep every core busy.
+/// Points per chunk when streaming (reading, writing, merging): bounds the
+/// memory of one chunk's rows and output columns whatever the file size,
+/// and is large enough to keep every core busy. The projection reads
+/// passes of up to 2²⁴ particles (`pipeline::pass_size`).
 pub const CHUNK: usize = 1 << 20;
 
 /// A point file read chunk by chunk: PLY, LAS and LAZ are streamed from
@@ -106,6 +107,12 @@ impl PointReader {
             PointReader::Las(reader) => reader.len(),
             PointReader::Memory { total, .. } => *total,
         }
+    }
+
+    /// True when the points are held in memory (a parsed text, PCD or E57
+    /// file, or a cloud given): handing them all out copies nothing.
+    pub fn is_held(&self) -> bool {
+        matches!(self, PointReader::Memory { .. })
     }
 
     /// True when the file has no point.

@@ -198,7 +198,8 @@ fn read_particles(config: &Config, cloud: PointCloud) -> Result<PointReader> {
 
 /// Where the particles of a stream come from.
 enum Source {
-    /// Read chunk by chunk and projected as they come.
+    /// Read a pass at a time ([`pass_size`]), each pass projected and
+    /// written before the next is read.
     Read(PointReader),
     /// Seeds, projected as they were made and parked on disk until their
     /// count is known ([`seed::seed_surface`]).
@@ -510,13 +511,15 @@ struct Stream<'a> {
     provenance: Option<Provenance>,
 }
 
-/// Particles projected together, in one Morton order, at most. Visited
-/// in that order, particles as dense as the cloud's points share their
-/// neighbourhoods' cells with the particles before them; a pass of a
-/// million particles over a cloud of twenty million spreads them twenty
+/// The most particles projected together, in one Morton order. Visited in
+/// that order, particles as dense as the cloud's points share their
+/// neighbourhoods' cells with the particles before them; in a pass of a
+/// million particles over a cloud of twenty million they fall twenty
 /// points apart, and each gather fetches its cells afresh (the 20M + 20M
-/// job's projection took 20% more CPU so: docs/performance.md). A pass
-/// costs about 120 bytes a particle, 2 GB at most.
+/// job's projection took about 17% more CPU so: docs/performance.md). A
+/// pass holds its particles as read (positions, 24 bytes, and whatever
+/// else the file carries), its results (about 96 bytes a particle) and
+/// one write chunk's columns: about 2 GB at most for bare positions.
 const MAX_PASS: usize = 1 << 24;
 
 /// Particles per pass for `total` particles over a cloud of `cloud_points`:
@@ -526,6 +529,14 @@ fn pass_size(total: usize, cloud_points: usize) -> usize {
     let most = cloud_points.clamp(CHUNK, MAX_PASS);
     let passes = total.div_ceil(most).max(1);
     total.div_ceil(passes).max(1)
+}
+
+/// `0..len` in consecutive ranges of at most `step`: at least one, empty
+/// for an empty `len`, so that an empty source still writes its (empty)
+/// output with every property named.
+fn ranges(len: usize, step: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let step = step.max(1);
+    (0..len.div_ceil(step).max(1)).map(move |i| i * step..len.min((i + 1) * step))
 }
 
 /// The output as it is written: the writer, made with the first chunk's
@@ -583,8 +594,9 @@ impl Sink<'_> {
 impl Job {
     /// Projects the particles of `stream` pass by pass onto `surface` and
     /// writes each pass as it is done, chunk by chunk: memory holds one
-    /// pass of a PLY particle file ([`pass_size`]; a text file, or a
-    /// tile's particles, are whole).
+    /// pass of a PLY or LAS particle file ([`pass_size`]); particles held
+    /// whole (a text file, the cloud itself, a tile's) are visited in
+    /// passes of the same size, in place.
     fn project_stream(
         &self,
         surface: &MlsSurface,
@@ -632,29 +644,32 @@ impl Job {
             // names the properties, so that an empty output has them.
             let spent = match &mut particles {
                 Source::Read(reader) => {
-                    let pass = timed(&mut timings.load, || reader.read_chunk(pass_size))?;
-                    let visited = timed(&mut timings.project, || {
-                        visit(&projector, &pass.positions, &|n| bar.inc(n as u64))
-                    });
-                    let mut start = 0;
-                    loop {
-                        let range = start..pass.len().min(start + CHUNK);
-                        let projected = timed(&mut timings.project, || {
-                            visited.in_input_order(range.clone())
+                    // Particles already in memory are taken whole (handed
+                    // over, not copied) and visited a pass at a time; a
+                    // file is read a pass at a time.
+                    let take = if reader.is_held() { total } else { pass_size };
+                    let rows = timed(&mut timings.load, || reader.read_chunk(take))?;
+                    for pass in ranges(rows.len(), pass_size) {
+                        let visited = timed(&mut timings.project, || {
+                            visit(&projector, &rows.positions[pass.clone()], &|n| {
+                                bar.inc(n as u64)
+                            })
                         });
-                        timed(&mut timings.write, || {
-                            if range.len() == pass.len() {
-                                sink.write(&pass, &projected)
-                            } else {
-                                sink.write(&pass.slice(range.clone()), &projected)
-                            }
-                        })?;
-                        start = range.end;
-                        if start >= pass.len() {
-                            break;
+                        for chunk in ranges(pass.len(), CHUNK) {
+                            let projected = timed(&mut timings.project, || {
+                                visited.in_input_order(chunk.clone())
+                            });
+                            let at = pass.start + chunk.start..pass.start + chunk.end;
+                            timed(&mut timings.write, || {
+                                if at.len() == rows.len() {
+                                    sink.write(&rows, &projected)
+                                } else {
+                                    sink.write(&rows.slice(at), &projected)
+                                }
+                            })?;
                         }
                     }
-                    pass.is_empty()
+                    rows.is_empty()
                 }
                 Source::Projected(spool) => {
                     let projected = timed(&mut timings.load, || spool.read_chunk(CHUNK))?;
@@ -716,6 +731,15 @@ mod tests {
     }
 
     #[test]
+    fn ranges_cover_every_row_once_and_an_empty_source_once() {
+        let all = |len, step| ranges(len, step).collect::<Vec<_>>();
+        assert_eq!(all(0, 4), vec![0..0]);
+        assert_eq!(all(4, 4), vec![0..4]);
+        assert_eq!(all(9, 4), vec![0..4, 4..8, 8..9]);
+        assert_eq!(all(3, 0), vec![0..1, 1..2, 2..3]);
+    }
+
+    #[test]
     fn visited_results_come_back_in_input_order_range_by_range() {
         let cloud = crate::cloud::PointCloud::from_positions(
             (0..400)
@@ -739,6 +763,11 @@ mod tests {
             })
             .collect();
         let visited = visit(&projector, &particles, &|_| {});
+        assert_ne!(
+            visited.place,
+            (0..300).collect::<Vec<u32>>(),
+            "not reordered"
+        );
         let pieces: Vec<Projected> = [0..1, 1..128, 128..300]
             .into_iter()
             .flat_map(|range| visited.in_input_order(range))
