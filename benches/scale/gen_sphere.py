@@ -21,18 +21,27 @@ import numpy as np
 BLOCK = 1_000_000
 
 
-def write(path, count, rng, spread, uniform):
+def write_blocks(path, count, kind, block):
+    """A binary little-endian PLY of `count` vertices `x y z` of `kind`
+    (`float`, `double`), made `block(n)` rows (an (n, 3) array) at a time."""
+    dtype = {"float": "<f4", "double": "<f8"}[kind]
     with open(path, "wb") as f:
         f.write(f"ply\nformat binary_little_endian 1.0\nelement vertex {count}\n"
-                "property float x\nproperty float y\nproperty float z\nend_header\n".encode())
+                f"property {kind} x\nproperty {kind} y\nproperty {kind} z\nend_header\n".encode())
         left = count
         while left:
             n = min(BLOCK, left)
-            p = rng.normal(size=(n, 3))
-            p /= np.linalg.norm(p, axis=1, keepdims=True)
-            r = 1 + (rng.uniform(-spread, spread, n) if uniform else rng.normal(0, spread, n))
-            f.write((p * r[:, None]).astype("<f4").tobytes())
+            f.write(block(n).astype(dtype).tobytes())
             left -= n
+
+
+def write(path, count, rng, spread, uniform):
+    def block(n):
+        p = rng.normal(size=(n, 3))
+        p /= np.linalg.norm(p, axis=1, keepdims=True)
+        r = 1 + (rng.uniform(-spread, spread, n) if uniform else rng.normal(0, spread, n))
+        return p * r[:, None]
+    write_blocks(path, count, "float", block)
 
 
 def main():

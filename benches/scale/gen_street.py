@@ -13,12 +13,15 @@ x y z, Gaussian noise of --noise metres across the planes, no normals)
 and OUTDIR/particles.ply (double x y z, up to --offset off a plane), in
 blocks. `--score` reads a projected output (double or float x y z) and
 prints the RMS and largest distance of its points to the nearest plane.
-Needs numpy.
+Needs numpy, and plyfile for `--score`.
 """
 import argparse
+import os
+
 import numpy as np
 
-BLOCK = 1_000_000
+from gen_sphere import write_blocks
+
 # (axis held fixed, its value, the ranges of the other two axes in x, y, z order)
 PLANES = [
     (2, 0.0, ((0.0, 1000.0), (480.0, 520.0))),    # road along x
@@ -51,17 +54,6 @@ def sample(rng, n, spread, uniform):
     return out
 
 
-def write(path, count, rng, spread, uniform):
-    with open(path, "wb") as f:
-        f.write(f"ply\nformat binary_little_endian 1.0\nelement vertex {count}\n"
-                "property double x\nproperty double y\nproperty double z\nend_header\n".encode())
-        left = count
-        while left:
-            n = min(BLOCK, left)
-            f.write(sample(rng, n, spread, uniform).astype("<f8").tobytes())
-            left -= n
-
-
 def distance_to_planes(p):
     """Distance of each point to the nearest of PLANES (within its extent)."""
     best = np.full(len(p), np.inf)
@@ -74,23 +66,12 @@ def distance_to_planes(p):
     return best
 
 
-NUMPY = {"float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8",
-         "uchar": "u1", "uint8": "u1", "char": "i1", "int8": "i1",
-         "ushort": "<u2", "uint16": "<u2", "short": "<i2", "int16": "<i2",
-         "uint": "<u4", "uint32": "<u4", "int": "<i4", "int32": "<i4"}
-
-
 def score(path):
-    raw = open(path, "rb").read()
-    end = raw.index(b"end_header\n") + len(b"end_header\n")
-    header = raw[:end].decode("latin1").splitlines()
-    count = int(next(l.split()[2] for l in header if l.startswith("element vertex")))
-    props = [l.split() for l in header if l.startswith("property")]
-    dtype = np.dtype([(name, NUMPY[kind]) for _, kind, name in props])
-    rows = np.frombuffer(raw[end:], dtype=dtype, count=count)
-    p = np.stack([rows["x"], rows["y"], rows["z"]], axis=1).astype(float)
+    from plyfile import PlyData
+    vertex = PlyData.read(path)["vertex"].data
+    p = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1).astype(float)
     d = distance_to_planes(p)
-    print(f"points {count}, RMS {np.sqrt(np.mean(d ** 2)):.3g} m, max {d.max():.3g} m")
+    print(f"points {len(p)}, RMS {np.sqrt(np.mean(d ** 2)):.3g} m, max {d.max():.3g} m")
 
 
 def main():
@@ -105,11 +86,12 @@ def main():
     if args.score:
         score(args.score)
         return
-    import os
     os.makedirs(args.outdir, exist_ok=True)
     rng = np.random.default_rng(2026)
-    write(os.path.join(args.outdir, "cloud.ply"), args.cloud, rng, args.noise, False)
-    write(os.path.join(args.outdir, "particles.ply"), args.particles, rng, args.offset, True)
+    write_blocks(os.path.join(args.outdir, "cloud.ply"), args.cloud, "double",
+                 lambda n: sample(rng, n, args.noise, False))
+    write_blocks(os.path.join(args.outdir, "particles.ply"), args.particles, "double",
+                 lambda n: sample(rng, n, args.offset, True))
 
 
 if __name__ == "__main__":
