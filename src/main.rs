@@ -316,9 +316,9 @@ fn run(config: &Config, options: &RunOptions) -> anyhow::Result<ExitCode> {
             summary.particles,
         );
     }
-    // A tile may hold no slab of the surface; a whole job's empty output
-    // is no seeding.
-    if let (Some(plan), 0, None) = (summary.seeding, summary.particles, options.tile) {
+    if let Some(plan) = summary.seeding
+        && summary.made_no_seeds(options.tile)
+    {
         eprintln!(
             "mlsproj: error: no seeds made at spacing {:.4e} (about {} predicted); the output was written",
             plan.spacing, plan.predicted

@@ -360,12 +360,12 @@ pub(super) fn moments(
 ) -> (HeightMoments, Option<SlopeMoments>) {
     let weights = lanes(&columns.weight);
     let narrow_rows = |scale| rows(map, scale).map(|row| row.map(|x| _mm256_set1_ps(x as f32)));
-    let k = exponent(largest(weights));
+    let weight_exponent = exponent(largest(weights));
     let narrowing = Narrowing {
         offsets: neighbours.offset_lanes(),
         weights,
         centroid: [0, 1, 2].map(|axis| _mm256_set1_pd(map.centroid[axis])),
-        weight_scale: _mm256_set1_pd(power_of_two(-k)),
+        weight_scale: _mm256_set1_pd(power_of_two(-weight_exponent)),
         frame_rows: narrow_rows(1.0),
         normals: slopes_at.map(|h| {
             let columns = [0, 1, 2].map(|axis| lanes(&columns.normal[axis]));
@@ -391,16 +391,16 @@ pub(super) fn moments(
     let mut block_normals = [[zero; 3]; NARROW_BLOCKS];
     for start in (0..weights.len()).step_by(2 * NARROW_BLOCKS) {
         let end = weights.len().min(start + 2 * NARROW_BLOCKS);
-        let lanes = (end - start).div_ceil(2);
-        let lanes_of_block = block.iter_mut().zip(&mut block_normals).take(lanes);
-        for (k, (lane, normal)) in lanes_of_block.enumerate() {
-            let b = start + 2 * k;
+        let lane_count = (end - start).div_ceil(2);
+        let lanes_of_block = block.iter_mut().zip(&mut block_normals).take(lane_count);
+        for (i, (lane, normal)) in lanes_of_block.enumerate() {
+            let b = start + 2 * i;
             *lane = narrowing.frame_lanes(b, end);
-            if let Some(lanes) = narrowing.normal_lanes(b, end) {
-                *normal = lanes;
+            if let Some(normal_lanes) = narrowing.normal_lanes(b, end) {
+                *normal = normal_lanes;
             }
         }
-        let block = &block[..lanes];
+        let block = &block[..lane_count];
         sums[..HEIGHT_SUMS].copy_from_slice(&height_sums(block));
         if slopes_at.is_some() {
             sums[HEIGHT_SUMS..ALL_SUMS]
@@ -419,7 +419,7 @@ pub(super) fn moments(
         }
     }
     // Every sum has one weight in each term: scaled back by 2ᵏ, exactly.
-    let unscale = _mm256_set1_pd(power_of_two(k));
+    let unscale = _mm256_set1_pd(power_of_two(weight_exponent));
     let mut all = [0.0; ALL_SUMS.div_ceil(REDUCED) * REDUCED];
     for (values, sum) in all.as_chunks_mut::<LANES>().0.iter_mut().zip(totals) {
         // SAFETY: room for four values.
@@ -659,8 +659,8 @@ fn weigh_with(
     (sums.map(|sum| total(sum)), lanes.iter().sum::<u64>() as u32)
 }
 
-/// Degree of [`exp`]'s polynomial. Its remainder on |r| ≤ ln 2 / 2,
-/// (ln 2 / 2)⁸ / 8! = 5.2e-9 of the value, is below `f32`'s rounding
+/// Degree of [`exp`]'s polynomial. Its remainder on |r| ≤ ln 2 / 2, at
+/// most 7.3e-9 of the value ([`EXP_ERROR`]), is below `f32`'s rounding
 /// (6e-8): a weight's relative error moves the fit by that fraction of
 /// its residual, far below what the output's `f32` keeps, and the degree
 /// 13 that `f64` rounding asks for cost the Gaussian job more than a

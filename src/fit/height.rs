@@ -645,9 +645,9 @@ mod tests {
         let near = Vector3::new(0.05, -0.02, 0.01);
         let far = Vector3::new(300.0, -200.0, 100.0);
         // 13 neighbours: three whole blocks of lanes and a padded one; 300:
-        // blocks of 128 `f32` terms and a half lane. Gaussian weights far
-        // below `f32`'s range (e^-100 is under its smallest normal, e^-104
-        // rounds to zero), and a set of them spanning 1 to 1e-40. A frame
+        // blocks of 128 `f32` terms and a half lane. Weights of 1e-40
+        // (about e^-92, below `f32`'s smallest normal: subnormal, few bits
+        // left), and a set of them spanning 1 to 1e-40. A frame
         // far from the query centre (a particle off the surface), its
         // neighbours about it.
         type WeightOf<'a> = &'a dyn Fn(usize) -> f64;

@@ -93,6 +93,13 @@ impl Summary {
             && (projected == 0 || (projected as f64) < min_projected * eligible as f64)
     }
 
+    /// A whole `Seed` job that made no seed, though some were predicted (a
+    /// `tile` may hold no slab of the surface: its empty output is no
+    /// failure).
+    pub fn made_no_seeds(&self, tile: Option<Tile>) -> bool {
+        tile.is_none() && self.seeding.is_some() && self.particles == 0
+    }
+
     /// The status most particles that were not projected ended with, and
     /// how many did; `None` when every particle was projected.
     pub fn commonest_failure(&self) -> Option<(Status, usize)> {
@@ -290,7 +297,7 @@ fn plan_seeds(
             (seed::PACKING * plan.area).sqrt()
         )));
     }
-    if let Some(refusal) = plan.refusal() {
+    if let Some(refusal) = plan.refusal(request, surface.search().len()) {
         return Err(Error::Invalid(refusal));
     }
     Ok(plan)

@@ -142,8 +142,6 @@ const MAX_REACH: i64 = 3;
 /// cloud covers, the spacing, and the predicted number of seeds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SeedPlan {
-    /// What the job asked for.
-    pub request: SeedRequest,
     /// Estimated area, in the cloud's units squared.
     pub area: f64,
     /// Spacing d between seeds.
@@ -152,8 +150,6 @@ pub struct SeedPlan {
     pub predicted: u64,
     /// The finest spacing the cloud allows ([`MAX_REACH`]).
     pub finest: f64,
-    /// Points of the cloud.
-    pub cloud_points: usize,
 }
 
 /// The spacing or the count a `Seed` job asks for.
@@ -216,29 +212,28 @@ impl SeedPlan {
             SeedRequest::Count(n) => (PACKING * area / n.max(1) as f64).sqrt(),
         };
         SeedPlan {
-            request,
             area,
             spacing,
             predicted: seeds_at(area, spacing),
             finest: WIDEST_DISC_RADII * disc_radius_median(search)
                 / (MAX_REACH as f64 * BLOCK_SPACINGS),
-            cloud_points: search.len(),
         }
     }
 
     /// Why the plan is refused, if it is: a spacing finer than
     /// [`SeedPlan::finest`], whose discs would reach more than
-    /// [`MAX_REACH`] blocks. Says the spacing or the count asked, and the
-    /// finest spacing or the largest count allowed.
-    pub fn refusal(&self) -> Option<String> {
+    /// [`MAX_REACH`] blocks. Says the spacing or the count asked
+    /// (`request`, the plan's), and the finest spacing or the largest count
+    /// allowed on a cloud of `cloud_points`.
+    pub fn refusal(&self, request: SeedRequest, cloud_points: usize) -> Option<String> {
         if self.spacing >= self.finest {
             return None;
         }
         let most = seeds_at(self.area, self.finest);
-        let per_point = |seeds: u64| seeds as f64 / self.cloud_points.max(1) as f64;
+        let per_point = |seeds: u64| seeds as f64 / cloud_points.max(1) as f64;
         let (asked, most_per_point) = (per_point(self.predicted), per_point(most));
         let finest = self.finest;
-        Some(match self.request {
+        Some(match request {
             SeedRequest::Spacing(d) => format!(
                 "particles: Seed(spacing: {d:.4e}) is too fine for the cloud, about {asked:.0} seeds per cloud point: at most about {most_per_point:.0} here (spacing {finest:.4e}, about {most} seeds)"
             ),
@@ -552,7 +547,14 @@ fn around(key: Key, reach: i64) -> impl Iterator<Item = Key> {
 /// neighbour (discs grow at gaps and edges, [`disc_scale`], which the
 /// median hardly sees).
 fn disc_radius_median(search: &NeighbourSearch) -> f64 {
-    DISC_SCALE * radius_for(search, FRAME_NEIGHBOURS + 1).unwrap_or(0.0)
+    DISC_SCALE * median_reach(search).unwrap_or(0.0)
+}
+
+/// The median distance from a point to its [`FRAME_NEIGHBOURS`]-th
+/// neighbour, on a sample: the scale of the discs and of the isolation
+/// rule ([`ISOLATED_REACH`]); `None` for an empty cloud.
+fn median_reach(search: &NeighbourSearch) -> Option<f64> {
+    radius_for(search, FRAME_NEIGHBOURS + 1)
 }
 
 /// A candidate: its position, the cloud point whose disc drew it, and
@@ -652,8 +654,8 @@ impl<'a> Seeder<'a> {
     /// `spacing` under `seed`.
     fn new(search: &'a NeighbourSearch, spacing: f64, seed: u64) -> Seeder<'a> {
         // As `estimated_area` counts isolated points out.
-        let isolated_reach = radius_for(search, FRAME_NEIGHBOURS + 1)
-            .map_or(f64::INFINITY, |median| ISOLATED_REACH * median);
+        let isolated_reach =
+            median_reach(search).map_or(f64::INFINITY, |median| ISOLATED_REACH * median);
         let discs: Vec<Disc> = (0..search.len() as u32)
             .into_par_iter()
             .map_init(Neighbourhood::default, |hood, i| {
@@ -1139,20 +1141,21 @@ impl Block {
         // first read of a candidate's cell missed it (a tenth of the
         // greedy's samples, perf).
         let ordered = &scratch.ordered;
+        let ask = |c: &Candidate, slots: &[u32]| {
+            let cell = grid.cell(&c.p);
+            if let Some(cell) = cell {
+                prefetch(slots, cell);
+            }
+            cell
+        };
         let mut cells = [None; AHEAD];
         for (slot, c) in cells.iter_mut().zip(ordered) {
-            *slot = grid.cell(&c.p);
-            if let Some(cell) = *slot {
-                prefetch(&scratch.grid, cell);
-            }
+            *slot = ask(c, &scratch.grid);
         }
         for (i, &Candidate { p, point, .. }) in ordered.iter().enumerate() {
             let slot = i % AHEAD;
             let this = cells[slot];
-            cells[slot] = ordered.get(i + AHEAD).and_then(|c| grid.cell(&c.p));
-            if let Some(cell) = cells[slot] {
-                prefetch(&scratch.grid, cell);
-            }
+            cells[slot] = ordered.get(i + AHEAD).and_then(|c| ask(c, &scratch.grid));
             let normal = discs[point as usize].normal;
             let Some(cell) = this else { continue };
             if scratch.grid[cell] != EMPTY {
