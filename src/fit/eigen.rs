@@ -9,36 +9,10 @@
 
 use nalgebra::{Matrix3, Vector3};
 
-/// Eigenvalues in ascending order with unit eigenvectors: `normal` for the
-/// smallest, `major` for the largest (orthogonal to `normal`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PrincipalAxes {
-    /// Eigenvalues, ascending.
-    pub eigenvalues: [f64; 3],
-    /// Eigenvector of the smallest eigenvalue.
-    pub normal: Vector3<f64>,
-    /// Eigenvector of the largest eigenvalue, orthogonal to `normal`.
-    pub major: Vector3<f64>,
-}
-
-/// The principal axes of a symmetric matrix (its upper triangle is read).
-pub fn principal_axes(matrix: &Matrix3<f64>) -> PrincipalAxes {
-    let SmallestAxis {
-        eigenvalues,
-        normal,
-        scaled,
-    } = smallest_axis(matrix);
-    let major = scaled.map_or_else(Vector3::x, |a| in_plane_major(&a, &normal));
-    PrincipalAxes {
-        eigenvalues,
-        normal,
-        major,
-    }
-}
-
 /// Eigenvalues in ascending order and the unit eigenvector of the
-/// smallest: [`PrincipalAxes`] without the major axis, what a normal
-/// needs (the major axis was about a fifth of the closed form's flops).
+/// smallest; the largest's, orthogonal to it, on demand ([`Self::major`]):
+/// a normal needs none (the major axis was about a fifth of the closed
+/// form's flops).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SmallestAxis {
     /// Eigenvalues, ascending.
@@ -50,9 +24,17 @@ pub struct SmallestAxis {
     scaled: Option<Matrix3<f64>>,
 }
 
+impl SmallestAxis {
+    /// The unit eigenvector of the largest eigenvalue, orthogonal to
+    /// `normal` (`x` where any axis will do).
+    pub fn major(&self) -> Vector3<f64> {
+        self.scaled
+            .map_or_else(Vector3::x, |a| in_plane_major(&a, &self.normal))
+    }
+}
+
 /// The eigenvalues of a symmetric matrix (its upper triangle is read) and
-/// the eigenvector of the smallest: the same numbers as
-/// [`principal_axes`]'.
+/// the eigenvector of the smallest.
 pub fn smallest_axis(matrix: &Matrix3<f64>) -> SmallestAxis {
     let scale = matrix.upper_triangle().amax();
     if !(scale > 0.0 && scale.is_finite()) {
@@ -186,7 +168,8 @@ mod tests {
     #[test]
     fn axes_match_the_iterative_solver() {
         for m in matrices() {
-            let axes = principal_axes(&m);
+            let axes = smallest_axis(&m);
+            let major = axes.major();
             let reference = SymmetricEigen::new(m);
             let mut values: Vec<f64> = reference.eigenvalues.iter().copied().collect();
             values.sort_by(f64::total_cmp);
@@ -205,11 +188,11 @@ mod tests {
                 residual <= 1e-7 * norm,
                 "normal residual {residual} of {norm}"
             );
-            assert!(axes.normal.dot(&axes.major).abs() < 1e-9);
-            assert!((axes.major.norm() - 1.0).abs() < 1e-12);
+            assert!(axes.normal.dot(&major).abs() < 1e-9);
+            assert!((major.norm() - 1.0).abs() < 1e-12);
             let gap = values[2] - values[1];
             if gap > 1e-6 * norm {
-                let residual = (m * axes.major - axes.eigenvalues[2] * axes.major).norm();
+                let residual = (m * major - axes.eigenvalues[2] * major).norm();
                 assert!(residual <= 1e-6 * norm, "major residual {residual}");
             }
         }
@@ -222,9 +205,9 @@ mod tests {
             Matrix3::identity(),
             Matrix3::from_diagonal(&Vector3::new(1.0, 1.0, 0.0)),
         ] {
-            let axes = principal_axes(&m);
+            let axes = smallest_axis(&m);
             assert!((axes.normal.norm() - 1.0).abs() < 1e-12);
-            assert!(axes.normal.dot(&axes.major).abs() < 1e-12);
+            assert!(axes.normal.dot(&axes.major()).abs() < 1e-12);
         }
     }
 }

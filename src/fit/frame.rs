@@ -4,7 +4,7 @@
 
 use nalgebra::{Matrix3, Vector3};
 
-use super::eigen::{principal_axes, smallest_axis};
+use super::eigen::{SmallestAxis, smallest_axis};
 
 /// Weighted first and second moments of a neighbourhood, relative to the
 /// query centre (small numbers, whatever the cloud's origin).
@@ -21,7 +21,7 @@ impl Moments {
     pub fn add(&mut self, offset: &Vector3<f64>, w: f64) {
         self.weight_sum += w;
         self.first += w * offset;
-        // Only the upper triangle: `principal_axes` reads no more.
+        // Only the upper triangle: `smallest_axis` reads no more.
         let wo = w * offset;
         self.second[(0, 0)] += wo.x * offset.x;
         self.second[(0, 1)] += wo.x * offset.y;
@@ -60,18 +60,14 @@ impl Moments {
     /// covariance. `None` when the weights sum to zero. The normal's sign is
     /// arbitrary here; the caller orients it.
     pub fn frame(&self) -> Option<Frame> {
-        let (centroid, covariance) = self.covariance()?;
-        let axes = principal_axes(&covariance);
-        let normal = axes.normal;
-        let e1 = axes.major;
-        let e2 = normal.cross(&e1);
-        let spread = axes.eigenvalues.map(|v| v.max(0.0));
+        let (centroid, axis) = self.axes()?;
+        let e1 = axis.major();
         Some(Frame {
             centroid,
             e1,
-            e2,
-            normal,
-            spread,
+            e2: axis.normal.cross(&e1),
+            normal: axis.normal,
+            spread: spread(&axis),
         })
     }
 
@@ -79,13 +75,18 @@ impl Moments {
     /// (the same numbers), without its tangent axes: what a normal's
     /// estimate reads.
     pub fn plane(&self) -> Option<Plane> {
-        let (centroid, covariance) = self.covariance()?;
-        let axis = smallest_axis(&covariance);
+        let (centroid, axis) = self.axes()?;
         Some(Plane {
             centroid,
             normal: axis.normal,
-            spread: axis.eigenvalues.map(|v| v.max(0.0)),
+            spread: spread(&axis),
         })
+    }
+
+    /// The weighted centroid and the covariance's eigen solution.
+    fn axes(&self) -> Option<(Vector3<f64>, SmallestAxis)> {
+        let (centroid, covariance) = self.covariance()?;
+        Some((centroid, smallest_axis(&covariance)))
     }
 
     /// The weighted centroid and covariance (its upper triangle: only
@@ -97,6 +98,11 @@ impl Moments {
             self.second / self.weight_sum - centroid * centroid.transpose(),
         ))
     }
+}
+
+/// The covariance's eigenvalues, ascending, rounding below zero cut.
+fn spread(axis: &SmallestAxis) -> [f64; 3] {
+    axis.eigenvalues.map(|v| v.max(0.0))
 }
 
 /// The plane of a [`Frame`]: its centroid, normal and spreads.
