@@ -351,25 +351,17 @@ fn a_spacing_too_fine_for_the_cloud_is_refused_with_the_limit() {
         assert!(!run.success, "{seed}: {}", run.stdout);
         let line = run.stderr.trim_end();
         assert_eq!(line.lines().count(), 1, "{line}");
-        // The number that starts at byte `at` of the line.
-        let number = |at: usize| -> f64 {
-            let text: String = line[at..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
-                .collect();
-            text.parse().unwrap_or_else(|_| panic!("{text}: {line}"))
-        };
-        let after = |marker: &str, at: Option<usize>| {
-            number(at.unwrap_or_else(|| panic!("{marker}: {line}")) + marker.len())
-        };
+        let number =
+            |text: &str| -> f64 { text.parse().unwrap_or_else(|_| panic!("{text}: {line}")) };
         // The finest spacing comes last; the largest count last in a
         // spacing's refusal, after "at most about" in a count's.
+        let last = |marker: &str| &line[line.rfind(marker).unwrap_or_else(|| panic!("{line}"))..];
         let most = if seed.contains("count") {
-            after("at most about ", line.find("at most about "))
+            number(between(line, "at most about ", " seeds"))
         } else {
-            after("about ", line.rfind("about "))
+            number(between(last("about "), "about ", " seeds"))
         };
-        let finest = after("spacing ", line.rfind("spacing "));
+        let finest = number(between(last("(spacing "), "(spacing ", ","));
         println!("{line}");
         assert!(line.contains(asked), "{line}");
         assert!((1.0e6..2.0e6).contains(&most), "{line}");
