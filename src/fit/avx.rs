@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 use nalgebra::Vector3;
 
 use super::columns::{Columns, LANES};
-use super::height::{HeightMoments, SlopeMoments, TangentMap};
+use super::height::{HeightMoments, MONOMIALS, SlopeMoments, TangentMap};
 use super::kernel::{EDGE, GAUSSIAN_FLOOR, Kernel};
 use crate::config::Weight;
 use crate::neighbours::{Neighbourhood, lanes};
@@ -446,26 +446,11 @@ pub(super) fn moments(
         w, wu, wv, wuu, wuv, wvv, wuuu, wuuv, wuvv, wvvv, wuuuu, wuuuv, wuuvv, wuvvv, wvvvv,
     ];
     let heights = HeightMoments::from_sums(moments, [wf, wfu, wfv, wfuu, wfuv, wfvv], wff);
+    // The slope sums come in `SlopeMoments`' own order.
     let slopes = slopes_at.map(|_| {
-        let [
-            s,
-            s_u,
-            s_v,
-            s_uu,
-            s_uv,
-            s_vv,
-            a_u,
-            a_uu,
-            a_uv,
-            a_v,
-            a_vu,
-            a_vv,
-        ] = *slope_totals;
-        SlopeMoments::from_sums(
-            [s, s_u, s_v, s_uu, s_uv, s_vv],
-            [a_u, a_uu, a_uv],
-            [a_v, a_vu, a_vv],
-        )
+        let (square, along) = slope_totals.split_first_chunk::<MONOMIALS>().unwrap();
+        let (along_u, along_v) = along.split_first_chunk::<3>().unwrap();
+        SlopeMoments::from_sums(*square, *along_u, along_v.try_into().unwrap())
     });
     (heights, slopes)
 }
