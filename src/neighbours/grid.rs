@@ -23,6 +23,8 @@
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::packing::{pack, packing};
 use super::{LANES, Neighbourhood};
 use crate::cpu::floor_i64;
 #[cfg(target_arch = "x86_64")]
@@ -681,32 +683,6 @@ unsafe fn gather_plain(
     unsafe { out.set_len(kept) };
 }
 
-/// For each mask of four passing lanes, the 32-bit lanes that move the
-/// passing `f64` lanes to the front (`f64` lane i is 32-bit lanes 2i,
-/// 2i + 1), and the lanes that move passing `u32` lanes to the front.
-const fn compress_tables() -> ([[i32; 8]; 16], [[i32; 8]; 16]) {
-    let mut wide = [[0; 8]; 16];
-    let mut narrow = [[0; 8]; 16];
-    let mut mask = 0;
-    while mask < 16 {
-        let (mut lane, mut to): (i32, usize) = (0, 0);
-        while lane < 4 {
-            if mask >> lane & 1 == 1 {
-                wide[mask][2 * to] = 2 * lane;
-                wide[mask][2 * to + 1] = 2 * lane + 1;
-                narrow[mask][to] = lane;
-                to += 1;
-            }
-            lane += 1;
-        }
-        mask += 1;
-    }
-    (wide, narrow)
-}
-
-/// [`compress_tables`], computed once.
-const COMPRESS: ([[i32; 8]; 16], [[i32; 8]; 16]) = compress_tables();
-
 /// [`gather_plain`] four points at a time over the whole lanes of
 /// `places`; returns where the lanes stopped (the rest, under four points,
 /// is [`gather_plain`]'s). Each lane writes all four of its points' values,
@@ -750,12 +726,8 @@ unsafe fn gather_lanes(
                 _mm256_mul_pd(dz, dz),
             );
             let passed = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LE_OQ>(squared, radius_squared));
-            let mask = passed as usize;
-            let wide = _mm256_loadu_si256(COMPRESS.0[mask].as_ptr().cast());
-            let narrow = _mm256_loadu_si256(COMPRESS.1[mask].as_ptr().cast());
-            let pack = |values: __m256d| {
-                _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(values), wide))
-            };
+            let (wide, narrow) = packing(passed as usize);
+            let pack = |values: __m256d| pack(values, wide);
             _mm256_storeu_pd(ox.add(kept), pack(dx));
             _mm256_storeu_pd(oy.add(kept), pack(dy));
             _mm256_storeu_pd(oz.add(kept), pack(dz));

@@ -19,6 +19,8 @@ use crate::config::Support;
 use crate::error::{Error, Result};
 
 mod grid;
+mod nearest_k;
+mod packing;
 
 use grid::{CellGrid, Local};
 
@@ -279,7 +281,7 @@ impl NeighbourSearch {
                         }
                     };
                 }
-                hood.keep_nearest(k);
+                hood.keep_nearest(k, previous);
                 let kth_squared = hood.distances_squared().iter().copied().fold(0.0, f64::max);
                 // A far centre's radius is no guide to the next centre's.
                 if far.is_none() {
@@ -289,7 +291,7 @@ impl NeighbourSearch {
             }
             Support::RadiusNearest { radius, k } => {
                 self.within(centre, radius * radius, hood);
-                hood.keep_nearest(k);
+                hood.keep_nearest(k, 0.0);
                 radius
             }
         };
@@ -451,52 +453,6 @@ impl Neighbourhood {
             column.push(*value);
         }
         self.distance_squared.push(neighbour.distance_squared);
-    }
-
-    /// Keeps the `k` nearest neighbours, in the order they came.
-    ///
-    /// The order matters: the fit sums over the neighbours in this order,
-    /// and the grid hands out the points of any query in one global order
-    /// (two points keep their relative order whatever the radius).
-    /// Keeping that order, rather than the order a selection leaves behind,
-    /// makes the result independent of the radius the search started from,
-    /// hence of the particle a thread did before, hence of the number of
-    /// threads.
-    fn keep_nearest(&mut self, k: usize) {
-        if self.len() <= k || k == 0 {
-            return;
-        }
-        // Squared distances are never negative nor NaN (they come from
-        // finite offsets), and such floats order as their bits do: the
-        // selection compares integers (measured on sphere_large: the
-        // selection with `f64::total_cmp` took 4% of the job).
-        self.distances.clear();
-        let distances = &self.distance_squared[..self.len()];
-        self.distances.extend(distances.iter().map(|d| d.to_bits()));
-        let kth = f64::from_bits(*self.distances.select_nth_unstable(k - 1).1);
-        let closer = distances.iter().filter(|&&d| d < kth).count();
-        // Ties at the k-th distance: the first ones in order fill up to k.
-        // Every neighbour is written at the next kept place and the place
-        // advances past the kept ones: no branch per neighbour, whose
-        // outcome is a coin toss (a quarter of the gathered go).
-        let mut ties = k - closer;
-        let mut kept = 0;
-        for i in 0..self.len() {
-            let distance_squared = self.distance_squared[i];
-            let tie = distance_squared == kth && ties > 0;
-            ties -= usize::from(tie);
-            self.index[kept] = self.index[i];
-            for column in &mut self.offset {
-                column[kept] = column[i];
-            }
-            self.distance_squared[kept] = distance_squared;
-            kept += usize::from(distance_squared < kth || tie);
-        }
-        self.index.truncate(kept);
-        for column in &mut self.offset {
-            column.truncate(kept);
-        }
-        self.distance_squared.truncate(kept);
     }
 }
 
