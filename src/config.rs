@@ -458,7 +458,7 @@ impl Config {
             serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
                 let field = error.path().to_string();
                 let spanned = deserializer.span_error(error.into_inner());
-                describe_parse_error(&field, &spanned)
+                describe_parse_error(text, &field, &spanned)
             })?;
         deserializer
             .end()
@@ -629,10 +629,17 @@ fn looks_like_points(text: &str) -> bool {
 }
 
 /// A RON error as one line: where, which field, what, and the forms the
-/// field accepts.
-fn describe_parse_error(field: &str, error: &ron::error::SpannedError) -> String {
+/// field accepts. An error met between fields (after a value, such as
+/// arguments given to a variant that takes none: `start: Foot(x: 1)`) is
+/// the config's own, not a field's: it is told as the field written last
+/// before it.
+fn describe_parse_error(text: &str, field: &str, error: &ron::error::SpannedError) -> String {
     let start = error.span.start;
-    let top = field.split(['.', '[', '(']).next().unwrap_or_default();
+    let named = field.split(['.', '[', '(']).next().unwrap_or_default();
+    let before = (named.is_empty() || named == "?")
+        .then(|| field_before(text, start.line, start.col))
+        .flatten();
+    let top = before.unwrap_or(named);
     let accepted = accepted_forms(top);
     let mut message = format!("{}:{}: ", start.line, start.col);
     if !top.is_empty() && top != "?" {
@@ -643,6 +650,46 @@ fn describe_parse_error(field: &str, error: &ron::error::SpannedError) -> String
         message.push_str(&format!("; accepted: {accepted}"));
     }
     message
+}
+
+/// The name of the last top-level field written before `line`:`col`
+/// (1-based, as RON counts) in the config `text`.
+fn field_before(text: &str, line: usize, col: usize) -> Option<&str> {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let rest = text.get(line_start..)?;
+    let end = line_start
+        + rest
+            .char_indices()
+            .nth(col.saturating_sub(1))
+            .map_or(rest.len(), |(at, _)| at);
+    let mut depth = 0usize;
+    let mut last = None;
+    let mut in_string = false;
+    let mut word = 0..0;
+    for (at, c) in text.get(..end)?.char_indices() {
+        match c {
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            ':' if depth == 1 && !word.is_empty() => last = Some(word.clone()),
+            _ => {}
+        }
+        if !in_string && (c.is_alphanumeric() || c == '_') {
+            word = if word.end == at {
+                word.start..at + 1
+            } else {
+                at..at + 1
+            };
+        } else if !c.is_whitespace() {
+            word = 0..0;
+        }
+    }
+    last.and_then(|range| text.get(range))
 }
 
 /// The forms a config field accepts, for error messages.
@@ -698,6 +745,21 @@ mod tests {
         }
         assert_eq!(refusal("Seed(spacing: 0.01)"), None);
         assert_eq!(refusal("Seed(count: 1000)"), None);
+    }
+
+    #[test]
+    fn arguments_to_a_variant_without_any_are_told_as_that_field() {
+        for (fields, named) in [
+            ("start: Foot(x: 1)", "field `start`"),
+            ("weight: Gaussian(2), degree: 2", "field `weight`"),
+            ("threads: 2, robust: None()", "field `robust`"),
+        ] {
+            let text =
+                format!(r#"(cloud: "c:(1).ply", particles: Cloud, output: "o.ply", {fields})"#);
+            let message = Config::parse(&text).expect_err("a parse error");
+            assert!(message.contains(named), "{fields}: {message}");
+            assert!(message.contains("accepted: "), "{fields}: {message}");
+        }
     }
 
     #[test]

@@ -312,20 +312,36 @@ fn sphere_file_of(job: &Job, points: usize) {
 fn a_job_over_max_particles_is_refused_before_any_work() {
     let job = Job::new();
     sphere_file(&job);
-    for command in ["run", "check"] {
-        let run = job.command(
-            command,
-            r#"cloud: "cloud.ply", particles: Seed(spacing: 0.001), max_particles: 1000000"#,
-            &[],
-        );
-        assert!(!run.success, "{command}: {}", run.stdout);
-        let line = run.stderr.trim_end();
-        assert_eq!(line.lines().count(), 1, "{line}");
-        assert!(
-            line.contains("would make about 7") && line.contains("max_particles (1000000)"),
-            "{line}"
-        );
-        assert!(!job.path(OUTPUT).exists());
+    // The message names the request as written, and what to change.
+    for (particles, asked, remedy) in [
+        (
+            "Seed(spacing: 0.001)",
+            "Seed(spacing: 1.0000e-3) would make about 7",
+            "or raise the spacing",
+        ),
+        (
+            "Seed(count: 2000000)",
+            "Seed(count: 2000000) would make about ",
+            "or lower the count",
+        ),
+    ] {
+        for command in ["run", "check"] {
+            let run = job.command(
+                command,
+                &format!(r#"cloud: "cloud.ply", particles: {particles}, max_particles: 1000000"#),
+                &[],
+            );
+            assert!(!run.success, "{command}: {}", run.stdout);
+            let line = run.stderr.trim_end();
+            assert_eq!(line.lines().count(), 1, "{line}");
+            assert!(
+                line.contains(asked)
+                    && line.contains("max_particles (1000000)")
+                    && line.contains(remedy),
+                "{line}"
+            );
+            assert!(!job.path(OUTPUT).exists());
+        }
     }
 }
 

@@ -283,16 +283,19 @@ fn plan_seeds(
         }
     };
     let plan = seed::SeedPlan::new(surface.search(), request);
+    let lower = match request {
+        seed::SeedRequest::Spacing(_) => "raise the spacing",
+        seed::SeedRequest::Count(_) => "lower the count",
+    };
     if plan.predicted > config.max_particles {
         return Err(Error::Invalid(format!(
-            "particles: Seed(spacing: {:.4e}) would make about {} particles, more than max_particles ({}): raise max_particles or the spacing",
-            plan.spacing, plan.predicted, config.max_particles
+            "particles: {request} would make about {} particles (spacing {:.4e}), more than max_particles ({}): raise max_particles or {lower}",
+            plan.predicted, plan.spacing, config.max_particles
         )));
     }
     if plan.predicted == 0 {
         return Err(Error::Invalid(format!(
-            "particles: Seed(spacing: {:.4e}) would make no seeds: the surface's estimated area is {:.4e}, about one seed at spacing {:.4e}",
-            plan.spacing,
+            "particles: {request} would make no seeds: the surface's estimated area is {:.4e}, about one seed at spacing {:.4e}",
             plan.area,
             (seed::PACKING * plan.area).sqrt()
         )));

@@ -161,6 +161,17 @@ pub enum SeedRequest {
     Count(u64),
 }
 
+/// The request as the config writes it (`Seed(spacing: 2.5000e-3)`,
+/// `Seed(count: 100000)`): refusals name what the user asked.
+impl std::fmt::Display for SeedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SeedRequest::Spacing(d) => write!(f, "Seed(spacing: {d:.4e})"),
+            SeedRequest::Count(n) => write!(f, "Seed(count: {n})"),
+        }
+    }
+}
+
 /// The area the cloud covers, estimated on a sample of at most
 /// [`super::inspect::SAMPLE_SIZE`] points: each covers π r² / k, r the
 /// distance to its k-th nearest (unbiased for a random sample of a
@@ -234,11 +245,11 @@ impl SeedPlan {
         let (asked, most_per_point) = (per_point(self.predicted), per_point(most));
         let finest = self.finest;
         Some(match request {
-            SeedRequest::Spacing(d) => format!(
-                "particles: Seed(spacing: {d:.4e}) is too fine for the cloud, about {asked:.0} seeds per cloud point: at most about {most_per_point:.0} here (spacing {finest:.4e}, about {most} seeds)"
+            SeedRequest::Spacing(_) => format!(
+                "particles: {request} is too fine for the cloud, about {asked:.0} seeds per cloud point: at most about {most_per_point:.0} here (spacing {finest:.4e}, about {most} seeds)"
             ),
-            SeedRequest::Count(n) => format!(
-                "particles: Seed(count: {n}) is too many for the cloud (spacing {:.4e}, about {asked:.0} seeds per cloud point): at most about {most} seeds (spacing {finest:.4e}, about {most_per_point:.0} per cloud point)",
+            SeedRequest::Count(_) => format!(
+                "particles: {request} is too many for the cloud (spacing {:.4e}, about {asked:.0} seeds per cloud point): at most about {most} seeds (spacing {finest:.4e}, about {most_per_point:.0} per cloud point)",
                 self.spacing
             ),
         })
