@@ -41,7 +41,12 @@ fn main() -> mlsproj::Result<()> {
     }
     let cloud = mlsproj::io::read_points(&cloud_path)?;
     let (start, cpu) = (Instant::now(), cpu_seconds());
-    let normals = estimate_oriented(&cloud.positions, DEFAULT_NEIGHBOURS, Orientation::Auto)?;
+    let normals = estimate_oriented(
+        &cloud.positions,
+        DEFAULT_NEIGHBOURS,
+        Orientation::Auto,
+        None,
+    )?;
     println!(
         "normals: {} points, estimate + orient {:.3} s ({:.2} s of CPU) on {} threads",
         cloud.positions.len(),

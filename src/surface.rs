@@ -28,6 +28,10 @@ pub struct NormalOptions {
     /// indexed by the points' `scan_index` attribute: under `Auto`, each
     /// estimated normal faces the scanner that saw its point.
     pub scanners: Vec<Point3<f64>>,
+    /// The support the surface will be searched with, which sizes the
+    /// index's cells (see [`NeighbourSearch::distinct_finite`]); `None`
+    /// for the default cells.
+    pub support: Option<Support>,
 }
 
 impl Default for NormalOptions {
@@ -37,6 +41,7 @@ impl Default for NormalOptions {
             neighbours: normals::DEFAULT_NEIGHBOURS,
             orientation: Orientation::Auto,
             scanners: Vec::new(),
+            support: None,
         }
     }
 }
@@ -48,6 +53,7 @@ impl From<&Config> for NormalOptions {
             neighbours: config.normal_neighbours,
             orientation: config.orientation,
             scanners: Vec::new(),
+            support: Some(config.support),
         }
     }
 }
@@ -108,7 +114,8 @@ impl MlsSurface {
     /// the surface leaves the slab and comes back.
     pub fn with_options(cloud: &PointCloud, options: &NormalOptions) -> Result<Self> {
         // The cloud's index of each point of the search.
-        let (search, finite, finite_count) = NeighbourSearch::distinct_finite(&cloud.positions)?;
+        let (search, finite, finite_count) =
+            NeighbourSearch::distinct_finite(&cloud.positions, options.support)?;
         let skipped = cloud.len() - finite_count;
         let duplicates = finite_count - finite.len();
         let own_normals = cloud

@@ -72,8 +72,8 @@ impl Shape {
     /// Indices of the points whose estimated normal (by `orientation`)
     /// points against the true one (or is zero).
     fn wrong_signs(&self, orientation: Orientation) -> Vec<usize> {
-        let estimated =
-            estimate_oriented(&self.points, DEFAULT_NEIGHBOURS, orientation).expect("estimates");
+        let estimated = estimate_oriented(&self.points, DEFAULT_NEIGHBOURS, orientation, None)
+            .expect("estimates");
         wrong(&estimated, &self.normals)
     }
 }
@@ -584,7 +584,8 @@ fn degenerate_inputs_give_zero_normals_not_panics() {
             Orientation::Up,
             Orientation::AwayFromCentroid,
         ] {
-            let normals = estimate_oriented(&points, DEFAULT_NEIGHBOURS, orientation).expect(name);
+            let normals =
+                estimate_oriented(&points, DEFAULT_NEIGHBOURS, orientation, None).expect(name);
             assert_eq!(normals.len(), points.len(), "{name}");
             for (p, n) in points.iter().zip(&normals) {
                 let unit = (n.norm() - 1.0).abs() < 1e-5;
@@ -602,12 +603,12 @@ fn degenerate_inputs_give_zero_normals_not_panics() {
         Point3::new(0.0, 1.0, 0.0),
     ];
     let normals =
-        estimate_oriented(&triangle, DEFAULT_NEIGHBOURS, Orientation::Up).expect("triangle");
+        estimate_oriented(&triangle, DEFAULT_NEIGHBOURS, Orientation::Up, None).expect("triangle");
     assert!(
         normals.iter().all(|n| (n.z - 1.0).abs() < 1e-6),
         "{normals:?}"
     );
-    assert!(estimate_oriented(&triangle, 0, Orientation::Auto).is_err());
+    assert!(estimate_oriented(&triangle, 0, Orientation::Auto, None).is_err());
 }
 
 #[test]
@@ -696,8 +697,8 @@ fn a_plate_thinner_than_the_neighbourhood_gets_each_faces_own_normal() {
     // whole neighbourhood's PCA, mended, 4.9 × that mean and 29% of the
     // points past 6 ×; refitted on each point's own sheet, 1.9 × and 6%.
     let (shape, radius, sigma) = thin_plate(11);
-    let estimated =
-        estimate_oriented(&shape.points, DEFAULT_NEIGHBOURS, Orientation::Auto).expect("estimates");
+    let estimated = estimate_oriented(&shape.points, DEFAULT_NEIGHBOURS, Orientation::Auto, None)
+        .expect("estimates");
     // The large faces' points, two radii from the rim.
     let inner = 1.0 - 2.0 * radius;
     let angles: Vec<f64> = shape
@@ -742,7 +743,7 @@ fn the_normals_command_gives_the_normals_a_run_fits_with() {
     let bare = PointCloud::from_positions(positions.clone());
     let mut carrying = PointCloud::from_positions(positions.clone());
     carrying.normals =
-        Some(estimate_oriented(&positions, DEFAULT_NEIGHBOURS, Orientation::Auto).unwrap());
+        Some(estimate_oriented(&positions, DEFAULT_NEIGHBOURS, Orientation::Auto, None).unwrap());
     let particles = common::particles(&torus, 500, 0.02, 22, |_| true);
     let fields = "support: Nearest(30)";
     let from_bare = common::project(&bare, &particles, fields);

@@ -38,6 +38,23 @@ use crate::order::morton_code;
 /// 5.6-5.7 s, 4 (6 points a cell) 6.1 s.
 const POINTS_PER_CELL: f64 = 16.0;
 
+/// Points in the balls for which [`POINTS_PER_CELL`] was measured best
+/// (sphere_large's `Nearest(30)` gathers hold 30-49, 40 on the mean).
+/// Larger balls visit more rows of cells, each a call and a search for
+/// its run: cells aim at `POINTS_PER_CELL · √(B / TUNED_BALL)` points for
+/// balls of B (never fewer than [`POINTS_PER_CELL`]). For `Radius(0.11)`
+/// on sphere_seed (B about 600): aims of 16, 32, 64, 128, 256 took the
+/// seed arithmetic job 0.118, 0.111, 0.113, 0.115, 0.116 s CPU (medians
+/// of 9 alternated runs; 32 to 128 pick the same level, about 100 points a
+/// cell, against 25), smoothing 1.741 s at 16, 1.673 s at 64, 1.794 s at
+/// 256 (docs/performance.md).
+const TUNED_BALL: f64 = 40.0;
+
+/// Cells a plane crosses per area c² on the mean over its directions
+/// (3/2: the mean of |n_x| + |n_y| + |n_z| over the sphere): how many
+/// cells of side c a surface's disc of area A spans, A / c² times this.
+const CELLS_PER_AREA: f64 = 1.5;
+
 /// How many points the build's copies in cell order read before working on
 /// any: their cache misses (the input is in file order) overlap, where one
 /// at a time each point's arithmetic (three divisions) held the next reads
@@ -146,7 +163,7 @@ impl CellGrid {
     /// box); and each cell's points are one run of that order. Only the
     /// cells are then sorted into rows.
     pub(super) fn new(local: Local) -> Self {
-        Self::build(local, false).0
+        Self::build(local, false, None).0
     }
 
     /// As [`Self::new`], leaving out each point at exactly the position
@@ -154,15 +171,22 @@ impl CellGrid {
     /// `local`): the same sort finds them, as equal positions have equal
     /// codes. Returns the grid, whose point `i` (in cell order) is
     /// `local.positions[kept[i]]`, and `kept`.
-    pub(super) fn distinct(local: Local) -> (Self, Vec<u32>) {
-        let (grid, kept) = Self::build(local, true);
+    /// `ball_radius`: the radius of the balls that the queries it serves
+    /// most gather (a radius support's), whose size the cells follow
+    /// ([`TUNED_BALL`]); `None` for small balls (`Nearest(k)`).
+    pub(super) fn distinct(local: Local, ball_radius: Option<f64>) -> (Self, Vec<u32>) {
+        let (grid, kept) = Self::build(local, true, ball_radius);
         (grid, kept.expect("a distinct build maps its points"))
     }
 
     /// [`Self::new`], or with `drop_duplicates` [`Self::distinct`]: then
     /// the grid's indices are its own cell order, and the second value
     /// maps them to `local`.
-    fn build(local: Local, drop_duplicates: bool) -> (Self, Option<Vec<u32>>) {
+    fn build(
+        local: Local,
+        drop_duplicates: bool,
+        ball_radius: Option<f64>,
+    ) -> (Self, Option<Vec<u32>>) {
         let (corner, fine_size) = fine_grid(local);
         let mut grid = CellGrid {
             corner,
@@ -189,7 +213,7 @@ impl CellGrid {
         if drop_duplicates {
             drop_coincident(&mut coded, local);
         }
-        grid.shift = CELL_BITS - level(&coded);
+        grid.shift = CELL_BITS - level(&coded, fine_size, ball_radius);
 
         // Each cell's run in `coded`: (row and x, first, one past last).
         let mut runs: Vec<(u64, u32, u32)> = Vec::new();
@@ -837,10 +861,11 @@ fn fine_grid(local: Local) -> (Vector3<f64>, f64) {
     (lowest, fine_size)
 }
 
-/// The level (cells of 2^(21 − level) fine cells on a side) whose occupied
-/// cells hold closest to [`POINTS_PER_CELL`] points on the mean, from the
-/// points' sorted Morton codes.
-fn level(coded: &[(u64, u32)]) -> u32 {
+/// The level (cells of 2^(21 − level) fine cells of `fine_size` on a
+/// side) whose occupied cells hold closest to the points a cell aims at
+/// on the mean, from the points' sorted Morton codes: [`POINTS_PER_CELL`],
+/// or more for balls of `ball_radius` that hold more than [`TUNED_BALL`].
+fn level(coded: &[(u64, u32)], fine_size: f64, ball_radius: Option<f64>) -> u32 {
     // `first_split[l]`: pairs of neighbouring codes that first differ at
     // level l (level 1 halves the box, level 21 is a code's last 3 bits).
     let mut first_split = [0usize; CELL_BITS as usize + 1];
@@ -852,16 +877,49 @@ fn level(coded: &[(u64, u32)]) -> u32 {
         }
     }
     let points = coded.len() as f64;
-    let mut occupied = 1usize;
+    // Occupied cells at each level.
+    let occupied: Vec<f64> = first_split
+        .iter()
+        .scan(1usize, |occupied, splits| {
+            *occupied += splits;
+            Some(*occupied as f64)
+        })
+        .collect();
+    let aim = ball_radius.map_or(POINTS_PER_CELL, |radius| {
+        points_per_cell(points, &occupied, fine_size, radius)
+    });
     let mut best = (0, f64::INFINITY);
-    for (level, splits) in (0..).zip(first_split) {
-        occupied += splits;
-        let miss = (points / occupied as f64 / POINTS_PER_CELL).ln().abs();
+    for (level, occupied) in (0..).zip(&occupied) {
+        let miss = (points / occupied / aim).ln().abs();
         if miss < best.1 {
             best = (level, miss);
         }
     }
     best.0
+}
+
+/// The points a cell aims at for balls of `radius`: their count B read
+/// off the density at the level whose cells are nearest the ball's
+/// radius (`occupied` cells at each level, cells of
+/// `fine_size · 2^(21 − level)` on a side, [`CELLS_PER_AREA`]), then
+/// [`TUNED_BALL`]'s rule.
+fn points_per_cell(points: f64, occupied: &[f64], fine_size: f64, radius: f64) -> f64 {
+    let side = |level: usize| fine_size * f64::from(1u32 << (CELL_BITS as usize - level));
+    let Some(level) = (0..occupied.len()).min_by(|&a, &b| {
+        let off = |level: usize| (side(level) / radius).ln().abs();
+        off(a).total_cmp(&off(b))
+    }) else {
+        return POINTS_PER_CELL;
+    };
+    let per_cell = points / occupied[level];
+    let ball = per_cell * std::f64::consts::PI * radius * radius
+        / (CELLS_PER_AREA * side(level) * side(level));
+    let aim = POINTS_PER_CELL * (ball / TUNED_BALL).sqrt();
+    if aim.is_finite() {
+        aim.max(POINTS_PER_CELL)
+    } else {
+        POINTS_PER_CELL
+    }
 }
 
 /// The box holding all but the outermost [`BOX_TAIL`] of a sample of
@@ -942,5 +1000,45 @@ mod tests {
             }
         }
         assert!(compared > count, "the limits pass points: {compared}");
+    }
+
+    /// Cells aim at [`POINTS_PER_CELL`] points for small balls, and at
+    /// `POINTS_PER_CELL · √(B / TUNED_BALL)` for balls of B points more.
+    #[test]
+    fn cells_grow_with_the_balls_of_a_radius_support() {
+        // 40,000 points jittered on a tilted unit square: 40,000 per unit
+        // area, seen at about 1.2 times in cells of the grid's axes.
+        let side = 200;
+        let positions: Vec<Point3<f64>> = (0..side * side)
+            .map(|i| {
+                let (u, v) = ((i % side) as f64, (i / side) as f64);
+                let jitter = (i as f64 * 0.618_034).fract() * 0.5;
+                let (u, v) = ((u + jitter) / side as f64, (v + 0.5 - jitter) / side as f64);
+                Point3::new(u, v * 0.8, v * 0.6)
+            })
+            .collect();
+        let local = Local {
+            positions: &positions,
+            origin: Point3::new(0.5, 0.4, 0.3),
+        };
+        let mean_per_cell = |ball_radius: Option<f64>| {
+            let grid = CellGrid::build(local, true, ball_radius).0;
+            grid.len() as f64 / grid.cell_count() as f64
+        };
+        // Levels are powers of two: on a surface a level holds four times
+        // the points of the next finer one, so the mean lands within a
+        // factor of two of the aim.
+        let near = |mean: f64, aim: f64| (mean / aim).ln().abs() <= 2f64.ln() * 1.01;
+        let small = mean_per_cell(None);
+        assert!(near(small, POINTS_PER_CELL), "{small}");
+        assert_eq!(mean_per_cell(Some(0.005)), small, "a ball of 3 points");
+        // A ball of radius 0.1 holds about 1,250 points.
+        let aim = POINTS_PER_CELL * (40_000.0 * std::f64::consts::PI * 0.01 / TUNED_BALL).sqrt();
+        let large = mean_per_cell(Some(0.1));
+        assert!(
+            near(large, aim),
+            "{large} points a cell against an aim of {aim}"
+        );
+        assert!(large > 2.0 * small, "{large} against {small}");
     }
 }

@@ -70,8 +70,19 @@ impl NeighbourSearch {
     /// the cells' (neighbours sit together in memory): returns the index,
     /// whose point `i` is `positions[kept[i]]`, and `kept`.
     pub fn distinct(positions: &[Point3<f64>]) -> Result<(Self, Vec<u32>)> {
+        Self::distinct_for(positions, None)
+    }
+
+    /// [`Self::distinct`] with cells sized for the queries of `support`
+    /// (of a radius: larger cells for balls of many points, whose gathers
+    /// then visit fewer rows of cells); `None` as [`Self::distinct`].
+    fn distinct_for(
+        positions: &[Point3<f64>],
+        support: Option<Support>,
+    ) -> Result<(Self, Vec<u32>)> {
         let local = Self::local(positions)?;
-        let (grid, kept) = CellGrid::distinct(local);
+        let ball_radius = support.and_then(|support| support.radius());
+        let (grid, kept) = CellGrid::distinct(local, ball_radius);
         Ok((
             NeighbourSearch {
                 grid,
@@ -86,18 +97,25 @@ impl NeighbourSearch {
     /// cloud's surface searches them. Returns the index, the index into
     /// `positions` of each of its points, and how many of `positions` are
     /// finite. Errors when none is.
-    pub fn distinct_finite(positions: &[Point3<f64>]) -> Result<(Self, Vec<u32>, usize)> {
+    /// Its cells are sized for the queries of `support` (see
+    /// [`Self::distinct_for`]): a surface's search and the normals
+    /// estimated for its job take the job's, so that both build the same
+    /// index.
+    pub fn distinct_finite(
+        positions: &[Point3<f64>],
+        support: Option<Support>,
+    ) -> Result<(Self, Vec<u32>, usize)> {
         // Every point is finite in most clouds: no list of them, no copy,
         // no renumbering.
         if positions.par_iter().all(is_finite_point) {
-            let (search, kept) = Self::distinct(positions)?;
+            let (search, kept) = Self::distinct_for(positions, support)?;
             return Ok((search, kept, positions.len()));
         }
         let finite: Vec<u32> = (0..positions.len() as u32)
             .into_par_iter()
             .filter(|&i| is_finite_point(&positions[i as usize]))
             .collect();
-        let (search, kept) = Self::distinct(&pick(positions, &finite))?;
+        let (search, kept) = Self::distinct_for(&pick(positions, &finite), support)?;
         Ok((search, pick(&finite, &kept), finite.len()))
     }
 

@@ -18,7 +18,7 @@ pub use estimate::{Estimate, estimate};
 pub use orient::{SignRule, orient};
 
 use crate::cloud::{CentroidSum, is_finite_point};
-use crate::config::Orientation;
+use crate::config::{Orientation, Support};
 use crate::error::Result;
 use crate::neighbours::NeighbourSearch;
 
@@ -57,6 +57,8 @@ pub fn sign_rule(
 /// Estimated normals of `positions` from their `neighbours` nearest,
 /// oriented by `orientation`, indexed like `positions`: what a `normals`
 /// command writes, or what another tool (Poisson reconstruction) needs.
+/// `support` is the job's whose run they must equal to the bit (its
+/// surface's index has cells sized for it), else `None`.
 ///
 /// A point with a NaN or infinite coordinate gets a zero normal and takes
 /// no part; so does a point whose neighbourhood spans no plane (collinear
@@ -68,23 +70,33 @@ pub fn estimate_oriented(
     positions: &[Point3<f64>],
     neighbours: usize,
     orientation: Orientation,
+    support: Option<Support>,
 ) -> Result<Vec<Vector3<f32>>> {
     let mut centroid = CentroidSum::default();
     for p in positions {
         centroid.add(p);
     }
-    estimate_oriented_about(positions, neighbours, orientation, centroid.centroid())
+    estimate_oriented_about(
+        positions,
+        neighbours,
+        orientation,
+        centroid.centroid(),
+        support,
+    )
 }
 
 /// [`estimate_oriented`] for part of a cloud whose whole has its centroid
 /// at `centroid` (a tile's slab and halo): the rules that look at the
 /// centroid (`AwayFromCentroid`, and a vertical sheet's sign under
-/// `Consistent`) then sign the part as they sign the whole.
+/// `Consistent`) then sign the part as they sign the whole. `support` is
+/// the job's (as a run's surface is searched with), so that the index is
+/// the run's own.
 pub fn estimate_oriented_about(
     positions: &[Point3<f64>],
     neighbours: usize,
     orientation: Orientation,
     centroid: Point3<f64>,
+    support: Option<Support>,
 ) -> Result<Vec<Vector3<f32>>> {
     let Some(k) = NonZeroUsize::new(neighbours) else {
         return Err(crate::Error::Invalid(
@@ -98,7 +110,7 @@ pub fn estimate_oriented_about(
     if !positions.iter().any(is_finite_point) {
         return Ok(out);
     }
-    let (search, kept, finite_count) = NeighbourSearch::distinct_finite(positions)?;
+    let (search, kept, finite_count) = NeighbourSearch::distinct_finite(positions, support)?;
     let centroid = centroid - search.origin();
     let Estimate {
         mut normals,

@@ -54,6 +54,7 @@ pub fn write_normals(config: &Config, progress: bool) -> Result<NormalsSummary> 
                 &cloud.positions,
                 config.normal_neighbours,
                 config.orientation,
+                Some(config.support),
             )
         })?;
         cloud.normals = Some(normals);
@@ -178,6 +179,7 @@ pub fn write_normals_tile(config: &Config, tile: Tile, progress: bool) -> Result
                 config.normal_neighbours,
                 config.orientation,
                 centroid,
+                Some(config.support),
             )?;
             let normals = normals.into_iter().zip(own).filter(|(_, own)| *own);
             points.normals = Some(normals.map(|(normal, _)| normal).collect());
