@@ -653,43 +653,93 @@ fn describe_parse_error(text: &str, field: &str, error: &ron::error::SpannedErro
 }
 
 /// The name of the last top-level field written before `line`:`col`
-/// (1-based, as RON counts) in the config `text`.
+/// (1-based, as RON counts) in the config `text`, if it is one the config
+/// has. Strings (with their escapes, raw ones too) and comments (`//`,
+/// nested `/* */`) are skipped: a name in them is no field.
 fn field_before(text: &str, line: usize, col: usize) -> Option<&str> {
     let line_start: usize = text
         .split_inclusive('\n')
         .take(line.saturating_sub(1))
         .map(str::len)
         .sum();
-    let rest = text.get(line_start..)?;
+    let this_line = text.get(line_start..)?.split('\n').next()?;
     let end = line_start
-        + rest
+        + this_line
             .char_indices()
             .nth(col.saturating_sub(1))
-            .map_or(rest.len(), |(at, _)| at);
+            .map_or(this_line.len(), |(at, _)| at);
+    let text = text.get(..end)?;
+    let mut chars = text.char_indices().peekable();
     let mut depth = 0usize;
     let mut last = None;
-    let mut in_string = false;
     let mut word = 0..0;
-    for (at, c) in text.get(..end)?.char_indices() {
-        match c {
-            '"' => in_string = !in_string,
-            _ if in_string => {}
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            ':' if depth == 1 && !word.is_empty() => last = Some(word.clone()),
+    while let Some((at, c)) = chars.next() {
+        let next = chars.peek().map(|&(_, c)| c);
+        match (c, next) {
+            ('/', Some('/')) => {
+                // To the end of the line.
+                while chars.next_if(|&(_, c)| c != '\n').is_some() {}
+            }
+            ('/', Some('*')) => {
+                chars.next();
+                let mut open = 1;
+                while open > 0 {
+                    match (chars.next(), chars.peek()) {
+                        (Some((_, '/')), Some(&(_, '*'))) => {
+                            chars.next();
+                            open += 1;
+                        }
+                        (Some((_, '*')), Some(&(_, '/'))) => {
+                            chars.next();
+                            open -= 1;
+                        }
+                        (None, _) => break,
+                        _ => {}
+                    }
+                }
+            }
+            ('"', _) => {
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            ('r', Some('"' | '#')) if word.is_empty() => {
+                // A raw string: r"…", r#"…"#, …
+                let hashes = std::iter::from_fn(|| chars.next_if(|&(_, c)| c == '#')).count();
+                if chars.next_if(|&(_, c)| c == '"').is_some() {
+                    let closing = format!("\"{}", "#".repeat(hashes));
+                    let body = &text[at..];
+                    let skip = body[2 + hashes..]
+                        .find(&closing)
+                        .map_or(body.len(), |found| 2 + hashes + found + closing.len());
+                    while chars.next_if(|&(i, _)| i < at + skip).is_some() {}
+                }
+            }
+            ('(' | '[' | '{', _) => depth += 1,
+            (')' | ']' | '}', _) => depth = depth.saturating_sub(1),
+            (':', _) if depth == 1 && !word.is_empty() => last = Some(word.clone()),
             _ => {}
         }
-        if !in_string && (c.is_alphanumeric() || c == '_') {
-            word = if word.end == at {
-                word.start..at + 1
+        if c.is_alphanumeric() || c == '_' {
+            let after = at + c.len_utf8();
+            word = if word.end == at && !word.is_empty() {
+                word.start..after
             } else {
-                at..at + 1
+                at..after
             };
         } else if !c.is_whitespace() {
             word = 0..0;
         }
     }
-    last.and_then(|range| text.get(range))
+    // Only a field the config has ([`accepted_forms`] knows every one).
+    text.get(last?)
+        .filter(|name| accepted_forms(name).is_some())
 }
 
 /// The forms a config field accepts, for error messages.
@@ -753,12 +803,37 @@ mod tests {
             ("start: Foot(x: 1)", "field `start`"),
             ("weight: Gaussian(2), degree: 2", "field `weight`"),
             ("threads: 2, robust: None()", "field `robust`"),
+            // Names in strings and comments are no fields.
+            ("/* fit: */ start: Foot(x: 1)", "field `start`"),
+            ("start: Foot // fit: x\n (x: 1)", "field `start`"),
+            (
+                "start: /* a /* nested */ fit: */ Foot(x: 1)",
+                "field `start`",
+            ),
         ] {
-            let text =
-                format!(r#"(cloud: "c:(1).ply", particles: Cloud, output: "o.ply", {fields})"#);
+            let text = format!(
+                r#"(cloud: "c:(1)\"weight: .ply", particles: Cloud, output: r"o: .ply", {fields})"#
+            );
             let message = Config::parse(&text).expect_err("a parse error");
             assert!(message.contains(named), "{fields}: {message}");
             assert!(message.contains("accepted: "), "{fields}: {message}");
+        }
+    }
+
+    /// The shipped config with a comma left out: the error names the field
+    /// before it, not a word of the comments around it.
+    #[test]
+    fn a_missing_comma_in_the_shipped_config_names_the_field_before_it() {
+        let shipped = include_str!("../config/default.ron");
+        for field in ["tolerance: 0.2,", "degree: 2,"] {
+            let name = field.split(':').next().unwrap();
+            let broken = shipped.replacen(field, field.trim_end_matches(','), 1);
+            assert_ne!(broken, shipped, "{field} is in config/default.ron");
+            let message = Config::parse(&broken).expect_err("a parse error");
+            assert!(
+                message.contains(&format!("field `{name}`")),
+                "{field}: {message}"
+            );
         }
     }
 

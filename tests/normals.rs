@@ -14,7 +14,8 @@
 mod common;
 
 use common::Rng;
-use mlsproj::config::Orientation;
+use mlsproj::config::{Orientation, Support};
+use mlsproj::neighbours::NeighbourSearch;
 use mlsproj::normals::{DEFAULT_NEIGHBOURS, estimate_oriented};
 use mlsproj::{Config, Method, MlsSurface, PointCloud, project_all};
 use nalgebra::{Point3, Vector3};
@@ -741,20 +742,49 @@ fn the_normals_command_gives_the_normals_a_run_fits_with() {
     positions.extend(positions.iter().step_by(7).copied().collect::<Vec<_>>());
     positions.push(Point3::new(f64::NAN, 0.0, 0.0));
     let bare = PointCloud::from_positions(positions.clone());
-    let mut carrying = PointCloud::from_positions(positions.clone());
-    carrying.normals =
-        Some(estimate_oriented(&positions, DEFAULT_NEIGHBOURS, Orientation::Auto, None).unwrap());
     let particles = common::particles(&torus, 500, 0.02, 22, |_| true);
-    let fields = "support: Nearest(30)";
-    let from_bare = common::project(&bare, &particles, fields);
-    let from_carrying = common::project(&carrying, &particles, fields);
-    assert_eq!(from_bare.len(), particles.len());
-    assert_eq!(from_carrying.len(), particles.len());
-    for (a, b) in from_bare.iter().zip(&from_carrying) {
-        assert!(
-            (a.position - b.position).norm() < 1e-8,
-            "{a:?} against {b:?}"
+    // A radius support sizes the index's cells for its balls: the normals
+    // are estimated over the index the run builds for it.
+    let cells = |support| {
+        let search = NeighbourSearch::distinct_finite(&positions, support)
+            .unwrap()
+            .0;
+        search.cell_count()
+    };
+    assert_ne!(
+        cells(Some(Support::Radius(0.3))),
+        cells(None),
+        "the radius sizes the cells"
+    );
+    for support in [Support::Nearest(30), Support::Radius(0.3)] {
+        let mut carrying = PointCloud::from_positions(positions.clone());
+        carrying.normals = Some(
+            estimate_oriented(
+                &positions,
+                DEFAULT_NEIGHBOURS,
+                Orientation::Auto,
+                Some(support),
+            )
+            .unwrap(),
         );
-        assert!(a.normal.dot(&b.normal) > 1.0 - 1e-9, "{a:?} against {b:?}");
+        let fields = match support {
+            Support::Nearest(k) => format!("support: Nearest({k})"),
+            Support::Radius(h) => format!("support: Radius({h})"),
+            Support::RadiusNearest { .. } => unreachable!(),
+        };
+        let from_bare = common::project(&bare, &particles, &fields);
+        let from_carrying = common::project(&carrying, &particles, &fields);
+        assert_eq!(from_bare.len(), particles.len());
+        assert_eq!(from_carrying.len(), particles.len());
+        for (a, b) in from_bare.iter().zip(&from_carrying) {
+            assert!(
+                (a.position - b.position).norm() < 1e-8,
+                "{fields}: {a:?} against {b:?}"
+            );
+            assert!(
+                a.normal.dot(&b.normal) > 1.0 - 1e-9,
+                "{fields}: {a:?} against {b:?}"
+            );
+        }
     }
 }

@@ -751,11 +751,10 @@ unsafe fn gather_lanes(
             );
             let passed = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LE_OQ>(squared, radius_squared));
             let (wide, narrow) = packing(passed as usize);
-            let pack = |values: __m256d| pack(values, wide);
-            _mm256_storeu_pd(ox.add(kept), pack(dx));
-            _mm256_storeu_pd(oy.add(kept), pack(dy));
-            _mm256_storeu_pd(oz.add(kept), pack(dz));
-            _mm256_storeu_pd(distance.add(kept), pack(squared));
+            _mm256_storeu_pd(ox.add(kept), pack(dx, wide));
+            _mm256_storeu_pd(oy.add(kept), pack(dy, wide));
+            _mm256_storeu_pd(oz.add(kept), pack(dz, wide));
+            _mm256_storeu_pd(distance.add(kept), pack(squared, wide));
             let indices =
                 _mm256_castsi128_si256(_mm_loadu_si128(grid.original.as_ptr().add(place).cast()));
             let indices = _mm256_permutevar8x32_epi32(indices, narrow);
@@ -866,25 +865,8 @@ fn fine_grid(local: Local) -> (Vector3<f64>, f64) {
 /// on the mean, from the points' sorted Morton codes: [`POINTS_PER_CELL`],
 /// or more for balls of `ball_radius` that hold more than [`TUNED_BALL`].
 fn level(coded: &[(u64, u32)], fine_size: f64, ball_radius: Option<f64>) -> u32 {
-    // `first_split[l]`: pairs of neighbouring codes that first differ at
-    // level l (level 1 halves the box, level 21 is a code's last 3 bits).
-    let mut first_split = [0usize; CELL_BITS as usize + 1];
-    for pair in coded.windows(2) {
-        let differ = pair[0].0 ^ pair[1].0;
-        if differ != 0 {
-            let highest_bit = 63 - differ.leading_zeros();
-            first_split[(CELL_BITS - highest_bit / 3) as usize] += 1;
-        }
-    }
     let points = coded.len() as f64;
-    // Occupied cells at each level.
-    let occupied: Vec<f64> = first_split
-        .iter()
-        .scan(1usize, |occupied, splits| {
-            *occupied += splits;
-            Some(*occupied as f64)
-        })
-        .collect();
+    let occupied = occupancy(coded);
     let aim = ball_radius.map_or(POINTS_PER_CELL, |radius| {
         points_per_cell(points, &occupied, fine_size, radius)
     });
@@ -898,28 +880,54 @@ fn level(coded: &[(u64, u32)], fine_size: f64, ball_radius: Option<f64>) -> u32 
     best.0
 }
 
-/// The points a cell aims at for balls of `radius`: their count B read
-/// off the density at the level whose cells are nearest the ball's
-/// radius (`occupied` cells at each level, cells of
-/// `fine_size · 2^(21 − level)` on a side, [`CELLS_PER_AREA`]), then
-/// [`TUNED_BALL`]'s rule.
+/// The occupied cells at each level (0 to 21), from the points' sorted
+/// Morton codes.
+fn occupancy(coded: &[(u64, u32)]) -> Vec<f64> {
+    // `first_split[l]`: pairs of neighbouring codes that first differ at
+    // level l (level 1 halves the box, level 21 is a code's last 3 bits).
+    let mut first_split = [0usize; CELL_BITS as usize + 1];
+    for pair in coded.windows(2) {
+        let differ = pair[0].0 ^ pair[1].0;
+        if differ != 0 {
+            let highest_bit = 63 - differ.leading_zeros();
+            first_split[(CELL_BITS - highest_bit / 3) as usize] += 1;
+        }
+    }
+    first_split
+        .iter()
+        .scan(1usize, |occupied, splits| {
+            *occupied += splits;
+            Some(*occupied as f64)
+        })
+        .collect()
+}
+
+/// The points a cell aims at for balls of `radius`: [`TUNED_BALL`]'s rule
+/// on their count ([`ball_points`]), never fewer than
+/// [`POINTS_PER_CELL`].
 fn points_per_cell(points: f64, occupied: &[f64], fine_size: f64, radius: f64) -> f64 {
-    let side = |level: usize| fine_size * f64::from(1u32 << (CELL_BITS as usize - level));
-    let Some(level) = (0..occupied.len()).min_by(|&a, &b| {
-        let off = |level: usize| (side(level) / radius).ln().abs();
-        off(a).total_cmp(&off(b))
-    }) else {
-        return POINTS_PER_CELL;
-    };
-    let per_cell = points / occupied[level];
-    let ball = per_cell * std::f64::consts::PI * radius * radius
-        / (CELLS_PER_AREA * side(level) * side(level));
+    let ball = ball_points(points, occupied, fine_size, radius);
     let aim = POINTS_PER_CELL * (ball / TUNED_BALL).sqrt();
     if aim.is_finite() {
         aim.max(POINTS_PER_CELL)
     } else {
         POINTS_PER_CELL
     }
+}
+
+/// The points in a ball of `radius` on the surface, read off the density
+/// at the level whose cells are nearest the ball's radius (`occupied`
+/// cells at each level, cells of `fine_size · 2^(21 − level)` on a side):
+/// a cell of side c holds c² / [`CELLS_PER_AREA`] of the surface on the
+/// mean. NaN for a radius that is not positive.
+fn ball_points(points: f64, occupied: &[f64], fine_size: f64, radius: f64) -> f64 {
+    let side = |level: usize| fine_size * f64::from(1u32 << (CELL_BITS as usize - level));
+    let off = |level: usize| (side(level) / radius).ln().abs();
+    let Some(level) = (0..occupied.len()).min_by(|&a, &b| off(a).total_cmp(&off(b))) else {
+        return f64::NAN;
+    };
+    let per_cell = points / occupied[level];
+    CELLS_PER_AREA * per_cell * std::f64::consts::PI * radius * radius / (side(level) * side(level))
 }
 
 /// The box holding all but the outermost [`BOX_TAIL`] of a sample of
@@ -1032,7 +1040,25 @@ mod tests {
         let small = mean_per_cell(None);
         assert!(near(small, POINTS_PER_CELL), "{small}");
         assert_eq!(mean_per_cell(Some(0.005)), small, "a ball of 3 points");
-        // A ball of radius 0.1 holds about 1,250 points.
+        // A ball of radius 0.05 holds about 314 points, 0.1 about 1,257.
+        // The count read off the cells takes the mean crossing, 1.5 cells
+        // per c²; a plane crosses from 1 (along the axes) to √3, so the
+        // count is right within a factor 0.87..1.5, and a little more for
+        // the plane's edge cells at these coarse levels.
+        let grid = CellGrid::build(local, true, None).0;
+        let mut coded: Vec<(u64, u32)> = (0..positions.len() as u32)
+            .map(|i| (morton_code(grid.fine_cell(&local.at(i))), i))
+            .collect();
+        coded.sort_unstable();
+        let occupied = occupancy(&coded);
+        for radius in [0.05, 0.1] {
+            let ball = ball_points(coded.len() as f64, &occupied, grid.fine_size, radius);
+            let truth = 40_000.0 * std::f64::consts::PI * radius * radius;
+            assert!(
+                (0.8..1.6).contains(&(ball / truth)),
+                "{ball} against {truth}"
+            );
+        }
         let aim = POINTS_PER_CELL * (40_000.0 * std::f64::consts::PI * 0.01 / TUNED_BALL).sqrt();
         let large = mean_per_cell(Some(0.1));
         assert!(

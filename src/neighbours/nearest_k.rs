@@ -12,8 +12,6 @@
 //! move four at a time, packed by one permutation as the gather packs
 //! them ([`super::packing`]).
 
-use std::mem::MaybeUninit;
-
 use super::{LANES, Neighbourhood};
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
@@ -40,27 +38,25 @@ impl Neighbourhood {
     /// threads. Of neighbours tied at the k-th distance, the first ones in
     /// order fill up to k.
     pub(super) fn keep_nearest(&mut self, k: usize, previous_kth: f64) {
+        self.keep_nearest_in(k, previous_kth, true);
+    }
+
+    /// [`Self::keep_nearest`], in AVX2 lanes where `wide` and the CPU has
+    /// them, else plainly (the tests run both).
+    fn keep_nearest_in(&mut self, k: usize, previous_kth: f64, wide: bool) {
         if self.len() <= k || k == 0 {
             return;
         }
-        // Without padding: the passes in lanes read what lies past the end.
-        let len = self.len();
-        for column in self.offset.iter_mut().chain([&mut self.distance_squared]) {
-            column.truncate(len);
-        }
-        let kth = self.kth_distance(k, previous_kth);
-        let closer = self.distance_squared[..self.len()]
-            .iter()
-            .filter(|&&d| d < kth)
-            .count();
-        let mut ties = k - closer;
-        let mut kept = 0;
-        let mut from = 0;
         #[cfg(target_arch = "x86_64")]
-        if wide_lanes() {
-            // SAFETY: the CPU has AVX2.
-            (from, kept) = unsafe { keep_lanes(self, kth, &mut ties) };
-        }
+        let wide = wide && wide_lanes();
+        #[cfg(not(target_arch = "x86_64"))]
+        let wide = {
+            let _ = wide;
+            false
+        };
+        let (kth, closer) = self.kth_distance(k, previous_kth, wide);
+        let mut ties = k - closer;
+        let (from, mut kept) = self.keep_whole_lanes(kth, &mut ties, wide);
         // Every neighbour is written at the next kept place and the place
         // advances past the kept ones: no branch per neighbour, whose
         // outcome is a coin toss (a quarter of the gathered go).
@@ -82,15 +78,17 @@ impl Neighbourhood {
         self.distance_squared.truncate(kept);
     }
 
-    /// The `k`-th smallest squared distance (`k` ≥ 1, below the count).
-    fn kth_distance(&mut self, k: usize, previous_kth: f64) -> f64 {
+    /// The `k`-th smallest squared distance (`k` ≥ 1, below the count),
+    /// and how many are smaller.
+    fn kth_distance(&mut self, k: usize, previous_kth: f64, wide: bool) -> (f64, usize) {
         #[cfg(target_arch = "x86_64")]
-        if wide_lanes() && previous_kth > 0.0 {
-            // SAFETY: the CPU has AVX2.
-            if let Some(kth) = unsafe { kth_from(self, k, previous_kth) } {
-                return kth;
+        if wide && previous_kth > 0.0 {
+            // SAFETY: `wide` holds only where the CPU has AVX2.
+            if let Some(found) = unsafe { kth_from(self, k, previous_kth) } {
+                return found;
             }
         }
+        let _ = (previous_kth, wide);
         // Squared distances are never negative nor NaN (they come from
         // finite offsets), and such floats order as their bits do: the
         // selection compares integers (with `f64::total_cmp` it took 4%
@@ -98,85 +96,132 @@ impl Neighbourhood {
         self.distances.clear();
         let distances = &self.distance_squared[..self.len()];
         self.distances.extend(distances.iter().map(|d| d.to_bits()));
-        f64::from_bits(*self.distances.select_nth_unstable(k - 1).1)
+        let kth = f64::from_bits(*self.distances.select_nth_unstable(k - 1).1);
+        (kth, distances.iter().filter(|&&d| d < kth).count())
+    }
+
+    /// The pass of [`Self::keep_nearest`] over the whole lanes when `wide`
+    /// ([`keep_lanes`]): where it stopped and how many it kept; `(0, 0)`
+    /// otherwise, for the plain loop to do all.
+    fn keep_whole_lanes(&mut self, kth: f64, ties: &mut usize, wide: bool) -> (usize, usize) {
+        #[cfg(target_arch = "x86_64")]
+        if wide {
+            // SAFETY: `wide` holds only where the CPU has AVX2.
+            return unsafe { keep_lanes(self, kth, ties) };
+        }
+        let _ = (kth, ties, wide);
+        (0, 0)
     }
 }
 
-/// The `k`-th smallest squared distance of `hood`, found by stepping from
-/// `start` over the distinct values between it and the answer: below
-/// `start` down from the largest, else up from the smallest at or above
-/// it, each step one pass for the next value and one counting it. `None`
-/// after [`MOST_STEPS`] steps.
+/// The `k`-th smallest squared distance of `hood` and how many are
+/// smaller, found by stepping from `start` over the distinct values
+/// between it and the answer: below `start` down from the largest, else
+/// up from the smallest at or above it, each step one pass for the next
+/// value and one counting it. `None` after [`MOST_STEPS`] steps.
 ///
 /// # Safety
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn kth_from(hood: &mut Neighbourhood, k: usize, start: f64) -> Option<f64> {
+unsafe fn kth_from(hood: &mut Neighbourhood, k: usize, start: f64) -> Option<(f64, usize)> {
     use std::arch::x86_64::*;
     let len = hood.len();
-    // A lane of +∞ past the last distance: never below a bound, never
-    // equal to a value, never the least above one while a real value is.
+    // A lane of +∞ past the last distance: never below a bound, nor the
+    // least at or above one while a finite value is (a distance is finite
+    // but for coordinates near 1e154, and then +∞ ties count it once more,
+    // which only makes `below` reach k a step early at the same +∞).
     let column = &mut hood.distance_squared;
+    column.truncate(len); // a padded neighbourhood's zeros are no distances
     column.reserve(LANES);
-    column.spare_capacity_mut()[..LANES].fill(MaybeUninit::new(f64::INFINITY));
-    let lanes = len.div_ceil(LANES);
-    let at = column.as_ptr();
-    // SAFETY (every load): lane `l` < `lanes` lies within the column and
-    // the lane of +∞ written past it.
-    let lane = |l: usize| unsafe { _mm256_loadu_pd(at.add(l * LANES)) };
-    let count = |test: &dyn Fn(__m256d) -> __m256d| -> usize {
-        (0..lanes)
-            .map(|l| _mm256_movemask_pd(test(lane(l))).count_ones() as usize)
-            .sum()
+    column.spare_capacity_mut()[..LANES].fill(std::mem::MaybeUninit::new(f64::INFINITY));
+    // SAFETY: the first `len` are the column's, the next `LANES` were
+    // written just above, within its capacity.
+    let padded =
+        unsafe { std::slice::from_raw_parts(column.as_ptr(), len.div_ceil(LANES) * LANES) };
+    let (lanes, _) = padded.as_chunks::<LANES>();
+    let lane = |values: &[f64; LANES]| {
+        // SAFETY: a lane is four readable `f64`.
+        unsafe { _mm256_loadu_pd(values.as_ptr()) }
     };
-    // The least (`up`) or greatest lane value, over the lanes that pass.
-    let extreme = |up: bool, bound: __m256d| -> f64 {
-        let mut best = _mm256_set1_pd(if up { f64::INFINITY } else { -1.0 });
-        for l in 0..lanes {
-            let value = lane(l);
-            best = if up {
-                let at_or_above = _mm256_cmp_pd::<_CMP_GE_OQ>(value, bound);
-                _mm256_min_pd(best, _mm256_blendv_pd(best, value, at_or_above))
-            } else {
-                let below = _mm256_cmp_pd::<_CMP_LT_OQ>(value, bound);
-                _mm256_max_pd(best, _mm256_blendv_pd(best, value, below))
-            };
-        }
-        let mut values = [0.0; LANES];
-        // SAFETY: `values` holds one register.
-        unsafe { _mm256_storeu_pd(values.as_mut_ptr(), best) };
-        values.into_iter().fold(
-            if up { f64::INFINITY } else { -1.0 },
-            if up { f64::min } else { f64::max },
-        )
+    let below_bound = |bound: f64| {
+        count_lanes(lanes, |value| {
+            _mm256_cmp_pd::<_CMP_LT_OQ>(lane(value), _mm256_set1_pd(bound))
+        })
     };
-    let equal_to = |v: f64| count(&|value| _mm256_cmp_pd::<_CMP_EQ_OQ>(value, _mm256_set1_pd(v)));
-    // `below` counts the distances under `bound`, the kth's lowest start.
+    let equal_to = |v: f64| {
+        count_lanes(lanes, |value| {
+            _mm256_cmp_pd::<_CMP_EQ_OQ>(lane(value), _mm256_set1_pd(v))
+        })
+    };
+    // `below` counts the distances under `bound`.
     let mut bound = start;
-    let mut below = count(&|value| _mm256_cmp_pd::<_CMP_LT_OQ>(value, _mm256_set1_pd(bound)));
+    let mut below = below_bound(bound);
     for _ in 0..MOST_STEPS {
         if below < k {
             // The k-th is the least value at or above the bound, or above.
-            let v = extreme(true, _mm256_set1_pd(bound));
+            let v = next_value::<true>(lanes, bound);
             let ties = equal_to(v);
             if below + ties >= k {
-                return Some(v);
+                return Some((v, below));
             }
             below += ties;
             bound = v.next_up();
         } else {
             // The k-th lies below the bound: the greatest there, or below.
-            let v = extreme(false, _mm256_set1_pd(bound));
+            let v = next_value::<false>(lanes, bound);
             let ties = equal_to(v);
             if below - ties < k {
-                return Some(v);
+                return Some((v, below - ties));
             }
             below -= ties;
             bound = v;
         }
     }
     None
+}
+
+/// How many lanes of `lanes` pass `test` (a mask per lane).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn count_lanes(
+    lanes: &[[f64; LANES]],
+    test: impl Fn(&[f64; LANES]) -> std::arch::x86_64::__m256d,
+) -> usize {
+    use std::arch::x86_64::_mm256_movemask_pd;
+    lanes
+        .iter()
+        .map(|values| _mm256_movemask_pd(test(values)).count_ones() as usize)
+        .sum()
+}
+
+/// The value of `lanes` next to `bound`: with `UP` the least at or above
+/// it (+∞ when none), else the greatest below it (−1 when none: distances
+/// are never negative).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn next_value<const UP: bool>(lanes: &[[f64; LANES]], bound: f64) -> f64 {
+    use std::arch::x86_64::*;
+    let none = if UP { f64::INFINITY } else { -1.0 };
+    let bound = _mm256_set1_pd(bound);
+    let mut best = _mm256_set1_pd(none);
+    for values in lanes {
+        // SAFETY: a lane is four readable `f64`.
+        let value = unsafe { _mm256_loadu_pd(values.as_ptr()) };
+        best = if UP {
+            let past = _mm256_cmp_pd::<_CMP_GE_OQ>(value, bound);
+            _mm256_min_pd(best, _mm256_blendv_pd(best, value, past))
+        } else {
+            let past = _mm256_cmp_pd::<_CMP_LT_OQ>(value, bound);
+            _mm256_max_pd(best, _mm256_blendv_pd(best, value, past))
+        };
+    }
+    let mut values = [0.0; LANES];
+    // SAFETY: `values` holds one register.
+    unsafe { _mm256_storeu_pd(values.as_mut_ptr(), best) };
+    values
+        .into_iter()
+        .fold(none, if UP { f64::min } else { f64::max })
 }
 
 /// [`Neighbourhood::keep_nearest`]'s pass over the whole lanes of `hood`,
@@ -272,6 +317,32 @@ mod tests {
             .collect()
     }
 
+    /// From a hint a few values off the answer the lanes find it in
+    /// steps, not by falling back on the selection.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_kth_distance_is_stepped_to_from_a_near_hint() {
+        if !wide_lanes() {
+            return; // no lanes on this CPU
+        }
+        for seed in 0..20 {
+            let mut hood = ball(37, 1000, seed);
+            let mut sorted: Vec<f64> = hood.distances_squared()[..37].to_vec();
+            sorted.sort_by(f64::total_cmp);
+            let k = 30;
+            for hint in [sorted[k - 4], sorted[k - 1], sorted[k + 2], sorted[k + 5]] {
+                let closer = sorted.iter().filter(|&&d| d < sorted[k - 1]).count();
+                // SAFETY: the CPU has AVX2, checked above.
+                let found = unsafe { kth_from(&mut hood, k, hint) };
+                assert_eq!(
+                    found,
+                    Some((sorted[k - 1], closer)),
+                    "seed {seed}, hint {hint}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_k_nearest_are_kept_in_order_from_any_previous_radius() {
         for (count, values) in [(37, 1000), (37, 5), (64, 3), (9, 2), (130, 100_000)] {
@@ -285,13 +356,16 @@ mod tests {
                     // No hint, a hint at every value, between values and
                     // beyond them all (a bad hint ends in the selection).
                     for previous in [0.0, 1e-9, 0.06, 0.125, 1.0, 3.3, 12.5, 1e9] {
-                        let mut hood = ball(count, values, seed);
-                        hood.keep_nearest(k, previous);
-                        assert_eq!(
-                            hood.iter().collect::<Vec<_>>(),
-                            want,
-                            "{count} balls of {values} values, seed {seed}, k {k}, from {previous}"
-                        );
+                        for wide in [false, true] {
+                            let mut hood = ball(count, values, seed);
+                            hood.keep_nearest_in(k, previous, wide);
+                            assert_eq!(
+                                hood.iter().collect::<Vec<_>>(),
+                                want,
+                                "{count} balls of {values} values, seed {seed}, k {k}, \
+                                 from {previous}, wide {wide}"
+                            );
+                        }
                     }
                 }
             }

@@ -283,14 +283,13 @@ fn plan_seeds(
         }
     };
     let plan = seed::SeedPlan::new(surface.search(), request);
-    let lower = match request {
-        seed::SeedRequest::Spacing(_) => "raise the spacing",
-        seed::SeedRequest::Count(_) => "lower the count",
-    };
     if plan.predicted > config.max_particles {
         return Err(Error::Invalid(format!(
-            "particles: {request} would make about {} particles (spacing {:.4e}), more than max_particles ({}): raise max_particles or {lower}",
-            plan.predicted, plan.spacing, config.max_particles
+            "particles: {request} would make about {} particles (spacing {:.4e}), more than max_particles ({}): raise max_particles or {}",
+            plan.predicted,
+            plan.spacing,
+            config.max_particles,
+            request.for_fewer()
         )));
     }
     if plan.predicted == 0 {

@@ -161,6 +161,16 @@ pub enum SeedRequest {
     Count(u64),
 }
 
+impl SeedRequest {
+    /// What to change for fewer seeds, in a refusal's words.
+    pub fn for_fewer(&self) -> &'static str {
+        match self {
+            SeedRequest::Spacing(_) => "raise the spacing",
+            SeedRequest::Count(_) => "lower the count",
+        }
+    }
+}
+
 /// The request as the config writes it (`Seed(spacing: 2.5000e-3)`,
 /// `Seed(count: 100000)`): refusals name what the user asked.
 impl std::fmt::Display for SeedRequest {

@@ -28,8 +28,10 @@ pub fn project(cloud: &PointCloud, particles: &[Point3<f64>], fields: &str) -> V
     // Particles of their own, not the cloud's points (which would start
     // each projection at the particle).
     let text = format!(r#"(cloud: "c.ply", particles: File("p.ply"), output: "o.ply", {fields})"#);
-    let method = Method::from(&Config::parse(&text).expect("test config parses"));
-    let surface = MlsSurface::new(cloud).expect("cloud builds");
+    let config = Config::parse(&text).expect("test config parses");
+    let method = Method::from(&config);
+    // As `run` builds it: the index's cells sized for the support.
+    let surface = MlsSurface::from_config(cloud, &config).expect("cloud builds");
     project_all(
         &surface.projector(method, Orientation::Auto, false),
         particles,
