@@ -247,7 +247,7 @@ fn seed_spool(
         plan.spacing,
         config.seed,
         tile,
-        |projected| {
+        |_, projected| {
             bar.inc(projected.len() as u64);
             spool.push(projected)
         },

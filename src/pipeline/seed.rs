@@ -668,6 +668,9 @@ struct Seeder<'a> {
     /// The most blocks a disc reaches beyond its foot's, each way (at
     /// most [`MAX_REACH`]).
     reach: i64,
+    /// The fewest blocks in a group of rows ([`row_groups`]): enough for
+    /// every thread, a few groups of which are in memory at a time.
+    group_blocks: usize,
 }
 
 impl<'a> Seeder<'a> {
@@ -748,6 +751,7 @@ impl<'a> Seeder<'a> {
             keyed,
             keys,
             reach,
+            group_blocks: GROUP_BLOCKS_PER_THREAD * rayon::current_num_threads(),
         }
     }
 
@@ -813,34 +817,132 @@ impl<'a> Seeder<'a> {
         cut(tile.index)..cut(tile.index + 1)
     }
 
-    /// The even slab `slab`: `last` when it is that slab, made before as
-    /// the neighbour of an odd one, else made now.
-    fn even_slab(&self, projector: &Projector, slab: i64, last: Option<(i64, Slab)>) -> Slab {
-        match last {
-            Some((at, made)) if at == slab => made,
-            _ => self.make(projector, slab, &[]),
+    /// The seeds of slab `slab` (one first coordinate of blocks), made
+    /// against `neighbours`, the slabs beside it made before (none for an
+    /// even slab, both for an odd one), in parts: its blocks in groups of
+    /// rows ([`row_groups`]) in a wavefront, so that the candidates of a
+    /// few groups are in memory at a time, never the slab's. At step t
+    /// phase p selects the blocks of group t − p ([`Seeder::select_phase`],
+    /// the candidates drawn for each group just before its first phase,
+    /// [`Seeder::draw`], and each block's dropped once it is selected):
+    /// a block of phase p so sees exactly the blocks beside it of earlier
+    /// phases done, as when the slab's four phases ran whole (a row
+    /// touches the rows beside it only, and of two touching blocks the
+    /// one of the earlier phase comes first, in an earlier step or
+    /// earlier in the same one), and its seeds are those. Once a group's
+    /// last phase is done its seeds go on, in key order
+    /// ([`Seeder::settle_group`]), and `out` receives each group's
+    /// projections in turn: the slab's, in the order of the slab made
+    /// whole. The seeds of the group before are then lent no more: an
+    /// even slab keeps those by its faces, for the odd slabs beside it
+    /// ([`lent_reach`]).
+    fn make<E>(
+        &self,
+        projector: &Projector,
+        slab: i64,
+        neighbours: &[&Slab],
+        mut out: impl FnMut(&[Projected]) -> Result<(), E>,
+    ) -> Result<Slab, E> {
+        let from = self.keys.partition_point(|k| k[0] < slab);
+        let to = self.keys.partition_point(|k| k[0] <= slab);
+        let groups = row_groups(&self.keys[from..to], self.group_blocks);
+        let axis = self.blocks.axes[0];
+        let low_face = self.blocks.corner([slab, 0, 0])[axis];
+        let faces = even(slab).then_some((low_face, low_face + self.blocks.edge));
+        let mut drawn: Vec<Option<HashMap<Key, Drawn>>> = groups.iter().map(|_| None).collect();
+        let mut current: HashMap<Key, Vec<Kept>> = HashMap::new();
+        let mut made = Slab {
+            kept: HashMap::new(),
+            settled: Landed::default(),
+        };
+        for step in 0..groups.len() + 3 {
+            if let Some(group) = groups.get(step) {
+                drawn[step] = Some(self.draw(group));
+            }
+            for phase in 0..4 {
+                let Some(g) = step.checked_sub(phase).filter(|&g| g < groups.len()) else {
+                    continue;
+                };
+                let candidates = drawn[g].as_mut().expect("drawn at the group's first step");
+                let done = self.select_phase(groups[g], phase, candidates, neighbours, &current);
+                current.extend(done);
+                for targets in candidates.values_mut() {
+                    targets.retain(|(key, _)| colour(key) != phase);
+                }
+            }
+            if let Some(g) = step.checked_sub(3).filter(|&g| g < groups.len()) {
+                drawn[g] = None;
+                self.settle_group(
+                    projector,
+                    groups[g],
+                    &current,
+                    neighbours,
+                    &mut made.settled,
+                    &mut out,
+                )?;
+                if let Some(before) = g.checked_sub(1) {
+                    self.retire(groups[before], &mut current, &mut made.kept, faces);
+                }
+            }
+        }
+        if let Some(last) = groups.last() {
+            self.retire(last, &mut current, &mut made.kept, faces);
+        }
+        Ok(made)
+    }
+
+    /// Takes the seeds of the blocks `group` out of `current`, keeping in
+    /// `kept` those within [`lent_reach`] of `faces` (the two faces of an
+    /// even slab along the slabs' axis; `None` for an odd slab, whose
+    /// seeds are lent to no other).
+    fn retire(
+        &self,
+        group: &[Key],
+        current: &mut HashMap<Key, Vec<Kept>>,
+        kept: &mut HashMap<Key, Vec<Kept>>,
+        faces: Option<(f64, f64)>,
+    ) {
+        let axis = self.blocks.axes[0];
+        let reach = lent_reach(self.spacing);
+        for key in group {
+            let Some(seeds) = current.remove(key) else {
+                continue;
+            };
+            let Some((low, high)) = faces else { continue };
+            let border: Vec<Kept> = seeds
+                .into_iter()
+                .filter(|(p, _)| p[axis] < low + reach || p[axis] > high - reach)
+                .collect();
+            if !border.is_empty() {
+                kept.insert(*key, border);
+            }
         }
     }
 
-    /// The seeds of slab `slab` (one first coordinate of blocks), made
-    /// against `neighbours`, the slabs beside it made before (none for an
-    /// even slab, both for an odd one): chosen ([`Seeder::select_slab`]),
-    /// those beyond the cloud's edge dropped, projected with `projector`
-    /// and settled ([`settle`]).
-    fn make(&self, projector: &Projector, slab: i64, neighbours: &[&Slab]) -> Slab {
-        let from = self.keys.partition_point(|k| k[0] < slab);
-        let to = self.keys.partition_point(|k| k[0] <= slab);
-        let keys = &self.keys[from..to];
-        let chosen = self.select_slab(keys, neighbours);
+    /// The seeds of the blocks `group`, all selected (in `current`), in
+    /// key order: those beyond the cloud's edge dropped, projected with
+    /// `projector`, settled ([`settle`]) against the projections settled
+    /// before that land within reach (in `landed`, this slab's earlier
+    /// groups, and in the `neighbours`), added to `landed` and handed to
+    /// `out`.
+    fn settle_group<E>(
+        &self,
+        projector: &Projector,
+        group: &[Key],
+        current: &HashMap<Key, Vec<Kept>>,
+        neighbours: &[&Slab],
+        landed: &mut Landed,
+        out: &mut impl FnMut(&[Projected]) -> Result<(), E>,
+    ) -> Result<(), E> {
         // Seeds of discs by the cloud's edge that lie more than half a
         // spacing beyond it go. Cutting the discs at the edge they show
         // instead left gaps inside the cloud, where a gap between points
         // looks like an edge to a disc's 16 neighbours; a seed's own
         // neighbours see past it.
         let origin = self.search.origin();
-        let kept: Vec<Kept> = keys
+        let kept: Vec<Kept> = group
             .iter()
-            .filter_map(|k| chosen.get(k))
+            .filter_map(|k| current.get(k))
             .flatten()
             .copied()
             .collect();
@@ -854,81 +956,102 @@ impl<'a> Seeder<'a> {
             .flatten_iter()
             .collect();
         let projected = super::project_all(projector, &seeds);
-        Slab {
-            settled: settle(projected, neighbours, SETTLED_SPACING * self.spacing),
-            kept: chosen,
+        let Some((low, high)) = bounds(projected.iter().map(|p| &p.position)) else {
+            return Ok(());
+        };
+        let radius = SETTLED_SPACING * self.spacing;
+        let (low, high) = (
+            low - Vector3::repeat(radius),
+            high + Vector3::repeat(radius),
+        );
+        let mut before = Vec::new();
+        for made in std::iter::once(&*landed).chain(neighbours.iter().map(|made| &made.settled)) {
+            made.within(&low, &high, &mut before);
         }
+        let settled = settle(projected, before, radius);
+        landed.push(settled.iter().map(|p| p.position).collect());
+        out(&settled)
     }
 
-    /// The seeds of the blocks `slab` (one first coordinate), each chosen
+    /// The seeds of the blocks of phase `phase` (of the 2×2 colouring in
+    /// the other two coordinates, [`colour`]) in `group`, each chosen
     /// against the seeds already kept in its neighbours: those of the
     /// slabs beside it made before (`neighbours`) and of the blocks of
-    /// this slab done in an earlier phase. Blocks are done in four phases
-    /// of a 2×2 colouring in the other two coordinates, so that the blocks
-    /// of one phase never touch and run in parallel: the result depends
-    /// on the blocks, never on the threads.
-    fn select_slab(&self, slab: &[Key], neighbours: &[&Slab]) -> HashMap<Key, Vec<Kept>> {
-        let colour = |key: &Key| (key[1] & 1 | (key[2] & 1) << 1) as usize;
-        let drawn = self.draw_slab(slab);
-        let mut current: HashMap<Key, Vec<Kept>> = HashMap::with_capacity(slab.len());
-        for phase in 0..4 {
-            let done: Vec<(Key, Vec<Kept>)> = slab
-                .par_iter()
-                .filter(|key| colour(key) == phase)
-                .map_init(Scratch::default, |scratch, &key| {
-                    let block = Block {
-                        key,
-                        blocks: self.blocks,
-                        spacing: self.spacing,
-                    };
-                    // In the order of `keyed`, as drawn.
-                    let candidates: Vec<&[Candidate]> = around(key, self.reach)
-                        .filter_map(|foot| drawn.get(&foot))
-                        .filter_map(|targets| targets.iter().find(|(target, _)| *target == key))
-                        .map(|(_, run)| run.as_slice())
-                        .collect();
-                    // A seed within reach of a conflict lies in a block beside.
-                    let lent = around(key, 1)
-                        .filter_map(|k| {
-                            neighbours
-                                .iter()
-                                .find_map(|made| made.kept.get(&k))
-                                .or_else(|| current.get(&k))
-                        })
-                        .flat_map(|seeds| seeds.iter().map(|(p, _)| p));
-                    (key, block.select(&self.discs, &candidates, lent, scratch))
-                })
-                .collect();
-            current.extend(done);
-        }
-        current
+    /// this slab done in an earlier phase (`current`), from its
+    /// candidates in `drawn`. The blocks of one phase never touch and run
+    /// in parallel: the result depends on the blocks, never on the
+    /// threads.
+    fn select_phase(
+        &self,
+        group: &[Key],
+        phase: usize,
+        drawn: &HashMap<Key, Drawn>,
+        neighbours: &[&Slab],
+        current: &HashMap<Key, Vec<Kept>>,
+    ) -> Vec<(Key, Vec<Kept>)> {
+        group
+            .par_iter()
+            .filter(|key| colour(key) == phase)
+            .map_init(Scratch::default, |scratch, &key| {
+                let block = Block {
+                    key,
+                    blocks: self.blocks,
+                    spacing: self.spacing,
+                };
+                // In the order of `keyed`, as drawn.
+                let candidates: Vec<&[Candidate]> = around(key, self.reach)
+                    .filter_map(|foot| drawn.get(&foot))
+                    .filter_map(|targets| targets.iter().find(|(target, _)| *target == key))
+                    .map(|(_, run)| run.as_slice())
+                    .collect();
+                // A seed within reach of a conflict lies in a block beside.
+                let lent = around(key, 1)
+                    .filter_map(|k| {
+                        neighbours
+                            .iter()
+                            .find_map(|made| made.kept.get(&k))
+                            .or_else(|| current.get(&k))
+                    })
+                    .flat_map(|seeds| seeds.iter().map(|(p, _)| p));
+                (key, block.select(&self.discs, &candidates, lent, scratch))
+            })
+            .collect()
     }
 
-    /// The candidates of the blocks `slab` (of one first coordinate, in
-    /// key order), by the block of the discs' feet: every disc whose foot
-    /// lies within reach ([`Seeder::reach`]) of one of them is drawn once,
-    /// and each of its candidates goes to the block it falls in. Drawn for
-    /// each block instead, a disc crossing a face between two blocks of
-    /// the slab was drawn twice (11.2M draws for 4.57M candidates on the
-    /// bunny scan). Which blocks a disc gives candidates to, and in what
-    /// order, is as when each block drew the discs of the blocks within
-    /// reach of it: the discs it reaches, a disc inside its faces by a
-    /// margin without a check of each candidate, in the order of `keyed`.
-    fn draw_slab(&self, slab: &[Key]) -> HashMap<Key, Drawn> {
-        let Some(&[at, ..]) = slab.first() else {
+    /// The candidates of the blocks `group` (of one first coordinate, in
+    /// key order, rows of the second one after another), by the block of
+    /// the discs' feet: every disc whose foot lies within reach
+    /// ([`Seeder::reach`]) of one of them is drawn once, and each of its
+    /// candidates goes to the block it falls in. Drawn for each block
+    /// instead, a disc crossing a face between two blocks of the slab was
+    /// drawn twice (11.2M draws for 4.57M candidates on the bunny scan);
+    /// drawn for each group of rows, a disc crossing from one group to the
+    /// next is (PLACEHOLDER). Which blocks a disc gives candidates to,
+    /// and in what order, is as when each block drew the discs of the
+    /// blocks within reach of it: the discs it reaches, a disc inside its
+    /// faces by a margin without a check of each candidate, in the order
+    /// of `keyed`.
+    fn draw(&self, group: &[Key]) -> HashMap<Key, Drawn> {
+        let (Some(&[at, first, _]), Some(&[_, last, _])) = (group.first(), group.last()) else {
             return HashMap::new();
         };
         let reach = self.reach;
-        let from = self
-            .keyed
-            .partition_point(|(k, _)| k[0] < at.saturating_sub(reach));
-        let to = self
-            .keyed
-            .partition_point(|(k, _)| k[0] <= at.saturating_add(reach));
-        let feet: Vec<&[(Key, u32)]> = self.keyed[from..to].chunk_by(|a, b| a.0 == b.0).collect();
+        // The feet within reach: in each slab within reach, the blocks of
+        // the rows within reach, one run of `keyed`.
+        let feet: Vec<&[(Key, u32)]> = (at.saturating_sub(reach)..=at.saturating_add(reach))
+            .flat_map(|slab| {
+                let from = self
+                    .keyed
+                    .partition_point(|(k, _)| (k[0], k[1]) < (slab, first.saturating_sub(reach)));
+                let to = self
+                    .keyed
+                    .partition_point(|(k, _)| (k[0], k[1]) <= (slab, last.saturating_add(reach)));
+                self.keyed[from..to].chunk_by(|a, b| a.0 == b.0)
+            })
+            .collect();
         let edge = self.blocks.edge;
         // Each block's corner and bounds, once.
-        let places: Vec<(Vector3<f64>, Bounds)> = slab
+        let places: Vec<(Vector3<f64>, Bounds)> = group
             .iter()
             .map(|&key| (self.blocks.corner(key), self.blocks.bounds(key)))
             .collect();
@@ -937,7 +1060,7 @@ impl<'a> Seeder<'a> {
                 let foot = points[0].0;
                 let targets: Vec<(Key, &(Vector3<f64>, Bounds))> = around(foot, reach)
                     .filter(|key| key[0] == at)
-                    .filter_map(|key| Some((key, &places[slab.binary_search(&key).ok()?])))
+                    .filter_map(|key| Some((key, &places[group.binary_search(&key).ok()?])))
                     .collect();
                 let mut drawn: Drawn = targets.iter().map(|t| (t.0, Vec::new())).collect();
                 // The targets a disc reaches, each with whether it lies
@@ -1000,12 +1123,95 @@ impl<'a> Seeder<'a> {
     }
 }
 
-/// A slab's seeds once made: those the selection kept in each block
-/// (lent to the selection of the odd slabs beside it) and the projections
-/// the settling kept (which those slabs settle against).
+/// A slab's seeds once made, as far as the odd slabs beside it need them:
+/// those the selection kept within [`lent_reach`] of its faces along the
+/// slabs' axis, per block (lent to the selection of those slabs), and
+/// where the settling's projections landed (which they settle against).
 struct Slab {
     kept: HashMap<Key, Vec<Kept>>,
-    settled: Vec<Projected>,
+    settled: Landed,
+}
+
+/// How far from a block the selection's grid reaches ([`Grid`]): 3 cells
+/// (d / √3 each) below it and under 5 above (its extra cell and the
+/// rounding up of the block's cells), so 6 cover both. A seed of an even
+/// slab farther than this from its faces never enters the grid of a
+/// block of the odd slabs beside it, and is not kept for them.
+fn lent_reach(spacing: f64) -> f64 {
+    (2.0 * MARGIN_CELLS) * spacing / 3f64.sqrt()
+}
+
+/// Where the settled projections of a slab landed, in chunks (one per
+/// group of rows, [`row_groups`]) each with its bounding box, so that
+/// the settling of a group gathers only those of the chunks that come
+/// near it.
+#[derive(Default)]
+struct Landed {
+    chunks: Vec<(Extent, Vec<Point3<f64>>)>,
+}
+
+/// A bounding box: its least and its greatest corner.
+type Extent = (Point3<f64>, Point3<f64>);
+
+impl Landed {
+    fn push(&mut self, positions: Vec<Point3<f64>>) {
+        if let Some(extent) = bounds(positions.iter()) {
+            self.chunks.push((extent, positions));
+        }
+    }
+
+    /// Appends to `into` the positions within the box from `low` to
+    /// `high`.
+    fn within(&self, low: &Point3<f64>, high: &Point3<f64>, into: &mut Vec<Point3<f64>>) {
+        let inside = |p: &Point3<f64>, low: &Point3<f64>, high: &Point3<f64>| {
+            (0..3).all(|a| low[a] <= p[a] && p[a] <= high[a])
+        };
+        for ((chunk_low, chunk_high), positions) in &self.chunks {
+            let apart = (0..3).any(|a| chunk_high[a] < low[a] || high[a] < chunk_low[a]);
+            if !apart {
+                into.extend(positions.iter().filter(|p| inside(p, low, high)));
+            }
+        }
+    }
+}
+
+/// The bounding box of `positions`, `None` for none.
+fn bounds<'a>(positions: impl Iterator<Item = &'a Point3<f64>>) -> Option<Extent> {
+    positions.fold(None, |bounds, p| {
+        Some(match bounds {
+            None => (*p, *p),
+            Some((low, high)) => (low.inf(p), high.sup(p)),
+        })
+    })
+}
+
+/// The phase of block `key` within its slab: a 2×2 colouring of its other
+/// two coordinates, so that two blocks of one phase never touch.
+fn colour(key: &Key) -> usize {
+    (key[1] & 1 | (key[2] & 1) << 1) as usize
+}
+
+/// Blocks of a slab per group of rows ([`Seeder::make`]), for each thread:
+/// a phase of a group (a quarter of it) gives each thread 8 blocks.
+const GROUP_BLOCKS_PER_THREAD: usize = 32;
+
+/// The blocks `keys` of one slab (in key order) in groups of whole rows
+/// (blocks of one second coordinate), each of at least `blocks` blocks
+/// but the last.
+fn row_groups(keys: &[Key], blocks: usize) -> Vec<&[Key]> {
+    let mut groups = Vec::new();
+    let (mut start, mut end) = (0, 0);
+    for row in keys.chunk_by(|a, b| a[1] == b[1]) {
+        end += row.len();
+        if end - start >= blocks {
+            groups.push(&keys[start..end]);
+            start = end;
+        }
+    }
+    if start < end {
+        groups.push(&keys[start..end]);
+    }
+    groups
 }
 
 /// True for a slab made alone, before the odd slabs beside it.
@@ -1016,9 +1222,13 @@ fn even(slab: i64) -> bool {
 /// Makes the seeds at `spacing` over the surface the cloud of `search`
 /// covers (or, for `Some(tile)`, over the slabs of that tile,
 /// [`Seeder::tile_slabs`]), projects them with `projector` (over the same
-/// search) and hands the projections to `sink`, slab by slab in spatial
-/// order, so that memory holds the discs of the cloud and three slabs of
-/// seeds, never all of them.
+/// search) and hands the projections to `sink` with their slab's
+/// coordinate, slab by slab in spatial order and each slab in parts
+/// (groups of its rows of blocks, [`Seeder::make`]), so that memory holds
+/// the discs of the cloud, the seeds of a few groups of rows, and what
+/// the odd slabs need of the even slabs beside them (their seeds by
+/// their faces, where their projections landed, and the projections of
+/// an even slab made before the odd one that comes first).
 ///
 /// Slabs come in two colours: an even slab is made alone, an odd one
 /// against the even slabs on both sides (its selection is lent their
@@ -1027,46 +1237,61 @@ fn even(slab: i64) -> bool {
 /// before it: a tile makes its own slabs and the even slabs beside them,
 /// and its seeds are those a whole run makes there, exactly. The same
 /// `seed` gives the same projections, in the same order, whatever the
-/// threads.
+/// threads (the groups follow the threads, the seeds do not).
 pub fn seed_surface<E>(
     search: &NeighbourSearch,
     projector: &Projector,
     spacing: f64,
     seed: u64,
     tile: Option<Tile>,
-    mut sink: impl FnMut(&[Projected]) -> Result<(), E>,
+    mut sink: impl FnMut(i64, &[Projected]) -> Result<(), E>,
 ) -> Result<(), E> {
     let seeder = Seeder::new(search, spacing, seed);
     let slabs = tile.map_or_else(|| seeder.span(), |tile| seeder.tile_slabs(tile));
-    // The even slab made last, with its coordinate.
-    let mut last: Option<(i64, Slab)> = None;
-    for slab in seeder.occupied(slabs) {
+    let discard = |_: &[Projected]| Ok(());
+    // The even slab made last, with its coordinate and its projections
+    // not yet handed on (made before the odd slab that comes first).
+    let mut last: Option<(i64, Slab, Vec<Projected>)> = None;
+    for slab in seeder.occupied(slabs.clone()) {
         if even(slab) {
-            let made = seeder.even_slab(projector, slab, last.take());
-            sink(&made.settled)?;
-            last = Some((slab, made));
+            let made = match last.take() {
+                Some((at, made, parked)) if at == slab => {
+                    sink(slab, &parked)?;
+                    made
+                }
+                _ => seeder.make(projector, slab, &[], |part| sink(slab, part))?,
+            };
+            last = Some((slab, made, Vec::new()));
         } else {
-            let before = seeder.even_slab(projector, slab - 1, last.take());
-            let after = seeder.make(projector, slab + 1, &[]);
-            sink(&seeder.make(projector, slab, &[&before, &after]).settled)?;
-            last = Some((slab + 1, after));
+            let before = match last.take() {
+                Some((at, made, _)) if at == slab - 1 => made,
+                _ => seeder.make(projector, slab - 1, &[], discard)?,
+            };
+            // Handed on after this slab's, if it is one of `slabs`.
+            let mut parked = Vec::new();
+            let wanted = slabs.contains(&(slab + 1));
+            let after = seeder.make(projector, slab + 1, &[], |part| {
+                if wanted {
+                    parked.extend_from_slice(part);
+                }
+                Ok(())
+            })?;
+            seeder.make(projector, slab, &[&before, &after], |part| sink(slab, part))?;
+            last = Some((slab + 1, after, parked));
         }
     }
     Ok(())
 }
 
-/// `projected`, a slab's seeds in seed order, less those that land within
-/// `radius` of one kept before them: in `neighbours` (settled already) or
-/// earlier in this slab. A seed that lands so close to another goes:
-/// where the surface bends faster than a disc's radius, or where it merges
-/// two close sheets (a part thinner than the support), seeds drawn d apart
-/// on different discs land together (on a sparse bunny scan, 0.1% of them
+/// `projected`, seeds in seed order, less those that land within `radius`
+/// of one kept before them: in `before` (settled already) or earlier in
+/// `projected`. A seed that lands so close to another goes: where the
+/// surface bends faster than a disc's radius, or where it merges two close
+/// sheets (a part thinner than the support), seeds drawn d apart on
+/// different discs land together (on a sparse bunny scan, 0.1% of them
 /// within 0.1 d).
-fn settle(projected: Vec<Projected>, neighbours: &[&Slab], radius: f64) -> Vec<Projected> {
-    let mut positions: Vec<Point3<f64>> = neighbours
-        .iter()
-        .flat_map(|made| made.settled.iter().map(|p| p.position))
-        .collect();
+fn settle(projected: Vec<Projected>, before: Vec<Point3<f64>>, radius: f64) -> Vec<Projected> {
+    let mut positions = before;
     let before = positions.len();
     positions.extend(projected.iter().map(|p| p.position));
     let Ok(search) = NeighbourSearch::new(&positions) else {
@@ -1124,7 +1349,7 @@ struct Block {
 
 impl Block {
     /// The seeds kept in this block: its `candidates` (runs of them, in
-    /// drawing order, [`Seeder::draw_slab`]) in hash order, each kept when
+    /// drawing order, [`Seeder::draw`]) in hash order, each kept when
     /// no seed (of this block, or `lent` by its neighbours) lies within
     /// the spacing.
     fn select<'a>(
