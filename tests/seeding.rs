@@ -24,15 +24,26 @@ fn seeded_slabs(cloud: &PointCloud, d: f64) -> (Vec<Vec<Point3<f64>>>, SeedPlan)
     let config = Config::parse(r#"(cloud: "c.ply", particles: Cloud, output: "o.ply")"#).unwrap();
     let projector = surface.projector(Method::from(&config), Orientation::Auto, false);
     let mut slabs: Vec<(i64, Vec<Point3<f64>>)> = Vec::new();
-    seed::seed_surface(surface.search(), &projector, d, 0, None, |slab, part| {
-        assert!(part.iter().all(|p| p.status.is_projected()));
-        let positions = part.iter().map(|p| p.position);
-        match slabs.last_mut() {
-            Some((at, seeds)) if *at == slab => seeds.extend(positions),
-            _ => slabs.push((slab, positions.collect())),
-        }
-        Ok::<(), ()>(())
-    })
+    // Even slabs made before an odd one wait in a file in the temporary
+    // folder.
+    let beside = std::env::temp_dir().join("seeds.ply");
+    seed::seed_surface(
+        surface.search(),
+        &projector,
+        d,
+        0,
+        None,
+        &beside,
+        |slab, part| {
+            assert!(part.iter().all(|p| p.status.is_projected()));
+            let positions = part.iter().map(|p| p.position);
+            match slabs.last_mut() {
+                Some((at, seeds)) if *at == slab => seeds.extend(positions),
+                _ => slabs.push((slab, positions.collect())),
+            }
+            Ok(())
+        },
+    )
     .unwrap();
     (slabs.into_iter().map(|(_, seeds)| seeds).collect(), plan)
 }

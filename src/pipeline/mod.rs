@@ -247,6 +247,7 @@ fn seed_spool(
         plan.spacing,
         config.seed,
         tile,
+        &config.output,
         |_, projected| {
             bar.inc(projected.len() as u64);
             spool.push(projected)

@@ -53,6 +53,7 @@ use std::collections::HashMap;
 use std::f64::consts::PI;
 use std::num::NonZeroUsize;
 use std::ops::Range;
+use std::path::Path;
 
 use nalgebra::{Matrix3, Point3, SymmetricEigen, Vector3};
 use rayon::prelude::*;
@@ -63,7 +64,9 @@ use crate::neighbours::{NeighbourSearch, Neighbourhood};
 use crate::projection::{Projected, Projector};
 
 use super::inspect::{Spread, kth_distances_squared, radius_for};
+use super::spool::Spool;
 use super::tiles::Tile;
+use crate::error::Result;
 
 /// Neighbours (besides the point itself) from which each cloud point's
 /// tangent plane, covered area and distance to the cloud's edge are
@@ -660,9 +663,10 @@ struct Seeder<'a> {
     seed: u64,
     discs: Vec<Disc>,
     blocks: Blocks,
-    /// The cloud points whose foot lies in each block, sorted by block
-    /// (then by point).
-    keyed: Vec<(Key, u32)>,
+    /// The cloud points sorted by the block of their disc's foot
+    /// ([`Seeder::foot`]), then by point: 4 bytes a point, where the keys
+    /// beside them took 32 (320 MB of the street of docs/seeding.md).
+    feet: Vec<u32>,
     /// Every block a disc reaches, in key order (the longest side first: slab by slab).
     keys: Vec<Key>,
     /// The most blocks a disc reaches beyond its foot's, each way (at
@@ -728,31 +732,55 @@ impl<'a> Seeder<'a> {
             .map(|(i, d)| (blocks.key(&d.foot), i as u32))
             .collect();
         keyed.par_sort_unstable();
+        let mut feet: Vec<u32> = keyed.into_iter().map(|(_, point)| point).collect();
+        feet.shrink_to_fit();
+        let foot = |point: &u32| blocks.key(&discs[*point as usize].foot);
         // Every block a disc reaches, whether or not a foot lies in it: a
         // block that a curved surface only grazes still holds candidates.
-        let mut keys: Vec<Key> = discs
+        // Those of the discs of one foot's block are mostly the same few:
+        // gathered block by block, they never make a list of one or more
+        // per disc (290 MB on the street).
+        let by_foot: Vec<&[u32]> = feet.chunk_by(|a, b| foot(a) == foot(b)).collect();
+        let mut keys: Vec<Key> = by_foot
             .par_iter()
-            .flat_map_iter(|d| {
-                let lo = blocks.key(&(d.foot - Vector3::repeat(d.radius)));
-                let hi = blocks.key(&(d.foot + Vector3::repeat(d.radius)));
-                (lo[0]..=hi[0]).flat_map(move |x| {
-                    (lo[1]..=hi[1]).flat_map(move |y| (lo[2]..=hi[2]).map(move |z| [x, y, z]))
-                })
+            .flat_map_iter(|points| {
+                let mut reached: Vec<Key> = points
+                    .iter()
+                    .flat_map(|&point| {
+                        let d = &discs[point as usize];
+                        let lo = blocks.key(&(d.foot - Vector3::repeat(d.radius)));
+                        let hi = blocks.key(&(d.foot + Vector3::repeat(d.radius)));
+                        (lo[0]..=hi[0]).flat_map(move |x| {
+                            (lo[1]..=hi[1])
+                                .flat_map(move |y| (lo[2]..=hi[2]).map(move |z| [x, y, z]))
+                        })
+                    })
+                    .collect();
+                reached.sort_unstable();
+                reached.dedup();
+                reached
             })
             .collect();
         keys.par_sort_unstable();
         keys.dedup();
+        keys.shrink_to_fit();
+        drop(by_foot);
         Seeder {
             search,
             spacing,
             seed,
             discs,
             blocks,
-            keyed,
+            feet,
             keys,
             reach,
             group_blocks: GROUP_BLOCKS_PER_THREAD * rayon::current_num_threads(),
         }
+    }
+
+    /// The block of the foot of cloud point `point`'s disc.
+    fn foot(&self, point: u32) -> Key {
+        self.blocks.key(&self.discs[point as usize].foot)
     }
 
     /// The slabs (first block coordinates) from the first that holds a
@@ -785,13 +813,14 @@ impl<'a> Seeder<'a> {
     /// same discs from the same cloud, hence the same cuts.
     fn tile_slabs(&self, tile: Tile) -> Range<i64> {
         let span = self.span();
-        // Candidates per slab, in slab order (`keyed` is sorted by key).
+        // Candidates per slab, in slab order (`feet` is sorted by key).
         let mut weights: Vec<(i64, u128)> = Vec::new();
-        for (key, point) in &self.keyed {
-            let candidates = u128::from(self.discs[*point as usize].candidates);
+        for &point in &self.feet {
+            let candidates = u128::from(self.discs[point as usize].candidates);
+            let slab = self.foot(point)[0];
             match weights.last_mut() {
-                Some((slab, weight)) if *slab == key[0] => *weight += candidates,
-                _ => weights.push((key[0], candidates)),
+                Some((at, weight)) if *at == slab => *weight += candidates,
+                _ => weights.push((slab, candidates)),
             }
         }
         let total: u128 = weights.iter().map(|(_, weight)| weight).sum();
@@ -836,13 +865,13 @@ impl<'a> Seeder<'a> {
     /// whole. The seeds of the group before are then lent no more: an
     /// even slab keeps those by its faces, for the odd slabs beside it
     /// ([`lent_reach`]).
-    fn make<E>(
+    fn make(
         &self,
         projector: &Projector,
         slab: i64,
         neighbours: &[&Slab],
-        mut out: impl FnMut(&[Projected]) -> Result<(), E>,
-    ) -> Result<Slab, E> {
+        mut out: impl FnMut(&[Projected]) -> Result<()>,
+    ) -> Result<Slab> {
         let from = self.keys.partition_point(|k| k[0] < slab);
         let to = self.keys.partition_point(|k| k[0] <= slab);
         let groups = row_groups(&self.keys[from..to], self.group_blocks);
@@ -925,15 +954,15 @@ impl<'a> Seeder<'a> {
     /// before that land within reach (in `landed`, this slab's earlier
     /// groups, and in the `neighbours`), added to `landed` and handed to
     /// `out`.
-    fn settle_group<E>(
+    fn settle_group(
         &self,
         projector: &Projector,
         group: &[Key],
         current: &HashMap<Key, Vec<Kept>>,
         neighbours: &[&Slab],
         landed: &mut Landed,
-        out: &mut impl FnMut(&[Projected]) -> Result<(), E>,
-    ) -> Result<(), E> {
+        out: &mut impl FnMut(&[Projected]) -> Result<()>,
+    ) -> Result<()> {
         // Seeds of discs by the cloud's edge that lie more than half a
         // spacing beyond it go. Cutting the discs at the edge they show
         // instead left gaps inside the cloud, where a gap between points
@@ -998,7 +1027,7 @@ impl<'a> Seeder<'a> {
                     blocks: self.blocks,
                     spacing: self.spacing,
                 };
-                // In the order of `keyed`, as drawn.
+                // In the order of `feet`, as drawn.
                 let candidates: Vec<&[Candidate]> = around(key, self.reach)
                     .filter_map(|foot| drawn.get(&foot))
                     .filter_map(|targets| targets.iter().find(|(target, _)| *target == key))
@@ -1030,23 +1059,27 @@ impl<'a> Seeder<'a> {
     /// and in what order, is as when each block drew the discs of the
     /// blocks within reach of it: the discs it reaches, a disc inside its
     /// faces by a margin without a check of each candidate, in the order
-    /// of `keyed`.
+    /// of `feet`.
     fn draw(&self, group: &[Key]) -> HashMap<Key, Drawn> {
         let (Some(&[at, first, _]), Some(&[_, last, _])) = (group.first(), group.last()) else {
             return HashMap::new();
         };
         let reach = self.reach;
         // The feet within reach: in each slab within reach, the blocks of
-        // the rows within reach, one run of `keyed`.
-        let feet: Vec<&[(Key, u32)]> = (at.saturating_sub(reach)..=at.saturating_add(reach))
+        // the rows within reach, one run of `feet`.
+        let row = |point: &u32| {
+            let key = self.foot(*point);
+            (key[0], key[1])
+        };
+        let feet: Vec<&[u32]> = (at.saturating_sub(reach)..=at.saturating_add(reach))
             .flat_map(|slab| {
                 let from = self
-                    .keyed
-                    .partition_point(|(k, _)| (k[0], k[1]) < (slab, first.saturating_sub(reach)));
+                    .feet
+                    .partition_point(|p| row(p) < (slab, first.saturating_sub(reach)));
                 let to = self
-                    .keyed
-                    .partition_point(|(k, _)| (k[0], k[1]) <= (slab, last.saturating_add(reach)));
-                self.keyed[from..to].chunk_by(|a, b| a.0 == b.0)
+                    .feet
+                    .partition_point(|p| row(p) <= (slab, last.saturating_add(reach)));
+                self.feet[from..to].chunk_by(|a, b| self.foot(*a) == self.foot(*b))
             })
             .collect();
         let edge = self.blocks.edge;
@@ -1057,7 +1090,7 @@ impl<'a> Seeder<'a> {
             .collect();
         feet.par_iter()
             .map(|points| {
-                let foot = points[0].0;
+                let foot = self.foot(points[0]);
                 let targets: Vec<(Key, &(Vector3<f64>, Bounds))> = around(foot, reach)
                     .filter(|key| key[0] == at)
                     .filter_map(|key| Some((key, &places[group.binary_search(&key).ok()?])))
@@ -1066,7 +1099,7 @@ impl<'a> Seeder<'a> {
                 // The targets a disc reaches, each with whether it lies
                 // within it.
                 let mut reached: Vec<(usize, bool)> = Vec::with_capacity(targets.len());
-                for &(_, point) in *points {
+                for &point in *points {
                     let disc = &self.discs[point as usize];
                     reached.clear();
                     for (t, (_, (corner, _))) in targets.iter().enumerate() {
@@ -1238,43 +1271,53 @@ fn even(slab: i64) -> bool {
 /// and its seeds are those a whole run makes there, exactly. The same
 /// `seed` gives the same projections, in the same order, whatever the
 /// threads (the groups follow the threads, the seeds do not).
-pub fn seed_surface<E>(
+pub fn seed_surface(
     search: &NeighbourSearch,
     projector: &Projector,
     spacing: f64,
     seed: u64,
     tile: Option<Tile>,
-    mut sink: impl FnMut(i64, &[Projected]) -> Result<(), E>,
-) -> Result<(), E> {
+    beside: &Path,
+    mut sink: impl FnMut(i64, &[Projected]) -> Result<()>,
+) -> Result<()> {
     let seeder = Seeder::new(search, spacing, seed);
     let slabs = tile.map_or_else(|| seeder.span(), |tile| seeder.tile_slabs(tile));
     let discard = |_: &[Projected]| Ok(());
     // The even slab made last, with its coordinate and its projections
     // not yet handed on (made before the odd slab that comes first).
-    let mut last: Option<(i64, Slab, Vec<Projected>)> = None;
+    let mut last: Option<(i64, Slab, Option<Spool>)> = None;
     for slab in seeder.occupied(slabs.clone()) {
         if even(slab) {
             let made = match last.take() {
                 Some((at, made, parked)) if at == slab => {
-                    sink(slab, &parked)?;
+                    if let Some(parked) = parked {
+                        let mut parked = parked.into_reader()?;
+                        while !parked.is_empty() {
+                            sink(slab, &parked.read_chunk(PARKED_CHUNK)?)?;
+                        }
+                    }
                     made
                 }
                 _ => seeder.make(projector, slab, &[], |part| sink(slab, part))?,
             };
-            last = Some((slab, made, Vec::new()));
+            last = Some((slab, made, None));
         } else {
             let before = match last.take() {
                 Some((at, made, _)) if at == slab - 1 => made,
                 _ => seeder.make(projector, slab - 1, &[], discard)?,
             };
-            // Handed on after this slab's, if it is one of `slabs`.
-            let mut parked = Vec::new();
-            let wanted = slabs.contains(&(slab + 1));
-            let after = seeder.make(projector, slab + 1, &[], |part| {
-                if wanted {
-                    parked.extend_from_slice(part);
-                }
-                Ok(())
+            // Handed on after this slab's, if it is one of `slabs`: on
+            // disk meanwhile, since the even slab's projections are as
+            // many as its seeds (about 110 bytes each in memory; a
+            // facade of the street of docs/seeding.md, 3.5M of them).
+            let mut parked = if slabs.contains(&(slab + 1)) {
+                Some(Spool::beside(beside)?)
+            } else {
+                None
+            };
+            let after = seeder.make(projector, slab + 1, &[], |part| match &mut parked {
+                Some(spool) => spool.push(part),
+                None => Ok(()),
             })?;
             seeder.make(projector, slab, &[&before, &after], |part| sink(slab, part))?;
             last = Some((slab + 1, after, parked));
@@ -1282,6 +1325,9 @@ pub fn seed_surface<E>(
     }
     Ok(())
 }
+
+/// Projections read back at a time from a parked even slab: 7 MB.
+const PARKED_CHUNK: usize = 1 << 16;
 
 /// `projected`, seeds in seed order, less those that land within `radius`
 /// of one kept before them: in `before` (settled already) or earlier in
