@@ -23,31 +23,43 @@
 //!    of a 2×2 colouring in the other two coordinates, so that the blocks
 //!    of one phase never touch and run in parallel, each against the
 //!    seeds already kept in its neighbours (of the slabs beside it made
-//!    before, and of earlier phases). The result depends on the blocks,
-//!    never on the threads, and a slab's seeds on its two neighbours at
-//!    most, so that a tile of the job (`--tile`) makes a whole run's
-//!    seeds over its slabs.
+//!    before, and of earlier phases). A slab is made in parts, groups of
+//!    its rows of blocks (one second coordinate) in a wavefront that keeps
+//!    each block's earlier-phase neighbours done before it and its
+//!    later-phase ones after ([`Seeder::make`]). The result depends on the
+//!    blocks, never on the threads nor the groups, and a slab's seeds on
+//!    its two neighbours at most, so that a tile of the job (`--tile`)
+//!    makes a whole run's seeds over its slabs.
 //! 3. **The edge.** Discs overhang the cloud's edge (and a hole's) by up
 //!    to their radius. At an edge a point's neighbours sit on one side:
 //!    their centroid's offset tells how far the edge is (the centroid of a
 //!    disc cut by a chord, [`EDGE_OFFSET`]). Seeds of discs that see an
 //!    edge are measured so at their own position, and those beyond the
 //!    edge go.
-//! 4. **Projection** of each slab's seeds onto the MLS surface, once, as
+//! 4. **Projection** of each group's seeds onto the MLS surface, once, as
 //!    every particle is projected ([`seed_surface`]), dropping those that
 //!    land within 0.8 d of one kept before (in an even slab beside an odd
 //!    one, or earlier in the slab); the survivors' projections are what
 //!    the job writes.
 //!
-//! Memory: the discs (about 110 bytes per cloud point), the seeds of three
-//! slabs (32 bytes each as kept, and about 100 as projected), and the
-//! candidates of the slab being made (32 bytes each, about 20 per seed),
-//! drawn once per disc for all its blocks. A slab holds the seeds of one
-//! slice of the surface [`BLOCK_SPACINGS`] thick, so memory follows the
-//! widest slice, not the count (the square root of the count, for one
-//! cloud, but for a flat part lying across the slabs, which one slab
-//! holds whole); the projections go to a spool on disk until the
-//! count is known ([`super::spool`]).
+//! Memory: the discs (about 110 bytes per cloud point, and 4 to sort them
+//! by block); the candidates (32 bytes each, about 20 per seed) of at
+//! most four groups of rows of the slab being made, drawn per group and
+//! each block's dropped once it is selected, and the seeds kept of two
+//! groups (32 bytes each); of the even slabs beside an odd one, the seeds
+//! kept within a few spacings of their faces ([`lent_reach`]); and where
+//! the settled projections of the slab being made and of those two
+//! landed (24 bytes a seed: the one term that follows a slab, 84 MB for
+//! the 3.5M seeds of a facade of the street of docs/seeding.md). A group
+//! is a few rows of blocks [`BLOCK_SPACINGS`] wide, a line across the
+//! slab, so the candidates and kept seeds in memory follow the widest
+//! line of blocks, never a whole slab (until 2026-11-30 a slab's
+//! candidates, kept seeds and projections were held whole: 4.0 GB on that
+//! street, 2.08 GB now, against 1.81 GB for the same cloud projecting 1M
+//! particles). The projections go to a spool on disk until the count is
+//! known ([`super::spool`]), and those of an even slab made before the
+//! odd one beside it, which come after that one's, to a file beside the
+//! output meanwhile.
 
 use std::collections::HashMap;
 use std::f64::consts::PI;
@@ -591,7 +603,7 @@ struct Candidate {
 }
 
 /// The candidates that the discs whose foot lies in one block drew, for
-/// each block of the slab being made that they reach, in drawing order
+/// each block of the group being made that they reach, in drawing order
 /// (each run no longer than it holds: spare capacity was a third of a
 /// slab's memory).
 type Drawn = Vec<(Key, Vec<Candidate>)>;
@@ -653,6 +665,40 @@ impl Scratch {
     }
 }
 
+/// The cloud points sorted by the block of their disc's foot, then by
+/// point, for `discs` whose feet lie from `blocks.lo` to `hi`. Sorted
+/// with their blocks' keys beside them (32 bytes a point for a moment,
+/// 320 MB on the street of docs/seeding.md, the peak of its whole job),
+/// or packed into 64 bits (16 bytes a point) where the blocks span fewer
+/// than 2²¹ along each axis: on any cloud but one with outliers far off.
+fn by_block(discs: &[Disc], blocks: &Blocks, hi: &Vector3<f64>) -> Vec<u32> {
+    const BITS: u32 = 21;
+    if blocks.key(hi).iter().all(|&k| (0..1 << BITS).contains(&k)) {
+        // The keys are at least 0 (`blocks.lo` is the least foot), and
+        // packed in their order.
+        let pack = |key: Key| {
+            key.iter()
+                .fold(0u64, |packed, &k| packed << BITS | k as u64)
+        };
+        sorted_points(discs, |d| pack(blocks.key(&d.foot)))
+    } else {
+        sorted_points(discs, |d| blocks.key(&d.foot))
+    }
+}
+
+/// The numbers of `discs` sorted by `key`, then by number.
+fn sorted_points<K: Ord + Send>(discs: &[Disc], key: impl Fn(&Disc) -> K) -> Vec<u32> {
+    let mut keyed: Vec<(K, u32)> = discs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (key(d), i as u32))
+        .collect();
+    keyed.par_sort_unstable();
+    let mut points: Vec<u32> = keyed.into_iter().map(|(_, point)| point).collect();
+    points.shrink_to_fit();
+    points
+}
+
 /// The seeds of a cloud at one spacing, made slab by slab: the blocks of
 /// one coordinate along the longest side at a time, so that a slab's
 /// seeds can be projected and written before the slabs after the next are
@@ -696,6 +742,7 @@ impl<'a> Seeder<'a> {
             .select_nth_unstable_by(middle, f64::total_cmp)
             .1
             .to_owned();
+        drop(radii);
         let edge = BLOCK_SPACINGS * spacing;
         // At most the reach `SeedPlan::refusal` allows, which it measures on
         // discs inside the cloud: the median here counts the discs grown
@@ -726,14 +773,7 @@ impl<'a> Seeder<'a> {
                 }
             })
             .collect();
-        let mut keyed: Vec<(Key, u32)> = discs
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (blocks.key(&d.foot), i as u32))
-            .collect();
-        keyed.par_sort_unstable();
-        let mut feet: Vec<u32> = keyed.into_iter().map(|(_, point)| point).collect();
-        feet.shrink_to_fit();
+        let feet = by_block(&discs, &blocks, &hi);
         let foot = |point: &u32| blocks.key(&discs[*point as usize].foot);
         // Every block a disc reaches, whether or not a foot lies in it: a
         // block that a curved surface only grazes still holds candidates.
@@ -1054,8 +1094,12 @@ impl<'a> Seeder<'a> {
     /// candidates goes to the block it falls in. Drawn for each block
     /// instead, a disc crossing a face between two blocks of the slab was
     /// drawn twice (11.2M draws for 4.57M candidates on the bunny scan);
-    /// drawn for each group of rows, a disc crossing from one group to the
-    /// next is (PLACEHOLDER). Which blocks a disc gives candidates to,
+    /// drawn for each group of rows, as it is, a disc that reaches two
+    /// groups is drawn for each: 0.7% more draws than a slab drawn whole
+    /// on the street of docs/seeding.md (10.73M against 10.65M), 16% on the
+    /// bunny scan at 6.2e-4, whose discs reach two blocks (73,088 against
+    /// 63,275; 126,650 with a row a group), for candidates held of a few
+    /// groups instead of a slab. Which blocks a disc gives candidates to,
     /// and in what order, is as when each block drew the discs of the
     /// blocks within reach of it: the discs it reaches, a disc inside its
     /// faces by a margin without a check of each candidate, in the order
@@ -1257,11 +1301,13 @@ fn even(slab: i64) -> bool {
 /// [`Seeder::tile_slabs`]), projects them with `projector` (over the same
 /// search) and hands the projections to `sink` with their slab's
 /// coordinate, slab by slab in spatial order and each slab in parts
-/// (groups of its rows of blocks, [`Seeder::make`]), so that memory holds
-/// the discs of the cloud, the seeds of a few groups of rows, and what
-/// the odd slabs need of the even slabs beside them (their seeds by
-/// their faces, where their projections landed, and the projections of
-/// an even slab made before the odd one that comes first).
+/// (groups of its rows of blocks, [`Seeder::make`]): the order, and so
+/// the rows written, of slabs made whole. Memory holds the discs of the
+/// cloud, the candidates and seeds of a few groups of rows, and what the
+/// odd slabs need of the even slabs beside them (their seeds by their
+/// faces and where their projections landed); the projections of an
+/// even slab made before the odd one that comes first wait in an unnamed
+/// file in the folder of `beside` (the output's).
 ///
 /// Slabs come in two colours: an even slab is made alone, an odd one
 /// against the even slabs on both sides (its selection is lent their
