@@ -64,7 +64,7 @@
 use std::collections::HashMap;
 use std::f64::consts::PI;
 use std::num::NonZeroUsize;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::Path;
 
 use nalgebra::{Matrix3, Point3, SymmetricEigen, Vector3};
@@ -891,9 +891,11 @@ impl<'a> Seeder<'a> {
     /// even slab, both for an odd one), in parts: its blocks in groups of
     /// rows ([`row_groups`]) in a wavefront, so that the candidates of a
     /// few groups are in memory at a time, never the slab's. At step t
-    /// phase p selects the blocks of group t − p ([`Seeder::select_phase`],
-    /// the candidates drawn for each group just before its first phase,
-    /// [`Seeder::draw`], and each block's dropped once it is selected):
+    /// phase p selects the blocks of group t − p ([`Seeder::select_phase`];
+    /// the discs whose feet lie within reach of a group's rows, and not
+    /// of an earlier group's, are drawn just before its first phase,
+    /// [`Seeder::draw`], and each block's candidates dropped once it is
+    /// selected):
     /// a block of phase p so sees exactly the blocks beside it of earlier
     /// phases done, as when the slab's four phases ran whole (a row
     /// touches the rows beside it only, and of two touching blocks the
@@ -914,33 +916,46 @@ impl<'a> Seeder<'a> {
     ) -> Result<Slab> {
         let from = self.keys.partition_point(|k| k[0] < slab);
         let to = self.keys.partition_point(|k| k[0] <= slab);
-        let groups = row_groups(&self.keys[from..to], self.group_blocks);
+        let keys = &self.keys[from..to];
+        let groups = row_groups(keys, self.group_blocks);
         let axis = self.blocks.axes[0];
         let low_face = self.blocks.corner([slab, 0, 0])[axis];
         let faces = even(slab).then_some((low_face, low_face + self.blocks.edge));
-        let mut drawn: Vec<Option<HashMap<Key, Drawn>>> = groups.iter().map(|_| None).collect();
+        // The candidates drawn and not yet selected, and the last row of
+        // feet drawn.
+        let mut drawn: HashMap<Key, Drawn> = HashMap::new();
+        let mut drawn_to: Option<i64> = None;
+        let rows = |group: &[Key]| group[0][1]..=group[group.len() - 1][1];
         let mut current: HashMap<Key, Vec<Kept>> = HashMap::new();
         let mut made = Slab {
             kept: HashMap::new(),
             settled: Landed::default(),
         };
         for step in 0..groups.len() + 3 {
+            // The feet within reach of the group's rows, not drawn before.
             if let Some(group) = groups.get(step) {
-                drawn[step] = Some(self.draw(group));
+                let first = drawn_to
+                    .map_or(rows(group).start().saturating_sub(self.reach), |row| {
+                        row.saturating_add(1)
+                    });
+                let last = rows(group).end().saturating_add(self.reach);
+                drawn.extend(self.draw(keys, first..=last));
+                drawn_to = Some(last);
             }
             for phase in 0..4 {
                 let Some(g) = step.checked_sub(phase).filter(|&g| g < groups.len()) else {
                     continue;
                 };
-                let candidates = drawn[g].as_mut().expect("drawn at the group's first step");
-                let done = self.select_phase(groups[g], phase, candidates, neighbours, &current);
+                let done = self.select_phase(groups[g], phase, &drawn, neighbours, &current);
+                // The candidates of the blocks just selected go.
+                let selected = rows(groups[g]);
+                drawn.retain(|_, targets| {
+                    targets.retain(|(key, _)| colour(key) != phase || !selected.contains(&key[1]));
+                    !targets.is_empty()
+                });
                 current.extend(done);
-                for targets in candidates.values_mut() {
-                    targets.retain(|(key, _)| colour(key) != phase);
-                }
             }
             if let Some(g) = step.checked_sub(3).filter(|&g| g < groups.len()) {
-                drawn[g] = None;
                 self.settle_group(
                     projector,
                     groups[g],
@@ -1087,48 +1102,47 @@ impl<'a> Seeder<'a> {
             .collect()
     }
 
-    /// The candidates of the blocks `group` (of one first coordinate, in
-    /// key order, rows of the second one after another), by the block of
-    /// the discs' feet: every disc whose foot lies within reach
-    /// ([`Seeder::reach`]) of one of them is drawn once, and each of its
-    /// candidates goes to the block it falls in. Drawn for each block
-    /// instead, a disc crossing a face between two blocks of the slab was
-    /// drawn twice (11.2M draws for 4.57M candidates on the bunny scan);
-    /// drawn for each group of rows, as it is, a disc that reaches two
-    /// groups is drawn for each: 0.7% more draws than a slab drawn whole
-    /// on the street of docs/seeding.md (10.73M against 10.65M), 16% on the
-    /// bunny scan at 6.2e-4, whose discs reach two blocks (73,088 against
-    /// 63,275; 126,650 with a row a group), for candidates held of a few
-    /// groups instead of a slab. Which blocks a disc gives candidates to,
-    /// and in what order, is as when each block drew the discs of the
-    /// blocks within reach of it: the discs it reaches, a disc inside its
-    /// faces by a margin without a check of each candidate, in the order
-    /// of `feet`.
-    fn draw(&self, group: &[Key]) -> HashMap<Key, Drawn> {
-        let (Some(&[at, first, _]), Some(&[_, last, _])) = (group.first(), group.last()) else {
+    /// The candidates that the discs whose feet lie in rows `rows` (of
+    /// the second block coordinate, in the slabs within reach of `slab`'s)
+    /// draw for the blocks `slab` (one slab's, in key order), by the block
+    /// of the discs' feet: every disc of those feet that reaches one of
+    /// the blocks is drawn once, and each of its candidates goes to the
+    /// block it falls in. Drawn for each block instead, a disc crossing a
+    /// face between two blocks of the slab was drawn twice (11.2M draws
+    /// for 4.57M candidates on the bunny scan). [`Seeder::make`] draws the
+    /// feet of each group's rows once, so each disc once per slab as when
+    /// a slab was drawn whole (drawn for each group of rows instead, a
+    /// disc reaching two groups was drawn for each: 16% more draws on the
+    /// bunny scan at 6.2e-4, whose discs reach two blocks, and 8% more CPU
+    /// at 4.4e-4). Which blocks a disc gives candidates to, and in what
+    /// order, is as when each block drew the discs of the blocks within
+    /// reach of it: the discs it reaches, a disc inside its faces by a
+    /// margin without a check of each candidate, in the order of `feet`.
+    fn draw(&self, slab: &[Key], rows: RangeInclusive<i64>) -> HashMap<Key, Drawn> {
+        let Some(&[at, ..]) = slab.first() else {
             return HashMap::new();
         };
         let reach = self.reach;
-        // The feet within reach: in each slab within reach, the blocks of
-        // the rows within reach, one run of `feet`.
+        let (first, last) = (*rows.start(), *rows.end());
+        // The blocks those feet reach.
+        let from = slab.partition_point(|k| k[1] < first.saturating_sub(reach));
+        let to = slab.partition_point(|k| k[1] <= last.saturating_add(reach));
+        let blocks = &slab[from..to];
+        // The feet: in each slab within reach, one run of `feet`.
         let row = |point: &u32| {
             let key = self.foot(*point);
             (key[0], key[1])
         };
         let feet: Vec<&[u32]> = (at.saturating_sub(reach)..=at.saturating_add(reach))
             .flat_map(|slab| {
-                let from = self
-                    .feet
-                    .partition_point(|p| row(p) < (slab, first.saturating_sub(reach)));
-                let to = self
-                    .feet
-                    .partition_point(|p| row(p) <= (slab, last.saturating_add(reach)));
+                let from = self.feet.partition_point(|p| row(p) < (slab, first));
+                let to = self.feet.partition_point(|p| row(p) <= (slab, last));
                 self.feet[from..to].chunk_by(|a, b| self.foot(*a) == self.foot(*b))
             })
             .collect();
         let edge = self.blocks.edge;
         // Each block's corner and bounds, once.
-        let places: Vec<(Vector3<f64>, Bounds)> = group
+        let places: Vec<(Vector3<f64>, Bounds)> = blocks
             .iter()
             .map(|&key| (self.blocks.corner(key), self.blocks.bounds(key)))
             .collect();
@@ -1137,7 +1151,7 @@ impl<'a> Seeder<'a> {
                 let foot = self.foot(points[0]);
                 let targets: Vec<(Key, &(Vector3<f64>, Bounds))> = around(foot, reach)
                     .filter(|key| key[0] == at)
-                    .filter_map(|key| Some((key, &places[group.binary_search(&key).ok()?])))
+                    .filter_map(|key| Some((key, &places[blocks.binary_search(&key).ok()?])))
                     .collect();
                 let mut drawn: Drawn = targets.iter().map(|t| (t.0, Vec::new())).collect();
                 // The targets a disc reaches, each with whether it lies
