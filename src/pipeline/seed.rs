@@ -43,10 +43,10 @@
 //!    the job writes.
 //!
 //! Memory: the discs (about 110 bytes per cloud point, and 4 to sort them
-//! by block); the candidates (32 bytes each, about 20 per seed) of at
-//! most four groups of rows of the slab being made, drawn per group and
-//! each block's dropped once it is selected, and the seeds kept of two
-//! groups (32 bytes each); of the even slabs beside an odd one, the seeds
+//! by block); the candidates (32 bytes each, about 20 per seed) of the
+//! few groups of rows of the slab being made that are in the wavefront
+//! or within a disc's reach of it, each block's dropped once it is
+//! selected, and the seeds kept of two groups (32 bytes each); of the even slabs beside an odd one, the seeds
 //! kept within a few spacings of their faces ([`lent_reach`]); and where
 //! the settled projections of the slab being made and of those two
 //! landed (24 bytes a seed: the one term that follows a slab, 84 MB for
@@ -55,7 +55,7 @@
 //! slab, so the candidates and kept seeds in memory follow the widest
 //! line of blocks, never a whole slab (until 2026-11-30 a slab's
 //! candidates, kept seeds and projections were held whole: 4.0 GB on that
-//! street, 1.85 GB now, against 1.81 GB for the same cloud projecting 1M
+//! street, 1.87 GB now, against 1.81 GB for the same cloud projecting 1M
 //! particles; 50M seeds on sphere_large 1.14 GB then, 0.54 GB now). The projections go to a spool on disk until the count is
 //! known ([`super::spool`]), and those of an even slab made before the
 //! odd one beside it, which come after that one's, to a file beside the
@@ -1283,7 +1283,13 @@ fn colour(key: &Key) -> usize {
 }
 
 /// Blocks of a slab per group of rows ([`Seeder::make`]), for each thread:
-/// a phase of a group (a quarter of it) gives each thread 8 blocks.
+/// a phase of a group (a quarter of it) gives each thread 8 blocks. Each
+/// step of the wavefront waits for its four phases in turn, and the
+/// threads idle at each wait: on the bunny scan at 4.4e-4 (3 alternated
+/// runs against slabs made whole, 55.9 s CPU) 57.4 s at 32, 56.2 s at 64,
+/// 55.8 s at 128; but a group's candidates are in memory a few at a time,
+/// and the street of docs/seeding.md peaked at 1.87 GB at 32, 1.97 GB at
+/// 64. Memory first: 32.
 const GROUP_BLOCKS_PER_THREAD: usize = 32;
 
 /// The blocks `keys` of one slab (in key order) in groups of whole rows
