@@ -56,7 +56,7 @@
 //! line of blocks, never a whole slab (until 2026-11-30 a slab's
 //! candidates, kept seeds and projections were held whole: 4.0 GB on that
 //! street, 1.87 GB now, against 1.81 GB for the same cloud projecting 1M
-//! particles; 50M seeds on sphere_large 1.14 GB then, 0.54 GB now). The projections go to a spool on disk until the count is
+//! particles; 50M seeds on sphere_large 1.14 GB then, 0.56 GB now). The projections go to a spool on disk until the count is
 //! known ([`super::spool`]), and those of an even slab made before the
 //! odd one beside it, which come after that one's, to a file beside the
 //! output meanwhile.
