@@ -46,8 +46,10 @@
 //! by block); the candidates (32 bytes each, about 20 per seed) of the
 //! few groups of rows of the slab being made that are in the wavefront
 //! or within a disc's reach of it, each block's dropped once it is
-//! selected, and the seeds kept of two groups (32 bytes each); of the even slabs beside an odd one, the seeds
-//! kept within a few spacings of their faces ([`lent_reach`]); and where
+//! selected, and the seeds kept of the five groups the wavefront still
+//! reads (32 bytes each); of the even slabs beside an odd one, the seeds
+//! kept within a few spacings of their faces ([`lent_reach`]: all of a
+//! flat part lying along a face within that reach); and where
 //! the settled projections of the slab being made and of those two
 //! landed (24 bytes a seed: the one term that follows a slab, 84 MB for
 //! the 3.5M seeds of a facade of the street of docs/seeding.md). A group
@@ -56,10 +58,11 @@
 //! line of blocks, never a whole slab (until 2026-11-30 a slab's
 //! candidates, kept seeds and projections were held whole: 4.0 GB on that
 //! street, 1.87 GB now, against 1.81 GB for the same cloud projecting 1M
-//! particles; 50M seeds on sphere_large 1.14 GB then, 0.56 GB now). The projections go to a spool on disk until the count is
-//! known ([`super::spool`]), and those of an even slab made before the
-//! odd one beside it, which come after that one's, to a file beside the
-//! output meanwhile.
+//! particles; 50M seeds on sphere_large 1.14 GB then, 0.56 GB now). The
+//! projections go to a spool on disk until the count is known
+//! ([`super::spool`]), and those of an even slab made before the odd one
+//! beside it, which come after that one's, to an unnamed temporary file
+//! in the output's folder meanwhile.
 
 use std::collections::HashMap;
 use std::f64::consts::PI;
@@ -814,7 +817,7 @@ impl<'a> Seeder<'a> {
             feet,
             keys,
             reach,
-            group_blocks: GROUP_BLOCKS_PER_THREAD * rayon::current_num_threads(),
+            group_blocks: GROUP_BLOCKS,
         }
     }
 
@@ -993,10 +996,13 @@ impl<'a> Seeder<'a> {
                 continue;
             };
             let Some((low, high)) = faces else { continue };
-            let border: Vec<Kept> = seeds
+            let mut border: Vec<Kept> = seeds
                 .into_iter()
                 .filter(|(p, _)| p[axis] < low + reach || p[axis] > high - reach)
                 .collect();
+            // The collect reuses the block's allocation: trimmed, or the
+            // even slabs would hold every seed's room after all.
+            border.shrink_to_fit();
             if !border.is_empty() {
                 kept.insert(*key, border);
             }
@@ -1282,15 +1288,17 @@ fn colour(key: &Key) -> usize {
     (key[1] & 1 | (key[2] & 1) << 1) as usize
 }
 
-/// Blocks of a slab per group of rows ([`Seeder::make`]), for each thread:
-/// a phase of a group (a quarter of it) gives each thread 8 blocks. Each
-/// step of the wavefront waits for its four phases in turn, and the
-/// threads idle at each wait: on the bunny scan at 4.4e-4 (3 alternated
-/// runs against slabs made whole, 55.9 s CPU) 57.4 s at 32, 56.2 s at 64,
-/// 55.8 s at 128; but a group's candidates are in memory a few at a time,
-/// and the street of docs/seeding.md peaked at 1.87 GB at 32, 1.97 GB at
-/// 64. Memory first: 32.
-const GROUP_BLOCKS_PER_THREAD: usize = 32;
+/// Blocks of a slab per group of rows ([`Seeder::make`]): a phase of a
+/// group (a quarter of it) gives each of two threads 8 blocks. Each step
+/// of the wavefront waits for its four phases in turn, and the threads
+/// idle at each wait: on the bunny scan at 4.4e-4 (3 alternated runs
+/// against slabs made whole, 55.9 s CPU, two threads) 57.4 s at 64 blocks,
+/// 56.2 s at 128, 55.8 s at 256; but a group's candidates are in memory a
+/// few at a time, and the street of docs/seeding.md peaked at 1.87 GB at
+/// 64, 1.97 GB at 128. Memory first: 64. The same whatever the threads:
+/// the settling's search is built over a group's landing places, and its
+/// rounding must not follow the machine's cores.
+const GROUP_BLOCKS: usize = 64;
 
 /// The blocks `keys` of one slab (in key order) in groups of whole rows
 /// (blocks of one second coordinate), each of at least `blocks` blocks
@@ -1694,13 +1702,19 @@ mod tests {
             (seeds, rows, seeder.span().count(), seeder.reach)
         };
         let (whole, rows, slabs, reach) = seeds(usize::MAX);
-        let (parts, ..) = seeds(0);
         println!(
-            "{} seeds, {slabs} slabs of {rows} rows, reach {reach}",
+            "{} seeds, {slabs} slabs, {rows} rows in all, reach {reach}",
             whole.len()
         );
         assert!(whole.len() > 50_000 && rows >= 5 * slabs && reach >= 2);
-        assert!(whole == parts, "the slabs made in rows differ");
+        // One row a group, and groups of two or three rows (uneven).
+        for group_blocks in [0, 10] {
+            let (parts, ..) = seeds(group_blocks);
+            assert!(
+                whole == parts,
+                "the slabs made in groups of {group_blocks} blocks differ"
+            );
+        }
     }
 
     /// A block's bounds hold exactly the positions `Blocks::key` puts in
