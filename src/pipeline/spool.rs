@@ -25,7 +25,9 @@ const RECORD: usize = 9 * 8 + 4 + 5;
 /// Projections written one after another.
 pub struct Spool {
     file: BufWriter<File>,
-    /// The output the spool serves, named in errors.
+    /// How errors name the spool: an unnamed file has no path, and the
+    /// output's alone would blame a file not yet written (a full disk
+    /// while seeding).
     path: PathBuf,
     len: usize,
 }
@@ -36,7 +38,7 @@ impl Spool {
         let file = crate::io::unnamed_temp_beside(output)?;
         Ok(Spool {
             file: BufWriter::new(file),
-            path: output.to_path_buf(),
+            path: PathBuf::from(format!("the temporary file beside {}", output.display())),
             len: 0,
         })
     }
