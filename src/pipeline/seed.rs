@@ -777,7 +777,7 @@ impl<'a> Seeder<'a> {
             })
             .collect();
         let feet = by_block(&discs, &blocks, &hi);
-        let foot = |point: &u32| blocks.key(&discs[*point as usize].foot);
+        let foot = |point: &u32| foot_block(&blocks, &discs, *point);
         // Every block a disc reaches, whether or not a foot lies in it: a
         // block that a curved surface only grazes still holds candidates.
         // Those of the discs of one foot's block are mostly the same few:
@@ -823,7 +823,7 @@ impl<'a> Seeder<'a> {
 
     /// The block of the foot of cloud point `point`'s disc.
     fn foot(&self, point: u32) -> Key {
-        self.blocks.key(&self.discs[point as usize].foot)
+        foot_block(&self.blocks, &self.discs, point)
     }
 
     /// The slabs (first block coordinates) from the first that holds a
@@ -1046,7 +1046,7 @@ impl<'a> Seeder<'a> {
             .flatten_iter()
             .collect();
         let projected = super::project_all(projector, &seeds);
-        let Some((low, high)) = bounds(projected.iter().map(|p| &p.position)) else {
+        let Some((low, high)) = extent_of(projected.iter().map(|p| &p.position)) else {
             return Ok(());
         };
         let radius = SETTLED_SPACING * self.spacing;
@@ -1252,7 +1252,7 @@ type Extent = (Point3<f64>, Point3<f64>);
 
 impl Landed {
     fn push(&mut self, positions: Vec<Point3<f64>>) {
-        if let Some(extent) = bounds(positions.iter()) {
+        if let Some(extent) = extent_of(positions.iter()) {
             self.chunks.push((extent, positions));
         }
     }
@@ -1260,22 +1260,20 @@ impl Landed {
     /// Appends to `into` the positions within the box from `low` to
     /// `high`.
     fn within(&self, low: &Point3<f64>, high: &Point3<f64>, into: &mut Vec<Point3<f64>>) {
-        let inside = |p: &Point3<f64>, low: &Point3<f64>, high: &Point3<f64>| {
-            (0..3).all(|a| low[a] <= p[a] && p[a] <= high[a])
-        };
+        let inside = |p: &&Point3<f64>| (0..3).all(|a| low[a] <= p[a] && p[a] <= high[a]);
         for ((chunk_low, chunk_high), positions) in &self.chunks {
             let apart = (0..3).any(|a| chunk_high[a] < low[a] || high[a] < chunk_low[a]);
             if !apart {
-                into.extend(positions.iter().filter(|p| inside(p, low, high)));
+                into.extend(positions.iter().filter(inside));
             }
         }
     }
 }
 
 /// The bounding box of `positions`, `None` for none.
-fn bounds<'a>(positions: impl Iterator<Item = &'a Point3<f64>>) -> Option<Extent> {
-    positions.fold(None, |bounds, p| {
-        Some(match bounds {
+fn extent_of<'a>(positions: impl Iterator<Item = &'a Point3<f64>>) -> Option<Extent> {
+    positions.fold(None, |extent, p| {
+        Some(match extent {
             None => (*p, *p),
             Some((low, high)) => (low.inf(p), high.sup(p)),
         })
@@ -1301,14 +1299,14 @@ fn colour(key: &Key) -> usize {
 const GROUP_BLOCKS: usize = 64;
 
 /// The blocks `keys` of one slab (in key order) in groups of whole rows
-/// (blocks of one second coordinate), each of at least `blocks` blocks
-/// but the last.
-fn row_groups(keys: &[Key], blocks: usize) -> Vec<&[Key]> {
+/// (blocks of one second coordinate), each of at least `fewest_blocks`
+/// blocks but the last.
+fn row_groups(keys: &[Key], fewest_blocks: usize) -> Vec<&[Key]> {
     let mut groups = Vec::new();
     let (mut start, mut end) = (0, 0);
     for row in keys.chunk_by(|a, b| a[1] == b[1]) {
         end += row.len();
-        if end - start >= blocks {
+        if end - start >= fewest_blocks {
             groups.push(&keys[start..end]);
             start = end;
         }
@@ -1317,6 +1315,11 @@ fn row_groups(keys: &[Key], blocks: usize) -> Vec<&[Key]> {
         groups.push(&keys[start..end]);
     }
     groups
+}
+
+/// The block of the foot of cloud point `point`'s disc among `discs`.
+fn foot_block(blocks: &Blocks, discs: &[Disc], point: u32) -> Key {
+    blocks.key(&discs[point as usize].foot)
 }
 
 /// True for a slab made alone, before the odd slabs beside it.
