@@ -340,24 +340,32 @@ fn a_job_over_max_particles_is_refused_before_any_work() {
             "or lower the count",
         ),
     ] {
-        for command in ["run", "check"] {
-            let run = job.command(
-                command,
-                &format!(r#"cloud: "cloud.ply", particles: {particles}, max_particles: 1000000"#),
-                &[],
-            );
-            assert!(!run.success, "{command}: {}", run.stdout);
-            let line = run.stderr.trim_end();
-            assert_eq!(line.lines().count(), 1, "{line}");
+        let fields =
+            format!(r#"cloud: "cloud.ply", particles: {particles}, max_particles: 1000000"#);
+        for line in refused_by_run_and_check(&job, &fields) {
             assert!(
                 line.contains(asked)
                     && line.contains("max_particles (1000000)")
                     && line.contains(remedy),
                 "{line}"
             );
-            assert!(!job.path(OUTPUT).exists());
         }
     }
+}
+
+/// The refusals of `run` and of `check` of a job with `fields`: each exits
+/// 1 with one line on stderr, and no output is written.
+fn refused_by_run_and_check(job: &Job, fields: &str) -> Vec<String> {
+    ["run", "check"]
+        .into_iter()
+        .map(|command| {
+            let run = job.command(command, fields, &[]);
+            assert_eq!(run.code, Some(1), "{command}: {}", run.stdout);
+            let line = job::one_line_refusal(&run);
+            assert!(!job.path(OUTPUT).exists(), "{command} wrote an output");
+            line
+        })
+        .collect()
 }
 
 #[test]
@@ -379,9 +387,7 @@ fn a_spacing_too_fine_for_the_cloud_is_refused_with_the_limit() {
             &format!(r#"cloud: "cloud.ply", particles: {seed}"#),
             &[],
         );
-        assert!(!run.success, "{seed}: {}", run.stdout);
-        let line = run.stderr.trim_end();
-        assert_eq!(line.lines().count(), 1, "{line}");
+        let line = &job::one_line_refusal(&run);
         let number =
             |text: &str| -> f64 { text.parse().unwrap_or_else(|_| panic!("{text}: {line}")) };
         // The finest spacing comes last; the largest count last in a
@@ -461,20 +467,12 @@ fn check_reports_area_count_and_spacing_and_run_meets_them() {
 fn a_spacing_wider_than_the_surface_is_refused_before_any_work() {
     let job = Job::new();
     sphere_file(&job);
-    for command in ["run", "check"] {
-        let run = job.command(
-            command,
-            r#"cloud: "cloud.ply", particles: Seed(spacing: 1e9)"#,
-            &[],
-        );
-        assert_eq!(run.code, Some(1), "{command}: {}", run.stdout);
-        let line = run.stderr.trim_end();
-        assert_eq!(line.lines().count(), 1, "{line}");
+    let fields = r#"cloud: "cloud.ply", particles: Seed(spacing: 1e9)"#;
+    for line in refused_by_run_and_check(&job, fields) {
         assert!(
             line.contains("Seed(spacing: 1.0000e9) would make no seeds"),
             "{line}"
         );
-        assert!(!job.path(OUTPUT).exists());
     }
 }
 

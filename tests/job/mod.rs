@@ -136,14 +136,21 @@ impl Job {
 /// Checks a refusal: non-zero exit, one line on stderr naming `file`, no
 /// panic. Returns that line.
 pub fn refused_line(run: &Run, file: &Path) -> String {
-    let line = run.stderr.trim_end();
-    assert!(!run.success, "should be refused: {}", run.stdout);
-    assert_eq!(line.lines().count(), 1, "one line: {line}");
-    assert!(!line.contains("panicked"), "{line}");
+    let line = one_line_refusal(run);
     assert!(
         line.contains(&*file.to_string_lossy()),
         "names {file:?}: {line}"
     );
+    line
+}
+
+/// Checks a refusal of what a config asks (no file to name): non-zero
+/// exit, one line on stderr, no panic. Returns that line.
+pub fn one_line_refusal(run: &Run) -> String {
+    let line = run.stderr.trim_end();
+    assert!(!run.success, "should be refused: {}", run.stdout);
+    assert_eq!(line.lines().count(), 1, "one line: {line}");
+    assert!(!line.contains("panicked"), "{line}");
     line.to_owned()
 }
 
