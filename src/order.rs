@@ -55,6 +55,23 @@ pub fn morton_code(cell: [u32; 3]) -> u64 {
     x | y << 1 | z << 2
 }
 
+/// The cell whose Morton code is `code`: [`morton_code`]'s inverse.
+pub fn morton_cell(code: u64) -> [u32; 3] {
+    [0, 1, 2].map(|axis| gather(code >> axis) as u32)
+}
+
+/// Gathers every third bit of `x` (from the lowest) into its low 21 bits:
+/// [`spread`]'s inverse.
+fn gather(x: u64) -> u64 {
+    let mut x = x & 0x1249_2492_4924_9249;
+    x = (x | x >> 2) & 0x10c3_0c30_c30c_30c3;
+    x = (x | x >> 4) & 0x100f_00f0_0f00_f00f;
+    x = (x | x >> 8) & 0x1f_0000_ff00_00ff;
+    x = (x | x >> 16) & 0x1f_0000_0000_ffff;
+    x = (x | x >> 32) & 0x1f_ffff;
+    x
+}
+
 /// Spreads the low 21 bits of `x` to every third bit.
 fn spread(x: u64) -> u64 {
     let mut x = x & 0x1f_ffff;
@@ -87,5 +104,23 @@ mod tests {
     fn spread_interleaves_bits() {
         assert_eq!(spread(0b111), 0b001_001_001);
         assert_eq!(spread(1 << 20), 1 << 60);
+    }
+
+    #[test]
+    fn morton_cell_inverts_morton_code() {
+        let last = (1 << BITS) - 1;
+        for cell in [
+            [0, 0, 0],
+            [1, 0, 0],
+            [0, 1, 0],
+            [0, 0, 1],
+            [last; 3],
+            [last, 0, 12_345],
+        ]
+        .into_iter()
+        .chain((0..1000u32).map(|i| [i * 2_097, i * 1_999 % last, last - i * 77]))
+        {
+            assert_eq!(morton_cell(morton_code(cell)), cell);
+        }
     }
 }

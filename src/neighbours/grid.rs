@@ -29,7 +29,7 @@ use super::{LANES, Neighbourhood};
 use crate::cpu::floor_i64;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
-use crate::order::morton_code;
+use crate::order::{morton_cell, morton_code};
 
 /// Mean number of points in an occupied cell that the cell size aims at
 /// (cells are power-of-two sizes, so the mean lands within a factor of 2-4
@@ -215,26 +215,31 @@ impl CellGrid {
         }
         grid.shift = CELL_BITS - level(&coded, fine_size, ball_radius);
 
-        // Each cell's run in `coded`: (row and x, first, one past last).
-        let mut runs: Vec<(u64, u32, u32)> = Vec::new();
-        let mut prefix = u64::MAX;
-        for (at, &(code, i)) in coded.iter().enumerate() {
-            let cell_prefix = code >> (3 * grid.shift);
-            if cell_prefix != prefix {
-                if let Some(run) = runs.last_mut() {
-                    run.2 = at as u32;
-                }
-                let [x, y, z] = grid.cell_of(&local.at(i));
-                runs.push((row_key(z, y) << CELL_BITS | u64::from(x), at as u32, 0));
-                prefix = cell_prefix;
-            }
-        }
-        if let Some(run) = runs.last_mut() {
-            run.2 = coded.len() as u32;
-        }
+        // Each cell's run in `coded`: (row and x, first, one past last),
+        // the cell read off its points' shared code (no position read).
+        let cell_bits = 3 * grid.shift;
+        let starts: Vec<u32> = (0..coded.len())
+            .into_par_iter()
+            .filter(|&at| at == 0 || coded[at].0 >> cell_bits != coded[at - 1].0 >> cell_bits)
+            .map(|at| at as u32)
+            .collect();
+        let mut runs: Vec<(u64, u32, u32)> = starts
+            .par_iter()
+            .enumerate()
+            .map(|(run, &first)| {
+                let end = starts.get(run + 1).copied().unwrap_or(coded.len() as u32);
+                let [x, y, z] = morton_cell(coded[first as usize].0).map(|c| c >> grid.shift);
+                (row_key(z, y) << CELL_BITS | u64::from(x), first, end)
+            })
+            .collect();
+        drop(starts);
         runs.par_sort_unstable();
 
-        grid.original.reserve_exact(coded.len());
+        // The points' indices cell by cell, each cell's copied from its
+        // run into its own part of `original`.
+        let mut original = vec![0; coded.len()];
+        let mut parts = Vec::with_capacity(runs.len());
+        let mut rest = original.as_mut_slice();
         let mut last_row = u64::MAX;
         for &(key, first, end) in &runs {
             let (row, x) = (key >> CELL_BITS, (key & u64::from(MAX_CELL)) as u32);
@@ -247,13 +252,21 @@ impl CellGrid {
                 last_row = row;
             }
             grid.cell_x.push(x);
-            grid.cell_first_point.push(grid.original.len() as u32);
-            grid.original
-                .extend(coded[first as usize..end as usize].iter().map(|&(_, i)| i));
+            grid.cell_first_point
+                .push((coded.len() - rest.len()) as u32);
+            let (part, after) = rest.split_at_mut((end - first) as usize);
+            parts.push((part, &coded[first as usize..end as usize]));
+            rest = after;
             for (last, c) in grid.last_cell.iter_mut().zip([x, y, z]) {
                 *last = (*last).max(c);
             }
         }
+        parts.into_par_iter().for_each(|(part, run)| {
+            for (slot, &(_, i)) in part.iter_mut().zip(run) {
+                *slot = i;
+            }
+        });
+        grid.original = original;
         grid.slice_first_row.push(grid.row_y.len() as u32);
         grid.row_first_cell.push(grid.cell_x.len() as u32);
         grid.cell_first_point.push(grid.original.len() as u32);
@@ -361,11 +374,6 @@ impl CellGrid {
     /// The fine cell holding `p` (clamped into the grid).
     fn fine_cell(&self, p: &Vector3<f64>) -> [u32; 3] {
         [0, 1, 2].map(|axis| fine_coordinate((p[axis] - self.corner[axis]) / self.fine_size))
-    }
-
-    /// The cell holding `p` (clamped into the grid).
-    fn cell_of(&self, p: &Vector3<f64>) -> [u32; 3] {
-        self.fine_cell(p).map(|c| c >> self.shift)
     }
 
     /// True when the box of cells around a ball of `radius` about `centre`
