@@ -25,6 +25,15 @@ pub struct CentroidSum {
 }
 
 impl CentroidSum {
+    /// The sum over `positions`, in their order.
+    pub fn of(positions: &[Point3<f64>]) -> Self {
+        let mut sum = Self::default();
+        for p in positions {
+            sum.add(p);
+        }
+        sum
+    }
+
     /// Adds `p` when it is finite; returns whether it was.
     pub fn add(&mut self, p: &Point3<f64>) -> bool {
         let finite = is_finite_point(p);
@@ -65,20 +74,31 @@ pub(crate) fn pick<T: Copy + Send + Sync>(values: &[T], indices: &[u32]) -> Vec<
 }
 
 /// Axis-aligned bounding box `(min, max)` of the finite points among
-/// `positions`, or `None` when there is none.
-pub fn finite_bounds<'a>(
-    positions: impl IntoIterator<Item = &'a Point3<f64>>,
-) -> Option<(Point3<f64>, Point3<f64>)> {
+/// `positions`, or `None` when there is none. On every thread: a pass
+/// over a cloud of millions is the first step of building its index.
+pub fn finite_bounds(positions: &[Point3<f64>]) -> Option<(Point3<f64>, Point3<f64>)> {
     positions
-        .into_iter()
+        .par_iter()
         .filter(|p| is_finite_point(p))
-        .fold(None, |bounds, p| {
-            Some(
-                bounds.map_or((*p, *p), |(lo, hi): (Point3<f64>, Point3<f64>)| {
-                    (lo.inf(p), hi.sup(p))
-                }),
-            )
-        })
+        .fold(
+            || None,
+            |bounds, p| {
+                Some(
+                    bounds.map_or((*p, *p), |(lo, hi): (Point3<f64>, Point3<f64>)| {
+                        (lo.inf(p), hi.sup(p))
+                    }),
+                )
+            },
+        )
+        .reduce(
+            || None,
+            |a, b| match (a, b) {
+                (Some((lo, hi)), Some((other_lo, other_hi))) => {
+                    Some((lo.inf(&other_lo), hi.sup(&other_hi)))
+                }
+                (a, b) => a.or(b),
+            },
+        )
 }
 
 /// Precision of the positions as stored in the file; the output keeps it.

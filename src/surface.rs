@@ -113,9 +113,16 @@ impl MlsSurface {
     /// its slab and halo, and may differ from a whole run's where a part of
     /// the surface leaves the slab and comes back.
     pub fn with_options(cloud: &PointCloud, options: &NormalOptions) -> Result<Self> {
+        // The centroid's pass, one thread in file order (see
+        // `CentroidSum`), runs beside the index's build, whose sequential
+        // parts leave a thread free. Over every finite point, duplicates
+        // included, as a tile's pass over the file sums it.
+        let (searched, centroid) = rayon::join(
+            || NeighbourSearch::distinct_finite(&cloud.positions, options.support),
+            || CentroidSum::of(&cloud.positions),
+        );
         // The cloud's index of each point of the search.
-        let (search, finite, finite_count) =
-            NeighbourSearch::distinct_finite(&cloud.positions, options.support)?;
+        let (search, finite, finite_count) = searched?;
         let skipped = cloud.len() - finite_count;
         let duplicates = finite_count - finite.len();
         let own_normals = cloud
@@ -129,12 +136,6 @@ impl MlsSurface {
                     .collect()
             });
         let colours = cloud.colours.as_deref().map(|c| pick(c, &finite));
-        // Over every finite point, duplicates included, as a tile's pass
-        // over the file sums it.
-        let mut centroid = CentroidSum::default();
-        for p in &cloud.positions {
-            centroid.add(p);
-        }
         let (lo, hi) = centroid.bounds().expect("the search has a point");
         let diagonal = (hi - lo).norm();
         let values_precision = values_precision(diagonal, lo.coords.amax().max(hi.coords.amax()));

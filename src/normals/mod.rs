@@ -72,15 +72,11 @@ pub fn estimate_oriented(
     orientation: Orientation,
     support: Option<Support>,
 ) -> Result<Vec<Vector3<f32>>> {
-    let mut centroid = CentroidSum::default();
-    for p in positions {
-        centroid.add(p);
-    }
     estimate_oriented_about(
         positions,
         neighbours,
         orientation,
-        centroid.centroid(),
+        CentroidSum::of(positions).centroid(),
         support,
     )
 }
