@@ -955,9 +955,11 @@ fn robust_box(local: Local) -> (Vector3<f64>, Vector3<f64>) {
     sample.dedup();
     let ends = [0, 1, 2].map(|axis| {
         let mut values: Vec<f64> = sample.iter().map(|p| f64::from_bits(p[axis])).collect();
-        values.sort_unstable_by(f64::total_cmp);
         let cut = (values.len() as f64 * BOX_TAIL) as usize;
-        (values[cut], values[values.len() - 1 - cut])
+        let top = values.len() - 1 - cut;
+        let (_, &mut high, _) = values.select_nth_unstable_by(top, f64::total_cmp);
+        let (_, &mut low, _) = values[..=top].select_nth_unstable_by(cut, f64::total_cmp);
+        (low, high)
     });
     (
         Vector3::from(ends.map(|e| e.0)),
