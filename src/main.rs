@@ -138,6 +138,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Help and version go to stdout with exit code 0.
@@ -152,6 +153,30 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("mlsproj: error: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Tells glibc's allocator to keep the memory a job frees and hand it out
+/// again, where by default each large buffer (an index's columns, a pass
+/// of results) is a fresh mapping, returned on free and faulted in page
+/// by page when the next is made. sphere_large: page faults 131k → 101k,
+/// system time 0.40 → 0.30 s; the seed arithmetic job (200k points) 6,714
+/// → 4,878 faults, −3% CPU; the peak RSS unchanged (the freed memory is
+/// what the next stage takes). A job's memory stays at its peak until it
+/// ends, which a command that runs one job can afford; the library leaves
+/// the allocator as its caller set it.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // Past 1 GiB a buffer is still mapped on its own: a 20M-point
+        // cloud's largest arrays are its own mappings and leave when freed.
+        const MAPPED_FROM: libc::c_int = 1 << 30;
+        // SAFETY: mallopt only sets allocator parameters; called first in
+        // main, before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MAPPED_FROM);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
         }
     }
 }
