@@ -6,74 +6,25 @@
 //! compiled for x86-64-v3 ([`with_v3!`]), and rounding down, which that
 //! target can only do through a call into libm, is done with a cast.
 
-/// True when the CPU has AVX2 and FMA. Elsewhere than on x86-64 the plain
-/// paths always run.
+/// True when the CPU has AVX2 and FMA (the check is cached by the standard
+/// library). Elsewhere than on x86-64 the plain paths always run.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn wide_lanes() -> bool {
-    level() >= WIDE
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }
 
-/// True when the CPU has the x86-64-v3 features [`call_v3`] is compiled
-/// for.
+/// True when the CPU has the features [`call_v3`] is compiled for: AVX2,
+/// FMA, BMI1, BMI2, LZCNT and POPCNT, the x86-64-v3 features LLVM uses for
+/// scalar and vector code (MOVBE, F16C and XSAVE aside).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn level_v3() -> bool {
-    level() >= V3
-}
-
-/// What [`LEVEL`] holds: not yet detected, then the CPU's level.
-const UNKNOWN: u8 = 0;
-/// Neither level below.
-#[cfg(target_arch = "x86_64")]
-const PLAIN: u8 = 1;
-/// AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-const WIDE: u8 = 2;
-/// AVX2, FMA, BMI1, BMI2, LZCNT and POPCNT: the x86-64-v3 features LLVM
-/// uses for scalar and vector code (MOVBE, F16C and XSAVE aside).
-#[cfg(target_arch = "x86_64")]
-const V3: u8 = 3;
-
-/// The CPU's level, detected once. Kept in one byte rather than asked of
-/// `is_x86_feature_detected!` at each check: where the standard library's
-/// cache is not filled yet, it calls a function that returns a pair, and
-/// LLVM inlines no function holding a call that passes or returns such a
-/// value (to a function compiled for other features) into one compiled
-/// for more ("conflicting attributes", `-C remark=inline`): the v3 copy of
-/// [`crate::fit::eigen::smallest_axis`] called the plain one.
-#[cfg(target_arch = "x86_64")]
-static LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(UNKNOWN);
-
-/// [`LEVEL`], detected on first use.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn level() -> u8 {
-    match LEVEL.load(std::sync::atomic::Ordering::Relaxed) {
-        UNKNOWN => detect_level(),
-        level => level,
-    }
-}
-
-/// Detects the CPU's level into [`LEVEL`] (threads that race here store the
-/// same value).
-#[cfg(target_arch = "x86_64")]
-#[cold]
-#[inline(never)]
-fn detect_level() -> u8 {
-    let wide = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-    let v3 = wide
+    wide_lanes()
         && is_x86_feature_detected!("bmi1")
         && is_x86_feature_detected!("bmi2")
         && is_x86_feature_detected!("lzcnt")
-        && is_x86_feature_detected!("popcnt");
-    let level = match (wide, v3) {
-        (_, true) => V3,
-        (true, false) => WIDE,
-        (false, false) => PLAIN,
-    };
-    LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
-    level
+        && is_x86_feature_detected!("popcnt")
 }
 
 /// `$body::<true>(args…)` in a copy compiled for x86-64-v3 ([`call_v3`])

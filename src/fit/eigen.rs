@@ -36,13 +36,6 @@ impl SmallestAxis {
 /// The eigenvalues of a symmetric matrix (its upper triangle is read) and
 /// the eigenvector of the smallest.
 pub fn smallest_axis(matrix: &Matrix3<f64>) -> SmallestAxis {
-    crate::cpu::with_v3!(smallest_axis_body(matrix))
-}
-
-/// [`smallest_axis`]'s body, compiled into each copy
-/// ([`crate::cpu::with_v3!`]).
-#[inline(always)]
-fn smallest_axis_body<const V3: bool>(matrix: &Matrix3<f64>) -> SmallestAxis {
     let scale = matrix.upper_triangle().amax();
     if !(scale > 0.0 && scale.is_finite()) {
         return SmallestAxis {
@@ -82,9 +75,7 @@ fn smallest_axis_body<const V3: bool>(matrix: &Matrix3<f64>) -> SmallestAxis {
 }
 
 /// The unit vector most nearly annihilated by a (near) rank-2 symmetric
-/// matrix: the largest cross product of two of its rows. Inlined into
-/// each copy of [`smallest_axis`].
-#[inline(always)]
+/// matrix: the largest cross product of two of its rows.
 fn null_direction(m: &Matrix3<f64>) -> Vector3<f64> {
     let rows = [
         m.row(0).transpose(),
