@@ -632,15 +632,15 @@ impl<'a> Projector<'a> {
             return Err((Status::TooFewNeighbours, count));
         }
         let neighbours = &scratch.neighbourhood;
-        let plain = self
-            .local_fit(
-                centre,
-                support_radius,
-                neighbours,
-                &mut scratch.columns,
-                &scratch.frame_moments,
-            )
-            .map_err(|status| (status, count))?;
+        let plain = crate::cpu::with_v3!(Self::local_fit(
+            self,
+            centre,
+            support_radius,
+            neighbours,
+            &mut scratch.columns,
+            &scratch.frame_moments
+        ))
+        .map_err(|status| (status, count))?;
         let fit = match method.robust {
             Robust::None => plain,
             Robust::Rimls => robust::refit(
@@ -659,7 +659,14 @@ impl<'a> Projector<'a> {
                 },
                 &mut scratch.refits,
                 |columns, frame_moments| {
-                    self.local_fit(centre, support_radius, neighbours, columns, frame_moments)
+                    crate::cpu::with_v3!(Self::local_fit(
+                        self,
+                        centre,
+                        support_radius,
+                        neighbours,
+                        columns,
+                        frame_moments
+                    ))
                 },
             ),
         };
@@ -731,7 +738,11 @@ impl<'a> Projector<'a> {
     /// The oriented frame and the height field's normal equations of the
     /// neighbourhood `neighbours` of `centre` (laid out in `columns`, with
     /// their weights), over the frame of `frame_moments`.
-    fn local_fit(
+    ///
+    /// Inlined into each copy ([`crate::cpu::with_v3!`]) that its callers
+    /// make, with the frame, the sign rule and the normal equations.
+    #[inline(always)]
+    fn local_fit<const V3: bool>(
         &self,
         centre: &Vector3<f64>,
         support_radius: f64,
@@ -756,7 +767,9 @@ impl<'a> Projector<'a> {
 
     /// True when `frame`'s normal disagrees with the configured sign rule;
     /// `columns` hold the neighbours' weights (and, when the fit uses
-    /// them, their normals).
+    /// them, their normals). Inlined into each copy of
+    /// [`Self::local_fit`].
+    #[inline(always)]
     fn wrong_side(
         &self,
         frame: &Frame,

@@ -58,7 +58,9 @@ impl Moments {
     /// The weighted centroid and an orthonormal frame whose third axis is
     /// the eigenvector of the smallest eigenvalue of the weighted
     /// covariance. `None` when the weights sum to zero. The normal's sign is
-    /// arbitrary here; the caller orients it.
+    /// arbitrary here; the caller orients it. Inlined into each copy of
+    /// the projection's `local_fit` ([`crate::cpu::with_v3!`]).
+    #[inline(always)]
     pub fn frame(&self) -> Option<Frame> {
         let (centroid, axis) = self.axes()?;
         let e1 = axis.major();

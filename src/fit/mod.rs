@@ -59,6 +59,10 @@ impl LocalFit {
     ///
     /// The frame's normal has no sign yet: orient it with [`Self::flip`]
     /// before feeding neighbours, since the heights are measured along it.
+    ///
+    /// Inlined into each copy of the projection's `local_fit`
+    /// ([`crate::cpu::with_v3!`]).
+    #[inline(always)]
     pub fn new(frame_moments: &Moments, support_radius: f64) -> Result<Self, Status> {
         let frame = frame_moments.frame().ok_or(Status::TooFewNeighbours)?;
         if frame.is_collinear() {
@@ -102,6 +106,10 @@ impl LocalFit {
     /// `columns`, and their slope equations when `with_normals` (then the
     /// columns must carry the neighbours' unit normals): a gather holds the
     /// whole neighbourhood, so this is done once per fit.
+    ///
+    /// Inlined into each copy of the projection's `local_fit`
+    /// ([`crate::cpu::with_v3!`]).
+    #[inline(always)]
     pub fn add_neighbours(
         &mut self,
         neighbours: &Neighbourhood,
@@ -117,6 +125,10 @@ impl LocalFit {
     /// The frame and normal equations; `normal_weight` is the weight of the
     /// slope equations against the heights, `None` when no neighbour's
     /// normal was added.
+    ///
+    /// Inlined into each copy of the projection's `local_fit`
+    /// ([`crate::cpu::with_v3!`]).
+    #[inline(always)]
     pub fn finish(self, normal_weight: Option<f64>) -> Fit {
         let mut equations = self.heights.equations();
         if let Some(weight) = normal_weight {

@@ -385,6 +385,7 @@ impl CellGrid {
 
     /// The cells that a ball of `radius` about `centre` can touch, lowest
     /// and highest corner.
+    #[inline(always)]
     fn cell_box(&self, centre: &Vector3<f64>, radius: f64) -> ([u32; 3], [u32; 3]) {
         let radius = radius / self.fine_size;
         let centre = [0, 1, 2].map(|axis| (centre[axis] - self.corner[axis]) / self.fine_size);
@@ -457,6 +458,18 @@ impl CellGrid {
         centre: &Vector3<f64>,
         radius: f64,
     ) -> (Option<(u32, f64)>, f64) {
+        crate::cpu::with_v3!(Self::nearest_in_box_body(self, centre, radius))
+    }
+
+    /// [`Self::nearest_in_box`]'s body, compiled into each copy
+    /// ([`crate::cpu::with_v3!`]) with the cell box, the rows, the scan
+    /// (its AVX2 loop in the v3 copy) and the box's reach inlined.
+    #[inline(always)]
+    fn nearest_in_box_body<const V3: bool>(
+        &self,
+        centre: &Vector3<f64>,
+        radius: f64,
+    ) -> (Option<(u32, f64)>, f64) {
         let (low, high) = self.cell_box(centre, radius);
         let scan_centre = ScanCentre::new(self, centre);
         let mut best: Option<(u32, f64)> = None;
@@ -481,6 +494,7 @@ impl CellGrid {
     /// the grid's edge (nothing lies beyond them: border cells hold the
     /// points clamped into them), less far more than the rounding of
     /// positions in fine cell units.
+    #[inline(always)]
     fn box_reach(&self, centre: &Vector3<f64>, low: &[u32; 3], high: &[u32; 3]) -> f64 {
         let mut reach = f64::INFINITY;
         let mut largest = 0.0f64;
@@ -503,6 +517,7 @@ impl CellGrid {
 
     /// Calls `run(points)` with the run of points of each occupied row in
     /// the box from `low` to `high` (cell coordinates), rows in order.
+    #[inline(always)]
     fn visit_rows(
         &self,
         low: &[u32; 3],
@@ -527,6 +542,7 @@ impl CellGrid {
     /// Calls `candidate(place, limit)` for the points of `points` whose
     /// `f32` squared distance (cell units) to `centre` is at most `limit`,
     /// in order; a candidate may lower the limit for the points after it.
+    #[inline(always)]
     fn scan(
         &self,
         points: std::ops::Range<usize>,
@@ -779,6 +795,11 @@ unsafe fn gather_lanes(
 /// there) whose coordinates lie in `low..=high`. A run without gaps (rows
 /// of a slice, cells of a row on a surface across it) is indexed directly;
 /// the end is walked to, as a ball's box is a few cells wide.
+///
+/// Always inlined: returning a range (a pair), a call to it kept LLVM from
+/// inlining its caller into the v3 copy of [`CellGrid::nearest_in_box`]
+/// ("conflicting attributes", see [`crate::cpu::with_v3!`]).
+#[inline(always)]
 fn between(
     coordinates: &[u32],
     range: std::ops::Range<usize>,
