@@ -12,6 +12,7 @@ pub mod seed;
 pub mod spool;
 pub mod tiles;
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use rayon::prelude::*;
 use crate::cloud::{PointCloud, Precision, is_finite_point};
 use crate::config::{Config, Encoding, Orientation, Particles, Quality};
 use crate::error::{Error, Location, Result};
-use crate::io::{self, CHUNK, OutputWriter, PointReader, Record};
+use crate::io::{self, CHUNK, OutputWriter, PointReader, Record, Rows};
 use crate::order::morton_order;
 use crate::projection::{Method, Projected, Projector, Scratch};
 use crate::status::Status;
@@ -544,7 +545,7 @@ fn pass_size(total: usize, cloud_points: usize) -> usize {
 /// `0..len` in consecutive ranges of at most `step`: at least one, empty
 /// for an empty `len`, so that an empty source still writes its (empty)
 /// output with every property named.
-fn ranges(len: usize, step: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+fn ranges(len: usize, step: usize) -> impl Iterator<Item = Range<usize>> {
     let step = step.max(1);
     (0..len.div_ceil(step).max(1)).map(move |i| i * step..len.min((i + 1) * step))
 }
@@ -566,38 +567,54 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    /// Writes the next `projected` particles, read as `chunk` (whose
-    /// colours and attributes they carry).
-    fn write(&mut self, chunk: &PointCloud, projected: &[Projected]) -> Result<()> {
+    /// Writes the next `projected` particles, rows `rows` of `particles`
+    /// (whose colours and attributes they carry). Their output record is
+    /// built by the writer a piece at a time, on every core.
+    fn write(
+        &mut self,
+        particles: &PointCloud,
+        rows: Range<usize>,
+        projected: &[Projected],
+    ) -> Result<()> {
         for p in projected {
             self.status_counts[p.status.code() as usize] += 1;
         }
         let first = self.done;
         self.done += projected.len();
-        let index: Vec<u32> = match self.indices {
-            Some(indices) => indices[first..self.done].to_vec(),
-            None => (first as u32..self.done as u32).collect(),
-        };
         let job = self.job;
         let record = Record {
             positions: self.precision,
             values: self.surface.values_precision(),
-            average_colours: job.colours && self.surface.has_colours() && chunk.colours.is_none(),
+            average_colours: job.colours
+                && self.surface.has_colours()
+                && particles.colours.is_none(),
             attributes: job.attributes,
             quality: job.quality,
         };
-        let columns = io::output_columns(&record, chunk, projected, index);
+        let indices = self.indices;
+        let build = |piece: Range<usize>| {
+            let at = first + piece.start..first + piece.end;
+            let index: Vec<u32> = match indices {
+                Some(indices) => indices[at].to_vec(),
+                None => (at.start as u32..at.end as u32).collect(),
+            };
+            let read = rows.start + piece.start..rows.start + piece.end;
+            io::output_columns(&record, particles, read, &projected[piece], index)
+        };
         let writer = match &mut self.writer {
             Some(writer) => writer,
             None => self.writer.insert(OutputWriter::create(
                 self.output,
-                &io::schema_of(&columns),
+                &io::schema_of(&build(0..0)),
                 self.total,
                 job.encoding.into(),
                 self.comments,
             )?),
         };
-        writer.write_chunk(&columns)
+        writer.write_rows(Rows::Built {
+            count: projected.len(),
+            build: &build,
+        })
     }
 }
 
@@ -670,13 +687,7 @@ impl Job {
                                 visited.in_input_order(chunk.clone())
                             });
                             let at = pass.start + chunk.start..pass.start + chunk.end;
-                            timed(&mut timings.write, || {
-                                if at.len() == rows.len() {
-                                    sink.write(&rows, &projected)
-                                } else {
-                                    sink.write(&rows.slice(at), &projected)
-                                }
-                            })?;
+                            timed(&mut timings.write, || sink.write(&rows, at, &projected))?;
                         }
                     }
                     rows.is_empty()
@@ -686,7 +697,7 @@ impl Job {
                     bar.inc(projected.len() as u64);
                     // Seeds carry no colours nor attributes of their own.
                     timed(&mut timings.write, || {
-                        sink.write(&PointCloud::default(), &projected)
+                        sink.write(&PointCloud::default(), 0..projected.len(), &projected)
                     })?;
                     projected.is_empty()
                 }
