@@ -14,6 +14,7 @@ pub mod tiles;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -529,12 +530,13 @@ struct Stream<'a> {
 /// points apart, and each gather fetches its cells afresh (the 20M + 20M
 /// job's projection took about 17% more CPU so: docs/performance.md). A
 /// pass holds its particles as read (positions, 24 bytes, and whatever
-/// else the file carries), its results (about 96 bytes a particle) and
-/// one write chunk's columns: about 2 GB at most for bare positions.
+/// else the file carries) and its results (about 96 bytes a particle),
+/// written a window of small pieces at a time: about 2 GB at most for
+/// bare positions.
 const MAX_PASS: usize = 1 << 24;
 
 /// Particles per pass for `total` particles over a cloud of `cloud_points`:
-/// as many as the cloud has points (at least a write chunk, at most
+/// as many as the cloud has points (at least a read chunk, at most
 /// [`MAX_PASS`]), spread evenly over the passes that takes.
 fn pass_size(total: usize, cloud_points: usize) -> usize {
     let most = cloud_points.clamp(CHUNK, MAX_PASS);
@@ -567,20 +569,20 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    /// Writes the next `projected` particles, rows `rows` of `particles`
-    /// (whose colours and attributes they carry). Their output record is
-    /// built by the writer a piece at a time, on every core.
+    /// Writes the next particles, rows `rows` of `particles` (whose
+    /// colours and attributes they carry), whose results `results` gives
+    /// in input order for any range of `0..rows.len()`. The writer builds
+    /// their output record a piece at a time on every core, each piece from
+    /// its results gathered just before, while they are in cache: no copy
+    /// of a whole pass's results is made (88 MB for a million particles).
     fn write(
         &mut self,
         particles: &PointCloud,
         rows: Range<usize>,
-        projected: &[Projected],
+        results: &(dyn Fn(Range<usize>) -> Vec<Projected> + Sync),
     ) -> Result<()> {
-        for p in projected {
-            self.status_counts[p.status.code() as usize] += 1;
-        }
         let first = self.done;
-        self.done += projected.len();
+        self.done += rows.len();
         let job = self.job;
         let record = Record {
             positions: self.precision,
@@ -592,14 +594,23 @@ impl Sink<'_> {
             quality: job.quality,
         };
         let indices = self.indices;
+        let status_counts = Status::ALL.map(|_| AtomicUsize::new(0));
         let build = |piece: Range<usize>| {
+            let projected = results(piece.clone());
+            let mut counts = [0; Status::ALL.len()];
+            for p in &projected {
+                counts[p.status.code() as usize] += 1;
+            }
+            for (total, count) in status_counts.iter().zip(counts) {
+                total.fetch_add(count, Ordering::Relaxed);
+            }
             let at = first + piece.start..first + piece.end;
             let index: Vec<u32> = match indices {
                 Some(indices) => indices[at].to_vec(),
                 None => (at.start as u32..at.end as u32).collect(),
             };
             let read = rows.start + piece.start..rows.start + piece.end;
-            io::output_columns(&record, particles, read, &projected[piece], index)
+            io::output_columns(&record, particles, read, &projected, index)
         };
         let writer = match &mut self.writer {
             Some(writer) => writer,
@@ -612,9 +623,13 @@ impl Sink<'_> {
             )?),
         };
         writer.write_rows(Rows::Built {
-            count: projected.len(),
+            count: rows.len(),
             build: &build,
-        })
+        })?;
+        for (total, count) in self.status_counts.iter_mut().zip(status_counts) {
+            *total += count.into_inner();
+        }
+        Ok(())
     }
 }
 
@@ -682,13 +697,9 @@ impl Job {
                                 bar.inc(n as u64)
                             })
                         });
-                        for chunk in ranges(pass.len(), CHUNK) {
-                            let projected = timed(&mut timings.project, || {
-                                visited.in_input_order(chunk.clone())
-                            });
-                            let at = pass.start + chunk.start..pass.start + chunk.end;
-                            timed(&mut timings.write, || sink.write(&rows, at, &projected))?;
-                        }
+                        timed(&mut timings.write, || {
+                            sink.write(&rows, pass, &|piece| visited.in_input_order(piece))
+                        })?;
                     }
                     rows.is_empty()
                 }
@@ -697,7 +708,9 @@ impl Job {
                     bar.inc(projected.len() as u64);
                     // Seeds carry no colours nor attributes of their own.
                     timed(&mut timings.write, || {
-                        sink.write(&PointCloud::default(), 0..projected.len(), &projected)
+                        sink.write(&PointCloud::default(), 0..projected.len(), &|piece| {
+                            projected[piece].to_vec()
+                        })
                     })?;
                     projected.is_empty()
                 }
@@ -744,7 +757,7 @@ mod tests {
         // A whole job that fits in one pass is one.
         assert_eq!(pass_size(M, 2 * M), M);
         assert_eq!(pass_size(10_000, 200_000), 10_000);
-        // A small cloud still gets passes of a write chunk, a large one at
+        // A small cloud still gets passes of a read chunk, a large one at
         // most MAX_PASS.
         assert_eq!(pass_size(100 * M, 1000), M);
         assert_eq!(pass_size(100 * MAX_PASS, usize::MAX), MAX_PASS);
