@@ -185,6 +185,7 @@ fn bench_set(c: &mut Criterion, dir: &Path, name: &str) {
             let columns = mlsproj::io::output_columns(
                 &record,
                 &particles,
+                0..projected.len(),
                 &projected,
                 (0..projected.len() as u32).collect(),
             );

@@ -192,6 +192,64 @@ fn streamed_writing_and_reading_match_the_whole_file() {
     }
 }
 
+/// Clouds larger than a block (2 MiB of records) are read and written in
+/// pieces on every core, the next block read while one is decoded: every
+/// row must land in its place, in any chunking, and a body cut short in a
+/// later block must still name the first vertex missing.
+#[test]
+fn bodies_of_many_blocks_round_trip_and_name_where_they_end() {
+    let job = Job::new();
+    const ROWS: usize = 200_000;
+    let value = |row: usize, salt: usize| ((row * 7919 + salt * 104_729) % 65_521) as f32;
+    let float = |name: &str, salt: usize| {
+        attribute(
+            name,
+            Column::F32((0..ROWS).map(|row| value(row, salt)).collect()),
+        )
+    };
+    let byte = |name: &str, salt: usize| {
+        attribute(
+            name,
+            Column::U8((0..ROWS).map(|row| value(row, salt) as u8).collect()),
+        )
+    };
+    let mut columns: Vec<Attribute> = ["x", "y", "z", "nx", "ny", "nz"]
+        .iter()
+        .enumerate()
+        .map(|(salt, name)| float(name, salt))
+        .collect();
+    columns.extend([byte("red", 6), byte("green", 7), byte("blue", 8)]);
+    columns.push(attribute(
+        "intensity",
+        Column::U16((0..ROWS).map(|row| value(row, 9) as u16).collect()),
+    ));
+    let path = job.path("many.ply");
+    write_ply(&path, &columns, PlyEncoding::BinaryLittleEndian, &[]).unwrap();
+    let whole = read_points(&path).unwrap();
+    assert_eq!(whole.len(), ROWS);
+    let row = 123_457;
+    assert_eq!(
+        whole.positions[row],
+        Point3::new(value(row, 0), value(row, 1), value(row, 2)).cast::<f64>()
+    );
+    assert_eq!(
+        whole.normals.as_ref().unwrap()[row],
+        Vector3::new(value(row, 3), value(row, 4), value(row, 5))
+    );
+    assert_eq!(
+        whole.colours.as_ref().unwrap()[row],
+        [6, 7, 8].map(|salt| value(row, salt) as u8)
+    );
+    assert_eq!(whole.attributes[0].values, columns[9].values);
+    assert_eq!(check_chunks(&path, 70_001, &whole), 3);
+
+    let bytes = std::fs::read(&path).unwrap();
+    let record = 6 * 4 + 3 + 2;
+    let cut = bytes.len() - (ROWS - 150_000) * record + 7;
+    let message = read_error(&job.write("cut.ply", &bytes[..cut]));
+    assert_contains(&message, &["vertex 150000", "does not match"]);
+}
+
 #[test]
 fn writing_is_atomic() {
     let job = Job::new();

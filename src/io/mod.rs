@@ -31,7 +31,7 @@ pub use atomic::NAMED_TEMP_VARIABLE;
 pub use atomic::remove_temps_on_signals;
 pub use e57::{Scans, read_e57};
 pub use las::LasReader;
-pub use output::{OutputFormat, OutputWriter};
+pub use output::{OutputFormat, OutputWriter, Rows};
 pub(crate) use paths::unnamed_temp_beside;
 pub use paths::{check_not_input, check_output, tile_path};
 pub use ply_read::PlyVertexReader;

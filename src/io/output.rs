@@ -4,9 +4,12 @@
 use super::PlyEncoding;
 use super::las_write::LasWriter;
 use super::ply_write::PlyVertexWriter;
+use super::scalar::size_of_kind;
 use super::text_write::TextWriter;
 use crate::cloud::{Attribute, ScalarKind};
 use crate::error::{Error, Result};
+use rayon::prelude::*;
+use std::ops::Range;
 use std::path::Path;
 
 /// The formats mlsproj writes, by the output's extension (any case).
@@ -87,10 +90,21 @@ impl OutputWriter {
     /// Appends the rows of `columns`, which must follow the schema (same
     /// names and types, in order) and have equal lengths.
     pub fn write_chunk(&mut self, columns: &[Attribute]) -> Result<()> {
+        self.write_rows(Rows::Columns(columns))
+    }
+
+    /// Appends `rows`: PLY and text files build (for [`Rows::Built`]) and
+    /// encode them in pieces on every core; a LAS writer, whose compressed
+    /// chunks and header bounds follow the points in order, takes them
+    /// whole.
+    pub fn write_rows(&mut self, rows: Rows<'_>) -> Result<()> {
         match self {
-            OutputWriter::Ply(writer) => writer.write_chunk(columns),
-            OutputWriter::Las(writer) => writer.write_chunk(columns),
-            OutputWriter::Text(writer) => writer.write_chunk(columns),
+            OutputWriter::Ply(writer) => writer.write_rows(rows),
+            OutputWriter::Las(writer) => match rows {
+                Rows::Columns(columns) => writer.write_chunk(columns),
+                Rows::Built { count, build } => writer.write_chunk(&build(0..count)),
+            },
+            OutputWriter::Text(writer) => writer.write_rows(rows),
         }
     }
 
@@ -103,6 +117,35 @@ impl OutputWriter {
         }
     }
 }
+
+/// Rows to append to an output.
+#[derive(Clone, Copy)]
+pub enum Rows<'a> {
+    /// Columns following the writer's schema, of equal lengths.
+    Columns(&'a [Attribute]),
+    /// `count` rows whose columns `build` makes for any range of `0..count`:
+    /// the writer builds each piece just before encoding it, while it is in
+    /// cache, and holds no columns for the whole chunk.
+    Built {
+        /// The number of rows.
+        count: usize,
+        /// The columns of a range of the rows, following the schema.
+        build: &'a (dyn Fn(Range<usize>) -> Vec<Attribute> + Sync),
+    },
+}
+
+/// Turns rows `range` of columns (which follow the schema) into the bytes
+/// of a file's body, independently of the other rows: how PLY and text
+/// bodies are encoded, so that pieces of a chunk are encoded in parallel.
+pub(crate) type Encode<'a> = &'a (dyn Fn(&[Attribute], Range<usize>, &mut Vec<u8>) + Sync);
+
+/// Bytes of binary records built and encoded as one piece: the piece's
+/// output record and its bytes stay in a core's cache (1 MiB of L2).
+const PIECE_BYTES: usize = 1 << 18;
+
+/// Pieces encoded together while the pieces before them are written: each
+/// core has several, and the two windows in memory take 8 MiB.
+const WINDOW: usize = 16;
 
 /// The rows a writer has written against the count its header declared,
 /// and whether a failed write left its file unknown: the one chunk rule of
@@ -129,10 +172,82 @@ impl RowLedger {
     /// The rows of a chunk about to be written to `path`, checked against
     /// the schema and the declared count; refused after a failed write.
     pub(crate) fn admit(&self, path: &Path, columns: &[Attribute]) -> Result<usize> {
+        self.check_usable(path)?;
+        let rows = check_columns(path, &self.schema, columns)?;
+        self.check_room(path, rows)?;
+        Ok(rows)
+    }
+
+    /// Fails after a failed write: the file's contents are then unknown.
+    fn check_usable(&self, path: &Path) -> Result<()> {
         if self.broken {
             return Err(refusal(path, "writing stopped at an earlier error"));
         }
-        check_chunk(path, &self.schema, columns, (self.written, self.count))
+        Ok(())
+    }
+
+    /// Fails unless `rows` more rows fit in the declared count.
+    fn check_room(&self, path: &Path, rows: usize) -> Result<()> {
+        if rows > self.count - self.written {
+            return Err(refusal(
+                path,
+                format!(
+                    "{} points given, {} declared",
+                    self.written + rows,
+                    self.count
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `rows` to `path` through `write`, encoded by `encode`: pieces
+    /// of about [`PIECE_BYTES`] are built and encoded in parallel, a
+    /// window of them at a time, and written in order while the next
+    /// window is encoded, so that a chunk's body costs about its encoding
+    /// divided among the cores. The rows are checked as by
+    /// [`RowLedger::admit`] and recorded as by [`RowLedger::record`].
+    pub(crate) fn write_encoded(
+        &mut self,
+        path: &Path,
+        rows: Rows<'_>,
+        encode: Encode<'_>,
+        write: impl FnMut(&[u8]) -> Result<()> + Send,
+    ) -> Result<()> {
+        let count = match rows {
+            Rows::Columns(columns) => self.admit(path, columns)?,
+            Rows::Built { count, .. } => {
+                self.check_usable(path)?;
+                self.check_room(path, count)?;
+                count
+            }
+        };
+        let piece = |range: Range<usize>, bytes: &mut Vec<u8>| match rows {
+            Rows::Columns(columns) => {
+                encode(columns, range, bytes);
+                Ok(())
+            }
+            Rows::Built { build, .. } => {
+                let columns = build(range.clone());
+                let built = check_columns(path, &self.schema, &columns)?;
+                if built != range.len() {
+                    return Err(refusal(
+                        path,
+                        format!("{built} rows built for the {} asked", range.len()),
+                    ));
+                }
+                encode(&columns, 0..built, bytes);
+                Ok(())
+            }
+        };
+        let record_bytes: usize = self
+            .schema
+            .iter()
+            .map(|(_, kind)| size_of_kind(*kind))
+            .sum();
+        let piece_rows = (PIECE_BYTES / record_bytes.max(1)).max(1);
+        let outcome = write_in_order(count, piece_rows, piece, write);
+        self.record(count, outcome)
     }
 
     /// Records the outcome of writing `rows` admitted rows: counted when it
@@ -168,14 +283,49 @@ pub(crate) fn refusal(path: &Path, message: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("{}: {message}", path.display()))
 }
 
-/// Checks a chunk against a writer's schema, and that it fits in the
-/// `count` points declared when `written` are already written; returns its
-/// rows.
-fn check_chunk(
+/// Encodes rows `0..count` in pieces of `piece_rows` with `encode`, a
+/// window of pieces in parallel, and hands the pieces' bytes to `write` in
+/// order, the window before while the next is encoded. The buffers are
+/// reused from window to window: no allocation per row, and memory for two
+/// windows whatever the count.
+fn write_in_order(
+    count: usize,
+    piece_rows: usize,
+    encode: impl Fn(Range<usize>, &mut Vec<u8>) -> Result<()> + Sync,
+    mut write: impl FnMut(&[u8]) -> Result<()> + Send,
+) -> Result<()> {
+    let pieces: Vec<Range<usize>> = (0..count.div_ceil(piece_rows))
+        .map(|piece| piece * piece_rows..count.min((piece + 1) * piece_rows))
+        .collect();
+    let mut encoding = vec![Vec::new(); WINDOW.min(pieces.len())];
+    let mut encoded = encoding.clone();
+    let mut ready = 0;
+    for window in pieces.chunks(WINDOW) {
+        let (written, done) = rayon::join(
+            || encoded[..ready].iter().try_for_each(|bytes| write(bytes)),
+            || {
+                encoding
+                    .par_iter_mut()
+                    .zip(window)
+                    .try_for_each(|(bytes, range)| {
+                        bytes.clear();
+                        encode(range.clone(), bytes)
+                    })
+            },
+        );
+        written?;
+        done?;
+        std::mem::swap(&mut encoding, &mut encoded);
+        ready = window.len();
+    }
+    encoded[..ready].iter().try_for_each(|bytes| write(bytes))
+}
+
+/// Checks columns against a writer's schema; returns their rows.
+fn check_columns(
     path: &Path,
     schema: &[(String, ScalarKind)],
     columns: &[Attribute],
-    (written, count): (usize, usize),
 ) -> Result<usize> {
     let invalid = |message: String| refusal(path, message);
     if columns.len() != schema.len() {
@@ -202,11 +352,67 @@ fn check_chunk(
             )));
         }
     }
-    if rows > count - written {
-        return Err(invalid(format!(
-            "{} points given, {count} declared",
-            written + rows
-        )));
-    }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::Column;
+
+    #[test]
+    fn pieces_are_written_in_order_across_windows() {
+        // 143 pieces: several windows, the last piece short.
+        let mut written = Vec::new();
+        write_in_order(
+            1000,
+            7,
+            |range, bytes| {
+                bytes.extend(range.map(|row| row as u8));
+                Ok(())
+            },
+            |bytes| {
+                written.extend_from_slice(bytes);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(written, (0..1000).map(|row| row as u8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn built_rows_are_checked_against_the_schema_and_the_count() {
+        let path = Path::new("out.ply");
+        let schema = [("x".to_string(), ScalarKind::U8)];
+        let encode: Encode<'_> = &|_, _, _| {};
+        let write = |_: &[u8]| Ok(());
+        let write_built = |ledger: &mut RowLedger, count, values: &[u8]| {
+            let build = |_| {
+                vec![Attribute {
+                    name: "x".to_string(),
+                    values: Column::U8(values.to_vec()),
+                }]
+            };
+            ledger.write_encoded(
+                path,
+                Rows::Built {
+                    count,
+                    build: &build,
+                },
+                encode,
+                write,
+            )
+        };
+        let mut ledger = RowLedger::new(&schema, 2);
+        let short = write_built(&mut ledger, 2, &[1]).unwrap_err();
+        assert!(
+            short.to_string().contains("1 rows built for the 2 asked"),
+            "{short}"
+        );
+        assert!(write_built(&mut ledger, 2, &[1, 2]).is_err(), "broken");
+        let mut ledger = RowLedger::new(&schema, 2);
+        assert!(write_built(&mut ledger, 3, &[1, 2, 3]).is_err(), "too many");
+        write_built(&mut ledger, 2, &[1, 2]).unwrap();
+        ledger.check_complete(path, "points").unwrap();
+    }
 }

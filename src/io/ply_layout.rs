@@ -14,6 +14,7 @@ use crate::error::{Error, Location, Result};
 use nalgebra::{Point3, Vector3};
 use ply_rs_bw::parser::ParseError;
 use ply_rs_bw::ply::{ElementDef, Encoding, Header, PropertyType};
+use rayon::prelude::*;
 use std::path::Path;
 
 /// Property names read as positions, normals and colours.
@@ -260,55 +261,123 @@ impl VertexLayout {
         }
     }
 
-    /// Appends the packed records of `block` (byte order `O`) to `cloud`,
-    /// one property at a time.
+    /// Appends the packed records of `block` (byte order `O`) to `cloud`:
+    /// positions, normals and colours piece by piece on every core, each
+    /// piece into its own rows, while one task appends the attributes.
     pub(super) fn decode<O: ByteOrder>(&self, block: &[u8], cloud: &mut PointCloud) {
         let start = cloud.positions.len();
         let end = start + block.len() / self.stride;
-        cloud.positions.resize(end, Point3::origin());
-        if let Some(normals) = &mut cloud.normals {
-            normals.resize(end, Vector3::zeros());
+        let PointCloud {
+            positions,
+            normals,
+            colours,
+            attributes,
+            ..
+        } = cloud;
+        // Grown on every core: the first touch of a large cloud's new
+        // pages (a page fault and a zeroed page each) costs more than the
+        // decoding.
+        let rows = end - start;
+        positions.par_extend(rayon::iter::repeat_n(Point3::origin(), rows));
+        if let Some(normals) = normals {
+            normals.par_extend(rayon::iter::repeat_n(Vector3::zeros(), rows));
         }
-        if let Some(colours) = &mut cloud.colours {
-            colours.resize(end, [0; 3]);
+        if let Some(colours) = colours {
+            colours.par_extend(rayon::iter::repeat_n([0; 3], rows));
         }
+        let piece_rows = (PIECE_BYTES / self.stride).max(1);
+        let mut normals = normals
+            .as_mut()
+            .map(|normals| normals[start..].chunks_mut(piece_rows));
+        let mut colours = colours
+            .as_mut()
+            .map(|colours| colours[start..].chunks_mut(piece_rows));
+        let pieces: Vec<Piece<'_>> = block
+            .chunks(piece_rows * self.stride)
+            .zip(positions[start..].chunks_mut(piece_rows))
+            .map(|(records, positions)| Piece {
+                records,
+                positions,
+                normals: normals.as_mut().and_then(Iterator::next),
+                colours: colours.as_mut().and_then(Iterator::next),
+            })
+            .collect();
+        rayon::join(
+            || self.decode_attributes::<O>(block, attributes),
+            || {
+                pieces
+                    .into_par_iter()
+                    .for_each(|piece| self.decode_piece::<O>(piece))
+            },
+        );
+    }
+
+    /// Decodes the positions, normals and colours of one piece.
+    fn decode_piece<O: ByteOrder>(&self, piece: Piece<'_>) {
+        let Piece {
+            records,
+            positions,
+            mut normals,
+            mut colours,
+        } = piece;
         let stride = self.stride;
         for &Field { offset, kind, slot } in &self.fields {
             match slot {
                 Slot::Position(axis) => with_scalar_type!(kind, T => {
-                    let values = fields::<T, O>(block, stride, offset);
-                    for (position, value) in cloud.positions[start..].iter_mut().zip(values) {
+                    let values = fields::<T, O>(records, stride, offset);
+                    for (position, value) in positions.iter_mut().zip(values) {
                         position[axis] = value.to_f64();
                     }
                 }),
                 Slot::Normal(axis) => {
-                    if let Some(normals) = &mut cloud.normals {
+                    if let Some(normals) = normals.as_deref_mut() {
                         with_scalar_type!(kind, T => {
-                            let values = fields::<T, O>(block, stride, offset);
-                            for (normal, value) in normals[start..].iter_mut().zip(values) {
+                            let values = fields::<T, O>(records, stride, offset);
+                            for (normal, value) in normals.iter_mut().zip(values) {
                                 normal[axis] = value.to_f64() as f32;
                             }
                         })
                     }
                 }
                 Slot::Colour(channel) => {
-                    if let Some(colours) = &mut cloud.colours {
-                        let values = fields::<u8, O>(block, stride, offset);
-                        for (colour, value) in colours[start..].iter_mut().zip(values) {
+                    if let Some(colours) = colours.as_deref_mut() {
+                        let values = fields::<u8, O>(records, stride, offset);
+                        for (colour, value) in colours.iter_mut().zip(values) {
                             colour[channel] = value;
                         }
                     }
                 }
-                Slot::Attribute(index) => {
-                    if let Some(attribute) = cloud.attributes.get_mut(index) {
-                        with_column!(&mut attribute.values, values => {
-                            extend_fields::<_, O>(values, block, stride, offset)
-                        })
-                    }
-                }
+                // Appended by `decode_attributes`.
+                Slot::Attribute(_) => {}
             }
         }
     }
+
+    /// Appends the attributes of the packed records of `block`.
+    fn decode_attributes<O: ByteOrder>(&self, block: &[u8], attributes: &mut [Attribute]) {
+        for &Field { offset, slot, .. } in &self.fields {
+            if let Slot::Attribute(index) = slot
+                && let Some(attribute) = attributes.get_mut(index)
+            {
+                with_column!(&mut attribute.values, values => {
+                    extend_fields::<_, O>(values, block, self.stride, offset)
+                })
+            }
+        }
+    }
+}
+
+/// Bytes of packed records decoded as one piece: the records and the rows
+/// they fill stay in a core's cache.
+const PIECE_BYTES: usize = 1 << 18;
+
+/// The records of one piece of a block and the rows of the cloud they
+/// fill, decoded beside the other pieces.
+struct Piece<'a> {
+    records: &'a [u8],
+    positions: &'a mut [Point3<f64>],
+    normals: Option<&'a mut [Vector3<f32>]>,
+    colours: Option<&'a mut [[u8; 3]]>,
 }
 
 /// Converts a ply-rs-bw header error (which may lack a line number, e.g.

@@ -96,6 +96,24 @@ impl Body {
         Ok(skipped)
     }
 
+    /// Reads the `rows` records of `element` from record `first` on, of
+    /// `stride` bytes each, into `block`.
+    fn read_block(
+        &mut self,
+        element: &Element,
+        first: usize,
+        stride: usize,
+        rows: usize,
+        block: &mut Vec<u8>,
+    ) -> Result<()> {
+        block.resize(rows * stride, 0);
+        let read = self.read_full(block)?;
+        if read < block.len() {
+            return Err(self.truncated(element, first + read / stride));
+        }
+        Ok(())
+    }
+
     /// Reads one binary value of `kind` as `f64` (list lengths); `None` at
     /// the end of the file.
     fn read_value<O: ByteOrder>(&mut self, kind: ScalarKind) -> Result<Option<f64>> {
@@ -298,6 +316,8 @@ pub struct PlyVertexReader {
     capacity_limit: usize,
     /// Reused buffer of packed vertex records.
     block: Vec<u8>,
+    /// Reused buffer of the records read while `block` is decoded.
+    spare: Vec<u8>,
     /// True once the data after the vertices has been checked.
     finished: bool,
     /// True after an error: the position in the file is then unknown.
@@ -382,6 +402,7 @@ impl PlyVertexReader {
             next: 0,
             capacity_limit,
             block: Vec::new(),
+            spare: Vec::new(),
             finished: false,
             failed: false,
         })
@@ -450,27 +471,55 @@ impl PlyVertexReader {
 
     /// Reads `rows` binary vertices in byte order `O`.
     fn read_binary<O: ByteOrder>(&mut self, rows: usize, cloud: &mut PointCloud) -> Result<()> {
+        if self.vertex.record_size().is_some() {
+            return self.read_records::<O>(rows, cloud);
+        }
         let stride = self.layout.stride;
-        let fixed_size = self.vertex.record_size().is_some();
         let mut left = rows;
         while left > 0 {
             let block_rows = left.min(self.rows_per_block());
             self.block.resize(block_rows * stride, 0);
-            if fixed_size {
-                // The file's records are the packed records: read them whole.
-                let read = self.body.read_full(&mut self.block)?;
-                if read < self.block.len() {
-                    return Err(self.body.truncated(&self.vertex, self.next + read / stride));
-                }
-            } else {
-                for (index, packed) in self.block.chunks_exact_mut(stride).enumerate() {
-                    self.body
-                        .walk_record::<O>(&self.vertex, self.next + index, Some(packed))?;
-                }
+            for (index, packed) in self.block.chunks_exact_mut(stride).enumerate() {
+                self.body
+                    .walk_record::<O>(&self.vertex, self.next + index, Some(packed))?;
             }
             self.layout.decode::<O>(&self.block, cloud);
             self.next += block_rows;
             left -= block_rows;
+        }
+        Ok(())
+    }
+
+    /// Reads `rows` binary vertices without lists, whose records in the
+    /// file are the packed records: read whole, a block at a time, the next
+    /// block while this one is decoded.
+    fn read_records<O: ByteOrder>(&mut self, rows: usize, cloud: &mut PointCloud) -> Result<()> {
+        let stride = self.layout.stride;
+        let mut left = rows;
+        let mut block_rows = left.min(self.rows_per_block());
+        self.body
+            .read_block(&self.vertex, self.next, stride, block_rows, &mut self.block)?;
+        left -= block_rows;
+        while block_rows > 0 {
+            let next_rows = left.min(self.rows_per_block());
+            let next_first = self.next + block_rows;
+            let (read, ()) = rayon::join(
+                || {
+                    self.body.read_block(
+                        &self.vertex,
+                        next_first,
+                        stride,
+                        next_rows,
+                        &mut self.spare,
+                    )
+                },
+                || self.layout.decode::<O>(&self.block, cloud),
+            );
+            read?;
+            std::mem::swap(&mut self.block, &mut self.spare);
+            self.next = next_first;
+            block_rows = next_rows;
+            left -= next_rows;
         }
         Ok(())
     }

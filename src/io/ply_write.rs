@@ -2,10 +2,10 @@
 //! committed atomically, so that huge results need not be held in memory and
 //! an interrupted run never leaves a plausible-looking partial file.
 
+use super::PlyEncoding;
 use super::atomic::AtomicFile;
-use super::output::RowLedger;
+use super::output::{RowLedger, Rows};
 use super::scalar::{ply_type, put_fields, size_of_kind};
-use super::{BLOCK_BYTES, PlyEncoding};
 use crate::cloud::with_column;
 use crate::cloud::{Attribute, ScalarKind};
 use crate::error::{Error, Result};
@@ -13,6 +13,7 @@ use ply_rs_bw::ply::{DefaultElement, ElementDef, Encoding, Header, PropertyDef, 
 use ply_rs_bw::writer::Writer;
 use std::fs::File;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// True for names the PLY header grammar reads back as one property name.
@@ -62,13 +63,52 @@ impl Target {
 pub struct PlyVertexWriter {
     file: Target,
     rows: RowLedger,
+    body: Body,
+}
+
+/// How rows are encoded in the body.
+#[derive(Debug)]
+struct Body {
+    encoding: PlyEncoding,
     /// Byte offset of each property in a binary record.
     offsets: Vec<usize>,
     /// Bytes of a binary record.
     stride: usize,
-    encoding: PlyEncoding,
-    /// Reused buffer of encoded rows.
-    buffer: Vec<u8>,
+}
+
+impl Body {
+    /// Appends rows `rows` of `columns` (which follow the schema) to
+    /// `bytes`: binary records, each property at its offset, or text
+    /// lines, values separated by spaces, floats in their shortest exact
+    /// form so that reading them back gives the same bits.
+    fn encode(&self, columns: &[Attribute], rows: Range<usize>, bytes: &mut Vec<u8>) {
+        match self.encoding {
+            PlyEncoding::BinaryLittleEndian => {
+                let start = bytes.len();
+                // Every byte is overwritten: the properties tile the record.
+                bytes.resize(start + rows.len() * self.stride, 0);
+                for (column, &offset) in columns.iter().zip(&self.offsets) {
+                    with_column!(&column.values, values => {
+                        put_fields(&mut bytes[start..], self.stride, offset, &values[rows.clone()])
+                    });
+                }
+            }
+            PlyEncoding::Ascii => {
+                for row in rows {
+                    for (index, column) in columns.iter().enumerate() {
+                        if index > 0 {
+                            bytes.push(b' ');
+                        }
+                        // Writing into a `Vec` cannot fail.
+                        let _ = with_column!(&column.values, values => {
+                            write!(bytes, "{:?}", values[row])
+                        });
+                    }
+                    bytes.push(b'\n');
+                }
+            }
+        }
+    }
 }
 
 impl PlyVertexWriter {
@@ -126,10 +166,11 @@ impl PlyVertexWriter {
         Ok(PlyVertexWriter {
             file,
             rows: RowLedger::new(schema, count),
-            offsets,
-            stride,
-            encoding,
-            buffer: Vec::new(),
+            body: Body {
+                encoding,
+                offsets,
+                stride,
+            },
         })
     }
 
@@ -137,52 +178,21 @@ impl PlyVertexWriter {
     /// names and types, in order) and have equal lengths; more rows than the
     /// declared count is an error.
     pub fn write_chunk(&mut self, columns: &[Attribute]) -> Result<()> {
-        let rows = self.rows.admit(self.file.path(), columns)?;
-        let outcome = match self.encoding {
-            PlyEncoding::BinaryLittleEndian => self.write_binary(columns, rows),
-            PlyEncoding::Ascii => self.write_ascii(columns, rows),
-        };
-        self.rows.record(rows, outcome)
+        self.write_rows(Rows::Columns(columns))
     }
 
-    /// Encodes the rows block by block, each property at its offset.
-    fn write_binary(&mut self, columns: &[Attribute], rows: usize) -> Result<()> {
-        let block_rows = (BLOCK_BYTES / self.stride.max(1)).max(1);
-        let mut start = 0;
-        while start < rows {
-            let end = rows.min(start + block_rows);
-            // Every byte is overwritten: the properties tile the record.
-            self.buffer.resize((end - start) * self.stride, 0);
-            for (column, &offset) in columns.iter().zip(&self.offsets) {
-                with_column!(&column.values, values => {
-                    put_fields(&mut self.buffer, self.stride, offset, &values[start..end])
-                });
-            }
-            self.file.write_all(&self.buffer)?;
-            start = end;
-        }
-        Ok(())
-    }
-
-    /// Writes the rows as text, values separated by spaces; floats in their
-    /// shortest exact form, so that reading them back gives the same bits.
-    fn write_ascii(&mut self, columns: &[Attribute], rows: usize) -> Result<()> {
-        self.buffer.clear();
-        for row in 0..rows {
-            for (index, column) in columns.iter().enumerate() {
-                if index > 0 {
-                    self.buffer.push(b' ');
-                }
-                with_column!(&column.values, values => write!(self.buffer, "{:?}", values[row]))
-                    .map_err(|error| Error::io(self.file.path(), error))?;
-            }
-            self.buffer.push(b'\n');
-            if self.buffer.len() >= BLOCK_BYTES {
-                self.file.write_all(&self.buffer)?;
-                self.buffer.clear();
-            }
-        }
-        self.file.write_all(&self.buffer)
+    /// Appends `rows` (see [`Rows`]), built and encoded in pieces on every
+    /// core.
+    pub fn write_rows(&mut self, rows: Rows<'_>) -> Result<()> {
+        let path = self.file.path().to_path_buf();
+        let body = &self.body;
+        let file = &mut self.file;
+        self.rows.write_encoded(
+            &path,
+            rows,
+            &|columns, range, bytes| body.encode(columns, range, bytes),
+            |bytes| file.write_all(bytes),
+        )
     }
 
     /// Checks that the declared number of vertices was written, then

@@ -4,6 +4,7 @@
 //! columns read back from a point file (for `merge`).
 
 use std::collections::HashSet;
+use std::ops::Range;
 
 use nalgebra::{Point3, Vector3};
 
@@ -132,7 +133,10 @@ pub struct Record {
 /// The output's vertex properties, in order: position, normal, curvatures,
 /// residual, neighbours, steps, status, quality (when asked), index,
 /// colours (the particles' own, or averaged from the cloud), then, when
-/// asked, the particles' other attributes with their types.
+/// asked, the particles' other attributes with their types. `projected`
+/// are the results of rows `rows` of `particles`, whose colours and
+/// attributes they carry (a piece of a chunk is written so, without
+/// copying the chunk's particles).
 ///
 /// An attribute named like a computed property is renamed `input_<name>`,
 /// prefixed again while that clashes with another attribute (a float `red`
@@ -142,6 +146,7 @@ pub struct Record {
 pub fn output_columns(
     record: &Record,
     particles: &PointCloud,
+    rows: Range<usize>,
     projected: &[Projected],
     index: Vec<u32>,
 ) -> Vec<Attribute> {
@@ -182,7 +187,7 @@ pub fn output_columns(
     }
     columns.push(named("index", Column::U32(index)));
     let colours: Option<Vec<[u8; 3]>> = match (&particles.colours, record.average_colours) {
-        (Some(own), _) => Some(own.clone()),
+        (Some(own), _) => Some(own[rows.clone()].to_vec()),
         (None, true) => Some(projected.iter().map(|p| p.colour).collect()),
         (None, false) => None,
     };
@@ -210,7 +215,7 @@ pub fn output_columns(
         }
         columns.push(Attribute {
             name,
-            values: attribute.values.clone(),
+            values: attribute.values.slice(rows.clone()),
         });
     }
     columns

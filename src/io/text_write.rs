@@ -3,11 +3,13 @@
 //! by chunk and committed atomically like PLY.
 
 use super::atomic::AtomicFile;
-use super::output::RowLedger;
+use super::output::{RowLedger, Rows};
 use crate::cloud::with_column;
 use crate::cloud::{Attribute, ScalarKind};
 use crate::error::{Error, Result};
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::ops::Range;
 use std::path::Path;
 
 /// Streams a text point file. Floats are written in their shortest form
@@ -17,8 +19,23 @@ pub struct TextWriter {
     file: AtomicFile,
     rows: RowLedger,
     separator: char,
-    /// Reused buffer of formatted rows.
-    buffer: String,
+}
+
+/// Appends rows `rows` of `columns` to `bytes` as lines of values separated
+/// by `separator`.
+fn encode(columns: &[Attribute], rows: Range<usize>, separator: char, bytes: &mut Vec<u8>) {
+    let mut separator_bytes = [0; 4];
+    let separator = separator.encode_utf8(&mut separator_bytes).as_bytes();
+    for row in rows {
+        for (index, column) in columns.iter().enumerate() {
+            if index > 0 {
+                bytes.extend_from_slice(separator);
+            }
+            // Writing into a `Vec` cannot fail.
+            let _ = with_column!(&column.values, values => write!(bytes, "{}", values[row]));
+        }
+        bytes.push(b'\n');
+    }
 }
 
 impl TextWriter {
@@ -58,27 +75,21 @@ impl TextWriter {
             file,
             rows: RowLedger::new(schema, count),
             separator,
-            buffer: String::new(),
         })
     }
 
-    /// Appends the rows of `columns`, which must follow the schema.
-    pub fn write_chunk(&mut self, columns: &[Attribute]) -> Result<()> {
-        let rows = self.rows.admit(self.file.path(), columns)?;
-        self.buffer.clear();
-        for row in 0..rows {
-            for (index, column) in columns.iter().enumerate() {
-                if index > 0 {
-                    self.buffer.push(self.separator);
-                }
-                with_column!(&column.values, values => {
-                    let _ = write!(self.buffer, "{}", values[row]);
-                });
-            }
-            self.buffer.push('\n');
-        }
-        let outcome = self.file.write_all(self.buffer.as_bytes());
-        self.rows.record(rows, outcome)
+    /// Appends `rows` (see [`Rows`]), built and encoded in pieces on every
+    /// core.
+    pub fn write_rows(&mut self, rows: Rows<'_>) -> Result<()> {
+        let path = self.file.path().to_path_buf();
+        let separator = self.separator;
+        let file = &mut self.file;
+        self.rows.write_encoded(
+            &path,
+            rows,
+            &|columns, range, bytes| encode(columns, range, separator, bytes),
+            |bytes| file.write_all(bytes),
+        )
     }
 
     /// Renames the file over its target; fails unless exactly the declared

@@ -12,7 +12,9 @@ pub mod seed;
 pub mod spool;
 pub mod tiles;
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,7 +24,7 @@ use rayon::prelude::*;
 use crate::cloud::{PointCloud, Precision, is_finite_point};
 use crate::config::{Config, Encoding, Orientation, Particles, Quality};
 use crate::error::{Error, Location, Result};
-use crate::io::{self, CHUNK, OutputWriter, PointReader, Record};
+use crate::io::{self, CHUNK, OutputWriter, PointReader, Record, Rows};
 use crate::order::morton_order;
 use crate::projection::{Method, Projected, Projector, Scratch};
 use crate::status::Status;
@@ -534,12 +536,13 @@ struct Stream<'a> {
 /// points apart, and each gather fetches its cells afresh (the 20M + 20M
 /// job's projection took about 17% more CPU so: docs/performance.md). A
 /// pass holds its particles as read (positions, 24 bytes, and whatever
-/// else the file carries), its results (about 96 bytes a particle) and
-/// one write chunk's columns: about 2 GB at most for bare positions.
+/// else the file carries) and its results (about 96 bytes a particle),
+/// written a window of small pieces at a time: about 2 GB at most for
+/// bare positions.
 const MAX_PASS: usize = 1 << 24;
 
 /// Particles per pass for `total` particles over a cloud of `cloud_points`:
-/// as many as the cloud has points (at least a write chunk, at most
+/// as many as the cloud has points (at least a read chunk, at most
 /// [`MAX_PASS`]), spread evenly over the passes that takes.
 fn pass_size(total: usize, cloud_points: usize) -> usize {
     let most = cloud_points.clamp(CHUNK, MAX_PASS);
@@ -550,7 +553,7 @@ fn pass_size(total: usize, cloud_points: usize) -> usize {
 /// `0..len` in consecutive ranges of at most `step`: at least one, empty
 /// for an empty `len`, so that an empty source still writes its (empty)
 /// output with every property named.
-fn ranges(len: usize, step: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+fn ranges(len: usize, step: usize) -> impl Iterator<Item = Range<usize>> {
     let step = step.max(1);
     (0..len.div_ceil(step).max(1)).map(move |i| i * step..len.min((i + 1) * step))
 }
@@ -572,38 +575,67 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    /// Writes the next `projected` particles, read as `chunk` (whose
-    /// colours and attributes they carry).
-    fn write(&mut self, chunk: &PointCloud, projected: &[Projected]) -> Result<()> {
-        for p in projected {
-            self.status_counts[p.status.code() as usize] += 1;
-        }
+    /// Writes the next particles, rows `rows` of `particles` (whose
+    /// colours and attributes they carry), whose results `results` gives
+    /// in input order for any range of `0..rows.len()`. The writer builds
+    /// their output record a piece at a time on every core, each piece from
+    /// its results gathered just before, while they are in cache: no copy
+    /// of a whole pass's results is made (88 MB for a million particles).
+    fn write(
+        &mut self,
+        particles: &PointCloud,
+        rows: Range<usize>,
+        results: &(dyn Fn(Range<usize>) -> Vec<Projected> + Sync),
+    ) -> Result<()> {
         let first = self.done;
-        self.done += projected.len();
-        let index: Vec<u32> = match self.indices {
-            Some(indices) => indices[first..self.done].to_vec(),
-            None => (first as u32..self.done as u32).collect(),
-        };
+        self.done += rows.len();
         let job = self.job;
         let record = Record {
             positions: self.precision,
             values: self.surface.values_precision(),
-            average_colours: job.colours && self.surface.has_colours() && chunk.colours.is_none(),
+            average_colours: job.colours
+                && self.surface.has_colours()
+                && particles.colours.is_none(),
             attributes: job.attributes,
             quality: job.quality,
         };
-        let columns = io::output_columns(&record, chunk, projected, index);
+        let indices = self.indices;
+        let status_counts = Status::ALL.map(|_| AtomicUsize::new(0));
+        let build = |piece: Range<usize>| {
+            let projected = results(piece.clone());
+            let mut counts = [0; Status::ALL.len()];
+            for p in &projected {
+                counts[p.status.code() as usize] += 1;
+            }
+            for (total, count) in status_counts.iter().zip(counts) {
+                total.fetch_add(count, Ordering::Relaxed);
+            }
+            let at = first + piece.start..first + piece.end;
+            let index: Vec<u32> = match indices {
+                Some(indices) => indices[at].to_vec(),
+                None => (at.start as u32..at.end as u32).collect(),
+            };
+            let read = rows.start + piece.start..rows.start + piece.end;
+            io::output_columns(&record, particles, read, &projected, index)
+        };
         let writer = match &mut self.writer {
             Some(writer) => writer,
             None => self.writer.insert(OutputWriter::create(
                 self.output,
-                &io::schema_of(&columns),
+                &io::schema_of(&build(0..0)),
                 self.total,
                 job.encoding.into(),
                 self.comments,
             )?),
         };
-        writer.write_chunk(&columns)
+        writer.write_rows(Rows::Built {
+            count: rows.len(),
+            build: &build,
+        })?;
+        for (total, count) in self.status_counts.iter_mut().zip(status_counts) {
+            *total += count.into_inner();
+        }
+        Ok(())
     }
 }
 
@@ -671,19 +703,9 @@ impl Job {
                                 bar.inc(n as u64)
                             })
                         });
-                        for chunk in ranges(pass.len(), CHUNK) {
-                            let projected = timed(&mut timings.project, || {
-                                visited.in_input_order(chunk.clone())
-                            });
-                            let at = pass.start + chunk.start..pass.start + chunk.end;
-                            timed(&mut timings.write, || {
-                                if at.len() == rows.len() {
-                                    sink.write(&rows, &projected)
-                                } else {
-                                    sink.write(&rows.slice(at), &projected)
-                                }
-                            })?;
-                        }
+                        timed(&mut timings.write, || {
+                            sink.write(&rows, pass, &|piece| visited.in_input_order(piece))
+                        })?;
                     }
                     rows.is_empty()
                 }
@@ -692,7 +714,9 @@ impl Job {
                     bar.inc(projected.len() as u64);
                     // Seeds carry no colours nor attributes of their own.
                     timed(&mut timings.write, || {
-                        sink.write(&PointCloud::default(), &projected)
+                        sink.write(&PointCloud::default(), 0..projected.len(), &|piece| {
+                            projected[piece].to_vec()
+                        })
                     })?;
                     projected.is_empty()
                 }
@@ -739,7 +763,7 @@ mod tests {
         // A whole job that fits in one pass is one.
         assert_eq!(pass_size(M, 2 * M), M);
         assert_eq!(pass_size(10_000, 200_000), 10_000);
-        // A small cloud still gets passes of a write chunk, a large one at
+        // A small cloud still gets passes of a read chunk, a large one at
         // most MAX_PASS.
         assert_eq!(pass_size(100 * M, 1000), M);
         assert_eq!(pass_size(100 * MAX_PASS, usize::MAX), MAX_PASS);
