@@ -162,6 +162,11 @@ fn nearest_queries_find_the_brute_force_nearest() {
             let (index, distance_squared) = search.nearest(&centre);
             assert_eq!(distance_squared, kth(&all, 1), "{name} around {centre:?}");
             assert_eq!(all[index as usize], distance_squared, "{name}");
+            // Of points at the same distance (the copies of `identical`),
+            // the first in the grid's order, as the k nearest order them,
+            // whatever order the search visits its cells in.
+            let first = search.nearest_n(&centre, NonZeroUsize::MIN)[0].index;
+            assert_eq!(index, first, "{name}: ties around {centre:?}");
             // Bounded: found when it lies inside the limit, not otherwise.
             let distance = distance_squared.sqrt();
             let beyond = search.nearest_within(&centre, (distance * 1.5).max(1e-150));

@@ -170,8 +170,9 @@ impl NeighbourSearch {
     /// [`Self::nearest`], if it lies closer than `limit`: `None` when no
     /// point does (or `centre` is not finite). The search stops at the
     /// limit, so a centre far off the cloud costs no more than the limit's
-    /// ball. Each pass scans the whole box of cells around a ball, and once
-    /// a point is found the next ball passes through it, so a search takes
+    /// ball. Each pass scans the box of cells around a ball (narrowed as
+    /// nearer points turn up), and once a point is found the next ball
+    /// passes through it, starting from it, so a search takes
     /// at most two passes after its first point: growing balls alone took
     /// 2.5 passes a particle on sphere_large, and for a particle far off
     /// the cloud dozens, each box larger (10k particles a sphere's radius
@@ -184,8 +185,10 @@ impl NeighbourSearch {
         // holds a point, and the box of a ball through that point then
         // holds the nearest.
         let mut radius = 0.0;
+        let mut known = None;
         loop {
-            let (best, covered) = self.grid.nearest_in_box(centre, radius);
+            let (best, covered) = self.grid.nearest_in_box(centre, radius, known);
+            known = best;
             match best {
                 // Every point within `covered` was scanned.
                 Some((place, distance_squared)) if distance_squared <= covered * covered => {
