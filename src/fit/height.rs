@@ -416,48 +416,15 @@ impl NormalEquations {
         if self.weight_sum <= 0.0 {
             return None;
         }
-        if n > 0 {
-            let threshold = 1e-10 * self.weight_sum;
-            // L (unit lower, stored row-major in a full 6×6) and D.
-            let mut lower = [[0.0f64; MONOMIALS]; MONOMIALS];
-            let mut diagonal = [0.0f64; MONOMIALS];
-            for j in 0..n {
-                let mut d = self.matrix[packed(j, j)];
-                for k in 0..j {
-                    d -= lower[j][k] * lower[j][k] * diagonal[k];
-                }
-                // Also refuses NaN pivots.
-                if d.is_nan() || d <= threshold {
-                    return None;
-                }
-                diagonal[j] = d;
-                for i in j + 1..n {
-                    let mut s = self.matrix[packed(j, i)];
-                    for k in 0..j {
-                        s -= lower[i][k] * lower[j][k] * diagonal[k];
-                    }
-                    lower[i][j] = s / d;
-                }
-            }
-            // Forward, diagonal, backward substitution.
-            let mut y = [0.0f64; MONOMIALS];
-            for i in 0..n {
-                let mut s = self.rhs[i];
-                for k in 0..i {
-                    s -= lower[i][k] * y[k];
-                }
-                y[i] = s;
-            }
-            for i in 0..n {
-                y[i] /= diagonal[i];
-            }
-            for i in (0..n).rev() {
-                let mut s = y[i];
-                for k in i + 1..n {
-                    s -= lower[k][i] * coefficients[k];
-                }
-                coefficients[i] = s;
-            }
+        // Each size its own copy, whose loops' bounds are known when it is
+        // compiled (unrolled): the same operations in the same order.
+        let solved = match n {
+            0 => true,
+            3 => self.solve_leading::<3>(&mut coefficients),
+            _ => self.solve_leading::<MONOMIALS>(&mut coefficients),
+        };
+        if !solved {
+            return None;
         }
         // At the optimum of the heights alone, Σw(g − f)² = Σwf² − aᵀr.
         // With slope equations (M_s, r_s; r = r_h + r_s), where
@@ -476,6 +443,55 @@ impl NormalEquations {
         }
         let residual = ((self.height_squares - explained).max(0.0) / self.weight_sum).sqrt();
         Some((coefficients, residual))
+    }
+
+    /// Solves the leading `N` × `N` block of the equations into the first
+    /// `N` of `coefficients` by an LDLᵀ factorisation; false when a pivot is
+    /// not clearly positive (or NaN).
+    #[inline(always)]
+    fn solve_leading<const N: usize>(&self, coefficients: &mut [f64; MONOMIALS]) -> bool {
+        let threshold = 1e-10 * self.weight_sum;
+        // L (unit lower, stored row-major in a full 6×6) and D.
+        let mut lower = [[0.0f64; MONOMIALS]; MONOMIALS];
+        let mut diagonal = [0.0f64; MONOMIALS];
+        for j in 0..N {
+            let mut d = self.matrix[packed(j, j)];
+            for k in 0..j {
+                d -= lower[j][k] * lower[j][k] * diagonal[k];
+            }
+            // Also refuses NaN pivots.
+            if d.is_nan() || d <= threshold {
+                return false;
+            }
+            diagonal[j] = d;
+            for i in j + 1..N {
+                let mut s = self.matrix[packed(j, i)];
+                for k in 0..j {
+                    s -= lower[i][k] * lower[j][k] * diagonal[k];
+                }
+                lower[i][j] = s / d;
+            }
+        }
+        // Forward, diagonal, backward substitution.
+        let mut y = [0.0f64; MONOMIALS];
+        for i in 0..N {
+            let mut s = self.rhs[i];
+            for k in 0..i {
+                s -= lower[i][k] * y[k];
+            }
+            y[i] = s;
+        }
+        for i in 0..N {
+            y[i] /= diagonal[i];
+        }
+        for i in (0..N).rev() {
+            let mut s = y[i];
+            for k in i + 1..N {
+                s -= lower[k][i] * coefficients[k];
+            }
+            coefficients[i] = s;
+        }
+        true
     }
 }
 
