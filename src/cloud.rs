@@ -25,7 +25,7 @@ pub struct CentroidSum {
 }
 
 impl CentroidSum {
-    /// The sum over `positions`, in their order.
+    /// The sum over the finite points of `positions`, in their order.
     pub fn of(positions: &[Point3<f64>]) -> Self {
         let mut sum = Self::default();
         for p in positions {

@@ -144,7 +144,8 @@ pub(crate) type Encode<'a> = &'a (dyn Fn(&[Attribute], Range<usize>, &mut Vec<u8
 const PIECE_BYTES: usize = 1 << 18;
 
 /// Pieces encoded together while the pieces before them are written: each
-/// core has several, and the two windows in memory take 8 MiB.
+/// core has several, and the two windows in memory take 8 MiB of binary
+/// records (text lines, two to three times longer, as much more).
 const WINDOW: usize = 16;
 
 /// The rows a writer has written against the count its header declared,

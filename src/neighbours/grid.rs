@@ -456,7 +456,8 @@ impl CellGrid {
     /// box of whole cells does (sphere_large's particles, up to 1.3
     /// neighbourhood radii off the surface, took 2.5 ball searches each).
     /// `known`: a point already found (an earlier pass's nearest, with its
-    /// squared distance), which the box's points must beat. The slices of
+    /// squared distance), which a point of the box replaces when nearer, or
+    /// as near and earlier in the grid's order. The slices of
     /// cells are visited outward from the centre's, and once a point is
     /// found the box narrows to the ball through it: sphere_large −3% CPU
     /// (the whole box, in order, scanned points no nearer than the first

@@ -197,8 +197,18 @@ impl NeighbourSearch {
                 }
                 _ if covered >= limit => return None,
                 // The nearest point is no farther than this one: the box of
-                // a ball through it settles the search.
-                Some((_, distance_squared)) => radius = distance_squared.sqrt().min(limit),
+                // a ball through it settles the search. Never the same ball
+                // twice: the square of a rounded root can fall an ulp short
+                // of the distance, and the box's reach be the radius.
+                Some((_, distance_squared)) => {
+                    let through = distance_squared.sqrt();
+                    radius = if through > radius {
+                        through
+                    } else {
+                        radius.next_up()
+                    }
+                    .min(limit);
+                }
                 // Gently: the first box to find a point may reach past it
                 // by the growth, and for a centre far off the cloud that
                 // excess is a cap of it to scan.
