@@ -80,25 +80,8 @@ pub fn finite_bounds(positions: &[Point3<f64>]) -> Option<(Point3<f64>, Point3<f
     positions
         .par_iter()
         .filter(|p| is_finite_point(p))
-        .fold(
-            || None,
-            |bounds, p| {
-                Some(
-                    bounds.map_or((*p, *p), |(lo, hi): (Point3<f64>, Point3<f64>)| {
-                        (lo.inf(p), hi.sup(p))
-                    }),
-                )
-            },
-        )
-        .reduce(
-            || None,
-            |a, b| match (a, b) {
-                (Some((lo, hi)), Some((other_lo, other_hi))) => {
-                    Some((lo.inf(&other_lo), hi.sup(&other_hi)))
-                }
-                (a, b) => a.or(b),
-            },
-        )
+        .map(|p| (*p, *p))
+        .reduce_with(|(lo, hi), (other_lo, other_hi)| (lo.inf(&other_lo), hi.sup(&other_hi)))
 }
 
 /// Precision of the positions as stored in the file; the output keeps it.

@@ -723,7 +723,11 @@ fn field_before(text: &str, line: usize, col: usize) -> Option<&str> {
             }
             ('(' | '[' | '{', _) => depth += 1,
             (')' | ']' | '}', _) => depth = depth.saturating_sub(1),
-            (':', _) if depth == 1 && !word.is_empty() => last = Some(word.clone()),
+            // Only a field the config has ([`accepted_forms`] knows every
+            // one): a stray word before a colon leaves the last field.
+            (':', _) if depth == 1 && accepted_forms(&text[word.clone()]).is_some() => {
+                last = Some(word.clone())
+            }
             _ => {}
         }
         if c.is_alphanumeric() || c == '_' {
@@ -737,9 +741,7 @@ fn field_before(text: &str, line: usize, col: usize) -> Option<&str> {
             word = 0..0;
         }
     }
-    // Only a field the config has ([`accepted_forms`] knows every one).
     text.get(last?)
-        .filter(|name| accepted_forms(name).is_some())
 }
 
 /// The forms a config field accepts, for error messages.
@@ -804,7 +806,7 @@ mod tests {
             ("weight: Gaussian(2), degree: 2", "field `weight`"),
             ("threads: 2, robust: None()", "field `robust`"),
             // Names in strings and comments are no fields.
-            ("/* fit: */ start: Foot(x: 1)", "field `start`"),
+            ("start: Foot /* fit: */ (x: 1)", "field `start`"),
             ("start: Foot // fit: x\n (x: 1)", "field `start`"),
             (
                 "start: /* a /* nested */ fit: */ Foot(x: 1)",
@@ -812,7 +814,7 @@ mod tests {
             ),
         ] {
             let text = format!(
-                r#"(cloud: "c:(1)\"weight: .ply", particles: Cloud, output: r"o: .ply", {fields})"#
+                r##"(cloud: "c:(1)\"weight: .ply", particles: Cloud, output: r#"o"weight: .ply"#, {fields})"##
             );
             let message = Config::parse(&text).expect_err("a parse error");
             assert!(message.contains(named), "{fields}: {message}");

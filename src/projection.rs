@@ -632,15 +632,19 @@ impl<'a> Projector<'a> {
             return Err((Status::TooFewNeighbours, count));
         }
         let neighbours = &scratch.neighbourhood;
-        let plain = crate::cpu::with_v3!(Self::local_fit(
-            self,
-            centre,
-            support_radius,
-            neighbours,
-            &mut scratch.columns,
-            &scratch.frame_moments
-        ))
-        .map_err(|status| (status, count))?;
+        // The first fit and each robust refit, over the weights of `columns`.
+        let fit_with = |columns: &mut Columns, frame_moments: &Moments| {
+            crate::cpu::with_v3!(Self::local_fit(
+                self,
+                centre,
+                support_radius,
+                neighbours,
+                columns,
+                frame_moments
+            ))
+        };
+        let plain = fit_with(&mut scratch.columns, &scratch.frame_moments)
+            .map_err(|status| (status, count))?;
         let fit = match method.robust {
             Robust::None => plain,
             Robust::Rimls => robust::refit(
@@ -658,16 +662,7 @@ impl<'a> Projector<'a> {
                     face_factors: &scratch.face_factors,
                 },
                 &mut scratch.refits,
-                |columns, frame_moments| {
-                    crate::cpu::with_v3!(Self::local_fit(
-                        self,
-                        centre,
-                        support_radius,
-                        neighbours,
-                        columns,
-                        frame_moments
-                    ))
-                },
+                fit_with,
             ),
         };
         Ok(StepFit {

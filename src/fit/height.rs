@@ -451,9 +451,9 @@ impl NormalEquations {
     #[inline(always)]
     fn solve_leading<const N: usize>(&self, coefficients: &mut [f64; MONOMIALS]) -> bool {
         let threshold = 1e-10 * self.weight_sum;
-        // L (unit lower, stored row-major in a full 6×6) and D.
-        let mut lower = [[0.0f64; MONOMIALS]; MONOMIALS];
-        let mut diagonal = [0.0f64; MONOMIALS];
+        // L (unit lower, stored row-major) and D.
+        let mut lower = [[0.0f64; N]; N];
+        let mut diagonal = [0.0f64; N];
         for j in 0..N {
             let mut d = self.matrix[packed(j, j)];
             for k in 0..j {
@@ -473,7 +473,7 @@ impl NormalEquations {
             }
         }
         // Forward, diagonal, backward substitution.
-        let mut y = [0.0f64; MONOMIALS];
+        let mut y = [0.0f64; N];
         for i in 0..N {
             let mut s = self.rhs[i];
             for k in 0..i {

@@ -74,6 +74,11 @@ fn read_line(source: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<O
 /// per-property dispatch negligible, small enough to stay in cache.
 const BLOCK_BYTES: usize = 1 << 21;
 
+/// Bytes of records decoded, or built and encoded, as one piece on one
+/// core: the records and the rows they fill or come from stay in its cache
+/// (1 MiB of L2).
+const PIECE_BYTES: usize = 1 << 18;
+
 /// PLY body encodings for output: binary for size and speed, ascii for
 /// inspection and for tools that read nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

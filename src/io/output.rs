@@ -1,11 +1,11 @@
 //! The output file's format, told by its extension, and one writer for
 //! every format, so that the pipeline writes PLY, LAS, LAZ or text alike.
 
-use super::PlyEncoding;
 use super::las_write::LasWriter;
 use super::ply_write::PlyVertexWriter;
 use super::scalar::size_of_kind;
 use super::text_write::TextWriter;
+use super::{CHUNK, PIECE_BYTES, PlyEncoding};
 use crate::cloud::{Attribute, ScalarKind};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -95,14 +95,20 @@ impl OutputWriter {
 
     /// Appends `rows`: PLY and text files build (for [`Rows::Built`]) and
     /// encode them in pieces on every core; a LAS writer, whose compressed
-    /// chunks and header bounds follow the points in order, takes them
-    /// whole.
+    /// chunks and header bounds follow the points in order, takes them a
+    /// read chunk ([`CHUNK`]) at a time (a pass of up to 2²⁴ rows built
+    /// whole would hold all its columns at once).
     pub fn write_rows(&mut self, rows: Rows<'_>) -> Result<()> {
         match self {
             OutputWriter::Ply(writer) => writer.write_rows(rows),
             OutputWriter::Las(writer) => match rows {
                 Rows::Columns(columns) => writer.write_chunk(columns),
-                Rows::Built { count, build } => writer.write_chunk(&build(0..count)),
+                Rows::Built { count, build } => {
+                    // An empty pass still names the properties.
+                    (0..count.max(1)).step_by(CHUNK).try_for_each(|start| {
+                        writer.write_chunk(&build(start..count.min(start + CHUNK)))
+                    })
+                }
             },
             OutputWriter::Text(writer) => writer.write_rows(rows),
         }
@@ -138,10 +144,6 @@ pub enum Rows<'a> {
 /// of a file's body, independently of the other rows: how PLY and text
 /// bodies are encoded, so that pieces of a chunk are encoded in parallel.
 pub(crate) type Encode<'a> = &'a (dyn Fn(&[Attribute], Range<usize>, &mut Vec<u8>) + Sync);
-
-/// Bytes of binary records built and encoded as one piece: the piece's
-/// output record and its bytes stay in a core's cache (1 MiB of L2).
-const PIECE_BYTES: usize = 1 << 18;
 
 /// Pieces encoded together while the pieces before them are written: each
 /// core has several, and the two windows in memory take 8 MiB of binary

@@ -3,11 +3,11 @@
 //! (which property goes to positions, normals, colours or an attribute, at
 //! which offset of the packed record).
 
-use super::MAX_PROPERTIES;
 use super::scalar::{
     ByteOrder, Scalar, empty_column, extend_fields, fields, is_float, kind_of, size_of_kind,
     with_scalar_type,
 };
+use super::{MAX_PROPERTIES, PIECE_BYTES};
 use crate::cloud::with_column;
 use crate::cloud::{Attribute, PointCloud, Precision, ScalarKind};
 use crate::error::{Error, Location, Result};
@@ -366,10 +366,6 @@ impl VertexLayout {
         }
     }
 }
-
-/// Bytes of packed records decoded as one piece: the records and the rows
-/// they fill stay in a core's cache.
-const PIECE_BYTES: usize = 1 << 18;
 
 /// The records of one piece of a block and the rows of the cloud they
 /// fill, decoded beside the other pieces.

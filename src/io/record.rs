@@ -150,6 +150,7 @@ pub fn output_columns(
     projected: &[Projected],
     index: Vec<u32>,
 ) -> Vec<Attribute> {
+    debug_assert_eq!(rows.len(), projected.len(), "a result for each row");
     let value = |f: &dyn Fn(&Projected) -> f64| match record.values {
         Precision::Single => Column::F32(projected.iter().map(|p| f(p) as f32).collect()),
         Precision::Double => Column::F64(projected.iter().map(f).collect()),

@@ -137,10 +137,12 @@ struct Visited {
 }
 
 impl Visited {
-    /// The results of the input particles in `range`, in input order.
+    /// The results of the input particles in `range`, in input order (on
+    /// one thread: the writer calls it for each of its pieces, on every
+    /// core).
     fn in_input_order(&self, range: std::ops::Range<usize>) -> Vec<Projected> {
         self.place[range]
-            .par_iter()
+            .iter()
             .map(|&at| self.results[at as usize])
             .collect()
     }

@@ -73,6 +73,7 @@ use std::path::Path;
 use nalgebra::{Matrix3, Point3, SymmetricEigen, Vector3};
 use rayon::prelude::*;
 
+use crate::cloud::finite_bounds;
 use crate::config::Support;
 use crate::cpu::floor_i64;
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
@@ -721,8 +722,9 @@ struct Seeder<'a> {
     /// The most blocks a disc reaches beyond its foot's, each way (at
     /// most [`MAX_REACH`]).
     reach: i64,
-    /// The fewest blocks in a group of rows ([`row_groups`]): enough for
-    /// every thread, a few groups of which are in memory at a time.
+    /// The fewest blocks in a group of rows ([`row_groups`]), a few groups
+    /// of which are in memory at a time: [`GROUP_BLOCKS`], whatever the
+    /// threads.
     group_blocks: usize,
 }
 
@@ -807,7 +809,6 @@ impl<'a> Seeder<'a> {
         keys.par_sort_unstable();
         keys.dedup();
         keys.shrink_to_fit();
-        drop(by_foot);
         Seeder {
             search,
             spacing,
@@ -1046,7 +1047,8 @@ impl<'a> Seeder<'a> {
             .flatten_iter()
             .collect();
         let projected = super::project_all(projector, &seeds);
-        let Some((low, high)) = extent_of(projected.iter().map(|p| &p.position)) else {
+        let positions: Vec<Point3<f64>> = projected.iter().map(|p| p.position).collect();
+        let Some((low, high)) = finite_bounds(&positions) else {
             return Ok(());
         };
         let radius = SETTLED_SPACING * self.spacing;
@@ -1252,7 +1254,7 @@ type Extent = (Point3<f64>, Point3<f64>);
 
 impl Landed {
     fn push(&mut self, positions: Vec<Point3<f64>>) {
-        if let Some(extent) = extent_of(positions.iter()) {
+        if let Some(extent) = finite_bounds(&positions) {
             self.chunks.push((extent, positions));
         }
     }
@@ -1268,16 +1270,6 @@ impl Landed {
             }
         }
     }
-}
-
-/// The bounding box of `positions`, `None` for none.
-fn extent_of<'a>(positions: impl Iterator<Item = &'a Point3<f64>>) -> Option<Extent> {
-    positions.fold(None, |extent, p| {
-        Some(match extent {
-            None => (*p, *p),
-            Some((low, high)) => (low.inf(p), high.sup(p)),
-        })
-    })
 }
 
 /// The phase of block `key` within its slab: a 2×2 colouring of its other
@@ -1347,7 +1339,7 @@ fn even(slab: i64) -> bool {
 /// before it: a tile makes its own slabs and the even slabs beside them,
 /// and its seeds are those a whole run makes there, exactly. The same
 /// `seed` gives the same projections, in the same order, whatever the
-/// threads (the groups follow the threads, the seeds do not).
+/// threads (the groups are a fixed number of blocks, not the threads').
 pub fn seed_surface(
     search: &NeighbourSearch,
     projector: &Projector,
