@@ -6,6 +6,7 @@ use super::PlyEncoding;
 use super::atomic::AtomicFile;
 use super::output::{RowLedger, Rows};
 use super::scalar::{ply_type, put_fields, size_of_kind};
+use super::text_write::{ValueForm, encode_lines};
 use crate::cloud::with_column;
 use crate::cloud::{Attribute, ScalarKind};
 use crate::error::{Error, Result};
@@ -93,20 +94,7 @@ impl Body {
                     });
                 }
             }
-            PlyEncoding::Ascii => {
-                for row in rows {
-                    for (index, column) in columns.iter().enumerate() {
-                        if index > 0 {
-                            bytes.push(b' ');
-                        }
-                        // Writing into a `Vec` cannot fail.
-                        let _ = with_column!(&column.values, values => {
-                            write!(bytes, "{:?}", values[row])
-                        });
-                    }
-                    bytes.push(b'\n');
-                }
-            }
+            PlyEncoding::Ascii => encode_lines(columns, rows, ' ', ValueForm::Pointed, bytes),
         }
     }
 }

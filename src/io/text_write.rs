@@ -21,9 +21,26 @@ pub struct TextWriter {
     separator: char,
 }
 
-/// Appends rows `rows` of `columns` to `bytes` as lines of values separated
-/// by `separator`.
-fn encode(columns: &[Attribute], rows: Range<usize>, separator: char, bytes: &mut Vec<u8>) {
+/// How [`encode_lines`] writes a value.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum ValueForm {
+    /// `Display`: a float equal to an integer written without its point.
+    Plain,
+    /// `Debug`: a float always with its decimal point (ascii PLY, whose
+    /// readers may take `1` for an integer).
+    Pointed,
+}
+
+/// Appends rows `rows` of `columns` to `bytes` as lines of values, each
+/// written in `form`, separated by `separator`: a text file's lines and an
+/// ascii PLY's.
+pub(super) fn encode_lines(
+    columns: &[Attribute],
+    rows: Range<usize>,
+    separator: char,
+    form: ValueForm,
+    bytes: &mut Vec<u8>,
+) {
     let mut separator_bytes = [0; 4];
     let separator = separator.encode_utf8(&mut separator_bytes).as_bytes();
     for row in rows {
@@ -32,7 +49,10 @@ fn encode(columns: &[Attribute], rows: Range<usize>, separator: char, bytes: &mu
                 bytes.extend_from_slice(separator);
             }
             // Writing into a `Vec` cannot fail.
-            let _ = with_column!(&column.values, values => write!(bytes, "{}", values[row]));
+            let _ = with_column!(&column.values, values => match form {
+                ValueForm::Plain => write!(bytes, "{}", values[row]),
+                ValueForm::Pointed => write!(bytes, "{:?}", values[row]),
+            });
         }
         bytes.push(b'\n');
     }
@@ -87,7 +107,9 @@ impl TextWriter {
         self.rows.write_encoded(
             &path,
             rows,
-            &|columns, range, bytes| encode(columns, range, separator, bytes),
+            &|columns, range, bytes| {
+                encode_lines(columns, range, separator, ValueForm::Plain, bytes)
+            },
             |bytes| file.write_all(bytes),
         )
     }
