@@ -84,6 +84,49 @@ pub fn finite_bounds(positions: &[Point3<f64>]) -> Option<(Point3<f64>, Point3<f
         .reduce_with(|(lo, hi), (other_lo, other_hi)| (lo.inf(&other_lo), hi.sup(&other_hi)))
 }
 
+/// Points sampled to find the cloud's body ([`body_bounds`]).
+const BODY_SAMPLE: usize = 8192;
+
+/// Share of the sampled points left out at each end of each axis to find
+/// the cloud's body: more than the garbage a damaged file holds, less
+/// than any part of a real scan.
+const BODY_TAIL: f64 = 0.01;
+
+/// The box the cloud's body lies in: a sample of the finite points'
+/// range on each axis without a hundredth at each end, widened on every
+/// side by the widest such range. A real scan lies within it (its far
+/// ends are at most a body's width past the rest); points at 1e20 or
+/// 3e38 (a damaged file's garbage) do not, and the search leaves them out
+/// of what it centres and sizes its cells on. `None` without a finite
+/// point.
+pub fn body_bounds(positions: &[Point3<f64>]) -> Option<(Point3<f64>, Point3<f64>)> {
+    let step = positions.len().div_ceil(BODY_SAMPLE).max(1);
+    let sample: Vec<&Point3<f64>> = positions
+        .iter()
+        .step_by(step)
+        .filter(|p| is_finite_point(p))
+        .collect();
+    if sample.is_empty() {
+        return None;
+    }
+    let cut = (sample.len() as f64 * BODY_TAIL) as usize;
+    let ends = [0, 1, 2].map(|axis| {
+        let mut values: Vec<f64> = sample.iter().map(|p| p[axis]).collect();
+        let top = values.len() - 1 - cut;
+        let (_, &mut high, _) = values.select_nth_unstable_by(top, f64::total_cmp);
+        let (_, &mut low, _) = values[..=top].select_nth_unstable_by(cut, f64::total_cmp);
+        (low, high)
+    });
+    let widest = ends
+        .iter()
+        .map(|(low, high)| high - low)
+        .fold(0.0, f64::max);
+    Some((
+        Point3::from(ends.map(|(low, _)| low - widest)),
+        Point3::from(ends.map(|(_, high)| high + widest)),
+    ))
+}
+
 /// Precision of the positions as stored in the file; the output keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {

@@ -317,6 +317,41 @@ fn robust_fit_shrugs_off_five_percent_outliers() {
 }
 
 #[test]
+fn garbage_coordinates_in_the_cloud_leave_the_rest_as_accurate() {
+    // A damaged file's garbage: one point at 3e38 centred the search on
+    // itself (offsets from there rounded the sphere's shape away, every
+    // particle "ok" 89° off), and 2% of the points at 1e20..3e38 put the
+    // whole sphere in one cell. The projection stays within the noise,
+    // and as close as on the clean cloud.
+    let sphere = Sphere::unit();
+    let clean = sphere_scan(41);
+    let particles = off_sphere(2_000, 0.03, 42);
+    let fields = "support: Radius(0.1)";
+    let on_clean = rms_distance(&sphere, &project(&clean, &particles, fields));
+    let mut rng = Rng::new(43);
+    for share in [0, 50] {
+        let mut dirty = clean.clone();
+        dirty.positions[0] = Point3::new(3e38, 0.0, 0.0);
+        for point in dirty
+            .positions
+            .iter_mut()
+            .skip(1)
+            .step_by(share.max(1))
+            .take(share * 10)
+        {
+            let axis = (rng.range(0.0, 3.0) as usize).min(2);
+            point[axis] = rng.range(1e20, 3e38);
+        }
+        let on_dirty =
+            assert_within_noise(&project(&dirty, &particles, fields), 0.1, "with garbage");
+        assert!(
+            on_dirty <= 1.05 * on_clean,
+            "with garbage ({share}) {on_dirty:.2e} vs clean {on_clean:.2e}"
+        );
+    }
+}
+
+#[test]
 fn particles_a_full_support_off_are_projected_or_kept_never_flung() {
     // At h off and at 0.9·h, every particle lands at full degree within the
     // noise: a step's reach is measured from its fit's centre, the

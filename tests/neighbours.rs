@@ -348,6 +348,24 @@ fn a_far_stack_of_copies_does_not_crowd_the_cells() {
     );
 }
 
+/// A damaged file's garbage (2% of the points at 1e20 to 3e38, each
+/// somewhere else) is more than the cells' box leaves out at its ends; cut
+/// to the cloud's body, the box keeps the cells as fine as without it.
+#[test]
+fn garbage_coordinates_do_not_crowd_the_cells() {
+    let (_, mut points) = clouds().swap_remove(0);
+    let count = points.len();
+    for (i, point) in points.iter_mut().enumerate().step_by(50) {
+        point[i % 3] = 1e20 * (1.0 + (i % 7) as f64) * if i % 2 == 0 { 1.0 } else { 3e17 };
+    }
+    let search = NeighbourSearch::new(&points).unwrap();
+    assert!(
+        search.cell_count() * 64 >= count,
+        "{} cells",
+        search.cell_count()
+    );
+}
+
 #[test]
 fn a_centre_that_is_not_finite_finds_nothing_and_returns() {
     let (_, points) = clouds().swap_remove(0);

@@ -95,7 +95,13 @@ const COLUMN_LIMIT: f64 = (1u64 << 50) as f64;
 pub(super) struct Local<'a> {
     pub(super) positions: &'a [Point3<f64>],
     pub(super) origin: Point3<f64>,
+    /// The box the cloud's body lies in (`cloud::body_bounds`), relative
+    /// to the origin.
+    pub(super) body: Bounds,
 }
+
+/// A box: lowest and highest corner.
+pub(super) type Bounds = (Vector3<f64>, Vector3<f64>);
 
 impl Local<'_> {
     fn len(&self) -> usize {
@@ -150,6 +156,8 @@ pub(super) struct CellGrid {
     /// For each index of the slice built from, its place in cell order;
     /// `None` for [`CellGrid::distinct`], whose indices are its order.
     place: Option<Vec<u32>>,
+    /// The box the cloud's body lies in, relative to the search's origin.
+    body: Bounds,
 }
 
 impl CellGrid {
@@ -204,6 +212,7 @@ impl CellGrid {
             exact: Default::default(),
             original: Vec::new(),
             place: None,
+            body: local.body,
         };
         let mut coded: Vec<(u64, u32)> = (0..local.len() as u32)
             .into_par_iter()
@@ -323,6 +332,11 @@ impl CellGrid {
             grid.place = Some(place);
         }
         (grid, kept)
+    }
+
+    /// The box the cloud's body lies in, relative to the search's origin.
+    pub(super) fn body(&self) -> Bounds {
+        self.body
     }
 
     /// Number of points.
@@ -1049,8 +1063,11 @@ fn ball_points(points: f64, occupied: &[f64], fine_size: f64, radius: f64) -> f6
 /// once: a stack of copies far from the rest (a scanner's no-returns
 /// written at the origin) is as much an outlier as one point there, and
 /// [`CellGrid::distinct`] merges it into one; counted as many, it would hold
-/// the box open and every cell wide.
-fn robust_box(local: Local) -> (Vector3<f64>, Vector3<f64>) {
+/// the box open and every cell wide. Cut to the cloud's body: where more
+/// than a thousandth of the points are garbage (coordinates of 1e20 or
+/// 3e38), the box held them and the whole scan fell in one fine cell
+/// (200k points with 2% of them: every query scanned the cloud).
+fn robust_box(local: Local) -> Bounds {
     let step = local.len().div_ceil(BOX_SAMPLE).max(1);
     let mut sample: Vec<[u64; 3]> = local
         .iter()
@@ -1068,8 +1085,8 @@ fn robust_box(local: Local) -> (Vector3<f64>, Vector3<f64>) {
         (low, high)
     });
     (
-        Vector3::from(ends.map(|e| e.0)),
-        Vector3::from(ends.map(|e| e.1)),
+        Vector3::from(ends.map(|e| e.0)).sup(&local.body.0),
+        Vector3::from(ends.map(|e| e.1)).inf(&local.body.1),
     )
 }
 
@@ -1141,9 +1158,12 @@ mod tests {
                 Point3::new(u, v * 0.8, v * 0.6)
             })
             .collect();
+        let origin = Point3::new(0.5, 0.4, 0.3);
+        let body = crate::cloud::body_bounds(&positions).unwrap();
         let local = Local {
             positions: &positions,
-            origin: Point3::new(0.5, 0.4, 0.3),
+            origin,
+            body: (body.0 - origin, body.1 - origin),
         };
         let mean_per_cell = |ball_radius: Option<f64>| {
             let grid = CellGrid::build(local, true, ball_radius).0;

@@ -14,7 +14,7 @@ use std::num::NonZeroUsize;
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
-use crate::cloud::{finite_bounds, is_finite_point, pick};
+use crate::cloud::{body_bounds, finite_bounds, is_finite_point, pick};
 use crate::config::Support;
 use crate::error::{Error, Result};
 
@@ -119,18 +119,41 @@ impl NeighbourSearch {
         Ok((search, pick(&finite, &kept), finite.len()))
     }
 
-    /// `positions` relative to the centre of their bounding box.
+    /// `positions` relative to the centre of their bounding box, or of
+    /// their body's ([`body_bounds`]) where the first lies outside the
+    /// second: one garbage point at 3e38 put the centre there, and every
+    /// offset from it rounded the scan's shape away (a sphere's normals
+    /// came out 89° off, every particle "ok").
     fn local(positions: &[Point3<f64>]) -> Result<Local<'_>> {
-        let Some((lo, hi)) = finite_bounds(positions) else {
+        let (Some((lo, hi)), Some(body)) = (finite_bounds(positions), body_bounds(positions))
+        else {
             return Err(Error::Invalid("cannot search an empty cloud".into()));
         };
-        let origin = nalgebra::center(&lo, &hi);
-        Ok(Local { positions, origin })
+        let centre = nalgebra::center(&lo, &hi);
+        let inside = (0..3).all(|axis| (body.0[axis]..=body.1[axis]).contains(&centre[axis]));
+        let origin = if inside {
+            centre
+        } else {
+            nalgebra::center(&body.0, &body.1)
+        };
+        Ok(Local {
+            positions,
+            origin,
+            body: (body.0 - origin, body.1 - origin),
+        })
     }
 
-    /// The centre of the cloud's bounding box, subtracted from every point.
+    /// The point subtracted from every position: the centre of the
+    /// cloud's bounding box, or of its body where that box reaches far
+    /// outliers.
     pub fn origin(&self) -> Point3<f64> {
         self.origin
+    }
+
+    /// The box the cloud's body lies in ([`body_bounds`]), relative to
+    /// [`Self::origin`]: points beyond it are garbage or far outliers.
+    pub fn body_box(&self) -> (Vector3<f64>, Vector3<f64>) {
+        self.grid.body()
     }
 
     /// Number of points in the index.
