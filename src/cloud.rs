@@ -109,13 +109,11 @@ pub fn body_bounds(positions: &[Point3<f64>]) -> Option<(Point3<f64>, Point3<f64
     if sample.is_empty() {
         return None;
     }
-    let cut = (sample.len() as f64 * BODY_TAIL) as usize;
     let ends = [0, 1, 2].map(|axis| {
-        let mut values: Vec<f64> = sample.iter().map(|p| p[axis]).collect();
-        let top = values.len() - 1 - cut;
-        let (_, &mut high, _) = values.select_nth_unstable_by(top, f64::total_cmp);
-        let (_, &mut low, _) = values[..=top].select_nth_unstable_by(cut, f64::total_cmp);
-        (low, high)
+        trimmed_range(
+            &mut sample.iter().map(|p| p[axis]).collect::<Vec<_>>(),
+            BODY_TAIL,
+        )
     });
     let widest = ends
         .iter()
@@ -125,6 +123,22 @@ pub fn body_bounds(positions: &[Point3<f64>]) -> Option<(Point3<f64>, Point3<f64
         Point3::from(ends.map(|(low, _)| low - widest)),
         Point3::from(ends.map(|(_, high)| high + widest)),
     ))
+}
+
+/// The least and greatest of `values` (not empty) once the `tail` share
+/// of them at each end is left out, by two selections (`values` is
+/// reordered).
+pub(crate) fn trimmed_range(values: &mut [f64], tail: f64) -> (f64, f64) {
+    let cut = (values.len() as f64 * tail) as usize;
+    let top = values.len() - 1 - cut;
+    let (_, &mut high, _) = values.select_nth_unstable_by(top, f64::total_cmp);
+    let (_, &mut low, _) = values[..=top].select_nth_unstable_by(cut, f64::total_cmp);
+    (low, high)
+}
+
+/// True when `p` lies in the box from `low` to `high` (faces included).
+pub(crate) fn box_holds(low: &Vector3<f64>, high: &Vector3<f64>, p: &Vector3<f64>) -> bool {
+    (0..3).all(|axis| (low[axis]..=high[axis]).contains(&p[axis]))
 }
 
 /// Precision of the positions as stored in the file; the output keeps it.

@@ -28,6 +28,7 @@ use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use super::packing::{pack, packing};
 use super::{LANES, Neighbourhood};
+use crate::cloud::trimmed_range;
 use crate::cpu::floor_i64;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::wide_lanes;
@@ -156,8 +157,6 @@ pub(super) struct CellGrid {
     /// For each index of the slice built from, its place in cell order;
     /// `None` for [`CellGrid::distinct`], whose indices are its order.
     place: Option<Vec<u32>>,
-    /// The box the cloud's body lies in, relative to the search's origin.
-    body: Bounds,
 }
 
 impl CellGrid {
@@ -212,7 +211,6 @@ impl CellGrid {
             exact: Default::default(),
             original: Vec::new(),
             place: None,
-            body: local.body,
         };
         let mut coded: Vec<(u64, u32)> = (0..local.len() as u32)
             .into_par_iter()
@@ -332,11 +330,6 @@ impl CellGrid {
             grid.place = Some(place);
         }
         (grid, kept)
-    }
-
-    /// The box the cloud's body lies in, relative to the search's origin.
-    pub(super) fn body(&self) -> Bounds {
-        self.body
     }
 
     /// Number of points.
@@ -1078,11 +1071,7 @@ fn robust_box(local: Local) -> Bounds {
     sample.dedup();
     let ends = [0, 1, 2].map(|axis| {
         let mut values: Vec<f64> = sample.iter().map(|p| f64::from_bits(p[axis])).collect();
-        let cut = (values.len() as f64 * BOX_TAIL) as usize;
-        let top = values.len() - 1 - cut;
-        let (_, &mut high, _) = values.select_nth_unstable_by(top, f64::total_cmp);
-        let (_, &mut low, _) = values[..=top].select_nth_unstable_by(cut, f64::total_cmp);
-        (low, high)
+        trimmed_range(&mut values, BOX_TAIL)
     });
     (
         Vector3::from(ends.map(|e| e.0)).sup(&local.body.0),

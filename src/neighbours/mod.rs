@@ -14,7 +14,7 @@ use std::num::NonZeroUsize;
 use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
-use crate::cloud::{body_bounds, finite_bounds, is_finite_point, pick};
+use crate::cloud::{body_bounds, box_holds, finite_bounds, is_finite_point, pick};
 use crate::config::Support;
 use crate::error::{Error, Result};
 
@@ -51,6 +51,8 @@ pub struct Neighbour {
 pub struct NeighbourSearch {
     grid: CellGrid,
     origin: Point3<f64>,
+    /// The box the cloud's body lies in, relative to `origin`.
+    body: (Vector3<f64>, Vector3<f64>),
 }
 
 impl NeighbourSearch {
@@ -61,6 +63,7 @@ impl NeighbourSearch {
         Ok(NeighbourSearch {
             grid: CellGrid::new(local),
             origin: local.origin,
+            body: local.body,
         })
     }
 
@@ -87,6 +90,7 @@ impl NeighbourSearch {
             NeighbourSearch {
                 grid,
                 origin: local.origin,
+                body: local.body,
             },
             kept,
         ))
@@ -130,8 +134,7 @@ impl NeighbourSearch {
             return Err(Error::Invalid("cannot search an empty cloud".into()));
         };
         let centre = nalgebra::center(&lo, &hi);
-        let inside = (0..3).all(|axis| (body.0[axis]..=body.1[axis]).contains(&centre[axis]));
-        let origin = if inside {
+        let origin = if box_holds(&body.0.coords, &body.1.coords, &centre.coords) {
             centre
         } else {
             nalgebra::center(&body.0, &body.1)
@@ -153,7 +156,7 @@ impl NeighbourSearch {
     /// The box the cloud's body lies in ([`body_bounds`]), relative to
     /// [`Self::origin`]: points beyond it are garbage or far outliers.
     pub fn body_box(&self) -> (Vector3<f64>, Vector3<f64>) {
-        self.grid.body()
+        self.body
     }
 
     /// Number of points in the index.

@@ -20,6 +20,7 @@ use nalgebra::Vector3;
 use rayon::prelude::*;
 
 use super::estimate::{GRAPH_NEIGHBOURS, NO_NEIGHBOUR};
+use crate::cloud::box_holds;
 use crate::config::Support;
 use crate::cpu::floor_i64;
 use crate::neighbours::{NeighbourSearch, Neighbourhood};
@@ -208,9 +209,8 @@ impl Scene<'_> {
     /// bounding box of the cloud's body without passing within `tube` of
     /// [`BLOCKERS`] points further than the clearance along it (the
     /// points of the ray's own face, beside its origin, do not count). A
-    /// tube as wide as the graph
-    /// neighbourhood leaves no gap between the points of a face it
-    /// crosses.
+    /// tube as wide as the graph neighbourhood leaves no gap between the
+    /// points of a face it crosses.
     ///
     /// Empty space is crossed a cell of [`Occupancy`] at a time; near
     /// points, those within `2 tube` are checked and the ray steps by
@@ -324,12 +324,10 @@ impl Occupancy {
     /// at a time (200k points, 0.2% of them such: 88 s, the clean cloud's
     /// 1 s).
     fn new(search: &NeighbourSearch, tube: f64, body: &(Vector3<f64>, Vector3<f64>)) -> Self {
-        let in_body =
-            |p: &Vector3<f64>| (0..3).all(|axis| (body.0[axis]..=body.1[axis]).contains(&p[axis]));
         let bounds = (0..search.len() as u32)
             .into_par_iter()
             .map(|i| search.local_point(i))
-            .filter(in_body)
+            .filter(|p| box_holds(&body.0, &body.1, p))
             .map(|p| (p, p))
             .reduce(
                 || {
@@ -372,7 +370,7 @@ impl Occupancy {
 
     /// True when `p` lies within the box the cells cover.
     fn holds(&self, p: &Vector3<f64>) -> bool {
-        (0..3).all(|axis| (self.bounds.0[axis]..=self.bounds.1[axis]).contains(&p[axis]))
+        box_holds(&self.bounds.0, &self.bounds.1, p)
     }
 
     /// How far round `at` the cells say no point lies: a coarse or a fine
