@@ -70,6 +70,14 @@ fn read_line(source: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<O
     Ok(Some(read))
 }
 
+/// `0..len` in consecutive ranges of at most `step`: at least one, empty
+/// for an empty `len`, so that an empty source still writes its (empty)
+/// output with every property named.
+pub(crate) fn ranges(len: usize, step: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let step = step.max(1);
+    (0..len.div_ceil(step).max(1)).map(move |i| i * step..len.min((i + 1) * step))
+}
+
 /// Bytes of body encoded or decoded at once: large enough to make the
 /// per-property dispatch negligible, small enough to stay in cache.
 const BLOCK_BYTES: usize = 1 << 21;

@@ -103,12 +103,8 @@ impl OutputWriter {
             OutputWriter::Ply(writer) => writer.write_rows(rows),
             OutputWriter::Las(writer) => match rows {
                 Rows::Columns(columns) => writer.write_chunk(columns),
-                Rows::Built { count, build } => {
-                    // An empty pass still names the properties.
-                    (0..count.max(1)).step_by(CHUNK).try_for_each(|start| {
-                        writer.write_chunk(&build(start..count.min(start + CHUNK)))
-                    })
-                }
+                Rows::Built { count, build } => super::ranges(count, CHUNK)
+                    .try_for_each(|rows| writer.write_chunk(&build(rows))),
             },
             OutputWriter::Text(writer) => writer.write_rows(rows),
         }
@@ -297,9 +293,7 @@ fn write_in_order(
     encode: impl Fn(Range<usize>, &mut Vec<u8>) -> Result<()> + Sync,
     mut write: impl FnMut(&[u8]) -> Result<()> + Send,
 ) -> Result<()> {
-    let pieces: Vec<Range<usize>> = (0..count.div_ceil(piece_rows))
-        .map(|piece| piece * piece_rows..count.min((piece + 1) * piece_rows))
-        .collect();
+    let pieces: Vec<Range<usize>> = super::ranges(count, piece_rows).collect();
     let mut encoding = vec![Vec::new(); WINDOW.min(pieces.len())];
     let mut encoded = encoding.clone();
     let mut ready = 0;

@@ -14,7 +14,6 @@ pub mod tiles;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -134,18 +133,42 @@ struct Visited {
     results: Vec<Projected>,
     /// `results` index of input particle `i`.
     place: Vec<u32>,
+    /// The results' count per status ([`Status::code`]).
+    status_counts: StatusCounts,
 }
 
 impl Visited {
-    /// The results of the input particles in `range`, in input order (on
-    /// one thread: the writer calls it for each of its pieces, on every
-    /// core).
+    /// The results of the input particles in `range`, in input order: a
+    /// writer's piece on one thread (the writer builds its pieces on every
+    /// core), a LAS writer's chunk of 2²⁰ on every thread.
     fn in_input_order(&self, range: std::ops::Range<usize>) -> Vec<Projected> {
         self.place[range]
-            .iter()
+            .par_iter()
+            .with_min_len(IN_ORDER_ROWS)
             .map(|&at| self.results[at as usize])
             .collect()
     }
+}
+
+/// Results gathered into input order on one thread at least: more than a
+/// writer's piece of output rows.
+const IN_ORDER_ROWS: usize = 1 << 14;
+
+/// A count per status, indexed by [`Status::code`].
+type StatusCounts = [usize; Status::ALL.len()];
+
+/// The count per status of `results`.
+fn count_statuses(results: &[Projected]) -> StatusCounts {
+    let mut counts = [0; Status::ALL.len()];
+    for p in results {
+        counts[p.status.code() as usize] += 1;
+    }
+    counts
+}
+
+/// `a` plus `b`, status by status.
+fn add_counts(a: StatusCounts, b: StatusCounts) -> StatusCounts {
+    std::array::from_fn(|i| a[i] + b[i])
 }
 
 /// [`project_all`] without the reordering, calling `done(n)` as each batch
@@ -161,10 +184,11 @@ fn visit(
     // and grown by reallocation (sphere_large: 3% more CPU, 50 MB more at
     // the peak).
     let mut results: Vec<Projected> = Vec::with_capacity(order.len());
-    results.spare_capacity_mut()[..order.len()]
+    // Each batch counts its statuses while its results are in cache.
+    let status_counts = results.spare_capacity_mut()[..order.len()]
         .par_chunks_mut(PROGRESS_STEP)
         .zip(order.par_chunks(PROGRESS_STEP))
-        .for_each_init(
+        .map_init(
             || (Scratch::default(), Vec::with_capacity(PROGRESS_STEP)),
             |(scratch, batch_positions), (slots, batch)| {
                 // The batch's positions gathered first: read in input order
@@ -174,12 +198,16 @@ fn visit(
                 // the misses.
                 batch_positions.clear();
                 batch_positions.extend(batch.iter().map(|&i| particles[i as usize]));
+                let mut counts = [0; Status::ALL.len()];
                 for (slot, particle) in slots.iter_mut().zip(batch_positions.iter()) {
-                    slot.write(projector.project(particle, scratch));
+                    let projected = slot.write(projector.project(particle, scratch));
+                    counts[projected.status.code() as usize] += 1;
                 }
                 done(batch.len());
+                counts
             },
-        );
+        )
+        .reduce(|| [0; Status::ALL.len()], add_counts);
     // SAFETY: the chunks of the first `order.len()` slots and of `order`
     // pair up one to one with equal lengths, and each batch wrote every
     // slot of its chunk, so all of them hold a result.
@@ -188,7 +216,11 @@ fn visit(
     for (at, &i) in order.iter().enumerate() {
         place[i as usize] = at as u32;
     }
-    Visited { results, place }
+    Visited {
+        results,
+        place,
+        status_counts,
+    }
 }
 
 /// What the command line adds to a config.
@@ -552,14 +584,6 @@ fn pass_size(total: usize, cloud_points: usize) -> usize {
     total.div_ceil(passes).max(1)
 }
 
-/// `0..len` in consecutive ranges of at most `step`: at least one, empty
-/// for an empty `len`, so that an empty source still writes its (empty)
-/// output with every property named.
-fn ranges(len: usize, step: usize) -> impl Iterator<Item = Range<usize>> {
-    let step = step.max(1);
-    (0..len.div_ceil(step).max(1)).map(move |i| i * step..len.min((i + 1) * step))
-}
-
 /// The output as it is written: the writer, made with the first chunk's
 /// schema, and what has been written so far.
 struct Sink<'a> {
@@ -572,14 +596,15 @@ struct Sink<'a> {
     /// The particles' input positions (`None`: 0, 1, 2, …).
     indices: Option<&'a [u32]>,
     writer: Option<OutputWriter>,
-    status_counts: [usize; Status::ALL.len()],
+    status_counts: StatusCounts,
     done: usize,
 }
 
 impl Sink<'_> {
     /// Writes the next particles, rows `rows` of `particles` (whose
     /// colours and attributes they carry), whose results `results` gives
-    /// in input order for any range of `0..rows.len()`. The writer builds
+    /// in input order for any range of `0..rows.len()`, and adds their
+    /// `status_counts` to the job's. The writer builds
     /// their output record a piece at a time on every core, each piece from
     /// its results gathered just before, while they are in cache: no copy
     /// of a whole pass's results is made (88 MB for a million particles).
@@ -588,6 +613,7 @@ impl Sink<'_> {
         particles: &PointCloud,
         rows: Range<usize>,
         results: &(dyn Fn(Range<usize>) -> Vec<Projected> + Sync),
+        status_counts: StatusCounts,
     ) -> Result<()> {
         let first = self.done;
         self.done += rows.len();
@@ -602,16 +628,8 @@ impl Sink<'_> {
             quality: job.quality,
         };
         let indices = self.indices;
-        let status_counts = Status::ALL.map(|_| AtomicUsize::new(0));
         let build = |piece: Range<usize>| {
             let projected = results(piece.clone());
-            let mut counts = [0; Status::ALL.len()];
-            for p in &projected {
-                counts[p.status.code() as usize] += 1;
-            }
-            for (total, count) in status_counts.iter().zip(counts) {
-                total.fetch_add(count, Ordering::Relaxed);
-            }
             let at = first + piece.start..first + piece.end;
             let index: Vec<u32> = match indices {
                 Some(indices) => indices[at].to_vec(),
@@ -634,9 +652,7 @@ impl Sink<'_> {
             count: rows.len(),
             build: &build,
         })?;
-        for (total, count) in self.status_counts.iter_mut().zip(status_counts) {
-            *total += count.into_inner();
-        }
+        self.status_counts = add_counts(self.status_counts, status_counts);
         Ok(())
     }
 }
@@ -699,14 +715,19 @@ impl Job {
                     // file is read a pass at a time.
                     let take = if reader.is_held() { total } else { pass_size };
                     let rows = timed(&mut timings.load, || reader.read_chunk(take))?;
-                    for pass in ranges(rows.len(), pass_size) {
+                    for pass in io::ranges(rows.len(), pass_size) {
                         let visited = timed(&mut timings.project, || {
                             visit(&projector, &rows.positions[pass.clone()], &|n| {
                                 bar.inc(n as u64)
                             })
                         });
                         timed(&mut timings.write, || {
-                            sink.write(&rows, pass, &|piece| visited.in_input_order(piece))
+                            sink.write(
+                                &rows,
+                                pass,
+                                &|piece| visited.in_input_order(piece),
+                                visited.status_counts,
+                            )
                         })?;
                     }
                     rows.is_empty()
@@ -716,9 +737,12 @@ impl Job {
                     bar.inc(projected.len() as u64);
                     // Seeds carry no colours nor attributes of their own.
                     timed(&mut timings.write, || {
-                        sink.write(&PointCloud::default(), 0..projected.len(), &|piece| {
-                            projected[piece].to_vec()
-                        })
+                        sink.write(
+                            &PointCloud::default(),
+                            0..projected.len(),
+                            &|piece| projected[piece].to_vec(),
+                            count_statuses(&projected),
+                        )
                     })?;
                     projected.is_empty()
                 }
@@ -774,7 +798,7 @@ mod tests {
 
     #[test]
     fn ranges_cover_every_row_once_and_an_empty_source_once() {
-        let all = |len, step| ranges(len, step).collect::<Vec<_>>();
+        let all = |len, step| io::ranges(len, step).collect::<Vec<_>>();
         assert_eq!(all(0, 4), vec![0..0]);
         assert_eq!(all(4, 4), vec![0..4]);
         assert_eq!(all(9, 4), vec![0..4, 4..8, 8..9]);
